@@ -1,0 +1,250 @@
+//! Checks that need the whole manifest: names that must refer to a service, start-order cycles,
+//! endpoints written twice, host ports published twice on one engine, paths that leave the
+//! manifest's directory. Run after `decode`; a manifest with any problem touches no host.
+
+use crate::diagnostics::Problem;
+use crate::manifest::{Located, Manifest};
+use crate::values::PortMapping;
+use std::collections::{BTreeMap, HashMap};
+
+pub fn validate(m: &Manifest) -> Vec<Problem> {
+    let mut p = Vec::new();
+    references(m, &mut p);
+    cycles(m, &mut p);
+    endpoints(m, &mut p);
+    ports(m, &mut p);
+    paths(m, &mut p);
+    p
+}
+
+fn unknown_service(m: &Manifest, name: &Located<String>, context: &str) -> Problem {
+    let names: Vec<&str> = m.services.keys().map(|s| s.as_str()).collect();
+    let mut p = Problem::new(
+        name.span,
+        format!(
+            "{context} names `{}`, which is not a service of this manifest (services: {})",
+            name.value,
+            names.join(", ")
+        ),
+    );
+    if let Some(best) = names
+        .iter()
+        .map(|n| (strsim::damerau_levenshtein(&name.value, n), n))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+    {
+        p.help = Some(format!("did you mean `{}`?", best.1));
+    }
+    p
+}
+
+/// Written in `services`, even if that definition has problems of its own.
+fn known(m: &Manifest, name: &str) -> bool {
+    m.services.contains_key(name) || m.written_services.contains(name)
+}
+
+fn references(m: &Manifest, out: &mut Vec<Problem>) {
+    for (sname, s) in &m.services {
+        for d in &s.depends_on {
+            if !known(m, &d.value) {
+                out.push(unknown_service(
+                    m,
+                    d,
+                    &format!("`depends_on` of service `{sname}`"),
+                ));
+            } else if &d.value == sname {
+                out.push(Problem::new(
+                    d.span,
+                    format!("service `{sname}` depends on itself"),
+                ));
+            }
+        }
+    }
+    for (ename, e) in &m.environments {
+        for (svc, pin) in &e.versions {
+            if !known(m, svc) {
+                let named = Located {
+                    value: svc.clone(),
+                    span: e.version_keys.get(svc).copied().unwrap_or(pin.span),
+                };
+                out.push(unknown_service(
+                    m,
+                    &named,
+                    &format!("`versions` of environment `{ename}`"),
+                ));
+            }
+        }
+        for (svc, ov) in &e.overrides {
+            if !known(m, svc) {
+                let named = Located {
+                    value: svc.clone(),
+                    span: ov.span,
+                };
+                out.push(unknown_service(
+                    m,
+                    &named,
+                    &format!("`overrides` of environment `{ename}`"),
+                ));
+            }
+        }
+        for (hname, h) in &e.hosts {
+            for s in h.services.iter().flatten() {
+                if !known(m, &s.value) {
+                    out.push(unknown_service(
+                        m,
+                        s,
+                        &format!("`services` of host `{hname}` in environment `{ename}`"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn cycles(m: &Manifest, out: &mut Vec<Problem>) {
+    // Iterative three-colour DFS: report each cycle once, at the edge that closes it.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let names: Vec<&String> = m.services.keys().collect();
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let mut mark = vec![Mark::New; names.len()];
+    for start in 0..names.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        mark[start] = Mark::Active;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let deps = &m.services[node].depends_on;
+            if *next < deps.len() {
+                let edge = &deps[*next];
+                *next += 1;
+                let Some(&to) = index.get(edge.value.as_str()) else {
+                    continue;
+                };
+                if to == node {
+                    continue; // reported as "depends on itself"
+                }
+                match mark[to] {
+                    Mark::New => {
+                        mark[to] = Mark::Active;
+                        stack.push((to, 0));
+                    }
+                    Mark::Active => {
+                        let pos = stack.iter().position(|(n, _)| *n == to).unwrap_or(0);
+                        let mut path: Vec<&str> = stack[pos..]
+                            .iter()
+                            .map(|(n, _)| names[*n].as_str())
+                            .collect();
+                        path.push(names[to]);
+                        out.push(Problem::new(
+                            edge.span,
+                            format!("`depends_on` makes a cycle: {}", path.join(" -> ")),
+                        ).with_help("services on one host start in depends_on order, so the order must have a beginning; remove one of these dependencies"));
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+}
+
+fn endpoints(m: &Manifest, out: &mut Vec<Problem>) {
+    for (ename, e) in &m.environments {
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for (hname, h) in &e.hosts {
+            let key = h.endpoint.value.key();
+            if let Some(first) = seen.get(&key) {
+                out.push(Problem::new(
+                    h.endpoint.span,
+                    format!("host `{hname}` of environment `{ename}` has the same endpoint as host `{first}`; one engine would be deployed twice"),
+                ));
+            } else {
+                seen.insert(key, hname);
+            }
+        }
+    }
+}
+
+/// Host ports are checked per engine, across environments: two environments may share a host,
+/// and then their containers compete for the same ports.
+fn ports(m: &Manifest, out: &mut Vec<Problem>) {
+    let mut by_engine: BTreeMap<String, Vec<(String, &PortMapping, crate::yaml::Span)>> =
+        BTreeMap::new();
+    for (ename, e) in &m.environments {
+        for (hname, h) in &e.hosts {
+            for svc in m.services_on(ename, hname) {
+                let s = &m.services[svc];
+                let ports = e
+                    .overrides
+                    .get(svc)
+                    .and_then(|o| o.ports.as_ref())
+                    .unwrap_or(&s.ports);
+                let who = format!("service `{svc}` of environment `{ename}` on host `{hname}`");
+                let list = by_engine.entry(h.endpoint.value.key()).or_default();
+                for p in ports {
+                    if let Some((other, _, _)) =
+                        list.iter().find(|(_, q, _)| p.value.collides_with(q))
+                    {
+                        // The same service seen again through a shared definition is not a clash.
+                        if *other != who {
+                            out.push(Problem::new(
+                                p.span,
+                                format!("host port {} is published twice on one engine: by {who} and by {other}", p.value.host),
+                            ));
+                            continue;
+                        }
+                    }
+                    list.push((who.clone(), &p.value, p.span));
+                }
+            }
+        }
+    }
+}
+
+/// Relative paths stay inside the manifest's directory; leaving it must be written as an absolute
+/// path, so that a manifest from elsewhere cannot quietly read `../../.ssh/id_rsa` into a container.
+fn paths(m: &Manifest, out: &mut Vec<Problem>) {
+    let check = |l: &Located<String>, what: String, out: &mut Vec<Problem>| {
+        let path = std::path::Path::new(&l.value);
+        if path.is_relative()
+            && path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            out.push(
+                Problem::new(l.span, format!("{what} `{}` leaves the manifest's directory", l.value))
+                    .with_help("write an absolute path if a file outside the manifest's directory is really meant"),
+            );
+        }
+    };
+    for (sname, s) in &m.services {
+        if let Some(f) = &s.env_file {
+            check(f, format!("`env_file` of service `{sname}`"), out);
+        }
+    }
+    for (ename, e) in &m.environments {
+        for (hname, h) in &e.hosts {
+            if let Some(t) = &h.tls {
+                for (n, l) in [("ca", &t.ca), ("cert", &t.cert), ("key", &t.key)] {
+                    check(
+                        l,
+                        format!("`tls.{n}` of host `{hname}` in environment `{ename}`"),
+                        out,
+                    );
+                }
+            }
+        }
+    }
+}

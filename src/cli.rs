@@ -1,0 +1,248 @@
+//! The command line, defined once: `--help`, shell completions and the man page all come from
+//! these clap derive types, and the `///` comments are the help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  fleetpin validate                         check ./platform.yaml
+  fleetpin plan prod                        what would change on every prod host
+  fleetpin apply recette --yes              converge recette, no questions
+  fleetpin rollback prod -s billing         put the previous billing back
+  fleetpin promote recette preprod          pin preprod to the digests recette runs
+  fleetpin audit --format html -o fleet.html
+  fleetpin -f manifests/platform.yaml schema > platform.schema.json";
+
+/// Keep a fleet of plain Docker hosts at the image versions pinned in one manifest.
+///
+/// fleetpin reads a versioned manifest (platform.yaml) that pins the image version of every service
+/// in every environment (recette -> preprod -> prod), diffs it against what each host runs, applies
+/// upgrades host by host with health gates, rolls back by restarting the previous container,
+/// promotes tested releases by digest, and audits the fleet.
+#[derive(Debug, Parser)]
+#[command(name = "fleetpin", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The manifest to read.
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "FLEETPIN_FILE",
+        default_value = "platform.yaml",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub file: PathBuf,
+    /// Output format of reports; with json, stdout holds exactly one JSON document.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    pub format: Format,
+    /// No colours (also when NO_COLOR is set or the output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// More detail; repeat for debug logs (-vv).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors and the report.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Seconds to wait for a host's engine to answer before calling it unreachable.
+    #[arg(long, default_value_t = 5, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub connect_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    /// audit only
+    Markdown,
+    /// audit only
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check the manifest; exit 0 if valid, 1 with every problem located.
+    #[command(
+        after_help = "Examples:\n  fleetpin validate\n  fleetpin -f manifests/platform.yaml validate --format json"
+    )]
+    Validate,
+    /// Show what would change on every selected host, without changing anything.
+    #[command(
+        after_help = "Examples:\n  fleetpin plan prod\n  fleetpin plan prod -s billing --host prod-1\n  fleetpin plan prod --detailed-exitcode -o prod.plan.json"
+    )]
+    Plan(PlanArgs),
+    /// Converge the selected hosts to the manifest, host by host, with health gates.
+    #[command(
+        after_help = "Examples:\n  fleetpin apply recette\n  fleetpin apply prod --yes --max-parallel 1\n  fleetpin apply prod --plan prod.plan.json --yes"
+    )]
+    Apply(ApplyArgs),
+    /// Start the previous container of each selected service again, then pin what runs.
+    #[command(
+        after_help = "Examples:\n  fleetpin rollback prod -s billing\n  fleetpin rollback prod -s billing --to 2.3.9 --yes"
+    )]
+    Rollback(RollbackArgs),
+    /// Copy FROM's pins to TO as the digests FROM actually runs, and commit.
+    #[command(
+        after_help = "Examples:\n  fleetpin promote recette preprod\n  fleetpin promote preprod prod -s billing --dry-run"
+    )]
+    Promote(PromoteArgs),
+    /// What runs where across the fleet, against the pins.
+    #[command(
+        after_help = "Examples:\n  fleetpin audit\n  fleetpin audit prod --exit-code\n  fleetpin audit --format html -o fleet.html"
+    )]
+    Audit(AuditArgs),
+    /// Who changed which pin when, from the manifest's git history.
+    #[command(after_help = "Examples:\n  fleetpin history prod -s billing -n 20")]
+    History(HistoryArgs),
+    /// Remove a lock left on a host by a killed run.
+    Unlock(UnlockArgs),
+    /// Print the JSON Schema (draft-07) of the manifest.
+    #[command(
+        after_help = "Use it in an editor with a first line in platform.yaml:\n  # yaml-language-server: $schema=./platform.schema.json"
+    )]
+    Schema,
+    /// Print shell completions.
+    #[command(
+        after_help = "Examples:\n  fleetpin completions bash > /etc/bash_completion.d/fleetpin\n  fleetpin completions zsh > ~/.zfunc/_fleetpin"
+    )]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Only this service (repeatable).
+    #[arg(short = 's', long = "service", value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Only this host (repeatable).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The environment to plan.
+    pub env: String,
+    #[command(flatten)]
+    pub select: Selection,
+    /// Use the manifest as it is at this git revision (commit, tag or branch).
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Exit 2 when changes are pending, 0 when there is nothing to do, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Save the plan, with a fingerprint of each host's state, for `apply --plan`.
+    #[arg(short = 'o', long = "out", value_name = "PLAN.json")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The environment to converge.
+    pub env: String,
+    #[command(flatten)]
+    pub select: Selection,
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Apply exactly this saved plan; hosts whose state changed since are refused.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
+    /// Hosts changed at once (default: the environment's max_parallel, else all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Also remove fleetpin containers no longer in the manifest (never volumes).
+    #[arg(long)]
+    pub prune: bool,
+    /// Seconds to wait for a new container to become healthy.
+    #[arg(long, value_name = "SECONDS")]
+    pub health_timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment to roll back.
+    pub env: String,
+    #[command(flatten)]
+    pub select: Selection,
+    /// Roll back to this version instead of the newest retained one.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Do not rewrite and commit the pins afterwards.
+    #[arg(long)]
+    pub no_commit: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment whose running digests are promoted.
+    pub from: String,
+    /// The next environment in the path.
+    pub to: String,
+    /// Only this service (repeatable).
+    #[arg(short = 's', long = "service", value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Print the pin changes and gate results; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a pin to go down in semver order.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Skip the path and convergence gates (the hotfix path).
+    #[arg(long)]
+    pub force: bool,
+    /// Edit the file, do not commit.
+    #[arg(long)]
+    pub no_commit: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this environment (default: all).
+    pub env: Option<String>,
+    /// Exit 2 when drift is found.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Write the report to this file instead of stdout.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this environment.
+    pub env: Option<String>,
+    /// Only this service.
+    #[arg(short = 's', long = "service", value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// At most this many rows.
+    #[arg(short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The environment whose hosts to unlock.
+    pub env: String,
+    /// Only this host (repeatable).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+}

@@ -1,0 +1,1029 @@
+//! From the spanned YAML tree to the typed manifest, collecting every problem instead of stopping
+//! at the first: unknown fields (with a "did you mean"), wrong types, malformed values. Checks that
+//! need the whole manifest (unknown services, cycles, port clashes) live in `validate`.
+
+use crate::diagnostics::Problem;
+use crate::manifest::{
+    DEFAULT_RETAIN, Environment, Healthcheck, Host, Located, Logging, Manifest, ManifestSpans,
+    Override, RestartPolicy, Service, Tls,
+};
+use crate::pin::VersionPin;
+use crate::values::{Endpoint, PortMapping, VolumeMount, parse_duration, parse_memory};
+use crate::yaml::{Key, Node, Span, Value};
+use indexmap::IndexMap;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub fn decode(root: &Node) -> (Option<Manifest>, Vec<Problem>) {
+    let mut d = Decoder {
+        problems: vec![],
+        written_services: Default::default(),
+    };
+    let m = d.manifest(root);
+    (m, d.problems)
+}
+
+struct Decoder {
+    problems: Vec<Problem>,
+    /// Every service name written, valid or not, so a broken service is not also reported as
+    /// unknown wherever it is referenced.
+    written_services: std::collections::BTreeSet<String>,
+}
+
+/// A mapping being read: which keys exist, with the allowed ones checked up front.
+struct Obj<'a> {
+    entries: &'a [(Key, Node)],
+    span: Span,
+}
+
+impl<'a> Obj<'a> {
+    fn get(&self, name: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == name)
+            .map(|(_, v)| v)
+    }
+    fn key_span(&self, name: &str) -> Span {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == name)
+            .map(|(k, _)| k.span)
+            .unwrap_or(self.span)
+    }
+}
+
+pub fn is_name(s: &str, max_rest: usize, hyphen: bool) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= max_rest + 1
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9') || (hyphen && c == '-'))
+}
+
+pub fn is_service_name(s: &str) -> bool {
+    is_name(s, 30, true)
+}
+
+pub fn is_environment_name(s: &str) -> bool {
+    is_name(s, 15, false)
+}
+
+pub fn is_host_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && s.len() <= 63
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn did_you_mean(name: &str, allowed: &[&str]) -> Option<String> {
+    allowed
+        .iter()
+        .map(|a| (strsim::damerau_levenshtein(name, a), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| format!("did you mean `{a}`?"))
+}
+
+impl Decoder {
+    fn problem(&mut self, span: Span, msg: impl Into<String>) {
+        self.problems.push(Problem::new(span, msg.into()));
+    }
+
+    fn obj<'a>(&mut self, node: &'a Node, what: &str, allowed: &[&str]) -> Option<Obj<'a>> {
+        match &node.value {
+            Value::Map(entries) => {
+                for (k, _) in entries {
+                    if !allowed.contains(&k.name.as_str()) {
+                        let mut p = Problem::new(
+                            k.span,
+                            format!(
+                                "unknown field `{}` in {what}; expected one of: {}",
+                                k.name,
+                                allowed.join(", ")
+                            ),
+                        );
+                        p.help = did_you_mean(&k.name, allowed);
+                        self.problems.push(p);
+                    }
+                }
+                Some(Obj {
+                    entries,
+                    span: node.span,
+                })
+            }
+            _ => {
+                self.problem(
+                    node.span,
+                    format!("{what} must be a mapping, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn required<'a>(&mut self, o: &Obj<'a>, name: &str, what: &str) -> Option<&'a Node> {
+        let n = o.get(name);
+        if n.is_none() {
+            self.problem(o.span, format!("{what} has no `{name}`, which is required"));
+        }
+        n
+    }
+
+    fn text(&mut self, n: &Node, what: &str) -> Option<String> {
+        match n.scalar_text() {
+            Some(s) => Some(s),
+            None => {
+                self.problem(
+                    n.span,
+                    format!("{what} must be a string, found {}", n.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn nonempty_text(&mut self, n: &Node, what: &str) -> Option<String> {
+        let s = self.text(n, what)?;
+        if s.trim().is_empty() {
+            self.problem(n.span, format!("{what} is empty"));
+            return None;
+        }
+        if s.chars().any(|c| c.is_control()) {
+            self.problem(n.span, format!("{what} contains a control character"));
+            return None;
+        }
+        Some(s)
+    }
+
+    fn located_text(&mut self, n: &Node, what: &str) -> Option<Located<String>> {
+        self.nonempty_text(n, what).map(|value| Located {
+            value,
+            span: n.span,
+        })
+    }
+
+    fn uint(&mut self, n: &Node, what: &str, min: u32, max: u32) -> Option<u32> {
+        match n.value {
+            Value::Int(i) if i >= min as i128 && i <= max as i128 => Some(i as u32),
+            Value::Int(i) => {
+                self.problem(
+                    n.span,
+                    format!("{what} is {i}; expected a whole number from {min} to {max}"),
+                );
+                None
+            }
+            _ => {
+                self.problem(
+                    n.span,
+                    format!(
+                        "{what} must be a whole number from {min} to {max}, found {}",
+                        n.kind()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, n: &Node, what: &str) -> Option<bool> {
+        match n.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.problem(
+                    n.span,
+                    format!("{what} must be true or false, found {}", n.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn float(&mut self, n: &Node, what: &str, min: f64, max: f64) -> Option<f64> {
+        let v = match n.value {
+            Value::Int(i) => i as f64,
+            Value::Float(f) => f,
+            _ => {
+                self.problem(
+                    n.span,
+                    format!("{what} must be a number, found {}", n.kind()),
+                );
+                return None;
+            }
+        };
+        if !(min..=max).contains(&v) || !v.is_finite() {
+            self.problem(
+                n.span,
+                format!("{what} is {v}; expected a number from {min} to {max}"),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    fn seq<'a>(&mut self, n: &'a Node, what: &str) -> Option<&'a [Node]> {
+        match &n.value {
+            Value::Seq(items) => Some(items),
+            _ => {
+                self.problem(n.span, format!("{what} must be a list, found {}", n.kind()));
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, n: &Node, what: &str) -> Option<Vec<String>> {
+        let items = self.seq(n, what)?;
+        let mut out = Vec::new();
+        let mut ok = true;
+        for i in items {
+            match self.text(i, &format!("each item of {what}")) {
+                Some(s) if !s.chars().any(|c| c == '\0') => out.push(s),
+                Some(_) => {
+                    self.problem(i.span, format!("an item of {what} contains a NUL byte"));
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn located_list(&mut self, n: &Node, what: &str) -> Option<Vec<Located<String>>> {
+        let items = self.seq(n, what)?;
+        let mut out = Vec::new();
+        for i in items {
+            if let Some(v) = self.located_text(i, &format!("each item of {what}")) {
+                out.push(v);
+            }
+        }
+        Some(out)
+    }
+
+    fn string_map(
+        &mut self,
+        n: &Node,
+        what: &str,
+        key_ok: fn(&str) -> bool,
+        key_rule: &str,
+    ) -> Option<BTreeMap<String, String>> {
+        let Value::Map(entries) = &n.value else {
+            self.problem(
+                n.span,
+                format!(
+                    "{what} must be a mapping of names to values, found {}",
+                    n.kind()
+                ),
+            );
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in entries {
+            if !key_ok(&k.name) {
+                self.problem(
+                    k.span,
+                    format!("`{}` is not a valid name in {what}: {key_rule}", k.name),
+                );
+                continue;
+            }
+            match v.value {
+                Value::Null => self.problem(
+                    v.span,
+                    format!(
+                        "`{}` in {what} has no value; write an empty string \"\" if that is meant",
+                        k.name
+                    ),
+                ),
+                Value::Seq(_) | Value::Map(_) => self.problem(
+                    v.span,
+                    format!(
+                        "`{}` in {what} must be a single value, found {}",
+                        k.name,
+                        v.kind()
+                    ),
+                ),
+                _ => {
+                    let s = v.scalar_text().unwrap_or_default();
+                    if s.contains('\0') {
+                        self.problem(
+                            v.span,
+                            format!("`{}` in {what} contains a NUL byte", k.name),
+                        );
+                    } else {
+                        out.insert(k.name.clone(), s);
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
+        let s = self.text(n, what)?;
+        match parse_duration(&s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problem(n.span, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn memory(&mut self, n: &Node, what: &str) -> Option<u64> {
+        let s = self.text(n, what)?;
+        match parse_memory(&s) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.problem(n.span, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn ports(&mut self, n: &Node, what: &str) -> Option<Vec<Located<PortMapping>>> {
+        let items = self.seq(n, what)?;
+        let mut out = Vec::new();
+        for i in items {
+            // `8080:80` unquoted is a sexagesimal number in YAML 1.1; the raw text is what was meant.
+            let Some(s) = self.text(i, "a port") else {
+                continue;
+            };
+            match PortMapping::parse(&s) {
+                Ok(p) => out.push(Located {
+                    value: p,
+                    span: i.span,
+                }),
+                Err(e) => self.problem(i.span, format!("{what}: {e}")),
+            }
+        }
+        Some(out)
+    }
+
+    fn volumes(&mut self, n: &Node, what: &str) -> Option<Vec<Located<VolumeMount>>> {
+        let items = self.seq(n, what)?;
+        let mut out = Vec::new();
+        for i in items {
+            let Some(s) = self.text(i, "a volume") else {
+                continue;
+            };
+            match VolumeMount::parse(&s) {
+                Ok(v) => out.push(Located {
+                    value: v,
+                    span: i.span,
+                }),
+                Err(e) => self.problem(i.span, format!("{what}: {e}")),
+            }
+        }
+        Some(out)
+    }
+
+    fn command(&mut self, n: &Node, what: &str) -> Option<Vec<String>> {
+        if let Value::Str(_) = n.value {
+            self.problem(
+                n.span,
+                format!("{what} must be a list of arguments, e.g. [\"catalina.sh\", \"run\"]; a single string is ambiguous about quoting"),
+            );
+            return None;
+        }
+        let v = self.string_list(n, what)?;
+        if v.is_empty() {
+            self.problem(
+                n.span,
+                format!("{what} is an empty list; leave it out to use the image's"),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    fn healthcheck(&mut self, n: &Node, what: &str) -> Option<Healthcheck> {
+        let o = self.obj(
+            n,
+            what,
+            &["test", "interval", "timeout", "retries", "start_period"],
+        )?;
+        let test = match self.required(&o, "test", what) {
+            Some(t) => match &t.value {
+                Value::Str(s) if !s.trim().is_empty() => {
+                    Some(vec!["CMD-SHELL".to_string(), s.clone()])
+                }
+                _ => {
+                    let v = self.string_list(t, &format!("`test` of {what}"))?;
+                    match v.first().map(|s| s.as_str()) {
+                        Some("CMD") if v.len() >= 2 => Some(v),
+                        Some("CMD-SHELL") if v.len() == 2 => Some(v),
+                        Some("NONE") if v.len() == 1 => Some(v),
+                        _ => {
+                            self.problem(
+                                t.span,
+                                format!("`test` of {what} must start with \"CMD\" (then the program and its arguments), \"CMD-SHELL\" (then one shell command), or be [\"NONE\"]"),
+                            );
+                            None
+                        }
+                    }
+                }
+            },
+            None => None,
+        };
+        let interval = o
+            .get("interval")
+            .and_then(|x| self.duration(x, &format!("`interval` of {what}")));
+        let timeout = o
+            .get("timeout")
+            .and_then(|x| self.duration(x, &format!("`timeout` of {what}")));
+        let retries = o
+            .get("retries")
+            .and_then(|x| self.uint(x, &format!("`retries` of {what}"), 1, 100));
+        let start_period = o
+            .get("start_period")
+            .and_then(|x| self.duration(x, &format!("`start_period` of {what}")));
+        Some(Healthcheck {
+            test: test?,
+            interval,
+            timeout,
+            retries,
+            start_period,
+        })
+    }
+
+    fn manifest(&mut self, root: &Node) -> Option<Manifest> {
+        let o = self.obj(
+            root,
+            "the manifest",
+            &["platform", "retain", "services", "environments"],
+        )?;
+        let mut spans = ManifestSpans::default();
+        let platform = self.required(&o, "platform", "the manifest").and_then(|n| {
+            spans.platform = n.span;
+            let s = self.text(n, "`platform`")?;
+            if !is_service_name(&s) {
+                self.problem(
+                    n.span,
+                    format!("`{s}` is not a valid platform name: a lowercase letter, then up to 30 lowercase letters, digits or `-`"),
+                );
+                return None;
+            }
+            Some(s)
+        });
+        let retain = match o.get("retain") {
+            Some(n) => {
+                spans.retain = n.span;
+                self.uint(n, "`retain`", 0, 100)
+            }
+            None => Some(DEFAULT_RETAIN),
+        };
+        let services = self.required(&o, "services", "the manifest").and_then(|n| {
+            spans.services = n.span;
+            self.services(n)
+        });
+        let environments = self
+            .required(&o, "environments", "the manifest")
+            .and_then(|n| {
+                spans.environments = n.span;
+                self.environments(n)
+            });
+        Some(Manifest {
+            platform: platform.unwrap_or_default(),
+            retain: retain.unwrap_or(DEFAULT_RETAIN),
+            services: services.unwrap_or_default(),
+            environments: environments.unwrap_or_default(),
+            spans,
+            written_services: self.written_services.clone(),
+        })
+    }
+
+    fn services(&mut self, n: &Node) -> Option<IndexMap<String, Service>> {
+        let Value::Map(entries) = &n.value else {
+            self.problem(
+                n.span,
+                format!(
+                    "`services` must be a mapping of service names to services, found {}",
+                    n.kind()
+                ),
+            );
+            return None;
+        };
+        if entries.is_empty() {
+            self.problem(
+                n.span,
+                "`services` is empty; a platform needs at least one service",
+            );
+            return None;
+        }
+        let mut out = IndexMap::new();
+        for (k, _) in entries {
+            self.written_services.insert(k.name.clone());
+        }
+        for (k, v) in entries {
+            if !is_service_name(&k.name) {
+                self.problem(
+                    k.span,
+                    format!("`{}` is not a valid service name: a lowercase letter, then up to 30 lowercase letters, digits or `-`", k.name),
+                );
+                continue;
+            }
+            if let Some(s) = self.service(k, v) {
+                out.insert(k.name.clone(), s);
+            }
+        }
+        Some(out)
+    }
+
+    fn service(&mut self, k: &Key, n: &Node) -> Option<Service> {
+        let what = format!("service `{}`", k.name);
+        let o = self.obj(
+            n,
+            &what,
+            &[
+                "image",
+                "ports",
+                "volumes",
+                "env",
+                "env_file",
+                "command",
+                "entrypoint",
+                "user",
+                "labels",
+                "memory",
+                "cpus",
+                "logging",
+                "healthcheck",
+                "depends_on",
+                "restart",
+                "stop_timeout",
+                "networks",
+            ],
+        )?;
+        let image = self.required(&o, "image", &what).and_then(|n| {
+            let s = self.nonempty_text(n, &format!("`image` of {what}"))?;
+            if let Err(e) = check_repository(&s) {
+                self.problem(n.span, format!("`image` of {what}: {e}"));
+                return None;
+            }
+            Some(s)
+        });
+        let ports = o
+            .get("ports")
+            .map(|x| self.ports(x, &format!("`ports` of {what}")));
+        let volumes = o
+            .get("volumes")
+            .map(|x| self.volumes(x, &format!("`volumes` of {what}")));
+        let env = o.get("env").map(|x| {
+            self.string_map(
+                x,
+                &format!("`env` of {what}"),
+                valid_env_key,
+                "letters, digits and `_`, not starting with a digit",
+            )
+        });
+        let env_file = o
+            .get("env_file")
+            .map(|x| self.located_text(x, &format!("`env_file` of {what}")));
+        let command = o
+            .get("command")
+            .map(|x| self.command(x, &format!("`command` of {what}")));
+        let entrypoint = o
+            .get("entrypoint")
+            .map(|x| self.command(x, &format!("`entrypoint` of {what}")));
+        let user = o
+            .get("user")
+            .map(|x| self.nonempty_text(x, &format!("`user` of {what}")));
+        let labels = o.get("labels").map(|x| {
+            let m = self.string_map(x, &format!("`labels` of {what}"), valid_label_key, "letters, digits, `.`, `-` and `_`")?;
+            if let Some(bad) = m.keys().find(|k| k.starts_with("io.fleetpin.")) {
+                self.problem(
+                    x.span,
+                    format!("label `{bad}` of {what}: labels starting with `io.fleetpin.` are fleetpin's own"),
+                );
+                return None;
+            }
+            Some(m)
+        });
+        let memory = o
+            .get("memory")
+            .map(|x| self.memory(x, &format!("`memory` of {what}")));
+        let cpus = o
+            .get("cpus")
+            .map(|x| self.float(x, &format!("`cpus` of {what}"), 0.01, 1024.0));
+        let logging = o.get("logging").map(|x| {
+            let lw = format!("`logging` of {what}");
+            let lo = self.obj(x, &lw, &["driver", "options"])?;
+            let driver = self
+                .required(&lo, "driver", &lw)
+                .and_then(|d| self.nonempty_text(d, &format!("`driver` of {lw}")));
+            let options = match lo.get("options") {
+                Some(op) => self.string_map(
+                    op,
+                    &format!("`options` of {lw}"),
+                    |k| !k.is_empty(),
+                    "not empty",
+                ),
+                None => Some(BTreeMap::new()),
+            };
+            Some(Logging {
+                driver: driver?,
+                options: options?,
+            })
+        });
+        let healthcheck = o
+            .get("healthcheck")
+            .map(|x| self.healthcheck(x, &format!("`healthcheck` of {what}")));
+        let depends_on = o
+            .get("depends_on")
+            .map(|x| self.located_list(x, &format!("`depends_on` of {what}")));
+        let restart = o.get("restart").map(|x| {
+            let s = self.text(x, &format!("`restart` of {what}"))?;
+            match RestartPolicy::ALL.iter().find(|p| p.as_str() == s) {
+                Some(p) => Some(*p),
+                None => {
+                    // YAML reads a bare `no` as the boolean false.
+                    if x.value == Value::Bool(false) && x.raw.as_deref() == Some("no") {
+                        return Some(RestartPolicy::No);
+                    }
+                    self.problem(
+                        x.span,
+                        format!("`restart` of {what} is `{s}`; expected one of: no, always, unless-stopped, on-failure"),
+                    );
+                    None
+                }
+            }
+        });
+        let stop_timeout = o
+            .get("stop_timeout")
+            .map(|x| self.duration(x, &format!("`stop_timeout` of {what}")));
+        let networks = o.get("networks").map(|x| {
+            let list = self.located_list(x, &format!("`networks` of {what}"))?;
+            for l in &list {
+                if !crate::values::valid_network_name(&l.value) {
+                    self.problem(
+                        l.span,
+                        format!("`{}` in `networks` of {what} is not a valid network name (letters, digits, `_`, `.`, `-`)", l.value),
+                    );
+                }
+            }
+            Some(list)
+        });
+        Some(Service {
+            image: image.unwrap_or_default(),
+            ports: ports.flatten().unwrap_or_default(),
+            volumes: volumes.flatten().unwrap_or_default(),
+            env: env.flatten().unwrap_or_default(),
+            env_file: env_file.flatten(),
+            command: command.flatten(),
+            entrypoint: entrypoint.flatten(),
+            user: user.flatten(),
+            labels: labels.flatten().unwrap_or_default(),
+            memory: memory.flatten(),
+            cpus: cpus.flatten(),
+            logging: logging.flatten(),
+            healthcheck: healthcheck.flatten(),
+            depends_on: depends_on.flatten().unwrap_or_default(),
+            restart: restart.flatten().unwrap_or_default(),
+            stop_timeout: stop_timeout.flatten(),
+            networks: networks.flatten().unwrap_or_default(),
+            span: k.span,
+        })
+    }
+
+    fn environments(&mut self, n: &Node) -> Option<IndexMap<String, Environment>> {
+        let Value::Map(entries) = &n.value else {
+            self.problem(n.span, format!("`environments` must be a mapping of environment names to environments, found {}", n.kind()));
+            return None;
+        };
+        if entries.is_empty() {
+            self.problem(
+                n.span,
+                "`environments` is empty; name at least one, e.g. `prod`",
+            );
+            return None;
+        }
+        let mut out = IndexMap::new();
+        for (k, v) in entries {
+            if !is_environment_name(&k.name) {
+                self.problem(
+                    k.span,
+                    format!("`{}` is not a valid environment name: a lowercase letter, then up to 15 lowercase letters or digits (no `-`)", k.name),
+                );
+                continue;
+            }
+            if let Some(e) = self.environment(k, v) {
+                out.insert(k.name.clone(), e);
+            }
+        }
+        Some(out)
+    }
+
+    fn environment(&mut self, k: &Key, n: &Node) -> Option<Environment> {
+        let what = format!("environment `{}`", k.name);
+        let o = self.obj(
+            n,
+            &what,
+            &["hosts", "versions", "overrides", "max_parallel"],
+        )?;
+        let max_parallel = o
+            .get("max_parallel")
+            .map(|x| self.uint(x, &format!("`max_parallel` of {what}"), 1, 10_000));
+        let hosts = self.required(&o, "hosts", &what).and_then(|h| {
+            let Value::Map(entries) = &h.value else {
+                self.problem(h.span, format!("`hosts` of {what} must be a mapping of host names to hosts, found {}", h.kind()));
+                return None;
+            };
+            if entries.is_empty() {
+                self.problem(h.span, format!("`hosts` of {what} is empty; an environment needs at least one host"));
+                return None;
+            }
+            let mut out = IndexMap::new();
+            for (hk, hv) in entries {
+                if !is_host_name(&hk.name) {
+                    self.problem(
+                        hk.span,
+                        format!("`{}` is not a valid host name in {what} (letters, digits, `-`, `_`, `.`, at most 63)", hk.name),
+                    );
+                    continue;
+                }
+                if let Some(host) = self.host(&what, hk, hv) {
+                    out.insert(hk.name.clone(), host);
+                }
+            }
+            Some(out)
+        });
+        let mut versions_span = o.key_span("versions");
+        let mut version_keys = IndexMap::new();
+        let versions = match o.get("versions") {
+            None => {
+                self.problem(
+                    o.span,
+                    format!(
+                        "{what} has no `versions`, which is required (the pins: service -> tag)"
+                    ),
+                );
+                None
+            }
+            Some(v) => {
+                versions_span = v.span;
+                self.versions(v, &what, &mut version_keys)
+            }
+        };
+        let overrides = match o.get("overrides") {
+            None => Some(IndexMap::new()),
+            Some(ov) => self.overrides(ov, &what),
+        };
+        Some(Environment {
+            max_parallel: max_parallel.flatten(),
+            hosts: hosts.unwrap_or_default(),
+            versions: versions.unwrap_or_default(),
+            overrides: overrides.unwrap_or_default(),
+            span: k.span,
+            versions_span,
+            version_keys,
+        })
+    }
+
+    fn host(&mut self, env_what: &str, k: &Key, n: &Node) -> Option<Host> {
+        let what = format!("host `{}` of {env_what}", k.name);
+        let o = self.obj(n, &what, &["endpoint", "tls", "insecure", "services"])?;
+        let endpoint = match o.get("endpoint") {
+            None => {
+                self.problem(
+                    o.span,
+                    format!("{what} has no `endpoint`; write e.g. endpoint: \"tcp://10.0.0.11:2376\" or \"ssh://deploy@host\""),
+                );
+                None
+            }
+            Some(e) => {
+                let s = self.nonempty_text(e, &format!("`endpoint` of {what}"));
+                s.and_then(|s| match Endpoint::parse(&s) {
+                    Ok(ep) => Some(Located {
+                        value: ep,
+                        span: e.span,
+                    }),
+                    Err(msg) => {
+                        self.problem(e.span, format!("`endpoint` of {what}: {msg}"));
+                        None
+                    }
+                })
+            }
+        };
+        let tls = o.get("tls").map(|t| {
+            let tw = format!("`tls` of {what}");
+            let to = self.obj(t, &tw, &["ca", "cert", "key"])?;
+            let mut field = |name: &str| {
+                self.required(&to, name, &tw)
+                    .and_then(|x| self.located_text(x, &format!("`{name}` of {tw}")))
+            };
+            let ca = field("ca");
+            let cert = field("cert");
+            let key = field("key");
+            Some(Tls {
+                ca: ca?,
+                cert: cert?,
+                key: key?,
+            })
+        });
+        let insecure = o
+            .get("insecure")
+            .map(|x| self.boolean(x, &format!("`insecure` of {what}")));
+        let services = o
+            .get("services")
+            .map(|x| self.located_list(x, &format!("`services` of {what}")));
+        let tls = tls.flatten();
+        let insecure = insecure.flatten().unwrap_or(false);
+        if let Some(ep) = &endpoint {
+            match ep.value {
+                Endpoint::Tcp { .. } if tls.is_none() && !insecure => self.problems.push(
+                    Problem::new(
+                        ep.span,
+                        format!("{what}: plain tcp:// is refused: whoever reaches that port is root on the host"),
+                    )
+                    .with_help("add `tls: {ca: …, cert: …, key: …}`, or `insecure: true` if this network is trusted"),
+                ),
+                Endpoint::Unix { .. } | Endpoint::Ssh { .. } if tls.is_some() => self.problem(
+                    ep.span,
+                    format!("{what}: `tls` only applies to tcp:// endpoints"),
+                ),
+                _ => {}
+            }
+        }
+        Some(Host {
+            endpoint: endpoint?,
+            tls,
+            insecure,
+            services: services.flatten(),
+            span: k.span,
+        })
+    }
+
+    fn versions(
+        &mut self,
+        n: &Node,
+        what: &str,
+        keys: &mut IndexMap<String, Span>,
+    ) -> Option<IndexMap<String, Located<VersionPin>>> {
+        let Value::Map(entries) = &n.value else {
+            if n.value == Value::Null {
+                return Some(IndexMap::new());
+            }
+            self.problem(
+                n.span,
+                format!(
+                    "`versions` of {what} must be a mapping of service names to versions, found {}",
+                    n.kind()
+                ),
+            );
+            return None;
+        };
+        let mut out = IndexMap::new();
+        for (k, v) in entries {
+            keys.insert(k.name.clone(), k.span);
+            let text = match &v.value {
+                Value::Null => {
+                    self.problem(
+                        v.span,
+                        format!(
+                            "the version of `{}` in {what} is empty; write a tag such as \"2.4.1\"",
+                            k.name
+                        ),
+                    );
+                    continue;
+                }
+                Value::Seq(_) | Value::Map(_) => {
+                    self.problem(
+                        v.span,
+                        format!(
+                            "the version of `{}` in {what} must be a tag, found {}",
+                            k.name,
+                            v.kind()
+                        ),
+                    );
+                    continue;
+                }
+                _ => v.scalar_text().unwrap_or_default(),
+            };
+            match VersionPin::parse(&text) {
+                Ok(p) => {
+                    out.insert(
+                        k.name.clone(),
+                        Located {
+                            value: p,
+                            span: v.span,
+                        },
+                    );
+                }
+                Err(e) => self.problem(
+                    v.span,
+                    format!("the version of `{}` in {what}: {e}", k.name),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn overrides(&mut self, n: &Node, what: &str) -> Option<IndexMap<String, Override>> {
+        let Value::Map(entries) = &n.value else {
+            self.problem(n.span, format!("`overrides` of {what} must be a mapping of service names to overrides, found {}", n.kind()));
+            return None;
+        };
+        let mut out = IndexMap::new();
+        for (k, v) in entries {
+            let ow = format!("the override of `{}` in {what}", k.name);
+            let Some(o) = self.obj(
+                v,
+                &ow,
+                &[
+                    "env",
+                    "ports",
+                    "volumes",
+                    "command",
+                    "healthcheck",
+                    "memory",
+                    "cpus",
+                ],
+            ) else {
+                continue;
+            };
+            let ov = Override {
+                env: o.get("env").and_then(|x| {
+                    self.string_map(
+                        x,
+                        &format!("`env` of {ow}"),
+                        valid_env_key,
+                        "letters, digits and `_`, not starting with a digit",
+                    )
+                }),
+                ports: o
+                    .get("ports")
+                    .and_then(|x| self.ports(x, &format!("`ports` of {ow}"))),
+                volumes: o
+                    .get("volumes")
+                    .and_then(|x| self.volumes(x, &format!("`volumes` of {ow}"))),
+                command: o
+                    .get("command")
+                    .and_then(|x| self.command(x, &format!("`command` of {ow}"))),
+                healthcheck: o
+                    .get("healthcheck")
+                    .and_then(|x| self.healthcheck(x, &format!("`healthcheck` of {ow}"))),
+                memory: o
+                    .get("memory")
+                    .and_then(|x| self.memory(x, &format!("`memory` of {ow}"))),
+                cpus: o
+                    .get("cpus")
+                    .and_then(|x| self.float(x, &format!("`cpus` of {ow}"), 0.01, 1024.0)),
+                span: k.span,
+            };
+            out.insert(k.name.clone(), ov);
+        }
+        Some(out)
+    }
+}
+
+fn valid_env_key(k: &str) -> bool {
+    let mut c = k.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+fn valid_label_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 128
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+}
+
+/// An image repository: optional `registry[:port]/`, path components, no tag and no digest.
+fn check_repository(s: &str) -> Result<(), String> {
+    if s.contains('@') {
+        return Err(format!(
+            "`{s}` holds a digest; write the repository only and pin the digest in `versions`"
+        ));
+    }
+    let last = s.rsplit('/').next().unwrap_or(s);
+    if last.contains(':') {
+        return Err(format!(
+            "`{s}` holds a tag; write the repository only and pin the tag in `versions`"
+        ));
+    }
+    let mut parts = s.split('/').peekable();
+    let mut first = true;
+    while let Some(p) = parts.next() {
+        let is_registry = first
+            && parts.peek().is_some()
+            && (p.contains('.') || p.contains(':') || p == "localhost");
+        first = false;
+        let ok = if is_registry {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        } else {
+            !p.is_empty()
+                && p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && p.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                })
+        };
+        if !ok {
+            return Err(format!(
+                "`{s}` is not a valid image repository (lowercase path components of letters, digits, `.`, `_`, `-`, after an optional registry host)"
+            ));
+        }
+    }
+    Ok(())
+}

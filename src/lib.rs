@@ -1,0 +1,24 @@
+//! fleetpin keeps a fleet of plain Docker hosts at the image versions pinned, per environment, in
+//! one manifest versioned in git.
+//!
+//! Layout: `manifest` (model and loading) with `yaml` (spanned tree), `decode` and `checks`;
+//! `values` and `pin` (value syntaxes); `resolve` (desired state per host, spec hash); `engine`
+//! (the one Docker seam) and `docker` (bollard behind it); `cli`, `app`, `render`, `schema` (the
+//! command line). See docs/architecture.md.
+
+pub mod app;
+pub mod checks;
+pub mod cli;
+pub mod decode;
+pub mod diagnostics;
+pub mod docker;
+pub mod engine;
+pub mod manifest;
+pub mod pin;
+pub mod render;
+pub mod resolve;
+pub mod schema;
+pub mod values;
+pub mod yaml;
+
+pub use app::run;

@@ -1,0 +1,398 @@
+//! The manifest v1: the typed model of `platform.yaml`, and how to load it.
+//!
+//! These types are the one description of the format: `decode` fills them from the YAML tree,
+//! `validate` checks what spans several places, and `fleetpin schema` derives the JSON Schema from
+//! them, so the schema cannot drift from what the parser accepts. Spans are kept beside the values
+//! (skipped by the schema) because every later error and every pin edit points back into the file.
+
+use crate::diagnostics::{ManifestError, Problem};
+use crate::pin::VersionPin;
+use crate::values::{Endpoint, PortMapping, VolumeMount};
+use crate::yaml::Span;
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_RETAIN: u32 = 3;
+pub const DEFAULT_FILE: &str = "platform.yaml";
+/// Files larger than this are refused before parsing: a manifest is a few hundred KiB at most.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A fleetpin manifest (v1): every service of the platform, and per environment the hosts and the
+/// pinned image version of each service.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "fleetpin manifest v1")]
+pub struct Manifest {
+    /// Name of the platform; prefixes container and volume names on the hosts.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,30}$"))]
+    pub platform: String,
+    /// Stopped previous containers kept per service per host, for rollback.
+    #[schemars(default = "default_retain", range(min = 0, max = 100))]
+    pub retain: u32,
+    /// The services, by functional name (`billing`, `proxy`, `db`).
+    #[schemars(length(min = 1))]
+    pub services: IndexMap<ServiceName, Service>,
+    /// The environments in promotion order (for example recette, preprod, prod).
+    #[schemars(length(min = 1))]
+    pub environments: IndexMap<EnvironmentName, Environment>,
+    #[schemars(skip)]
+    pub spans: ManifestSpans,
+    /// Every service name written in `services`, including ones with problems.
+    #[schemars(skip)]
+    pub written_services: std::collections::BTreeSet<String>,
+}
+
+fn default_retain() -> u32 {
+    DEFAULT_RETAIN
+}
+
+/// A service name: `[a-z][a-z0-9-]{0,30}`.
+pub type ServiceName = String;
+/// An environment name: `[a-z][a-z0-9]{0,15}`.
+pub type EnvironmentName = String;
+
+#[derive(Debug, Clone, Default)]
+pub struct ManifestSpans {
+    pub platform: Span,
+    pub retain: Span,
+    pub services: Span,
+    pub environments: Span,
+}
+
+/// One service: what runs, and how.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Service {
+    /// Image repository without tag or digest, e.g. `registry.acme.internal:5000/acme/billing`.
+    pub image: String,
+    /// Published ports: `[IP:]HOST:CONTAINER[/tcp|/udp]`.
+    #[schemars(with = "Vec<PortSchema>")]
+    pub ports: Vec<Located<PortMapping>>,
+    /// Mounts: `NAME:PATH[:ro]` (a named volume, never deleted by fleetpin) or `/HOST/PATH:PATH[:ro]`.
+    #[schemars(with = "Vec<VolumeSchema>")]
+    pub volumes: Vec<Located<VolumeMount>>,
+    /// Environment variables (values are printed by `docker inspect`: put secrets in `env_file`).
+    pub env: BTreeMap<String, String>,
+    /// A file of `KEY=VALUE` lines, relative to the manifest; its values are never printed, logged or
+    /// put in labels.
+    #[schemars(with = "Option<String>")]
+    pub env_file: Option<Located<String>>,
+    /// Command (arguments to the entrypoint), as a list.
+    pub command: Option<Vec<String>>,
+    /// Entrypoint override, as a list.
+    pub entrypoint: Option<Vec<String>>,
+    /// User to run as (`uid`, `uid:gid` or a name).
+    pub user: Option<String>,
+    /// Extra labels for the container (keys starting with `io.fleetpin.` are reserved).
+    pub labels: BTreeMap<String, String>,
+    /// Memory limit, e.g. `512m`, `2g`.
+    #[schemars(with = "Option<MemorySchema>")]
+    pub memory: Option<u64>,
+    /// CPU limit in cores, e.g. `1.5`.
+    #[schemars(range(min = 0.01, max = 1024.0))]
+    pub cpus: Option<f64>,
+    /// Docker logging driver and its options.
+    pub logging: Option<Logging>,
+    /// Health check; without one the image's HEALTHCHECK is used, else "still running after grace".
+    pub healthcheck: Option<Healthcheck>,
+    /// Services started before this one on the same host; a cycle is an error.
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Located<String>>,
+    /// Restart policy: `no`, `always`, `unless-stopped` (default), `on-failure`.
+    pub restart: RestartPolicy,
+    /// Time given to the process to stop on SIGTERM before SIGKILL, e.g. `10s`.
+    #[schemars(with = "Option<DurationSchema>")]
+    pub stop_timeout: Option<Duration>,
+    /// User-defined bridge networks, created when missing; the service name is its alias there.
+    #[schemars(with = "Vec<String>")]
+    pub networks: Vec<Located<String>>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct PortSchema(
+    #[schemars(regex(
+        pattern = r"^((\d{1,3}\.){3}\d{1,3}:|\[[0-9a-fA-F:]+\]:)?\d{1,5}:\d{1,5}(/tcp|/udp)?$"
+    ))]
+    String,
+);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct VolumeSchema(
+    #[schemars(regex(pattern = r"^([A-Za-z0-9][A-Za-z0-9_.-]*|/[^:]*):/[^:]*(:ro|:rw)?$"))] String,
+);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct MemorySchema(
+    #[schemars(regex(pattern = r"^\d+(\.\d+)?\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$"))] String,
+);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct DurationSchema(
+    #[schemars(regex(pattern = r"^(\d+(\.\d+)?\s*(ns|us|ms|s|m|h|sec|min|hour)s?\s*)+$"))] String,
+);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct PinSchema(
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$"))]
+    String,
+);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct EndpointSchema(
+    #[schemars(regex(pattern = r"^(unix:///.+|tcp://.+:\d+|ssh://.+)$"))]
+    String,
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    Always,
+    #[default]
+    UnlessStopped,
+    OnFailure,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure => "on-failure",
+        }
+    }
+    pub const ALL: [RestartPolicy; 4] = [
+        RestartPolicy::No,
+        RestartPolicy::Always,
+        RestartPolicy::UnlessStopped,
+        RestartPolicy::OnFailure,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, JsonSchema, serde::Serialize)]
+#[schemars(deny_unknown_fields)]
+pub struct Logging {
+    /// Logging driver, e.g. `json-file`, `journald`.
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, JsonSchema, serde::Serialize)]
+#[schemars(deny_unknown_fields)]
+pub struct Healthcheck {
+    /// `["CMD", "prog", "arg"…]`, `["CMD-SHELL", "command"]`, or `["NONE"]` to disable the image's.
+    pub test: Vec<String>,
+    #[schemars(with = "Option<DurationSchema>")]
+    pub interval: Option<Duration>,
+    #[schemars(with = "Option<DurationSchema>")]
+    pub timeout: Option<Duration>,
+    #[schemars(range(min = 1, max = 100))]
+    pub retries: Option<u32>,
+    #[schemars(with = "Option<DurationSchema>")]
+    pub start_period: Option<Duration>,
+}
+
+/// One environment: its hosts, and the version pinned for each service that runs there.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Environment {
+    /// Hosts changed at once by apply and rollback (default: all).
+    #[schemars(range(min = 1))]
+    pub max_parallel: Option<u32>,
+    /// The Docker hosts of this environment, by name.
+    #[schemars(length(min = 1))]
+    pub hosts: IndexMap<String, Host>,
+    /// The pins: service -> tag, or tag@sha256:<digest>. A service runs here if and only if it is
+    /// pinned here.
+    #[schemars(with = "IndexMap<String, PinSchema>")]
+    pub versions: IndexMap<ServiceName, Located<VersionPin>>,
+    /// Per-service changes for this environment.
+    pub overrides: IndexMap<ServiceName, Override>,
+    #[schemars(skip)]
+    pub span: Span,
+    #[schemars(skip)]
+    pub versions_span: Span,
+    /// Where each pinned service's name is written under `versions`.
+    #[schemars(skip)]
+    pub version_keys: IndexMap<ServiceName, Span>,
+}
+
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Host {
+    /// `unix:///var/run/docker.sock`, `tcp://HOST:PORT` (with `tls` or `insecure: true`), or
+    /// `ssh://[USER@]HOST[:PORT]`.
+    #[schemars(with = "EndpointSchema")]
+    pub endpoint: Located<Endpoint>,
+    /// Client certificates for a TLS-protected tcp endpoint, relative to the manifest.
+    pub tls: Option<Tls>,
+    /// Allow plain tcp: whoever reaches that port is root on the host. Say so explicitly.
+    pub insecure: bool,
+    /// Only these services run on this host (default: every service pinned in the environment).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub services: Option<Vec<Located<String>>>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Tls {
+    #[schemars(with = "String")]
+    pub ca: Located<String>,
+    #[schemars(with = "String")]
+    pub cert: Located<String>,
+    #[schemars(with = "String")]
+    pub key: Located<String>,
+}
+
+/// Per-environment changes to a service; each given field replaces the service's.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Override {
+    /// Merged over the service's env (keys given here win).
+    pub env: Option<BTreeMap<String, String>>,
+    #[schemars(with = "Option<Vec<PortSchema>>")]
+    pub ports: Option<Vec<Located<PortMapping>>>,
+    #[schemars(with = "Option<Vec<VolumeSchema>>")]
+    pub volumes: Option<Vec<Located<VolumeMount>>>,
+    pub command: Option<Vec<String>>,
+    pub healthcheck: Option<Healthcheck>,
+    #[schemars(with = "Option<MemorySchema>")]
+    pub memory: Option<u64>,
+    #[schemars(range(min = 0.01, max = 1024.0))]
+    pub cpus: Option<f64>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// A manifest read from disk, with what is needed to point at its lines.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Loaded {
+    /// The directory relative paths (`env_file`, `tls`) are read from.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// Reads, parses and checks a manifest file; every problem found is in the error.
+pub fn load(path: &Path) -> Result<Loaded, ManifestError> {
+    let display = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| ManifestError::io(&display, &e))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ManifestError::single(
+            &display,
+            String::new(),
+            Problem::new(
+                Span::default(),
+                format!(
+                    "the file is {} bytes; a manifest is refused above {} bytes",
+                    meta.len(),
+                    MAX_FILE_BYTES
+                ),
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| ManifestError::io(&display, &e))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let valid = String::from_utf8_lossy(valid).to_string();
+            let line = valid.matches('\n').count() as u32 + 1;
+            let column = valid
+                .rsplit('\n')
+                .next()
+                .map(|l| l.chars().count())
+                .unwrap_or(0) as u32
+                + 1;
+            return Err(ManifestError::single(
+                &display,
+                valid.clone(),
+                Problem::new(
+                    Span {
+                        line,
+                        column,
+                        offset: valid.len(),
+                        len: 0,
+                    },
+                    "the file is not valid UTF-8 text (a binary file, or another encoding?)".into(),
+                ),
+            ));
+        }
+    };
+    let manifest = parse_str(&text)
+        .map_err(|problems| ManifestError::new(&display, text.clone(), problems))?;
+    Ok(Loaded {
+        manifest,
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+/// Parses and checks manifest text; all problems at once, sorted by position.
+pub fn parse_str(text: &str) -> Result<Manifest, Vec<Problem>> {
+    let node = crate::yaml::parse(text).map_err(|e| vec![Problem::new(e.span, e.message)])?;
+    // Decoding keeps what it could read, so the whole-manifest checks run even when some parts
+    // are broken: the operator sees every problem in one pass.
+    let (manifest, mut problems) = crate::decode::decode(&node);
+    if let Some(m) = &manifest {
+        problems.extend(crate::checks::validate(m));
+    }
+    match manifest {
+        Some(m) if problems.is_empty() => Ok(m),
+        _ => {
+            problems.sort_by_key(|p| (p.span.line, p.span.column));
+            problems.dedup_by(|a, b| a.span == b.span && a.message == b.message);
+            Err(problems)
+        }
+    }
+}
+
+impl Manifest {
+    /// The services that run on `host` of `env`, in manifest order.
+    pub fn services_on(&self, env: &str, host: &str) -> Vec<&str> {
+        let Some(e) = self.environments.get(env) else {
+            return vec![];
+        };
+        let Some(h) = e.hosts.get(host) else {
+            return vec![];
+        };
+        self.services
+            .keys()
+            .filter(|s| e.versions.contains_key(*s))
+            .filter(|s| match &h.services {
+                None => true,
+                Some(list) => list.iter().any(|l| &l.value == *s),
+            })
+            .map(|s| s.as_str())
+            .collect()
+    }
+}

@@ -1,0 +1,519 @@
+//! Resolution: for one (environment, host), the exact container specs fleetpin wants there — the
+//! service merged with the environment's override and pin, names prefixed, in start order — each
+//! with a spec hash.
+//!
+//! The hash is what lets `plan` tell `reconfigure` from `unchanged` without reading back every
+//! setting from Docker: same input, same hash; any change that needs a new container, a new hash.
+//! It covers the resolved spec only (never the commit or deployed-* labels), and includes
+//! `SPEC_HASH_SCHEME` so that changing what is hashed is a deliberate, visible step. Secret values
+//! enter it only as their own SHA-256, so the label reveals nothing usable.
+
+use crate::manifest::{Healthcheck, Logging, Manifest, RestartPolicy};
+use crate::pin::VersionPin;
+use crate::values::{PortMapping, VolumeMount, VolumeSource};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+/// Bump when the hashed content changes meaning; every container then plans as `reconfigure`.
+pub const SPEC_HASH_SCHEME: u32 = 1;
+
+/// The network a service joins when it names none, so neighbours reach it by name as in compose.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// A value read from an `env_file`: never printed, logged, serialised or put in a label.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    /// The value itself, for the one place that needs it: the container's environment.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    fn digest(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<secret>")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mount {
+    /// Host-side name of a named volume (`{platform}-{environment}-{name}`), or an absolute path.
+    pub source: MountSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum MountSource {
+    Volume { name: String },
+    Bind { path: String },
+}
+
+/// Everything needed to create one container, and nothing Docker-specific.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedService {
+    pub platform: String,
+    pub environment: String,
+    pub host: String,
+    pub service: String,
+    /// `{platform}-{environment}-{service}`
+    pub container_name: String,
+    pub repository: String,
+    pub pin: VersionPin,
+    /// What to pull and run: `repo@sha256:…` when pinned by digest, else `repo:tag`.
+    pub image_ref: String,
+    pub ports: Vec<PortMapping>,
+    pub mounts: Vec<Mount>,
+    pub env: BTreeMap<String, String>,
+    pub secret_env: BTreeMap<String, Secret>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    pub logging: Option<Logging>,
+    pub healthcheck: Option<Healthcheck>,
+    pub depends_on: Vec<String>,
+    pub restart: RestartPolicy,
+    #[serde(with = "opt_secs")]
+    pub stop_timeout: Option<Duration>,
+    /// Host-side network names (`{platform}-{environment}-{name}`); the service name is the alias.
+    pub networks: Vec<String>,
+    pub spec_hash: String,
+}
+
+mod opt_secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("there is no environment `{0}` in the manifest (environments: {1})")]
+    UnknownEnvironment(String, String),
+    #[error("there is no host `{host}` in environment `{env}` (hosts: {known})")]
+    UnknownHost {
+        env: String,
+        host: String,
+        known: String,
+    },
+    #[error("cannot read env_file `{path}` of service `{service}`: {reason}")]
+    EnvFile {
+        service: String,
+        path: String,
+        reason: String,
+    },
+}
+
+/// Reads an `env_file` by the path written in the manifest; injected so resolution stays pure.
+pub type EnvFileReader<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
+/// The services of `host` in `env`, fully resolved, in start order (dependencies first).
+pub fn resolve_host(
+    m: &Manifest,
+    env: &str,
+    host: &str,
+    read_env_file: EnvFileReader,
+) -> Result<Vec<ResolvedService>, ResolveError> {
+    let e = m.environments.get(env).ok_or_else(|| {
+        ResolveError::UnknownEnvironment(
+            env.to_string(),
+            m.environments
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    })?;
+    if !e.hosts.contains_key(host) {
+        return Err(ResolveError::UnknownHost {
+            env: env.to_string(),
+            host: host.to_string(),
+            known: e.hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
+    }
+    let names = m.services_on(env, host);
+    let mut out = Vec::new();
+    for name in start_order(m, &names) {
+        out.push(resolve_one(m, env, host, name, read_env_file)?);
+    }
+    Ok(out)
+}
+
+/// Dependencies first, otherwise manifest order; dependencies not on this host are ignored.
+pub fn start_order<'a>(m: &Manifest, names: &[&'a str]) -> Vec<&'a str> {
+    let on_host: BTreeSet<&str> = names.iter().copied().collect();
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    // Validation rejected cycles, so repeated passes always make progress; the bound guards anyway.
+    for _ in 0..=names.len() {
+        for n in names {
+            if done.contains(n) {
+                continue;
+            }
+            let ready = m.services[*n]
+                .depends_on
+                .iter()
+                .all(|d| !on_host.contains(d.value.as_str()) || done.contains(d.value.as_str()));
+            if ready {
+                done.insert(n);
+                out.push(*n);
+            }
+        }
+        if out.len() == names.len() {
+            break;
+        }
+    }
+    for n in names {
+        if !done.contains(n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+fn resolve_one(
+    m: &Manifest,
+    env: &str,
+    host: &str,
+    name: &str,
+    read_env_file: EnvFileReader,
+) -> Result<ResolvedService, ResolveError> {
+    let s = &m.services[name];
+    let e = &m.environments[env];
+    let ov = e.overrides.get(name);
+    let pin = e.versions[name].value.clone();
+    let prefix = format!("{}-{}", m.platform, env);
+
+    let mut env_vars = s.env.clone();
+    if let Some(extra) = ov.and_then(|o| o.env.as_ref()) {
+        env_vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut secret_env = BTreeMap::new();
+    if let Some(file) = &s.env_file {
+        let text = read_env_file(&file.value).map_err(|reason| ResolveError::EnvFile {
+            service: name.to_string(),
+            path: file.value.clone(),
+            reason,
+        })?;
+        for (k, v) in parse_env_file(&text).map_err(|reason| ResolveError::EnvFile {
+            service: name.to_string(),
+            path: file.value.clone(),
+            reason,
+        })? {
+            // A secret wins over a plain value of the same name, and is never shown as plain.
+            env_vars.remove(&k);
+            secret_env.insert(k, Secret::new(v));
+        }
+    }
+
+    let volumes: &Vec<crate::manifest::Located<VolumeMount>> =
+        ov.and_then(|o| o.volumes.as_ref()).unwrap_or(&s.volumes);
+    let mounts = volumes
+        .iter()
+        .map(|v| Mount {
+            source: match &v.value.source {
+                VolumeSource::Named { name } => MountSource::Volume {
+                    name: format!("{prefix}-{name}"),
+                },
+                VolumeSource::Bind { path } => MountSource::Bind { path: path.clone() },
+            },
+            target: v.value.target.clone(),
+            read_only: v.value.read_only,
+        })
+        .collect();
+    let ports = ov
+        .and_then(|o| o.ports.as_ref())
+        .unwrap_or(&s.ports)
+        .iter()
+        .map(|p| p.value.clone())
+        .collect();
+    let mut networks: Vec<String> = s
+        .networks
+        .iter()
+        .map(|n| format!("{prefix}-{}", n.value))
+        .collect();
+    if networks.is_empty() {
+        networks.push(format!("{prefix}-{DEFAULT_NETWORK}"));
+    }
+
+    let mut r = ResolvedService {
+        platform: m.platform.clone(),
+        environment: env.to_string(),
+        host: host.to_string(),
+        service: name.to_string(),
+        container_name: format!("{prefix}-{name}"),
+        repository: s.image.clone(),
+        image_ref: pin.image_ref(&s.image),
+        pin,
+        ports,
+        mounts,
+        env: env_vars,
+        secret_env,
+        command: ov
+            .and_then(|o| o.command.clone())
+            .or_else(|| s.command.clone()),
+        entrypoint: s.entrypoint.clone(),
+        user: s.user.clone(),
+        labels: s.labels.clone(),
+        memory: ov.and_then(|o| o.memory).or(s.memory),
+        cpus: ov.and_then(|o| o.cpus).or(s.cpus),
+        logging: s.logging.clone(),
+        healthcheck: ov
+            .and_then(|o| o.healthcheck.clone())
+            .or_else(|| s.healthcheck.clone()),
+        depends_on: s.depends_on.iter().map(|d| d.value.clone()).collect(),
+        restart: s.restart,
+        stop_timeout: s.stop_timeout,
+        networks,
+        spec_hash: String::new(),
+    };
+    r.spec_hash = spec_hash(&r);
+    Ok(r)
+}
+
+/// `KEY=VALUE` lines; `#` comments, blank lines and a leading `export ` are allowed, and one pair
+/// of surrounding quotes is removed. Errors name the line, never its value.
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        let Some((k, v)) = l.split_once('=') else {
+            return Err(format!("line {} is not KEY=VALUE", i + 1));
+        };
+        let k = k.trim();
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "line {}: `{k}` is not a valid variable name",
+                i + 1
+            ));
+        }
+        let v = v.trim();
+        let v = if v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
+        {
+            &v[1..v.len() - 1]
+        } else {
+            v
+        };
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// The hash of everything that shapes the container (see the module comment).
+pub fn spec_hash(r: &ResolvedService) -> String {
+    #[derive(Serialize)]
+    struct Hashed<'a> {
+        scheme: u32,
+        container_name: &'a str,
+        image_ref: &'a str,
+        version: String,
+        ports: Vec<String>,
+        mounts: &'a [Mount],
+        env: &'a BTreeMap<String, String>,
+        secret_env: BTreeMap<&'a str, String>,
+        command: &'a Option<Vec<String>>,
+        entrypoint: &'a Option<Vec<String>>,
+        user: &'a Option<String>,
+        labels: &'a BTreeMap<String, String>,
+        memory: Option<u64>,
+        /// Fixed-point so the float's formatting cannot change the hash.
+        nano_cpus: Option<i64>,
+        logging: &'a Option<Logging>,
+        healthcheck: Option<[Option<String>; 5]>,
+        restart: &'static str,
+        stop_timeout_ms: Option<u128>,
+        networks: &'a [String],
+        alias: &'a str,
+    }
+    let h = Hashed {
+        scheme: SPEC_HASH_SCHEME,
+        container_name: &r.container_name,
+        image_ref: &r.image_ref,
+        version: r.pin.to_string(),
+        ports: r.ports.iter().map(|p| p.to_string()).collect(),
+        mounts: &r.mounts,
+        env: &r.env,
+        secret_env: r
+            .secret_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.digest()))
+            .collect(),
+        command: &r.command,
+        entrypoint: &r.entrypoint,
+        user: &r.user,
+        labels: &r.labels,
+        memory: r.memory,
+        nano_cpus: r.cpus.map(|c| (c * 1e9).round() as i64),
+        logging: &r.logging,
+        healthcheck: r.healthcheck.as_ref().map(|h| {
+            [
+                Some(serde_json::to_string(&h.test).unwrap_or_default()),
+                h.interval.map(|d| d.as_millis().to_string()),
+                h.timeout.map(|d| d.as_millis().to_string()),
+                h.retries.map(|n| n.to_string()),
+                h.start_period.map(|d| d.as_millis().to_string()),
+            ]
+        }),
+        restart: r.restart.as_str(),
+        stop_timeout_ms: r.stop_timeout.map(|d| d.as_millis()),
+        networks: &r.networks,
+        alias: &r.service,
+    };
+    let json = serde_json::to_vec(&h).expect("plain data always serialises");
+    hex::encode(Sha256::digest(&json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: &str = r#"
+platform: acme
+services:
+  db:
+    image: r/db
+  billing:
+    image: r/billing
+    ports: ["8081:8080"]
+    volumes: ["logs:/var/log/tomcat"]
+    env: {A: "1"}
+    env_file: secrets/billing.env
+    depends_on: [db]
+environments:
+  recette:
+    hosts:
+      rec-1: {endpoint: "unix:///var/run/docker.sock"}
+    versions: {billing: "2.4.1", db: "15"}
+    overrides:
+      billing: {env: {A: "2"}}
+  prod:
+    hosts:
+      p1: {endpoint: "tcp://10.0.0.1:2375", insecure: true}
+      p2: {endpoint: "tcp://10.0.0.2:2375", insecure: true, services: [db]}
+    versions: {billing: "2.4.0", db: "15"}
+"#;
+
+    fn secrets(_: &str) -> Result<String, String> {
+        Ok("PASSWORD=hunter2\n".into())
+    }
+
+    fn manifest(text: &str) -> Manifest {
+        crate::manifest::parse_str(text).unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
+    #[test]
+    fn resolves_in_dependency_order_with_overrides_and_names() {
+        let m = manifest(M);
+        let r = resolve_host(&m, "recette", "rec-1", &secrets).unwrap();
+        assert_eq!(
+            r.iter().map(|s| s.service.as_str()).collect::<Vec<_>>(),
+            ["db", "billing"]
+        );
+        let b = &r[1];
+        assert_eq!(b.container_name, "acme-recette-billing");
+        assert_eq!(b.image_ref, "r/billing:2.4.1");
+        assert_eq!(b.env["A"], "2");
+        assert_eq!(b.secret_env["PASSWORD"].expose(), "hunter2");
+        assert_eq!(
+            b.mounts[0].source,
+            MountSource::Volume {
+                name: "acme-recette-logs".into()
+            }
+        );
+        assert_eq!(b.networks, ["acme-recette-default"]);
+        assert_eq!(b.spec_hash.len(), 64);
+        assert!(!format!("{b:?}").contains("hunter2"));
+        assert!(!serde_json::to_string(b).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn host_service_lists_filter() {
+        let m = manifest(M);
+        let r = resolve_host(&m, "prod", "p2", &secrets).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].service, "db");
+    }
+
+    #[test]
+    fn hash_is_stable_and_sensitive() {
+        let m = manifest(M);
+        let a = resolve_host(&m, "prod", "p1", &secrets).unwrap();
+        let b = resolve_host(&m, "prod", "p1", &secrets).unwrap();
+        assert_eq!(a[1].spec_hash, b[1].spec_hash);
+        let changed = resolve_host(&m, "prod", "p1", &|_: &str| {
+            Ok("PASSWORD=other\n".to_string())
+        })
+        .unwrap();
+        assert_ne!(
+            a[1].spec_hash, changed[1].spec_hash,
+            "a secret change needs a new container"
+        );
+        let m2 = manifest(&M.replace("2.4.0", "2.4.2"));
+        let c = resolve_host(&m2, "prod", "p1", &secrets).unwrap();
+        assert_ne!(a[1].spec_hash, c[1].spec_hash);
+        assert_eq!(a[0].spec_hash, c[0].spec_hash, "db did not change");
+        let m3 = manifest(&M.replace("env: {A: \"1\"}", "env: {A: \"1\", B: x}"));
+        let d = resolve_host(&m3, "prod", "p1", &secrets).unwrap();
+        assert_ne!(a[1].spec_hash, d[1].spec_hash);
+    }
+
+    #[test]
+    fn env_file_errors_do_not_leak_values() {
+        let e = parse_env_file("OK=1\nthis-is-secret-but-broken\n").unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+        assert_eq!(
+            parse_env_file("# c\nexport A=\"x y\"\n\nB='z'\n").unwrap(),
+            vec![("A".into(), "x y".into()), ("B".into(), "z".into())]
+        );
+    }
+
+    #[test]
+    fn unknown_environment_and_host() {
+        let m = manifest(M);
+        assert!(matches!(
+            resolve_host(&m, "staging", "x", &secrets),
+            Err(ResolveError::UnknownEnvironment(..))
+        ));
+        assert!(matches!(
+            resolve_host(&m, "prod", "p9", &secrets),
+            Err(ResolveError::UnknownHost { .. })
+        ));
+    }
+}

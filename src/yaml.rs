@@ -1,0 +1,413 @@
+//! A YAML document as a tree of nodes that remember where they stand in the source.
+//!
+//! Why not deserialize straight into the manifest types: serde stops at the first error, and an
+//! operator fixing a manifest wants every problem at once, each with file, line and column. So
+//! serde-saphyr (safe Rust, alias budgets, spans) builds this neutral tree, and `manifest` walks it,
+//! collecting every problem. The byte spans of scalars are also what lets `pins` rewrite one version
+//! in place without re-serialising the file.
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+/// Where a node stands in the source: 1-based line and column, and a byte range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Span {
+    pub line: u32,
+    pub column: u32,
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    fn of<T>(s: &Spanned<T>) -> Span {
+        let loc = s.referenced;
+        let sp = loc.span();
+        Span {
+            line: loc.line() as u32,
+            column: loc.column() as u32,
+            offset: sp.byte_offset().unwrap_or(0) as usize,
+            len: sp.byte_len().unwrap_or(0) as usize,
+        }
+    }
+
+    /// True when the node was written here rather than brought in through an alias or merge key.
+    fn is_literal<T>(s: &Spanned<T>) -> bool {
+        s.referenced == s.defined
+    }
+}
+
+/// A scalar keeps both its typed reading and the text as written, so `1.10` stays `1.10` where a
+/// string is expected (versions, environment values) instead of becoming the float 1.1.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Key, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub span: Span,
+    /// The scalar as written in the source (quotes stripped), when it was written here.
+    pub raw: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    pub name: String,
+    pub span: Span,
+}
+
+impl Node {
+    /// What kind of node this is, for "expected X, found Y" messages.
+    pub fn kind(&self) -> &'static str {
+        match self.value {
+            Value::Null => "nothing (null)",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// A scalar read as text, the way it was written (numbers and booleans included).
+    pub fn scalar_text(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                self.raw.clone().or_else(|| match &self.value {
+                    Value::Int(i) => Some(i.to_string()),
+                    Value::Float(f) => Some(f.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Limits against hostile input (alias bombs, absurd nesting); a real manifest stays far below them.
+pub const MAX_DEPTH: usize = 24;
+
+#[derive(Debug, Clone)]
+pub struct ParseError {
+    pub span: Span,
+    pub message: String,
+}
+
+/// Parses one YAML document into a spanned tree.
+pub fn parse(text: &str) -> Result<Node, ParseError> {
+    if text.trim().is_empty() {
+        return Err(ParseError {
+            span: Span {
+                line: 1,
+                column: 1,
+                offset: 0,
+                len: 0,
+            },
+            message: "the file is empty; a manifest needs at least `platform`, `services` and `environments`".into(),
+        });
+    }
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    // An alias bomb expands a few lines into millions of nodes: stop it long before it costs time.
+    options.alias_limits.max_total_replayed_events = 200_000;
+    options.alias_limits.max_alias_expansions_per_anchor = 10_000;
+    // Real manifests nest about 8 levels; a hostile one must not exhaust the stack.
+    let mut budget = options.budget.clone().unwrap_or_default();
+    budget.max_depth = MAX_DEPTH;
+    options.budget = Some(budget);
+    let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(text, options);
+    match parsed {
+        Ok(node) => {
+            let span = Span::of(&node);
+            let literal = Span::is_literal(&node);
+            let mut n = node.value;
+            n.span = span;
+            fill_raw(&mut n, text, literal);
+            let depth = depth(&n);
+            if depth > MAX_DEPTH {
+                return Err(ParseError {
+                    span: n.span,
+                    message: format!(
+                        "the document nests {depth} levels deep; a manifest needs fewer than {MAX_DEPTH}"
+                    ),
+                });
+            }
+            Ok(n)
+        }
+        Err(e) => {
+            let span = e
+                .location()
+                .map(|l| Span {
+                    line: l.line() as u32,
+                    column: l.column() as u32,
+                    offset: l.span().byte_offset().map(|o| o as usize).unwrap_or(0),
+                    len: 0,
+                })
+                .unwrap_or(Span {
+                    line: 1,
+                    column: 1,
+                    offset: 0,
+                    len: 0,
+                });
+            Err(ParseError {
+                span,
+                message: clean_message(&e.to_string()),
+            })
+        }
+    }
+}
+
+/// serde-saphyr's message carries its own snippet and location prefix; we render our own.
+fn clean_message(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or(msg);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // Drop a leading "line N column M: ".
+    let stripped = match first.find(": ") {
+        Some(i) if first.starts_with("line ") => &first[i + 2..],
+        _ => first,
+    };
+    let stripped = stripped.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+    format!("invalid YAML: {stripped}")
+}
+
+fn depth(n: &Node) -> usize {
+    // Iterative: a hostile document must not overflow our own stack either.
+    let mut max = 0;
+    let mut stack = vec![(n, 1usize)];
+    while let Some((n, d)) = stack.pop() {
+        max = max.max(d);
+        match &n.value {
+            Value::Seq(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Map(entries) => stack.extend(entries.iter().map(|(_, v)| (v, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn fill_raw(n: &mut Node, text: &str, literal: bool) {
+    match &mut n.value {
+        Value::Seq(items) => items
+            .iter_mut()
+            .for_each(|i| fill_raw(i, text, i.raw.is_some())),
+        Value::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| fill_raw(v, text, v.raw.is_some())),
+        _ => {
+            if literal {
+                let raw = text
+                    .get(n.span.offset..n.span.offset + n.span.len)
+                    .map(unquote);
+                n.raw = raw;
+            } else {
+                n.raw = None;
+            }
+        }
+    }
+}
+
+fn unquote(s: &str) -> String {
+    let t = s.trim();
+    if t.len() >= 2
+        && ((t.starts_with('"') && t.ends_with('"')) || (t.starts_with('\'') && t.ends_with('\'')))
+    {
+        t[1..t.len() - 1].to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+// --- serde glue: the visitor marks literal children with `raw = Some("")` so fill_raw knows
+// which nodes were written in place (aliases carry the alias token's span, not the value's).
+
+fn wrap(s: Spanned<Node>) -> Node {
+    let literal = Span::is_literal(&s);
+    let span = Span::of(&s);
+    let mut n = s.value;
+    n.span = span;
+    n.raw = if literal { Some(String::new()) } else { None };
+    n
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(leaf(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(leaf(Value::Null))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(leaf(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(leaf(Value::Int(v.into())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(leaf(Value::Int(v.into())))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
+        Ok(leaf(Value::Int(v)))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
+        Ok(leaf(match i128::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Float(v as f64),
+        }))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(leaf(Value::Float(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(leaf(Value::Str(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(leaf(Value::Str(v)))
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Node, E> {
+        Err(E::custom("binary values are not allowed in a manifest"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = a.next_element::<Spanned<Node>>()? {
+            items.push(wrap(item));
+        }
+        Ok(leaf(Value::Seq(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(k) = a.next_key::<Spanned<KeyText>>()? {
+            let span = Span::of(&k);
+            let v = a.next_value::<Spanned<Node>>()?;
+            entries.push((
+                Key {
+                    name: k.value.0,
+                    span,
+                },
+                wrap(v),
+            ));
+        }
+        Ok(leaf(Value::Map(entries)))
+    }
+}
+
+fn leaf(value: Value) -> Node {
+    Node {
+        value,
+        span: Span::default(),
+        raw: None,
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+/// Mapping keys are read as text whatever they look like (`8080:` or `true:` included), so that a
+/// wrong key is reported by name instead of as a type error.
+struct KeyText(String);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyText, D::Error> {
+        let n = d.deserialize_any(NodeVisitor)?;
+        match n.value {
+            Value::Str(s) => Ok(KeyText(s)),
+            Value::Int(i) => Ok(KeyText(i.to_string())),
+            Value::Float(f) => Ok(KeyText(f.to_string())),
+            Value::Bool(b) => Ok(KeyText(b.to_string())),
+            Value::Null => Ok(KeyText("null".into())),
+            _ => Err(serde::de::Error::custom(
+                "a mapping key must be a plain word, not a list or a mapping",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(n: &Node) -> &Vec<(Key, Node)> {
+        match &n.value {
+            Value::Map(m) => m,
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scalars_keep_their_written_text_and_location() {
+        let doc = parse("a: '2.4.1'\nb: 1.10\nc: \"x\"\n").unwrap();
+        let m = map(&doc);
+        assert_eq!(m[0].1.scalar_text().unwrap(), "2.4.1");
+        assert_eq!(m[1].1.scalar_text().unwrap(), "1.10");
+        assert_eq!((m[1].1.span.line, m[1].1.span.column), (2, 4));
+        assert_eq!((m[2].0.span.line, m[2].0.span.column), (3, 1));
+        let b = &m[1].1.span;
+        assert_eq!(
+            &"a: '2.4.1'\nb: 1.10\nc: \"x\"\n"[b.offset..b.offset + b.len],
+            "1.10"
+        );
+    }
+
+    #[test]
+    fn aliases_resolve_but_have_no_raw_text() {
+        let doc = parse("a: &x 1.10\nb: *x\n").unwrap();
+        let m = map(&doc);
+        assert_eq!(m[1].1.raw, None);
+        assert_eq!(m[1].1.value, Value::Float(1.1));
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert_eq!(e.span.line, 2);
+        assert!(e.message.starts_with("invalid YAML"), "{}", e.message);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let e = parse("a: 1\na: 2\n").unwrap_err();
+        assert!(e.message.contains("duplicate"), "{}", e.message);
+        assert_eq!(e.span.line, 2);
+    }
+
+    #[test]
+    fn alias_bomb_is_rejected() {
+        let mut doc = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        for w in names.windows(2) {
+            doc.push_str(&format!(
+                "{}: &{} [{}]\n",
+                w[1],
+                w[1],
+                vec![format!("*{}", w[0]); 9].join(",")
+            ));
+        }
+        assert!(parse(&doc).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected() {
+        let doc = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(&doc).is_err());
+    }
+}

@@ -1,0 +1,891 @@
+#!/usr/bin/env bash
+#
+# fleet.sh - a private, throw-away fleet of plain Docker hosts for fleetpin's
+# integration tests and benchmarks.
+#
+# Why this exists: fleetpin deploys pinned image versions to many independent
+# Docker engines. Testing that for real needs several engines that do not share
+# images, containers or networks, plus a registry they all pull from - without
+# touching the machine's own Docker setup. Each "host" here is one dockerd
+# (Debian's docker.io, Engine 20.10 / API 1.41) running in its own network
+# namespace with its own data-root, exec-root and containerd, reachable from
+# the root namespace over a private bridge (10.213.7.0/24). A registry
+# (Debian's docker-registry) lives in its own namespace, and the test images
+# are built once per `up` from busybox-static, pushed, and then deleted again,
+# so every host starts empty and must pull.
+#
+# Hard rules this script follows (learned the hard way on shared machines):
+#   * never run dockerd/containerd in the root network namespace (one once
+#     removed the host's docker0); every daemon is started with
+#     `nsenter --net=/var/run/netns/NAME` - not `ip netns exec`, which remounts
+#     /sys and makes dockerd fail on cgroups;
+#   * traffic only goes to loopback and to the fleet's own addresses;
+#   * `down` must leave nothing behind, even after `kill -9` of everything,
+#     so every process we start is put in a tracking cgroup, and `up` always
+#     runs the `down` logic first.
+#
+# Usage: fleet.sh up [N] | down | env | status | run CMD... | help
+# See tests/fleet/README.md for addresses, images and fleet.env keys.
+
+set -euo pipefail
+
+# ---------------------------------------------------------------- constants --
+readonly NET_PREFIX=10.213.7            # fleet subnet (/24)
+readonly BRIDGE=fpfleet0                # bridge in the root namespace
+readonly BRIDGE_ADDR=${NET_PREFIX}.1
+readonly NS_PREFIX=fpfleet-             # network namespaces: fpfleet-hK, fpfleet-reg
+readonly VETH_PREFIX=fpf-               # root-side veth ends: fpf-hK, fpf-reg
+readonly REG_NS=${NS_PREFIX}reg
+readonly REG_ADDR=${NET_PREFIX}.2
+readonly REG_PORT=5000
+readonly REGISTRY=${REG_ADDR}:${REG_PORT}
+readonly APP_REPO=${REGISTRY}/fleetpin/app
+readonly PROXY_REPO=${REGISTRY}/fleetpin/proxy
+readonly APP_TAGS=(1.0.0 1.1.0 1.2.0 2.0.0 broken)
+readonly PROXY_TAG=1.0.0
+readonly DOCKER_TCP_PORT=2375
+readonly MAX_HOSTS=12
+readonly RUN_DIR=/run/fleetpin-fleet          # sockets, pid files, logs, fleet.env
+readonly DATA_DIR=/var/lib/fleetpin-fleet     # data-roots, registry storage
+readonly ENV_FILE=${RUN_DIR}/fleet.env
+readonly LOCK_FILE=/run/fleetpin-fleet.lock   # outside RUN_DIR: down deletes RUN_DIR
+readonly CG_NAME=fpfleet                      # tracking cgroup name (see cg_track_root)
+readonly START_TIMEOUT=${FLEET_START_TIMEOUT:-90}   # seconds to wait for daemons
+
+SCRIPT_START_MS=$(date +%s%3N)
+
+# ------------------------------------------------------------------ helpers --
+log() {
+    local ms=$(($(date +%s%3N) - SCRIPT_START_MS))
+    printf '[fleet %3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*" >&2
+}
+warn() { log "WARNING: $*"; }
+die() { log "ERROR: $*"; exit 1; }
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "must run as root (it creates namespaces, bridges and dockerds)"
+}
+
+# Host index -> names/addresses. Hosts are h1..hN.
+host_addr() { echo "${NET_PREFIX}.$((10 + $1))"; }
+host_ns() { echo "${NS_PREFIX}h$1"; }
+host_run() { echo "${RUN_DIR}/h$1"; }
+host_sock() { echo "${RUN_DIR}/h$1/docker.sock"; }
+
+# curl that never goes through a proxy (only fleet addresses / loopback).
+qcurl() { curl --noproxy '*' -sS --connect-timeout 2 --max-time 5 "$@"; }
+
+# Where our processes are tracked. Every process we start (dockerd and its
+# children, the registry) is moved into <root>/<name>/..., and containers get
+# --cgroup-parent /fpfleet/hK, so `down` can find everything even after the
+# daemons were SIGKILLed and their shims/containers re-parented to init.
+cg_track_root() {
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        echo /sys/fs/cgroup/${CG_NAME}                  # pure cgroup v2
+    elif [ -d /sys/fs/cgroup/pids ]; then
+        echo /sys/fs/cgroup/pids/${CG_NAME}             # v1: pids hierarchy
+    else
+        echo ""                                          # no tracking; cmdline scan only
+    fi
+}
+
+# Start "$@" detached (own session, no inherited fds, stdout/stderr -> $2),
+# inside tracking cgroup $1 (may be empty). Prints the pid.
+spawn() {
+    local cg=$1 logf=$2
+    shift 2
+    if [ -n "$cg" ]; then mkdir -p "$cg"; fi
+    # The inner bash moves itself into the cgroup, closes every fd > 2 (so
+    # daemons never hold the caller's pipes or our lock), then execs.
+    setsid bash -c '
+        cg=$1; shift
+        if [ -n "$cg" ]; then echo $$ > "$cg/cgroup.procs"; fi
+        for fd in /proc/$$/fd/*; do
+            fd=${fd##*/}
+            if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-"; fi
+        done
+        exec "$@"
+    ' fleet-spawn "$cg" \
+        env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
+        "$@" </dev/null >>"$logf" 2>&1 &
+    echo $!
+}
+
+# The keeper: `tini -s` (subreaper) running $RUN_DIR/launch.sh, a generated
+# bash script that starts the registry and every dockerd as its children and
+# then waits. Why: daemons outlive `fleet.sh up`, so they get re-parented; on
+# some machines (this VM's PID 1 among them) nobody reaps them after they are
+# killed and `ps` keeps showing "dockerd <defunct>". With the keeper as their
+# subreaper everything is reaped; `down` kills the keeper last.
+keeper_pids() {
+    local p comm args
+    for p in /proc/[0-9]*; do
+        comm=$(cat "$p/comm" 2>/dev/null) || continue
+        case $comm in tini | docker-init | bash) ;; *) continue ;; esac
+        args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+        case $comm in
+            bash) [ "$args" = "bash"$'\n'"${RUN_DIR}/launch.sh" ] && echo "${p#/proc/}" ;;
+            *) case $args in *$'\n'"${RUN_DIR}/launch.sh"*) echo "${p#/proc/}" ;; esac ;;
+        esac
+    done
+    return 0
+}
+
+# pid $1 is alive and not a zombie
+alive() {
+    local st
+    [ -r "/proc/$1/stat" ] || return 1
+    st=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# ----------------------------------------------------------------- packages --
+# Install whatever is missing. Services shipped by the packages (docker,
+# containerd, docker-registry) must NOT start in the root namespace: a
+# policy-rc.d that denies everything is in place during the install, and any
+# daemon that still appeared is stopped and its service disabled afterwards.
+ensure_packages() {
+    local pkgs=()
+    command -v dockerd >/dev/null || pkgs+=(docker.io)
+    command -v containerd >/dev/null || pkgs+=(docker.io)
+    command -v runc >/dev/null || pkgs+=(docker.io)
+    command -v docker >/dev/null || pkgs+=(docker.io)
+    [ -x /usr/bin/docker-registry ] || pkgs+=(docker-registry)
+    if [ ! -x /bin/busybox ] || [[ $(ldd /bin/busybox 2>&1 || true) != *"not a dynamic"* ]]; then
+        pkgs+=(busybox-static)   # the images are FROM scratch: busybox must be static
+    fi
+    command -v ip >/dev/null || pkgs+=(iproute2)
+    command -v iptables >/dev/null || pkgs+=(iptables)
+    command -v curl >/dev/null || pkgs+=(curl)
+    command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null \
+        || pkgs+=(util-linux)
+    [ ${#pkgs[@]} -eq 0 ] && return 0
+
+    mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
+    log "installing: ${pkgs[*]}"
+    local before
+    before=$(root_ns_daemon_pids | sort -u | tr '\n' ' ')
+
+    local policy=/usr/sbin/policy-rc.d backup=""
+    if [ -e "$policy" ]; then
+        backup="${policy}.fleetpin-backup"
+        cp -a "$policy" "$backup"
+    fi
+    printf '#!/bin/sh\n# fleetpin tests/fleet/fleet.sh: no service starts during install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    local rc=0
+    (
+        export DEBIAN_FRONTEND=noninteractive
+        apt_install() {
+            apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=300 \
+                -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+        }
+        apt_install "${pkgs[@]}" >/tmp/fleetpin-fleet-apt.log 2>&1 || {
+            apt-get update -o DPkg::Lock::Timeout=300 >>/tmp/fleetpin-fleet-apt.log 2>&1
+            apt_install "${pkgs[@]}" >>/tmp/fleetpin-fleet-apt.log 2>&1
+        }
+    ) || rc=$?
+    if [ -n "$backup" ]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi
+    if [ $rc -ne 0 ]; then
+        tail -n 20 /tmp/fleetpin-fleet-apt.log >&2 || true
+        die "apt-get install failed (full log: /tmp/fleetpin-fleet-apt.log)"
+    fi
+
+    # Make sure the packages' own services stay off.
+    local svc
+    for svc in docker containerd docker-registry; do
+        if [ -d /run/systemd/system ]; then   # systemd is PID 1
+            systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+            [ "$svc" = docker ] && systemctl disable --now docker.socket >/dev/null 2>&1 || true
+        fi
+        if [ -x "/etc/init.d/$svc" ]; then
+            "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+            update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        fi
+    done
+    local p
+    for p in $(root_ns_daemon_pids); do
+        case " $before " in *" $p "*) continue ;; esac
+        warn "package install started $(cat /proc/$p/comm 2>/dev/null) (pid $p) in the root namespace; stopping it"
+        kill -TERM "$p" 2>/dev/null || true
+        sleep 2
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    log "packages installed"
+}
+
+# dockerd / containerd / docker-registry processes in the ROOT network namespace.
+root_ns_daemon_pids() {
+    local rootns p comm
+    rootns=$(readlink /proc/self/ns/net)
+    for p in /proc/[0-9]*; do
+        comm=$(cat "$p/comm" 2>/dev/null) || continue
+        case $comm in dockerd | containerd | docker-registry) ;; *) continue ;; esac
+        [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$rootns" ] && echo "${p#/proc/}"
+    done
+    return 0
+}
+
+# --------------------------------------------------------------------- down --
+# pids of this script and all its ancestors: never kill those.
+self_and_ancestors() {
+    local p=$$
+    while [ -n "$p" ] && [ "$p" -gt 1 ] 2>/dev/null; do
+        echo "$p"
+        p=$(sed -e 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2) || break
+    done
+    [ -n "${BASHPID:-}" ] && echo "$BASHPID"
+    return 0
+}
+
+# Every live process that belongs to the fleet.
+fleet_pids() {
+    local cg ns p comm cmd
+    {
+        # 1. tracking cgroup (daemons, shims, containers, registry)
+        for cg in "$(cg_track_root)" /sys/fs/cgroup/*/${CG_NAME}; do
+            [ -n "$cg" ] && [ -d "$cg" ] || continue
+            find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+        done
+        # 2. anything living in our network namespaces
+        for ns in $(fleet_netns); do ip netns pids "$ns" 2>/dev/null || true; done
+        # 3. our daemons by command line (covers runs started without cgroups)
+        for p in /proc/[0-9]*; do
+            comm=$(cat "$p/comm" 2>/dev/null) || continue
+            case $comm in
+                dockerd | containerd | containerd-shim* | docker-proxy | docker-registr* | runc | docker-init | nsenter | unshare) ;;
+                *) continue ;;
+            esac
+            cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+            case $cmd in *"$RUN_DIR"* | *"$DATA_DIR"*) echo "${p#/proc/}" ;; esac
+        done
+        # 4. pid files
+        cat "$RUN_DIR"/*/*.pid 2>/dev/null || true
+    } | grep -E '^[0-9]+$' | sort -un | grep -vxF -f <(self_and_ancestors; keeper_pids) || true
+}
+
+# zombie children of the keepers (killed, not reaped yet)
+unreaped() {
+    local keepers p
+    keepers=" $(keeper_pids | tr '\n' ' ') "
+    for p in /proc/[0-9]*; do
+        set -- $(sed -e 's/^.*) //' "$p/stat" 2>/dev/null) || continue
+        [ "${1:-}" = Z ] && case $keepers in *" ${2:-x} "*) echo "${p#/proc/}" ;; esac
+    done
+    return 0
+}
+
+fleet_netns() {
+    ip netns list 2>/dev/null | awk '{print $1}' | grep "^${NS_PREFIX}" || true
+}
+
+fleet_mounts() {
+    # mount points (field 5 of mountinfo) under our dirs, deepest first
+    awk -v a="$RUN_DIR" -v b="$DATA_DIR" \
+        '$5 == a || index($5, a "/") == 1 || $5 == b || index($5, b "/") == 1 { print length($5), $5 }' \
+        /proc/self/mountinfo | sort -rn | cut -d' ' -f2- | uniq
+}
+
+fleet_links() {
+    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' |
+        grep -E "^(${VETH_PREFIX}|${BRIDGE}\$)" || true
+}
+
+# Remove the optional FORWARD rule `up` adds when the root namespace filters
+# bridged traffic.
+fwd_rule() { iptables "$1" FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment fleetpin-fleet -j ACCEPT; }
+
+do_down() {
+    local quiet=${1:-}
+    [ -n "$quiet" ] || log "down: stopping fleet"
+    local i pids live p
+
+    # 1. Kill every process of ours. No graceful shutdown: everything is
+    #    thrown away, and SIGKILL to all (containers included) is the fastest.
+    #    The keeper (subreaper) goes last so that it reaps all the others.
+    for i in $(seq 1 50); do
+        pids=$(fleet_pids)
+        live=""
+        for p in $pids; do alive "$p" && live="$live $p"; done
+        [ -z "$live" ] && break
+        # shellcheck disable=SC2086
+        kill -KILL $live 2>/dev/null || true
+        sleep 0.1
+    done
+    [ -z "$live" ] || warn "processes still alive after SIGKILL:$live"
+    for i in $(seq 1 30); do [ -z "$(unreaped)" ] && break; sleep 0.1; done
+    # Killing launch.sh makes tini reap it and exit by itself.
+    for p in $(keeper_pids); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = bash ] && kill -KILL "$p" 2>/dev/null
+    done
+    for i in $(seq 1 30); do
+        live=""
+        for p in $(keeper_pids); do alive "$p" && live="$live $p"; done
+        [ -z "$live" ] && break
+        [ "$i" -gt 10 ] && kill -KILL $live 2>/dev/null   # shellcheck disable=SC2086
+        sleep 0.1
+    done
+
+    # 2. Unmount everything under our dirs, deepest first (lazy if busy).
+    for i in 1 2 3 4 5; do
+        local mounts
+        mounts=$(fleet_mounts)
+        [ -z "$mounts" ] && break
+        while IFS= read -r p; do
+            [ -n "$p" ] || continue
+            umount "$p" 2>/dev/null || umount -l "$p" 2>/dev/null || true
+        done <<<"$mounts"
+    done
+    [ -z "$(fleet_mounts)" ] || warn "mounts left: $(fleet_mounts | tr '\n' ' ')"
+
+    # 3. Network: namespaces (takes their veth ends along), veths, bridge.
+    for p in $(fleet_netns); do ip netns delete "$p" 2>/dev/null || true; done
+    for p in $(fleet_links); do ip link delete "$p" 2>/dev/null || true; done
+    if command -v iptables >/dev/null; then
+        for i in 1 2 3; do fwd_rule -C >/dev/null 2>&1 || break; fwd_rule -D >/dev/null 2>&1 || true; done
+    fi
+    # namespace teardown is asynchronous in the kernel; give the links a moment
+    for i in $(seq 1 30); do
+        [ -z "$(fleet_links)" ] && break
+        sleep 0.1
+        for p in $(fleet_links); do ip link delete "$p" 2>/dev/null || true; done
+    done
+
+    # 4. Tracking / container cgroups (in every v1 hierarchy, or v2).
+    local cg
+    for cg in /sys/fs/cgroup/*/${CG_NAME} /sys/fs/cgroup/${CG_NAME}; do
+        [ -d "$cg" ] || continue
+        find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
+
+    # 5. State. --one-file-system: never descend into a mount we failed to remove.
+    rm -rf --one-file-system "$RUN_DIR" "$DATA_DIR" 2>/dev/null || true
+
+    # 6. Verify.
+    local left=""
+    [ -z "$(fleet_netns)" ] || left="$left netns:$(fleet_netns | tr '\n' ',')"
+    [ -z "$(fleet_links)" ] || left="$left links:$(fleet_links | tr '\n' ',')"
+    [ -z "$(fleet_mounts)" ] || left="$left mounts:$(fleet_mounts | wc -l)"
+    live=""
+    for p in $(fleet_pids) $(keeper_pids); do alive "$p" && live="$live,$p"; done
+    [ -z "$live" ] || left="$left pids:${live#,}"
+    [ ! -e "$RUN_DIR" ] && [ ! -e "$DATA_DIR" ] || left="$left dirs"
+    if [ -n "$left" ]; then
+        warn "down: leftovers:$left"
+        return 1
+    fi
+    [ -n "$quiet" ] || log "down: done, nothing left"
+    return 0
+}
+
+# ----------------------------------------------------------------------- up --
+storage_driver() {
+    if [ -n "${FLEET_STORAGE_DRIVER:-}" ]; then
+        echo "$FLEET_STORAGE_DRIVER"
+        return
+    fi
+    # overlay2 needs a working overlay mount on the data-root's filesystem
+    # (with d_type); try one, fall back to vfs (slow, but always works).
+    local t=${DATA_DIR}/.overlay-test
+    mkdir -p "$t"/{lower,upper,work,merged}
+    echo x >"$t/lower/f"
+    if mount -t overlay overlay -o "lowerdir=$t/lower,upperdir=$t/upper,workdir=$t/work" "$t/merged" 2>/dev/null; then
+        local ok=""
+        [ "$(cat "$t/merged/f" 2>/dev/null)" = x ] && ok=1
+        umount "$t/merged" 2>/dev/null || umount -l "$t/merged"
+        rm -rf "$t"
+        if [ -n "$ok" ]; then echo overlay2; else echo vfs; fi
+    else
+        rm -rf "$t"
+        echo vfs
+    fi
+}
+
+# veth pair: root end $1 on the bridge, "eth0" with address $3 in namespace $2
+attach_ns() {
+    local veth=$1 ns=$2 addr=$3
+    ip netns add "$ns"
+    ip link add "$veth" type veth peer name eth0 netns "$ns"
+    ip link set "$veth" master "$BRIDGE" up
+    ip -n "$ns" addr add "$addr/24" dev eth0
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "$BRIDGE_ADDR"
+}
+
+setup_network() {
+    local n=$1 k
+    ip link add "$BRIDGE" type bridge
+    ip addr add "${BRIDGE_ADDR}/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+    # With br_netfilter loaded, traffic between ports of the bridge (host <->
+    # host, host <-> registry) traverses the ROOT namespace's FORWARD chain. If
+    # something there filters (e.g. policy DROP), let intra-bridge traffic pass.
+    if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] &&
+        [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" = 1 ] && command -v iptables >/dev/null; then
+        local fwd
+        fwd=$(iptables -S FORWARD 2>/dev/null || true)
+        if [ -n "$fwd" ] && [ "$fwd" != "-P FORWARD ACCEPT" ]; then
+            fwd_rule -C >/dev/null 2>&1 || fwd_rule -I
+            log "root FORWARD chain filters; added an ACCEPT rule for $BRIDGE (removed by down)"
+        fi
+    fi
+    attach_ns "${VETH_PREFIX}reg" "$REG_NS" "$REG_ADDR"
+    for k in $(seq 1 "$n"); do
+        attach_ns "${VETH_PREFIX}h$k" "$(host_ns "$k")" "$(host_addr "$k")"
+    done
+}
+
+# Emit one shell-quoted `launch PIDFILE CGROUP LOG CMD...` line for launch.sh.
+emit_launch() { printf '%q ' launch "$@"; echo; }
+
+registry_launch() {
+    local d=${RUN_DIR}/registry cgroot
+    mkdir -p "$d" "${DATA_DIR}/registry"
+    cat >"$d/config.yml" <<EOF
+# written by tests/fleet/fleet.sh - fleet-private registry, plain HTTP
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${DATA_DIR}/registry
+  delete:
+    enabled: true
+http:
+  addr: ${REGISTRY}
+  secret: fleetpin-fleet-not-a-secret
+EOF
+    cgroot=$(cg_track_root)
+    emit_launch "$d/registry.pid" "${cgroot:+$cgroot/reg}" "$d/registry.log" \
+        nsenter --net=/var/run/netns/"$REG_NS" /usr/bin/docker-registry serve "$d/config.yml"
+}
+
+dockerd_launch() {
+    local k=$1 sd=$2 d cgroot
+    d=$(host_run "$k")
+    mkdir -p "$d" "${DATA_DIR}/h$k"
+    # Own config file: never read /etc/docker/daemon.json; own engine key
+    # (distinct `docker info` ID per host; the option only exists in the file).
+    cat >"$d/daemon.json" <<EOF
+{
+  "deprecated-key-path": "$d/key.json"
+}
+EOF
+    cgroot=$(cg_track_root)
+    # nsenter --net (NOT `ip netns exec`, which remounts /sys and breaks
+    # dockerd's cgroup handling); own UTS namespace so that `docker info`
+    # reports Name=fpfleet-hK instead of the machine's hostname.
+    # --tls=false: without it 20.10 sleeps 15 s to warn about the TCP socket.
+    # --cgroup-parent: containers land in the tracking cgroup tree.
+    emit_launch "$d/spawn.pid" "${cgroot:+$cgroot/h$k/daemon}" "$d/dockerd.log" \
+        nsenter --net=/var/run/netns/"$(host_ns "$k")" \
+        unshare --uts \
+        sh -c 'echo "$0" > /proc/sys/kernel/hostname && exec "$@"' "$(host_ns "$k")" \
+        dockerd \
+        --config-file "$d/daemon.json" \
+        --host "unix://$d/docker.sock" \
+        --host "tcp://$(host_addr "$k"):${DOCKER_TCP_PORT}" \
+        --tls=false \
+        --data-root "${DATA_DIR}/h$k" \
+        --exec-root "$d/exec" \
+        --pidfile "$d/dockerd.pid" \
+        --storage-driver "$sd" \
+        --exec-opt native.cgroupdriver=cgroupfs \
+        --cgroup-parent "/${CG_NAME}/h$k" \
+        --bip "172.31.$k.1/24" \
+        --insecure-registry "$REGISTRY" \
+        --iptables=true
+}
+
+# Write launch.sh (registry + N dockerds) and start it under the keeper.
+start_daemons() {
+    local n=$1 sd=$2 k f=${RUN_DIR}/launch.sh cgroot reaper
+    {
+        cat <<'EOF'
+#!/bin/bash
+# Generated by tests/fleet/fleet.sh. Runs under `tini -s`: starts every fleet
+# daemon as a child (each in its tracking cgroup, output to its log), then
+# waits, so that killed daemons are reaped. `down` kills this script last.
+set -u
+launch() { # PIDFILE CGROUP LOG CMD...
+    local pidf=$1 cg=$2 logf=$3
+    shift 3
+    (
+        if [ -n "$cg" ]; then mkdir -p "$cg" && echo "$BASHPID" >"$cg/cgroup.procs"; fi
+        exec "$@"
+    ) </dev/null >>"$logf" 2>&1 &
+    echo $! >"$pidf.tmp" && mv -f "$pidf.tmp" "$pidf"
+}
+EOF
+        registry_launch
+        for k in $(seq 1 "$n"); do dockerd_launch "$k" "$sd"; done
+        echo 'wait'
+    } >"$f"
+    chmod 755 "$f"
+    reaper=$(command -v tini || command -v docker-init || true)
+    cgroot=$(cg_track_root)
+    if [ -n "$reaper" ]; then
+        spawn "${cgroot:+$cgroot/keeper}" "${RUN_DIR}/keeper.log" "$reaper" -s -- bash "$f" >"${RUN_DIR}/keeper.pid"
+    else
+        warn "no tini/docker-init found: killed daemons may stay <defunct> if PID 1 does not reap"
+        spawn "${cgroot:+$cgroot/keeper}" "${RUN_DIR}/keeper.log" bash "$f" >"${RUN_DIR}/keeper.pid"
+    fi
+}
+
+log_tail() { # file, lines
+    echo "----- tail of $1 -----" >&2
+    tail -n "${2:-25}" "$1" 2>/dev/null | cut -c1-300 >&2 || echo "(no log)" >&2
+    echo "-----" >&2
+}
+
+registry_ready() { [ "$(qcurl -o /dev/null -w '%{http_code}' "http://${REGISTRY}/v2/" 2>/dev/null)" = 200 ]; }
+host_ready() {
+    [ "$(qcurl --unix-socket "$(host_sock "$1")" http://fleet/_ping 2>/dev/null)" = OK ] &&
+        [ "$(qcurl "http://$(host_addr "$1"):${DOCKER_TCP_PORT}/_ping" 2>/dev/null)" = OK ]
+}
+
+wait_registry() {
+    local deadline=$(($(date +%s) + START_TIMEOUT)) pid
+    until registry_ready; do
+        pid=$(cat "${RUN_DIR}/registry/registry.pid" 2>/dev/null || echo "")
+        if [ -n "$pid" ] && ! alive "$pid"; then
+            log_tail "${RUN_DIR}/registry/registry.log"
+            die "registry exited during startup"
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log_tail "${RUN_DIR}/registry/registry.log"
+            die "registry did not answer on http://${REGISTRY}/v2/ within ${START_TIMEOUT}s"
+        fi
+        sleep 0.2
+    done
+}
+
+wait_host() {
+    local k=$1 deadline=$(($(date +%s) + START_TIMEOUT)) pid d
+    d=$(host_run "$k")
+    until host_ready "$k"; do
+        pid=$(cat "$d/spawn.pid" 2>/dev/null || echo "")
+        if [ -n "$pid" ] && ! alive "$pid"; then
+            log_tail "$d/dockerd.log"
+            die "dockerd for h$k exited during startup (log: $d/dockerd.log)"
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log_tail "$d/dockerd.log"
+            die "dockerd for h$k did not answer /_ping on unix://$(host_sock "$k") and tcp://$(host_addr "$k"):${DOCKER_TCP_PORT} within ${START_TIMEOUT}s"
+        fi
+        sleep 0.2
+    done
+}
+
+# The test app: busybox httpd on :8080 serving /version, / and /health.
+# PID 1 is a shell script with TERM/INT traps - without them PID 1 ignores
+# SIGTERM and every `docker stop` would wait the full 10 s timeout.
+write_build_context() {
+    local ctx=$1 b=/bin/busybox a
+    mkdir -p "$ctx"/rootfs/{bin,etc,www,data,tmp,var/log/tomcat}
+    chmod 1777 "$ctx/rootfs/tmp"
+    cp "$b" "$ctx/rootfs/bin/busybox"
+    while IFS= read -r a; do
+        case $a in '' | busybox | */*) continue ;; esac
+        ln -s busybox "$ctx/rootfs/bin/$a"
+    done < <("$b" --list)
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ctx/rootfs/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$ctx/rootfs/etc/group"
+    cat >"$ctx/rootfs/entrypoint.sh" <<'EOF'
+#!/bin/sh
+# fleetpin test app (tests/fleet/fleet.sh). With arguments: run them instead.
+[ "$#" -gt 0 ] && exec "$@"
+if [ -d /var/log/tomcat ] && [ -w /var/log/tomcat ]; then
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start version=${APP_VERSION} host=$(hostname)" >>/var/log/tomcat/access.log
+fi
+httpd -f -p 8080 -h /www &
+pid=$!
+# PID 1 ignores signals without a handler: trap them so `docker stop` is instant.
+trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+wait "$pid"
+EOF
+    chmod 755 "$ctx/rootfs/entrypoint.sh"
+
+    # one www dir + Dockerfile per image
+    local spec repo tag ver hpath
+    for spec in "${IMAGE_SPECS[@]}"; do
+        read -r repo tag ver hpath <<<"$spec"
+        local w="$ctx/www-${repo##*/}-$tag"
+        mkdir -p "$w"
+        printf '%s' "$ver" >"$w/version"
+        printf '%s' "$ver" >"$w/index.html"
+        printf 'ok' >"$w/health"
+        cat >"$ctx/Dockerfile.${repo##*/}-$tag" <<EOF
+FROM scratch
+COPY rootfs/ /
+COPY www-${repo##*/}-$tag/ /www/
+ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin APP_VERSION=$ver
+LABEL org.opencontainers.image.title=fleetpin-test-${repo##*/} org.opencontainers.image.version=$ver
+EXPOSE 8080
+HEALTHCHECK --interval=1s --timeout=1s --start-period=1s --retries=2 CMD wget -q -O- http://127.0.0.1:8080/$hpath
+ENTRYPOINT ["/entrypoint.sh"]
+EOF
+    done
+    # fixed mtimes: identical layers (digests) for identical content
+    find "$ctx" -exec touch -h -d '2020-01-01 00:00:00 UTC' {} +
+}
+
+build_images() {
+    local ctx=${RUN_DIR}/build spec repo tag ver hpath
+    rm -rf "$ctx"
+    write_build_context "$ctx"
+    # hermetic client: no user config/credential helpers, legacy builder, no network
+    export DOCKER_HOST="unix://$(host_sock 1)" DOCKER_CONFIG="${RUN_DIR}/build-client" DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false
+    mkdir -p "$DOCKER_CONFIG"
+    for spec in "${IMAGE_SPECS[@]}"; do
+        read -r repo tag ver hpath <<<"$spec"
+        if ! docker build --network none -q -f "$ctx/Dockerfile.${repo##*/}-$tag" -t "$repo:$tag" "$ctx" \
+            >"$ctx/build.log" 2>&1; then
+            log_tail "$ctx/build.log"
+            die "docker build of $repo:$tag failed"
+        fi
+    done
+    for spec in "${IMAGE_SPECS[@]}"; do
+        read -r repo tag ver hpath <<<"$spec"
+        if ! docker push -q "$repo:$tag" >"$ctx/push.log" 2>&1; then
+            log_tail "$ctx/push.log"
+            die "docker push of $repo:$tag failed"
+        fi
+    done
+    # every host - h1 included - starts empty and must pull
+    for spec in "${IMAGE_SPECS[@]}"; do
+        read -r repo tag ver hpath <<<"$spec"
+        docker rmi -f "$repo:$tag" >/dev/null
+    done
+    docker image prune -af >/dev/null
+    docker builder prune -af >/dev/null 2>&1 || true
+    docker container prune -f >/dev/null
+    [ -z "$(docker images -aq)" ] || die "h1 still has images after cleanup: $(docker images -a --format '{{.Repository}}:{{.Tag}}')"
+    rm -rf "$ctx" "$DOCKER_CONFIG"
+    unset DOCKER_HOST DOCKER_CONFIG DOCKER_BUILDKIT DOCKER_CLI_HINTS
+}
+
+# "repo tag version-string health-path"
+IMAGE_SPECS=()
+for _t in "${APP_TAGS[@]}"; do
+    if [ "$_t" = broken ]; then
+        IMAGE_SPECS+=("$APP_REPO $_t $_t health-does-not-exist")   # always unhealthy
+    else
+        IMAGE_SPECS+=("$APP_REPO $_t $_t health")
+    fi
+done
+IMAGE_SPECS+=("$PROXY_REPO $PROXY_TAG proxy-$PROXY_TAG health")
+unset _t
+
+write_env_file() {
+    local n=$1 sd=$2 k hosts="" tmp
+    for k in $(seq 1 "$n"); do hosts="$hosts h$k"; done
+    tmp="$ENV_FILE.tmp"
+    {
+        echo "FLEET_REGISTRY=$REGISTRY"
+        echo "FLEET_IMAGE=$APP_REPO"
+        echo "FLEET_PROXY_IMAGE=$PROXY_REPO"
+        echo "FLEET_TAGS=${APP_TAGS[*]}"
+        echo "FLEET_HOSTS=${hosts# }"
+        echo "FLEET_HOSTS_COUNT=$n"
+        echo "FLEET_REGISTRY_NETNS=$REG_NS"
+        echo "FLEET_STORAGE_DRIVER=$sd"
+        for k in $(seq 1 "$n"); do
+            echo "FLEET_H${k}_ADDR=$(host_addr "$k")"
+            echo "FLEET_H${k}_TCP=tcp://$(host_addr "$k"):${DOCKER_TCP_PORT}"
+            echo "FLEET_H${k}_UNIX=unix://$(host_sock "$k")"
+            echo "FLEET_H${k}_NETNS=$(host_ns "$k")"
+            echo "FLEET_H${k}_NAME=$(host_ns "$k")"
+            echo "FLEET_H${k}_PID=$(cat "$(host_run "$k")/dockerd.pid")"
+        done
+    } >"$tmp"
+    mv -f "$tmp" "$ENV_FILE"
+}
+
+fleet_size() {
+    local n=${1:-${FLEET_HOSTS_COUNT:-3}}
+    case $n in '' | *[!0-9]*) die "host count must be a number 1..$MAX_HOSTS, got '$n'" ;; esac
+    [ "$n" -ge 1 ] && [ "$n" -le "$MAX_HOSTS" ] || die "host count must be 1..$MAX_HOSTS, got $n"
+    echo "$n"
+}
+
+do_up() {
+    local n sd k t0
+    n=$(fleet_size "${1:-}")
+    need_root
+    t0=$(date +%s)
+    ensure_packages
+    local rootd
+    rootd=$(root_ns_daemon_pids | tr '\n' ' ')
+    [ -z "$rootd" ] || warn "daemon(s) running in the ROOT network namespace (not ours, left alone): pids $rootd"
+
+    log "up: cleaning up any previous fleet"
+    do_down quiet || die "could not clean up the previous fleet (see leftovers above)"
+
+    mkdir -p "$RUN_DIR" "$DATA_DIR"
+    chmod 755 "$RUN_DIR" "$DATA_DIR"
+    sd=$(storage_driver)
+    log "up: $n host(s), storage driver $sd, network ${NET_PREFIX}.0/24 on $BRIDGE"
+    setup_network "$n"
+    local cgroot
+    cgroot=$(cg_track_root)
+    [ -n "$cgroot" ] && mkdir -p "$cgroot"
+    start_daemons "$n" "$sd"
+    wait_registry
+    wait_host 1
+    log "up: registry and h1 ready; building test images on h1"
+    build_images
+    log "up: images pushed to $REGISTRY (${APP_REPO##*/}: ${APP_TAGS[*]}; ${PROXY_REPO##*/}: $PROXY_TAG); waiting for all hosts"
+    for k in $(seq 2 "$n"); do wait_host "$k"; done
+    write_env_file "$n" "$sd"
+    log "up: fleet ready in $(($(date +%s) - t0))s: h1..h$n at $(host_addr 1)..$(host_addr "$n"), env in $ENV_FILE"
+}
+
+# ------------------------------------------------------------ env / status --
+read_env_file() { # -> assoc array FLEET_ENV
+    [ -r "$ENV_FILE" ] || die "fleet is not up ($ENV_FILE missing); run: tests/fleet/fleet.sh up"
+    declare -gA FLEET_ENV=()
+    local k v
+    while IFS='=' read -r k v; do
+        [[ $k =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+        FLEET_ENV[$k]=$v
+    done <"$ENV_FILE"
+}
+
+check_fleet_alive() {
+    local h K pid
+    for h in ${FLEET_ENV[FLEET_HOSTS]}; do
+        K=${h^^}
+        pid=${FLEET_ENV[FLEET_${K}_PID]:-}
+        [ -n "$pid" ] && alive "$pid" ||
+            die "fleet is not up: dockerd of $h (pid ${pid:-?}) is not running; run: tests/fleet/fleet.sh up"
+    done
+}
+
+shell_quote() { # only when needed, so most lines read export KEY=VALUE
+    if [[ $1 =~ ^[A-Za-z0-9_./:@,+=-]*$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
+
+do_env() {
+    read_env_file
+    check_fleet_alive
+    local k v
+    while IFS='=' read -r k v; do
+        [[ $k =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+        printf 'export %s=%s\n' "$k" "$(shell_quote "$v")"
+    done <"$ENV_FILE"
+    printf 'export FLEETPIN_FLEET_ENV=%s\n' "$ENV_FILE"
+}
+
+do_status() {
+    read_env_file
+    local h K addr sock ok=0 u t ver n
+    if registry_ready; then
+        n=$(qcurl "http://${REGISTRY}/v2/_catalog" | tr -dc '[:print:]' || true)
+        printf '%-9s %-12s ok    %s\n' registry "$REG_ADDR" "$n"
+    else
+        printf '%-9s %-12s DOWN  http://%s/v2/\n' registry "$REG_ADDR" "$REGISTRY"
+        ok=1
+    fi
+    for h in ${FLEET_ENV[FLEET_HOSTS]}; do
+        K=${h^^}
+        addr=${FLEET_ENV[FLEET_${K}_ADDR]}
+        sock=${FLEET_ENV[FLEET_${K}_UNIX]#unix://}
+        u=$(qcurl --unix-socket "$sock" http://fleet/_ping 2>/dev/null || true)
+        t=$(qcurl "http://$addr:$DOCKER_TCP_PORT/_ping" 2>/dev/null || true)
+        if [ "$u" = OK ] && [ "$t" = OK ]; then
+            ver=$(qcurl "http://$addr:$DOCKER_TCP_PORT/version" | sed -n 's/.*"Version":"\([^"]*\)".*"ApiVersion":"\([^"]*\)".*/engine \1 api \2/p' | head -n1 || true)
+            n=$(qcurl "http://$addr:$DOCKER_TCP_PORT/containers/json" | grep -o '"Id"' | wc -l || true)
+            printf '%-9s %-12s ok    %s, %s running container(s), pid %s\n' "$h" "$addr" "$ver" "$n" "${FLEET_ENV[FLEET_${K}_PID]}"
+        else
+            printf '%-9s %-12s DOWN  unix:%s tcp:%s\n' "$h" "$addr" "${u:-no}" "${t:-no}"
+            ok=1
+        fi
+    done
+    return $ok
+}
+
+# ---------------------------------------------------------------------- run --
+do_run() {
+    [ $# -gt 0 ] || die "usage: fleet.sh run CMD [ARGS...]"
+    local rc=0
+    trap 'log "run: tearing the fleet down"; do_down quiet || true' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    do_up "${FLEET_HOSTS_COUNT:-}"
+    log "run: $*"
+    (
+        exec 9>&- # do not hand the fleet lock to the command
+        while IFS='=' read -r k v; do
+            [[ $k =~ ^[A-Z_][A-Z0-9_]*$ ]] && export "$k=$v"
+        done <"$ENV_FILE"
+        export FLEETPIN_FLEET_ENV="$ENV_FILE"
+        if [ -n "${http_proxy:-}${https_proxy:-}${HTTP_PROXY:-}${HTTPS_PROXY:-}" ]; then
+            export NO_PROXY="${NO_PROXY:+$NO_PROXY,}${NET_PREFIX}.0/24" no_proxy="${no_proxy:+$no_proxy,}${NET_PREFIX}.0/24"
+        fi
+        exec "$@"
+    ) || rc=$?
+    log "run: command exited with $rc"
+    exit "$rc"
+}
+
+# ------------------------------------------------------------------- main --
+usage() {
+    cat >&2 <<EOF
+usage: $0 COMMAND
+  up [N]       start N docker hosts (default \$FLEET_HOSTS_COUNT or 3, max $MAX_HOSTS) + registry
+  down         stop and remove everything (idempotent, works after kill -9)
+  env          print fleet.env as export lines: eval "\$($0 env)"
+  status       ping the registry and every host
+  run CMD...   up, run CMD with the fleet env exported, down; exits with CMD's status
+EOF
+}
+
+take_lock() {
+    exec 9>"$LOCK_FILE"
+    if ! flock -n 9; then
+        log "waiting for another fleet.sh to finish (lock $LOCK_FILE)"
+        flock 9
+    fi
+}
+
+main() {
+    local cmd=${1:-help}
+    [ $# -gt 0 ] && shift
+    case $cmd in
+        up)
+            need_root
+            take_lock
+            if [ "${FLEET_KEEP_ON_FAILURE:-0}" = 1 ]; then
+                do_up "$@"
+            else
+                # a half-started fleet is torn down again (logs were shown)
+                trap 'rc=$?; if [ $rc -ne 0 ]; then log "up failed; tearing down (FLEET_KEEP_ON_FAILURE=1 keeps it)"; do_down quiet || true; fi' EXIT
+                do_up "$@"
+                trap - EXIT
+            fi
+            ;;
+        down)
+            need_root
+            take_lock
+            do_down
+            ;;
+        env) do_env ;;
+        status) do_status ;;
+        run)
+            need_root
+            take_lock
+            do_run "$@"
+            ;;
+        help | -h | --help) usage ;;
+        *)
+            usage
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"
