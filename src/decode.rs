@@ -528,7 +528,7 @@ impl Decoder {
 
     fn service(&mut self, k: &Key, n: &Node) -> Option<Service> {
         let what = format!("service `{}`", k.name);
-        let o = self.obj(
+        let mut o = self.obj(
             n,
             &what,
             &[
@@ -551,6 +551,7 @@ impl Decoder {
                 "networks",
             ],
         )?;
+        o.span = k.span;
         let image = self.required(&o, "image", &what).and_then(|n| {
             let s = self.nonempty_text(n, &format!("`image` of {what}"))?;
             if let Err(e) = check_repository(&s) {
@@ -712,11 +713,13 @@ impl Decoder {
 
     fn environment(&mut self, k: &Key, n: &Node) -> Option<Environment> {
         let what = format!("environment `{}`", k.name);
-        let o = self.obj(
+        let mut o = self.obj(
             n,
             &what,
             &["hosts", "versions", "overrides", "max_parallel"],
         )?;
+        // A missing field is reported at the name of what lacks it.
+        o.span = k.span;
         let max_parallel = o
             .get("max_parallel")
             .map(|x| self.uint(x, &format!("`max_parallel` of {what}"), 1, 10_000));
@@ -778,7 +781,8 @@ impl Decoder {
 
     fn host(&mut self, env_what: &str, k: &Key, n: &Node) -> Option<Host> {
         let what = format!("host `{}` of {env_what}", k.name);
-        let o = self.obj(n, &what, &["endpoint", "tls", "insecure", "services"])?;
+        let mut o = self.obj(n, &what, &["endpoint", "tls", "insecure", "services"])?;
+        o.span = k.span;
         let endpoint = match o.get("endpoint") {
             None => {
                 self.problem(

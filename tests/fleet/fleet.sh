@@ -113,14 +113,15 @@ spawn() {
 
 # The keeper: `tini -s` (subreaper) running $RUN_DIR/launch.sh, a generated
 # bash script that starts the registry and every dockerd as its children and
-# then waits. Why: daemons outlive `fleet.sh up`, so they get re-parented; on
-# some machines (this VM's PID 1 among them) nobody reaps them after they are
-# killed and `ps` keeps showing "dockerd <defunct>". With the keeper as their
-# subreaper everything is reaped; `down` kills the keeper last.
+# then waits. Why: daemons outlive `fleet.sh up`, so they get re-parented to
+# PID 1; on machines where PID 1 is not a real init (a container, this CI VM)
+# they are reaped late or never, and `ps` keeps showing "dockerd <defunct>". With the keeper as their
+# subreaper everything is reaped; `down` kills the keeper last. (containerd
+# shims are re-parented to it as well, on every container start.)
 keeper_pids() {
     local p comm args
     for p in /proc/[0-9]*; do
-        comm=$(cat "$p/comm" 2>/dev/null) || continue
+        read -r comm 2>/dev/null <"$p/comm" || continue
         case $comm in tini | docker-init | bash) ;; *) continue ;; esac
         args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
         case $comm in
@@ -219,7 +220,7 @@ root_ns_daemon_pids() {
     local rootns p comm
     rootns=$(readlink /proc/self/ns/net)
     for p in /proc/[0-9]*; do
-        comm=$(cat "$p/comm" 2>/dev/null) || continue
+        read -r comm 2>/dev/null <"$p/comm" || continue
         case $comm in dockerd | containerd | docker-registry) ;; *) continue ;; esac
         [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$rootns" ] && echo "${p#/proc/}"
     done
@@ -251,7 +252,7 @@ fleet_pids() {
         for ns in $(fleet_netns); do ip netns pids "$ns" 2>/dev/null || true; done
         # 3. our daemons by command line (covers runs started without cgroups)
         for p in /proc/[0-9]*; do
-            comm=$(cat "$p/comm" 2>/dev/null) || continue
+            read -r comm 2>/dev/null <"$p/comm" || continue
             case $comm in
                 dockerd | containerd | containerd-shim* | docker-proxy | docker-registr* | runc | docker-init | nsenter | unshare) ;;
                 *) continue ;;
@@ -268,8 +269,10 @@ fleet_pids() {
 unreaped() {
     local keepers p
     keepers=" $(keeper_pids | tr '\n' ' ') "
+    local st
     for p in /proc/[0-9]*; do
-        set -- $(sed -e 's/^.*) //' "$p/stat" 2>/dev/null) || continue
+        read -r st 2>/dev/null <"$p/stat" || continue
+        set -- ${st##*) }
         [ "${1:-}" = Z ] && case $keepers in *" ${2:-x} "*) echo "${p#/proc/}" ;; esac
     done
     return 0
@@ -522,7 +525,9 @@ launch() { # PIDFILE CGROUP LOG CMD...
 EOF
         registry_launch
         for k in $(seq 1 "$n"); do dockerd_launch "$k" "$sd"; done
-        echo 'wait'
+        # Stay alive even when every daemon died (kill -9 tests): exiting would
+        # end tini, and later orphans (shims, containers) would lose their reaper.
+        echo 'while :; do wait; sleep 5; done'
     } >"$f"
     chmod 755 "$f"
     reaper=$(command -v tini || command -v docker-init || true)
