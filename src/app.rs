@@ -125,13 +125,13 @@ fn dispatch(command: Command, config: &Config) -> Exit {
             let _ = std::io::stdout().write_all(&out);
             Exit::Success
         }
-        Command::Plan(_) => not_yet("plan"),
-        Command::Apply(_) => not_yet("apply"),
+        Command::Plan(args) => crate::deploy::run_plan(config, &args),
+        Command::Apply(args) => crate::deploy::run_apply(config, &args),
         Command::Rollback(_) => not_yet("rollback"),
         Command::Promote(_) => not_yet("promote"),
         Command::Audit(_) => not_yet("audit"),
         Command::History(_) => not_yet("history"),
-        Command::Unlock(_) => not_yet("unlock"),
+        Command::Unlock(args) => crate::deploy::run_unlock(config, &args.env, &args.hosts),
     }
 }
 
@@ -171,16 +171,16 @@ fn validate(config: &Config) -> Exit {
     let dir = loaded.dir();
     let mut warnings = Vec::new();
     for (name, s) in &m.services {
-        if let Some(f) = &s.env_file {
-            if !dir.join(&f.value).is_file() {
-                warnings.push(format!(
-                    "{}:{}:{}: env_file `{}` of service `{name}` is not in the working tree; plan and apply will need it",
-                    loaded.path.display(),
-                    f.span.line,
-                    f.span.column,
-                    f.value
-                ));
-            }
+        if let Some(f) = &s.env_file
+            && !dir.join(&f.value).is_file()
+        {
+            warnings.push(format!(
+                "{}:{}:{}: env_file `{}` of service `{name}` is not in the working tree; plan and apply will need it",
+                loaded.path.display(),
+                f.span.line,
+                f.span.column,
+                f.value
+            ));
         }
     }
     if !config.quiet {

@@ -44,6 +44,10 @@ fn known(m: &Manifest, name: &str) -> bool {
 }
 
 fn references(m: &Manifest, out: &mut Vec<Problem>) {
+    // When `services` itself is broken, every reference would look unknown: say it once, there.
+    if m.services.is_empty() && m.written_services.is_empty() {
+        return;
+    }
     for (sname, s) in &m.services {
         for d in &s.depends_on {
             if !known(m, &d.value) {
@@ -180,10 +184,15 @@ fn endpoints(m: &Manifest, out: &mut Vec<Problem>) {
 /// Host ports are checked per engine, across environments: two environments may share a host,
 /// and then their containers compete for the same ports.
 fn ports(m: &Manifest, out: &mut Vec<Problem>) {
-    let mut by_engine: BTreeMap<String, Vec<(String, &PortMapping, crate::yaml::Span)>> =
-        BTreeMap::new();
+    let mut by_engine: BTreeMap<String, Vec<(String, &PortMapping)>> = BTreeMap::new();
     for (ename, e) in &m.environments {
+        let mut seen_in_env = std::collections::BTreeSet::new();
         for (hname, h) in &e.hosts {
+            let engine = h.endpoint.value.key();
+            // A duplicate endpoint is reported as such; its ports would only echo it.
+            if !seen_in_env.insert(engine.clone()) {
+                continue;
+            }
             for svc in m.services_on(ename, hname) {
                 let s = &m.services[svc];
                 let ports = e
@@ -192,21 +201,24 @@ fn ports(m: &Manifest, out: &mut Vec<Problem>) {
                     .and_then(|o| o.ports.as_ref())
                     .unwrap_or(&s.ports);
                 let who = format!("service `{svc}` of environment `{ename}` on host `{hname}`");
-                let list = by_engine.entry(h.endpoint.value.key()).or_default();
+                let list = by_engine.entry(engine.clone()).or_default();
                 for p in ports {
-                    if let Some((other, _, _)) =
-                        list.iter().find(|(_, q, _)| p.value.collides_with(q))
-                    {
-                        // The same service seen again through a shared definition is not a clash.
-                        if *other != who {
-                            out.push(Problem::new(
-                                p.span,
-                                format!("host port {} is published twice on one engine: by {who} and by {other}", p.value.host),
-                            ));
-                            continue;
-                        }
+                    if let Some((other, _)) = list.iter().find(|(_, q)| p.value.collides_with(q)) {
+                        let by = if *other == who {
+                            format!("twice by {who}")
+                        } else {
+                            format!("by {who} and by {other}")
+                        };
+                        out.push(Problem::new(
+                            p.span,
+                            format!(
+                                "host port {} is published twice on one engine: {by}",
+                                p.value.host
+                            ),
+                        ));
+                        continue;
                     }
-                    list.push((who.clone(), &p.value, p.span));
+                    list.push((who.clone(), &p.value));
                 }
             }
         }
@@ -218,11 +230,20 @@ fn ports(m: &Manifest, out: &mut Vec<Problem>) {
 fn paths(m: &Manifest, out: &mut Vec<Problem>) {
     let check = |l: &Located<String>, what: String, out: &mut Vec<Problem>| {
         let path = std::path::Path::new(&l.value);
-        if path.is_relative()
-            && path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
+        // Lexically: `secrets/../x.env` stays inside, `../x.env` leaves.
+        let mut depth: i32 = 0;
+        let mut leaves = false;
+        for c in path.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    depth -= 1;
+                    leaves |= depth < 0;
+                }
+                std::path::Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+        }
+        if path.is_relative() && leaves {
             out.push(
                 Problem::new(l.span, format!("{what} `{}` leaves the manifest's directory", l.value))
                     .with_help("write an absolute path if a file outside the manifest's directory is really meant"),

@@ -74,9 +74,10 @@ pub fn is_host_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn did_you_mean(name: &str, allowed: &[&str]) -> Option<String> {
+fn did_you_mean(name: &str, allowed: &[&str], present: &[&str]) -> Option<String> {
     allowed
         .iter()
+        .filter(|a| !present.contains(a))
         .map(|a| (strsim::damerau_levenshtein(name, a), *a))
         .filter(|(d, a)| *d <= 2.max(a.len() / 3))
         .min_by_key(|(d, _)| *d)
@@ -101,7 +102,9 @@ impl Decoder {
                                 allowed.join(", ")
                             ),
                         );
-                        p.help = did_you_mean(&k.name, allowed);
+                        let present: Vec<&str> =
+                            entries.iter().map(|(k, _)| k.name.as_str()).collect();
+                        p.help = did_you_mean(&k.name, allowed, &present);
                         self.problems.push(p);
                     }
                 }
@@ -261,8 +264,7 @@ impl Decoder {
         &mut self,
         n: &Node,
         what: &str,
-        key_ok: fn(&str) -> bool,
-        key_rule: &str,
+        key_ok: fn(&str) -> Result<(), String>,
     ) -> Option<BTreeMap<String, String>> {
         let Value::Map(entries) = &n.value else {
             self.problem(
@@ -276,16 +278,14 @@ impl Decoder {
         };
         let mut out = BTreeMap::new();
         for (k, v) in entries {
-            if !key_ok(&k.name) {
-                self.problem(
-                    k.span,
-                    format!("`{}` is not a valid name in {what}: {key_rule}", k.name),
-                );
+            if let Err(rule) = key_ok(&k.name) {
+                self.problem(k.span, format!("`{}` in {what}: {rule}", k.name));
                 continue;
             }
             match v.value {
+                // An empty value is best shown at its key: the value has no place of its own.
                 Value::Null => self.problem(
-                    v.span,
+                    null_at(k, v),
                     format!(
                         "`{}` in {what} has no value; write an empty string \"\" if that is meant",
                         k.name
@@ -393,20 +393,27 @@ impl Decoder {
         Some(v)
     }
 
-    fn healthcheck(&mut self, n: &Node, what: &str) -> Option<Healthcheck> {
-        let o = self.obj(
+    /// `at` is where the healthcheck is named, for "has no `test`".
+    fn healthcheck(&mut self, n: &Node, what: &str, at: Span) -> Option<Healthcheck> {
+        let mut o = self.obj(
             n,
             what,
             &["test", "interval", "timeout", "retries", "start_period"],
         )?;
+        o.span = at;
         let test = match self.required(&o, "test", what) {
             Some(t) => match &t.value {
-                Value::Str(s) if !s.trim().is_empty() => {
-                    Some(vec!["CMD-SHELL".to_string(), s.clone()])
+                Value::Str(s) if s.trim().is_empty() => {
+                    self.problem(
+                        t.span,
+                        format!("`test` of {what} is empty; write a command, or [\"NONE\"] to disable the image's check"),
+                    );
+                    None
                 }
-                _ => {
-                    let v = self.string_list(t, &format!("`test` of {what}"))?;
-                    match v.first().map(|s| s.as_str()) {
+                Value::Str(s) => Some(vec!["CMD-SHELL".to_string(), s.clone()]),
+                _ => self
+                    .string_list(t, &format!("`test` of {what}"))
+                    .and_then(|v| match v.first().map(|s| s.as_str()) {
                         Some("CMD") if v.len() >= 2 => Some(v),
                         Some("CMD-SHELL") if v.len() == 2 => Some(v),
                         Some("NONE") if v.len() == 1 => Some(v),
@@ -417,23 +424,27 @@ impl Decoder {
                             );
                             None
                         }
-                    }
-                }
+                    }),
             },
             None => None,
         };
-        let interval = o
-            .get("interval")
-            .and_then(|x| self.duration(x, &format!("`interval` of {what}")));
-        let timeout = o
-            .get("timeout")
-            .and_then(|x| self.duration(x, &format!("`timeout` of {what}")));
+        // Docker refuses health durations under a millisecond.
+        let mut dur = |name: &str| {
+            o.get(name).and_then(|x| {
+                let d = self.duration(x, &format!("`{name}` of {what}"))?;
+                if d < std::time::Duration::from_millis(1) {
+                    self.problem(x.span, format!("`{name}` of {what} must be at least 1ms"));
+                    return None;
+                }
+                Some(d)
+            })
+        };
+        let interval = dur("interval");
+        let timeout = dur("timeout");
+        let start_period = dur("start_period");
         let retries = o
             .get("retries")
             .and_then(|x| self.uint(x, &format!("`retries` of {what}"), 1, 100));
-        let start_period = o
-            .get("start_period")
-            .and_then(|x| self.duration(x, &format!("`start_period` of {what}")));
         Some(Healthcheck {
             test: test?,
             interval,
@@ -566,14 +577,9 @@ impl Decoder {
         let volumes = o
             .get("volumes")
             .map(|x| self.volumes(x, &format!("`volumes` of {what}")));
-        let env = o.get("env").map(|x| {
-            self.string_map(
-                x,
-                &format!("`env` of {what}"),
-                valid_env_key,
-                "letters, digits and `_`, not starting with a digit",
-            )
-        });
+        let env = o
+            .get("env")
+            .map(|x| self.string_map(x, &format!("`env` of {what}"), valid_env_key));
         let env_file = o
             .get("env_file")
             .map(|x| self.located_text(x, &format!("`env_file` of {what}")));
@@ -586,17 +592,9 @@ impl Decoder {
         let user = o
             .get("user")
             .map(|x| self.nonempty_text(x, &format!("`user` of {what}")));
-        let labels = o.get("labels").map(|x| {
-            let m = self.string_map(x, &format!("`labels` of {what}"), valid_label_key, "letters, digits, `.`, `-` and `_`")?;
-            if let Some(bad) = m.keys().find(|k| k.starts_with("io.fleetpin.")) {
-                self.problem(
-                    x.span,
-                    format!("label `{bad}` of {what}: labels starting with `io.fleetpin.` are fleetpin's own"),
-                );
-                return None;
-            }
-            Some(m)
-        });
+        let labels = o
+            .get("labels")
+            .map(|x| self.string_map(x, &format!("`labels` of {what}"), valid_label_key));
         let memory = o
             .get("memory")
             .map(|x| self.memory(x, &format!("`memory` of {what}")));
@@ -605,17 +603,19 @@ impl Decoder {
             .map(|x| self.float(x, &format!("`cpus` of {what}"), 0.01, 1024.0));
         let logging = o.get("logging").map(|x| {
             let lw = format!("`logging` of {what}");
-            let lo = self.obj(x, &lw, &["driver", "options"])?;
+            let mut lo = self.obj(x, &lw, &["driver", "options"])?;
+            lo.span = o.key_span("logging");
             let driver = self
                 .required(&lo, "driver", &lw)
                 .and_then(|d| self.nonempty_text(d, &format!("`driver` of {lw}")));
             let options = match lo.get("options") {
-                Some(op) => self.string_map(
-                    op,
-                    &format!("`options` of {lw}"),
-                    |k| !k.is_empty(),
-                    "not empty",
-                ),
+                Some(op) => self.string_map(op, &format!("`options` of {lw}"), |k| {
+                    if k.is_empty() {
+                        Err("an option needs a name".into())
+                    } else {
+                        Ok(())
+                    }
+                }),
                 None => Some(BTreeMap::new()),
             };
             Some(Logging {
@@ -623,9 +623,13 @@ impl Decoder {
                 options: options?,
             })
         });
-        let healthcheck = o
-            .get("healthcheck")
-            .map(|x| self.healthcheck(x, &format!("`healthcheck` of {what}")));
+        let healthcheck = o.get("healthcheck").map(|x| {
+            self.healthcheck(
+                x,
+                &format!("`healthcheck` of {what}"),
+                o.key_span("healthcheck"),
+            )
+        });
         let depends_on = o
             .get("depends_on")
             .map(|x| self.located_list(x, &format!("`depends_on` of {what}")));
@@ -646,9 +650,18 @@ impl Decoder {
                 }
             }
         });
-        let stop_timeout = o
-            .get("stop_timeout")
-            .map(|x| self.duration(x, &format!("`stop_timeout` of {what}")));
+        let stop_timeout = o.get("stop_timeout").map(|x| {
+            let d = self.duration(x, &format!("`stop_timeout` of {what}"))?;
+            // Docker counts the stop timeout in whole seconds.
+            if d.subsec_nanos() != 0 {
+                self.problem(
+                    x.span,
+                    format!("`stop_timeout` of {what} must be whole seconds, e.g. \"10s\" (Docker counts seconds)"),
+                );
+                return None;
+            }
+            Some(d)
+        });
         let networks = o.get("networks").map(|x| {
             let list = self.located_list(x, &format!("`networks` of {what}"))?;
             for l in &list {
@@ -807,7 +820,8 @@ impl Decoder {
         };
         let tls = o.get("tls").map(|t| {
             let tw = format!("`tls` of {what}");
-            let to = self.obj(t, &tw, &["ca", "cert", "key"])?;
+            let mut to = self.obj(t, &tw, &["ca", "cert", "key"])?;
+            to.span = o.key_span("tls");
             let mut field = |name: &str| {
                 self.required(&to, name, &tw)
                     .and_then(|x| self.located_text(x, &format!("`{name}` of {tw}")))
@@ -827,11 +841,13 @@ impl Decoder {
         let services = o
             .get("services")
             .map(|x| self.located_list(x, &format!("`services` of {what}")));
+        // Whether the operator wrote either protection, even a broken one (then that is the error).
+        let protected = o.get("tls").is_some() || o.get("insecure").is_some();
         let tls = tls.flatten();
         let insecure = insecure.flatten().unwrap_or(false);
         if let Some(ep) = &endpoint {
             match ep.value {
-                Endpoint::Tcp { .. } if tls.is_none() && !insecure => self.problems.push(
+                Endpoint::Tcp { .. } if !protected => self.problems.push(
                     Problem::new(
                         ep.span,
                         format!("{what}: plain tcp:// is refused: whoever reaches that port is root on the host"),
@@ -879,7 +895,7 @@ impl Decoder {
             let text = match &v.value {
                 Value::Null => {
                     self.problem(
-                        v.span,
+                        null_at(k, v),
                         format!(
                             "the version of `{}` in {what} is empty; write a tag such as \"2.4.1\"",
                             k.name
@@ -943,14 +959,9 @@ impl Decoder {
                 continue;
             };
             let ov = Override {
-                env: o.get("env").and_then(|x| {
-                    self.string_map(
-                        x,
-                        &format!("`env` of {ow}"),
-                        valid_env_key,
-                        "letters, digits and `_`, not starting with a digit",
-                    )
-                }),
+                env: o
+                    .get("env")
+                    .and_then(|x| self.string_map(x, &format!("`env` of {ow}"), valid_env_key)),
                 ports: o
                     .get("ports")
                     .and_then(|x| self.ports(x, &format!("`ports` of {ow}"))),
@@ -960,9 +971,13 @@ impl Decoder {
                 command: o
                     .get("command")
                     .and_then(|x| self.command(x, &format!("`command` of {ow}"))),
-                healthcheck: o
-                    .get("healthcheck")
-                    .and_then(|x| self.healthcheck(x, &format!("`healthcheck` of {ow}"))),
+                healthcheck: o.get("healthcheck").and_then(|x| {
+                    self.healthcheck(
+                        x,
+                        &format!("`healthcheck` of {ow}"),
+                        o.key_span("healthcheck"),
+                    )
+                }),
                 memory: o
                     .get("memory")
                     .and_then(|x| self.memory(x, &format!("`memory` of {ow}"))),
@@ -977,17 +992,39 @@ impl Decoder {
     }
 }
 
-fn valid_env_key(k: &str) -> bool {
-    let mut c = k.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+/// An empty value has no place of its own: show its key; a written `~` or `null` is shown itself.
+fn null_at(k: &Key, v: &Node) -> Span {
+    if v.raw.as_deref().is_some_and(|r| !r.is_empty()) {
+        v.span
+    } else {
+        k.span
+    }
 }
 
-fn valid_label_key(k: &str) -> bool {
-    !k.is_empty()
+fn valid_env_key(k: &str) -> Result<(), String> {
+    let mut c = k.chars();
+    let ok = matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err("not a valid variable name (letters, digits and `_`, not starting with a digit)".into())
+    }
+}
+
+fn valid_label_key(k: &str) -> Result<(), String> {
+    if k.starts_with("io.fleetpin.") {
+        return Err("labels starting with `io.fleetpin.` are fleetpin's own".into());
+    }
+    let ok = !k.is_empty()
         && k.len() <= 128
         && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'));
+    if ok {
+        Ok(())
+    } else {
+        Err("not a valid label name (letters, digits, `.`, `-`, `_`, `/`)".into())
+    }
 }
 
 /// An image repository: optional `registry[:port]/`, path components, no tag and no digest.

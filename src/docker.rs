@@ -3,9 +3,25 @@
 //! host speaks (fleets run old engines: 20.10 speaks API 1.41), and turning bollard's errors and
 //! types into fleetpin's.
 
-use crate::engine::{Engine, EngineError, EngineInfo};
+use crate::engine::{
+    ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
+    Health, ImageInfo, MountSpec, RunState,
+};
 use crate::values::Endpoint;
 use bollard::Docker;
+use bollard::errors::Error as BError;
+use bollard::models::{
+    ContainerCreateBody, ContainerUpdateBody, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, Mount, MountType, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,7 +48,11 @@ pub struct DockerEngine {
 }
 
 /// Seconds bollard waits on one request once connected (pulls stream, so this bounds silence).
-const REQUEST_TIMEOUT_SECS: u64 = 120;
+const REQUEST_TIMEOUT_SECS: u64 = 300;
+
+/// The lock container's image: an empty filesystem imported once per host, never run.
+const LOCK_IMAGE: &str = "fleetpin/lock";
+const LOCK_TAG: &str = "1";
 
 impl DockerEngine {
     /// Connects and negotiates the API version; fails within `connect_timeout` if the host is dead.
@@ -41,7 +61,7 @@ impl DockerEngine {
         connect_timeout: Duration,
     ) -> Result<DockerEngine, EngineError> {
         let endpoint = target.endpoint.key();
-        let conn = |e: bollard::errors::Error| EngineError::Connect {
+        let conn = |e: BError| EngineError::Connect {
             endpoint: endpoint.clone(),
             reason: e.to_string(),
         };
@@ -108,6 +128,96 @@ impl DockerEngine {
             timeout: connect_timeout,
         })
     }
+
+    /// Maps a bollard error for one operation on `what`.
+    fn err(&self, what: &str, e: BError) -> EngineError {
+        match e {
+            BError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => EngineError::NotFound {
+                what: format!("{what} ({message})"),
+            },
+            BError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => EngineError::Conflict {
+                what: format!("{what} ({message})"),
+            },
+            BError::DockerResponseServerError { message, .. } => EngineError::Api {
+                what: what.to_string(),
+                reason: message,
+            },
+            BError::RequestTimeoutError => EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                seconds: REQUEST_TIMEOUT_SECS,
+            },
+            other => {
+                let reason = other.to_string();
+                if reason.contains("onnect")
+                    || reason.contains("broken pipe")
+                    || reason.contains("reset")
+                {
+                    EngineError::Connect {
+                        endpoint: self.endpoint.clone(),
+                        reason,
+                    }
+                } else {
+                    EngineError::Api {
+                        what: what.to_string(),
+                        reason,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, BError>>,
+    ) -> Result<T, EngineError> {
+        match tokio::time::timeout(self.timeout.max(Duration::from_secs(30)), f).await {
+            Err(_) => Err(EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                seconds: self.timeout.max(Duration::from_secs(30)).as_secs(),
+            }),
+            Ok(r) => r.map_err(|e| self.err(what, e)),
+        }
+    }
+
+    async fn import_lock_image(&self) -> Result<(), EngineError> {
+        // An empty tar archive (two zero blocks) makes an image with no files.
+        let empty_tar = bytes::Bytes::from(vec![0u8; 1024]);
+        let opts = CreateImageOptionsBuilder::new()
+            .from_src("-")
+            .repo(LOCK_IMAGE)
+            .tag(LOCK_TAG)
+            .build();
+        let mut stream =
+            self.docker
+                .create_image(Some(opts), Some(bollard::body_full(empty_tar)), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| self.err("importing the lock image", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn health_from_status(status: &str) -> Health {
+    if status.contains("(healthy)") {
+        Health::Healthy
+    } else if status.contains("(unhealthy)") {
+        Health::Unhealthy
+    } else if status.contains("health: starting") {
+        Health::Starting
+    } else {
+        Health::None
+    }
+}
+
+fn to_map(m: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    m.unwrap_or_default().into_iter().collect()
 }
 
 impl Engine for DockerEngine {
@@ -116,16 +226,9 @@ impl Engine for DockerEngine {
     }
 
     async fn info(&self) -> Result<EngineInfo, EngineError> {
-        let v = tokio::time::timeout(self.timeout, self.docker.version())
-            .await
-            .map_err(|_| EngineError::Timeout {
-                endpoint: self.endpoint.clone(),
-                seconds: self.timeout.as_secs(),
-            })?
-            .map_err(|e| EngineError::Api {
-                endpoint: self.endpoint.clone(),
-                reason: e.to_string(),
-            })?;
+        let v = self
+            .timed("reading the engine version", self.docker.version())
+            .await?;
         let negotiated = self.docker.client_version();
         Ok(EngineInfo {
             server_version: v.version.unwrap_or_default(),
@@ -134,4 +237,502 @@ impl Engine for DockerEngine {
             arch: v.arch.unwrap_or_default(),
         })
     }
+
+    async fn list_containers(&self, prefix: &str) -> Result<Vec<ContainerSummary>, EngineError> {
+        // Docker's name filter is a regular expression on the name with its leading slash.
+        let mut filters = HashMap::new();
+        filters.insert("name", vec![format!("^/{}", regex_escape(prefix))]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .timed(
+                "listing containers",
+                self.docker.list_containers(Some(opts)),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let status = c.status.unwrap_or_default();
+                ContainerSummary {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    state: RunState::parse(&c.state.map(|s| s.to_string()).unwrap_or_default()),
+                    health: health_from_status(&status),
+                    labels: to_map(c.labels),
+                    created: c.created.unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerDetails, EngineError> {
+        let c = self
+            .timed(
+                &format!("container {id}"),
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let state = c.state.unwrap_or_default();
+        let health = state.health.clone();
+        let health_status = health
+            .as_ref()
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let health_log = health
+            .and_then(|h| h.log)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "exit {}: {}",
+                    r.exit_code.unwrap_or_default(),
+                    r.output.unwrap_or_default().trim()
+                )
+            })
+            .collect();
+        let config = c.config.unwrap_or_default();
+        Ok(ContainerDetails {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            state: RunState::parse(&state.status.map(|s| s.to_string()).unwrap_or_default()),
+            health: match health_status.as_str() {
+                "healthy" => Health::Healthy,
+                "unhealthy" => Health::Unhealthy,
+                "starting" => Health::Starting,
+                _ => Health::None,
+            },
+            health_log,
+            started_at: state.started_at,
+            exit_code: state.exit_code,
+            restart_policy: c
+                .host_config
+                .and_then(|h| h.restart_policy)
+                .and_then(|r| r.name)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            image_id: c.image.unwrap_or_default(),
+            labels: to_map(config.labels),
+        })
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self
+            .timed(
+                &format!("image {reference}"),
+                self.docker.inspect_image(reference),
+            )
+            .await
+        {
+            Ok(i) => Ok(Some(ImageInfo {
+                id: i.id.unwrap_or_default(),
+                repo_digests: i.repo_digests.unwrap_or_default(),
+                has_healthcheck: i
+                    .config
+                    .and_then(|c| c.healthcheck)
+                    .and_then(|h| h.test)
+                    .is_some_and(|t| !t.is_empty() && t[0] != "NONE"),
+            })),
+            Err(EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<(), EngineError> {
+        let creds = credentials.map(|c| bollard::auth::DockerCredentials {
+            username: c.username,
+            password: c.password,
+            identitytoken: c.identity_token,
+            serveraddress: Some(c.server),
+            ..Default::default()
+        });
+        let opts = CreateImageOptionsBuilder::new()
+            .from_image(reference)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, creds);
+        let what = format!("pulling {reference}");
+        loop {
+            // Silence longer than the request timeout means the registry or network is stuck.
+            match tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), stream.next())
+                .await
+            {
+                Err(_) => {
+                    return Err(EngineError::Timeout {
+                        endpoint: self.endpoint.clone(),
+                        seconds: REQUEST_TIMEOUT_SECS,
+                    });
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => return Err(self.err(&what, e)),
+                Ok(Some(Ok(info))) => {
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        return Err(EngineError::Api {
+                            what,
+                            reason: detail,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            ..Default::default()
+        };
+        // Docker returns the existing volume unchanged when the name is taken: data is never touched.
+        self.timed(&format!("volume {name}"), self.docker.create_volume(req))
+            .await
+            .map(|_| ())
+    }
+
+    async fn ensure_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let mut filters = HashMap::new();
+        filters.insert("name", vec![name.to_string()]);
+        let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let existing = self
+            .timed("listing networks", self.docker.list_networks(Some(opts)))
+            .await?;
+        if existing.iter().any(|n| n.name.as_deref() == Some(name)) {
+            return Ok(());
+        }
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            ..Default::default()
+        };
+        match self
+            .timed(&format!("network {name}"), self.docker.create_network(req))
+            .await
+        {
+            Ok(_) | Err(EngineError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_container(&self, spec: &CreateSpec) -> Result<String, EngineError> {
+        let mut exposed: Vec<String> = Vec::new();
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for p in &spec.ports {
+            let key = format!("{}/{}", p.container, p.protocol);
+            if !exposed.contains(&key) {
+                exposed.push(key.clone());
+            }
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(vec![]))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.ip.clone(),
+                    host_port: Some(p.host.to_string()),
+                });
+        }
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| match m {
+                MountSpec::Volume {
+                    name,
+                    target,
+                    read_only,
+                } => Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(name.clone()),
+                    target: Some(target.clone()),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                },
+                MountSpec::Bind {
+                    path,
+                    target,
+                    read_only,
+                } => Mount {
+                    typ: Some(MountType::BIND),
+                    source: Some(path.clone()),
+                    target: Some(target.clone()),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let restart = match spec.restart_policy.as_str() {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::NO,
+        };
+        let host_config = HostConfig {
+            port_bindings: Some(bindings),
+            mounts: Some(mounts),
+            memory: spec.memory,
+            nano_cpus: spec.nano_cpus,
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: None,
+            }),
+            log_config: spec
+                .log_driver
+                .as_ref()
+                .map(|(driver, opts)| HostConfigLogConfig {
+                    typ: Some(driver.clone()),
+                    config: Some(opts.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                }),
+            network_mode: spec.networks.first().cloned(),
+            ..Default::default()
+        };
+        let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval.map(|d| d.as_nanos() as i64),
+            timeout: h.timeout.map(|d| d.as_nanos() as i64),
+            retries: h.retries.map(|r| r as i64),
+            start_period: h.start_period.map(|d| d.as_nanos() as i64),
+            ..Default::default()
+        });
+        // API 1.41 accepts a single network at create; the others are connected afterwards.
+        let networking_config = spec.networks.first().map(|n| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                n.clone(),
+                EndpointSettings {
+                    aliases: Some(spec.aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.clone()),
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            exposed_ports: Some(exposed),
+            cmd: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            user: spec.user.clone(),
+            healthcheck,
+            stop_timeout: spec.stop_timeout.map(|d| d.as_secs() as i64),
+            host_config: Some(host_config),
+            networking_config,
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .timed(
+                &format!("creating container {}", spec.name),
+                self.docker.create_container(Some(opts), body),
+            )
+            .await?;
+        for n in spec.networks.iter().skip(1) {
+            let req = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(spec.aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            self.timed(
+                &format!("connecting {} to {n}", spec.name),
+                self.docker.connect_network(n, req),
+            )
+            .await?;
+        }
+        Ok(created.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        self.timed(
+            &format!("starting container {id}"),
+            self.docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>),
+        )
+        .await
+    }
+
+    async fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<(), EngineError> {
+        let mut b = StopContainerOptionsBuilder::new();
+        if let Some(t) = timeout {
+            b = b.t(t.as_secs() as i32);
+        }
+        let r = match tokio::time::timeout(
+            timeout.unwrap_or(Duration::from_secs(10)) + Duration::from_secs(30),
+            self.docker.stop_container(id, Some(b.build())),
+        )
+        .await
+        {
+            Err(_) => Err(EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                seconds: timeout.unwrap_or(Duration::from_secs(10)).as_secs() + 30,
+            }),
+            Ok(r) => r.map_err(|e| self.err(&format!("stopping container {id}"), e)),
+        };
+        match r {
+            // 304: already stopped.
+            Err(EngineError::Api { reason, .. }) if reason.is_empty() || reason.contains("304") => {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn rename(&self, id: &str, new_name: &str) -> Result<(), EngineError> {
+        let opts = RenameContainerOptionsBuilder::new().name(new_name).build();
+        self.timed(
+            &format!("renaming container {id} to {new_name}"),
+            self.docker.rename_container(id, opts),
+        )
+        .await
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(false)
+            .build();
+        match self
+            .timed(
+                &format!("removing container {id}"),
+                self.docker.remove_container(id, Some(opts)),
+            )
+            .await
+        {
+            Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_restart_policy(&self, id: &str, policy: &str) -> Result<(), EngineError> {
+        let name = match policy {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::NO,
+        };
+        let body = ContainerUpdateBody {
+            restart_policy: Some(RestartPolicy {
+                name: Some(name),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        self.timed(
+            &format!("setting the restart policy of {id}"),
+            self.docker.update_container(id, body),
+        )
+        .await
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, EngineError> {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut out = String::new();
+        while let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await
+        {
+            match item {
+                Ok(chunk) => out.push_str(&String::from_utf8_lossy(&chunk.into_bytes())),
+                Err(e) => return Err(self.err(&format!("logs of {id}"), e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_lock(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        let body = || ContainerCreateBody {
+            image: Some(format!("{LOCK_IMAGE}:{LOCK_TAG}")),
+            cmd: Some(vec!["fleetpin-lock".into()]),
+            labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        let what = format!("lock {name}");
+        match self
+            .timed(
+                &what,
+                self.docker.create_container(Some(opts.clone()), body()),
+            )
+            .await
+        {
+            Ok(c) => Ok(c.id),
+            Err(EngineError::NotFound { .. }) => {
+                self.import_lock_image().await?;
+                self.timed(&what, self.docker.create_container(Some(opts), body()))
+                    .await
+                    .map(|c| c.id)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn read_lock(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>, EngineError> {
+        match self.inspect_container(name).await {
+            Ok(d) if d.name == name => Ok(Some((d.id, d.labels))),
+            Ok(_) | Err(EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove_lock(&self, id: &str) -> Result<(), EngineError> {
+        self.remove(id).await
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
 }

@@ -2,11 +2,13 @@
 //!
 //! Everything above this trait — manifest resolution, planning, rollback choice, promotion gates —
 //! is pure code over fleetpin's own types and is tested without a daemon. Only `docker` (bollard)
-//! implements it for real; tests of pure logic may implement it in memory. No bollard type crosses
-//! this line, so a bollard upgrade or another engine API touches one file.
+//! implements it for real; `memory` implements it in memory for planner property tests. No bollard
+//! type crosses this line, so a bollard upgrade or another engine API touches one file.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 /// What a host's engine says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,14 +27,269 @@ pub enum EngineError {
     Timeout { endpoint: String, seconds: u64 },
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect { endpoint: String, reason: String },
-    #[error("TLS files for {endpoint}: {reason}")]
+    #[error("TLS for {endpoint}: {reason}")]
     Tls { endpoint: String, reason: String },
-    #[error("{endpoint} answered with an error: {reason}")]
-    Api { endpoint: String, reason: String },
+    #[error("{what}: not found")]
+    NotFound { what: String },
+    #[error("{what}: already exists")]
+    Conflict { what: String },
+    #[error("{what}: {reason}")]
+    Api { what: String, reason: String },
 }
+
+impl EngineError {
+    /// Whether the host itself could not be reached (as opposed to refusing one request).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Timeout { .. } | EngineError::Connect { .. } | EngineError::Tls { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    Exited,
+    Dead,
+    Removing,
+}
+
+impl RunState {
+    pub fn parse(s: &str) -> RunState {
+        match s {
+            "created" => RunState::Created,
+            "running" => RunState::Running,
+            "restarting" => RunState::Restarting,
+            "paused" => RunState::Paused,
+            "removing" => RunState::Removing,
+            "dead" => RunState::Dead,
+            _ => RunState::Exited,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No healthcheck, in the image or the spec.
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// A container as one list call shows it: enough to plan without inspecting each one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSummary {
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    /// The image reference it was created from.
+    pub image: String,
+    pub image_id: String,
+    pub state: RunState,
+    pub health: Health,
+    pub labels: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// What inspecting one container adds: the health log, start time, restart policy, exit code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    pub state: RunState,
+    pub health: Health,
+    pub health_log: Vec<String>,
+    pub started_at: Option<String>,
+    pub exit_code: Option<i64>,
+    pub restart_policy: String,
+    pub image_id: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    pub id: String,
+    /// `repo@sha256:…` as the registry knows it.
+    pub repo_digests: Vec<String>,
+    pub has_healthcheck: bool,
+}
+
+/// Registry credentials from the operator's docker config, never from the manifest.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub identity_token: Option<String>,
+    pub server: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({})", self.server)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortBinding {
+    pub ip: Option<String>,
+    pub host: u16,
+    pub container: u16,
+    /// `tcp` or `udp`
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum MountSpec {
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
+    Bind {
+        path: String,
+        target: String,
+        read_only: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthSpec {
+    pub test: Vec<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub start_period: Option<Duration>,
+}
+
+/// Everything needed to create one container, in fleetpin's words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreateSpec {
+    pub name: String,
+    pub image: String,
+    /// `KEY=VALUE`; may hold secrets, so this type's Debug is never logged.
+    #[serde(skip)]
+    pub env: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<PortBinding>,
+    pub mounts: Vec<MountSpec>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub log_driver: Option<(String, BTreeMap<String, String>)>,
+    pub healthcheck: Option<HealthSpec>,
+    pub restart_policy: String,
+    pub stop_timeout: Option<Duration>,
+    /// Networks to join, each with these aliases; the first is given at create (API 1.41 takes one).
+    pub networks: Vec<String>,
+    pub aliases: Vec<String>,
+}
+
+/// A lock container's id and labels.
+pub type LockInfo = (String, BTreeMap<String, String>);
 
 pub trait Engine: Send + Sync {
     /// The address this engine was reached at, for messages.
     fn endpoint(&self) -> &str;
+
     fn info(&self) -> impl Future<Output = Result<EngineInfo, EngineError>> + Send;
+
+    /// Every container (running or not) whose name starts with `prefix`, in one call.
+    fn list_containers(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ContainerSummary>, EngineError>> + Send;
+
+    fn inspect_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<ContainerDetails, EngineError>> + Send;
+
+    /// The image if it is present on the host.
+    fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<ImageInfo>, EngineError>> + Send;
+
+    fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<Credentials>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Creates the volume when missing; an existing one is left as it is.
+    fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Creates the bridge network when missing.
+    fn ensure_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Creates the container (stopped); returns its id.
+    fn create_container(
+        &self,
+        spec: &CreateSpec,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    fn stop(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    fn rename(
+        &self,
+        id: &str,
+        new_name: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Removes a container, never its volumes.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    fn set_restart_policy(
+        &self,
+        id: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// The last `lines` lines of the container's output.
+    fn logs_tail(
+        &self,
+        id: &str,
+        lines: usize,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Takes the named lock atomically (a never-started container: Docker refuses a second
+    /// container of the same name); fails with `Conflict` when it exists. Returns its id.
+    fn create_lock(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// The lock's id and labels, if it exists.
+    fn read_lock(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<LockInfo>, EngineError>> + Send;
+
+    /// Removes the lock by id, so a stale lock removed twice never removes a fresh one.
+    fn remove_lock(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 }

@@ -7,14 +7,22 @@
 //! command line). See docs/architecture.md.
 
 pub mod app;
+pub mod apply;
 pub mod checks;
 pub mod cli;
+pub mod credentials;
 pub mod decode;
+pub mod deploy;
 pub mod diagnostics;
 pub mod docker;
 pub mod engine;
+pub mod fleet;
+pub mod git;
+pub mod labels;
+pub mod lock;
 pub mod manifest;
 pub mod pin;
+pub mod plan;
 pub mod render;
 pub mod resolve;
 pub mod schema;

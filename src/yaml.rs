@@ -31,9 +31,15 @@ impl Span {
         }
     }
 
-    /// True when the node was written here rather than brought in through an alias or merge key.
-    fn is_literal<T>(s: &Spanned<T>) -> bool {
-        s.referenced == s.defined
+    fn defined<T>(s: &Spanned<T>) -> Span {
+        let loc = s.defined;
+        let sp = loc.span();
+        Span {
+            line: loc.line() as u32,
+            column: loc.column() as u32,
+            offset: sp.byte_offset().unwrap_or(0) as usize,
+            len: sp.byte_len().unwrap_or(0) as usize,
+        }
     }
 }
 
@@ -54,6 +60,9 @@ pub enum Value {
 pub struct Node {
     pub value: Value,
     pub span: Span,
+    /// Where the value is defined: differs from `span` for an alias (`*a`), whose text lives at
+    /// its anchor.
+    pub defined: Span,
     /// The scalar as written in the source (quotes stripped), when it was written here.
     pub raw: Option<String>,
 }
@@ -130,10 +139,22 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     match parsed {
         Ok(node) => {
             let span = Span::of(&node);
-            let literal = Span::is_literal(&node);
+            let defined = Span::defined(&node);
             let mut n = node.value;
             n.span = span;
-            fill_raw(&mut n, text, literal);
+            n.defined = defined;
+            if n.value == Value::Null {
+                return Err(ParseError {
+                    span: Span {
+                        line: 1,
+                        column: 1,
+                        offset: 0,
+                        len: 0,
+                    },
+                    message: "the file holds no YAML document (only comments?); a manifest needs at least `platform`, `services` and `environments`".into(),
+                });
+            }
+            fill_raw(&mut n, text);
             let depth = depth(&n);
             if depth > MAX_DEPTH {
                 return Err(ParseError {
@@ -160,25 +181,74 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
                     offset: 0,
                     len: 0,
                 });
-            Err(ParseError {
-                span,
-                message: clean_message(&e.to_string()),
-            })
+            let message = clean_message(&e.to_string());
+            // Point a second document at its `---`, the line to remove.
+            let span = if message.contains("one YAML document") {
+                second_document(text).unwrap_or(span)
+            } else {
+                span
+            };
+            Err(ParseError { span, message })
         }
     }
 }
 
-/// serde-saphyr's message carries its own snippet and location prefix; we render our own.
+/// serde-saphyr's message carries its own snippet and positions, and sometimes library advice;
+/// we render our own location and say what an operator can do.
 fn clean_message(msg: &str) -> String {
     let first = msg.lines().next().unwrap_or(msg);
     let first = first.strip_prefix("error: ").unwrap_or(first);
     // Drop a leading "line N column M: ".
-    let stripped = match first.find(": ") {
-        Some(i) if first.starts_with("line ") => &first[i + 2..],
-        _ => first,
+    let mut text = match first.find(": ") {
+        Some(i) if first.starts_with("line ") => first[i + 2..].to_string(),
+        _ => first.to_string(),
     };
-    let stripped = stripped.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
-    format!("invalid YAML: {stripped}")
+    // And a trailing " at line N, column M".
+    if let Some(i) = text.rfind(" at line ") {
+        text.truncate(i);
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("budget") && lower.contains("depth") {
+        return format!(
+            "the document nests deeper than {MAX_DEPTH} levels; a manifest needs about 8"
+        );
+    }
+    if lower.contains("budget")
+        || lower.contains("alias") && (lower.contains("limit") || lower.contains("expan"))
+    {
+        return "aliases expand to far more data than a manifest holds (a \"billion laughs\" document?); refused".into();
+    }
+    if lower.contains("multiple") && lower.contains("document")
+        || lower.contains("from_str_multiple")
+    {
+        return "a manifest is one YAML document: remove the `---` separator and what follows it"
+            .into();
+    }
+    let text = text.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+    format!("invalid YAML: {text}")
+}
+
+/// The position of the second `---` document marker, if any.
+fn second_document(text: &str) -> Option<Span> {
+    let mut offset = 0;
+    let mut seen_content = false;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") {
+            if seen_content {
+                return Some(Span {
+                    line: i as u32 + 1,
+                    column: 1,
+                    offset,
+                    len: 3,
+                });
+            }
+        } else if !t.trim().is_empty() && !t.trim_start().starts_with('#') {
+            seen_content = true;
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn depth(n: &Node) -> usize {
@@ -196,23 +266,18 @@ fn depth(n: &Node) -> usize {
     max
 }
 
-fn fill_raw(n: &mut Node, text: &str, literal: bool) {
+/// Gives every scalar the text it was written with, read at its definition (so an alias of
+/// `1.20` still reads `1.20`).
+fn fill_raw(n: &mut Node, text: &str) {
     match &mut n.value {
-        Value::Seq(items) => items
-            .iter_mut()
-            .for_each(|i| fill_raw(i, text, i.raw.is_some())),
-        Value::Map(entries) => entries
-            .iter_mut()
-            .for_each(|(_, v)| fill_raw(v, text, v.raw.is_some())),
+        Value::Seq(items) => items.iter_mut().for_each(|i| fill_raw(i, text)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| fill_raw(v, text)),
         _ => {
-            if literal {
-                let raw = text
-                    .get(n.span.offset..n.span.offset + n.span.len)
-                    .map(unquote);
-                n.raw = raw;
-            } else {
-                n.raw = None;
-            }
+            let d = n.defined;
+            n.raw = text
+                .get(d.offset..d.offset + d.len)
+                .map(unquote)
+                .filter(|r| !r.starts_with('*') && !r.starts_with('&'));
         }
     }
 }
@@ -228,15 +293,14 @@ fn unquote(s: &str) -> String {
     }
 }
 
-// --- serde glue: the visitor marks literal children with `raw = Some("")` so fill_raw knows
-// which nodes were written in place (aliases carry the alias token's span, not the value's).
+// --- serde glue
 
 fn wrap(s: Spanned<Node>) -> Node {
-    let literal = Span::is_literal(&s);
     let span = Span::of(&s);
+    let defined = Span::defined(&s);
     let mut n = s.value;
     n.span = span;
-    n.raw = if literal { Some(String::new()) } else { None };
+    n.defined = defined;
     n
 }
 
@@ -312,6 +376,7 @@ fn leaf(value: Value) -> Node {
     Node {
         value,
         span: Span::default(),
+        defined: Span::default(),
         raw: None,
     }
 }
@@ -369,11 +434,21 @@ mod tests {
     }
 
     #[test]
-    fn aliases_resolve_but_have_no_raw_text() {
-        let doc = parse("a: &x 1.10\nb: *x\n").unwrap();
+    fn aliases_keep_the_text_of_their_anchor() {
+        let doc = parse("a: &x 1.20\nb: *x\n").unwrap();
         let m = map(&doc);
-        assert_eq!(m[1].1.raw, None);
-        assert_eq!(m[1].1.value, Value::Float(1.1));
+        assert_eq!(m[1].1.value, Value::Float(1.2));
+        assert_eq!(m[1].1.scalar_text().unwrap(), "1.20");
+        assert_eq!(m[1].1.span.line, 2, "errors point at the alias");
+    }
+
+    #[test]
+    fn comment_only_and_multi_document_files_say_so() {
+        let e = parse("# nothing\n# here\n").unwrap_err();
+        assert_eq!(e.span.line, 1);
+        let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(e.span.line, 2, "{}", e.message);
+        assert!(e.message.contains("one YAML document"), "{}", e.message);
     }
 
     #[test]

@@ -114,12 +114,14 @@ spawn() {
 # The keeper: `tini -s` (subreaper) running $RUN_DIR/launch.sh, a generated
 # bash script that starts the registry and every dockerd as its children and
 # then waits. Why: daemons outlive `fleet.sh up`, so they get re-parented to
-# PID 1; on machines where PID 1 is not a real init (a container, this CI VM)
-# they are reaped late or never, and `ps` keeps showing "dockerd <defunct>". With the keeper as their
-# subreaper everything is reaped; `down` kills the keeper last. (containerd
-# shims are re-parented to it as well, on every container start.)
+# PID 1; where PID 1 is not a real init (a container, a CI VM) they are reaped
+# late or never, and `ps` keeps showing "dockerd <defunct>". With the keeper
+# as their subreaper everything is reaped at once; `down` kills the keeper
+# last. (containerd shims are re-parented to it too, for every container.)
 keeper_pids() {
-    local p comm args
+    local p comm args cg
+    cg=$(cg_track_root)
+    if [ -n "$cg" ]; then cat "$cg/keeper/cgroup.procs" 2>/dev/null || true; fi
     for p in /proc/[0-9]*; do
         read -r comm 2>/dev/null <"$p/comm" || continue
         case $comm in tini | docker-init | bash) ;; *) continue ;; esac
@@ -197,7 +199,7 @@ ensure_packages() {
     for svc in docker containerd docker-registry; do
         if [ -d /run/systemd/system ]; then   # systemd is PID 1
             systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
-            [ "$svc" = docker ] && systemctl disable --now docker.socket >/dev/null 2>&1 || true
+            if [ "$svc" = docker ]; then systemctl disable --now docker.socket >/dev/null 2>&1 || true; fi
         fi
         if [ -x "/etc/init.d/$svc" ]; then
             "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
@@ -207,7 +209,7 @@ ensure_packages() {
     local p
     for p in $(root_ns_daemon_pids); do
         case " $before " in *" $p "*) continue ;; esac
-        warn "package install started $(cat /proc/$p/comm 2>/dev/null) (pid $p) in the root namespace; stopping it"
+        warn "package install started $(cat "/proc/$p/comm" 2>/dev/null) (pid $p) in the root namespace; stopping it"
         kill -TERM "$p" 2>/dev/null || true
         sleep 2
         kill -KILL "$p" 2>/dev/null || true
@@ -246,7 +248,7 @@ fleet_pids() {
         # 1. tracking cgroup (daemons, shims, containers, registry)
         for cg in "$(cg_track_root)" /sys/fs/cgroup/*/${CG_NAME}; do
             [ -n "$cg" ] && [ -d "$cg" ] || continue
-            find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+            find "$cg" -path "$cg/keeper" -prune -o -name cgroup.procs -exec cat {} + 2>/dev/null || true
         done
         # 2. anything living in our network namespaces
         for ns in $(fleet_netns); do ip netns pids "$ns" 2>/dev/null || true; done
@@ -272,6 +274,7 @@ unreaped() {
     local st
     for p in /proc/[0-9]*; do
         read -r st 2>/dev/null <"$p/stat" || continue
+        # shellcheck disable=SC2086 # split the fields after "(comm) "
         set -- ${st##*) }
         [ "${1:-}" = Z ] && case $keepers in *" ${2:-x} "*) echo "${p#/proc/}" ;; esac
     done
@@ -294,8 +297,8 @@ fleet_links() {
         grep -E "^(${VETH_PREFIX}|${BRIDGE}\$)" || true
 }
 
-# Remove the optional FORWARD rule `up` adds when the root namespace filters
-# bridged traffic.
+# The optional root-namespace FORWARD rule (-I add, -C check, -D delete) that
+# `up` adds only when that chain filters bridged traffic; `down` removes it.
 fwd_rule() { iptables "$1" FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment fleetpin-fleet -j ACCEPT; }
 
 do_down() {
@@ -321,11 +324,13 @@ do_down() {
     for p in $(keeper_pids); do
         [ "$(cat "/proc/$p/comm" 2>/dev/null)" = bash ] && kill -KILL "$p" 2>/dev/null
     done
+    sleep 0.05
     for i in $(seq 1 30); do
         live=""
         for p in $(keeper_pids); do alive "$p" && live="$live $p"; done
         [ -z "$live" ] && break
-        [ "$i" -gt 10 ] && kill -KILL $live 2>/dev/null   # shellcheck disable=SC2086
+        # shellcheck disable=SC2086
+        if [ "$i" -gt 10 ]; then kill -KILL $live 2>/dev/null || true; fi
         sleep 0.1
     done
 
@@ -526,8 +531,10 @@ EOF
         registry_launch
         for k in $(seq 1 "$n"); do dockerd_launch "$k" "$sd"; done
         # Stay alive even when every daemon died (kill -9 tests): exiting would
-        # end tini, and later orphans (shims, containers) would lose their reaper.
-        echo 'while :; do wait; sleep 5; done'
+        # end tini, and later orphans (shims, containers) would lose their
+        # reaper. Block on a private FIFO: no child process needed for that.
+        echo "mkfifo $(printf '%q' "$RUN_DIR/keeper.fifo") && exec 3<>$(printf '%q' "$RUN_DIR/keeper.fifo")"
+        echo 'while :; do wait; read -r -u 3 _ || sleep 1; done'
     } >"$f"
     chmod 755 "$f"
     reaper=$(command -v tini || command -v docker-init || true)
@@ -540,9 +547,9 @@ EOF
     fi
 }
 
-log_tail() { # file, lines
+log_tail() { # file, lines (dockerd's gRPC chatter left out)
     echo "----- tail of $1 -----" >&2
-    tail -n "${2:-25}" "$1" 2>/dev/null | cut -c1-300 >&2 || echo "(no log)" >&2
+    { grep -v 'module=grpc' "$1" 2>/dev/null || echo "(no log)"; } | tail -n "${2:-25}" | cut -c1-300 >&2
     echo "-----" >&2
 }
 
@@ -588,18 +595,25 @@ wait_host() {
 # The test app: busybox httpd on :8080 serving /version, / and /health.
 # PID 1 is a shell script with TERM/INT traps - without them PID 1 ignores
 # SIGTERM and every `docker stop` would wait the full 10 s timeout.
+# Layout: one local base image (busybox, entrypoint, dirs, healthcheck), then
+# per tag a tiny image FROM it with /www and APP_VERSION. Few build steps
+# matter: the legacy builder commits a container per step, which is cheap on
+# overlay2 but copies the whole rootfs on vfs.
+readonly BASE_IMAGE=fleetpin-fleet-base:build
+readonly HEALTHCHECK_OPTS="--interval=1s --timeout=1s --start-period=1s --retries=2"
+
 write_build_context() {
-    local ctx=$1 b=/bin/busybox a
-    mkdir -p "$ctx"/rootfs/{bin,etc,www,data,tmp,var/log/tomcat}
-    chmod 1777 "$ctx/rootfs/tmp"
-    cp "$b" "$ctx/rootfs/bin/busybox"
+    local ctx=$1 b=/bin/busybox a root=$1/base/rootfs
+    mkdir -p "$root"/{bin,etc,www,data,tmp,var/log/tomcat}
+    chmod 1777 "$root/tmp"
+    cp "$b" "$root/bin/busybox"
     while IFS= read -r a; do
         case $a in '' | busybox | */*) continue ;; esac
-        ln -s busybox "$ctx/rootfs/bin/$a"
+        ln -s busybox "$root/bin/$a"
     done < <("$b" --list)
-    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ctx/rootfs/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' >"$ctx/rootfs/etc/group"
-    cat >"$ctx/rootfs/entrypoint.sh" <<'EOF'
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    cat >"$root/entrypoint.sh" <<'EOF'
 #!/bin/sh
 # fleetpin test app (tests/fleet/fleet.sh). With arguments: run them instead.
 [ "$#" -gt 0 ] && exec "$@"
@@ -612,59 +626,73 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
 wait "$pid"
 EOF
-    chmod 755 "$ctx/rootfs/entrypoint.sh"
-
-    # one www dir + Dockerfile per image
-    local spec repo tag ver hpath
-    for spec in "${IMAGE_SPECS[@]}"; do
-        read -r repo tag ver hpath <<<"$spec"
-        local w="$ctx/www-${repo##*/}-$tag"
-        mkdir -p "$w"
-        printf '%s' "$ver" >"$w/version"
-        printf '%s' "$ver" >"$w/index.html"
-        printf 'ok' >"$w/health"
-        cat >"$ctx/Dockerfile.${repo##*/}-$tag" <<EOF
+    chmod 755 "$root/entrypoint.sh"
+    cat >"$ctx/base/Dockerfile" <<EOF
 FROM scratch
 COPY rootfs/ /
-COPY www-${repo##*/}-$tag/ /www/
-ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin APP_VERSION=$ver
-LABEL org.opencontainers.image.title=fleetpin-test-${repo##*/} org.opencontainers.image.version=$ver
+ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin
 EXPOSE 8080
-HEALTHCHECK --interval=1s --timeout=1s --start-period=1s --retries=2 CMD wget -q -O- http://127.0.0.1:8080/$hpath
+HEALTHCHECK $HEALTHCHECK_OPTS CMD wget -q -O- http://127.0.0.1:8080/health
 ENTRYPOINT ["/entrypoint.sh"]
 EOF
+
+    # one small context per image
+    local spec repo tag ver hpath d
+    for spec in "${IMAGE_SPECS[@]}"; do
+        read -r repo tag ver hpath <<<"$spec"
+        d="$ctx/${repo##*/}-$tag"
+        mkdir -p "$d/www"
+        printf '%s' "$ver" >"$d/www/version"
+        printf '%s' "$ver" >"$d/www/index.html"
+        printf 'ok' >"$d/www/health"
+        {
+            echo "FROM $BASE_IMAGE"
+            echo "COPY www/ /www/"
+            echo "ENV APP_VERSION=$ver"
+            echo "LABEL org.opencontainers.image.title=fleetpin-test-${repo##*/} org.opencontainers.image.version=$ver"
+            if [ "$hpath" != health ]; then
+                echo "HEALTHCHECK $HEALTHCHECK_OPTS CMD wget -q -O- http://127.0.0.1:8080/$hpath"
+            fi
+        } >"$d/Dockerfile"
     done
     # fixed mtimes: identical layers (digests) for identical content
     find "$ctx" -exec touch -h -d '2020-01-01 00:00:00 UTC' {} +
 }
 
 build_images() {
-    local ctx=${RUN_DIR}/build spec repo tag ver hpath
+    local ctx=${RUN_DIR}/build spec repo tag ver hpath d pids=() i
     rm -rf "$ctx"
     write_build_context "$ctx"
     # hermetic client: no user config/credential helpers, legacy builder, no network
-    export DOCKER_HOST="unix://$(host_sock 1)" DOCKER_CONFIG="${RUN_DIR}/build-client" DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false
+    DOCKER_HOST="unix://$(host_sock 1)"
+    export DOCKER_HOST DOCKER_CONFIG="${RUN_DIR}/build-client" DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false
     mkdir -p "$DOCKER_CONFIG"
+    if ! docker build --network none -q -t "$BASE_IMAGE" "$ctx/base" >"$ctx/base.log" 2>&1; then
+        log_tail "$ctx/base.log"
+        die "docker build of the base image failed"
+    fi
+    # per-tag builds, then pushes, in parallel
     for spec in "${IMAGE_SPECS[@]}"; do
         read -r repo tag ver hpath <<<"$spec"
-        if ! docker build --network none -q -f "$ctx/Dockerfile.${repo##*/}-$tag" -t "$repo:$tag" "$ctx" \
-            >"$ctx/build.log" 2>&1; then
-            log_tail "$ctx/build.log"
-            die "docker build of $repo:$tag failed"
-        fi
+        d="$ctx/${repo##*/}-$tag"
+        (docker build --network none -q -t "$repo:$tag" "$d" && docker push -q "$repo:$tag") >"$d.log" 2>&1 &
+        pids+=($!)
     done
+    i=0
     for spec in "${IMAGE_SPECS[@]}"; do
         read -r repo tag ver hpath <<<"$spec"
-        if ! docker push -q "$repo:$tag" >"$ctx/push.log" 2>&1; then
-            log_tail "$ctx/push.log"
-            die "docker push of $repo:$tag failed"
+        if ! wait "${pids[$i]}"; then
+            log_tail "$ctx/${repo##*/}-$tag.log"
+            die "docker build/push of $repo:$tag failed"
         fi
+        i=$((i + 1))
     done
     # every host - h1 included - starts empty and must pull
     for spec in "${IMAGE_SPECS[@]}"; do
         read -r repo tag ver hpath <<<"$spec"
         docker rmi -f "$repo:$tag" >/dev/null
     done
+    docker rmi -f "$BASE_IMAGE" >/dev/null
     docker image prune -af >/dev/null
     docker builder prune -af >/dev/null 2>&1 || true
     docker container prune -f >/dev/null
@@ -816,12 +844,17 @@ do_status() {
 # ---------------------------------------------------------------------- run --
 do_run() {
     [ $# -gt 0 ] || die "usage: fleet.sh run CMD [ARGS...]"
-    local rc=0
-    trap 'log "run: tearing the fleet down"; do_down quiet || true' EXIT
+    local rc=0 child sig=""
+    # Always tear down, however we leave (error, CMD's exit, signal).
+    trap 'trap "" INT TERM; log "run: tearing the fleet down"; do_down quiet || true' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     do_up "${FLEET_HOSTS_COUNT:-}"
     log "run: $*"
+    # CMD runs in the background so that a SIGTERM/SIGINT sent to this script
+    # is handled at once (bash defers traps while a foreground child runs) and
+    # forwarded. env --default-signal: bash makes background commands ignore
+    # SIGINT/SIGQUIT, which CMD would inherit.
     (
         exec 9>&- # do not hand the fleet lock to the command
         while IFS='=' read -r k v; do
@@ -831,9 +864,26 @@ do_run() {
         if [ -n "${http_proxy:-}${https_proxy:-}${HTTP_PROXY:-}${HTTPS_PROXY:-}" ]; then
             export NO_PROXY="${NO_PROXY:+$NO_PROXY,}${NET_PREFIX}.0/24" no_proxy="${no_proxy:+$no_proxy,}${NET_PREFIX}.0/24"
         fi
-        exec "$@"
-    ) || rc=$?
-    log "run: command exited with $rc"
+        exec env --default-signal=INT,QUIT -- "$@"
+    ) &
+    child=$!
+    local interrupted="" again="" r
+    trap 'sig=INT; interrupted=1; kill -INT "$child" 2>/dev/null || true' INT
+    trap 'sig=TERM; interrupted=1; kill -TERM "$child" 2>/dev/null || true' TERM
+    while :; do
+        interrupted=""
+        r=0
+        wait "$child" || r=$?
+        # after a trap, wait again for the real status (127: it was already collected)
+        [ -n "$again" ] && [ "$r" -eq 127 ] && break
+        rc=$r
+        again=1
+        [ -n "$interrupted" ] || break
+    done
+    if [ -n "$sig" ] && [ "$rc" -eq 0 ]; then
+        rc=$([ "$sig" = INT ] && echo 130 || echo 143)
+    fi
+    log "run: command exited with $rc${sig:+ (after SIG$sig)}"
     exit "$rc"
 }
 

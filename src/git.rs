@@ -1,0 +1,115 @@
+//! The manifest's git repository, through libgit2 (vendored): which commit a deploy comes from,
+//! who the operator is, and committing a pin change. No `git` binary is needed on the machine.
+
+use git2::{Repository, Signature, Status, StatusOptions};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GitError {
+    #[error("{0} is not inside a git repository; run `git init` there, or pass --no-commit")]
+    NotARepository(String),
+    #[error("{0} has uncommitted changes; commit or stash them first, or pass --no-commit")]
+    Dirty(String),
+    #[error("git: {0}")]
+    Git(String),
+}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> Self {
+        GitError::Git(e.message().to_string())
+    }
+}
+
+fn open(manifest: &Path) -> Result<(Repository, PathBuf), GitError> {
+    let abs = std::fs::canonicalize(manifest)
+        .map_err(|e| GitError::Git(format!("{}: {e}", manifest.display())))?;
+    let dir = abs.parent().unwrap_or(Path::new("/"));
+    let repo = Repository::discover(dir)
+        .map_err(|_| GitError::NotARepository(manifest.display().to_string()))?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| GitError::Git("a bare repository has no working tree".into()))?;
+    let workdir = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+    let rel = abs
+        .strip_prefix(&workdir)
+        .map_err(|_| {
+            GitError::Git(format!(
+                "{} is outside the repository's working tree",
+                abs.display()
+            ))
+        })?
+        .to_path_buf();
+    Ok((repo, rel))
+}
+
+fn file_status(repo: &Repository, rel: &Path) -> Result<Status, GitError> {
+    let mut opts = StatusOptions::new();
+    opts.pathspec(rel)
+        .include_untracked(true)
+        .disable_pathspec_match(true);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    Ok(statuses
+        .iter()
+        .fold(Status::empty(), |acc, s| acc | s.status()))
+}
+
+/// The commit the manifest comes from: HEAD when the file is committed and unchanged, else
+/// `None` (deploys then record `uncommitted`).
+pub fn manifest_commit(manifest: &Path) -> Option<String> {
+    let (repo, rel) = open(manifest).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?;
+    let status = file_status(&repo, &rel).ok()?;
+    status.is_empty().then(|| head.id().to_string())
+}
+
+/// `user.email` from the repository's (or the global) git config.
+pub fn user_email(manifest: &Path) -> Option<String> {
+    let config = match open(manifest) {
+        Ok((repo, _)) => repo.config().ok()?,
+        Err(_) => git2::Config::open_default().ok()?,
+    };
+    config
+        .get_string("user.email")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Fails when the manifest has changes that are not committed.
+pub fn ensure_clean(manifest: &Path) -> Result<(), GitError> {
+    let (repo, rel) = open(manifest)?;
+    if file_status(&repo, &rel)?.is_empty() {
+        Ok(())
+    } else {
+        Err(GitError::Dirty(manifest.display().to_string()))
+    }
+}
+
+/// Commits the manifest file as it is on disk, alone, with `message`; returns the commit id.
+/// The author comes from git config (user.name, user.email); without them, from FLEETPIN_USER,
+/// else `fleetpin <user@host>`.
+pub fn commit_manifest(manifest: &Path, message: &str) -> Result<String, GitError> {
+    let (repo, rel) = open(manifest)?;
+    let mut index = repo.index()?;
+    index.add_path(&rel)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = signature(&repo)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    Ok(id.to_string())
+}
+
+fn signature(repo: &Repository) -> Result<Signature<'static>, GitError> {
+    if let Ok(sig) = repo.signature() {
+        return Ok(sig.to_owned());
+    }
+    let who = std::env::var("FLEETPIN_USER").unwrap_or_else(|_| {
+        format!(
+            "{}@{}",
+            std::env::var("USER").unwrap_or_else(|_| "fleetpin".into()),
+            crate::lock::hostname()
+        )
+    });
+    Ok(Signature::now("fleetpin", &who)?)
+}

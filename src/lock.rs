@@ -1,0 +1,132 @@
+//! The per-host lock: a never-started container named `fleetpin-lock-{platform}-{environment}`
+//! on the host itself, so operators on different machines exclude each other. Docker refuses a
+//! second container with the same name, which makes taking the lock atomic; its labels say who
+//! holds it, since when, and until when. An expired lock is removed by its id, so two runs that
+//! both find the same stale lock can never remove a fresh one.
+
+use crate::engine::{Engine, EngineError};
+use crate::labels;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// Long enough for a slow rollout of one host, short enough that a killed run does not block the
+/// team for long; `fleetpin unlock` removes it at once.
+pub const TTL: Duration = Duration::from_secs(30 * 60);
+
+pub fn name(platform: &str, environment: &str) -> String {
+    format!("fleetpin-lock-{platform}-{environment}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "locked by {owner} since {taken_at} (expires {expires_at}); if that run was killed: fleetpin unlock {environment} --host {host}"
+    )]
+    Held {
+        owner: String,
+        taken_at: String,
+        expires_at: String,
+        environment: String,
+        host: String,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Who is running this fleetpin: `user@host (pid N)`.
+pub fn owner() -> String {
+    let user = std::env::var("FLEETPIN_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{} (pid {})", hostname(), std::process::id())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Takes the lock; returns its id for `release`.
+pub async fn acquire<E: Engine>(
+    engine: &E,
+    platform: &str,
+    environment: &str,
+    host: &str,
+) -> Result<String, LockError> {
+    let lock = name(platform, environment);
+    let now = SystemTime::now();
+    let labels = BTreeMap::from([
+        (labels::LOCK_OWNER.to_string(), owner()),
+        (labels::LOCK_TAKEN_AT.to_string(), rfc3339(now)),
+        (labels::LOCK_EXPIRES_AT.to_string(), rfc3339(now + TTL)),
+        (labels::PLATFORM.to_string(), platform.to_string()),
+        (labels::ENVIRONMENT.to_string(), environment.to_string()),
+    ]);
+    for _ in 0..3 {
+        match engine.create_lock(&lock, &labels).await {
+            Ok(id) => return Ok(id),
+            Err(EngineError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some((id, held)) = engine.read_lock(&lock).await? else {
+            continue; // released between our two calls: try again
+        };
+        let expires = held
+            .get(labels::LOCK_EXPIRES_AT)
+            .and_then(|e| humantime::parse_rfc3339(e).ok());
+        if expires.is_none_or(|e| e < SystemTime::now()) {
+            tracing::warn!(
+                "{host}: removing an expired lock held by {}",
+                held.get(labels::LOCK_OWNER)
+                    .map(String::as_str)
+                    .unwrap_or("?")
+            );
+            engine.remove_lock(&id).await?;
+            continue;
+        }
+        let get = |k: &str| held.get(k).cloned().unwrap_or_else(|| "?".into());
+        return Err(LockError::Held {
+            owner: get(labels::LOCK_OWNER),
+            taken_at: get(labels::LOCK_TAKEN_AT),
+            expires_at: get(labels::LOCK_EXPIRES_AT),
+            environment: environment.to_string(),
+            host: host.to_string(),
+        });
+    }
+    Err(LockError::Engine(EngineError::Conflict {
+        what: format!("lock {lock} (taken and released repeatedly; try again)"),
+    }))
+}
+
+pub async fn release<E: Engine>(engine: &E, id: &str) {
+    if let Err(e) = engine.remove_lock(id).await {
+        tracing::warn!("could not release the lock {id}: {e}; it expires by itself");
+    }
+}
+
+/// Removes the lock whoever holds it (`fleetpin unlock`); returns its owner when there was one.
+pub async fn force_release<E: Engine>(
+    engine: &E,
+    platform: &str,
+    environment: &str,
+) -> Result<Option<String>, EngineError> {
+    match engine.read_lock(&name(platform, environment)).await? {
+        Some((id, held)) => {
+            engine.remove_lock(&id).await?;
+            Ok(Some(
+                held.get(labels::LOCK_OWNER)
+                    .cloned()
+                    .unwrap_or_else(|| "?".into()),
+            ))
+        }
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,374 @@
+//! The planner: a pure function from the desired state of one host (resolved services) and what
+//! one list call showed on it, to the changes that would converge it. No I/O here, so it is
+//! unit- and property-tested without a daemon, and `plan`, `apply` and `audit` agree by
+//! construction.
+
+use crate::engine::{ContainerSummary, Health, RunState};
+use crate::labels::{self, Role};
+use crate::pin::VersionPin;
+use crate::resolve::ResolvedService;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    Create,
+    Upgrade,
+    Downgrade,
+    Change,
+    Reconfigure,
+    Restart,
+    RemoveOrphan,
+    Conflict,
+    Unchanged,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Upgrade => "upgrade",
+            ChangeKind::Downgrade => "downgrade",
+            ChangeKind::Change => "change",
+            ChangeKind::Reconfigure => "reconfigure",
+            ChangeKind::Restart => "restart",
+            ChangeKind::RemoveOrphan => "remove-orphan",
+            ChangeKind::Conflict => "conflict",
+            ChangeKind::Unchanged => "unchanged",
+        }
+    }
+
+    /// Whether apply has something to do (orphans only with --prune; conflicts never).
+    pub fn is_pending(self) -> bool {
+        !matches!(self, ChangeKind::Unchanged | ChangeKind::Conflict)
+    }
+
+    /// Whether apply replaces the running container by a new one.
+    pub fn replaces(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::Create
+                | ChangeKind::Upgrade
+                | ChangeKind::Downgrade
+                | ChangeKind::Change
+                | ChangeKind::Reconfigure
+        )
+    }
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub service: String,
+    pub kind: ChangeKind,
+    /// The version running now (`io.fleetpin.version`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The version pinned, if the service is in the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The container concerned (the running one, the orphan or the foreign one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The desired spec hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One host's containers, sorted by the role their name and labels give them.
+#[derive(Debug, Clone, Default)]
+pub struct HostView {
+    pub current: BTreeMap<String, ContainerSummary>,
+    /// Newest first.
+    pub retained: BTreeMap<String, Vec<ContainerSummary>>,
+    pub failed: BTreeMap<String, Vec<ContainerSummary>>,
+    pub pending: Vec<ContainerSummary>,
+    /// Containers fleetpin did not create holding one of its stable names, by name.
+    pub foreign: BTreeMap<String, ContainerSummary>,
+}
+
+pub fn prefix(platform: &str, environment: &str) -> String {
+    format!("{platform}-{environment}-")
+}
+
+fn ours(c: &ContainerSummary, platform: &str, environment: &str, service: &str) -> bool {
+    c.labels.get(labels::PLATFORM).map(String::as_str) == Some(platform)
+        && c.labels.get(labels::ENVIRONMENT).map(String::as_str) == Some(environment)
+        && c.labels.get(labels::SERVICE).map(String::as_str) == Some(service)
+}
+
+/// Sorts a host's containers (as listed with the environment's name prefix) by role.
+pub fn classify(platform: &str, environment: &str, containers: &[ContainerSummary]) -> HostView {
+    let prefix = prefix(platform, environment);
+    let mut v = HostView::default();
+    for c in containers {
+        let Some((service, role)) = labels::parse_name(&prefix, &c.name) else {
+            continue;
+        };
+        if !ours(c, platform, environment, service) {
+            if role == Role::Current {
+                v.foreign.insert(c.name.clone(), c.clone());
+            }
+            continue;
+        }
+        match role {
+            Role::Current => {
+                v.current.insert(service.to_string(), c.clone());
+            }
+            Role::Retained => v
+                .retained
+                .entry(service.to_string())
+                .or_default()
+                .push(c.clone()),
+            Role::Failed => v
+                .failed
+                .entry(service.to_string())
+                .or_default()
+                .push(c.clone()),
+            Role::Pending => v.pending.push(c.clone()),
+        }
+    }
+    // Suffixes are time-ordered: the newest retained container sorts last by name.
+    for list in v.retained.values_mut().chain(v.failed.values_mut()) {
+        list.sort_by(|a, b| b.name.cmp(&a.name));
+    }
+    v
+}
+
+fn compare(from: &str, to: &VersionPin) -> ChangeKind {
+    match VersionPin::parse(from) {
+        Ok(f) if f == *to => ChangeKind::Unchanged,
+        Ok(f) => match f.compare(to) {
+            Some(Ordering::Less) => ChangeKind::Upgrade,
+            Some(Ordering::Greater) => ChangeKind::Downgrade,
+            _ => ChangeKind::Change,
+        },
+        Err(_) => ChangeKind::Change,
+    }
+}
+
+/// The changes that converge one host: one per desired service (in start order), then one per
+/// orphan (a managed container whose service no longer runs there).
+pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
+    let mut out = Vec::new();
+    for r in desired {
+        let base = Change {
+            service: r.service.clone(),
+            kind: ChangeKind::Unchanged,
+            from: None,
+            to: Some(r.pin.to_string()),
+            container: None,
+            spec_hash: Some(r.spec_hash.clone()),
+            reason: None,
+        };
+        if let Some(f) = view.foreign.get(&r.container_name) {
+            out.push(Change {
+                kind: ChangeKind::Conflict,
+                container: Some(f.id.clone()),
+                reason: Some(format!(
+                    "a container fleetpin did not create holds the name {}; rename or remove it yourself",
+                    r.container_name
+                )),
+                ..base
+            });
+            continue;
+        }
+        let Some(cur) = view.current.get(&r.service) else {
+            out.push(Change {
+                kind: ChangeKind::Create,
+                ..base
+            });
+            continue;
+        };
+        let running = cur.labels.get(labels::VERSION).cloned().unwrap_or_default();
+        let mut kind = compare(&running, &r.pin);
+        let mut reason = None;
+        if kind == ChangeKind::Unchanged && cur.labels.get(labels::SPEC_HASH) != Some(&r.spec_hash)
+        {
+            kind = ChangeKind::Reconfigure;
+            reason = Some("the settings changed (spec hash differs)".into());
+        }
+        if kind == ChangeKind::Unchanged {
+            if cur.state != RunState::Running {
+                kind = ChangeKind::Restart;
+                reason = Some(format!("{:?}", cur.state).to_lowercase());
+            } else if cur.health == Health::Unhealthy {
+                kind = ChangeKind::Restart;
+                reason = Some("unhealthy".into());
+            }
+        }
+        out.push(Change {
+            kind,
+            from: Some(running),
+            container: Some(cur.id.clone()),
+            reason,
+            ..base
+        });
+    }
+    for (service, c) in &view.current {
+        if !desired.iter().any(|r| &r.service == service) {
+            out.push(Change {
+                service: service.clone(),
+                kind: ChangeKind::RemoveOrphan,
+                from: c.labels.get(labels::VERSION).cloned(),
+                to: None,
+                container: Some(c.id.clone()),
+                spec_hash: None,
+                reason: Some("no longer in the manifest for this host".into()),
+            });
+        }
+    }
+    out
+}
+
+/// A digest of what matters in a host's state, so `apply --plan` can refuse a host that changed
+/// since the plan was made. Health is left out: it moves by itself.
+pub fn fingerprint(containers: &[ContainerSummary]) -> String {
+    let mut rows: Vec<String> = containers
+        .iter()
+        .map(|c| {
+            format!(
+                "{}|{}|{}|{:?}|{}|{}",
+                c.name,
+                c.id,
+                c.image_id,
+                c.state,
+                c.labels
+                    .get(labels::VERSION)
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                c.labels
+                    .get(labels::SPEC_HASH)
+                    .map(String::as_str)
+                    .unwrap_or("")
+            )
+        })
+        .collect();
+    rows.sort();
+    hex::encode(Sha256::digest(rows.join("\n").as_bytes()))
+}
+
+/// Counts per kind, for summaries.
+pub fn summary(changes: &[Change]) -> BTreeMap<ChangeKind, usize> {
+    let mut m = BTreeMap::new();
+    for c in changes {
+        *m.entry(c.kind).or_insert(0) += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::resolve_host;
+
+    const M: &str = r#"
+platform: acme
+services:
+  db: {image: r/db}
+  billing: {image: r/billing, depends_on: [db]}
+environments:
+  prod:
+    hosts:
+      p1: {endpoint: "unix:///var/run/docker.sock"}
+    versions: {billing: "2.4.1", db: "15"}
+"#;
+
+    fn desired(text: &str) -> Vec<ResolvedService> {
+        let m = crate::manifest::parse_str(text).unwrap();
+        resolve_host(&m, "prod", "p1", &|_: &str| Ok(String::new())).unwrap()
+    }
+
+    fn container(name: &str, service: &str, version: &str, hash: &str) -> ContainerSummary {
+        ContainerSummary {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: "r/x".into(),
+            image_id: "sha256:1".into(),
+            state: RunState::Running,
+            health: Health::Healthy,
+            labels: BTreeMap::from([
+                (labels::PLATFORM.into(), "acme".into()),
+                (labels::ENVIRONMENT.into(), "prod".into()),
+                (labels::SERVICE.into(), service.into()),
+                (labels::VERSION.into(), version.into()),
+                (labels::SPEC_HASH.into(), hash.into()),
+            ]),
+            created: 0,
+        }
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<(&str, ChangeKind)> {
+        changes
+            .iter()
+            .map(|c| (c.service.as_str(), c.kind))
+            .collect()
+    }
+
+    #[test]
+    fn empty_host_creates_everything_in_start_order() {
+        let d = desired(M);
+        let p = plan_host(&d, &classify("acme", "prod", &[]));
+        assert_eq!(
+            kinds(&p),
+            [("db", ChangeKind::Create), ("billing", ChangeKind::Create)]
+        );
+    }
+
+    #[test]
+    fn version_moves_are_upgrade_downgrade_or_change() {
+        let d = desired(M);
+        let db_hash = d[0].spec_hash.clone();
+        for (running, kind) in [
+            ("2.4.0", ChangeKind::Upgrade),
+            ("2.10.0", ChangeKind::Downgrade),
+            ("nightly", ChangeKind::Change),
+            ("2.4.1", ChangeKind::Reconfigure),
+        ] {
+            let obs = [
+                container("acme-prod-db", "db", "15", &db_hash),
+                container("acme-prod-billing", "billing", running, "old-hash"),
+            ];
+            let p = plan_host(&d, &classify("acme", "prod", &obs));
+            assert_eq!(p[0].kind, ChangeKind::Unchanged);
+            assert_eq!(p[1].kind, kind, "running {running}");
+        }
+    }
+
+    #[test]
+    fn stopped_or_unhealthy_is_restart_and_orphans_and_conflicts_are_seen() {
+        let d = desired(M);
+        let mut db = container("acme-prod-db", "db", "15", &d[0].spec_hash);
+        db.state = RunState::Exited;
+        let mut foreign = container("acme-prod-billing", "billing", "1", "x");
+        foreign.labels.clear();
+        let orphan = container("acme-prod-old", "old", "1.0", "x");
+        let retained = container("acme-prod-db.prev-0000000000001-abc", "db", "14", "y");
+        let view = classify("acme", "prod", &[db, foreign, orphan, retained]);
+        assert_eq!(view.retained["db"].len(), 1);
+        let p = plan_host(&d, &view);
+        assert_eq!(
+            kinds(&p),
+            [
+                ("db", ChangeKind::Restart),
+                ("billing", ChangeKind::Conflict),
+                ("old", ChangeKind::RemoveOrphan)
+            ]
+        );
+    }
+
+    #[test]
+    fn fingerprint_ignores_health_but_not_versions() {
+        let a = container("acme-prod-db", "db", "15", "h");
+        let mut b = a.clone();
+        b.health = Health::Starting;
+        assert_eq!(fingerprint(std::slice::from_ref(&a)), fingerprint(&[b]));
+        let c = container("acme-prod-db", "db", "16", "h");
+        assert_ne!(fingerprint(&[a]), fingerprint(&[c]));
+    }
+}
