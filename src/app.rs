@@ -127,7 +127,7 @@ fn dispatch(command: Command, config: &Config) -> Exit {
         }
         Command::Plan(args) => crate::deploy::run_plan(config, &args),
         Command::Apply(args) => crate::deploy::run_apply(config, &args),
-        Command::Rollback(_) => not_yet("rollback"),
+        Command::Rollback(args) => crate::rollback::run(config, &args),
         Command::Promote(_) => not_yet("promote"),
         Command::Audit(_) => not_yet("audit"),
         Command::History(_) => not_yet("history"),

@@ -146,7 +146,6 @@ fn usage_errors_exit_1_and_help_exits_0() {
 fn commands_of_later_issues_say_not_implemented_and_exit_1() {
     let d = dir_with(GOOD);
     for args in [
-        vec!["rollback", "prod"],
         vec!["promote", "recette", "prod"],
         vec!["audit"],
         vec!["history"],
