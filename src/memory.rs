@@ -185,7 +185,7 @@ impl Engine for MemoryEngine {
                     what: format!("container name {}", spec.name),
                 });
             }
-            if !s.images.iter().any(|i| *i == spec.image) {
+            if !s.images.contains(&spec.image) {
                 return Err(EngineError::NotFound {
                     what: format!("image {}", spec.image),
                 });
