@@ -91,22 +91,29 @@ pub fn stamp(loaded: &Loaded, quiet: bool, commit: Option<String>) -> DeployStam
         }
         "uncommitted".into()
     });
-    let deployed_by = std::env::var("FLEETPIN_USER")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| crate::git::user_email(&loaded.path))
-        .unwrap_or_else(|| {
-            format!(
-                "{}@{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-                lock::hostname()
-            )
-        });
+    let deployed_by = identity(&loaded.path);
     DeployStamp {
         commit,
         deployed_at: lock::rfc3339(SystemTime::now()),
         deployed_by,
     }
+}
+
+/// Who the operator is: `FLEETPIN_USER`, else git's user.email, else user@hostname.
+pub fn identity(manifest: &std::path::Path) -> String {
+    std::env::var("FLEETPIN_USER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| crate::git::user_email(manifest))
+        .unwrap_or_else(|| {
+            format!(
+                "{}@{}",
+                std::env::var("USER")
+                    .or_else(|_| std::env::var("LOGNAME"))
+                    .unwrap_or_else(|_| "unknown".into()),
+                lock::hostname()
+            )
+        })
 }
 
 fn check_services(loaded: &Loaded, env: &str, select: &Selection) -> Result<(), String> {
@@ -550,6 +557,9 @@ async fn converge(
                 r.error = Some("not started: an earlier host failed".into());
                 return r;
             }
+            // A host already unreachable when planned is reported but does not stop the others:
+            // nothing was attempted on it. A failure during a change does.
+            let known_dead = p.engine.is_none();
             let r = converge_host(
                 &platform,
                 &env,
@@ -561,7 +571,7 @@ async fn converge(
                 &*progress,
             )
             .await;
-            if !matches!(r.status, HostStatus::Converged | HostStatus::Unchanged) {
+            if !known_dead && !matches!(r.status, HostStatus::Converged | HostStatus::Unchanged) {
                 stop.store(true, Ordering::SeqCst);
             }
             progress("done");
@@ -594,7 +604,15 @@ async fn converge_host(
         return r;
     }
     progress("locking");
-    let lock_id = match lock::acquire(&*engine, platform, env, &p.host.name).await {
+    let lock_id = match lock::acquire(
+        &*engine,
+        platform,
+        env,
+        &p.host.name,
+        &opts.stamp.deployed_by,
+    )
+    .await
+    {
         Ok(id) => id,
         Err(e) => {
             let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Locked);

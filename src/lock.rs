@@ -33,12 +33,9 @@ pub enum LockError {
     Engine(#[from] EngineError),
 }
 
-/// Who is running this fleetpin: `user@host (pid N)`.
-pub fn owner() -> String {
-    let user = std::env::var("FLEETPIN_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{} (pid {})", hostname(), std::process::id())
+/// Who holds a lock: the operator's identity, the machine and the process.
+pub fn owner(identity: &str) -> String {
+    format!("{identity} on {} (pid {})", hostname(), std::process::id())
 }
 
 pub fn hostname() -> String {
@@ -60,24 +57,28 @@ pub async fn acquire<E: Engine>(
     platform: &str,
     environment: &str,
     host: &str,
+    identity: &str,
 ) -> Result<String, LockError> {
     let lock = name(platform, environment);
     let now = SystemTime::now();
     let labels = BTreeMap::from([
-        (labels::LOCK_OWNER.to_string(), owner()),
+        (labels::LOCK_OWNER.to_string(), owner(identity)),
         (labels::LOCK_TAKEN_AT.to_string(), rfc3339(now)),
         (labels::LOCK_EXPIRES_AT.to_string(), rfc3339(now + TTL)),
         (labels::PLATFORM.to_string(), platform.to_string()),
         (labels::ENVIRONMENT.to_string(), environment.to_string()),
     ]);
-    for _ in 0..3 {
+    // Docker reserves a name before the container can be inspected: a lock being created by
+    // another run shows as a conflict with nothing behind it for a moment. Wait for it to settle.
+    for attempt in 0..40 {
         match engine.create_lock(&lock, &labels).await {
             Ok(id) => return Ok(id),
-            Err(EngineError::Conflict { .. }) => {}
+            Err(EngineError::Conflict { what }) => tracing::debug!("{host}: {what}"),
             Err(e) => return Err(e.into()),
         }
         let Some((id, held)) = engine.read_lock(&lock).await? else {
-            continue; // released between our two calls: try again
+            tokio::time::sleep(Duration::from_millis(50 + 10 * attempt)).await;
+            continue;
         };
         let expires = held
             .get(labels::LOCK_EXPIRES_AT)

@@ -507,11 +507,18 @@ async fn rollback_all(
             let Some(engine) = p.engine.clone() else {
                 let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Unreachable);
                 r.error = p.error.clone();
-                stop.store(true, std::sync::atomic::Ordering::SeqCst);
                 return (r, BTreeMap::new());
             };
             progress("locking");
-            let lock_id = match lock::acquire(&*engine, platform, env, &p.host.name).await {
+            let lock_id = match lock::acquire(
+                &*engine,
+                platform,
+                env,
+                &p.host.name,
+                &opts.stamp.deployed_by,
+            )
+            .await
+            {
                 Ok(id) => id,
                 Err(e) => {
                     let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Locked);

@@ -99,3 +99,277 @@ macro_rules! require_fleet {
         }
     };
 }
+
+/// One test's private corner of the fleet: its own platform name (so tests run in parallel
+/// without touching each other's containers), its own manifest in a temp git repository, and
+/// its own host ports.
+pub struct Scenario {
+    pub fleet: Fleet,
+    pub platform: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Scenario {
+    pub fn new(fleet: &Fleet, name: &str) -> Scenario {
+        let s = Scenario {
+            fleet: fleet.clone(),
+            platform: format!("t-{name}"),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        git2::Repository::init(s.dir.path()).unwrap();
+        s.cleanup();
+        s
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("platform.yaml")
+    }
+
+    /// Writes the manifest and commits it, so deploys carry a real commit label.
+    pub fn write(&self, manifest: &str) {
+        std::fs::write(self.path(), manifest).unwrap();
+        self.commit("manifest");
+    }
+
+    pub fn commit(&self, message: &str) {
+        let repo = git2::Repository::open(self.dir.path()).unwrap();
+        let mut index = repo.index().unwrap();
+        index
+            .add_path(std::path::Path::new("platform.yaml"))
+            .unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("tester", "tester@example.test").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .unwrap();
+    }
+
+    pub fn head(&self) -> String {
+        let repo = git2::Repository::open(self.dir.path()).unwrap();
+        repo.head()
+            .unwrap()
+            .peel_to_commit()
+            .unwrap()
+            .id()
+            .to_string()
+    }
+
+    pub fn host(&self, name: &str) -> &FleetHost {
+        self.fleet.hosts.iter().find(|h| h.name == name).unwrap()
+    }
+
+    /// A manifest: `services` are (name, host port, extra YAML lines); `versions` the pins of
+    /// environment `test` on `hosts`.
+    pub fn manifest(
+        &self,
+        hosts: &[&str],
+        services: &[(&str, u16, &str)],
+        versions: &[(&str, &str)],
+    ) -> String {
+        let mut m = format!("platform: {}\nretain: 2\nservices:\n", self.platform);
+        for (name, port, extra) in services {
+            m.push_str(&format!(
+                "  {name}:\n    image: {}\n    ports: [\"{port}:8080\"]\n",
+                self.fleet.image
+            ));
+            for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+                m.push_str(&format!("    {line}\n"));
+            }
+        }
+        m.push_str("environments:\n  test:\n    hosts:\n");
+        for h in hosts {
+            let endpoint = match self.fleet.hosts.iter().find(|x| x.name == *h) {
+                Some(x) => x.tcp.clone(),
+                None => h.to_string(),
+            };
+            let name = if h.contains("://") { "dead" } else { h };
+            m.push_str(&format!(
+                "      {name}: {{endpoint: \"{endpoint}\", insecure: true}}\n"
+            ));
+        }
+        m.push_str("    versions:\n");
+        for (s, v) in versions {
+            m.push_str(&format!("      {s}: \"{v}\"\n"));
+        }
+        m
+    }
+
+    pub fn run(&self, args: &[&str]) -> Out {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("FLEETPIN_USER", "tester@example.test")
+            .env_remove("FLEETPIN_FILE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+
+    pub fn docker(&self, host: &str) -> bollard::Docker {
+        let h = self.host(host);
+        let path = h.unix.trim_start_matches("unix://");
+        bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION).unwrap()
+    }
+
+    /// Containers of this scenario on `host`: (name, state, version label).
+    pub fn containers(&self, host: &str) -> Vec<(String, String, String)> {
+        let docker = self.docker(host);
+        let prefix = format!("{}-", self.platform);
+        block_on(async move {
+            let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .build();
+            let list = docker.list_containers(Some(opts)).await.unwrap();
+            let mut out: Vec<(String, String, String)> = list
+                .into_iter()
+                .filter_map(|c| {
+                    let name = c.names?.first()?.trim_start_matches('/').to_string();
+                    name.starts_with(&prefix).then(|| {
+                        (
+                            name,
+                            c.state.map(|s| s.to_string()).unwrap_or_default(),
+                            c.labels
+                                .and_then(|l| l.get("io.fleetpin.version").cloned())
+                                .unwrap_or_default(),
+                        )
+                    })
+                })
+                .collect();
+            out.sort();
+            out
+        })
+    }
+
+    pub fn inspect(&self, host: &str, name: &str) -> bollard::models::ContainerInspectResponse {
+        let docker = self.docker(host);
+        let name = name.to_string();
+        block_on(async move {
+            docker
+                .inspect_container(
+                    &name,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .unwrap()
+        })
+    }
+
+    /// GET http://{host addr}:{port}{path}, with a short timeout; None when nothing answers.
+    pub fn get(&self, host: &str, port: u16, path: &str) -> Option<String> {
+        http_get(&self.host(host).addr, port, path)
+    }
+
+    /// Removes every container, lock and volume of this scenario on every host.
+    pub fn cleanup(&self) {
+        for h in &self.fleet.hosts {
+            let docker = self.docker(&h.name);
+            let platform = self.platform.clone();
+            block_on(async move {
+                let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .build();
+                let Ok(list) = docker.list_containers(Some(opts)).await else {
+                    return;
+                };
+                for c in list {
+                    let Some(name) = c
+                        .names
+                        .as_ref()
+                        .and_then(|n| n.first())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                    else {
+                        continue;
+                    };
+                    if name.starts_with(&format!("{platform}-"))
+                        || name.starts_with(&format!("fleetpin-lock-{platform}-"))
+                    {
+                        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                            .force(true)
+                            .build();
+                        let _ = docker.remove_container(&name, Some(opts)).await;
+                    }
+                }
+                if let Ok(v) = docker
+                    .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
+                    .await
+                {
+                    for vol in v.volumes.unwrap_or_default() {
+                        if vol.name.starts_with(&format!("{platform}-")) {
+                            let _ = docker
+                                .remove_volume(
+                                    &vol.name,
+                                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                                )
+                                .await;
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.cleanup();
+        }
+    }
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+pub fn http_get(addr: &str, port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+    let sock: SocketAddr = format!("{addr}:{port}").parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.trim().to_string())
+}
