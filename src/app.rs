@@ -128,9 +128,9 @@ fn dispatch(command: Command, config: &Config) -> Exit {
         Command::Plan(args) => crate::deploy::run_plan(config, &args),
         Command::Apply(args) => crate::deploy::run_apply(config, &args),
         Command::Rollback(args) => crate::rollback::run(config, &args),
-        Command::Promote(_) => not_yet("promote"),
+        Command::Promote(args) => crate::promote::run(config, &args),
         Command::Audit(_) => not_yet("audit"),
-        Command::History(_) => not_yet("history"),
+        Command::History(args) => crate::history::run(config, &args),
         Command::Unlock(args) => crate::deploy::run_unlock(config, &args.env, &args.hosts),
     }
 }
@@ -142,7 +142,16 @@ fn not_yet(name: &str) -> Exit {
 
 /// Loads the manifest named by `-f`, or prints every problem and returns the exit code.
 pub fn load_or_report(config: &Config) -> Result<Loaded, Exit> {
-    match manifest::load(&config.file) {
+    load_rev_or_report(config, None)
+}
+
+/// The same, at a git revision when `rev` is given.
+pub fn load_rev_or_report(config: &Config, rev: Option<&str>) -> Result<Loaded, Exit> {
+    let loaded = match rev {
+        Some(r) => manifest::load_at_rev(&config.file, r),
+        None => manifest::load(&config.file),
+    };
+    match loaded {
         Ok(l) => Ok(l),
         Err(e) => {
             if config.format == Format::Json {

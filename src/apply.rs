@@ -288,6 +288,29 @@ pub async fn execute<E: Engine>(
                 return report;
             }
         }
+        // A digest pin must run exactly that image: check what the host holds under it.
+        if let Some(digest) = &r.pin.digest {
+            let wanted = format!("{}@{digest}", r.repository);
+            match engine.inspect_image(&r.image_ref).await {
+                Ok(Some(img)) if img.repo_digests.contains(&wanted) => {}
+                Ok(found) => {
+                    report.status = HostStatus::Failed;
+                    report.error = Some(format!(
+                        "digest mismatch for {}: pinned {wanted}, the host has {}; nothing was changed on this host",
+                        r.service,
+                        found
+                            .map(|i| i.repo_digests.join(", "))
+                            .unwrap_or_else(|| "no such image".into())
+                    ));
+                    return report;
+                }
+                Err(e) => {
+                    report.status = HostStatus::Failed;
+                    report.error = Some(format!("{e}; nothing was changed on this host"));
+                    return report;
+                }
+            }
+        }
     }
     // Volumes and networks: creating them changes nothing that runs.
     for c in &replacing {

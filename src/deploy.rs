@@ -73,11 +73,22 @@ pub struct Prepared {
     pub error: Option<String>,
     pub fingerprint: Option<String>,
     pub changes: Vec<Change>,
+    /// The host's containers, sorted by role.
+    pub view: plan::HostView,
 }
 
 fn fail(config: &Config, msg: &str) -> Exit {
     eprintln!("{} {msg}", config.err.red("error:"));
     Exit::Failure
+}
+
+/// The commit a deploy comes from: the `--rev` commit, else HEAD when the file is committed and
+/// unchanged, else none (`uncommitted`).
+pub fn source_commit(loaded: &Loaded) -> Option<String> {
+    loaded
+        .rev_commit
+        .clone()
+        .or_else(|| crate::git::manifest_commit(&loaded.path))
 }
 
 /// Who deploys, from which commit, now.
@@ -195,6 +206,7 @@ pub async fn prepare(
                     error: None,
                     fingerprint: Some(plan::fingerprint(&list)),
                     changes,
+                    view,
                 }
             }
             Err(e) => Prepared {
@@ -204,6 +216,7 @@ pub async fn prepare(
                 error: Some(format!("unreachable: {e}")),
                 fingerprint: None,
                 changes: vec![],
+                view: plan::HostView::default(),
             },
         })
         .collect())
@@ -248,23 +261,17 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub fn run_plan(config: &Config, args: &PlanArgs) -> Exit {
-    if args.rev.is_some() {
-        return fail(
-            config,
-            "--rev arrives with promotion support; plan the working tree for now",
-        );
-    }
     if matches!(config.format, Format::Markdown | Format::Html) {
         return fail(
             config,
             "--format markdown and html are for `fleetpin audit`; use table or json",
         );
     }
-    let loaded = match crate::app::load_or_report(config) {
+    let loaded = match crate::app::load_rev_or_report(config, args.rev.as_deref()) {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let commit = crate::git::manifest_commit(&loaded.path).unwrap_or_else(|| "uncommitted".into());
+    let commit = source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
     let prepared = match runtime().block_on(prepare(config, &loaded, &args.env, &args.select)) {
         Ok(p) => p,
         Err(code) => return code,
@@ -357,19 +364,13 @@ fn confirm(config: &Config, question: &str) -> Result<bool, Exit> {
 }
 
 pub fn run_apply(config: &Config, args: &ApplyArgs) -> Exit {
-    if args.rev.is_some() {
-        return fail(
-            config,
-            "--rev arrives with promotion support; apply the working tree for now",
-        );
-    }
     if matches!(config.format, Format::Markdown | Format::Html) {
         return fail(
             config,
             "--format markdown and html are for `fleetpin audit`; use table or json",
         );
     }
-    let loaded = match crate::app::load_or_report(config) {
+    let loaded = match crate::app::load_rev_or_report(config, args.rev.as_deref()) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -410,7 +411,7 @@ pub fn run_apply(config: &Config, args: &ApplyArgs) -> Exit {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let commit = crate::git::manifest_commit(&loaded.path);
+    let commit = source_commit(&loaded);
     let doc = plan_doc(
         &loaded,
         &args.env,

@@ -113,3 +113,90 @@ fn signature(repo: &Repository) -> Result<Signature<'static>, GitError> {
     });
     Ok(Signature::now("fleetpin", &who)?)
 }
+
+/// The manifest as it is at `rev` (a commit, tag or branch), read from git without checking it
+/// out; returns the text and the full commit id.
+pub fn read_at_rev(manifest: &Path, rev: &str) -> Result<(String, String), GitError> {
+    let (repo, rel) = open(manifest)?;
+    let obj = repo.revparse_single(rev).map_err(|e| {
+        GitError::Git(format!(
+            "`{rev}` is not a revision of this repository ({})",
+            e.message()
+        ))
+    })?;
+    let commit = obj
+        .peel_to_commit()
+        .map_err(|_| GitError::Git(format!("`{rev}` does not name a commit")))?;
+    let entry = commit
+        .tree()?
+        .get_path(&rel)
+        .map_err(|_| GitError::Git(format!("{} does not exist at {rev}", rel.display())))?;
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|_| GitError::Git(format!("{} at {rev} is not a file", rel.display())))?;
+    let text = String::from_utf8(blob.content().to_vec())
+        .map_err(|_| GitError::Git(format!("{} at {rev} is not UTF-8 text", rel.display())))?;
+    Ok((text, commit.id().to_string()))
+}
+
+/// One commit that changed the manifest: its metadata and the file before and after.
+pub struct FileChange {
+    pub id: String,
+    pub time: i64,
+    pub author: String,
+    pub subject: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// The commits reachable from HEAD that changed the manifest file, newest first, calling `f`
+/// for each until it returns false. Only blob ids are compared along the walk; the file's text is
+/// read only for commits that changed it.
+pub fn walk_file_changes(
+    manifest: &Path,
+    mut f: impl FnMut(FileChange) -> bool,
+) -> Result<(), GitError> {
+    let (repo, rel) = open(manifest)?;
+    let mut walk = repo.revwalk()?;
+    if walk.push_head().is_err() {
+        return Ok(()); // no commit yet
+    }
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+    let blob_at = |c: &git2::Commit| {
+        c.tree()
+            .ok()
+            .and_then(|t| t.get_path(&rel).ok())
+            .map(|e| e.id())
+    };
+    let text_of = |id: Option<git2::Oid>| {
+        id.and_then(|id| repo.find_blob(id).ok())
+            .and_then(|b| String::from_utf8(b.content().to_vec()).ok())
+    };
+    for oid in walk {
+        let commit = repo.find_commit(oid?)?;
+        let after = blob_at(&commit);
+        let before = commit.parent(0).ok().and_then(|p| blob_at(&p));
+        if after == before {
+            continue;
+        }
+        let author = commit.author();
+        let change = FileChange {
+            id: commit.id().to_string(),
+            time: commit.time().seconds(),
+            author: author
+                .email()
+                .ok()
+                .filter(|e| !e.is_empty())
+                .or(author.name().ok())
+                .unwrap_or("?")
+                .to_string(),
+            subject: commit.summary().ok().flatten().unwrap_or("").to_string(),
+            before: text_of(before),
+            after: text_of(after),
+        };
+        if !f(change) {
+            break;
+        }
+    }
+    Ok(())
+}

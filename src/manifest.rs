@@ -288,8 +288,12 @@ pub struct Override {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub manifest: Manifest,
+    /// The file in the working tree (relative `env_file` and `tls` paths are read beside it, also
+    /// for another revision: secrets are usually not committed).
     pub path: PathBuf,
     pub text: String,
+    /// The commit it was read from with `--rev`; `None` for the working tree.
+    pub rev_commit: Option<String>,
 }
 
 impl Loaded {
@@ -354,6 +358,27 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestError> {
         manifest,
         path: path.to_path_buf(),
         text,
+        rev_commit: None,
+    })
+}
+
+/// The manifest as it is at git revision `rev`, read without checking it out.
+pub fn load_at_rev(path: &Path, rev: &str) -> Result<Loaded, ManifestError> {
+    let display = format!("{}@{rev}", path.display());
+    let (text, commit) = crate::git::read_at_rev(path, rev).map_err(|e| {
+        ManifestError::single(
+            &display,
+            String::new(),
+            Problem::new(Span::default(), e.to_string()),
+        )
+    })?;
+    let manifest = parse_str(&text)
+        .map_err(|problems| ManifestError::new(&display, text.clone(), problems))?;
+    Ok(Loaded {
+        manifest,
+        path: path.to_path_buf(),
+        text,
+        rev_commit: Some(commit),
     })
 }
 

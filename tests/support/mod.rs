@@ -373,3 +373,98 @@ pub fn http_get(addr: &str, port: u16, path: &str) -> Option<String> {
     let (head, body) = buf.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.").then(|| body.trim().to_string())
 }
+
+impl Scenario {
+    /// Makes `repo:tag` in the test registry point at the image `source` (pulled on `host`
+    /// first), as a release engineer re-pushing a tag would; returns the registry digest.
+    pub fn push_as(&self, host: &str, source: &str, repo: &str, tag: &str) -> String {
+        use futures_util::StreamExt;
+        let docker = self.docker(host);
+        let (source, repo, tag) = (source.to_string(), repo.to_string(), tag.to_string());
+        block_on(async move {
+            let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
+                .from_image(&source)
+                .build();
+            let mut s = docker.create_image(Some(opts), None, None);
+            while let Some(r) = s.next().await {
+                r.unwrap();
+            }
+            let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+                .repo(&repo)
+                .tag(&tag)
+                .build();
+            docker.tag_image(&source, Some(opts)).await.unwrap();
+            let opts = bollard::query_parameters::PushImageOptionsBuilder::new()
+                .tag(&tag)
+                .build();
+            let mut s = docker.push_image(
+                &repo,
+                Some(opts),
+                Some(bollard::auth::DockerCredentials::default()),
+            );
+            while let Some(r) = s.next().await {
+                let info = r.unwrap();
+                assert!(info.error_detail.is_none(), "push failed: {info:?}");
+            }
+            let img = docker
+                .inspect_image(&format!("{repo}:{tag}"))
+                .await
+                .unwrap();
+            let digest = img
+                .repo_digests
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
+                .expect("a pushed image has a registry digest");
+            // Leave the host without the tag so that later pulls go to the registry.
+            let _ = docker
+                .remove_image(
+                    &format!("{repo}:{tag}"),
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+            digest
+        })
+    }
+
+    /// The registry digest of the image the container `name` on `host` runs.
+    pub fn running_digest(&self, host: &str, name: &str, repo: &str) -> String {
+        let image = self.inspect(host, name).image.unwrap();
+        let docker = self.docker(host);
+        let repo = repo.to_string();
+        block_on(async move {
+            docker
+                .inspect_image(&image)
+                .await
+                .unwrap()
+                .repo_digests
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
+                .unwrap_or_default()
+        })
+    }
+
+    /// A three-environment manifest (recette on `hosts[0]`, preprod on `hosts[1]`, prod on
+    /// `hosts[2]`), with comments, for promotion tests.
+    pub fn path_manifest(
+        &self,
+        image: &str,
+        port: u16,
+        pins: [&str; 3],
+        hosts: [&str; 3],
+    ) -> String {
+        let ep = |h: &str| self.host(h).tcp.clone();
+        format!(
+            "# {platform}: the promotion path\nplatform: {platform}\nservices:\n  web:\n    image: {image}\n    ports: [\"{port}:8080\"]\n\nenvironments:\n  recette:   # first stop\n    hosts:\n      r1: {{endpoint: \"{r}\", insecure: true}}\n    versions:\n      web: \"{a}\"   # what the testers see\n  preprod:\n    hosts:\n      p1: {{endpoint: \"{p}\", insecure: true}}\n    versions:\n      web: '{b}'\n  prod:\n    hosts:\n      q1: {{endpoint: \"{q}\", insecure: true}}\n    versions:\n      web: {c}\n",
+            platform = self.platform,
+            r = ep(hosts[0]),
+            p = ep(hosts[1]),
+            q = ep(hosts[2]),
+            a = pins[0],
+            b = pins[1],
+            c = pins[2],
+        )
+    }
+}

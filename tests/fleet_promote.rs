@@ -1,0 +1,299 @@
+//! Promotion on the private fleet: recette -> preprod -> prod by digest, the gates refused and
+//! forced, one changed line per promoted pin, `--rev`, and a tag moved in the registry after
+//! promotion that never reaches the next environment.
+
+mod support;
+
+use support::Scenario;
+
+fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
+    assert_eq!(
+        a.lines().count(),
+        b.lines().count(),
+        "lines were added or removed:\n{b}"
+    );
+    a.lines()
+        .zip(b.lines())
+        .filter(|(x, y)| x != y)
+        .map(|(x, y)| (x.to_string(), y.to_string()))
+        .collect()
+}
+
+fn head_subject(s: &Scenario) -> String {
+    let repo = git2::Repository::open(s.dir.path()).unwrap();
+    let c = repo.head().unwrap().peel_to_commit().unwrap();
+    c.summary().unwrap().unwrap_or("").to_string()
+}
+
+#[test]
+fn recette_to_preprod_to_prod_by_digest() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "path");
+    s.write(&s.path_manifest(
+        &fleet.image,
+        18201,
+        ["1.1.0", "1.0.0", "1.0.0"],
+        ["h1", "h2", "h3"],
+    ));
+    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    let tested = s.running_digest("h1", &format!("{}-recette-web", s.platform), &fleet.image);
+    assert!(tested.starts_with("sha256:"), "{tested}");
+
+    let before = std::fs::read_to_string(s.path()).unwrap();
+    let dry = s.run(&["promote", "recette", "preprod", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains(&format!("1.1.0@{tested}")), "{dry:?}");
+    assert_eq!(
+        std::fs::read_to_string(s.path()).unwrap(),
+        before,
+        "--dry-run writes nothing"
+    );
+
+    let out = s.run(&["promote", "recette", "preprod"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let after = std::fs::read_to_string(s.path()).unwrap();
+    assert_eq!(
+        changed_lines(&before, &after),
+        vec![(
+            "      web: '1.0.0'".to_string(),
+            format!("      web: '1.1.0@{tested}'")
+        )],
+        "one line per promoted pin, quoting kept, comments untouched"
+    );
+    assert_eq!(
+        head_subject(&s),
+        "promote recette -> preprod: web 1.0.0 -> 1.1.0"
+    );
+
+    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    assert_eq!(
+        s.running_digest("h2", &format!("{}-preprod-web", s.platform), &fleet.image),
+        tested
+    );
+
+    // Nothing left to promote: exit 0, no commit.
+    let head = s.head();
+    let again = s.run(&["promote", "recette", "preprod"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("Nothing to promote"), "{again:?}");
+    assert_eq!(s.head(), head);
+
+    let out = s.run(&["promote", "preprod", "prod"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        head_subject(&s),
+        "promote preprod -> prod: web 1.0.0 -> 1.1.0"
+    );
+    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    assert_eq!(
+        s.running_digest("h3", &format!("{}-prod-web", s.platform), &fleet.image),
+        tested,
+        "prod runs byte for byte what recette tested"
+    );
+    assert_eq!(s.get("h3", 18201, "/version").as_deref(), Some("1.1.0"));
+
+    // history shows who moved which pin.
+    let h = s.run(&["history", "prod", "--format", "json"]);
+    assert_eq!(h.code, 0, "{h:?}");
+    let rows = h.json();
+    assert_eq!(rows[0]["service"], "web");
+    assert_eq!(rows[0]["from"], "1.0.0");
+    assert_eq!(rows[0]["to"], format!("1.1.0@{tested}"));
+    assert_eq!(
+        rows[0]["subject"],
+        "promote preprod -> prod: web 1.0.0 -> 1.1.0"
+    );
+}
+
+#[test]
+fn each_gate_refuses_and_can_be_overridden() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "gates");
+    s.write(&s.path_manifest(
+        &fleet.image,
+        18211,
+        ["1.1.0", "2.0.0", "1.0.0"],
+        ["h1", "h2", "h3"],
+    ));
+
+    // Not converged: recette never deployed.
+    let out = s.run(&["promote", "recette", "preprod"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("converged") && out.stdout.contains("create"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("Refused"), "{out:?}");
+    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+
+    // Skipping a stage.
+    let out = s.run(&["promote", "recette", "prod", "--dry-run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("does not come right after"), "{out:?}");
+    let out = s.run(&["promote", "recette", "prod", "--dry-run", "--force"]);
+    assert_eq!(out.code, 0, "the hotfix path: {out:?}");
+    assert!(out.stdout.contains("(overridden)"), "{out:?}");
+
+    // Going down in semver order: preprod pins 2.0.0, recette runs 1.1.0.
+    let out = s.run(&["promote", "recette", "preprod", "--dry-run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("2.0.0 -> 1.1.0 goes down"), "{out:?}");
+    let out = s.run(&[
+        "promote",
+        "recette",
+        "preprod",
+        "--dry-run",
+        "--allow-downgrade",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // Not converged any more: the recette pin moved but was not applied.
+    let text = std::fs::read_to_string(s.path())
+        .unwrap()
+        .replace("web: \"1.1.0\"", "web: \"1.2.0\"");
+    s.write(&text);
+    let out = s.run(&["promote", "recette", "preprod", "--allow-downgrade"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("runs 1.1.0, pinned 1.2.0"),
+        "what is off is listed: {out:?}"
+    );
+    let out = s.run(&[
+        "promote",
+        "recette",
+        "preprod",
+        "--allow-downgrade",
+        "--force",
+        "--no-commit",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        std::fs::read_to_string(s.path())
+            .unwrap()
+            .contains("web: '1.1.0@sha256:"),
+        "forced: the digest recette actually runs is written, not its unapplied pin"
+    );
+
+    // A manifest with uncommitted changes is refused (unless --no-commit).
+    let out = s.run(&[
+        "promote",
+        "recette",
+        "preprod",
+        "--allow-downgrade",
+        "--force",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("uncommitted changes"), "{out:?}");
+}
+
+#[test]
+fn hosts_running_different_images_under_one_pin_are_refused() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "split");
+    let repo = format!("{}/fleetpin/split", fleet.registry);
+    s.push_as("h1", &format!("{}:1.0.0", fleet.image), &repo, "3.0.0");
+    let manifest = format!(
+        "platform: {p}\nservices:\n  web: {{image: {repo}, ports: [\"18221:8080\"]}}\nenvironments:\n  recette:\n    hosts:\n      a: {{endpoint: \"{a}\", insecure: true}}\n      b: {{endpoint: \"{b}\", insecure: true}}\n    versions: {{web: \"3.0.0\"}}\n  preprod:\n    hosts:\n      c: {{endpoint: \"{c}\", insecure: true}}\n    versions: {{web: \"2.0.0\"}}\n",
+        p = s.platform,
+        a = s.host("h1").tcp,
+        b = s.host("h2").tcp,
+        c = s.host("h3").tcp,
+    );
+    s.write(&manifest);
+    assert_eq!(s.run(&["apply", "recette", "--yes", "--host", "a"]).code, 0);
+    // The tag is moved in the registry, then host b pulls it.
+    s.push_as("h3", &format!("{}:2.0.0", fleet.image), &repo, "3.0.0");
+    assert_eq!(s.run(&["apply", "recette", "--yes", "--host", "b"]).code, 0);
+    let out = s.run(&["promote", "recette", "preprod"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("different images under one pin"),
+        "{out:?}"
+    );
+    let forced = s.run(&["promote", "recette", "preprod", "--force"]);
+    assert_eq!(
+        forced.code, 1,
+        "--force never skips the digest gate: {forced:?}"
+    );
+}
+
+#[test]
+fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "moved");
+    let repo = format!("{}/fleetpin/moved", fleet.registry);
+    let tested = s.push_as("h1", &format!("{}:1.1.0", fleet.image), &repo, "4.0.0");
+    let manifest = format!(
+        "platform: {p}\nservices:\n  web: {{image: {repo}, ports: [\"18231:8080\"]}}\nenvironments:\n  recette:\n    hosts: {{a: {{endpoint: \"{a}\", insecure: true}}}}\n    versions: {{web: \"4.0.0\"}}\n  prod:\n    hosts: {{b: {{endpoint: \"{b}\", insecure: true}}}}\n    versions: {{web: \"3.0.0\"}}\n",
+        p = s.platform,
+        a = s.host("h1").tcp,
+        b = s.host("h2").tcp,
+    );
+    s.write(&manifest);
+    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    assert_eq!(s.run(&["promote", "recette", "prod"]).code, 0);
+    assert!(
+        std::fs::read_to_string(s.path())
+            .unwrap()
+            .contains(&format!("4.0.0@{tested}"))
+    );
+
+    // After testing, someone re-pushes 4.0.0 with other content.
+    let moved = s.push_as("h3", &format!("{}:2.0.0", fleet.image), &repo, "4.0.0");
+    assert_ne!(moved, tested);
+    let out = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        s.running_digest("h2", &format!("{}-prod-web", s.platform), &repo),
+        tested
+    );
+    assert_eq!(
+        s.get("h2", 18231, "/version").as_deref(),
+        Some("1.1.0"),
+        "the tested content runs"
+    );
+}
+
+#[test]
+fn rev_deploys_an_older_revision_with_its_commit_label() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "rev");
+    s.write(&s.manifest(&["h3"], &[("web", 18241, "")], &[("web", "1.0.0")]));
+    let old = s.head();
+    s.write(&s.manifest(&["h3"], &[("web", 18241, "")], &[("web", "1.2.0")]));
+    let plan = s.run(&["plan", "test", "--rev", "HEAD~1"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains(&old[..12]),
+        "the plan names the revision's commit: {plan:?}"
+    );
+    let out = s.run(&["apply", "test", "--rev", "HEAD~1", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(s.get("h3", 18241, "/version").as_deref(), Some("1.0.0"));
+    let labels = s
+        .inspect("h3", &format!("{}-test-web", s.platform))
+        .config
+        .unwrap()
+        .labels
+        .unwrap();
+    assert_eq!(labels["io.fleetpin.commit"], old);
+    let bad = s.run(&["plan", "test", "--rev", "no-such-branch"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("not a revision"), "{bad:?}");
+
+    // Uncommitted changes deploy as `uncommitted`, with a warning.
+    let text = std::fs::read_to_string(s.path())
+        .unwrap()
+        .replace("1.2.0", "1.1.0");
+    std::fs::write(s.path(), text).unwrap();
+    let out = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("uncommitted"), "{out:?}");
+    let labels = s
+        .inspect("h3", &format!("{}-test-web", s.platform))
+        .config
+        .unwrap()
+        .labels
+        .unwrap();
+    assert_eq!(labels["io.fleetpin.commit"], "uncommitted");
+}
