@@ -129,15 +129,10 @@ fn dispatch(command: Command, config: &Config) -> Exit {
         Command::Apply(args) => crate::deploy::run_apply(config, &args),
         Command::Rollback(args) => crate::rollback::run(config, &args),
         Command::Promote(args) => crate::promote::run(config, &args),
-        Command::Audit(_) => not_yet("audit"),
+        Command::Audit(args) => crate::audit::run(config, &args),
         Command::History(args) => crate::history::run(config, &args),
         Command::Unlock(args) => crate::deploy::run_unlock(config, &args.env, &args.hosts),
     }
-}
-
-fn not_yet(name: &str) -> Exit {
-    eprintln!("fleetpin {name}: not implemented yet");
-    Exit::Failure
 }
 
 /// Loads the manifest named by `-f`, or prints every problem and returns the exit code.

@@ -150,9 +150,15 @@ fn resolve_hosts(
     loaded: &Loaded,
     hosts: &[HostRef],
     select: &Selection,
+    lenient: bool,
 ) -> Result<Vec<Vec<ResolvedService>>, String> {
     let dir = loaded.dir();
-    let reader = |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string());
+    // Audit compares versions only: it must work where the secrets are not at hand.
+    let reader = |p: &str| match std::fs::read_to_string(dir.join(p)) {
+        Ok(t) => Ok(t),
+        Err(_) if lenient => Ok(String::new()),
+        Err(e) => Err(e.to_string()),
+    };
     hosts
         .iter()
         .map(|h| {
@@ -187,9 +193,29 @@ pub async fn prepare(
     env: &str,
     select: &Selection,
 ) -> Result<Vec<Prepared>, Exit> {
+    prepare_with(config, loaded, env, select, false).await
+}
+
+/// `prepare`, reading a missing env_file as empty (for audit, which never creates containers).
+pub async fn prepare_lenient(
+    config: &Config,
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+) -> Result<Vec<Prepared>, Exit> {
+    prepare_with(config, loaded, env, select, true).await
+}
+
+async fn prepare_with(
+    config: &Config,
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    lenient: bool,
+) -> Result<Vec<Prepared>, Exit> {
     let hosts = fleet::hosts(loaded, env, &select.hosts).map_err(|e| fail(config, &e))?;
     check_services(loaded, env, select).map_err(|e| fail(config, &e))?;
-    let desired = resolve_hosts(loaded, &hosts, select).map_err(|e| fail(config, &e))?;
+    let desired = resolve_hosts(loaded, &hosts, select, lenient).map_err(|e| fail(config, &e))?;
     let prefix = plan::prefix(&loaded.manifest.platform, env);
     let observed = fleet::observe_all(hosts, &prefix, config.connect_timeout).await;
     Ok(observed

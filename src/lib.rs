@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod apply;
+pub mod audit;
 pub mod checks;
 pub mod cli;
 pub mod credentials;
@@ -28,6 +29,7 @@ pub mod pins;
 pub mod plan;
 pub mod promote;
 pub mod render;
+pub mod report;
 pub mod resolve;
 pub mod rollback;
 pub mod schema;

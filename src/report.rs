@@ -1,0 +1,472 @@
+//! The audit's four faces: a terminal table, JSON (serde, in `audit`), Markdown for pasting into a
+//! ticket, and one self-contained HTML file (no external asset: it is opened from a mail or a
+//! ticket, offline) that sorts and filters in the browser. All start with the platform matrix —
+//! services down, environments across, each cell the pin, marked where a host differs — because
+//! that one screen is what an operations team looks at every morning.
+
+use crate::audit::{Audit, Row, Status};
+use crate::render::Style;
+
+/// A pin short enough for a matrix cell: `2.4.1@3b8d168`.
+pub fn short_pin(pin: &str) -> String {
+    match pin.split_once("@sha256:") {
+        Some((tag, d)) => {
+            let tag = if tag.chars().count() > 12 {
+                format!("{}…", tag.chars().take(11).collect::<String>())
+            } else {
+                tag.to_string()
+            };
+            format!("{tag}@{}", &d[..7.min(d.len())])
+        }
+        None if pin.chars().count() > 20 => {
+            format!("{}…", pin.chars().take(19).collect::<String>())
+        }
+        None => pin.to_string(),
+    }
+}
+
+fn short_digest(d: &Option<String>) -> String {
+    d.as_deref()
+        .map(|d| d.trim_start_matches("sha256:").chars().take(12).collect())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn since(r: &Row) -> String {
+    r.since
+        .as_deref()
+        .map(|s| s.replace('T', " ").chars().take(16).collect())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn state(r: &Row) -> String {
+    match (&r.state, &r.health) {
+        (Some(s), Some(h)) if h != "none" => format!("{s}/{h}"),
+        (Some(s), _) => s.clone(),
+        _ => "-".into(),
+    }
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "-".into())
+}
+
+fn commit(r: &Row) -> String {
+    match r.commit.as_deref() {
+        Some(c) if c.len() == 40 => c[..8].to_string(),
+        Some(c) => c.to_string(),
+        None => "-".into(),
+    }
+}
+
+fn matrix_cell(a: &Audit, env: &str, service: &str) -> (String, bool) {
+    match a.pins.get(env).and_then(|p| p.get(service)) {
+        Some(pin) => (short_pin(pin), a.differs(env, service)),
+        None => ("-".into(), a.differs(env, service)),
+    }
+}
+
+fn summary_line(a: &Audit) -> String {
+    let parts: Vec<String> = a.summary.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!(
+        "{} rows on {} environment(s): {}",
+        a.rows.len(),
+        a.environments.len(),
+        parts.join(", ")
+    )
+}
+
+pub fn table(a: &Audit, style: Style) -> String {
+    use tabled::builder::Builder;
+    use tabled::settings::Style as TStyle;
+    let mut out = format!(
+        "{} — fleet audit at {} (manifest {})\n\n",
+        style.bold(&a.platform),
+        a.generated_at,
+        short_commit(&a.commit)
+    );
+    let mut b = Builder::default();
+    let mut head = vec!["service".to_string()];
+    head.extend(a.environments.iter().cloned());
+    b.push_record(head);
+    for s in &a.services {
+        let mut line = vec![s.clone()];
+        for e in &a.environments {
+            let (cell, differs) = matrix_cell(a, e, s);
+            line.push(if differs {
+                style.red(&format!("{cell} *"))
+            } else {
+                cell
+            });
+        }
+        b.push_record(line);
+    }
+    let mut t = b.build();
+    t.with(TStyle::rounded());
+    out.push_str(&t.to_string());
+    out.push_str("\n  * a host of that environment differs from the pin (see below)\n\n");
+
+    let mut b = Builder::default();
+    b.push_record([
+        "env",
+        "host",
+        "service",
+        "pinned",
+        "running",
+        "digest",
+        "state",
+        "since",
+        "deployed by",
+        "commit",
+        "status",
+    ]);
+    for r in &a.rows {
+        let status = match r.status {
+            Status::Ok => style.green("ok"),
+            Status::Unreachable | Status::Conflict => style.red(r.status.as_str()),
+            _ => style.yellow(r.status.as_str()),
+        };
+        b.push_record([
+            r.environment.clone(),
+            r.host.clone(),
+            r.service.clone(),
+            r.pinned
+                .as_deref()
+                .map(short_pin)
+                .unwrap_or_else(|| "-".into()),
+            r.running
+                .as_deref()
+                .map(short_pin)
+                .unwrap_or_else(|| "-".into()),
+            short_digest(&r.digest),
+            state(r),
+            since(r),
+            opt(&r.deployed_by),
+            commit(r),
+            status,
+        ]);
+    }
+    let mut t = b.build();
+    t.with(TStyle::sharp());
+    out.push_str(&t.to_string());
+    out.push('\n');
+    let problems: Vec<&Row> = a.rows.iter().filter(|r| r.status != Status::Ok).collect();
+    if !problems.is_empty() {
+        out.push('\n');
+        for r in problems {
+            out.push_str(&format!(
+                "{} {}/{}/{}: {}\n",
+                style.yellow(r.status.as_str()),
+                r.environment,
+                r.host,
+                r.service,
+                r.detail.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    out.push_str(&format!("\n{}\n", summary_line(a)));
+    out
+}
+
+fn short_commit(c: &str) -> &str {
+    if c.len() == 40 { &c[..12] } else { c }
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+pub fn markdown(a: &Audit) -> String {
+    let mut out = format!(
+        "# {} — fleet audit\n\nGenerated {} from manifest commit `{}`. {}.\n\n## Platform matrix\n\n",
+        a.platform,
+        a.generated_at,
+        short_commit(&a.commit),
+        summary_line(a)
+    );
+    out.push_str(&format!("| service | {} |\n", a.environments.join(" | ")));
+    out.push_str(&format!(
+        "| --- |{}\n",
+        " --- |".repeat(a.environments.len())
+    ));
+    for s in &a.services {
+        let cells: Vec<String> = a
+            .environments
+            .iter()
+            .map(|e| {
+                let (cell, differs) = matrix_cell(a, e, s);
+                if differs {
+                    format!("**{}** ⚠", md_escape(&cell))
+                } else {
+                    md_escape(&cell)
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {s} | {} |\n", cells.join(" | ")));
+    }
+    out.push_str("\n⚠ = a host of that environment differs from the pin.\n\n## Hosts\n\n");
+    out.push_str("| env | host | service | pinned | running | digest | state | since | deployed by | commit | status |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for r in &a.rows {
+        let status = if r.status == Status::Ok {
+            "ok".to_string()
+        } else {
+            format!("**{}**", r.status.as_str())
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | `{}` | {} | {} | {} | `{}` | {} |\n",
+            r.environment,
+            r.host,
+            r.service,
+            md_escape(
+                &r.pinned
+                    .as_deref()
+                    .map(short_pin)
+                    .unwrap_or_else(|| "-".into())
+            ),
+            md_escape(
+                &r.running
+                    .as_deref()
+                    .map(short_pin)
+                    .unwrap_or_else(|| "-".into())
+            ),
+            short_digest(&r.digest),
+            state(r),
+            since(r),
+            md_escape(&opt(&r.deployed_by)),
+            commit(r),
+            status
+        ));
+    }
+    let problems: Vec<&Row> = a.rows.iter().filter(|r| r.status != Status::Ok).collect();
+    if !problems.is_empty() {
+        out.push_str("\n## What is off\n\n");
+        for r in problems {
+            out.push_str(&format!(
+                "- **{}** {}/{}/{}: {}\n",
+                r.status.as_str(),
+                r.environment,
+                r.host,
+                r.service,
+                md_escape(r.detail.as_deref().unwrap_or(""))
+            ));
+        }
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+const CSS: &str = r#"
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d232a;background:#fafbfc}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
+.meta{color:#5b6570;margin-bottom:16px}
+table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0002}
+th,td{border:1px solid #d8dee4;padding:4px 8px;text-align:left;white-space:nowrap}
+th{background:#f0f3f6;cursor:pointer;user-select:none}
+th.sorted-asc::after{content:" ▲"}th.sorted-desc::after{content:" ▼"}
+td.drift,tr.off td.status{background:#ffe3e0;color:#8a1c12;font-weight:600}
+td.ok{color:#1a7f37}
+code{font-family:ui-monospace,monospace;font-size:12px}
+.controls{margin:8px 0}.controls input,.controls select{font:inherit;padding:3px 6px;margin-right:8px}
+.legend{color:#5b6570;font-size:12px;margin-top:4px}
+"#;
+
+const JS: &str = r#"
+(function(){
+  function sortable(table){
+    var ths=table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(ths,function(th,i){
+      th.addEventListener('click',function(){
+        var asc=!th.classList.contains('sorted-asc');
+        Array.prototype.forEach.call(ths,function(o){o.classList.remove('sorted-asc','sorted-desc')});
+        th.classList.add(asc?'sorted-asc':'sorted-desc');
+        var rows=Array.prototype.slice.call(table.tBodies[0].rows);
+        rows.sort(function(a,b){
+          var x=a.cells[i].textContent,y=b.cells[i].textContent;
+          return asc?x.localeCompare(y,undefined,{numeric:true}):y.localeCompare(x,undefined,{numeric:true});
+        });
+        rows.forEach(function(r){table.tBodies[0].appendChild(r)});
+      });
+    });
+  }
+  document.querySelectorAll('table.sortable').forEach(sortable);
+  var text=document.getElementById('filter'),status=document.getElementById('status');
+  function filter(){
+    var q=text.value.toLowerCase(),s=status.value,shown=0;
+    document.querySelectorAll('#rows tbody tr').forEach(function(r){
+      var ok=(!q||r.textContent.toLowerCase().indexOf(q)>=0)&&(!s||(s==='off'?r.classList.contains('off'):r.dataset.status===s));
+      r.style.display=ok?'':'none';if(ok)shown++;
+    });
+    document.getElementById('shown').textContent=shown;
+  }
+  text.addEventListener('input',filter);status.addEventListener('change',filter);filter();
+  document.body.dataset.driftCells=document.querySelectorAll('td.drift').length;
+  document.body.dataset.ready='1';
+})();
+"#;
+
+pub fn html(a: &Audit) -> String {
+    let mut h = String::new();
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    h.push_str(&format!(
+        "<title>{} — fleet audit</title><meta name=\"viewport\" content=\"width=device-width\"><style>{CSS}</style></head><body>",
+        esc(&a.platform)
+    ));
+    h.push_str(&format!(
+        "<h1>{} — fleet audit</h1><div class=\"meta\">Generated {} from manifest commit <code>{}</code>. {}.</div>",
+        esc(&a.platform),
+        esc(&a.generated_at),
+        esc(short_commit(&a.commit)),
+        esc(&summary_line(a))
+    ));
+    h.push_str("<h2>Platform matrix</h2><table id=\"matrix\" class=\"sortable\"><thead><tr><th>service</th>");
+    for e in &a.environments {
+        h.push_str(&format!("<th>{}</th>", esc(e)));
+    }
+    h.push_str("</tr></thead><tbody>");
+    for s in &a.services {
+        h.push_str(&format!("<tr><td>{}</td>", esc(s)));
+        for e in &a.environments {
+            let (cell, differs) = matrix_cell(a, e, s);
+            let full = a
+                .pins
+                .get(e)
+                .and_then(|p| p.get(s))
+                .cloned()
+                .unwrap_or_default();
+            if differs {
+                h.push_str(&format!(
+                    "<td class=\"drift\" title=\"{}\">{} ⚠</td>",
+                    esc(&full),
+                    esc(&cell)
+                ));
+            } else {
+                h.push_str(&format!("<td title=\"{}\">{}</td>", esc(&full), esc(&cell)));
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</tbody></table><div class=\"legend\">⚠ a host of that environment differs from the pin. Click a header to sort.</div>");
+    h.push_str("<h2>Hosts</h2><div class=\"controls\"><input id=\"filter\" placeholder=\"filter…\" aria-label=\"filter\"><select id=\"status\" aria-label=\"status\"><option value=\"\">all statuses</option><option value=\"off\">not ok</option>");
+    for st in [
+        "ok",
+        "drift",
+        "missing",
+        "stopped",
+        "unhealthy",
+        "rolled-back",
+        "orphan",
+        "conflict",
+        "unreachable",
+    ] {
+        h.push_str(&format!("<option value=\"{st}\">{st}</option>"));
+    }
+    h.push_str("</select><span id=\"shown\"></span> rows shown</div>");
+    h.push_str("<table id=\"rows\" class=\"sortable\"><thead><tr>");
+    for c in [
+        "env",
+        "host",
+        "service",
+        "pinned",
+        "running",
+        "digest",
+        "state",
+        "since",
+        "deployed by",
+        "commit",
+        "status",
+        "detail",
+    ] {
+        h.push_str(&format!("<th>{c}</th>"));
+    }
+    h.push_str("</tr></thead><tbody>");
+    for r in &a.rows {
+        let off = r.status != Status::Ok;
+        h.push_str(&format!(
+            "<tr data-status=\"{}\"{}>",
+            r.status.as_str(),
+            if off { " class=\"off\"" } else { "" }
+        ));
+        let cells = [
+            esc(&r.environment),
+            esc(&r.host),
+            esc(&r.service),
+            format!(
+                "<code title=\"{}\">{}</code>",
+                esc(&opt(&r.pinned)),
+                esc(&r
+                    .pinned
+                    .as_deref()
+                    .map(short_pin)
+                    .unwrap_or_else(|| "-".into()))
+            ),
+            format!(
+                "<code title=\"{}\">{}</code>",
+                esc(&opt(&r.running)),
+                esc(&r
+                    .running
+                    .as_deref()
+                    .map(short_pin)
+                    .unwrap_or_else(|| "-".into()))
+            ),
+            format!(
+                "<code title=\"{}\">{}</code>",
+                esc(&opt(&r.digest)),
+                esc(&short_digest(&r.digest))
+            ),
+            esc(&state(r)),
+            esc(&since(r)),
+            esc(&opt(&r.deployed_by)),
+            format!(
+                "<code title=\"{}\">{}</code>",
+                esc(&opt(&r.commit)),
+                esc(&commit(r))
+            ),
+        ];
+        for c in cells {
+            h.push_str(&format!("<td>{c}</td>"));
+        }
+        h.push_str(&format!(
+            "<td class=\"status{}\">{}</td><td>{}</td></tr>",
+            if off { "" } else { " ok" },
+            r.status.as_str(),
+            esc(r.detail.as_deref().unwrap_or(""))
+        ));
+    }
+    h.push_str(&format!(
+        "</tbody></table><script>{JS}</script></body></html>\n"
+    ));
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_shortened_for_cells() {
+        let d = "sha256:3b8d16830723a6d7b4f6a7ab503d4c828d8d72dd28ccfaaae581352f32b5a4bf";
+        assert_eq!(short_pin(&format!("2.4.1@{d}")), "2.4.1@3b8d168");
+        assert_eq!(short_pin("2.4.1"), "2.4.1");
+        assert!(
+            short_pin(&format!("a-very-long-release-name@{d}"))
+                .chars()
+                .count()
+                <= 20
+        );
+    }
+
+    #[test]
+    fn html_escapes_everything_it_prints() {
+        assert_eq!(
+            esc("<script>\"x\"&'"),
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;"
+        );
+    }
+}
