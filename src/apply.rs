@@ -74,6 +74,8 @@ pub enum HostStatus {
     Locked,
     Refused,
     Skipped,
+    /// Stopped by Ctrl-C before this host was changed, or after its step in flight finished.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +88,9 @@ pub struct HostReport {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// What was repaired, left by an interrupted run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
 }
 
 impl HostReport {
@@ -97,6 +102,7 @@ impl HostReport {
             actions: vec![],
             error: None,
             failure: None,
+            repaired: vec![],
         }
     }
 }
@@ -336,6 +342,11 @@ pub async fn execute<E: Engine>(
 
     // 2. One service at a time, in start order.
     for c in changes {
+        if crate::interrupt::interrupted() && c.kind != ChangeKind::Unchanged {
+            report.status = HostStatus::Interrupted;
+            report.error = Some("interrupted: the remaining changes were not started".into());
+            return report;
+        }
         let started = Instant::now();
         let mut action = Action {
             service: c.service.clone(),
@@ -490,6 +501,7 @@ async fn replace<E: Engine>(
         ))
         .await
         .map_err(|e| fail(e.to_string()))?;
+    crate::interrupt::fault_point("created").await;
 
     let mut stepped_aside: Option<String> = None;
     if let Some(old) = old {
@@ -502,6 +514,7 @@ async fn replace<E: Engine>(
             let _ = engine.remove(&new_id).await;
             return Err(fail(format!("stopping the running container: {e}")));
         }
+        crate::interrupt::fault_point("stopped").await;
         let aside = format!(
             "{stable}{}{}",
             labels::PREV,
@@ -509,7 +522,10 @@ async fn replace<E: Engine>(
         );
         let swap = async {
             engine.rename(&old.id, &aside).await?;
-            engine.rename(&new_id, stable).await
+            crate::interrupt::fault_point("renamed-old").await;
+            engine.rename(&new_id, stable).await?;
+            crate::interrupt::fault_point("renamed-new").await;
+            Ok::<(), crate::engine::EngineError>(())
         };
         if let Err(e) = swap.await {
             // Put the old one back under its name and running before reporting.
@@ -529,6 +545,7 @@ async fn replace<E: Engine>(
     let h = Instant::now();
     let healthy = match started {
         Ok(()) => {
+            crate::interrupt::fault_point("started").await;
             progress(&format!("waiting for {} to be healthy", r.service));
             wait_healthy(engine, &new_id, opts.health_timeout, opts.grace).await
         }

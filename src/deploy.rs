@@ -546,7 +546,13 @@ fn finish(config: &Config, env: &str, reports: Vec<HostReport>, had_errors: bool
     } else if !config.quiet || failed {
         print!("{}", render::apply_report(&reports, config.out));
     }
-    if failed { Exit::Failure } else { Exit::Success }
+    if crate::interrupt::interrupted() {
+        Exit::Interrupted
+    } else if failed {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -560,6 +566,7 @@ async fn converge(
     parallel: usize,
     sink: &ProgressSink,
 ) -> Vec<HostReport> {
+    crate::interrupt::install();
     let stop = Arc::new(AtomicBool::new(false));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = Vec::new();
@@ -579,6 +586,12 @@ async fn converge(
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
+            if crate::interrupt::interrupted() {
+                let mut r =
+                    HostReport::new(&p.host.name, &p.host.endpoint(), HostStatus::Interrupted);
+                r.error = Some("not started: interrupted".into());
+                return r;
+            }
             if stop.load(Ordering::SeqCst) {
                 let mut r = HostReport::new(&p.host.name, &p.host.endpoint(), HostStatus::Skipped);
                 r.error = Some("not started: an earlier host failed".into());
@@ -657,7 +670,39 @@ async fn converge_host(
                 return r;
             }
         };
-        let view = plan::classify(platform, env, &list);
+        let mut view = plan::classify(platform, env, &list);
+        let mut repaired = crate::repair::Repaired::default();
+        if saved.as_ref().is_some_and(|s| s.fingerprint.as_deref() != Some(plan::fingerprint(&list).as_str())) {
+            let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Refused);
+            r.error = Some("the host changed since the plan was made; run `fleetpin plan` again".into());
+            return r;
+        }
+        match crate::repair::repair(&*engine, platform, env, &view, opts.health_timeout, progress).await {
+            Err(e) => {
+                let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Failed);
+                r.error = Some(format!("repairing what an interrupted run left: {e}"));
+                return r;
+            }
+            Ok(done) if done.acted() => {
+                repaired = done;
+                match engine.list_containers(&plan::prefix(platform, env)).await {
+                    Ok(l) => view = plan::classify(platform, env, &l),
+                    Err(e) => {
+                        let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Unreachable);
+                        r.error = Some(e.to_string());
+                        r.repaired = repaired.notes;
+                        return r;
+                    }
+                }
+                if saved.is_some() {
+                    let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Refused);
+                    r.error = Some("an interrupted run was repaired on this host; run `fleetpin plan` again".into());
+                    r.repaired = repaired.notes;
+                    return r;
+                }
+            }
+            Ok(_) => {}
+        }
         let changes = match &saved {
             Some(s) => {
                 if s.fingerprint.as_deref() != Some(plan::fingerprint(&list).as_str()) {
@@ -690,7 +735,12 @@ async fn converge_host(
                 filter_orphans(plan::plan_host(&p.desired, &view), &sel)
             }
         };
-        apply::execute(&*engine, &p.host.name, &p.desired, &changes, &view, opts, progress).await
+        let mut r = apply::execute(&*engine, &p.host.name, &p.desired, &changes, &view, opts, progress).await;
+        if repaired.acted() && r.status == HostStatus::Unchanged {
+            r.status = HostStatus::Converged;
+        }
+        r.repaired = repaired.notes;
+        r
     }
     .await;
     lock::release(&*engine, &lock_id).await;

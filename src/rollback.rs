@@ -478,7 +478,13 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Exit {
             println!("note: {n}");
         }
     }
-    if failed { Exit::Failure } else { Exit::Success }
+    if crate::interrupt::interrupted() {
+        Exit::Interrupted
+    } else if failed {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
 }
 
 async fn rollback_all(
@@ -490,6 +496,7 @@ async fn rollback_all(
     parallel: usize,
     sink: &ProgressSink,
 ) -> Vec<(HostReport, BTreeMap<String, String>)> {
+    crate::interrupt::install();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
     let tasks = prepared.into_iter().map(|p| {
@@ -529,17 +536,49 @@ async fn rollback_all(
             };
             let out = match engine.list_containers(&plan::prefix(platform, env)).await {
                 Ok(list) => {
-                    let view = plan::classify(platform, env, &list);
-                    rollback_host(
+                    let mut view = plan::classify(platform, env, &list);
+                    // What an interrupted run left is repaired first, so rollback starts from a
+                    // state it knows.
+                    let repaired = crate::repair::repair(
                         &*engine,
-                        &p.host.name,
-                        &p.desired,
+                        platform,
+                        env,
                         &view,
-                        to,
-                        opts,
+                        opts.health_timeout,
                         &*progress,
                     )
-                    .await
+                    .await;
+                    let notes = match repaired {
+                        Ok(done) if done.acted() => {
+                            if let Ok(l) =
+                                engine.list_containers(&plan::prefix(platform, env)).await
+                            {
+                                view = plan::classify(platform, env, &l);
+                            }
+                            done.notes
+                        }
+                        Ok(_) => vec![],
+                        Err(e) => vec![format!("repair failed: {e}")],
+                    };
+                    let (mut r, m) = if crate::interrupt::interrupted() {
+                        let mut r =
+                            HostReport::new(&p.host.name, &endpoint, HostStatus::Interrupted);
+                        r.error = Some("not started: interrupted".into());
+                        (r, BTreeMap::new())
+                    } else {
+                        rollback_host(
+                            &*engine,
+                            &p.host.name,
+                            &p.desired,
+                            &view,
+                            to,
+                            opts,
+                            &*progress,
+                        )
+                        .await
+                    };
+                    r.repaired = notes;
+                    (r, m)
                 }
                 Err(e) => {
                     let mut r = HostReport::new(&p.host.name, &endpoint, HostStatus::Unreachable);

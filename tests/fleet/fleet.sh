@@ -25,7 +25,10 @@
 #     runs the `down` logic first.
 #
 # Usage: fleet.sh up [N] | down | env | status | run CMD... | help
-# See tests/fleet/README.md for addresses, images and fleet.env keys.
+#        fleet.sh kill-host|stop-host|start-host|cut|restore hK
+#        fleet.sh stop-registry|start-registry [auth]
+# See tests/fleet/README.md for addresses, images, fleet.env keys and the
+# fault-injection commands.
 
 set -euo pipefail
 
@@ -44,6 +47,7 @@ readonly PROXY_REPO=${REGISTRY}/fleetpin/proxy
 readonly APP_TAGS=(1.0.0 1.1.0 1.2.0 2.0.0 broken)
 readonly PROXY_TAG=1.0.0
 readonly DOCKER_TCP_PORT=2375
+readonly DOCKER_TLS_PORT=2376                 # only on the FLEET_TLS_HOST host, instead of 2375
 readonly MAX_HOSTS=12
 readonly RUN_DIR=/run/fleetpin-fleet          # sockets, pid files, logs, fleet.env
 readonly DATA_DIR=/var/lib/fleetpin-fleet     # data-roots, registry storage
@@ -51,6 +55,25 @@ readonly ENV_FILE=${RUN_DIR}/fleet.env
 readonly LOCK_FILE=/run/fleetpin-fleet.lock   # outside RUN_DIR: down deletes RUN_DIR
 readonly CG_NAME=fpfleet                      # tracking cgroup name (see cg_track_root)
 readonly START_TIMEOUT=${FLEET_START_TIMEOUT:-90}   # seconds to wait for daemons
+readonly STOP_TIMEOUT=${FLEET_STOP_TIMEOUT:-60}     # seconds stop-host/stop-registry wait after SIGTERM
+# optional authenticated registry (FLEET_REGISTRY_AUTH=1)
+readonly AREG_NS=${NS_PREFIX}areg
+readonly AREG_ADDR=${NET_PREFIX}.3
+readonly AUTH_REGISTRY=${AREG_ADDR}:${REG_PORT}
+readonly AUTH_APP_REPO=${AUTH_REGISTRY}/fleetpin/app
+readonly AUTH_TAGS=(1.0.0 1.1.0)
+readonly AUTH_USER=fleet
+readonly AUTH_PASSWORD=fleetpass
+# optional TLS host (FLEET_TLS_HOST=hK)
+readonly TLS_DIR=${RUN_DIR}/tls
+# launch.sh understands start requests on keeper.fifo (start-host, start-registry)
+readonly CTL_MARKER='# fleet-ctl: v1'
+
+# Options of this fleet: set by `up` from FLEET_TLS_HOST / FLEET_REGISTRY_AUTH,
+# by the other commands from fleet.env (load_fleet).
+TLS_HOST_K=""       # index K of the TLS host, or empty
+AUTH_REG=""         # 1 when the authenticated registry exists
+LIVE_RESTORE=""     # 1: every dockerd has live-restore (FLEET_LIVE_RESTORE=1)
 
 SCRIPT_START_MS=$(date +%s%3N)
 
@@ -71,9 +94,24 @@ host_addr() { echo "${NET_PREFIX}.$((10 + $1))"; }
 host_ns() { echo "${NS_PREFIX}h$1"; }
 host_run() { echo "${RUN_DIR}/h$1"; }
 host_sock() { echo "${RUN_DIR}/h$1/docker.sock"; }
+host_is_tls() { [ -n "$TLS_HOST_K" ] && [ "$1" = "$TLS_HOST_K" ]; }
+# the host's TCP endpoint: plain 2375, or TLS 2376 on the TLS host
+host_tcp_url() {
+    if host_is_tls "$1"; then echo "https://$(host_addr "$1"):${DOCKER_TLS_PORT}"; else echo "http://$(host_addr "$1"):${DOCKER_TCP_PORT}"; fi
+}
 
 # curl that never goes through a proxy (only fleet addresses / loopback).
 qcurl() { curl --noproxy '*' -sS --connect-timeout 2 --max-time 5 "$@"; }
+# GET $2 on host $1's TCP endpoint (with the fleet's client certificate on the TLS host)
+host_tcp_curl() {
+    local k=$1 path=$2
+    shift 2
+    if host_is_tls "$k"; then
+        qcurl --cacert "$TLS_DIR/ca.pem" --cert "$TLS_DIR/cert.pem" --key "$TLS_DIR/key.pem" "$@" "$(host_tcp_url "$k")$path"
+    else
+        qcurl "$@" "$(host_tcp_url "$k")$path"
+    fi
+}
 
 # Where our processes are tracked. Every process we start (dockerd and its
 # children, the registry) is moved into <root>/<name>/..., and containers get
@@ -162,6 +200,11 @@ ensure_packages() {
     command -v curl >/dev/null || pkgs+=(curl)
     command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null \
         || pkgs+=(util-linux)
+    # only for the optional TLS host / authenticated registry
+    if [ -n "$TLS_HOST_K" ]; then command -v openssl >/dev/null || pkgs+=(openssl); fi
+    if [ -n "$AUTH_REG" ] && ! command -v htpasswd >/dev/null && ! python3 -c 'import bcrypt' >/dev/null 2>&1; then
+        pkgs+=(apache2-utils)   # htpasswd -B (bcrypt, the only hash docker-registry accepts)
+    fi
     [ ${#pkgs[@]} -eq 0 ] && return 0
 
     mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
@@ -439,6 +482,7 @@ setup_network() {
         fi
     fi
     attach_ns "${VETH_PREFIX}reg" "$REG_NS" "$REG_ADDR"
+    if [ -n "$AUTH_REG" ]; then attach_ns "${VETH_PREFIX}areg" "$AREG_NS" "$AREG_ADDR"; fi
     for k in $(seq 1 "$n"); do
         attach_ns "${VETH_PREFIX}h$k" "$(host_ns "$k")" "$(host_addr "$k")"
     done
@@ -447,11 +491,42 @@ setup_network() {
 # Emit one shell-quoted `launch PIDFILE CGROUP LOG CMD...` line for launch.sh.
 emit_launch() { printf '%q ' launch "$@"; echo; }
 
-registry_launch() {
-    local d=${RUN_DIR}/registry cgroot
-    mkdir -p "$d" "${DATA_DIR}/registry"
+# The two registries: "reg" (plain, always) and "areg" (htpasswd auth, with
+# FLEET_REGISTRY_AUTH=1). Same binary, own namespace, config and storage.
+reg_dir() { if [ "$1" = areg ]; then echo "${RUN_DIR}/aregistry"; else echo "${RUN_DIR}/registry"; fi; }
+reg_ns() { if [ "$1" = areg ]; then echo "$AREG_NS"; else echo "$REG_NS"; fi; }
+reg_hostport() { if [ "$1" = areg ]; then echo "$AUTH_REGISTRY"; else echo "$REGISTRY"; fi; }
+reg_status_name() { if [ "$1" = areg ]; then echo auth-reg; else echo registry; fi; }
+reg_label() { if [ "$1" = areg ]; then echo "auth registry"; else echo registry; fi; }
+
+# htpasswd line for AUTH_USER with a bcrypt hash (docker-registry ignores other hashes)
+make_htpasswd() {
+    if command -v htpasswd >/dev/null; then
+        htpasswd -Bbn "$AUTH_USER" "$AUTH_PASSWORD" | sed '/^$/d'
+    elif python3 -c 'import bcrypt' >/dev/null 2>&1; then
+        python3 -c 'import bcrypt, sys; print(sys.argv[1] + ":" + bcrypt.hashpw(sys.argv[2].encode(), bcrypt.gensalt()).decode())' \
+            "$AUTH_USER" "$AUTH_PASSWORD"
+    else
+        die "neither htpasswd (apache2-utils) nor python3's bcrypt is available to write a bcrypt htpasswd file"
+    fi
+}
+
+registry_launch() { # reg|areg
+    local which=$1 d cgroot storage auth=""
+    d=$(reg_dir "$which")
+    storage=${DATA_DIR}/${d##*/}
+    mkdir -p "$d" "$storage"
+    if [ "$which" = areg ]; then
+        make_htpasswd >"$d/htpasswd"
+        chmod 644 "$d/htpasswd"
+        grep -q "^${AUTH_USER}:[\$]2[aby][\$]" "$d/htpasswd" || die "could not write a bcrypt htpasswd file"
+        auth="auth:
+  htpasswd:
+    realm: fleetpin-fleet
+    path: $d/htpasswd"
+    fi
     cat >"$d/config.yml" <<EOF
-# written by tests/fleet/fleet.sh - fleet-private registry, plain HTTP
+# written by tests/fleet/fleet.sh - fleet-private registry, plain HTTP${auth:+, htpasswd basic auth}
 version: 0.1
 log:
   level: warn
@@ -459,30 +534,41 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: ${DATA_DIR}/registry
+    rootdirectory: ${storage}
   delete:
     enabled: true
 http:
-  addr: ${REGISTRY}
+  addr: $(reg_hostport "$which")
   secret: fleetpin-fleet-not-a-secret
+${auth}
 EOF
     cgroot=$(cg_track_root)
-    emit_launch "$d/registry.pid" "${cgroot:+$cgroot/reg}" "$d/registry.log" \
-        nsenter --net=/var/run/netns/"$REG_NS" /usr/bin/docker-registry serve "$d/config.yml"
+    emit_launch "$d/registry.pid" "${cgroot:+$cgroot/$which}" "$d/registry.log" \
+        nsenter --net=/var/run/netns/"$(reg_ns "$which")" /usr/bin/docker-registry serve "$d/config.yml"
 }
 
 dockerd_launch() {
-    local k=$1 sd=$2 d cgroot
+    local k=$1 sd=$2 d cgroot tcp extra=()
     d=$(host_run "$k")
     mkdir -p "$d" "${DATA_DIR}/h$k"
     # Own config file: never read /etc/docker/daemon.json; own engine key
     # (distinct `docker info` ID per host; the option only exists in the file).
+    # FLEET_LIVE_RESTORE=1: containers survive a dockerd crash/stop (see README).
     cat >"$d/daemon.json" <<EOF
 {
-  "deprecated-key-path": "$d/key.json"
+  "deprecated-key-path": "$d/key.json"${LIVE_RESTORE:+,
+  \"live-restore\": true}
 }
 EOF
     cgroot=$(cg_track_root)
+    if host_is_tls "$k"; then
+        # TLS host: only a verified TLS TCP socket (client certs signed by ca.pem)
+        tcp=(--host "tcp://$(host_addr "$k"):${DOCKER_TLS_PORT}" --tlsverify
+            --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server-cert.pem" --tlskey "$TLS_DIR/server-key.pem")
+    else
+        tcp=(--host "tcp://$(host_addr "$k"):${DOCKER_TCP_PORT}" --tls=false)
+    fi
+    if [ -n "$AUTH_REG" ]; then extra+=(--insecure-registry "$AUTH_REGISTRY"); fi
     # nsenter --net (NOT `ip netns exec`, which remounts /sys and breaks
     # dockerd's cgroup handling); own UTS namespace so that `docker info`
     # reports Name=fpfleet-hK instead of the machine's hostname.
@@ -495,8 +581,7 @@ EOF
         dockerd \
         --config-file "$d/daemon.json" \
         --host "unix://$d/docker.sock" \
-        --host "tcp://$(host_addr "$k"):${DOCKER_TCP_PORT}" \
-        --tls=false \
+        "${tcp[@]}" \
         --data-root "${DATA_DIR}/h$k" \
         --exec-root "$d/exec" \
         --pidfile "$d/dockerd.pid" \
@@ -505,18 +590,30 @@ EOF
         --cgroup-parent "/${CG_NAME}/h$k" \
         --bip "172.31.$k.1/24" \
         --insecure-registry "$REGISTRY" \
+        ${extra[@]+"${extra[@]}"} \
         --iptables=true
 }
 
-# Write launch.sh (registry + N dockerds) and start it under the keeper.
+# Write launch.sh (registries + N dockerds) and start it under the keeper.
+# launch.sh defines one start_NAME function per daemon (NAME = reg, areg, hK),
+# calls them all, and then serves start requests: a line "NAME" written to
+# keeper.fifo makes it call start_NAME again. That is how start-host and
+# start-registry restart a daemon exactly as `up` started it (same command
+# line, cgroup, log, and the keeper as parent and reaper).
 start_daemons() {
-    local n=$1 sd=$2 k f=${RUN_DIR}/launch.sh cgroot reaper
+    local n=$1 sd=$2 k f=${RUN_DIR}/launch.sh cgroot reaper names="reg"
+    [ -z "$AUTH_REG" ] || names="$names areg"
+    for k in $(seq 1 "$n"); do names="$names h$k"; done
     {
         cat <<'EOF'
 #!/bin/bash
 # Generated by tests/fleet/fleet.sh. Runs under `tini -s`: starts every fleet
 # daemon as a child (each in its tracking cgroup, output to its log), then
-# waits, so that killed daemons are reaped. `down` kills this script last.
+# serves restart requests from keeper.fifo. Bash reaps its exited children
+# (SIGCHLD) and tini the orphans. `down` kills this script last.
+EOF
+        echo "$CTL_MARKER"
+        cat <<'EOF'
 set -u
 launch() { # PIDFILE CGROUP LOG CMD...
     local pidf=$1 cg=$2 logf=$3
@@ -524,17 +621,39 @@ launch() { # PIDFILE CGROUP LOG CMD...
     (
         if [ -n "$cg" ]; then mkdir -p "$cg" && echo "$BASHPID" >"$cg/cgroup.procs"; fi
         exec "$@"
-    ) </dev/null >>"$logf" 2>&1 &
+    ) </dev/null >>"$logf" 2>&1 3<&- &
     echo $! >"$pidf.tmp" && mv -f "$pidf.tmp" "$pidf"
 }
 EOF
-        registry_launch
-        for k in $(seq 1 "$n"); do dockerd_launch "$k" "$sd"; done
+        echo "start_reg() {"
+        registry_launch reg
+        echo "}"
+        if [ -n "$AUTH_REG" ]; then
+            echo "start_areg() {"
+            registry_launch areg
+            echo "}"
+        fi
+        for k in $(seq 1 "$n"); do
+            echo "start_h$k() {"
+            dockerd_launch "$k" "$sd"
+            echo "}"
+        done
+        for k in $names; do echo "start_$k"; done
         # Stay alive even when every daemon died (kill -9 tests): exiting would
         # end tini, and later orphans (shims, containers) would lose their
-        # reaper. Block on a private FIFO: no child process needed for that.
-        echo "mkfifo $(printf '%q' "$RUN_DIR/keeper.fifo") && exec 3<>$(printf '%q' "$RUN_DIR/keeper.fifo")"
-        echo 'while :; do wait; read -r -u 3 _ || sleep 1; done'
+        # reaper. Block on a private FIFO (opened read-write: never EOF) and
+        # start what is asked for; unknown requests are ignored.
+        echo "mkfifo -m 600 $(printf '%q' "$RUN_DIR/keeper.fifo") && exec 3<>$(printf '%q' "$RUN_DIR/keeper.fifo")"
+        cat <<EOF
+while :; do
+    req=""
+    if read -r -u 3 req; then
+        case " $names " in *" \$req "*) "start_\$req" ;; esac
+    else
+        sleep 1
+    fi
+done
+EOF
     } >"$f"
     chmod 755 "$f"
     reaper=$(command -v tini || command -v docker-init || true)
@@ -553,32 +672,41 @@ log_tail() { # file, lines (dockerd's gRPC chatter left out)
     echo "-----" >&2
 }
 
-registry_ready() { [ "$(qcurl -o /dev/null -w '%{http_code}' "http://${REGISTRY}/v2/" 2>/dev/null)" = 200 ]; }
+# registry $1 (reg|areg, default reg) answers /v2/ (the auth one: with credentials)
+registry_ready() {
+    local which=${1:-reg} cred=()
+    [ "$which" = areg ] && cred=(-u "$AUTH_USER:$AUTH_PASSWORD")
+    [ "$(qcurl "${cred[@]+"${cred[@]}"}" -o /dev/null -w '%{http_code}' "http://$(reg_hostport "$which")/v2/" 2>/dev/null)" = 200 ]
+}
+# host $1 answers /_ping on its unix socket and (unless $2 = unix-only) on its TCP endpoint
 host_ready() {
-    [ "$(qcurl --unix-socket "$(host_sock "$1")" http://fleet/_ping 2>/dev/null)" = OK ] &&
-        [ "$(qcurl "http://$(host_addr "$1"):${DOCKER_TCP_PORT}/_ping" 2>/dev/null)" = OK ]
+    [ "$(qcurl --unix-socket "$(host_sock "$1")" http://fleet/_ping 2>/dev/null)" = OK ] || return 1
+    [ "${2:-}" = unix-only ] || [ "$(host_tcp_curl "$1" /_ping 2>/dev/null)" = OK ]
 }
 
-wait_registry() {
-    local deadline=$(($(date +%s) + START_TIMEOUT)) pid
-    until registry_ready; do
-        pid=$(cat "${RUN_DIR}/registry/registry.pid" 2>/dev/null || echo "")
+wait_registry() { # [reg|areg]
+    local which=${1:-reg} deadline=$(($(date +%s) + START_TIMEOUT)) pid d
+    d=$(reg_dir "$which")
+    until registry_ready "$which"; do
+        pid=$(cat "$d/registry.pid" 2>/dev/null || echo "")
         if [ -n "$pid" ] && ! alive "$pid"; then
-            log_tail "${RUN_DIR}/registry/registry.log"
-            die "registry exited during startup"
+            log_tail "$d/registry.log"
+            die "$(reg_label "$which") exited during startup"
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
-            log_tail "${RUN_DIR}/registry/registry.log"
-            die "registry did not answer on http://${REGISTRY}/v2/ within ${START_TIMEOUT}s"
+            log_tail "$d/registry.log"
+            die "$(reg_label "$which") did not answer on http://$(reg_hostport "$which")/v2/ within ${START_TIMEOUT}s"
         fi
         sleep 0.2
     done
 }
 
-wait_host() {
-    local k=$1 deadline=$(($(date +%s) + START_TIMEOUT)) pid d
+wait_host() { # K [unix-only]
+    local k=$1 deadline=$(($(date +%s) + START_TIMEOUT)) pid d what
     d=$(host_run "$k")
-    until host_ready "$k"; do
+    what="unix://$(host_sock "$k")"
+    [ "${2:-}" = unix-only ] || what="$what and $(host_tcp_url "$k" | sed 's/^https*:/tcp:/')"
+    until host_ready "$k" "${2:-}"; do
         pid=$(cat "$d/spawn.pid" 2>/dev/null || echo "")
         if [ -n "$pid" ] && ! alive "$pid"; then
             log_tail "$d/dockerd.log"
@@ -586,7 +714,7 @@ wait_host() {
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
             log_tail "$d/dockerd.log"
-            die "dockerd for h$k did not answer /_ping on unix://$(host_sock "$k") and tcp://$(host_addr "$k"):${DOCKER_TCP_PORT} within ${START_TIMEOUT}s"
+            die "dockerd for h$k did not answer /_ping on $what within ${START_TIMEOUT}s"
         fi
         sleep 0.2
     done
@@ -687,6 +815,7 @@ build_images() {
         fi
         i=$((i + 1))
     done
+    if [ -n "$AUTH_REG" ]; then push_auth_images "$ctx"; fi
     # every host - h1 included - starts empty and must pull
     for spec in "${IMAGE_SPECS[@]}"; do
         read -r repo tag ver hpath <<<"$spec"
@@ -699,6 +828,32 @@ build_images() {
     [ -z "$(docker images -aq)" ] || die "h1 still has images after cleanup: $(docker images -a --format '{{.Repository}}:{{.Tag}}')"
     rm -rf "$ctx" "$DOCKER_CONFIG"
     unset DOCKER_HOST DOCKER_CONFIG DOCKER_BUILDKIT DOCKER_CLI_HINTS
+}
+
+# Copies of some app tags in the authenticated registry. Runs inside
+# build_images (DOCKER_HOST=h1, private DOCKER_CONFIG: the login stored there
+# is deleted with it).
+push_auth_images() {
+    local ctx=$1 t pids=() i
+    if ! printf '%s' "$AUTH_PASSWORD" |
+        docker login -u "$AUTH_USER" --password-stdin "$AUTH_REGISTRY" >"$ctx/auth-login.log" 2>&1; then
+        log_tail "$ctx/auth-login.log"
+        die "docker login to the auth registry $AUTH_REGISTRY failed"
+    fi
+    for t in "${AUTH_TAGS[@]}"; do
+        (docker tag "$APP_REPO:$t" "$AUTH_APP_REPO:$t" && docker push -q "$AUTH_APP_REPO:$t") >"$ctx/auth-$t.log" 2>&1 &
+        pids+=($!)
+    done
+    i=0
+    for t in "${AUTH_TAGS[@]}"; do
+        if ! wait "${pids[$i]}"; then
+            log_tail "$ctx/auth-$t.log"
+            die "push of $AUTH_APP_REPO:$t failed"
+        fi
+        i=$((i + 1))
+    done
+    docker logout "$AUTH_REGISTRY" >/dev/null 2>&1 || true
+    for t in "${AUTH_TAGS[@]}"; do docker rmi -f "$AUTH_APP_REPO:$t" >/dev/null; done
 }
 
 # "repo tag version-string health-path"
@@ -726,9 +881,27 @@ write_env_file() {
         echo "FLEET_HOSTS_COUNT=$n"
         echo "FLEET_REGISTRY_NETNS=$REG_NS"
         echo "FLEET_STORAGE_DRIVER=$sd"
+        if [ -n "$TLS_HOST_K" ]; then
+            echo "FLEET_TLS_HOST=h$TLS_HOST_K"
+            echo "FLEET_TLS_DIR=$TLS_DIR"
+        fi
+        if [ -n "$LIVE_RESTORE" ]; then echo "FLEET_LIVE_RESTORE=1"; fi
+        if [ -n "$AUTH_REG" ]; then
+            echo "FLEET_AUTH_REGISTRY=$AUTH_REGISTRY"
+            echo "FLEET_AUTH_USER=$AUTH_USER"
+            echo "FLEET_AUTH_PASSWORD=$AUTH_PASSWORD"
+            echo "FLEET_AUTH_IMAGE=$AUTH_APP_REPO"
+            echo "FLEET_AUTH_TAGS=${AUTH_TAGS[*]}"
+            echo "FLEET_AUTH_REGISTRY_NETNS=$AREG_NS"
+        fi
         for k in $(seq 1 "$n"); do
             echo "FLEET_H${k}_ADDR=$(host_addr "$k")"
-            echo "FLEET_H${k}_TCP=tcp://$(host_addr "$k"):${DOCKER_TCP_PORT}"
+            if host_is_tls "$k"; then
+                echo "FLEET_H${k}_TCP="                     # no plain endpoint on the TLS host
+                echo "FLEET_H${k}_TLS=tcp://$(host_addr "$k"):${DOCKER_TLS_PORT}"
+            else
+                echo "FLEET_H${k}_TCP=tcp://$(host_addr "$k"):${DOCKER_TCP_PORT}"
+            fi
             echo "FLEET_H${k}_UNIX=unix://$(host_sock "$k")"
             echo "FLEET_H${k}_NETNS=$(host_ns "$k")"
             echo "FLEET_H${k}_NAME=$(host_ns "$k")"
@@ -745,10 +918,93 @@ fleet_size() {
     echo "$n"
 }
 
+# FLEET_TLS_HOST / FLEET_REGISTRY_AUTH -> TLS_HOST_K / AUTH_REG (for up)
+parse_up_options() {
+    local n=$1 v=${FLEET_TLS_HOST:-}
+    TLS_HOST_K=""
+    if [ -n "$v" ]; then
+        v=${v#[hH]}
+        case $v in '' | *[!0-9]* | 0*) die "FLEET_TLS_HOST must be a host name h1..h$n, got '$FLEET_TLS_HOST'" ;; esac
+        [ "$v" -le "$n" ] || die "FLEET_TLS_HOST=$FLEET_TLS_HOST, but the fleet has only $n host(s)"
+        TLS_HOST_K=$v
+    fi
+    case ${FLEET_REGISTRY_AUTH:-0} in
+        1 | true | yes) AUTH_REG=1 ;;
+        0 | '' | false | no) AUTH_REG="" ;;
+        *) die "FLEET_REGISTRY_AUTH must be 1 or 0, got '$FLEET_REGISTRY_AUTH'" ;;
+    esac
+    case ${FLEET_LIVE_RESTORE:-0} in
+        1 | true | yes) LIVE_RESTORE=1 ;;
+        0 | '' | false | no) LIVE_RESTORE="" ;;
+        *) die "FLEET_LIVE_RESTORE must be 1 or 0, got '$FLEET_LIVE_RESTORE'" ;;
+    esac
+}
+
+# Certificates for the TLS host $1, in $TLS_DIR: ca.pem (+ca-key.pem),
+# server-cert.pem/server-key.pem (SAN IP of the host), cert.pem/key.pem
+# (client), and an unrelated second CA with its own client cert
+# (other-ca.pem, other-cert.pem, other-key.pem) for "wrong CA" tests.
+# ECDSA P-256 keys (instant to generate; Go, curl/OpenSSL and rustls all take them).
+gen_tls_certs() {
+    local k=$1 d=$TLS_DIR cnf
+    mkdir -p "$d"
+    chmod 755 "$d"
+    cnf=$d/openssl.cnf
+    cat >"$cnf" <<EOF
+# written by tests/fleet/fleet.sh
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = fleetpin-fleet
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:$(host_addr "$k")
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+    ossl() { openssl "$@" >>"$d/openssl.log" 2>&1 || { log_tail "$d/openssl.log"; die "openssl $1 failed"; }; }
+    newkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+    mkca() { # key cert CN
+        newkey "$1"
+        ossl req -new -x509 -config "$cnf" -extensions ca -key "$1" -subj "/CN=$3" -days 30 -out "$2"
+    }
+    mkcert() { # key cert CN extensions ca-cert ca-key
+        newkey "$1"
+        ossl req -new -config "$cnf" -key "$1" -subj "/CN=$3" -out "$2.csr"
+        ossl x509 -req -in "$2.csr" -CA "$5" -CAkey "$6" -set_serial "0x$(openssl rand -hex 8)" -days 30 \
+            -extfile "$cnf" -extensions "$4" -out "$2"
+        rm -f "$2.csr"
+    }
+    mkca "$d/ca-key.pem" "$d/ca.pem" "fleetpin-fleet test CA"
+    mkcert "$d/server-key.pem" "$d/server-cert.pem" "$(host_ns "$k")" server "$d/ca.pem" "$d/ca-key.pem"
+    mkcert "$d/key.pem" "$d/cert.pem" "fleetpin-fleet client" client "$d/ca.pem" "$d/ca-key.pem"
+    mkca "$d/other-ca-key.pem" "$d/other-ca.pem" "fleetpin-fleet OTHER test CA"
+    mkcert "$d/other-key.pem" "$d/other-cert.pem" "fleetpin-fleet other client" client "$d/other-ca.pem" "$d/other-ca-key.pem"
+    # CA and server keys: root only. Client keys readable, so that tests not
+    # running as root can use them (plain hosts' port 2375 is open to them anyway).
+    chmod 644 "$d"/*.pem
+    chmod 600 "$d/ca-key.pem" "$d/other-ca-key.pem" "$d/server-key.pem"
+    rm -f "$d/openssl.log" "$cnf"
+}
+
 do_up() {
     local n sd k t0
     n=$(fleet_size "${1:-}")
     need_root
+    parse_up_options "$n"
     t0=$(date +%s)
     ensure_packages
     local rootd
@@ -761,13 +1017,18 @@ do_up() {
     mkdir -p "$RUN_DIR" "$DATA_DIR"
     chmod 755 "$RUN_DIR" "$DATA_DIR"
     sd=$(storage_driver)
-    log "up: $n host(s), storage driver $sd, network ${NET_PREFIX}.0/24 on $BRIDGE"
+    log "up: $n host(s), storage driver $sd, network ${NET_PREFIX}.0/24 on $BRIDGE${TLS_HOST_K:+, TLS on h$TLS_HOST_K}${AUTH_REG:+, auth registry $AUTH_REGISTRY}${LIVE_RESTORE:+, live-restore}"
     setup_network "$n"
+    if [ -n "$TLS_HOST_K" ]; then
+        gen_tls_certs "$TLS_HOST_K"
+        log "up: TLS certificates for h$TLS_HOST_K in $TLS_DIR"
+    fi
     local cgroot
     cgroot=$(cg_track_root)
     [ -n "$cgroot" ] && mkdir -p "$cgroot"
     start_daemons "$n" "$sd"
-    wait_registry
+    wait_registry reg
+    if [ -n "$AUTH_REG" ]; then wait_registry areg; fi
     wait_host 1
     log "up: registry and h1 ready; building test images on h1"
     build_images
@@ -788,9 +1049,20 @@ read_env_file() { # -> assoc array FLEET_ENV
     done <"$ENV_FILE"
 }
 
+# fleet.env -> FLEET_ENV, TLS_HOST_K, AUTH_REG (the options `up` was given)
+load_fleet() {
+    read_env_file
+    TLS_HOST_K=${FLEET_ENV[FLEET_TLS_HOST]:-}
+    TLS_HOST_K=${TLS_HOST_K#h}
+    AUTH_REG=""
+    if [ -n "${FLEET_ENV[FLEET_AUTH_REGISTRY]:-}" ]; then AUTH_REG=1; fi
+}
+
+# Hosts taken down on purpose (kill-host/stop-host) are not an error here.
 check_fleet_alive() {
     local h K pid
     for h in ${FLEET_ENV[FLEET_HOSTS]}; do
+        [ -e "${RUN_DIR}/$h/down" ] && continue
         K=${h^^}
         pid=${FLEET_ENV[FLEET_${K}_PID]:-}
         [ -n "$pid" ] && alive "$pid" ||
@@ -813,32 +1085,366 @@ do_env() {
     printf 'export FLEETPIN_FLEET_ENV=%s\n' "$ENV_FILE"
 }
 
+# why a host/registry is down on purpose: " (killed by kill-host)", " (network cut)", ...
+down_note() { # DIR [host|registry]
+    local why="" n=""
+    if [ -e "$1/down" ]; then why=$(cat "$1/down" 2>/dev/null || true); fi
+    case $why in
+        killed) n=" (killed by kill-host)" ;;
+        stopped) n=" (stopped by stop-${2:-host})" ;;
+    esac
+    if [ -e "$1/cut" ]; then n="$n (network cut)"; fi
+    printf '%s' "$n"
+}
+
 do_status() {
-    read_env_file
-    local h K addr sock ok=0 u t ver n
-    if registry_ready; then
-        n=$(qcurl "http://${REGISTRY}/v2/_catalog" | tr -dc '[:print:]' || true)
-        printf '%-9s %-12s ok    %s\n' registry "$REG_ADDR" "$n"
-    else
-        printf '%-9s %-12s DOWN  http://%s/v2/\n' registry "$REG_ADDR" "$REGISTRY"
-        ok=1
-    fi
-    for h in ${FLEET_ENV[FLEET_HOSTS]}; do
-        K=${h^^}
-        addr=${FLEET_ENV[FLEET_${K}_ADDR]}
-        sock=${FLEET_ENV[FLEET_${K}_UNIX]#unix://}
-        u=$(qcurl --unix-socket "$sock" http://fleet/_ping 2>/dev/null || true)
-        t=$(qcurl "http://$addr:$DOCKER_TCP_PORT/_ping" 2>/dev/null || true)
-        if [ "$u" = OK ] && [ "$t" = OK ]; then
-            ver=$(qcurl "http://$addr:$DOCKER_TCP_PORT/version" | sed -n 's/.*"Version":"\([^"]*\)".*"ApiVersion":"\([^"]*\)".*/engine \1 api \2/p' | head -n1 || true)
-            n=$(qcurl "http://$addr:$DOCKER_TCP_PORT/containers/json" | grep -o '"Id"' | wc -l || true)
-            printf '%-9s %-12s ok    %s, %s running container(s), pid %s\n' "$h" "$addr" "$ver" "$n" "${FLEET_ENV[FLEET_${K}_PID]}"
+    load_fleet
+    local h k addr sock ok=0 u t ver n which d hp
+    for which in reg ${AUTH_REG:+areg}; do
+        d=$(reg_dir "$which")
+        hp=$(reg_hostport "$which")
+        if registry_ready "$which"; then
+            if [ "$which" = areg ]; then
+                n=$(qcurl -u "$AUTH_USER:$AUTH_PASSWORD" "http://$hp/v2/_catalog" | tr -dc '[:print:]' || true)
+            else
+                n=$(qcurl "http://$hp/v2/_catalog" | tr -dc '[:print:]' || true)
+            fi
+            printf '%-9s %-12s ok    %s\n' "$(reg_status_name "$which")" "${hp%:*}" "$n"
         else
-            printf '%-9s %-12s DOWN  unix:%s tcp:%s\n' "$h" "$addr" "${u:-no}" "${t:-no}"
+            printf '%-9s %-12s DOWN  http://%s/v2/%s\n' "$(reg_status_name "$which")" "${hp%:*}" "$hp" "$(down_note "$d" registry)"
+            ok=1
+        fi
+    done
+    for h in ${FLEET_ENV[FLEET_HOSTS]}; do
+        k=${h#h}
+        addr=${FLEET_ENV[FLEET_H${k}_ADDR]}
+        sock=${FLEET_ENV[FLEET_H${k}_UNIX]#unix://}
+        u=$(qcurl --unix-socket "$sock" http://fleet/_ping 2>/dev/null || true)
+        t=$(host_tcp_curl "$k" /_ping 2>/dev/null || true)
+        if [ "$u" = OK ] && [ "$t" = OK ]; then
+            ver=$(qcurl --unix-socket "$sock" http://fleet/version | sed -n 's/.*"Version":"\([^"]*\)".*"ApiVersion":"\([^"]*\)".*/engine \1 api \2/p' | head -n1 || true)
+            n=$(qcurl --unix-socket "$sock" http://fleet/containers/json | grep -o '"Id"' | wc -l || true)
+            printf '%-9s %-12s ok    %s, %s running container(s), pid %s%s\n' "$h" "$addr" "$ver" "$n" \
+                "${FLEET_ENV[FLEET_H${k}_PID]}" "$(host_is_tls "$k" && echo ", TLS :$DOCKER_TLS_PORT")"
+        else
+            printf '%-9s %-12s DOWN  unix:%s %s:%s%s\n' "$h" "$addr" "${u:-no}" \
+                "$(host_is_tls "$k" && echo tls || echo tcp)" "${t:-no}" "$(down_note "$(host_run "$k")")"
             ok=1
         fi
     done
     return $ok
+}
+
+# -------------------------------------------------------- fault injection --
+# kill-host, stop-host, start-host, cut, restore, stop-registry and
+# start-registry act on a running fleet. They do NOT take the fleet lock (`run`
+# holds it while the tests run, and the tests call these), only a lock per
+# daemon in RUN_DIR, so that two of them never act on one daemon at once.
+# Markers: RUN_DIR/<hK|registry|aregistry>/down ("killed"/"stopped") and
+# RUN_DIR/hK/cut; status shows them, env ignores hosts that are down.
+
+now_ms() { date +%s%3N; }
+secs_since() { # START_MS -> "1.2s"
+    local ms=$(($(now_ms) - $1))
+    printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+# exclusive lock RUN_DIR/$1.lock on a new fd, held until this script exits
+ctl_lock() {
+    local f=${RUN_DIR}/$1.lock fd
+    [ -d "${f%/*}" ] || die "fleet is not up (${f%/*} missing)"
+    exec {fd}>"$f"
+    if ! flock -n "$fd"; then
+        log "waiting for another fleet.sh acting on ${1%/*} (lock $f)"
+        flock -w 300 "$fd" || die "timed out waiting for the lock $f"
+    fi
+}
+
+# "hK" -> K, checked against FLEET_HOSTS
+parse_host() {
+    local h=${1:-}
+    [ -n "$h" ] || die "which host? usage: fleet.sh $CMD hK (hosts: ${FLEET_ENV[FLEET_HOSTS]})"
+    case " ${FLEET_ENV[FLEET_HOSTS]} " in
+        *" $h "*) echo "${h#h}" ;;
+        *) die "unknown host '$h' (this fleet has: ${FLEET_ENV[FLEET_HOSTS]})" ;;
+    esac
+}
+
+# live processes in network namespace $1 whose comm matches the regex $2
+netns_procs() {
+    local p comm
+    for p in $(ip netns pids "$1" 2>/dev/null); do
+        alive "$p" || continue
+        read -r comm 2>/dev/null <"/proc/$p/comm" || continue
+        [[ $comm =~ ^($2)$ ]] && echo "$p"
+    done
+    return 0
+}
+
+# the engine of host K: dockerd, its containerd and docker-proxies (NOT the
+# shims and containers), plus a launch still on its way to exec dockerd
+host_daemon_pids() {
+    local k=$1 p comm
+    {
+        netns_procs "$(host_ns "$k")" 'dockerd|containerd|docker-proxy'
+        p=$(cat "$(host_run "$k")/spawn.pid" 2>/dev/null || true)
+        if [ -n "$p" ] && alive "$p"; then
+            comm=$(cat "/proc/$p/comm" 2>/dev/null || true)
+            case $comm in
+                nsenter | unshare | sh)   # only if it is really our launch (pid reuse)
+                    case $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) in *" $(host_run "$k")/daemon.json "*) echo "$p" ;; esac
+                    ;;
+            esac
+        fi
+    } | sort -un
+}
+host_dockerd_pid() { netns_procs "$(host_ns "$1")" dockerd | head -n1; }
+# shims of host K's containers (they live in the host's namespace, one per container)
+host_shim_count() { netns_procs "$(host_ns "$1")" 'containerd-shim.*' | wc -l; }
+
+wait_dead() { # TIMEOUT_S PID... -> 0 once none is alive (zombies count as dead)
+    local t=$1 p left i
+    shift
+    for i in $(seq 1 $((t * 10))); do
+        left=""
+        for p in "$@"; do alive "$p" && left="$left $p"; done
+        [ -z "$left" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# The keeper (launch.sh under tini) is alive and serves start requests.
+keeper_check() {
+    local f=${RUN_DIR}/keeper.fifo p live=""
+    grep -qxF "$CTL_MARKER" "${RUN_DIR}/launch.sh" 2>/dev/null ||
+        die "this fleet was started by an older fleet.sh whose keeper cannot restart daemons; run fleet.sh up again"
+    for p in $(keeper_pids); do
+        if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = bash ] && alive "$p"; then live=1; fi
+    done
+    if [ -z "$live" ] || [ ! -p "$f" ]; then die "the fleet's keeper (tini + ${RUN_DIR}/launch.sh) is not running; run fleet.sh up again"; fi
+}
+
+# Ask the keeper to run start_$1 again.
+keeper_request() {
+    local f=${RUN_DIR}/keeper.fifo fd
+    keeper_check
+    exec {fd}<>"$f" # read-write: never blocks
+    printf '%s\n' "$1" >&"$fd"
+    exec {fd}>&-
+}
+
+# replace (or add) KEY=VALUE in fleet.env, atomically
+env_set() {
+    ctl_lock env
+    awk -v k="$1" -v v="$2" 'index($0, k "=") == 1 { if (!d) print k "=" v; d = 1; next } { print } END { if (!d) print k "=" v }' \
+        "$ENV_FILE" >"$ENV_FILE.tmp.$$"
+    mv -f "$ENV_FILE.tmp.$$" "$ENV_FILE"
+}
+
+# die unless neither the unix socket nor the TCP endpoint of host K answers
+assert_host_dead() {
+    local k=$1
+    if [ "$(qcurl --unix-socket "$(host_sock "$k")" http://fleet/_ping 2>/dev/null)" = OK ]; then
+        die "h$k: the unix socket still answers /_ping"
+    fi
+    if [ "$(host_tcp_curl "$k" /_ping --connect-timeout 1 2>/dev/null)" = OK ]; then
+        die "h$k: $(host_tcp_url "$k") still answers /_ping"
+    fi
+}
+
+do_kill_host() {
+    local k d pids p what="" t0 nproxy=0
+    k=$(parse_host "${1:-}")
+    d=$(host_run "$k")
+    ctl_lock "h$k/ctl"
+    t0=$(now_ms)
+    pids=$(host_daemon_pids "$k")
+    if [ -z "$pids" ]; then
+        log "h$k: dockerd is not running; nothing to kill"
+    else
+        for p in $pids; do
+            case $(cat "/proc/$p/comm" 2>/dev/null || true) in
+                docker-proxy) nproxy=$((nproxy + 1)) ;;
+                *) what="$what $(cat "/proc/$p/comm" 2>/dev/null || echo '?')[$p]" ;;
+            esac
+        done
+        [ "$nproxy" -eq 0 ] || what="$what + $nproxy docker-proxy"
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+        # shellcheck disable=SC2086
+        wait_dead 10 $pids || die "h$k: still alive 10 s after SIGKILL:$what"
+    fi
+    echo killed >"$d/down"
+    assert_host_dead "$k"
+    [ -z "$pids" ] || log "h$k: SIGKILLed$what in $(secs_since "$t0"); $(host_shim_count "$k") container(s) keep running as orphans; unix socket and TCP are dead"
+}
+
+do_stop_host() {
+    local k d dpid rest t0
+    k=$(parse_host "${1:-}")
+    d=$(host_run "$k")
+    ctl_lock "h$k/ctl"
+    t0=$(now_ms)
+    dpid=$(host_dockerd_pid "$k")
+    if [ -z "$dpid" ]; then
+        log "h$k: dockerd is not running; nothing to stop"
+        [ -e "$d/down" ] || echo stopped >"$d/down"
+        return 0
+    fi
+    log "h$k: stopping dockerd (pid $dpid) with SIGTERM, waiting up to ${STOP_TIMEOUT}s"
+    kill -TERM "$dpid"
+    wait_dead "$STOP_TIMEOUT" "$dpid" ||
+        die "h$k: dockerd (pid $dpid) did not exit within ${STOP_TIMEOUT}s of SIGTERM (FLEET_STOP_TIMEOUT; or: fleet.sh kill-host h$k)"
+    # its containerd (and docker-proxies) go down with it
+    rest=$(host_daemon_pids "$k")
+    # shellcheck disable=SC2086
+    if [ -n "$rest" ] && ! wait_dead 10 $rest; then
+        warn "h$k: left running 10 s after dockerd exited (SIGKILLing them): ${rest//$'\n'/ }"
+        kill -KILL $rest 2>/dev/null || true
+        wait_dead 5 $rest || die "h$k: still alive after SIGKILL: ${rest//$'\n'/ }"
+    fi
+    echo stopped >"$d/down"
+    assert_host_dead "$k"
+    log "h$k: dockerd stopped in $(secs_since "$t0"); $(host_shim_count "$k") container(s) still running"
+}
+
+do_start_host() {
+    local k d dpid p mode="" t0 i n
+    k=$(parse_host "${1:-}")
+    d=$(host_run "$k")
+    ctl_lock "h$k/ctl"
+    keeper_check
+    t0=$(now_ms)
+    if [ -e "$d/cut" ]; then
+        mode=unix-only
+        warn "h$k's network is cut: waiting for its unix socket only (fleet.sh restore h$k)"
+    fi
+    dpid=$(host_dockerd_pid "$k")
+    if [ -n "$dpid" ]; then
+        log "h$k: dockerd is already running (pid $dpid)"
+    else
+        # After a crash dockerd refuses to start while the pid in its pid file
+        # exists, and re-uses a containerd whose pid file names a live process:
+        # drop both unless they are really ours and alive (pid reuse).
+        rm -f "$d/dockerd.pid"
+        if [ -z "$(netns_procs "$(host_ns "$k")" containerd)" ]; then rm -f "$d/exec/containerd/containerd.pid"; fi
+        rm -f "$d/spawn.pid"
+        keeper_request "h$k"
+        for i in $(seq 1 100); do
+            [ -s "$d/spawn.pid" ] && break
+            sleep 0.1
+        done
+        [ -s "$d/spawn.pid" ] || die "h$k: the keeper did not start dockerd within 10 s (see ${RUN_DIR}/keeper.log)"
+        log "h$k: starting dockerd (pid $(cat "$d/spawn.pid")), waiting for /_ping"
+    fi
+    wait_host "$k" "$mode"
+    for i in $(seq 1 50); do
+        [ -s "$d/dockerd.pid" ] && break
+        sleep 0.1
+    done
+    dpid=$(cat "$d/dockerd.pid" 2>/dev/null || true)
+    [ -n "$dpid" ] || die "h$k: dockerd answers but wrote no pid file $d/dockerd.pid"
+    env_set "FLEET_H${k}_PID" "$dpid"
+    rm -f "$d/down"
+    n=$(qcurl --unix-socket "$(host_sock "$k")" http://fleet/containers/json | grep -o '"Id"' | wc -l || true)
+    log "h$k: dockerd ready (pid $dpid, FLEET_H${k}_PID updated) in $(secs_since "$t0"); $n running container(s)"
+}
+
+do_cut() {
+    local k d veth
+    k=$(parse_host "${1:-}")
+    d=$(host_run "$k")
+    veth=${VETH_PREFIX}h$k
+    ctl_lock "h$k/ctl"
+    [ -e "/sys/class/net/$veth" ] || die "h$k: link $veth is missing"
+    ip link set "$veth" down
+    touch "$d/cut"
+    [ "$(cat "/sys/class/net/$veth/operstate")" = down ] || die "h$k: $veth is still $(cat "/sys/class/net/$veth/operstate")"
+    log "h$k: network cut ($veth down): $(host_addr "$k") is unreachable (and reaches nothing); dockerd and its unix socket keep running"
+}
+
+do_restore() {
+    local k d veth t0 i
+    k=$(parse_host "${1:-}")
+    d=$(host_run "$k")
+    veth=${VETH_PREFIX}h$k
+    ctl_lock "h$k/ctl"
+    [ -e "/sys/class/net/$veth" ] || die "h$k: link $veth is missing"
+    t0=$(now_ms)
+    ip link set "$veth" up
+    rm -f "$d/cut"
+    if [ -z "$(host_dockerd_pid "$k")" ]; then
+        log "h$k: network restored ($veth up); dockerd is not running (fleet.sh start-host h$k)"
+        return 0
+    fi
+    for i in $(seq 1 100); do
+        [ "$(host_tcp_curl "$k" /_ping --connect-timeout 1 2>/dev/null)" = OK ] && break
+        sleep 0.2
+    done
+    [ "$(host_tcp_curl "$k" /_ping --connect-timeout 1 2>/dev/null)" = OK ] ||
+        die "h$k: $veth is up but $(host_tcp_url "$k")/_ping does not answer"
+    log "h$k: network restored ($veth up); $(host_tcp_url "$k") answers again after $(secs_since "$t0")"
+}
+
+# "" | auth -> reg | areg
+reg_which() {
+    case ${1:-} in
+        '') echo reg ;;
+        auth)
+            [ -n "$AUTH_REG" ] || die "this fleet has no auth registry (up with FLEET_REGISTRY_AUTH=1)"
+            echo areg
+            ;;
+        *) die "usage: fleet.sh $CMD [auth]" ;;
+    esac
+}
+reg_pids() { netns_procs "$(reg_ns "$1")" 'docker-registr.*'; }
+
+do_stop_registry() {
+    local which d pids t0
+    which=$(reg_which "${1:-}")
+    d=$(reg_dir "$which")
+    ctl_lock "${d##*/}/ctl"
+    t0=$(now_ms)
+    pids=$(reg_pids "$which")
+    if [ -z "$pids" ]; then
+        log "$(reg_label "$which") is not running; nothing to stop"
+    else
+        # shellcheck disable=SC2086
+        kill -TERM $pids 2>/dev/null || true
+        # shellcheck disable=SC2086
+        if ! wait_dead 10 $pids; then
+            warn "$(reg_label "$which") did not exit 10 s after SIGTERM; SIGKILL"
+            kill -KILL $pids 2>/dev/null || true
+            wait_dead 5 $pids || die "$(reg_label "$which") still alive after SIGKILL (pids ${pids//$'\n'/ })"
+        fi
+    fi
+    echo stopped >"$d/down"
+    ! registry_ready "$which" || die "$(reg_label "$which") still answers on http://$(reg_hostport "$which")/v2/"
+    [ -z "$pids" ] || log "$(reg_label "$which") stopped in $(secs_since "$t0") (storage kept)"
+}
+
+do_start_registry() {
+    local which d i t0
+    which=$(reg_which "${1:-}")
+    d=$(reg_dir "$which")
+    ctl_lock "${d##*/}/ctl"
+    keeper_check
+    t0=$(now_ms)
+    if [ -n "$(reg_pids "$which")" ]; then
+        log "$(reg_label "$which") is already running"
+    else
+        rm -f "$d/registry.pid"
+        keeper_request "$which"
+        for i in $(seq 1 100); do
+            [ -s "$d/registry.pid" ] && break
+            sleep 0.1
+        done
+        [ -s "$d/registry.pid" ] || die "the keeper did not start the $(reg_label "$which") within 10 s (see ${RUN_DIR}/keeper.log)"
+    fi
+    wait_registry "$which"
+    rm -f "$d/down"
+    log "$(reg_label "$which") ready on http://$(reg_hostport "$which")/v2/ in $(secs_since "$t0")"
 }
 
 # ---------------------------------------------------------------------- run --
@@ -896,6 +1502,15 @@ usage: $0 COMMAND
   env          print fleet.env as export lines: eval "\$($0 env)"
   status       ping the registry and every host
   run CMD...   up, run CMD with the fleet env exported, down; exits with CMD's status
+               (options: FLEET_TLS_HOST=hK, FLEET_REGISTRY_AUTH=1, FLEET_LIVE_RESTORE=1; see README)
+faults, on a fleet that is up (hK = h1, h2, ...):
+  kill-host hK       SIGKILL hK's dockerd + containerd (containers keep running)
+  stop-host hK       graceful stop (SIGTERM, wait) of hK's dockerd
+  start-host hK      (re)start hK's dockerd as up did; waits for /_ping, updates FLEET_HK_PID
+  cut hK             take hK's network down (veth ${VETH_PREFIX}hK); dockerd keeps running
+  restore hK         bring hK's network back
+  stop-registry [auth]   stop the registry (auth: the authenticated one)
+  start-registry [auth]  start it again (same config and storage)
 EOF
 }
 
@@ -909,6 +1524,7 @@ take_lock() {
 
 main() {
     local cmd=${1:-help}
+    CMD=$cmd
     [ $# -gt 0 ] && shift
     case $cmd in
         up)
@@ -930,6 +1546,14 @@ main() {
             ;;
         env) do_env ;;
         status) do_status ;;
+        kill-host | stop-host | start-host | cut | restore | stop-registry | start-registry)
+            need_root
+            load_fleet
+            if [ $# -gt 1 ]; then
+                case $cmd in *-registry) die "usage: fleet.sh $cmd [auth]" ;; *) die "usage: fleet.sh $cmd hK" ;; esac
+            fi
+            "do_${cmd//-/_}" "$@"
+            ;;
         run)
             need_root
             take_lock

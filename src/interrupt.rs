@@ -1,0 +1,40 @@
+//! Ctrl-C during apply or rollback: the step in flight is finished or undone (a swap always ends
+//! healthy or restored), no new service or host is started, locks are released, and fleetpin
+//! exits 130 with its report. Killing fleetpin outright (SIGKILL) is what `repair` is for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Starts listening for SIGINT on the current tokio runtime.
+pub fn install() {
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            eprintln!(
+                "\ninterrupted: finishing the step in flight, then stopping (service stays up)…"
+            );
+            // A second Ctrl-C is not a way out of a half-done swap: keep finishing.
+            while tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "still finishing the step in flight; `kill -9` would leave it for the next run to repair"
+                );
+            }
+        }
+    });
+}
+
+/// Fault injection for the reliability tests: with `FLEETPIN_FAULT_PAUSE=NAME`, fleetpin stops at
+/// the step NAME of a swap (`created`, `stopped`, `renamed-old`, `renamed-new`, `started`),
+/// prints `fault point NAME` to stderr and waits, so a test can kill it there. Unset, it costs
+/// one environment lookup per step.
+pub async fn fault_point(name: &str) {
+    if std::env::var("FLEETPIN_FAULT_PAUSE").is_ok_and(|v| v == name) {
+        eprintln!("fault point {name}");
+        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    }
+}
