@@ -515,11 +515,10 @@ async fn replace<E: Engine>(
             return Err(fail(format!("stopping the running container: {e}")));
         }
         crate::interrupt::fault_point("stopped").await;
-        let aside = format!(
-            "{stable}{}{}",
-            labels::PREV,
-            labels::suffix(now_millis(), &old.id)
-        );
+        // `.old-` until the new one passes its health gate, then `.prev-`: a killed run leaves
+        // the unconfirmed state visible in one list call.
+        let suffix = labels::suffix(now_millis(), &old.id);
+        let aside = format!("{stable}{}{suffix}", labels::OLD);
         let swap = async {
             engine.rename(&old.id, &aside).await?;
             crate::interrupt::fault_point("renamed-old").await;
@@ -555,11 +554,11 @@ async fn replace<E: Engine>(
 
     match healthy {
         Ok(()) => {
-            if let Some(old) = old {
+            if let (Some(old), Some(aside)) = (old, &stepped_aside) {
                 // Retained containers must not come back by themselves after a daemon restart.
-                if let Err(e) = engine.set_restart_policy(&old.id, "no").await {
+                if let Err(e) = confirm(engine, &old.id, aside).await {
                     tracing::warn!(
-                        "{}: could not set the restart policy of the previous container: {e}",
+                        "{}: could not confirm the previous container as retained: {e}",
                         r.service
                     );
                 }
@@ -614,6 +613,19 @@ async fn replace<E: Engine>(
             Err(f)
         }
     }
+}
+
+/// Confirms a swap: the stepped-aside container (`….old-X`) gets restart policy `no` and
+/// becomes a retained one (`….prev-X`).
+pub async fn confirm<E: Engine>(
+    engine: &E,
+    id: &str,
+    aside: &str,
+) -> Result<(), crate::engine::EngineError> {
+    engine.set_restart_policy(id, "no").await?;
+    engine
+        .rename(id, &aside.replacen(labels::OLD, labels::PREV, 1))
+        .await
 }
 
 /// Keeps the `retain` newest previous containers of a service (the one just stepped aside

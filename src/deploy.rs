@@ -45,6 +45,10 @@ pub struct PlanHost {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     pub changes: Vec<Change>,
+    /// An interrupted run left unfinished work here (`.new-` or `.old-` containers), which
+    /// apply repairs before anything else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repair: bool,
 }
 
 impl PlanDoc {
@@ -54,6 +58,7 @@ impl PlanDoc {
             .flat_map(|h| &h.changes)
             .filter(|c| c.kind.is_pending())
             .count()
+            + self.hosts.iter().filter(|h| h.repair).count()
     }
     pub fn has_errors(&self) -> bool {
         self.hosts.iter().any(|h| h.error.is_some())
@@ -272,6 +277,7 @@ pub fn plan_doc(loaded: &Loaded, env: &str, commit: &str, prepared: &[Prepared])
                 error: p.error.clone(),
                 fingerprint: p.fingerprint.clone(),
                 changes: p.changes.clone(),
+                repair: p.view.needs_repair(),
             })
             .collect(),
         summary,

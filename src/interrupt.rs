@@ -30,11 +30,16 @@ pub fn install() {
 
 /// Fault injection for the reliability tests: with `FLEETPIN_FAULT_PAUSE=NAME`, fleetpin stops at
 /// the step NAME of a swap (`created`, `stopped`, `renamed-old`, `renamed-new`, `started`),
-/// prints `fault point NAME` to stderr and waits, so a test can kill it there. Unset, it costs
-/// one environment lookup per step.
+/// prints `fault point NAME` to stderr and waits `FLEETPIN_FAULT_PAUSE_SECS` (default 600), so a
+/// test can kill it, its engine or its network there. Unset, it costs one environment lookup per
+/// step.
 pub async fn fault_point(name: &str) {
     if std::env::var("FLEETPIN_FAULT_PAUSE").is_ok_and(|v| v == name) {
         eprintln!("fault point {name}");
-        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        let secs = std::env::var("FLEETPIN_FAULT_PAUSE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(600);
+        tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
     }
 }

@@ -3,7 +3,7 @@
 //! Labels cannot change after create, so they record the deploy that created a container (the
 //! contract's `io.fleetpin.*` set), and the container's *role* — current, retained, failed — is
 //! carried by its name instead: `{platform}-{env}-{service}` for the running one, a `.prev-`,
-//! `.failed-` or `.new-` suffix otherwise. `.` cannot appear in a service name, so a suffixed name
+//! `.old-`, `.failed-` or `.new-` suffix otherwise. `.` cannot appear in a service name, so a suffixed name
 //! never collides with another service's stable name.
 
 use crate::resolve::{ResolvedService, SPEC_HASH_SCHEME};
@@ -23,8 +23,12 @@ pub const RESTART: &str = "io.fleetpin.restart";
 pub const LOCK_OWNER: &str = "io.fleetpin.lock.owner";
 pub const LOCK_TAKEN_AT: &str = "io.fleetpin.lock.taken-at";
 pub const LOCK_EXPIRES_AT: &str = "io.fleetpin.lock.expires-at";
+pub const LOCK_MACHINE: &str = "io.fleetpin.lock.machine";
+pub const LOCK_PID: &str = "io.fleetpin.lock.pid";
 
 pub const PREV: &str = ".prev-";
+/// A previous container stepped aside by a swap whose health gate has not passed yet.
+pub const OLD: &str = ".old-";
 pub const FAILED: &str = ".failed-";
 pub const NEW: &str = ".new-";
 
@@ -71,6 +75,8 @@ pub enum Role {
     Failed,
     /// Created by a run that did not finish swapping names.
     Pending,
+    /// Stepped aside by a swap not confirmed yet (the run may have been killed).
+    Unconfirmed,
 }
 
 /// Splits `acme-prod-billing.prev-1a2b` into (`billing`, Retained) for the prefix `acme-prod-`.
@@ -80,6 +86,7 @@ pub fn parse_name<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, Role)> {
         (PREV, Role::Retained),
         (FAILED, Role::Failed),
         (NEW, Role::Pending),
+        (OLD, Role::Unconfirmed),
     ] {
         if let Some(i) = rest.find(marker) {
             return Some((&rest[..i], role));
@@ -117,6 +124,10 @@ mod tests {
         assert_eq!(
             parse_name("acme-prod-", "acme-prod-x.new-1"),
             Some(("x", Role::Pending))
+        );
+        assert_eq!(
+            parse_name("acme-prod-", "acme-prod-x.old-1"),
+            Some(("x", Role::Unconfirmed))
         );
         assert_eq!(parse_name("acme-prod-", "acme-preprod-x"), None);
         assert_eq!(parse_name("acme-prod-", "acme-prod-x.weird"), None);

@@ -65,6 +65,8 @@ pub async fn acquire<E: Engine>(
         (labels::LOCK_OWNER.to_string(), owner(identity)),
         (labels::LOCK_TAKEN_AT.to_string(), rfc3339(now)),
         (labels::LOCK_EXPIRES_AT.to_string(), rfc3339(now + TTL)),
+        (labels::LOCK_MACHINE.to_string(), hostname()),
+        (labels::LOCK_PID.to_string(), std::process::id().to_string()),
         (labels::PLATFORM.to_string(), platform.to_string()),
         (labels::ENVIRONMENT.to_string(), environment.to_string()),
     ]);
@@ -83,9 +85,9 @@ pub async fn acquire<E: Engine>(
         let expires = held
             .get(labels::LOCK_EXPIRES_AT)
             .and_then(|e| humantime::parse_rfc3339(e).ok());
-        if expires.is_none_or(|e| e < SystemTime::now()) {
+        if expires.is_none_or(|e| e < SystemTime::now()) || held_by_a_dead_process_here(&held) {
             tracing::warn!(
-                "{host}: removing an expired lock held by {}",
+                "{host}: removing a stale lock (expired, or its process is gone) held by {}",
                 held.get(labels::LOCK_OWNER)
                     .map(String::as_str)
                     .unwrap_or("?")
@@ -105,6 +107,33 @@ pub async fn acquire<E: Engine>(
     Err(LockError::Engine(EngineError::Conflict {
         what: format!("lock {lock} (taken and released repeatedly; try again)"),
     }))
+}
+
+/// A lock taken on this machine by a process that no longer exists (killed with -9) is stale at
+/// once: nobody else can hold it for that process.
+fn held_by_a_dead_process_here(held: &BTreeMap<String, String>) -> bool {
+    let here = held
+        .get(labels::LOCK_MACHINE)
+        .is_some_and(|m| *m == hostname());
+    let pid = held
+        .get(labels::LOCK_PID)
+        .and_then(|p| p.parse::<u32>().ok());
+    match (here, pid) {
+        (true, Some(pid)) if pid != std::process::id() => !alive(pid),
+        _ => false,
+    }
+}
+
+/// Whether a process exists and is not a zombie (a killed process may wait a while to be reaped).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 pub async fn release<E: Engine>(engine: &E, id: &str) {

@@ -88,6 +88,8 @@ pub struct HostView {
     pub retained: BTreeMap<String, Vec<ContainerSummary>>,
     pub failed: BTreeMap<String, Vec<ContainerSummary>>,
     pub pending: Vec<ContainerSummary>,
+    /// Previous containers of swaps that were not confirmed healthy (an interrupted run).
+    pub unconfirmed: BTreeMap<String, Vec<ContainerSummary>>,
     /// Containers fleetpin did not create holding one of its stable names, by name.
     pub foreign: BTreeMap<String, ContainerSummary>,
 }
@@ -131,10 +133,20 @@ pub fn classify(platform: &str, environment: &str, containers: &[ContainerSummar
                 .or_default()
                 .push(c.clone()),
             Role::Pending => v.pending.push(c.clone()),
+            Role::Unconfirmed => v
+                .unconfirmed
+                .entry(service.to_string())
+                .or_default()
+                .push(c.clone()),
         }
     }
     // Suffixes are time-ordered: the newest retained container sorts last by name.
-    for list in v.retained.values_mut().chain(v.failed.values_mut()) {
+    for list in v
+        .retained
+        .values_mut()
+        .chain(v.failed.values_mut())
+        .chain(v.unconfirmed.values_mut())
+    {
         list.sort_by(|a, b| b.name.cmp(&a.name));
     }
     v
@@ -251,6 +263,13 @@ pub fn fingerprint(containers: &[ContainerSummary]) -> String {
         .collect();
     rows.sort();
     hex::encode(Sha256::digest(rows.join("\n").as_bytes()))
+}
+
+impl HostView {
+    /// Whether an interrupted run left work that `apply` (or `rollback`) repairs first.
+    pub fn needs_repair(&self) -> bool {
+        !self.pending.is_empty() || !self.unconfirmed.is_empty()
+    }
 }
 
 /// Counts per kind, for summaries.

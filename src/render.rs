@@ -125,12 +125,18 @@ pub fn plan(doc: &crate::deploy::PlanDoc, verbose: bool, style: Style) -> String
             out.push_str(&format!("  {}\n", style.red(e)));
             continue;
         }
+        if h.repair {
+            out.push_str(&format!(
+                "  {} an interrupted run left unfinished work here; apply repairs it first\n",
+                style.yellow("!")
+            ));
+        }
         let shown: Vec<_> = h
             .changes
             .iter()
             .filter(|c| verbose || c.kind != ChangeKind::Unchanged)
             .collect();
-        if h.changes.iter().all(|c| c.kind == ChangeKind::Unchanged) && !verbose {
+        if h.changes.iter().all(|c| c.kind == ChangeKind::Unchanged) && !verbose && !h.repair {
             out.push_str(&format!("  {}\n", style.dim("no changes")));
             continue;
         }
@@ -222,6 +228,9 @@ pub fn apply_report(reports: &[crate::apply::HostReport], style: Style) -> Strin
             {
                 out.push_str(&format!("      {d}\n"));
             }
+        }
+        for n in &r.repaired {
+            out.push_str(&format!("  {} {n}\n", style.yellow("repaired:")));
         }
         if let Some(e) = &r.error {
             out.push_str(&format!("  {}\n", style.red(e)));

@@ -1,23 +1,23 @@
 //! Recognising and repairing what an interrupted apply or rollback left on a host.
 //!
-//! The swap of one service goes through states that container names and one restart policy
-//! make visible (see docs/architecture.md, "The swap and its states"):
+//! The swap of one service goes through states that container names alone make visible (see
+//! docs/architecture.md, "The swap and its states"), so one list call tells a run what an
+//! interrupted one left:
 //!
 //! ```text
 //!  S0 old runs as NAME                      ─ create ─▶ S1 + NAME.new-… (created, never started)
-//!  S1 ─ stop old ─▶ S2 old stopped as NAME  ─ rename ─▶ S3 old is NAME.prev-…, new still .new-…
+//!  S1 ─ stop old ─▶ S2 old stopped as NAME  ─ rename ─▶ S3 old is NAME.old-…, new still .new-…
 //!  S3 ─ rename ─▶ S4 new is NAME (created)  ─ start  ─▶ S5 new runs, health gate pending
-//!  S5 ─ healthy ─▶ S6 old's restart policy set to `no` (confirmed)        [done]
-//!  S5 ─ unhealthy ─▶ new becomes NAME.failed-…, old back to NAME, started [restored]
+//!  S5 ─ healthy ─▶ S6 old gets restart policy `no` and becomes NAME.prev-…   [confirmed]
+//!  S5 ─ unhealthy ─▶ new becomes NAME.failed-…, old back to NAME, started    [restored]
 //! ```
 //!
-//! A retained (`.prev-`) container whose restart policy is not `no` is therefore one whose swap
-//! was never confirmed: it was serving when the run stopped. A run that finds one repairs before
-//! planning: without a container under NAME (S3), it puts that one back and starts it; with a
-//! container under NAME that is not running healthy (S4, S5 failed), it steps that one aside as
-//! failed and puts the previous one back; with a healthy one (S5 passed), it confirms. `.new-`
-//! containers (S1, S2, S3) never ran and are removed. S2 needs nothing: the old container is
-//! still NAME, stopped, and the plan restarts or replaces it.
+//! A `.old-` container is the one that was serving when the run stopped. Repair, before any
+//! planning: without a container under NAME (S3), it puts the `.old-` one back and starts it; with
+//! one under NAME that is not running healthy (S4, S5 failed), it steps that one aside as
+//! `.failed-` and puts the previous one back; with a healthy one (S5 passed), it confirms.
+//! `.new-` containers (S1, S2, S3) never ran and are removed. S2 needs nothing: the old container
+//! is still NAME, stopped, and the plan restarts or replaces it.
 
 use crate::apply::{self, Progress};
 use crate::engine::{Engine, Health, RunState};
@@ -56,16 +56,14 @@ pub async fn repair<E: Engine>(
         ));
     }
     let prefix = plan::prefix(platform, environment);
-    for (service, retained) in &view.retained {
-        let Some(newest) = retained.first() else {
+    for (service, unconfirmed) in &view.unconfirmed {
+        let Some((newest, older)) = unconfirmed.split_first() else {
             continue;
         };
-        let details = engine
-            .inspect_container(&newest.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        if details.restart_policy == "no" {
-            continue; // confirmed: an ordinary retained container
+        let e = |e: crate::engine::EngineError| e.to_string();
+        // Older leftovers of earlier interruptions are previous versions like any other.
+        for o in older {
+            apply::confirm(engine, &o.id, &o.name).await.map_err(e)?;
         }
         let stable = format!("{prefix}{service}");
         let policy = newest
@@ -75,15 +73,14 @@ pub async fn repair<E: Engine>(
             .unwrap_or_else(|| "unless-stopped".into());
         match view.current.get(service) {
             Some(cur) if cur.state == RunState::Running && cur.health != Health::Unhealthy => {
-                // S5 passed, or is about to: wait for the gate, then confirm.
+                // S5: the gate may pass; wait for it, then confirm.
                 match apply::wait_healthy(engine, &cur.id, health_timeout, apply::DEFAULT_GRACE)
                     .await
                 {
                     Ok(()) => {
-                        engine
-                            .set_restart_policy(&newest.id, "no")
+                        apply::confirm(engine, &newest.id, &newest.name)
                             .await
-                            .map_err(|e| e.to_string())?;
+                            .map_err(e)?;
                         done.notes.push(format!(
                             "{service}: confirmed the swap an interrupted run left unconfirmed"
                         ));
@@ -107,23 +104,23 @@ pub async fn repair<E: Engine>(
                 progress(&format!(
                     "{service}: no container under its name; restarting the previous one"
                 ));
+                engine.rename(&newest.id, &stable).await.map_err(e)?;
                 engine
-                    .rename(&newest.id, &stable)
+                    .set_restart_policy(&newest.id, &policy)
                     .await
-                    .map_err(|e| e.to_string())?;
-                engine.start(&newest.id).await.map_err(|e| e.to_string())?;
+                    .map_err(e)?;
+                engine.start(&newest.id).await.map_err(e)?;
             }
         }
         let ok =
             apply::wait_healthy(engine, &newest.id, health_timeout, apply::DEFAULT_GRACE).await;
         done.notes.push(format!(
-            "{service}: restored {} {} after an interrupted run{}",
+            "{service}: restored {} after an interrupted run{}",
             newest
                 .labels
                 .get(labels::VERSION)
                 .map(String::as_str)
                 .unwrap_or("?"),
-            newest.name,
             match &ok {
                 Ok(()) => String::new(),
                 Err(e) => format!(" (but: {e})"),

@@ -260,9 +260,10 @@ async fn swap_to_retained<E: Engine>(
             .stop(&cur.id, None)
             .await
             .map_err(|e| fail(format!("stopping the running container: {e}"), false))?;
+        // `.old-` until the started one passes its health gate (see `repair`).
         let name = format!(
             "{stable}{}{}",
-            labels::PREV,
+            labels::OLD,
             labels::suffix(apply::now_millis(), &cur.id)
         );
         if let Err(e) = engine.rename(&cur.id, &name).await {
@@ -289,11 +290,11 @@ async fn swap_to_retained<E: Engine>(
     action.health_seconds = h.elapsed().as_secs_f64();
     match healthy {
         Ok(()) => {
-            if let Some(cur) = current
-                && let Err(e) = engine.set_restart_policy(&cur.id, "no").await
+            if let (Some(cur), Some(aside)) = (current, &aside)
+                && let Err(e) = apply::confirm(engine, &cur.id, aside).await
             {
                 tracing::warn!(
-                    "{}: could not set the restart policy of the previous container: {e}",
+                    "{}: could not confirm the previous container as retained: {e}",
                     r.service
                 );
             }
@@ -309,7 +310,7 @@ async fn swap_to_retained<E: Engine>(
             );
             let _ = engine.rename(&target.id, &failed).await;
             let _ = engine.set_restart_policy(&target.id, "no").await;
-            if let (Some(cur), Some(_)) = (current, aside) {
+            if let (Some(cur), Some(_)) = (current, &aside) {
                 let back = async {
                     engine.rename(&cur.id, stable).await?;
                     engine.start(&cur.id).await

@@ -1,0 +1,403 @@
+//! Fault injection on the private fleet: fleetpin killed at each step of a swap, Ctrl-C, a
+//! dockerd killed mid-apply, a cut network, a registry stopped during a pull, an unreachable
+//! host, and 50 upgrade/rollback cycles. Each case checks that nothing is lost: the previous
+//! version answers right after the fault, named-volume data is intact, and a re-run converges.
+//! The cases share hosts whose engines they kill, so they run one at a time.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use support::Scenario;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fleet_sh(args: &[&str]) {
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "fleet.sh {args:?} failed");
+}
+
+/// Starts fleetpin with `args`, pausing at fault point `at`, and returns once it got there.
+fn spawn_paused(
+    s: &Scenario,
+    args: &[&str],
+    at: &str,
+    pause_secs: u64,
+) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetpin"))
+        .current_dir(s.dir.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("FLEETPIN_USER", "tester@example.test")
+        .env("FLEETPIN_FAULT_PAUSE", at)
+        .env("FLEETPIN_FAULT_PAUSE_SECS", pause_secs.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("fault point") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("fleetpin never reached fault point {at}"));
+    (child, reader)
+}
+
+fn names(s: &Scenario, host: &str) -> Vec<String> {
+    s.containers(host).into_iter().map(|(n, _, _)| n).collect()
+}
+
+/// Exactly one running container under the stable name, no half-created one, at most `retain`
+/// retained.
+fn assert_converged(s: &Scenario, host: &str, service: &str, version: &str, port: u16) {
+    let stable = format!("{}-test-{service}", s.platform);
+    let list = s.containers(host);
+    let running: Vec<_> = list.iter().filter(|(_, st, _)| st == "running").collect();
+    assert_eq!(running.len(), 1, "{host}: {list:?}");
+    assert_eq!(running[0].0, stable, "{host}: {list:?}");
+    assert_eq!(running[0].2, version, "{host}: {list:?}");
+    assert!(
+        !list.iter().any(|(n, _, _)| n.contains(".new-")),
+        "{host}: {list:?}"
+    );
+    assert!(
+        list.iter().filter(|(n, _, _)| n.contains(".prev-")).count() <= 2,
+        "{host}: {list:?}"
+    );
+    assert_eq!(
+        s.get(host, port, "/version").as_deref(),
+        Some(version),
+        "{host} answers"
+    );
+}
+
+fn volume_file(s: &Scenario, host: &str, volume: &str) -> std::path::PathBuf {
+    let docker = s.docker(host);
+    let name = format!("{}-test-{volume}", s.platform);
+    let mount =
+        support::block_on(async move { docker.inspect_volume(&name).await.unwrap().mountpoint });
+    std::path::Path::new(&mount).join("precious.txt")
+}
+
+const VOL: &str = "volumes: [\"data:/data\"]";
+
+#[test]
+fn fleetpin_killed_at_each_step_of_a_swap_then_a_rerun_converges() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    for (i, step) in [
+        "created",
+        "stopped",
+        "renamed-old",
+        "renamed-new",
+        "started",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s = Scenario::new(&fleet, &format!("kill{i}"));
+        let port = 18401 + i as u16;
+        s.write(&s.manifest(&["h1"], &[("web", port, VOL)], &[("web", "1.0.0")]));
+        assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+        let data = volume_file(&s, "h1", "data");
+        std::fs::write(&data, "written before the fault\n").unwrap();
+
+        s.write(&s.manifest(&["h1"], &[("web", port, VOL)], &[("web", "1.1.0")]));
+        let (mut child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], step, 600);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let rerun = s.run(&["apply", "test", "--yes"]);
+        assert_eq!(rerun.code, 0, "killed at {step}: {rerun:?}");
+        assert_converged(&s, "h1", "web", "1.1.0", port);
+        assert_eq!(
+            std::fs::read_to_string(&data).unwrap(),
+            "written before the fault\n",
+            "{step}"
+        );
+        let prev: Vec<_> = s
+            .containers("h1")
+            .into_iter()
+            .filter(|(n, _, _)| n.contains(".prev-"))
+            .collect();
+        assert_eq!(
+            prev.len(),
+            1,
+            "killed at {step}: the old version is retained: {prev:?}"
+        );
+        assert_eq!(prev[0].2, "1.0.0");
+        let policy = s
+            .inspect("h1", &prev[0].0)
+            .host_config
+            .unwrap()
+            .restart_policy
+            .unwrap()
+            .name
+            .unwrap();
+        assert_eq!(
+            policy.to_string(),
+            "no",
+            "killed at {step}: a retained container must not restart"
+        );
+    }
+}
+
+#[test]
+fn fleetpin_killed_during_the_health_wait_of_a_bad_release_restores_the_old_one_on_rerun() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "killbad");
+    s.write(&s.manifest(&["h2"], &[("web", 18411, "")], &[("web", "1.0.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&s.manifest(&["h2"], &[("web", 18411, "")], &[("web", "broken")]));
+    let (mut child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 600);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The broken release now holds the name; give its health check time to fail.
+    std::thread::sleep(Duration::from_secs(3));
+    let rerun = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(rerun.code, 1, "the bad release fails again: {rerun:?}");
+    assert!(rerun.stdout.contains("repaired"), "{rerun:?}");
+    assert_converged(&s, "h2", "web", "1.0.0", 18411);
+}
+
+#[test]
+fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "sigint");
+    let services = [("web", 18421, ""), ("api", 18422, "")];
+    s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
+    let (child, err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 2);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = err.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    // web finished its swap; api was not started; both answer.
+    assert_eq!(s.get("h3", 18421, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.0.0"));
+    // The lock was released: the next run proceeds at once and converges.
+    let rerun = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.1.0"));
+}
+
+#[test]
+fn a_dockerd_killed_mid_apply_then_restarted_converges_on_rerun() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "dockerd");
+    s.write(&s.manifest(&["h2", "h3"], &[("web", 18431, VOL)], &[("web", "1.0.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let data = volume_file(&s, "h2", "data");
+    std::fs::write(&data, "orders\n").unwrap();
+
+    s.write(&s.manifest(&["h2", "h3"], &[("web", 18431, VOL)], &[("web", "1.1.0")]));
+    let (child, _err) = spawn_paused(
+        &s,
+        &["--connect-timeout", "2", "apply", "test", "--yes"],
+        "started",
+        3,
+    );
+    fleet_sh(&["kill-host", "h2"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("h2"),
+        "the report names the host"
+    );
+    fleet_sh(&["start-host", "h2"]);
+
+    let rerun = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    assert_converged(&s, "h2", "web", "1.1.0", 18431);
+    assert_converged(&s, "h3", "web", "1.1.0", 18431);
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "orders\n");
+}
+
+#[test]
+fn a_network_cut_mid_apply_then_restored_converges() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "netcut");
+    s.write(&s.manifest(&["h1"], &[("web", 18441, "")], &[("web", "1.0.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&s.manifest(&["h1"], &[("web", 18441, "")], &[("web", "1.2.0")]));
+    let (child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "stopped", 1);
+    fleet_sh(&["cut", "h1"]);
+    std::thread::sleep(Duration::from_secs(4));
+    fleet_sh(&["restore", "h1"]);
+    let out = child.wait_with_output().unwrap();
+    let code = out.status.code();
+    assert!(matches!(code, Some(0) | Some(1)), "{code:?}");
+    let rerun = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    assert_converged(&s, "h1", "web", "1.2.0", 18441);
+}
+
+#[test]
+fn a_registry_stopped_during_the_pull_leaves_hosts_untouched() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "registry");
+    // Pull into a repository no other test uses, so the images are not on the host yet.
+    let repo = format!("{}/fleetpin/regstop", fleet.registry);
+    s.push_as("h1", &format!("{}:1.0.0", fleet.image), &repo, "1.0.0");
+    s.push_as("h1", &format!("{}:1.1.0", fleet.image), &repo, "1.1.0");
+    let manifest = |v: &str| {
+        format!(
+            "platform: {}\nservices:\n  web: {{image: {repo}, ports: [\"18451:8080\"]}}\nenvironments:\n  test:\n    hosts: {{h3: {{endpoint: \"{}\", insecure: true}}}}\n    versions: {{web: \"{v}\"}}\n",
+            s.platform,
+            s.host("h3").tcp
+        )
+    };
+    s.write(&manifest("1.0.0"));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let before = s.containers("h3");
+    s.write(&manifest("1.1.0"));
+    fleet_sh(&["stop-registry"]);
+    let out = s.run(&["apply", "test", "--yes"]);
+    fleet_sh(&["start-registry"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("pull of") && out.stdout.contains("nothing was changed"),
+        "{out:?}"
+    );
+    assert_eq!(s.containers("h3"), before);
+    assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.0.0"));
+    let rerun = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.1.0"));
+}
+
+#[test]
+fn a_host_down_from_the_start_is_named_and_the_others_proceed() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "hostdown");
+    s.write(&s.manifest(
+        &["h1", "h2", "h3"],
+        &[("web", 18461, "")],
+        &[("web", "1.0.0")],
+    ));
+    fleet_sh(&["kill-host", "h3"]);
+    let started = Instant::now();
+    let out = s.run(&["--connect-timeout", "2", "apply", "test", "--yes"]);
+    let took = started.elapsed();
+    fleet_sh(&["start-host", "h3"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("h3  unreachable"), "{out:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "one timeout, not a hang: {took:?}"
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(s.get(h, 18461, "/version").as_deref(), Some("1.0.0"), "{h}");
+    }
+    assert_eq!(
+        s.run(&["apply", "test", "--yes"]).code,
+        0,
+        "h3 converges once back"
+    );
+    assert_eq!(s.get("h3", 18461, "/version").as_deref(), Some("1.0.0"));
+}
+
+fn open_fds(pid: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "cycles");
+    let hosts = ["h1", "h2", "h3"];
+    let env = std::fs::read_to_string(support::DEFAULT_ENV_FILE).unwrap_or_default();
+    let pids: Vec<String> = hosts
+        .iter()
+        .filter_map(|h| {
+            let key = format!("FLEET_{}_PID=", h.to_uppercase());
+            env.lines()
+                .find_map(|l| l.strip_prefix(&key).map(str::to_string))
+        })
+        .collect();
+    s.write(&s.manifest(&hosts, &[("web", 18471, VOL)], &[("web", "1.0.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let fds_before: Vec<usize> = pids.iter().map(|p| open_fds(p)).collect();
+    let cycles: usize = std::env::var("FLEETPIN_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(50);
+    for cycle in 0..cycles {
+        s.write(&s.manifest(&hosts, &[("web", 18471, VOL)], &[("web", "1.1.0")]));
+        let up = s.run(&["apply", "test", "--yes"]);
+        assert_eq!(up.code, 0, "cycle {cycle}: {up:?}");
+        for h in hosts {
+            assert_eq!(
+                s.get(h, 18471, "/version").as_deref(),
+                Some("1.1.0"),
+                "cycle {cycle} {h}"
+            );
+        }
+        let back = s.run(&["rollback", "test", "--yes"]);
+        assert_eq!(back.code, 0, "cycle {cycle}: {back:?}");
+        for h in hosts {
+            assert_eq!(
+                s.get(h, 18471, "/version").as_deref(),
+                Some("1.0.0"),
+                "cycle {cycle} {h}"
+            );
+            let list = names(&s, h);
+            assert!(
+                list.len() <= 3,
+                "cycle {cycle} {h}: one running + at most retain=2: {list:?}"
+            );
+        }
+    }
+    let fds_after: Vec<usize> = pids.iter().map(|p| open_fds(p)).collect();
+    for (b, a) in fds_before.iter().zip(&fds_after) {
+        assert!(
+            *a <= *b + 10,
+            "open descriptors of a dockerd grew from {b} to {a}"
+        );
+    }
+    println!("{cycles} cycles; dockerd open fds before {fds_before:?} after {fds_after:?}");
+}
