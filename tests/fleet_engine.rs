@@ -18,6 +18,9 @@ async fn every_fleet_host_reports_its_engine_version_over_tcp_and_unix() {
     );
     for host in &fleet.hosts {
         for (how, endpoint) in [("tcp", &host.tcp), ("unix", &host.unix)] {
+            if endpoint.is_empty() {
+                continue; // the TLS host has no plain endpoint: tests/fleet_security.rs covers it
+            }
             let target = Target {
                 endpoint: Endpoint::parse(endpoint).unwrap(),
                 tls: None,

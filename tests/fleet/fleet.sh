@@ -1455,7 +1455,12 @@ do_run() {
     trap 'trap "" INT TERM; log "run: tearing the fleet down"; do_down quiet || true' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    do_up "${FLEET_HOSTS_COUNT:-}"
+    # The test suite's fleet: h1-h3 plain, h4 behind TLS, and the authenticated registry too
+    # (the security tests need them); each can still be overridden.
+    export FLEET_HOSTS_COUNT=${FLEET_HOSTS_COUNT:-4}
+    export FLEET_TLS_HOST=${FLEET_TLS_HOST-h4}
+    export FLEET_REGISTRY_AUTH=${FLEET_REGISTRY_AUTH:-1}
+    do_up "$FLEET_HOSTS_COUNT"
     log "run: $*"
     # CMD runs in the background so that a SIGTERM/SIGINT sent to this script
     # is handled at once (bash defers traps while a foreground child runs) and

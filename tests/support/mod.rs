@@ -15,13 +15,21 @@ pub const DEFAULT_ENV_FILE: &str = "/run/fleetpin-fleet/fleet.env";
 pub struct FleetHost {
     pub name: String,
     pub addr: String,
+    /// Empty for the TLS host, which has no plain endpoint.
     pub tcp: String,
+    /// `tcp://ADDR:2376` for the TLS host.
+    pub tls: String,
     pub unix: String,
     pub netns: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct Fleet {
+    /// Where the TLS host's certificates are (ca.pem, cert.pem, key.pem, other-*.pem).
+    pub tls_dir: String,
+    pub auth_registry: String,
+    pub auth_user: String,
+    pub auth_password: String,
     pub registry: String,
     pub image: String,
     pub proxy_image: String,
@@ -49,13 +57,18 @@ fn parse(text: &str) -> Option<Fleet> {
             Some(FleetHost {
                 name: h.to_string(),
                 addr: get(&format!("FLEET_{up}_ADDR"))?,
-                tcp: get(&format!("FLEET_{up}_TCP"))?,
+                tcp: get(&format!("FLEET_{up}_TCP")).unwrap_or_default(),
+                tls: get(&format!("FLEET_{up}_TLS")).unwrap_or_default(),
                 unix: get(&format!("FLEET_{up}_UNIX"))?,
                 netns: get(&format!("FLEET_{up}_NETNS")).unwrap_or_default(),
             })
         })
         .collect::<Option<Vec<_>>>()?;
     Some(Fleet {
+        tls_dir: get("FLEET_TLS_DIR").unwrap_or_default(),
+        auth_registry: get("FLEET_AUTH_REGISTRY").unwrap_or_default(),
+        auth_user: get("FLEET_AUTH_USER").unwrap_or_default(),
+        auth_password: get("FLEET_AUTH_PASSWORD").unwrap_or_default(),
         registry: get("FLEET_REGISTRY")?,
         image: get("FLEET_IMAGE")?,
         proxy_image: get("FLEET_PROXY_IMAGE").unwrap_or_default(),
@@ -181,6 +194,15 @@ impl Scenario {
             .unwrap()
             .id()
             .to_string()
+    }
+
+    /// The plain-TCP hosts (h1..h3); the TLS host is only used by the security tests.
+    pub fn plain_hosts(&self) -> Vec<&FleetHost> {
+        self.fleet
+            .hosts
+            .iter()
+            .filter(|h| !h.tcp.is_empty())
+            .collect()
     }
 
     pub fn host(&self, name: &str) -> &FleetHost {
