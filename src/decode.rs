@@ -89,7 +89,27 @@ impl Decoder {
         self.problems.push(Problem::new(span, msg.into()));
     }
 
+    /// Two YAML keys that read as one name (`null` and `"null"`, `1` and `"1"`): the second
+    /// would silently replace the first.
+    fn duplicate_names(&mut self, entries: &[(Key, Node)], what: &str) {
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in entries {
+            if !seen.insert(k.name.as_str()) {
+                self.problem(
+                    k.span,
+                    format!(
+                        "duplicate name `{}` in {what} (written twice, once perhaps with quotes)",
+                        k.name
+                    ),
+                );
+            }
+        }
+    }
+
     fn obj<'a>(&mut self, node: &'a Node, what: &str, allowed: &[&str]) -> Option<Obj<'a>> {
+        if let Value::Map(entries) = &node.value {
+            self.duplicate_names(entries, what);
+        }
         match &node.value {
             Value::Map(entries) => {
                 for (k, _) in entries {
@@ -518,6 +538,7 @@ impl Decoder {
             );
             return None;
         }
+        self.duplicate_names(entries, "`services`");
         let mut out = IndexMap::new();
         for (k, _) in entries {
             self.written_services.insert(k.name.clone());
@@ -708,6 +729,7 @@ impl Decoder {
             );
             return None;
         }
+        self.duplicate_names(entries, "`environments`");
         let mut out = IndexMap::new();
         for (k, v) in entries {
             if !is_environment_name(&k.name) {
@@ -745,6 +767,7 @@ impl Decoder {
                 self.problem(h.span, format!("`hosts` of {what} is empty; an environment needs at least one host"));
                 return None;
             }
+            self.duplicate_names(entries, &format!("`hosts` of {what}"));
             let mut out = IndexMap::new();
             for (hk, hv) in entries {
                 if !is_host_name(&hk.name) {
@@ -889,6 +912,7 @@ impl Decoder {
             );
             return None;
         };
+        self.duplicate_names(entries, &format!("`versions` of {what}"));
         let mut out = IndexMap::new();
         for (k, v) in entries {
             keys.insert(k.name.clone(), k.span);
@@ -940,6 +964,7 @@ impl Decoder {
             self.problem(n.span, format!("`overrides` of {what} must be a mapping of service names to overrides, found {}", n.kind()));
             return None;
         };
+        self.duplicate_names(entries, &format!("`overrides` of {what}"));
         let mut out = IndexMap::new();
         for (k, v) in entries {
             let ow = format!("the override of `{}` in {what}", k.name);

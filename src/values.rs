@@ -133,6 +133,15 @@ impl VolumeMount {
             }
             _ => return Err(format!("`{s}`: {expected}")),
         };
+        for path in [src, target] {
+            if let Some(c) = path.chars().find(|c| bad_path_char(*c)) {
+                return Err(format!(
+                    "`{}` in volume `{}` is not a plain path: {c:?} has no place in one",
+                    path.escape_debug(),
+                    s.escape_debug()
+                ));
+            }
+        }
         if !target.starts_with('/') {
             return Err(format!(
                 "the container path `{target}` in volume `{s}` must be absolute (start with `/`)"
@@ -166,6 +175,12 @@ impl VolumeMount {
             read_only,
         })
     }
+}
+
+/// Characters refused in paths: controls and what a shell would interpret. Paths reach Docker's
+/// API, never a shell, but a path holding `$(…)` or a newline is a mistake or an attack.
+fn bad_path_char(c: char) -> bool {
+    c.is_control() || "$`;|&<>(){}*?!\"'\\".contains(c)
 }
 
 pub fn valid_volume_name(s: &str) -> bool {
@@ -255,6 +270,15 @@ impl Endpoint {
                     "`{s}`: a unix endpoint needs an absolute socket path, e.g. unix:///var/run/docker.sock"
                 ));
             }
+            if let Some(c) = path
+                .chars()
+                .find(|c| bad_path_char(*c) || c.is_whitespace())
+            {
+                return Err(format!(
+                    "`{}`: {c:?} has no place in a socket path",
+                    s.escape_debug()
+                ));
+            }
             return Ok(Endpoint::Unix {
                 path: path.to_string(),
             });
@@ -272,6 +296,19 @@ impl Endpoint {
         if let Some(rest) = s.strip_prefix("ssh://") {
             let rest = rest.trim_end_matches('/');
             let (user, hostport) = match rest.rsplit_once('@') {
+                // The user reaches the ssh command line: a plain login name only, never an option.
+                Some((u, _))
+                    if u.starts_with('-')
+                        || !u
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
+                {
+                    return Err(format!(
+                        "`{}`: `{}` is not a plain user name",
+                        s.escape_debug(),
+                        u.escape_debug()
+                    ));
+                }
                 Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
                 Some(_) => return Err(format!("`{s}`: empty user before `@`")),
                 None => (None, rest),
@@ -316,6 +353,7 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
         }
     };
     if host.is_empty()
+        || host.starts_with('-')
         || !host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))

@@ -167,8 +167,13 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
             Ok(n)
         }
         Err(e) => {
-            let span = e
-                .location()
+            // Where the offending value is used (an alias), rather than where it was defined.
+            let located = e
+                .locations()
+                .map(|l| l.reference_location)
+                .filter(|l| l.line() > 0)
+                .or_else(|| e.location());
+            let span = located
                 .map(|l| Span {
                     line: l.line() as u32,
                     column: l.column() as u32,
@@ -182,6 +187,12 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
                     len: 0,
                 });
             let message = clean_message(&e.to_string());
+            // The scanner reports the scalar around a stray control character; point at it.
+            let span = if message.contains("unexpected character") {
+                first_control_char(text, span.offset).unwrap_or(span)
+            } else {
+                span
+            };
             // Point a second document at its `---`, the line to remove.
             let span = if message.contains("one YAML document") {
                 second_document(text).unwrap_or(span)
@@ -226,6 +237,31 @@ fn clean_message(msg: &str) -> String {
     }
     let text = text.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
     format!("invalid YAML: {text}")
+}
+
+/// The first control character (other than tab, CR, LF) at or after `from`, as a span.
+fn first_control_char(text: &str, from: usize) -> Option<Span> {
+    let from = (0..=from.min(text.len()))
+        .rev()
+        .find(|i| text.is_char_boundary(*i))?;
+    let (i, _) = text[from..]
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))?;
+    let offset = from + i;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() as u32 + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0) as u32
+        + 1;
+    Some(Span {
+        line,
+        column,
+        offset,
+        len: 1,
+    })
 }
 
 /// The position of the second `---` document marker, if any.
