@@ -17,21 +17,38 @@ pub fn validate(m: &Manifest) -> Vec<Problem> {
     p
 }
 
-fn unknown_service(m: &Manifest, name: &Located<String>, context: &str) -> Problem {
+/// `budget` bounds the suggestions: each costs a string distance per service, enough for the
+/// first unknown names, never quadratic on a hostile file with thousands of them.
+fn unknown_service(
+    budget: &mut usize,
+    m: &Manifest,
+    name: &Located<String>,
+    context: &str,
+) -> Problem {
     let names: Vec<&str> = m.services.keys().map(|s| s.as_str()).collect();
+    // A short list: a manifest of a thousand services must not print a thousand names per error.
+    let shown = if names.len() > 8 {
+        format!("{}, … and {} more", names[..8].join(", "), names.len() - 8)
+    } else {
+        names.join(", ")
+    };
     let mut p = Problem::new(
         name.span,
         format!(
-            "{context} names `{}`, which is not a service of this manifest (services: {})",
+            "{context} names `{}`, which is not a service of this manifest (services: {shown})",
             name.value,
-            names.join(", ")
         ),
     );
-    if let Some(best) = names
-        .iter()
-        .map(|n| (strsim::damerau_levenshtein(&name.value, n), n))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
+    let suggest = *budget > 0;
+    *budget = budget.saturating_sub(1);
+    let len = name.value.chars().count();
+    if suggest
+        && let Some(best) = names
+            .iter()
+            .filter(|n| n.chars().count().abs_diff(len) <= 2)
+            .map(|n| (strsim::damerau_levenshtein(&name.value, n), n))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d)
     {
         p.help = Some(format!("did you mean `{}`?", best.1));
     }
@@ -44,6 +61,7 @@ fn known(m: &Manifest, name: &str) -> bool {
 }
 
 fn references(m: &Manifest, out: &mut Vec<Problem>) {
+    let mut budget = 50;
     // When `services` itself is broken, every reference would look unknown: say it once, there.
     if m.services.is_empty() && m.written_services.is_empty() {
         return;
@@ -52,6 +70,7 @@ fn references(m: &Manifest, out: &mut Vec<Problem>) {
         for d in &s.depends_on {
             if !known(m, &d.value) {
                 out.push(unknown_service(
+                    &mut budget,
                     m,
                     d,
                     &format!("`depends_on` of service `{sname}`"),
@@ -72,6 +91,7 @@ fn references(m: &Manifest, out: &mut Vec<Problem>) {
                     span: e.version_keys.get(svc).copied().unwrap_or(pin.span),
                 };
                 out.push(unknown_service(
+                    &mut budget,
                     m,
                     &named,
                     &format!("`versions` of environment `{ename}`"),
@@ -85,6 +105,7 @@ fn references(m: &Manifest, out: &mut Vec<Problem>) {
                     span: ov.span,
                 };
                 out.push(unknown_service(
+                    &mut budget,
                     m,
                     &named,
                     &format!("`overrides` of environment `{ename}`"),
@@ -95,6 +116,7 @@ fn references(m: &Manifest, out: &mut Vec<Problem>) {
             for s in h.services.iter().flatten() {
                 if !known(m, &s.value) {
                     out.push(unknown_service(
+                        &mut budget,
                         m,
                         s,
                         &format!("`services` of host `{hname}` in environment `{ename}`"),
@@ -184,7 +206,10 @@ fn endpoints(m: &Manifest, out: &mut Vec<Problem>) {
 /// Host ports are checked per engine, across environments: two environments may share a host,
 /// and then their containers compete for the same ports.
 fn ports(m: &Manifest, out: &mut Vec<Problem>) {
-    let mut by_engine: BTreeMap<String, Vec<(String, &PortMapping)>> = BTreeMap::new();
+    type Seen<'a> = Vec<(String, &'a PortMapping)>;
+    // Per engine, per (host port, protocol): only mappings in one bucket can collide.
+    let mut by_engine: BTreeMap<String, HashMap<(u16, crate::values::Protocol), Seen>> =
+        BTreeMap::new();
     for (ename, e) in &m.environments {
         let mut seen_in_env = std::collections::BTreeSet::new();
         for (hname, h) in &e.hosts {
@@ -201,9 +226,11 @@ fn ports(m: &Manifest, out: &mut Vec<Problem>) {
                     .and_then(|o| o.ports.as_ref())
                     .unwrap_or(&s.ports);
                 let who = format!("service `{svc}` of environment `{ename}` on host `{hname}`");
-                let list = by_engine.entry(engine.clone()).or_default();
+                let buckets = by_engine.entry(engine.clone()).or_default();
                 for p in ports {
-                    if let Some((other, _)) = list.iter().find(|(_, q)| p.value.collides_with(q)) {
+                    let bucket = buckets.entry((p.value.host, p.value.protocol)).or_default();
+                    if let Some((other, _)) = bucket.iter().find(|(_, q)| p.value.collides_with(q))
+                    {
                         let by = if *other == who {
                             format!("twice by {who}")
                         } else {
@@ -218,7 +245,7 @@ fn ports(m: &Manifest, out: &mut Vec<Problem>) {
                         ));
                         continue;
                     }
-                    list.push((who.clone(), &p.value));
+                    bucket.push((who.clone(), &p.value));
                 }
             }
         }

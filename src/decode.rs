@@ -78,6 +78,8 @@ fn did_you_mean(name: &str, allowed: &[&str], present: &[&str]) -> Option<String
     allowed
         .iter()
         .filter(|a| !present.contains(a))
+        // A distance is only worth computing between names of about the same length.
+        .filter(|a| a.len().abs_diff(name.len()) <= 2.max(a.len() / 3))
         .map(|a| (strsim::damerau_levenshtein(name, a), *a))
         .filter(|(d, a)| *d <= 2.max(a.len() / 3))
         .min_by_key(|(d, _)| *d)
@@ -112,6 +114,12 @@ impl Decoder {
         }
         match &node.value {
             Value::Map(entries) => {
+                // Only allowed names matter for "did you mean": the present ones among them.
+                let present: Vec<&str> = allowed
+                    .iter()
+                    .copied()
+                    .filter(|a| entries.iter().any(|(k, _)| k.name == *a))
+                    .collect();
                 for (k, _) in entries {
                     if !allowed.contains(&k.name.as_str()) {
                         let mut p = Problem::new(
@@ -122,8 +130,6 @@ impl Decoder {
                                 allowed.join(", ")
                             ),
                         );
-                        let present: Vec<&str> =
-                            entries.iter().map(|(k, _)| k.name.as_str()).collect();
                         p.help = did_you_mean(&k.name, allowed, &present);
                         self.problems.push(p);
                     }

@@ -20,14 +20,43 @@ impl Problem {
     pub fn new(span: Span, message: String) -> Problem {
         Problem {
             span,
-            message,
+            message: defang(&message),
             help: None,
         }
     }
     pub fn with_help(mut self, help: impl Into<String>) -> Problem {
-        self.help = Some(help.into());
+        self.help = Some(defang(&help.into()));
         self
     }
+}
+
+/// Control characters copied from a manifest into a message must not reach the reader's terminal
+/// raw (a value could clear the screen or retitle the window): they are shown escaped.
+pub fn defang(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control()) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The source shown in snippets, with control characters replaced byte for byte by `?` so that
+/// spans still point at the same places.
+fn displayable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let bad = c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+            let n = if bad { c.len_utf8() } else { 1 };
+            std::iter::repeat_n(if bad { '?' } else { c }, n)
+        })
+        .collect()
 }
 
 /// A manifest that could not be used: where it is, its text, and every problem found.
@@ -119,15 +148,18 @@ impl ManifestError {
             .collect()
     }
 
-    /// One miette diagnostic per problem, each pointing into the source.
-    pub fn diagnostics(&self) -> Vec<ProblemDiagnostic> {
+    /// One miette diagnostic per problem (at most `limit`), each pointing into the source. The
+    /// source is shared, not copied per problem: thousands of problems cost one copy.
+    pub fn diagnostics(&self, limit: usize) -> Vec<ProblemDiagnostic> {
+        let shown = std::sync::Arc::new(displayable(&self.text));
         self.problems
             .iter()
+            .take(limit)
             .map(|p| ProblemDiagnostic {
                 title: format!("{}: {}", self.location(p), p.message),
                 label: None,
                 help: p.help.clone(),
-                src: NamedSource::new(self.file.clone(), self.text.clone()),
+                src: NamedSource::new(defang(&self.file), shown.clone()),
                 span: (p.span.line > 0 && !self.text.is_empty()).then(|| {
                     let offset = p.span.offset.min(self.text.len());
                     SourceSpan::new(offset.into(), p.span.len.min(self.text.len() - offset))
@@ -143,7 +175,7 @@ pub struct ProblemDiagnostic {
     title: String,
     label: Option<String>,
     help: Option<String>,
-    src: NamedSource<String>,
+    src: NamedSource<std::sync::Arc<String>>,
     span: Option<SourceSpan>,
 }
 

@@ -107,8 +107,16 @@ impl DockerEngine {
                     });
                 }
             },
-            Endpoint::Ssh { .. } => {
-                Docker::connect_with_ssh(&endpoint, REQUEST_TIMEOUT_SECS, version, None)
+            Endpoint::Ssh { user, host, port } => {
+                // bollard hands ssh everything after `ssh://` as the destination: `host:22` would
+                // be taken for a host name, so a port goes there only where one was written (and
+                // ssh reads a custom port best from ~/.ssh/config).
+                let dest = format!(
+                    "ssh://{}{host}{}",
+                    user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(),
+                    port.map(|p| format!(":{p}")).unwrap_or_default()
+                );
+                Docker::connect_with_ssh(&dest, REQUEST_TIMEOUT_SECS, version, None)
                     .map_err(conn)?
             }
         };

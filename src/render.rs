@@ -61,9 +61,17 @@ pub fn manifest_error(e: &ManifestError, style: Style) -> String {
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
-    for d in e.diagnostics() {
+    // Beyond this many, snippets stop helping: the rest is counted (JSON has them all).
+    const SHOWN: usize = 100;
+    for d in e.diagnostics(SHOWN) {
         let _ = handler.render_report(&mut out, &d);
         out.push('\n');
+    }
+    if e.problems.len() > SHOWN {
+        out.push_str(&format!(
+            "… and {} more problems (all of them with --format json)\n",
+            e.problems.len() - SHOWN
+        ));
     }
     out.push_str(&style.red(&format!("error: {e}")));
     out.push('\n');

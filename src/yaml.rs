@@ -134,6 +134,8 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     // Real manifests nest about 8 levels; a hostile one must not exhaust the stack.
     let mut budget = options.budget.clone().unwrap_or_default();
     budget.max_depth = MAX_DEPTH;
+    // An honest platform of tens of thousands of services must parse; aliases have their own budget.
+    budget.max_nodes = 1_000_000;
     options.budget = Some(budget);
     let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(text, options);
     match parsed {
@@ -219,6 +221,9 @@ fn clean_message(msg: &str) -> String {
         text.truncate(i);
     }
     let lower = text.to_ascii_lowercase();
+    if lower.contains("budget") && lower.contains("nodes") {
+        return "the document holds more YAML nodes than fleetpin reads (1,000,000); split the platform, or look for a runaway alias".into();
+    }
     if lower.contains("budget") && lower.contains("depth") {
         return format!(
             "the document nests deeper than {MAX_DEPTH} levels; a manifest needs about 8"
