@@ -160,3 +160,60 @@ pub async fn force_release<E: Engine>(
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryEngine;
+
+    fn held_by(owner: &str, expires: SystemTime) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (labels::LOCK_OWNER.to_string(), owner.to_string()),
+            (
+                labels::LOCK_TAKEN_AT.to_string(),
+                rfc3339(SystemTime::now()),
+            ),
+            (labels::LOCK_EXPIRES_AT.to_string(), rfc3339(expires)),
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_refuses_an_expired_one_is_taken_over() {
+        let engine = MemoryEngine::new(vec![]);
+        let later = SystemTime::now() + Duration::from_secs(600);
+        engine
+            .create_lock(&name("acme", "prod"), &held_by("alice", later))
+            .await
+            .unwrap();
+        match acquire(&engine, "acme", "prod", "h1", "bob").await {
+            Err(LockError::Held { owner, .. }) => assert_eq!(owner, "alice"),
+            other => panic!("{other:?}"),
+        }
+
+        let engine = MemoryEngine::new(vec![]);
+        let past = SystemTime::now() - Duration::from_secs(60);
+        let stale = engine
+            .create_lock(&name("acme", "prod"), &held_by("carol", past))
+            .await
+            .unwrap();
+        let id = acquire(&engine, "acme", "prod", "h1", "bob").await.unwrap();
+        assert_ne!(
+            id, stale,
+            "the expired lock was removed and a new one taken"
+        );
+        let (_, labels) = engine
+            .read_lock(&name("acme", "prod"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(labels[labels::LOCK_OWNER].starts_with("bob on "));
+        release(&engine, &id).await;
+        assert!(
+            engine
+                .read_lock(&name("acme", "prod"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
