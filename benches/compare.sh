@@ -60,7 +60,7 @@ fi
 # 3. Release builds (and the criterion bench, so that no compiler runs while measuring).
 say "cargo build --release"
 cargo build --release -q
-if [ "${BENCH_CARGO:-1}" = 1 ]; then cargo bench --bench plan --no-run -q 2>/dev/null; fi
+if [ "${BENCH_CARGO:-1}" = 1 ]; then cargo bench --bench plan --no-run -q; fi
 
 # 4. The fleet: 12 hosts (the growth rows need them all).
 if [ "${FLEET_REUSE:-0}" != 1 ]; then
