@@ -277,20 +277,16 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Exit {
                 })
                 .collect::<Vec<_>>(),
         );
-        match pins::set_pins(&loaded.text, &args.to, &edits)
-            .map_err(|e| e.to_string())
-            .and_then(|t| std::fs::write(&loaded.path, t).map_err(|e| e.to_string()))
-        {
-            Ok(()) => {
+        let commit_message = (!args.no_commit).then_some(message.as_str());
+        match pins::write_and_commit(&loaded.path, &loaded.text, &args.to, &edits, commit_message) {
+            Ok(id) => {
                 wrote = true;
-                if !args.no_commit {
-                    match git::commit_manifest(&loaded.path, &message) {
-                        Ok(id) => committed = Some((id, message)),
-                        Err(e) => error = Some(e.to_string()),
-                    }
-                }
+                committed = id.map(|id| (id, message.clone()));
             }
-            Err(e) => error = Some(e),
+            Err((written, e)) => {
+                wrote = written;
+                error = Some(e);
+            }
         }
     }
 

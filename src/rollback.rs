@@ -446,13 +446,15 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Exit {
             .map(|(s, _, to)| (s.clone(), to.clone()))
             .collect();
         let message = pins::message("rollback", &args.env, &moves);
-        let result = pins::set_pins(&loaded.text, &args.env, &edits)
-            .map_err(|e| e.to_string())
-            .and_then(|text| std::fs::write(&loaded.path, text).map_err(|e| e.to_string()))
-            .and_then(|()| git::commit_manifest(&loaded.path, &message).map_err(|e| e.to_string()));
-        match result {
-            Ok(id) => commit = Some((id, message)),
-            Err(e) => notes.push(format!("the pins could not be rewritten: {e}")),
+        match pins::write_and_commit(
+            &loaded.path,
+            &loaded.text,
+            &args.env,
+            &edits,
+            Some(&message),
+        ) {
+            Ok(id) => commit = id.map(|id| (id, message)),
+            Err((_, e)) => notes.push(format!("the pins could not be rewritten: {e}")),
         }
     } else if !moves.is_empty() {
         notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".into());
