@@ -15,10 +15,10 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fleetpin::engine::{ContainerSummary, Health, RunState};
-use fleetpin::labels::{self, DeployStamp};
+use fleetpin::manifest::resolve::{ResolvedService, resolve_host};
 use fleetpin::manifest::{Manifest, parse_str};
+use fleetpin::plan::labels::{self, DeployStamp};
 use fleetpin::plan::{ChangeKind, classify, plan_host};
-use fleetpin::resolve::{ResolvedService, resolve_host};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;

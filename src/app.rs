@@ -102,7 +102,7 @@ fn dispatch(command: Command, config: &Config) -> Exit {
     match command {
         Command::Validate => validate(config),
         Command::Schema => {
-            println!("{}", crate::schema::schema_json());
+            println!("{}", crate::manifest::schema::schema_json());
             Exit::Success
         }
         Command::Completions { shell } => {
@@ -143,7 +143,7 @@ pub fn load_or_report(config: &Config) -> Result<Loaded, Exit> {
 /// The same, at a git revision when `rev` is given.
 pub fn load_rev_or_report(config: &Config, rev: Option<&str>) -> Result<Loaded, Exit> {
     let loaded = match rev {
-        Some(r) => manifest::load_at_rev(&config.file, r),
+        Some(r) => load_at_rev(&config.file, r),
         None => manifest::load(&config.file),
     };
     match loaded {
@@ -158,6 +158,23 @@ pub fn load_rev_or_report(config: &Config, rev: Option<&str>) -> Result<Loaded, 
             Err(Exit::Failure)
         }
     }
+}
+
+/// The manifest as it is at git revision `rev`, read without checking it out.
+fn load_at_rev(
+    path: &std::path::Path,
+    rev: &str,
+) -> Result<Loaded, crate::manifest::diagnostics::ManifestError> {
+    use crate::manifest::diagnostics::{ManifestError, Problem};
+    let display = format!("{}@{rev}", path.display());
+    let (text, commit) = crate::git::read_at_rev(path, rev).map_err(|e| {
+        ManifestError::single(
+            &display,
+            String::new(),
+            Problem::new(Default::default(), e.to_string()),
+        )
+    })?;
+    manifest::from_text(&display, path, text, Some(commit))
 }
 
 fn validate(config: &Config) -> Exit {

@@ -8,9 +8,9 @@
 //! state is recognisable from container names alone, which is what lets the next run repair it.
 
 use crate::engine::{CreateSpec, Engine, Health, HealthSpec, MountSpec, PortBinding, RunState};
-use crate::labels::{self, DeployStamp};
+use crate::manifest::resolve::{MountSource, ResolvedService};
+use crate::plan::labels::{self, DeployStamp};
 use crate::plan::{Change, ChangeKind, HostView};
-use crate::resolve::{MountSource, ResolvedService};
 use serde::Serialize;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -138,8 +138,8 @@ pub fn create_spec(r: &ResolvedService, name: &str, stamp: &DeployStamp) -> Crea
                 host: p.host,
                 container: p.container,
                 protocol: match p.protocol {
-                    crate::values::Protocol::Tcp => "tcp".into(),
-                    crate::values::Protocol::Udp => "udp".into(),
+                    crate::manifest::values::Protocol::Tcp => "tcp".into(),
+                    crate::manifest::values::Protocol::Udp => "udp".into(),
                 },
             })
             .collect(),
@@ -277,7 +277,10 @@ pub async fn execute<E: Engine>(
             Ok(None) => {
                 progress(&format!("pulling {}", r.image_ref));
                 if let Err(e) = engine
-                    .pull(&r.image_ref, crate::credentials::for_image(&r.repository))
+                    .pull(
+                        &r.image_ref,
+                        crate::engine::credentials::for_image(&r.repository),
+                    )
                     .await
                 {
                     report.status = HostStatus::Failed;

@@ -9,10 +9,10 @@ use crate::app::{Config, Exit};
 use crate::cli::{AuditArgs, Format, Selection};
 use crate::deploy::{self, Prepared};
 use crate::engine::{ContainerSummary, Engine, Health, RunState};
-use crate::labels;
 use crate::manifest::Loaded;
-use crate::pin::VersionPin;
+use crate::manifest::pin::VersionPin;
 use crate::plan::HostView;
+use crate::plan::labels;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -363,10 +363,10 @@ pub fn run(config: &Config, args: &AuditArgs) -> Exit {
         config.out
     };
     let text = match config.format {
-        Format::Table => crate::report::table(&audit, style),
+        Format::Table => crate::render::audit::table(&audit, style),
         Format::Json => serde_json::to_string_pretty(&audit).expect("serialises") + "\n",
-        Format::Markdown => crate::report::markdown(&audit),
-        Format::Html => crate::report::html(&audit),
+        Format::Markdown => crate::render::audit::markdown(&audit),
+        Format::Html => crate::render::audit::html(&audit),
     };
     match &args.out {
         Some(path) => {

@@ -6,13 +6,13 @@
 use crate::app::{Config, Exit};
 use crate::apply::{self, HostReport, HostStatus};
 use crate::cli::{ApplyArgs, Format, PlanArgs, Selection};
-use crate::docker::DockerEngine;
 use crate::engine::Engine;
+use crate::engine::docker::DockerEngine;
 use crate::fleet::{self, HostRef};
-use crate::labels::DeployStamp;
 use crate::manifest::Loaded;
+use crate::manifest::resolve::{self, ResolvedService};
+use crate::plan::labels::DeployStamp;
 use crate::plan::{self, Change, ChangeKind};
-use crate::resolve::{self, ResolvedService};
 use crate::{lock, render};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

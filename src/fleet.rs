@@ -2,7 +2,7 @@
 //! (TLS files resolved against the manifest's directory), and observing them all at once — each
 //! with its own connect timeout, so a dead host costs one timeout, not the sum.
 
-use crate::docker::{DockerEngine, Target, TlsFiles};
+use crate::engine::docker::{DockerEngine, Target, TlsFiles};
 use crate::engine::{ContainerSummary, Engine, EngineError};
 use crate::manifest::Loaded;
 use std::path::Path;

@@ -5,7 +5,7 @@
 
 use crate::app::{Config, Exit};
 use crate::cli::{Format, HistoryArgs};
-use crate::yaml::{self, Node, Value};
+use crate::manifest::yaml::{self, Node, Value};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@
 //! both find the same stale lock can never remove a fresh one.
 
 use crate::engine::{Engine, EngineError};
-use crate::labels;
+use crate::plan::labels;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -164,7 +164,7 @@ pub async fn force_release<E: Engine>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::MemoryEngine;
+    use crate::engine::memory::MemoryEngine;
 
     fn held_by(owner: &str, expires: SystemTime) -> BTreeMap<String, String> {
         BTreeMap::from([

@@ -11,10 +11,11 @@ use crate::app::{Config, Exit};
 use crate::cli::{Format, PromoteArgs, Selection};
 use crate::deploy::{self, Prepared};
 use crate::engine::{Engine, Health};
+use crate::git;
 use crate::manifest::Manifest;
-use crate::pin::VersionPin;
+use crate::manifest::pin::VersionPin;
+use crate::ops::pins;
 use crate::plan::ChangeKind;
-use crate::{git, pins};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -398,7 +399,7 @@ async fn running_digests(
             };
             let tag = cur
                 .labels
-                .get(crate::labels::VERSION)
+                .get(crate::plan::labels::VERSION)
                 .and_then(|v| VersionPin::parse(v).ok())
                 .map(|v| v.tag)
                 .unwrap_or_default();

@@ -21,7 +21,7 @@
 
 use crate::apply::{self, Progress};
 use crate::engine::{Engine, Health, RunState};
-use crate::labels;
+use crate::plan::labels;
 use crate::plan::{self, HostView};
 use std::time::Duration;
 

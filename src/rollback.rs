@@ -12,11 +12,12 @@ use crate::apply::{self, Action, ActionStatus, Failure, HostReport, HostStatus};
 use crate::cli::{Format, RollbackArgs, Selection};
 use crate::deploy::{self, Prepared, ProgressSink};
 use crate::engine::{ContainerSummary, Engine};
-use crate::labels;
-use crate::pin::VersionPin;
+use crate::manifest::pin::VersionPin;
+use crate::manifest::resolve::ResolvedService;
+use crate::ops::pins;
+use crate::plan::labels;
 use crate::plan::{self, Change, ChangeKind, HostView};
-use crate::resolve::ResolvedService;
-use crate::{git, lock, pins, render};
+use crate::{git, lock, render};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -134,7 +135,7 @@ async fn rollback_host<E: Engine>(
                 let mut spec = r.clone();
                 spec.image_ref = pin.image_ref(&r.repository);
                 spec.pin = pin.clone();
-                spec.spec_hash = crate::resolve::spec_hash(&spec);
+                spec.spec_hash = crate::manifest::resolve::spec_hash(&spec);
                 match engine.inspect_image(&spec.image_ref).await {
                     Ok(Some(_)) => {
                         let change = Change {

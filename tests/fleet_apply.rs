@@ -361,9 +361,9 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
     let docker = s.docker("h1");
     let lock_name = format!("fleetpin-lock-{}-test", s.platform);
     support::block_on(async {
-        let engine = fleetpin::docker::DockerEngine::connect(
-            &fleetpin::docker::Target {
-                endpoint: fleetpin::values::Endpoint::parse(&s.host("h1").unix).unwrap(),
+        let engine = fleetpin::engine::docker::DockerEngine::connect(
+            &fleetpin::engine::docker::Target {
+                endpoint: fleetpin::manifest::values::Endpoint::parse(&s.host("h1").unix).unwrap(),
                 tls: None,
                 insecure: false,
             },

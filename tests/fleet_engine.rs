@@ -4,9 +4,9 @@
 
 mod support;
 
-use fleetpin::docker::{DockerEngine, Target};
 use fleetpin::engine::Engine;
-use fleetpin::values::Endpoint;
+use fleetpin::engine::docker::{DockerEngine, Target};
+use fleetpin::manifest::values::Endpoint;
 use std::time::Duration;
 
 #[tokio::test]

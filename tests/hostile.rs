@@ -6,11 +6,11 @@
 //!
 //! The bad-manifest corpus (tests/bad/, checked by tests/corpus.rs through the binary) is also
 //! loaded here through the library, under a time bound. Property tests feed random bytes and
-//! random YAML-ish text to `fleetpin::manifest::parse_str` and `fleetpin::yaml::parse`.
+//! random YAML-ish text to `fleetpin::manifest::parse_str` and `fleetpin::manifest::yaml::parse`.
 //!
 //! Timing figures are printed to stderr: `cargo test --test hostile -- --nocapture` shows them.
 
-use fleetpin::diagnostics::{ManifestError, Problem};
+use fleetpin::manifest::diagnostics::{ManifestError, Problem};
 use fleetpin::render::{Style, manifest_error};
 use proptest::prelude::*;
 use std::io::{Read, Write};
@@ -1031,7 +1031,7 @@ fn config() -> ProptestConfig {
 fn check_text(text: &str) -> Result<(), TestCaseError> {
     let _g = heavy();
     let started = Instant::now();
-    if let Err(e) = fleetpin::yaml::parse(text) {
+    if let Err(e) = fleetpin::manifest::yaml::parse(text) {
         prop_assert!(e.span.line >= 1, "unlocated YAML error: {}", e.message);
     }
     match fleetpin::manifest::parse_str(text) {

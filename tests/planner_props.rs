@@ -5,11 +5,11 @@
 //! leaves nothing to do but the conflicts, which are never touched.
 
 use fleetpin::apply::{self, HostStatus};
+use fleetpin::engine::memory::{MemContainer, MemoryEngine};
 use fleetpin::engine::{Engine, Health, RunState};
-use fleetpin::labels::{self, DeployStamp};
-use fleetpin::memory::{MemContainer, MemoryEngine};
+use fleetpin::manifest::resolve::resolve_host;
+use fleetpin::plan::labels::{self, DeployStamp};
 use fleetpin::plan::{self, ChangeKind};
-use fleetpin::resolve::resolve_host;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,9 +1,9 @@
-//! Arbitrary UTF-8 through the manifest parser: the spanned YAML tree (`fleetpin::yaml::parse`),
+//! Arbitrary UTF-8 through the manifest parser: the spanned YAML tree (`fleetpin::manifest::yaml::parse`),
 //! the whole pipeline (`fleetpin::manifest::parse_str`: yaml, decode, checks), and the human
 //! rendering of the problems. None may panic; every problem must be located inside the text.
 #![no_main]
 
-use fleetpin::diagnostics::ManifestError;
+use fleetpin::manifest::diagnostics::ManifestError;
 use fleetpin::render::{Style, manifest_error};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // YAML counts `\r\n`, a lone `\r` and `\n` as line breaks.
     let lines = text.replace("\r\n", "\n").matches(['\n', '\r']).count() as u32 + 1;
-    if let Err(e) = fleetpin::yaml::parse(text) {
+    if let Err(e) = fleetpin::manifest::yaml::parse(text) {
         assert!(e.span.line >= 1, "unlocated YAML error: {}", e.message);
         assert!(
             e.span.line <= lines,

@@ -6,7 +6,7 @@
 //! `.old-`, `.failed-` or `.new-` suffix otherwise. `.` cannot appear in a service name, so a suffixed name
 //! never collides with another service's stable name.
 
-use crate::resolve::{ResolvedService, SPEC_HASH_SCHEME};
+use crate::manifest::resolve::{ResolvedService, SPEC_HASH_SCHEME};
 use std::collections::BTreeMap;
 
 pub const PLATFORM: &str = "io.fleetpin.platform";

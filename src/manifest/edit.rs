@@ -1,8 +1,9 @@
 //! Editing pins in place: only the version scalars change, at the byte spans the YAML parser
 //! reported, keeping their quoting; comments, key order and blank lines stay as written, so the
-//! git diff shows one line per pin. `rollback` and `promote` both edit pins through here.
+//! git diff shows one line per pin. `rollback` and `promote` both edit pins through here (by way
+//! of `ops::pins`, which writes and commits the result).
 
-use crate::yaml::{self, Node, Value};
+use crate::manifest::yaml::{self, Node, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PinEditError {
@@ -100,35 +101,6 @@ fn add_pin(
     Ok(out)
 }
 
-/// The one write path for pins, shared by rollback and promote: edit `env`'s pins in the
-/// manifest text, write the file, and — with a message — commit it alone. Returns the commit id
-/// when committed; an error says whether the file was already written.
-pub fn write_and_commit(
-    path: &std::path::Path,
-    text: &str,
-    env: &str,
-    edits: &[(String, String)],
-    message: Option<&str>,
-) -> Result<Option<String>, (bool, String)> {
-    let new = set_pins(text, env, edits).map_err(|e| (false, e.to_string()))?;
-    std::fs::write(path, new).map_err(|e| (false, e.to_string()))?;
-    match message {
-        Some(m) => crate::git::commit_manifest(path, m)
-            .map(Some)
-            .map_err(|e| (true, e.to_string())),
-        None => Ok(None),
-    }
-}
-
-/// `rollback prod: billing 2.4.1 -> 2.4.0, crm 1.9.0 -> 1.8.2`
-pub fn message(verb: &str, envs: &str, moves: &[(String, String, String)]) -> String {
-    let list: Vec<String> = moves
-        .iter()
-        .map(|(s, from, to)| format!("{s} {from} -> {to}"))
-        .collect();
-    format!("{verb} {envs}: {}", list.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,18 +181,5 @@ environments:
         );
         let m = crate::manifest::parse_str(&out).unwrap();
         assert_eq!(m.environments["prod"].versions["db"].value.tag, "15");
-    }
-
-    #[test]
-    fn message_lists_every_move() {
-        let moves = vec![(
-            "billing".to_string(),
-            "2.4.1".to_string(),
-            "2.4.0".to_string(),
-        )];
-        assert_eq!(
-            message("rollback", "prod", &moves),
-            "rollback prod: billing 2.4.1 -> 2.4.0"
-        );
     }
 }

@@ -3,10 +3,12 @@
 //! unit- and property-tested without a daemon, and `plan`, `apply` and `audit` agree by
 //! construction.
 
+pub mod labels;
+
 use crate::engine::{ContainerSummary, Health, RunState};
-use crate::labels::{self, Role};
-use crate::pin::VersionPin;
-use crate::resolve::ResolvedService;
+use crate::manifest::pin::VersionPin;
+use crate::manifest::resolve::ResolvedService;
+use crate::plan::labels::Role;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -284,7 +286,7 @@ pub fn summary(changes: &[Change]) -> BTreeMap<ChangeKind, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::resolve_host;
+    use crate::manifest::resolve::resolve_host;
 
     const M: &str = r#"
 platform: acme

@@ -8,9 +8,9 @@
 //! `SPEC_HASH_SCHEME` so that changing what is hashed is a deliberate, visible step. Secret values
 //! enter it only as their own SHA-256, so the label reveals nothing usable.
 
+use crate::manifest::pin::VersionPin;
+use crate::manifest::values::{PortMapping, VolumeMount, VolumeSource};
 use crate::manifest::{Healthcheck, Logging, Manifest, RestartPolicy};
-use crate::pin::VersionPin;
-use crate::values::{PortMapping, VolumeMount, VolumeSource};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};

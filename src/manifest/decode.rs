@@ -2,14 +2,14 @@
 //! at the first: unknown fields (with a "did you mean"), wrong types, malformed values. Checks that
 //! need the whole manifest (unknown services, cycles, port clashes) live in `validate`.
 
-use crate::diagnostics::Problem;
+use crate::manifest::diagnostics::Problem;
+use crate::manifest::pin::VersionPin;
+use crate::manifest::values::{Endpoint, PortMapping, VolumeMount, parse_duration, parse_memory};
+use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
     DEFAULT_RETAIN, Environment, Healthcheck, Host, Located, Logging, Manifest, ManifestSpans,
     Override, RestartPolicy, Service, Tls,
 };
-use crate::pin::VersionPin;
-use crate::values::{Endpoint, PortMapping, VolumeMount, parse_duration, parse_memory};
-use crate::yaml::{Key, Node, Span, Value};
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -692,7 +692,7 @@ impl Decoder {
         let networks = o.get("networks").map(|x| {
             let list = self.located_list(x, &format!("`networks` of {what}"))?;
             for l in &list {
-                if !crate::values::valid_network_name(&l.value) {
+                if !crate::manifest::values::valid_network_name(&l.value) {
                     self.problem(
                         l.span,
                         format!("`{}` in `networks` of {what} is not a valid network name (letters, digits, `_`, `.`, `-`)", l.value),

@@ -4,7 +4,7 @@
 //! `file:line:column: message` is for scripts, editors and grep; the miette rendering adds the
 //! source snippet for people. Both come from the same `Problem`.
 
-use crate::yaml::Span;
+use crate::manifest::yaml::Span;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
 use std::fmt;

@@ -5,6 +5,10 @@
 //! implements it for real; `memory` implements it in memory for planner property tests. No bollard
 //! type crosses this line, so a bollard upgrade or another engine API touches one file.
 
+pub mod credentials;
+pub mod docker;
+pub mod memory;
+
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -2,7 +2,9 @@
 //! `--no-color`, miette snippets for manifest problems, and a plain `file:line:column` first line
 //! that editors and grep understand.
 
-use crate::diagnostics::ManifestError;
+pub mod audit;
+
+use crate::manifest::diagnostics::ManifestError;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 use std::io::IsTerminal;
 

@@ -7,7 +7,7 @@ use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
     Health, ImageInfo, MountSpec, RunState,
 };
-use crate::values::Endpoint;
+use crate::manifest::values::Endpoint;
 use bollard::Docker;
 use bollard::errors::Error as BError;
 use bollard::models::{

@@ -5,10 +5,20 @@
 //! them, so the schema cannot drift from what the parser accepts. Spans are kept beside the values
 //! (skipped by the schema) because every later error and every pin edit points back into the file.
 
-use crate::diagnostics::{ManifestError, Problem};
-use crate::pin::VersionPin;
-use crate::values::{Endpoint, PortMapping, VolumeMount};
-use crate::yaml::Span;
+pub mod checks;
+pub mod decode;
+pub mod diagnostics;
+pub mod edit;
+pub mod pin;
+pub mod resolve;
+pub mod schema;
+pub mod values;
+pub mod yaml;
+
+use crate::manifest::diagnostics::{ManifestError, Problem};
+use crate::manifest::pin::VersionPin;
+use crate::manifest::values::{Endpoint, PortMapping, VolumeMount};
+use crate::manifest::yaml::Span;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use std::collections::BTreeMap;
@@ -362,34 +372,33 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestError> {
     })
 }
 
-/// The manifest as it is at git revision `rev`, read without checking it out.
-pub fn load_at_rev(path: &Path, rev: &str) -> Result<Loaded, ManifestError> {
-    let display = format!("{}@{rev}", path.display());
-    let (text, commit) = crate::git::read_at_rev(path, rev).map_err(|e| {
-        ManifestError::single(
-            &display,
-            String::new(),
-            Problem::new(Span::default(), e.to_string()),
-        )
-    })?;
-    let manifest = parse_str(&text)
-        .map_err(|problems| ManifestError::new(&display, text.clone(), problems))?;
+/// A manifest whose text was read elsewhere (from git at a revision, for instance): `display`
+/// names it in errors, `path` is the working-tree file relative paths are read beside.
+pub fn from_text(
+    display: &str,
+    path: &Path,
+    text: String,
+    rev_commit: Option<String>,
+) -> Result<Loaded, ManifestError> {
+    let manifest =
+        parse_str(&text).map_err(|problems| ManifestError::new(display, text.clone(), problems))?;
     Ok(Loaded {
         manifest,
         path: path.to_path_buf(),
         text,
-        rev_commit: Some(commit),
+        rev_commit,
     })
 }
 
 /// Parses and checks manifest text; all problems at once, sorted by position.
 pub fn parse_str(text: &str) -> Result<Manifest, Vec<Problem>> {
-    let node = crate::yaml::parse(text).map_err(|e| vec![Problem::new(e.span, e.message)])?;
+    let node =
+        crate::manifest::yaml::parse(text).map_err(|e| vec![Problem::new(e.span, e.message)])?;
     // Decoding keeps what it could read, so the whole-manifest checks run even when some parts
     // are broken: the operator sees every problem in one pass.
-    let (manifest, mut problems) = crate::decode::decode(&node);
+    let (manifest, mut problems) = crate::manifest::decode::decode(&node);
     if let Some(m) = &manifest {
-        problems.extend(crate::checks::validate(m));
+        problems.extend(crate::manifest::checks::validate(m));
     }
     match manifest {
         Some(m) if problems.is_empty() => Ok(m),

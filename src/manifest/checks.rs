@@ -2,9 +2,9 @@
 //! endpoints written twice, host ports published twice on one engine, paths that leave the
 //! manifest's directory. Run after `decode`; a manifest with any problem touches no host.
 
-use crate::diagnostics::Problem;
+use crate::manifest::diagnostics::Problem;
+use crate::manifest::values::PortMapping;
 use crate::manifest::{Located, Manifest};
-use crate::values::PortMapping;
 use std::collections::{BTreeMap, HashMap};
 
 pub fn validate(m: &Manifest) -> Vec<Problem> {
@@ -208,7 +208,7 @@ fn endpoints(m: &Manifest, out: &mut Vec<Problem>) {
 fn ports(m: &Manifest, out: &mut Vec<Problem>) {
     type Seen<'a> = Vec<(String, &'a PortMapping)>;
     // Per engine, per (host port, protocol): only mappings in one bucket can collide.
-    let mut by_engine: BTreeMap<String, HashMap<(u16, crate::values::Protocol), Seen>> =
+    let mut by_engine: BTreeMap<String, HashMap<(u16, crate::manifest::values::Protocol), Seen>> =
         BTreeMap::new();
     for (ename, e) in &m.environments {
         let mut seen_in_env = std::collections::BTreeSet::new();
