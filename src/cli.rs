@@ -82,12 +82,12 @@ pub enum Command {
     Plan(PlanArgs),
     /// Converge the selected hosts to the manifest, host by host, with health gates.
     #[command(
-        after_help = "Examples:\n  fleetpin apply recette\n  fleetpin apply prod --yes --max-parallel 1\n  fleetpin apply prod --plan prod.plan.json --yes"
+        after_help = "Examples:\n  fleetpin apply recette\n  fleetpin apply prod --yes --max-parallel 1\n  fleetpin apply prod --plan prod.plan.json --yes\n  fleetpin apply prod --yes --lock-wait 10m      (CI: queue behind a running deploy)"
     )]
     Apply(ApplyArgs),
-    /// Start the previous container of each selected service again, then pin what runs.
+    /// Go one release back: start the previous container of each service again, pin what runs.
     #[command(
-        after_help = "Examples:\n  fleetpin rollback prod -s billing\n  fleetpin rollback prod -s billing --to 2.3.9 --yes"
+        after_help = "Examples:\n  fleetpin rollback prod -s billing\n  fleetpin rollback prod -s billing --to 2.3.9 --yes\n  fleetpin rollback prod --host prod-2 --yes     (that host only; the pin is left alone)"
     )]
     Rollback(RollbackArgs),
     /// Copy FROM's pins to TO as the digests FROM actually runs, and commit.
@@ -170,9 +170,17 @@ pub struct ApplyArgs {
     /// Also remove fleetpin containers no longer in the manifest (never volumes).
     #[arg(long)]
     pub prune: bool,
-    /// Seconds to wait for a new container to become healthy.
+    /// Seconds to wait for a new container to pass its gate (default 120).
     #[arg(long, value_name = "SECONDS")]
     pub health_timeout: Option<u64>,
+    /// Wait up to this long for a host's lock held by another run (e.g. `10m`), instead of
+    /// failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::manifest::values::parse_duration(s)
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +189,7 @@ pub struct RollbackArgs {
     pub env: String,
     #[command(flatten)]
     pub select: Selection,
-    /// Roll back to this version instead of the newest retained one.
+    /// Roll back to this kept version (any, even one rolled back from) instead of one step back.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
     #[arg(short = 'y', long)]
@@ -189,6 +197,12 @@ pub struct RollbackArgs {
     /// Do not rewrite and commit the pins afterwards.
     #[arg(long)]
     pub no_commit: bool,
+    /// Seconds to wait for a restarted container to pass its gate (default 120).
+    #[arg(long, value_name = "SECONDS")]
+    pub health_timeout: Option<u64>,
+    /// Wait up to this long for a host's lock held by another run (e.g. `10m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

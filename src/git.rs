@@ -10,6 +10,10 @@ pub enum GitError {
     NotARepository(String),
     #[error("{0} has uncommitted changes; commit or stash them first, or pass --no-commit")]
     Dirty(String),
+    #[error(
+        "HEAD is detached (as in most CI checkouts), so a commit would belong to no branch and be lost at the next checkout; check out the branch first (`git switch <branch>`, or `git checkout -B <branch>` in CI), or pass --no-commit"
+    )]
+    Detached,
     #[error("git: {0}")]
     Git(String),
 }
@@ -74,9 +78,13 @@ pub fn user_email(manifest: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Fails when the manifest has changes that are not committed.
-pub fn ensure_clean(manifest: &Path) -> Result<(), GitError> {
+/// Fails unless fleetpin can commit the manifest afterwards: the file has no uncommitted change
+/// and HEAD is on a branch. Checked before any host is touched.
+pub fn ensure_committable(manifest: &Path) -> Result<(), GitError> {
     let (repo, rel) = open(manifest)?;
+    if repo.head_detached().unwrap_or(false) {
+        return Err(GitError::Detached);
+    }
     if file_status(&repo, &rel)?.is_empty() {
         Ok(())
     } else {
@@ -84,19 +92,43 @@ pub fn ensure_clean(manifest: &Path) -> Result<(), GitError> {
     }
 }
 
-/// Commits the manifest file as it is on disk, alone, with `message`; returns the commit id.
-/// The author comes from git config (user.name, user.email); without them, from FLEETPIN_USER,
-/// else `fleetpin <user@host>`.
+/// Commits the manifest file as it is on disk, and nothing else, with `message`; returns the
+/// commit id. The commit's tree is HEAD's with the manifest's blob alone replaced, whatever else
+/// is staged; the index keeps every other staged entry, and its manifest entry gets the committed
+/// blob. A detached HEAD is refused. The author comes from git config (user.name, user.email);
+/// without them, from FLEETPIN_USER, else `fleetpin <user@host>`.
 pub fn commit_manifest(manifest: &Path, message: &str) -> Result<String, GitError> {
     let (repo, rel) = open(manifest)?;
+    if repo.head_detached().unwrap_or(false) {
+        return Err(GitError::Detached);
+    }
+    let content = std::fs::read(manifest)
+        .map_err(|e| GitError::Git(format!("{}: {e}", manifest.display())))?;
+    let blob = repo.blob(&content)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let base = match &parent {
+        Some(c) => c.tree()?,
+        None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+    };
+    let mode = base
+        .get_path(&rel)
+        .map(|e| e.filemode())
+        .unwrap_or(i32::from(git2::FileMode::Blob));
+    let mode = if mode == i32::from(git2::FileMode::BlobExecutable) {
+        git2::FileMode::BlobExecutable
+    } else {
+        git2::FileMode::Blob
+    };
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    update.upsert(&rel, blob, mode);
+    let tree = repo.find_tree(update.create_updated(&repo, &base)?)?;
+    let sig = signature(&repo)?;
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    // The index: the manifest as committed, everything else staged as it was.
     let mut index = repo.index()?;
     index.add_path(&rel)?;
     index.write()?;
-    let tree = repo.find_tree(index.write_tree()?)?;
-    let sig = signature(&repo)?;
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
     Ok(id.to_string())
 }
 
@@ -108,7 +140,7 @@ fn signature(repo: &Repository) -> Result<Signature<'static>, GitError> {
         format!(
             "{}@{}",
             std::env::var("USER").unwrap_or_else(|_| "fleetpin".into()),
-            crate::lock::hostname()
+            crate::identity::hostname()
         )
     });
     Ok(Signature::now("fleetpin", &who)?)

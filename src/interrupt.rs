@@ -10,6 +10,12 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Starts listening for SIGINT on `rt`.
+pub fn install_on(rt: &tokio::runtime::Runtime) {
+    let _guard = rt.enter();
+    install();
+}
+
 /// Starts listening for SIGINT on the current tokio runtime.
 pub fn install() {
     tokio::spawn(async {
@@ -29,7 +35,8 @@ pub fn install() {
 }
 
 /// Fault injection for the reliability tests: with `FLEETPIN_FAULT_PAUSE=NAME`, fleetpin stops at
-/// the step NAME of a swap (`created`, `stopped`, `renamed-old`, `renamed-new`, `started`),
+/// the step NAME of a swap (`pulling`, `created`, `stopped`, `renamed-old`, `renamed-new`,
+/// `started`),
 /// prints `fault point NAME` to stderr and waits `FLEETPIN_FAULT_PAUSE_SECS` (default 600), so a
 /// test can kill it, its engine or its network there. Unset, it costs one environment lookup per
 /// step.

@@ -1,23 +1,26 @@
 //! fleetpin keeps a fleet of plain Docker hosts at the image versions pinned, per environment, in
-//! one manifest versioned in git. See docs/architecture.md for the layers and what each holds.
+//! one manifest versioned in git.
+//!
+//! Layers, each importing only those below it (docs/architecture.md draws them):
+//! `manifest` (the format: parse, check, resolve, edit pins — pure) and `engine` (the one seam to
+//! a container engine: the trait, bollard behind it, an in-memory one for tests) at the bottom;
+//! `plan` (pure decisions over what a host shows: roles, changes, rollback's choice); `host` (the
+//! one runner and the one swap, the gate, repair, the lock); `ops` (operations several commands
+//! share); `render` (what people read); `cmd` (one file per command); `app` (dispatch, the edge).
 
 pub mod app;
-pub mod apply;
-pub mod audit;
 pub mod cli;
-pub mod deploy;
+pub mod clock;
+pub mod cmd;
 pub mod engine;
-pub mod fleet;
+pub mod error;
 pub mod git;
-pub mod history;
+pub mod host;
+pub mod identity;
 pub mod interrupt;
-pub mod lock;
 pub mod manifest;
 pub mod ops;
 pub mod plan;
-pub mod promote;
 pub mod render;
-pub mod repair;
-pub mod rollback;
 
 pub use app::run;

@@ -418,7 +418,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
     let none_retained = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(none_retained.code, 1, "{none_retained:?}");
     assert!(
-        none_retained.stdout.contains("nothing to roll back to"),
+        none_retained.stderr.contains("nothing to roll back to"),
         "{none_retained:?}"
     );
 
@@ -434,12 +434,18 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
     )
     .unwrap();
 
-    s.write(&s.manifest(&hosts, &services, &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    let old_id = s
+    // The 1.0.0 container, which the upgrade will retain.
+    let first_id = s
         .inspect("h2", &format!("{}-test-web", s.platform))
         .id
         .unwrap();
+    s.write(&s.manifest(&hosts, &services, &[("web", "1.1.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let upgraded_id = s
+        .inspect("h2", &format!("{}-test-web", s.platform))
+        .id
+        .unwrap();
+    assert_ne!(upgraded_id, first_id);
     let before = std::fs::read_to_string(s.path()).unwrap();
 
     let out = s.run(&["rollback", "test", "-s", "web", "--yes"]);
@@ -447,9 +453,9 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
     for h in hosts {
         assert_eq!(s.get(h, 18181, "/version").as_deref(), Some("1.0.0"), "{h}");
     }
-    // The same container as before the upgrade, started again: no new container.
+    // The very container that ran before the upgrade, started again: no new container.
     let now = s.inspect("h2", &format!("{}-test-web", s.platform));
-    assert_ne!(now.id.as_deref(), Some(old_id.as_str()));
+    assert_eq!(now.id.as_deref(), Some(first_id.as_str()));
     assert_eq!(
         now.config.unwrap().labels.unwrap()["io.fleetpin.version"],
         "1.0.0"

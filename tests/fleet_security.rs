@@ -120,7 +120,9 @@ fn registry_credentials_come_from_the_operators_docker_config() {
             .replace(&fleet.image, &image),
     );
 
-    // No credentials: the pull fails clearly and the host is untouched.
+    // No credentials: the pull fails clearly and the host is untouched. (An earlier run on the
+    // same fleet may have left the image there: it must be pulled.)
+    s.remove_image("h2", &format!("{image}:1.1.0"));
     let empty = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"));
     let out = cmd

@@ -2,16 +2,22 @@
 //! that apply works on Docker: tests/fleet_*.rs are). For any state a host may show — services
 //! missing, at other versions, stopped, unhealthy, with retained, failed, half-created or
 //! orphaned containers, or a foreign container on a name — applying the plan and planning again
-//! leaves nothing to do but the conflicts, which are never touched.
+//! leaves nothing to do but the conflicts, which are never touched — through the one host runner,
+//! as apply does it (lock, repair, converge, release).
 
-use fleetpin::apply::{self, HostStatus};
 use fleetpin::engine::memory::{MemContainer, MemoryEngine};
 use fleetpin::engine::{Engine, Health, RunState};
+use fleetpin::host::converge::{self, Options};
+use fleetpin::host::lock::LockConfig;
+use fleetpin::host::report::{HostReport, HostStatus, Progress};
+use fleetpin::host::runner::{self, HostWork, Settings, Target};
 use fleetpin::manifest::resolve::resolve_host;
 use fleetpin::plan::labels::{self, DeployStamp};
+use fleetpin::plan::view::HostView;
 use fleetpin::plan::{self, ChangeKind};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SERVICES: [&str; 4] = ["db", "api", "web", "proxy"];
@@ -82,21 +88,44 @@ fn container(
     state: RunState,
     health: Health,
 ) -> MemContainer {
-    MemContainer {
-        id: String::new(),
-        name,
-        image: format!("r/{service}:{version}"),
+    let mut c = MemContainer::new(
+        &name,
+        &format!("r/{service}:{version}"),
         state,
-        health,
-        labels: BTreeMap::from([
+        BTreeMap::from([
             (labels::PLATFORM.into(), "acme".into()),
             (labels::ENVIRONMENT.into(), "prod".into()),
             (labels::SERVICE.into(), service.into()),
             (labels::VERSION.into(), version.into()),
             (labels::SPEC_HASH.into(), hash.into()),
         ]),
-        restart_policy: "unless-stopped".into(),
-        created: 0,
+    );
+    c.health = health;
+    c
+}
+
+/// Apply's work as the command does it: plan under the lock, converge.
+struct Converge(Options);
+
+impl HostWork<MemoryEngine> for Converge {
+    async fn work(
+        &self,
+        engine: &MemoryEngine,
+        target: &Target<MemoryEngine>,
+        view: &HostView,
+        progress: Progress<'_>,
+    ) -> HostReport {
+        let changes = plan::plan_host(&target.desired, view);
+        converge::execute(
+            engine,
+            &target.name,
+            &target.desired,
+            &changes,
+            view,
+            &self.0,
+            progress,
+        )
+        .await
     }
 }
 
@@ -145,18 +174,27 @@ proptest! {
             }
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let engine = Arc::new(engine);
         rt.block_on(async {
-            let list = engine.list_containers("acme-prod-").await.unwrap();
-            let view = plan::classify("acme", "prod", &list);
-            let changes = plan::plan_host(&desired, &view);
-            let opts = apply::Options {
+            let opts = Options {
                 retain: 2,
                 prune,
                 stamp: DeployStamp { commit: "c".into(), deployed_at: "t".into(), deployed_by: "me".into() },
                 health_timeout: Duration::from_secs(1),
-                grace: Duration::from_millis(0),
             };
-            let report = apply::execute(&engine, "h", &desired, &changes, &view, &opts, &|_: &str| {}).await;
+            let settings = Settings {
+                platform: "acme".into(),
+                environment: "prod".into(),
+                parallel: 1,
+                lock: LockConfig { identity: "me".into(), machine: None, ttl: Duration::from_secs(60), wait: None },
+                health_timeout: Duration::from_secs(1),
+            };
+            let list = engine.list_containers("acme-prod-").await.unwrap();
+            let before = plan::classify("acme", "prod", &list);
+            let changes = plan::plan_host(&desired, &before);
+            let target = Target { name: "h".into(), endpoint: "memory://".into(), engine: Ok(engine.clone()), desired: desired.clone() };
+            let work = Converge(Options { prune, ..opts });
+            let report = runner::one_host(&*engine, &target, &settings, &work, &|_: &str| {}).await;
             prop_assert!(matches!(report.status, HostStatus::Converged | HostStatus::Unchanged), "{report:?}");
 
             let list = engine.list_containers("acme-prod-").await.unwrap();
@@ -170,12 +208,27 @@ proptest! {
                 };
                 prop_assert!(fine, "after apply: {c:?}\nall: {again:?}");
             }
-            // Never more than one running container per service, never more than `retain`
-            // retained, at most one failed one, and no half-created container left.
-            prop_assert!(view.pending.is_empty());
-            for (s, list) in &view.retained {
-                prop_assert!(list.len() <= 2 || !desired.iter().any(|r| &r.service == s && changes.iter().any(|c| c.service == *s && c.kind.replaces() && c.kind != ChangeKind::Create)), "{s}: {} retained", list.len());
+            // One running container per desired service (under its name, unless someone else's
+            // holds it), at most one failed one, no half-created or unconfirmed container, no
+            // more than `retain` kept where the service was replaced, and the lock released.
+            prop_assert!(view.pending.is_empty() && view.unconfirmed.is_empty());
+            for r in &desired {
+                let running = list.iter().filter(|c| {
+                    c.state == RunState::Running
+                        && c.labels.get(labels::SERVICE) == Some(&r.service)
+                        && c.labels.get(labels::PLATFORM).is_some()
+                }).count();
+                if view.foreign.contains_key(&r.container_name) {
+                    prop_assert_eq!(running, 0, "{}: a foreign container holds the name", r.service);
+                } else {
+                    prop_assert_eq!(running, 1, "{}: {:?}", r.service, list);
+                    prop_assert_eq!(view.current[&r.service].state, RunState::Running);
+                }
+                prop_assert!(view.failed.get(&r.service).is_none_or(|f| f.len() <= 1), "{}: {:?}", r.service, view.failed);
+                let replaced = changes.iter().any(|c| c.service == r.service && c.kind.replaces() && c.kind != ChangeKind::Create);
+                prop_assert!(!replaced || view.kept(&r.service).len() <= 2, "{}: {} kept", r.service, view.kept(&r.service).len());
             }
+            prop_assert!(engine.list_containers("fleetpin-lock-").await.unwrap().is_empty(), "the lock is released");
             Ok(())
         })?;
     }

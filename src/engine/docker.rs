@@ -246,6 +246,17 @@ impl Engine for DockerEngine {
         })
     }
 
+    async fn clock(&self) -> Result<std::time::SystemTime, EngineError> {
+        let info = self
+            .timed("reading the engine's clock", self.docker.info())
+            .await?;
+        let text = info.system_time.unwrap_or_default();
+        crate::clock::parse_rfc3339(&text).ok_or_else(|| EngineError::Api {
+            what: "the engine's clock".into(),
+            reason: format!("cannot read its SystemTime `{text}`"),
+        })
+    }
+
     async fn list_containers(&self, prefix: &str) -> Result<Vec<ContainerSummary>, EngineError> {
         // Docker's name filter is a regular expression on the name with its leading slash.
         let mut filters = HashMap::new();
@@ -326,6 +337,7 @@ impl Engine for DockerEngine {
             },
             health_log,
             started_at: state.started_at,
+            restart_count: c.restart_count.unwrap_or(0),
             exit_code: state.exit_code,
             restart_policy: c
                 .host_config
@@ -592,19 +604,38 @@ impl Engine for DockerEngine {
     }
 
     async fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<(), EngineError> {
+        // The engine waits the container's own stop timeout when none is given; the client must
+        // wait at least as long (plus a margin), or a slow graceful stop looks like a dead host.
+        let grace = match timeout {
+            Some(t) => t,
+            None => {
+                let c = self
+                    .timed(
+                        &format!("container {id}"),
+                        self.docker
+                            .inspect_container(id, None::<InspectContainerOptions>),
+                    )
+                    .await?;
+                c.config
+                    .and_then(|c| c.stop_timeout)
+                    .filter(|t| *t >= 0)
+                    .map(|t| Duration::from_secs(t as u64))
+                    .unwrap_or(Duration::from_secs(10))
+            }
+        };
         let mut b = StopContainerOptionsBuilder::new();
         if let Some(t) = timeout {
             b = b.t(t.as_secs() as i32);
         }
-        let r = match tokio::time::timeout(
-            timeout.unwrap_or(Duration::from_secs(10)) + Duration::from_secs(30),
-            self.docker.stop_container(id, Some(b.build())),
-        )
-        .await
+        let deadline = grace + Duration::from_secs(30);
+        // bollard's own per-request deadline must not be the shorter one either.
+        let docker = self.docker.clone().with_timeout(deadline);
+        let r = match tokio::time::timeout(deadline, docker.stop_container(id, Some(b.build())))
+            .await
         {
             Err(_) => Err(EngineError::Timeout {
                 endpoint: self.endpoint.clone(),
-                seconds: timeout.unwrap_or(Duration::from_secs(10)).as_secs() + 30,
+                seconds: deadline.as_secs(),
             }),
             Ok(r) => r.map_err(|e| self.err(&format!("stopping container {id}"), e)),
         };
@@ -713,17 +744,6 @@ impl Engine for DockerEngine {
                     .await
                     .map(|c| c.id)
             }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn read_lock(
-        &self,
-        name: &str,
-    ) -> Result<Option<(String, BTreeMap<String, String>)>, EngineError> {
-        match self.inspect_container(name).await {
-            Ok(d) if d.name == name => Ok(Some((d.id, d.labels))),
-            Ok(_) | Err(EngineError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }

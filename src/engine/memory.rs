@@ -1,15 +1,20 @@
-//! An engine that lives in memory, for property tests of the planner and the apply sequence
-//! ("whatever the host shows, applying the plan then planning again finds nothing to do").
-//! It models names, states, labels and images only; it is never the proof that apply, rollback
-//! or promote work on Docker — the integration tests against real daemons are.
+//! An engine that lives in memory, for tests of the pure planner and of the orchestration above
+//! the seam (the host runner, the swap, repair, rollback, the lock): "whatever the host shows,
+//! applying the plan then planning again finds nothing to do", "a rename error puts the retained
+//! container back". It models names, states, labels, images, restarts, a clock and injected
+//! failures; it is never the proof that apply, rollback or promote work on Docker — the
+//! integration tests against real daemons are.
 
 use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
-    Health, ImageInfo, LockInfo, RunState,
+    Health, ImageInfo, RunState,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// Where the in-memory clock starts (unix seconds): any fixed time will do.
+const EPOCH: i64 = 1_700_000_000;
 
 #[derive(Debug, Clone)]
 pub struct MemContainer {
@@ -20,7 +25,46 @@ pub struct MemContainer {
     pub health: Health,
     pub labels: BTreeMap<String, String>,
     pub restart_policy: String,
+    /// Unix seconds, by the engine's clock.
     pub created: i64,
+    pub started_at: Option<String>,
+    pub restart_count: i64,
+    /// Whether a client ever started it.
+    pub ever_started: bool,
+}
+
+impl MemContainer {
+    /// A container as a test describes it; id and creation time are set when added.
+    pub fn new(name: &str, image: &str, state: RunState, labels: BTreeMap<String, String>) -> Self {
+        MemContainer {
+            id: String::new(),
+            name: name.to_string(),
+            image: image.to_string(),
+            state,
+            health: if state == RunState::Running {
+                Health::Healthy
+            } else {
+                Health::None
+            },
+            labels,
+            restart_policy: "unless-stopped".into(),
+            created: 0,
+            started_at: None,
+            restart_count: 0,
+            ever_started: state != RunState::Created,
+        }
+    }
+}
+
+/// What a started container of an image does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Healthy (or, without a healthcheck, keeps running).
+    Good,
+    /// Runs, health check fails.
+    Unhealthy,
+    /// Its process exits and the engine restarts it.
+    CrashLoop,
 }
 
 #[derive(Debug, Default)]
@@ -30,10 +74,18 @@ pub struct MemState {
     pub images: Vec<String>,
     /// Images the fake registry can serve.
     pub registry: Vec<String>,
-    /// Images whose containers never become healthy.
-    pub unhealthy: Vec<String>,
+    /// How containers of an image behave once started (default: good).
+    pub behaviour: BTreeMap<String, Behaviour>,
     pub volumes: Vec<String>,
     pub networks: Vec<String>,
+    /// Failures to inject: the next call of `op` (`create`, `stop`, `rename`, `start`,
+    /// `remove`, `pull`, `set_restart_policy`) on a container whose id or name contains the
+    /// text fails once.
+    pub fail_next: Vec<(String, String)>,
+    /// Every mutating call, in order (`start NAME`, `rename OLD NEW`, …), for assertions.
+    pub calls: Vec<String>,
+    /// Seconds added to the clock.
+    pub clock_offset: i64,
     next: u64,
 }
 
@@ -52,14 +104,71 @@ impl MemoryEngine {
         }
     }
 
-    pub fn add_container(&self, mut c: MemContainer) {
+    /// Adds a container as a test describes it; returns its id.
+    pub fn add_container(&self, mut c: MemContainer) -> String {
         let mut s = self.state.lock().unwrap();
         s.next += 1;
         if c.id.is_empty() {
             c.id = format!("{:064x}", s.next);
         }
-        c.created = s.next as i64;
+        c.created = EPOCH + s.clock_offset + s.next as i64;
+        if !s.images.contains(&c.image) {
+            s.images.push(c.image.clone());
+        }
+        let id = c.id.clone();
         s.containers.push(c);
+        id
+    }
+
+    /// Moves the engine's clock forward.
+    pub fn advance(&self, secs: i64) {
+        self.state.lock().unwrap().clock_offset += secs;
+    }
+
+    pub fn set_behaviour(&self, image: &str, b: Behaviour) {
+        self.state
+            .lock()
+            .unwrap()
+            .behaviour
+            .insert(image.to_string(), b);
+    }
+
+    /// Makes the next `op` on a container matching `target` fail once.
+    pub fn fail_next(&self, op: &str, target: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail_next
+            .push((op.to_string(), target.to_string()));
+    }
+
+    /// The containers as (name, state, version label), sorted by name.
+    pub fn snapshot(&self) -> Vec<(String, RunState, String)> {
+        let s = self.state.lock().unwrap();
+        let mut v: Vec<_> = s
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.state,
+                    c.labels
+                        .get(crate::plan::labels::VERSION)
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub fn id_of(&self, name: &str) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        s.containers
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.id.clone())
     }
 
     fn with<T>(
@@ -70,6 +179,37 @@ impl MemoryEngine {
     }
 }
 
+impl MemState {
+    fn now(&self) -> i64 {
+        EPOCH + self.clock_offset + self.next as i64
+    }
+
+    fn injected(&mut self, op: &str, id: &str) -> Result<(), EngineError> {
+        let name = self
+            .containers
+            .iter()
+            .find(|c| c.id == id || c.name == id)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        if let Some(i) = self
+            .fail_next
+            .iter()
+            .position(|(o, t)| o == op && (id.contains(t.as_str()) || name.contains(t.as_str())))
+        {
+            self.fail_next.remove(i);
+            return Err(EngineError::Api {
+                what: format!("{op} {name}"),
+                reason: "injected failure".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn log(&mut self, call: String) {
+        self.calls.push(call);
+    }
+}
+
 fn find<'a>(s: &'a mut MemState, id: &str) -> Result<&'a mut MemContainer, EngineError> {
     s.containers
         .iter_mut()
@@ -77,6 +217,19 @@ fn find<'a>(s: &'a mut MemState, id: &str) -> Result<&'a mut MemContainer, Engin
         .ok_or_else(|| EngineError::NotFound {
             what: format!("container {id}"),
         })
+}
+
+fn summary(c: &MemContainer) -> ContainerSummary {
+    ContainerSummary {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        image_id: format!("sha256:{:064x}", c.image.len()),
+        state: c.state,
+        health: c.health,
+        labels: c.labels.clone(),
+        created: c.created,
+    }
 }
 
 impl Engine for MemoryEngine {
@@ -93,21 +246,16 @@ impl Engine for MemoryEngine {
         })
     }
 
+    async fn clock(&self) -> Result<SystemTime, EngineError> {
+        self.with(|s| Ok(crate::clock::from_unix(s.now())))
+    }
+
     async fn list_containers(&self, prefix: &str) -> Result<Vec<ContainerSummary>, EngineError> {
         self.with(|s| {
             Ok(s.containers
                 .iter()
                 .filter(|c| c.name.starts_with(prefix))
-                .map(|c| ContainerSummary {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    image: c.image.clone(),
-                    image_id: format!("sha256:{}", c.image.len()),
-                    state: c.state,
-                    health: c.health,
-                    labels: c.labels.clone(),
-                    created: c.created,
-                })
+                .map(summary)
                 .collect())
         })
     }
@@ -121,7 +269,8 @@ impl Engine for MemoryEngine {
                 state: c.state,
                 health: c.health,
                 health_log: vec![],
-                started_at: None,
+                started_at: c.started_at.clone(),
+                restart_count: c.restart_count,
                 exit_code: Some(0),
                 restart_policy: c.restart_policy.clone(),
                 image_id: c.image.clone(),
@@ -133,7 +282,7 @@ impl Engine for MemoryEngine {
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.with(|s| {
             Ok(s.images.iter().any(|i| i == reference).then(|| ImageInfo {
-                id: format!("sha256:{}", reference.len()),
+                id: format!("sha256:{:064x}", reference.len()),
                 repo_digests: vec![],
                 has_healthcheck: true,
             }))
@@ -142,12 +291,16 @@ impl Engine for MemoryEngine {
 
     async fn pull(&self, reference: &str, _: Option<Credentials>) -> Result<(), EngineError> {
         self.with(|s| {
+            s.injected("pull", reference)?;
             if !s.registry.iter().any(|i| i == reference) {
                 return Err(EngineError::NotFound {
                     what: format!("manifest for {reference}"),
                 });
             }
-            s.images.push(reference.to_string());
+            if !s.images.iter().any(|i| i == reference) {
+                s.images.push(reference.to_string());
+            }
+            s.log(format!("pull {reference}"));
             Ok(())
         })
     }
@@ -180,6 +333,7 @@ impl Engine for MemoryEngine {
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String, EngineError> {
         self.with(|s| {
+            s.injected("create", &spec.name)?;
             if s.containers.iter().any(|c| c.name == spec.name) {
                 return Err(EngineError::Conflict {
                     what: format!("container name {}", spec.name),
@@ -192,7 +346,7 @@ impl Engine for MemoryEngine {
             }
             s.next += 1;
             let id = format!("{:064x}", s.next);
-            let created = s.next as i64;
+            let created = s.now();
             s.containers.push(MemContainer {
                 id: id.clone(),
                 name: spec.name.clone(),
@@ -202,40 +356,65 @@ impl Engine for MemoryEngine {
                 labels: spec.labels.clone(),
                 restart_policy: spec.restart_policy.clone(),
                 created,
+                started_at: None,
+                restart_count: 0,
+                ever_started: false,
             });
+            s.log(format!("create {}", spec.name));
             Ok(id)
         })
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {
         self.with(|s| {
-            let unhealthy = {
-                let c = find(s, id)?;
-                c.image.clone()
-            };
-            let bad = s.unhealthy.contains(&unhealthy);
+            s.injected("start", id)?;
+            let now = s.now();
+            let image = find(s, id)?.image.clone();
+            let b = s.behaviour.get(&image).copied().unwrap_or(Behaviour::Good);
             let c = find(s, id)?;
-            c.state = RunState::Running;
-            c.health = if bad {
-                Health::Unhealthy
-            } else {
-                Health::Healthy
-            };
+            c.ever_started = true;
+            c.restart_count = 0;
+            c.started_at = Some(crate::clock::rfc3339(crate::clock::from_unix(now)));
+            match b {
+                Behaviour::Good => {
+                    c.state = RunState::Running;
+                    c.health = Health::Healthy;
+                }
+                Behaviour::Unhealthy => {
+                    c.state = RunState::Running;
+                    c.health = Health::Unhealthy;
+                }
+                Behaviour::CrashLoop => {
+                    // As seen from the next inspect: it already exited once and was restarted.
+                    c.state = RunState::Restarting;
+                    c.health = Health::None;
+                    c.restart_count = 1;
+                }
+            }
+            let name = c.name.clone();
+            s.log(format!("start {name}"));
             Ok(())
         })
     }
 
     async fn stop(&self, id: &str, _: Option<Duration>) -> Result<(), EngineError> {
         self.with(|s| {
+            s.injected("stop", id)?;
             let c = find(s, id)?;
+            if c.state == RunState::Created {
+                return Ok(());
+            }
             c.state = RunState::Exited;
             c.health = Health::None;
+            let name = c.name.clone();
+            s.log(format!("stop {name}"));
             Ok(())
         })
     }
 
     async fn rename(&self, id: &str, new_name: &str) -> Result<(), EngineError> {
         self.with(|s| {
+            s.injected("rename", id)?;
             if s.containers
                 .iter()
                 .any(|c| c.name == new_name && c.id != id)
@@ -244,13 +423,20 @@ impl Engine for MemoryEngine {
                     what: format!("container name {new_name}"),
                 });
             }
-            find(s, id)?.name = new_name.to_string();
+            let c = find(s, id)?;
+            let old = std::mem::replace(&mut c.name, new_name.to_string());
+            s.log(format!("rename {old} {new_name}"));
             Ok(())
         })
     }
 
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
         self.with(|s| {
+            s.injected("remove", id)?;
+            if let Some(c) = s.containers.iter().find(|c| c.id == id || c.name == id) {
+                let name = c.name.clone();
+                s.log(format!("remove {name}"));
+            }
             s.containers.retain(|c| c.id != id && c.name != id);
             Ok(())
         })
@@ -258,6 +444,7 @@ impl Engine for MemoryEngine {
 
     async fn set_restart_policy(&self, id: &str, policy: &str) -> Result<(), EngineError> {
         self.with(|s| {
+            s.injected("set_restart_policy", id)?;
             find(s, id)?.restart_policy = policy.to_string();
             Ok(())
         })
@@ -272,44 +459,29 @@ impl Engine for MemoryEngine {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
-        let spec = CreateSpec {
-            name: name.to_string(),
-            image: "fleetpin/lock:1".into(),
-            env: vec![],
-            labels: labels.clone(),
-            ports: vec![],
-            mounts: vec![],
-            command: None,
-            entrypoint: None,
-            user: None,
-            memory: None,
-            nano_cpus: None,
-            log_driver: None,
-            healthcheck: None,
-            restart_policy: "no".into(),
-            stop_timeout: None,
-            networks: vec![],
-            aliases: vec![],
-        };
         self.with(|s| {
-            if !s.images.iter().any(|i| i == "fleetpin/lock:1") {
-                s.images.push("fleetpin/lock:1".into());
+            if s.containers.iter().any(|c| c.name == name) {
+                return Err(EngineError::Conflict {
+                    what: format!("container name {name}"),
+                });
             }
-            Ok(())
-        })?;
-        self.create_container(&spec).await
-    }
-
-    async fn read_lock(&self, name: &str) -> Result<Option<LockInfo>, EngineError> {
-        self.with(|s| {
-            Ok(s.containers
-                .iter()
-                .find(|c| c.name == name)
-                .map(|c| (c.id.clone(), c.labels.clone())))
+            s.next += 1;
+            let id = format!("{:064x}", s.next);
+            let created = s.now();
+            let mut c =
+                MemContainer::new(name, "fleetpin/lock:1", RunState::Created, labels.clone());
+            c.id = id.clone();
+            c.created = created;
+            c.restart_policy = "no".into();
+            s.containers.push(c);
+            Ok(id)
         })
     }
 
     async fn remove_lock(&self, id: &str) -> Result<(), EngineError> {
-        self.remove(id).await
+        self.with(|s| {
+            s.containers.retain(|c| c.id != id);
+            Ok(())
+        })
     }
 }

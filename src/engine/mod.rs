@@ -1,13 +1,15 @@
-//! The one seam between fleetpin and Docker.
+//! The one seam between fleetpin and a container engine.
 //!
 //! Everything above this trait — manifest resolution, planning, rollback choice, promotion gates —
 //! is pure code over fleetpin's own types and is tested without a daemon. Only `docker` (bollard)
-//! implements it for real; `memory` implements it in memory for planner property tests. No bollard
-//! type crosses this line, so a bollard upgrade or another engine API touches one file.
+//! implements it for real; `memory` implements it in memory for orchestration tests (runner,
+//! swap, repair, rollback) — never the proof that they work on Docker. No bollard type crosses
+//! this line, so a bollard upgrade or another engine API touches one file.
 
 pub mod credentials;
 pub mod docker;
 pub mod memory;
+pub mod reference;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -111,7 +113,10 @@ pub struct ContainerDetails {
     pub state: RunState,
     pub health: Health,
     pub health_log: Vec<String>,
+    /// Docker's State.StartedAt (RFC 3339); moves when the process is started again.
     pub started_at: Option<String>,
+    /// How often the engine restarted the process since it was last started by a client.
+    pub restart_count: i64,
     pub exit_code: Option<i64>,
     pub restart_policy: String,
     pub image_id: String,
@@ -174,11 +179,11 @@ pub struct HealthSpec {
 }
 
 /// Everything needed to create one container, in fleetpin's words.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 pub struct CreateSpec {
     pub name: String,
     pub image: String,
-    /// `KEY=VALUE`; may hold secrets, so this type's Debug is never logged.
+    /// `KEY=VALUE`; may hold secrets: never serialised, and shown by Debug as names only.
     #[serde(skip)]
     pub env: Vec<String>,
     pub labels: BTreeMap<String, String>,
@@ -198,14 +203,32 @@ pub struct CreateSpec {
     pub aliases: Vec<String>,
 }
 
-/// A lock container's id and labels.
-pub type LockInfo = (String, BTreeMap<String, String>);
+impl std::fmt::Debug for CreateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .env
+            .iter()
+            .map(|kv| kv.split_once('=').map(|(k, _)| k).unwrap_or(kv))
+            .collect();
+        f.debug_struct("CreateSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("env_names", &names)
+            .field("labels", &self.labels)
+            .field("networks", &self.networks)
+            .finish_non_exhaustive()
+    }
+}
 
 pub trait Engine: Send + Sync {
     /// The address this engine was reached at, for messages.
     fn endpoint(&self) -> &str;
 
     fn info(&self) -> impl Future<Output = Result<EngineInfo, EngineError>> + Send;
+
+    /// The engine's own clock (Docker: `/info` SystemTime): expiries are judged by it, never by
+    /// the client's, which may be hours off on a laptop.
+    fn clock(&self) -> impl Future<Output = Result<std::time::SystemTime, EngineError>> + Send;
 
     /// Every container (running or not) whose name starts with `prefix`, in one call.
     fn list_containers(
@@ -252,6 +275,9 @@ pub trait Engine: Send + Sync {
 
     fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 
+    /// Stops gracefully: SIGTERM, then SIGKILL after `timeout`, or after the container's own
+    /// stop timeout (the service's `stop_timeout`) when `None`. The client waits as long as that
+    /// takes: a slow graceful stop is never cut short by a request deadline.
     fn stop(
         &self,
         id: &str,
@@ -280,20 +306,17 @@ pub trait Engine: Send + Sync {
         lines: usize,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
-    /// Takes the named lock atomically (a never-started container: Docker refuses a second
-    /// container of the same name); fails with `Conflict` when it exists. Returns its id.
+    /// Creates a never-started container of the lock image (an empty filesystem imported on
+    /// first use) under `name`: Docker refuses a second container of one name, which makes it
+    /// atomic. Fails with `Conflict` when the name is taken. Returns its id. The lock and its
+    /// heartbeats are read back with `list_containers`.
     fn create_lock(
         &self,
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
-    /// The lock's id and labels, if it exists.
-    fn read_lock(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<LockInfo>, EngineError>> + Send;
-
-    /// Removes the lock by id, so a stale lock removed twice never removes a fresh one.
+    /// Removes a lock or heartbeat container by id, so a stale lock removed twice never removes
+    /// a fresh one.
     fn remove_lock(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 }

@@ -8,11 +8,14 @@ use crate::manifest::values::{Endpoint, PortMapping, VolumeMount, parse_duration
 use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
     DEFAULT_RETAIN, Environment, Healthcheck, Host, Located, Logging, Manifest, ManifestSpans,
-    Override, RestartPolicy, Service, Tls,
+    Override, RestartPolicy, Service, Tls, Update,
 };
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The longest `update.monitor` accepted.
+const MAX_MONITOR: Duration = Duration::from_secs(3600);
 
 pub fn decode(root: &Node) -> (Option<Manifest>, Vec<Problem>) {
     let mut d = Decoder {
@@ -587,6 +590,7 @@ impl Decoder {
                 "restart",
                 "stop_timeout",
                 "networks",
+                "update",
             ],
         )?;
         o.span = k.span;
@@ -701,6 +705,9 @@ impl Decoder {
             }
             Some(list)
         });
+        let update = o
+            .get("update")
+            .map(|x| self.update(x, &format!("`update` of {what}"), o.key_span("update")));
         Some(Service {
             image: image.unwrap_or_default(),
             ports: ports.flatten().unwrap_or_default(),
@@ -719,8 +726,27 @@ impl Decoder {
             restart: restart.flatten().unwrap_or_default(),
             stop_timeout: stop_timeout.flatten(),
             networks: networks.flatten().unwrap_or_default(),
+            update: update.flatten().unwrap_or_default(),
             span: k.span,
         })
+    }
+
+    /// How a service is replaced: not part of the container, so not part of the spec hash.
+    fn update(&mut self, n: &Node, what: &str, at: Span) -> Option<Update> {
+        let mut o = self.obj(n, what, &["monitor"])?;
+        o.span = at;
+        let monitor = o.get("monitor").and_then(|x| {
+            let d = self.duration(x, &format!("`monitor` of {what}"))?;
+            if d > MAX_MONITOR {
+                self.problem(
+                    x.span,
+                    format!("`monitor` of {what} is longer than {}s; a gate watches a new container for minutes at most", MAX_MONITOR.as_secs()),
+                );
+                return None;
+            }
+            Some(d)
+        });
+        Some(Update { monitor, span: at })
     }
 
     fn environments(&mut self, n: &Node) -> Option<IndexMap<String, Environment>> {

@@ -118,9 +118,27 @@ pub struct Service {
     /// User-defined bridge networks, created when missing; the service name is its alias there.
     #[schemars(with = "Vec<String>")]
     pub networks: Vec<Located<String>>,
+    /// How a new release replaces the running one (not part of the container: changing it does
+    /// not recreate anything). Not overridable per environment.
+    pub update: Update,
     #[schemars(skip)]
     pub span: Span,
 }
+
+/// How fleetpin replaces a service's container.
+#[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Update {
+    /// Without a healthcheck, how long a new container must keep running — no exit, no restart —
+    /// to pass its gate (default 10s). With one, the gate waits for `healthy` instead.
+    #[schemars(with = "Option<DurationSchema>")]
+    pub monitor: Option<Duration>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// The gate's watch without a healthcheck, when `update.monitor` is not written.
+pub const DEFAULT_MONITOR: Duration = Duration::from_secs(10);
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq)]

@@ -98,7 +98,19 @@ pub struct ResolvedService {
     pub stop_timeout: Option<Duration>,
     /// Host-side network names (`{platform}-{environment}-{name}`); the service name is the alias.
     pub networks: Vec<String>,
+    /// How long the gate watches a container without a healthcheck (`update.monitor`); how to
+    /// deploy, not what to run: outside the spec hash.
+    #[serde(with = "secs")]
+    pub monitor: Duration,
     pub spec_hash: String,
+}
+
+mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
 }
 
 mod opt_secs {
@@ -291,6 +303,7 @@ fn resolve_one(
         restart: s.restart,
         stop_timeout: s.stop_timeout,
         networks,
+        monitor: s.update.monitor.unwrap_or(crate::manifest::DEFAULT_MONITOR),
         spec_hash: String::new(),
     };
     r.spec_hash = spec_hash(&r);

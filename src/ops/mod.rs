@@ -1,4 +1,9 @@
-//! Operations shared by several commands, above the host machinery and below the commands: the
-//! pin write path (rollback, promote).
+//! Operations shared by several commands, above the host machinery and below the commands:
+//! preparing a run over an environment (`deploy`: resolve, observe, plan), the audit's rows and
+//! statuses, promotion's gates, the pin history, and the one pin write path.
 
+pub mod audit;
+pub mod deploy;
+pub mod history;
 pub mod pins;
+pub mod promote;

@@ -3,8 +3,8 @@
 //! Labels cannot change after create, so they record the deploy that created a container (the
 //! contract's `io.fleetpin.*` set), and the container's *role* — current, retained, failed — is
 //! carried by its name instead: `{platform}-{env}-{service}` for the running one, a `.prev-`,
-//! `.old-`, `.failed-` or `.new-` suffix otherwise. `.` cannot appear in a service name, so a suffixed name
-//! never collides with another service's stable name.
+//! `.rolled-back-`, `.old-`, `.failed-` or `.new-` suffix otherwise. `.` cannot appear in a
+//! service name, so a suffixed name never collides with another service's stable name.
 
 use crate::manifest::resolve::{ResolvedService, SPEC_HASH_SCHEME};
 use std::collections::BTreeMap;
@@ -20,13 +20,28 @@ pub const DEPLOYED_BY: &str = "io.fleetpin.deployed-by";
 /// The spec's restart policy, restored when rollback starts a retained container again (retained
 /// containers have theirs set to `no`).
 pub const RESTART: &str = "io.fleetpin.restart";
+/// Who holds a lock: the operator's identity.
 pub const LOCK_OWNER: &str = "io.fleetpin.lock.owner";
-pub const LOCK_TAKEN_AT: &str = "io.fleetpin.lock.taken-at";
-pub const LOCK_EXPIRES_AT: &str = "io.fleetpin.lock.expires-at";
+/// The holder's machine id (`/etc/machine-id`), empty when it has none: a process can only be
+/// judged dead on the machine it ran on.
 pub const LOCK_MACHINE: &str = "io.fleetpin.lock.machine";
+/// The holder's host name, for people.
+pub const LOCK_HOSTNAME: &str = "io.fleetpin.lock.hostname";
 pub const LOCK_PID: &str = "io.fleetpin.lock.pid";
+/// The holder process's start time (clock ticks since boot), so a reused pid is not taken for it.
+pub const LOCK_PID_START: &str = "io.fleetpin.lock.pid-start";
+/// Seconds without a heartbeat after which the lock has expired, by the engine's clock.
+pub const LOCK_TTL: &str = "io.fleetpin.lock.ttl";
+/// On a heartbeat container: the id of the lock it renews.
+pub const LOCK_OF: &str = "io.fleetpin.lock.of";
 
 pub const PREV: &str = ".prev-";
+/// A container stepped aside by a rollback whose gate has not passed yet: confirmed, it becomes
+/// `.rolled-back-` (an `.old-` one becomes `.prev-`).
+pub const OLD_ROLLBACK: &str = ".old-rb-";
+/// A previous container that a rollback stepped away from: retained (it counts in `retain`,
+/// `--to` may name it) but never the default target of a later rollback.
+pub const ROLLED_BACK: &str = ".rolled-back-";
 /// A previous container stepped aside by a swap whose health gate has not passed yet.
 pub const OLD: &str = ".old-";
 pub const FAILED: &str = ".failed-";
@@ -72,6 +87,8 @@ pub fn for_resource(platform: &str, environment: &str) -> BTreeMap<String, Strin
 pub enum Role {
     Current,
     Retained,
+    /// Retained, stepped away from by a rollback.
+    RolledBack,
     Failed,
     /// Created by a run that did not finish swapping names.
     Pending,
@@ -84,6 +101,7 @@ pub fn parse_name<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, Role)> {
     let rest = name.strip_prefix(prefix)?;
     for (marker, role) in [
         (PREV, Role::Retained),
+        (ROLLED_BACK, Role::RolledBack),
         (FAILED, Role::Failed),
         (NEW, Role::Pending),
         (OLD, Role::Unconfirmed),
@@ -98,9 +116,40 @@ pub fn parse_name<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, Role)> {
     Some((rest, Role::Current))
 }
 
-/// A unique suffix for a container that steps aside: time-ordered, so names sort by age.
+/// A unique suffix for a container that steps aside (local time and the container's id): it
+/// makes names unique and readable; it does not order them (the engine's `Created` does).
 pub fn suffix(now_millis: u128, id: &str) -> String {
     format!("{now_millis:013}-{}", &id[..id.len().min(8)])
+}
+
+/// The role a container stepped aside by a swap takes once the swap is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aside {
+    /// A previous version, a rollback target (`.prev-`).
+    Previous,
+    /// Stepped away from by a rollback: kept, never a default target (`.rolled-back-`).
+    RolledBack,
+}
+
+/// `NAME.old-…` (or `NAME.old-rb-…`): the unconfirmed name of a container being stepped aside.
+pub fn aside_name(stable: &str, role: Aside, now_millis: u128, id: &str) -> String {
+    let marker = match role {
+        Aside::Previous => OLD,
+        Aside::RolledBack => OLD_ROLLBACK,
+    };
+    format!("{stable}{marker}{}", suffix(now_millis, id))
+}
+
+/// The role an unconfirmed name was given, and its confirmed name.
+pub fn confirmed(aside: &str) -> (Aside, String) {
+    if aside.contains(OLD_ROLLBACK) {
+        (
+            Aside::RolledBack,
+            aside.replacen(OLD_ROLLBACK, ROLLED_BACK, 1),
+        )
+    } else {
+        (Aside::Previous, aside.replacen(OLD, PREV, 1))
+    }
 }
 
 #[cfg(test)]
@@ -129,7 +178,33 @@ mod tests {
             parse_name("acme-prod-", "acme-prod-x.old-1"),
             Some(("x", Role::Unconfirmed))
         );
+        assert_eq!(
+            parse_name("acme-prod-", "acme-prod-x.rolled-back-1"),
+            Some(("x", Role::RolledBack))
+        );
+        assert_eq!(
+            parse_name("acme-prod-", "acme-prod-x.old-rb-1"),
+            Some(("x", Role::Unconfirmed))
+        );
         assert_eq!(parse_name("acme-prod-", "acme-preprod-x"), None);
         assert_eq!(parse_name("acme-prod-", "acme-prod-x.weird"), None);
+    }
+
+    #[test]
+    fn asides_confirm_into_their_role() {
+        let a = aside_name("acme-prod-x", Aside::RolledBack, 1, "abcdef0123");
+        assert_eq!(a, "acme-prod-x.old-rb-0000000000001-abcdef01");
+        assert_eq!(
+            confirmed(&a),
+            (
+                Aside::RolledBack,
+                "acme-prod-x.rolled-back-0000000000001-abcdef01".into()
+            )
+        );
+        let p = aside_name("acme-prod-x", Aside::Previous, 1, "ab");
+        assert_eq!(
+            confirmed(&p),
+            (Aside::Previous, "acme-prod-x.prev-0000000000001-ab".into())
+        );
     }
 }

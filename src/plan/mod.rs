@@ -4,11 +4,14 @@
 //! construction.
 
 pub mod labels;
+pub mod rollback;
+pub mod view;
+
+pub use view::{HostView, classify, prefix};
 
 use crate::engine::{ContainerSummary, Health, RunState};
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::ResolvedService;
-use crate::plan::labels::Role;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -80,78 +83,10 @@ pub struct Change {
     pub spec_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-/// One host's containers, sorted by the role their name and labels give them.
-#[derive(Debug, Clone, Default)]
-pub struct HostView {
-    pub current: BTreeMap<String, ContainerSummary>,
-    /// Newest first.
-    pub retained: BTreeMap<String, Vec<ContainerSummary>>,
-    pub failed: BTreeMap<String, Vec<ContainerSummary>>,
-    pub pending: Vec<ContainerSummary>,
-    /// Previous containers of swaps that were not confirmed healthy (an interrupted run).
-    pub unconfirmed: BTreeMap<String, Vec<ContainerSummary>>,
-    /// Containers fleetpin did not create holding one of its stable names, by name.
-    pub foreign: BTreeMap<String, ContainerSummary>,
-}
-
-pub fn prefix(platform: &str, environment: &str) -> String {
-    format!("{platform}-{environment}-")
-}
-
-fn ours(c: &ContainerSummary, platform: &str, environment: &str, service: &str) -> bool {
-    c.labels.get(labels::PLATFORM).map(String::as_str) == Some(platform)
-        && c.labels.get(labels::ENVIRONMENT).map(String::as_str) == Some(environment)
-        && c.labels.get(labels::SERVICE).map(String::as_str) == Some(service)
-}
-
-/// Sorts a host's containers (as listed with the environment's name prefix) by role.
-pub fn classify(platform: &str, environment: &str, containers: &[ContainerSummary]) -> HostView {
-    let prefix = prefix(platform, environment);
-    let mut v = HostView::default();
-    for c in containers {
-        let Some((service, role)) = labels::parse_name(&prefix, &c.name) else {
-            continue;
-        };
-        if !ours(c, platform, environment, service) {
-            if role == Role::Current {
-                v.foreign.insert(c.name.clone(), c.clone());
-            }
-            continue;
-        }
-        match role {
-            Role::Current => {
-                v.current.insert(service.to_string(), c.clone());
-            }
-            Role::Retained => v
-                .retained
-                .entry(service.to_string())
-                .or_default()
-                .push(c.clone()),
-            Role::Failed => v
-                .failed
-                .entry(service.to_string())
-                .or_default()
-                .push(c.clone()),
-            Role::Pending => v.pending.push(c.clone()),
-            Role::Unconfirmed => v
-                .unconfirmed
-                .entry(service.to_string())
-                .or_default()
-                .push(c.clone()),
-        }
-    }
-    // Suffixes are time-ordered: the newest retained container sorts last by name.
-    for list in v
-        .retained
-        .values_mut()
-        .chain(v.failed.values_mut())
-        .chain(v.unconfirmed.values_mut())
-    {
-        list.sort_by(|a, b| b.name.cmp(&a.name));
-    }
-    v
+    /// A retained container with exactly the desired spec (same spec hash): it is started
+    /// again — no pull, no new container ("relaunch, don't rebuild").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relaunch: Option<String>,
 }
 
 fn compare(from: &str, to: &VersionPin) -> ChangeKind {
@@ -179,6 +114,7 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
             container: None,
             spec_hash: Some(r.spec_hash.clone()),
             reason: None,
+            relaunch: None,
         };
         if let Some(f) = view.foreign.get(&r.container_name) {
             out.push(Change {
@@ -192,9 +128,16 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
             });
             continue;
         }
+        // Relaunch, don't rebuild: a kept container with the very spec wanted is started again.
+        let relaunch = view
+            .kept(&r.service)
+            .into_iter()
+            .find(|k| k.labels.get(labels::SPEC_HASH) == Some(&r.spec_hash))
+            .map(|k| k.id.clone());
         let Some(cur) = view.current.get(&r.service) else {
             out.push(Change {
                 kind: ChangeKind::Create,
+                relaunch,
                 ..base
             });
             continue;
@@ -221,6 +164,7 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
             from: Some(running),
             container: Some(cur.id.clone()),
             reason,
+            relaunch: if kind.replaces() { relaunch } else { None },
             ..base
         });
     }
@@ -234,6 +178,7 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
                 container: Some(c.id.clone()),
                 spec_hash: None,
                 reason: Some("no longer in the manifest for this host".into()),
+                relaunch: None,
             });
         }
     }
@@ -265,13 +210,6 @@ pub fn fingerprint(containers: &[ContainerSummary]) -> String {
         .collect();
     rows.sort();
     hex::encode(Sha256::digest(rows.join("\n").as_bytes()))
-}
-
-impl HostView {
-    /// Whether an interrupted run left work that `apply` (or `rollback`) repairs first.
-    pub fn needs_repair(&self) -> bool {
-        !self.pending.is_empty() || !self.unconfirmed.is_empty()
-    }
 }
 
 /// Counts per kind, for summaries.

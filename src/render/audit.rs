@@ -4,7 +4,7 @@
 //! services down, environments across, each cell the pin, marked where a host differs — because
 //! that one screen is what an operations team looks at every morning.
 
-use crate::audit::{Audit, Row, Status};
+use crate::ops::audit::{Audit, Row, Status};
 use crate::render::Style;
 
 /// A pin short enough for a matrix cell: `2.4.1@3b8d168`.

@@ -450,6 +450,18 @@ impl Scenario {
         })
     }
 
+    /// Removes an image from a host (so that the next deploy has to pull it), if it is there.
+    pub fn remove_image(&self, host: &str, reference: &str) {
+        let docker = self.docker(host);
+        let reference = reference.to_string();
+        block_on(async move {
+            let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                .force(true)
+                .build();
+            let _ = docker.remove_image(&reference, Some(opts), None).await;
+        });
+    }
+
     /// The registry digest of the image the container `name` on `host` runs.
     pub fn running_digest(&self, host: &str, name: &str, repo: &str) -> String {
         let image = self.inspect(host, name).image.unwrap();

@@ -1,10 +1,8 @@
-//! `fleetpin history`: who changed which pin when, read from the manifest's git history. Only
+//! Who changed which pin when, read from the manifest's git history (`fleetpin history`). Only
 //! commits that changed the file are parsed (the walk compares blob ids), so a repository with
 //! thousands of commits answers quickly. Old revisions may not validate any more: pins are read
 //! leniently, straight from the YAML tree.
 
-use crate::app::{Config, Exit};
-use crate::cli::{Format, HistoryArgs};
 use crate::manifest::yaml::{self, Node, Value};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -92,7 +90,7 @@ pub fn rows(
                 continue;
             }
             rows.push(Row {
-                date: crate::lock::rfc3339(
+                date: crate::clock::rfc3339(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.time.max(0) as u64),
                 ),
                 author: c.author.clone(),
@@ -110,71 +108,6 @@ pub fn rows(
         rows.truncate(n);
     }
     Ok(rows)
-}
-
-fn short(pin: &Option<String>) -> String {
-    match pin {
-        None => "-".into(),
-        Some(p) => match p.split_once("@sha256:") {
-            Some((tag, d)) => format!("{tag}@{}", &d[..12.min(d.len())]),
-            None => p.clone(),
-        },
-    }
-}
-
-pub fn run(config: &Config, args: &HistoryArgs) -> Exit {
-    if matches!(config.format, Format::Markdown | Format::Html) {
-        eprintln!("error: --format markdown and html are for `fleetpin audit`; use table or json");
-        return Exit::Failure;
-    }
-    let rows = match rows(
-        &config.file,
-        args.env.as_deref(),
-        args.service.as_deref(),
-        args.limit,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{} {e}", config.err.red("error:"));
-            return Exit::Failure;
-        }
-    };
-    if config.format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("serialises")
-        );
-        return Exit::Success;
-    }
-    if rows.is_empty() {
-        println!("No pin change in the history of {}.", config.file.display());
-        return Exit::Success;
-    }
-    let mut b = tabled::builder::Builder::default();
-    b.push_record([
-        "date",
-        "author",
-        "commit",
-        "env",
-        "service",
-        "from -> to",
-        "subject",
-    ]);
-    for r in &rows {
-        b.push_record([
-            r.date.replace('T', " ").trim_end_matches('Z').to_string(),
-            r.author.clone(),
-            r.commit[..8].to_string(),
-            r.environment.clone(),
-            r.service.clone(),
-            format!("{} -> {}", short(&r.from), short(&r.to)),
-            r.subject.clone(),
-        ]);
-    }
-    let mut table = b.build();
-    table.with(tabled::settings::Style::sharp());
-    println!("{table}");
-    Exit::Success
 }
 
 #[cfg(test)]

@@ -1,20 +1,21 @@
-//! `fleetpin audit`: what runs where across the fleet, against the pins.
+//! What runs where across the fleet, against the pins (`fleetpin audit`).
 //!
 //! Every host of every selected environment is observed at once (one list call, then an inspect
 //! of each running container for its start time and of each image for its registry digest), so
-//! the fleet costs about its slowest host. The status of each row is a pure function of the pin
-//! and what the host shows; the formats live in `report`.
+//! the fleet costs about its slowest host. The status of each row is a pure function of the pin,
+//! the resolved spec and what the host shows; the formats live in `render::audit`.
 
-use crate::app::{Config, Exit};
-use crate::cli::{AuditArgs, Format, Selection};
-use crate::deploy::{self, Prepared};
-use crate::engine::{ContainerSummary, Engine, Health, RunState};
+use crate::engine::{ContainerSummary, Engine, Health, RunState, reference};
+use crate::error::Result;
 use crate::manifest::Loaded;
 use crate::manifest::pin::VersionPin;
-use crate::plan::HostView;
+use crate::manifest::resolve::ResolvedService;
+use crate::ops::deploy::{self, Prepared, Selection};
 use crate::plan::labels;
+use crate::plan::view::HostView;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,14 +72,19 @@ pub struct Row {
     pub detail: Option<String>,
 }
 
-/// The status of a pinned service on a host (pure).
+/// The status of a pinned service on a host (pure). `settings_known` is false when an env_file
+/// could not be read here: the spec hash is then unknown, and settings are not judged.
 pub fn status_of(
-    pin: &VersionPin,
+    want: &ResolvedService,
     view: &HostView,
-    container_name: &str,
-    service: &str,
     digest: Option<&str>,
+    settings_known: bool,
 ) -> (Status, Option<String>) {
+    let (pin, container_name, service) = (
+        &want.pin,
+        want.container_name.as_str(),
+        want.service.as_str(),
+    );
     if view.foreign.contains_key(container_name) {
         return (
             Status::Conflict,
@@ -93,12 +99,13 @@ pub fn status_of(
     let running = cur.labels.get(labels::VERSION).cloned().unwrap_or_default();
     let same = VersionPin::parse(&running).is_ok_and(|r| r == *pin);
     if !same {
-        // The pinned version sits stopped among the retained ones: someone rolled back from it.
+        // The pinned version sits stopped among the kept ones: someone rolled back from it.
         let pinned = pin.to_string();
-        if view.retained.get(service).is_some_and(|list| {
-            list.iter()
-                .any(|c| c.labels.get(labels::VERSION) == Some(&pinned))
-        }) {
+        if view
+            .kept(service)
+            .iter()
+            .any(|c| c.labels.get(labels::VERSION) == Some(&pinned))
+        {
             return (
                 Status::RolledBack,
                 Some(format!(
@@ -124,6 +131,18 @@ pub fn status_of(
     }
     if cur.health == Health::Unhealthy {
         return (Status::Unhealthy, Some("the health check fails".into()));
+    }
+    if !settings_known {
+        return (
+            Status::Ok,
+            Some("settings not checked: an env_file is not readable here".into()),
+        );
+    }
+    if cur.labels.get(labels::SPEC_HASH) != Some(&want.spec_hash) {
+        return (
+            Status::Drift,
+            Some("settings differ from the manifest (spec hash); plan shows reconfigure".into()),
+        );
     }
     (Status::Ok, None)
 }
@@ -230,10 +249,9 @@ async fn host_rows(loaded: &Loaded, env: &str, p: &Prepared) -> Vec<Row> {
 
     let fill = |row: &mut Row, c: &ContainerSummary, repo: &str| {
         row.running = c.labels.get(labels::VERSION).cloned();
-        row.digest = digest_of.get(c.image_id.as_str()).and_then(|ds| {
-            ds.iter()
-                .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
-        });
+        row.digest = digest_of
+            .get(c.image_id.as_str())
+            .and_then(|ds| reference::digest_for(ds, repo));
         row.state = Some(state_str(c.state));
         row.health = Some(health_str(c.health).to_string());
         row.since = since.get(c.id.as_str()).cloned().flatten();
@@ -247,11 +265,10 @@ async fn host_rows(loaded: &Loaded, env: &str, p: &Prepared) -> Vec<Row> {
             fill(&mut row, c, &r.repository);
         }
         let (status, detail) = status_of(
-            &r.pin,
+            r,
             &p.view,
-            &r.container_name,
-            &r.service,
             row.digest.as_deref(),
+            !p.unchecked.contains(&r.service),
         );
         if let (Status::Conflict, Some(f)) = (status, p.view.foreign.get(&r.container_name)) {
             row.state = Some(state_str(f.state));
@@ -279,16 +296,13 @@ async fn host_rows(loaded: &Loaded, env: &str, p: &Prepared) -> Vec<Row> {
     rows
 }
 
-pub async fn collect(config: &Config, loaded: &Loaded, envs: &[String]) -> Result<Audit, Exit> {
-    let select = Selection {
-        services: vec![],
-        hosts: vec![],
-    };
+pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration) -> Result<Audit> {
+    let select = Selection::default();
     let mut rows = Vec::new();
     // All environments' hosts at once: the fleet costs its slowest host.
     let prepared = futures::future::join_all(
         envs.iter()
-            .map(|e| deploy::prepare_lenient(config, loaded, e, &select)),
+            .map(|e| deploy::prepare_lenient(loaded, e, &select, connect_timeout)),
     )
     .await;
     for (env, p) in envs.iter().zip(prepared) {
@@ -304,7 +318,7 @@ pub async fn collect(config: &Config, loaded: &Loaded, envs: &[String]) -> Resul
     Ok(Audit {
         platform: m.platform.clone(),
         commit: deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into()),
-        generated_at: crate::lock::rfc3339(std::time::SystemTime::now()),
+        generated_at: crate::clock::rfc3339(std::time::SystemTime::now()),
         environments: envs.to_vec(),
         services: m.services.keys().cloned().collect(),
         pins: envs
@@ -323,72 +337,4 @@ pub async fn collect(config: &Config, loaded: &Loaded, envs: &[String]) -> Resul
         rows,
         summary,
     })
-}
-
-pub fn run(config: &Config, args: &AuditArgs) -> Exit {
-    let loaded = match crate::app::load_or_report(config) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let envs: Vec<String> = match &args.env {
-        Some(e) if !loaded.manifest.environments.contains_key(e) => {
-            eprintln!(
-                "{} there is no environment `{e}` (environments: {})",
-                config.err.red("error:"),
-                loaded
-                    .manifest
-                    .environments
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            return Exit::Failure;
-        }
-        Some(e) => vec![e.clone()],
-        None => loaded.manifest.environments.keys().cloned().collect(),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let audit = match rt.block_on(collect(config, &loaded, &envs)) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    let style = if args.out.is_some() {
-        crate::render::Style { color: false }
-    } else {
-        config.out
-    };
-    let text = match config.format {
-        Format::Table => crate::render::audit::table(&audit, style),
-        Format::Json => serde_json::to_string_pretty(&audit).expect("serialises") + "\n",
-        Format::Markdown => crate::render::audit::markdown(&audit),
-        Format::Html => crate::render::audit::html(&audit),
-    };
-    match &args.out {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, &text) {
-                eprintln!(
-                    "{} cannot write {}: {e}",
-                    config.err.red("error:"),
-                    path.display()
-                );
-                return Exit::Failure;
-            }
-            if !config.quiet {
-                eprintln!("audit written to {}", path.display());
-            }
-        }
-        None => print!("{text}"),
-    }
-    if audit.unreachable() {
-        Exit::Failure
-    } else if args.exit_code && audit.drift() {
-        Exit::Pending
-    } else {
-        Exit::Success
-    }
 }

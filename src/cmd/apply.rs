@@ -1,0 +1,228 @@
+//! `fleetpin apply ENV`: converge the selected hosts to the manifest (or to exactly a saved plan),
+//! through the one host runner: each host locked, repaired, re-observed, then converged.
+
+use crate::app::Config;
+use crate::cli::{ApplyArgs, Format};
+use crate::engine::ContainerSummary;
+use crate::engine::Engine;
+use crate::engine::docker::DockerEngine;
+use crate::error::{Error, Exit, Result};
+use crate::host::converge::{self, Options};
+use crate::host::gate;
+use crate::host::lock::LockConfig;
+use crate::host::report::{HostReport, HostStatus, Progress};
+use crate::host::runner::{self, HostWork, Settings, Target};
+use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc, PlanHost, Selection};
+use crate::plan::view::HostView;
+use crate::plan::{self, ChangeKind};
+use std::time::Duration;
+
+/// Apply's work on one host: the plan made under the lock (or the saved plan), carried out.
+pub struct ApplyWork {
+    pub saved: Option<PlanDoc>,
+    pub select: Selection,
+    pub opts: Options,
+}
+
+impl ApplyWork {
+    fn saved_host(&self, host: &str) -> Option<&PlanHost> {
+        self.saved
+            .as_ref()
+            .and_then(|s| s.hosts.iter().find(|h| h.host == host))
+    }
+}
+
+impl<E: Engine> HostWork<E> for ApplyWork {
+    fn check(&self, target: &Target<E>, list: &[ContainerSummary]) -> Result<(), String> {
+        if self.saved.is_none() {
+            return Ok(());
+        }
+        let Some(s) = self.saved_host(&target.name) else {
+            return Err("not in the saved plan".into());
+        };
+        if s.fingerprint.as_deref() != Some(plan::fingerprint(list).as_str()) {
+            return Err(
+                "the host changed since the plan was made; run `fleetpin plan` again".into(),
+            );
+        }
+        // The manifest must still describe what the plan was made from.
+        for c in &s.changes {
+            if let Some(h) = &c.spec_hash
+                && !target
+                    .desired
+                    .iter()
+                    .any(|r| r.service == c.service && &r.spec_hash == h)
+            {
+                return Err(format!(
+                    "the manifest changed since the plan was made ({} differs); run `fleetpin plan` again",
+                    c.service
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse_repaired(&self) -> bool {
+        self.saved.is_some()
+    }
+
+    async fn work(
+        &self,
+        engine: &E,
+        target: &Target<E>,
+        view: &HostView,
+        progress: Progress<'_>,
+    ) -> HostReport {
+        let changes = match self.saved_host(&target.name) {
+            Some(s) => s.changes.clone(),
+            None => deploy::filter_orphans(plan::plan_host(&target.desired, view), &self.select),
+        };
+        converge::execute(
+            engine,
+            &target.name,
+            &target.desired,
+            &changes,
+            view,
+            &self.opts,
+            progress,
+        )
+        .await
+    }
+}
+
+fn read_plan(path: &std::path::Path) -> Result<PlanDoc> {
+    let doc = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<PlanDoc>(&t).map_err(|e| e.to_string()))
+        .map_err(|e| Error::msg(format!("cannot read the plan {}: {e}", path.display())))?;
+    if doc.format != PLAN_FORMAT {
+        return Err(Error::msg(format!(
+            "{}: unknown plan format `{}`",
+            path.display(),
+            doc.format
+        )));
+    }
+    Ok(doc)
+}
+
+pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
+    super::table_or_json(config)?;
+    let loaded = super::load(config, args.rev.as_deref())?;
+    let saved = args.plan.as_deref().map(read_plan).transpose()?;
+    if let Some(doc) = &saved
+        && (doc.environment != args.env || doc.platform != loaded.manifest.platform)
+    {
+        return Err(Error::msg(format!(
+            "the plan is for {} {}, not {} {}",
+            doc.platform, doc.environment, loaded.manifest.platform, args.env
+        )));
+    }
+    let select = super::selection(&args.select);
+    let rt = super::runtime();
+    let prepared = rt.block_on(deploy::prepare(
+        &loaded,
+        &args.env,
+        &select,
+        config.connect_timeout,
+    ))?;
+    let commit = deploy::source_commit(&loaded);
+    let doc = deploy::plan_doc(
+        &loaded,
+        &args.env,
+        commit.as_deref().unwrap_or("uncommitted"),
+        &prepared,
+    );
+    let orphans_kept = doc
+        .hosts
+        .iter()
+        .flat_map(|h| &h.changes)
+        .filter(|c| c.kind == ChangeKind::RemoveOrphan && !args.prune)
+        .count();
+    let pending = match &saved {
+        Some(s) => s.pending(),
+        None => doc.pending() - orphans_kept,
+    };
+    let json = config.format == Format::Json;
+    if !json && !config.quiet {
+        print!(
+            "{}",
+            crate::render::plan::plan(
+                saved.as_ref().unwrap_or(&doc),
+                config.verbose > 0,
+                config.out
+            )
+        );
+    }
+    if pending == 0 {
+        let reports: Vec<HostReport> = prepared
+            .iter()
+            .map(|p| match &p.error {
+                Some(e) => HostReport::with_error(
+                    &p.host.name,
+                    &p.host.endpoint(),
+                    HostStatus::Unreachable,
+                    e.clone(),
+                ),
+                None => HostReport::new(&p.host.name, &p.host.endpoint(), HostStatus::Unchanged),
+            })
+            .collect();
+        if !json && !config.quiet {
+            println!("Nothing to do: the selected hosts already run what the manifest pins.");
+        }
+        return Ok(finish(config, &args.env, &reports, doc.has_errors()));
+    }
+    super::confirm(
+        args.yes,
+        &format!("Apply {pending} change(s) to {}?", args.env),
+        "apply",
+    )?;
+    let stamp = deploy::stamp(&loaded, config.quiet, commit);
+    let env = &loaded.manifest.environments[&args.env];
+    let parallel = args
+        .max_parallel
+        .or(env.max_parallel)
+        .map(|n| n as usize)
+        .unwrap_or(prepared.len())
+        .max(1);
+    let health_timeout = args
+        .health_timeout
+        .map(Duration::from_secs)
+        .unwrap_or(gate::DEFAULT_TIMEOUT);
+    let settings = Settings {
+        platform: loaded.manifest.platform.clone(),
+        environment: args.env.clone(),
+        parallel,
+        lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
+        health_timeout,
+    };
+    let work = ApplyWork {
+        saved,
+        select,
+        opts: Options {
+            retain: loaded.manifest.retain,
+            prune: args.prune,
+            stamp,
+            health_timeout,
+        },
+    };
+    let targets: Vec<Target<DockerEngine>> = prepared.iter().map(|p| p.target()).collect();
+    let sink = crate::render::progress::ProgressSink::new(config.quiet);
+    crate::interrupt::install_on(&rt);
+    let reports = rt.block_on(runner::run(targets, &settings, &work, &|h: &str| {
+        sink.host(h)
+    }));
+    sink.clear();
+    Ok(finish(config, &args.env, &reports, false))
+}
+
+fn finish(config: &Config, env: &str, reports: &[HostReport], had_errors: bool) -> Exit {
+    let failed = had_errors || reports.iter().any(|r| !r.ok());
+    if config.format == Format::Json {
+        super::print_json(
+            &serde_json::json!({"environment": env, "ok": !failed, "hosts": reports}),
+        );
+    } else if !config.quiet || failed {
+        print!("{}", crate::render::plan::apply_report(reports, config.out));
+    }
+    super::run_exit(failed)
+}

@@ -1,0 +1,30 @@
+//! The commands that read no manifest: the JSON Schema, shell completions, the man page.
+
+use crate::cli::Cli;
+use crate::error::{Error, Exit, Result};
+use clap::CommandFactory;
+use std::io::Write;
+
+pub fn schema() -> Result<Exit> {
+    println!("{}", crate::manifest::schema::schema_json());
+    Ok(Exit::Success)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "fleetpin",
+        &mut std::io::stdout(),
+    );
+    Ok(Exit::Success)
+}
+
+pub fn man() -> Result<Exit> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| Error::msg(format!("rendering the man page: {e}")))?;
+    let _ = std::io::stdout().write_all(&out);
+    Ok(Exit::Success)
+}

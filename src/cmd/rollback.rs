@@ -1,0 +1,252 @@
+//! `fleetpin rollback ENV`: start the previous kept container of each selected service again, on
+//! every selected host, through the one host runner and the one swap; then pin what now runs and
+//! commit (the manifest file alone).
+//!
+//! Everything that can refuse does so before any host is touched: a service the environment does
+//! not pin, a service with nothing to go back to, hosts that would go back to different versions
+//! (`--to` settles it), a manifest that could not be committed afterwards. With `--host` on a
+//! subset of the environment's hosts, only those hosts go back, nothing is committed (the pin is
+//! the environment's), and the report names the hosts that now differ from the pin.
+
+use crate::app::Config;
+use crate::cli::{Format, RollbackArgs};
+use crate::engine::Engine;
+use crate::engine::docker::DockerEngine;
+use crate::error::{Error, Exit, Result};
+use crate::git;
+use crate::host::converge::Options;
+use crate::host::gate;
+use crate::host::lock::LockConfig;
+use crate::host::report::{ActionStatus, HostReport, Progress};
+use crate::host::rollback::rollback_host;
+use crate::host::runner::{self, HostWork, Settings, Target};
+use crate::ops::deploy;
+use crate::ops::pins;
+use crate::plan::rollback::agree;
+use crate::plan::view::HostView;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Rollback's work on one host: the agreed targets, through the one swap.
+pub struct RollbackWork {
+    /// service → the version every host goes back to.
+    pub targets: BTreeMap<String, String>,
+    pub to: Option<String>,
+    pub opts: Options,
+}
+
+impl<E: Engine> HostWork<E> for RollbackWork {
+    async fn work(
+        &self,
+        engine: &E,
+        target: &Target<E>,
+        view: &HostView,
+        progress: Progress<'_>,
+    ) -> HostReport {
+        rollback_host(
+            engine,
+            &target.name,
+            &target.desired,
+            view,
+            &self.targets,
+            self.to.as_deref(),
+            &self.opts,
+            progress,
+        )
+        .await
+    }
+}
+
+pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
+    super::table_or_json(config)?;
+    let loaded = super::load(config, None)?;
+    let m = &loaded.manifest;
+    let env = m.environments.get(&args.env).ok_or_else(|| {
+        Error::msg(format!(
+            "there is no environment `{}` (environments: {})",
+            args.env,
+            m.environments
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    for s in &args.select.services {
+        if !env.versions.contains_key(s) {
+            return Err(Error::msg(format!(
+                "`{s}` is not pinned in {}, so it has nothing to roll back (pinned: {})",
+                args.env,
+                env.versions.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    // A subset of the hosts goes back without touching the environment's pin.
+    let subset =
+        !args.select.hosts.is_empty() && env.hosts.keys().any(|h| !args.select.hosts.contains(h));
+    let commit = !args.no_commit && !subset;
+    if commit {
+        git::ensure_committable(&loaded.path)?;
+    }
+    let select = super::selection(&args.select);
+    let rt = super::runtime();
+    let prepared = rt.block_on(deploy::prepare(
+        &loaded,
+        &args.env,
+        &select,
+        config.connect_timeout,
+    ))?;
+    let services: Vec<String> = env
+        .versions
+        .keys()
+        .filter(|s| select.services.is_empty() || select.services.contains(s))
+        .cloned()
+        .collect();
+    let reachable: Vec<(String, &HostView, Vec<String>)> = prepared
+        .iter()
+        .filter(|p| p.engine.is_some())
+        .map(|p| {
+            (
+                p.host.name.clone(),
+                &p.view,
+                p.desired.iter().map(|r| r.service.clone()).collect(),
+            )
+        })
+        .collect();
+    let targets = agree(&reachable, &services, args.to.as_deref()).map_err(|problems| {
+        Error::msg(format!(
+            "nothing was rolled back:\n  {}",
+            problems.join("\n  ")
+        ))
+    })?;
+    if targets.is_empty() {
+        return Err(Error::msg(format!(
+            "nothing to roll back: no selected host of {} runs the selected services",
+            args.env
+        )));
+    }
+    if !config.quiet {
+        let hosts: Vec<&str> = prepared.iter().map(|p| p.host.name.as_str()).collect();
+        for (s, v) in &targets {
+            eprintln!("Rolling back {s} to {v} on {}.", hosts.join(", "));
+        }
+    }
+    super::confirm(args.yes, "Roll back?", "roll back")?;
+
+    let stamp = deploy::stamp(&loaded, true, deploy::source_commit(&loaded));
+    let health_timeout = args
+        .health_timeout
+        .map(Duration::from_secs)
+        .unwrap_or(gate::DEFAULT_TIMEOUT);
+    let settings = Settings {
+        platform: m.platform.clone(),
+        environment: args.env.clone(),
+        parallel: env
+            .max_parallel
+            .map(|n| n as usize)
+            .unwrap_or(prepared.len())
+            .max(1),
+        lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
+        health_timeout,
+    };
+    let work = RollbackWork {
+        targets: targets.clone(),
+        to: args.to.clone(),
+        opts: Options {
+            retain: m.retain,
+            prune: false,
+            stamp,
+            health_timeout,
+        },
+    };
+    let runner_targets: Vec<Target<DockerEngine>> = prepared.iter().map(|p| p.target()).collect();
+    let sink = crate::render::progress::ProgressSink::new(config.quiet);
+    crate::interrupt::install_on(&rt);
+    let reports = rt.block_on(runner::run(runner_targets, &settings, &work, &|h: &str| {
+        sink.host(h)
+    }));
+    sink.clear();
+    let failed = reports.iter().any(|r| !r.ok());
+
+    // What each host now runs, per service it rolled back.
+    let mut running: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for r in &reports {
+        for a in r.actions.iter().filter(|a| a.status == ActionStatus::Done) {
+            if let Some(v) = &a.to {
+                running
+                    .entry(a.service.clone())
+                    .or_default()
+                    .push((r.host.clone(), v.clone()));
+            }
+        }
+    }
+    let mut moves = Vec::new();
+    let mut notes = Vec::new();
+    for (service, on) in &running {
+        let first = &on[0].1;
+        let pinned = env.versions.get(service).map(|p| p.value.to_string());
+        if pinned.as_deref() != Some(first.as_str()) {
+            moves.push((
+                service.clone(),
+                pinned.unwrap_or_else(|| "-".into()),
+                first.clone(),
+            ));
+        }
+    }
+    let mut committed = None;
+    if subset {
+        for (service, pinned, now) in &moves {
+            let hosts: Vec<&str> = running[service].iter().map(|(h, _)| h.as_str()).collect();
+            notes.push(format!(
+                "{} now run{} {service} {now} while {} pins {pinned}: the pin is the environment's, so it was not changed; `fleetpin apply {}` would put them back",
+                hosts.join(", "),
+                if hosts.len() == 1 { "s" } else { "" },
+                args.env,
+                args.env
+            ));
+        }
+    } else if !moves.is_empty() && commit {
+        let edits: Vec<(String, String)> = moves
+            .iter()
+            .map(|(s, _, to)| (s.clone(), to.clone()))
+            .collect();
+        let message = pins::message("rollback", &args.env, &moves);
+        match pins::write_and_commit(
+            &loaded.path,
+            &loaded.text,
+            &args.env,
+            &edits,
+            Some(&message),
+        ) {
+            Ok(id) => committed = id.map(|id| (id, message)),
+            Err((_, e)) => notes.push(format!("the pins could not be rewritten: {e}")),
+        }
+    } else if !moves.is_empty() {
+        notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".into());
+    }
+    let pin_commit_failed = notes.iter().any(|n| n.starts_with("the pins could not"));
+    if config.format == Format::Json {
+        super::print_json(&json!({
+            "environment": args.env,
+            "ok": !failed && !pin_commit_failed,
+            "hosts": reports,
+            "pins": moves.iter().map(|(s, f, t)| json!({"service": s, "from": f, "to": t})).collect::<Vec<_>>(),
+            "pinned": !subset && commit && committed.is_some(),
+            "commit": committed.as_ref().map(|(id, _)| id),
+            "notes": notes,
+        }));
+    } else {
+        print!(
+            "{}",
+            crate::render::plan::apply_report(&reports, config.out)
+        );
+        if let Some((id, message)) = &committed {
+            println!("\ncommitted {}: {message}", &id[..12.min(id.len())]);
+        }
+        for n in &notes {
+            println!("note: {n}");
+        }
+    }
+    Ok(super::run_exit(failed || pin_commit_failed))
+}

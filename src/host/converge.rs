@@ -1,0 +1,282 @@
+//! Converging one locked, repaired host to its plan: the steps of `apply` on a host.
+//!
+//! Images are pulled (and digest pins verified) before anything is stopped, so a failed pull
+//! leaves the host untouched; volumes and networks are created next (they change nothing that
+//! runs). Then each change in start order: a replacement goes through the one swap (a new
+//! container, or a kept one relaunched when its spec hash is the one wanted), a stopped or
+//! unhealthy service is restarted and judged by the gate, an orphan is removed with `--prune`,
+//! a conflict is reported and never touched. The first failure stops the host: what follows may
+//! depend on it.
+
+use crate::engine::Engine;
+use crate::engine::reference;
+use crate::host::gate::{self, Gate};
+use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
+use crate::host::spec::create_spec;
+use crate::host::swap::{self, Incoming, Swap};
+use crate::manifest::resolve::{MountSource, ResolvedService};
+use crate::plan::labels::{self, Aside, DeployStamp};
+use crate::plan::view::HostView;
+use crate::plan::{Change, ChangeKind};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub retain: u32,
+    pub prune: bool,
+    pub stamp: DeployStamp,
+    /// `--health-timeout`
+    pub health_timeout: Duration,
+}
+
+impl Options {
+    pub fn gate(&self, r: &ResolvedService) -> Gate {
+        Gate::new(self.health_timeout, r.monitor)
+    }
+}
+
+/// Converges one host, which the caller has locked and observed (`view`), by carrying out
+/// `changes` (as planned from `desired` and `view`).
+pub async fn execute<E: Engine>(
+    engine: &E,
+    host: &str,
+    desired: &[ResolvedService],
+    changes: &[Change],
+    view: &HostView,
+    opts: &Options,
+    progress: Progress<'_>,
+) -> HostReport {
+    let mut report = HostReport::new(host, engine.endpoint(), HostStatus::Unchanged);
+    let find = |s: &str| desired.iter().find(|r| r.service == s);
+    let untouched = |report: &mut HostReport, e: String| {
+        report.status = HostStatus::Failed;
+        report.error = Some(format!("{e}; nothing was changed on this host"));
+    };
+
+    // 1. Pull everything first: a failed pull must leave the host as it was. A relaunched
+    //    container needs no image.
+    let replacing: Vec<&Change> = changes
+        .iter()
+        .filter(|c| c.kind.replaces() && c.relaunch.is_none())
+        .collect();
+    for c in &replacing {
+        let Some(r) = find(&c.service) else { continue };
+        if let Err(e) = ensure_image(engine, r, progress).await {
+            untouched(&mut report, e);
+            return report;
+        }
+    }
+    // Volumes and networks: creating them changes nothing that runs.
+    for c in changes.iter().filter(|c| c.kind.replaces()) {
+        let Some(r) = find(&c.service) else { continue };
+        let res = labels::for_resource(&r.platform, &r.environment);
+        for m in &r.mounts {
+            if let MountSource::Volume { name } = &m.source
+                && let Err(e) = engine.ensure_volume(name, &res).await
+            {
+                untouched(&mut report, e.to_string());
+                return report;
+            }
+        }
+        for n in &r.networks {
+            if let Err(e) = engine.ensure_network(n, &res).await {
+                untouched(&mut report, e.to_string());
+                return report;
+            }
+        }
+    }
+
+    // 2. One service at a time, in start order.
+    for c in changes {
+        if crate::interrupt::interrupted() && c.kind != ChangeKind::Unchanged {
+            report.status = HostStatus::Interrupted;
+            report.error = Some("interrupted: the remaining changes were not started".into());
+            return report;
+        }
+        let started = Instant::now();
+        let mut action = Action::new(&c.service, c.kind, c.from.clone(), c.to.clone());
+        let outcome = match c.kind {
+            ChangeKind::Unchanged => continue,
+            ChangeKind::Conflict => {
+                action.status = ActionStatus::Skipped;
+                action.detail = c.reason.clone();
+                report.actions.push(action);
+                continue;
+            }
+            ChangeKind::RemoveOrphan if !opts.prune => {
+                action.status = ActionStatus::Skipped;
+                action.detail = Some("orphan kept: run with --prune to remove it".into());
+                report.actions.push(action);
+                continue;
+            }
+            ChangeKind::RemoveOrphan => remove_orphan(engine, &c.service, view, progress).await,
+            ChangeKind::Restart => {
+                let (Some(id), Some(r)) = (&c.container, find(&c.service)) else {
+                    continue;
+                };
+                restart(engine, id, r, opts, progress, &mut action).await
+            }
+            _ => {
+                let Some(r) = find(&c.service) else { continue };
+                replace(engine, r, c, view, opts, progress, &mut action).await
+            }
+        };
+        action.seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                report.status = HostStatus::Converged;
+                report.actions.push(action);
+            }
+            Err(f) => {
+                report.fail(action, f, "; the previous version runs again");
+                return report;
+            }
+        }
+    }
+    report
+}
+
+/// Pulls the image of `r` when the host lacks it, and checks a digest pin against what the host
+/// then holds. The error says what failed.
+async fn ensure_image<E: Engine>(
+    engine: &E,
+    r: &ResolvedService,
+    progress: Progress<'_>,
+) -> Result<(), String> {
+    match engine.inspect_image(&r.image_ref).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            progress(&format!("pulling {}", r.image_ref));
+            crate::interrupt::fault_point("pulling").await;
+            engine
+                .pull(
+                    &r.image_ref,
+                    crate::engine::credentials::for_image(&r.repository),
+                )
+                .await
+                .map_err(|e| format!("pull of {} failed: {e}", r.image_ref))?;
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    // A digest pin must run exactly that image: check what the host holds under it, whatever
+    // form (`nginx`, `docker.io/library/nginx`) the manifest and the engine use.
+    if let Some(digest) = &r.pin.digest {
+        let found = engine
+            .inspect_image(&r.image_ref)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ok = found
+            .as_ref()
+            .and_then(|img| reference::digest_for(&img.repo_digests, &r.repository))
+            .is_some_and(|d| &d == digest);
+        if !ok {
+            return Err(format!(
+                "digest mismatch for {}: pinned {}@{digest}, the host has {}",
+                r.service,
+                r.repository,
+                found
+                    .map(|i| i.repo_digests.join(", "))
+                    .unwrap_or_else(|| "no such image".into())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A service present but stopped or unhealthy: stop, start, and judge it.
+async fn restart<E: Engine>(
+    engine: &E,
+    id: &str,
+    r: &ResolvedService,
+    opts: &Options,
+    progress: Progress<'_>,
+    action: &mut Action,
+) -> Result<(), Failure> {
+    progress(&format!("restarting {}", r.service));
+    let fail = |reason: String| Failure::new(&r.service, reason);
+    engine
+        .stop(id, None)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    engine.start(id).await.map_err(|e| fail(e.to_string()))?;
+    progress(&format!("waiting for {} to pass its gate", r.service));
+    let h = Instant::now();
+    let judged = gate::watch(engine, id, &opts.gate(r)).await;
+    action.health_seconds = h.elapsed().as_secs_f64();
+    match judged {
+        Ok(()) => Ok(()),
+        Err(reason) => Err(swap::failure_details(engine, id, &r.service, reason).await),
+    }
+}
+
+async fn remove_orphan<E: Engine>(
+    engine: &E,
+    service: &str,
+    view: &HostView,
+    progress: Progress<'_>,
+) -> Result<(), Failure> {
+    progress(&format!("removing orphan {service}"));
+    for c in view.all_of(service) {
+        engine
+            .remove(&c.id)
+            .await
+            .map_err(|e| Failure::new(service, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Create, upgrade, downgrade, change or reconfigure: the one swap, to a new container or to a
+/// kept one with the very spec wanted.
+async fn replace<E: Engine>(
+    engine: &E,
+    r: &ResolvedService,
+    c: &Change,
+    view: &HostView,
+    opts: &Options,
+    progress: Progress<'_>,
+    action: &mut Action,
+) -> Result<(), Failure> {
+    let current = view.current.get(&r.service);
+    let relaunched = c
+        .relaunch
+        .as_ref()
+        .and_then(|id| view.kept(&r.service).into_iter().find(|k| &k.id == id));
+    let incoming = match relaunched {
+        Some(k) => {
+            action.relaunched = true;
+            Incoming::Relaunch(k.clone())
+        }
+        None => Incoming::Create(create_spec(r, &r.container_name, &opts.stamp)),
+    };
+    // Going back to a container created before the one serving is a rollback in all but name.
+    let aside = match (&incoming, current) {
+        (Incoming::Relaunch(k), Some(cur)) if k.created < cur.created => Aside::RolledBack,
+        _ => Aside::Previous,
+    };
+    let done = swap::run(
+        engine,
+        Swap {
+            service: &r.service,
+            stable: &r.container_name,
+            current,
+            incoming,
+            policy: r.restart.as_str(),
+            aside,
+            gate: opts.gate(r),
+            retain: opts.retain,
+            view,
+        },
+        progress,
+    )
+    .await;
+    match done {
+        Ok(d) => {
+            action.health_seconds = d.health_seconds;
+            if let (Some(cur), 0) = (current, opts.retain) {
+                let _ = engine.remove(&cur.id).await;
+            }
+            Ok(())
+        }
+        Err(f) => Err(f),
+    }
+}

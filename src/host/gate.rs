@@ -1,0 +1,214 @@
+//! The health gate a container must pass before the one it replaces is let go.
+//!
+//! With a healthcheck (the manifest's or the image's) it must report `healthy`; `unhealthy`
+//! fails at once. Without one — most Tomcat-style images have none — it must keep running for the
+//! service's `update.monitor`: an exit, a restart (RestartCount grows) or a new StartedAt inside
+//! that window fails the gate, so a crash-looping release cannot pass by being "up" at the
+//! instant it is looked at. `--health-timeout` bounds the whole wait. The decision is the pure
+//! `judge`; `watch` polls the engine and asks it.
+
+use crate::engine::{ContainerDetails, Engine, Health, RunState};
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// The longest wait for `healthy` (`--health-timeout`).
+    pub timeout: Duration,
+    /// How long a container without healthcheck must keep running (`update.monitor`).
+    pub monitor: Duration,
+}
+
+impl Gate {
+    pub fn new(timeout: Duration, monitor: Duration) -> Gate {
+        Gate { timeout, monitor }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(String),
+    Wait,
+}
+
+/// What the container looked like when the watch began: later restarts are measured from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    pub started_at: Option<String>,
+    pub restart_count: i64,
+}
+
+impl Baseline {
+    pub fn of(d: &ContainerDetails) -> Baseline {
+        Baseline {
+            started_at: d.started_at.clone(),
+            restart_count: d.restart_count,
+        }
+    }
+}
+
+/// The gate's decision on one look at the container, `elapsed` after the watch began.
+pub fn judge(base: &Baseline, now: &ContainerDetails, elapsed: Duration, gate: &Gate) -> Verdict {
+    match now.state {
+        RunState::Exited | RunState::Dead | RunState::Removing => {
+            return Verdict::Fail(format!(
+                "the container exited (exit code {})",
+                now.exit_code.unwrap_or(-1)
+            ));
+        }
+        RunState::Restarting => {
+            return Verdict::Fail("the container is restarting: its process exits".into());
+        }
+        RunState::Created | RunState::Paused => {
+            return Verdict::Fail(
+                format!("the container is {:?}, not running", now.state).to_lowercase(),
+            );
+        }
+        RunState::Running => {}
+    }
+    if now.restart_count > base.restart_count || now.started_at != base.started_at {
+        return Verdict::Fail(format!(
+            "the container restarted (restart count {}): its process exits",
+            now.restart_count
+        ));
+    }
+    match now.health {
+        Health::Healthy => return Verdict::Pass,
+        Health::Unhealthy => return Verdict::Fail("the health check reports unhealthy".into()),
+        Health::None if elapsed >= gate.monitor => return Verdict::Pass,
+        Health::None | Health::Starting => {}
+    }
+    if elapsed >= gate.timeout {
+        return Verdict::Fail(match now.health {
+            Health::None => format!(
+                "still watched after {}s (--health-timeout is shorter than update.monitor)",
+                gate.timeout.as_secs()
+            ),
+            _ => format!(
+                "not healthy after {}s (--health-timeout)",
+                gate.timeout.as_secs()
+            ),
+        });
+    }
+    Verdict::Wait
+}
+
+/// Watches a started container until the gate passes or fails.
+pub async fn watch<E: Engine>(engine: &E, id: &str, gate: &Gate) -> Result<(), String> {
+    let started = Instant::now();
+    let first = engine
+        .inspect_container(id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = Baseline::of(&first);
+    let mut now = first;
+    loop {
+        match judge(&base, &now, started.elapsed(), gate) {
+            Verdict::Pass => return Ok(()),
+            Verdict::Fail(reason) => return Err(reason),
+            Verdict::Wait => {}
+        }
+        tokio::time::sleep(POLL).await;
+        now = engine
+            .inspect_container(id)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn details(state: RunState, health: Health, restarts: i64, started: &str) -> ContainerDetails {
+        ContainerDetails {
+            id: "c".into(),
+            name: "n".into(),
+            state,
+            health,
+            health_log: vec![],
+            started_at: Some(started.into()),
+            restart_count: restarts,
+            exit_code: Some(1),
+            restart_policy: "unless-stopped".into(),
+            image_id: "i".into(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    const GATE: Gate = Gate {
+        timeout: Duration::from_secs(120),
+        monitor: Duration::from_secs(10),
+    };
+    const T0: &str = "2026-11-30T00:00:00.1Z";
+
+    fn base() -> Baseline {
+        Baseline::of(&details(RunState::Running, Health::None, 0, T0))
+    }
+
+    #[test]
+    fn without_healthcheck_it_must_keep_running_for_the_monitor_window() {
+        let up = details(RunState::Running, Health::None, 0, T0);
+        assert_eq!(
+            judge(&base(), &up, Duration::from_secs(4), &GATE),
+            Verdict::Wait
+        );
+        assert_eq!(
+            judge(&base(), &up, Duration::from_secs(10), &GATE),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn an_exit_or_a_restart_inside_the_window_fails_it() {
+        let exited = details(RunState::Exited, Health::None, 0, T0);
+        assert!(matches!(
+            judge(&base(), &exited, Duration::from_secs(4), &GATE),
+            Verdict::Fail(r) if r.contains("exited")
+        ));
+        // Restarted by the engine between two looks: running again, but not the same process.
+        let restarted = details(RunState::Running, Health::None, 1, "2026-11-30T00:00:04.2Z");
+        assert!(matches!(
+            judge(&base(), &restarted, Duration::from_secs(5), &GATE),
+            Verdict::Fail(r) if r.contains("restarted")
+        ));
+        let moved = details(RunState::Running, Health::None, 0, "2026-11-30T00:00:04.2Z");
+        assert!(matches!(
+            judge(&base(), &moved, Duration::from_secs(5), &GATE),
+            Verdict::Fail(_)
+        ));
+        let restarting = details(RunState::Restarting, Health::None, 3, T0);
+        assert!(matches!(
+            judge(&base(), &restarting, Duration::from_secs(1), &GATE),
+            Verdict::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn with_healthcheck_healthy_passes_and_unhealthy_fails_at_once() {
+        let b = base();
+        let starting = details(RunState::Running, Health::Starting, 0, T0);
+        assert_eq!(
+            judge(&b, &starting, Duration::from_secs(60), &GATE),
+            Verdict::Wait
+        );
+        assert!(matches!(
+            judge(&b, &starting, Duration::from_secs(120), &GATE),
+            Verdict::Fail(r) if r.contains("--health-timeout")
+        ));
+        let healthy = details(RunState::Running, Health::Healthy, 0, T0);
+        assert_eq!(
+            judge(&b, &healthy, Duration::from_millis(1), &GATE),
+            Verdict::Pass
+        );
+        let sick = details(RunState::Running, Health::Unhealthy, 0, T0);
+        assert!(matches!(
+            judge(&b, &sick, Duration::ZERO, &GATE),
+            Verdict::Fail(_)
+        ));
+    }
+}

@@ -1,0 +1,180 @@
+//! Recognising and repairing what an interrupted apply or rollback left on a host, before any
+//! planning, under the lock. The swap's states (see `swap`) are visible in names alone, so one
+//! list call says where a killed run stopped:
+//!
+//! ```text
+//!  found                                   state    repair
+//!  NAME.new-T, never started               S1–S3    remove it: it never ran, it holds nothing
+//!  NAME.new-T, started (start-first)       —        stop it gracefully, remove it; never `.failed-`
+//!  NAME.old-T, no NAME                     S3       put it back under NAME and start it
+//!  NAME.old-T, NAME not started yet        S4       finish the swap: start NAME and judge it
+//!  NAME.old-T, NAME running or exited      S5       judge NAME (started again if it stopped):
+//!                                                    passes → confirm the old one (.prev- /
+//!                                                    .rolled-back-); fails its gate → NAME.failed-,
+//!                                                    the old one back
+//!  NAME stopped, no .old-                  S2       nothing: the plan restarts or replaces it
+//! ```
+//!
+//! Interrupted is not failed: only a container that fails its gate here, as it would have in the
+//! killed run, is kept as `.failed-` — never one that was merely interrupted. Older `.old-`
+//! leftovers are confirmed into their role; extra `.failed-` containers (one per service is the
+//! rule) are removed.
+
+use crate::engine::{ContainerSummary, Engine, RunState};
+use crate::host::gate::{self, Gate};
+use crate::host::report::Progress;
+use crate::host::swap;
+use crate::manifest::resolve::ResolvedService;
+use crate::plan::labels;
+use crate::plan::view::{HostView, prefix};
+use std::time::Duration;
+
+/// What repair did on one host, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repaired {
+    pub notes: Vec<String>,
+}
+
+impl Repaired {
+    pub fn acted(&self) -> bool {
+        !self.notes.is_empty()
+    }
+}
+
+fn version(c: &ContainerSummary) -> &str {
+    c.labels
+        .get(labels::VERSION)
+        .map(String::as_str)
+        .unwrap_or("?")
+}
+
+/// Repairs the states an interrupted run leaves (module comment); `view` is the host as listed,
+/// `desired` gives each service's gate (defaults for services no longer in the manifest).
+pub async fn repair<E: Engine>(
+    engine: &E,
+    platform: &str,
+    environment: &str,
+    view: &HostView,
+    desired: &[ResolvedService],
+    timeout: Duration,
+    progress: Progress<'_>,
+) -> Result<Repaired, String> {
+    let e = |e: crate::engine::EngineError| e.to_string();
+    let mut done = Repaired::default();
+    for p in &view.pending {
+        if p.state == RunState::Created {
+            progress(&format!("removing {}, left by an interrupted run", p.name));
+            engine.remove(&p.id).await.map_err(e)?;
+            done.notes.push(format!(
+                "removed {} (created by an interrupted run, never started)",
+                p.name
+            ));
+        } else {
+            // It ran beside the serving one (start-first) and may have answered requests: a
+            // graceful stop, never a kill, and it did not fail anything.
+            progress(&format!("stopping {}, left by an interrupted run", p.name));
+            engine.stop(&p.id, None).await.map_err(e)?;
+            engine.remove(&p.id).await.map_err(e)?;
+            done.notes.push(format!(
+                "stopped and removed {} (started by an interrupted run, never confirmed)",
+                p.name
+            ));
+        }
+    }
+    let pre = prefix(platform, environment);
+    let mut failed_now = std::collections::BTreeSet::new();
+    for (service, unconfirmed) in &view.unconfirmed {
+        let Some((newest, older)) = unconfirmed.split_first() else {
+            continue;
+        };
+        // Leftovers of earlier interruptions are previous versions like any other.
+        for o in older {
+            swap::confirm(engine, &o.id, &o.name).await.map_err(e)?;
+            done.notes.push(format!(
+                "{service}: kept {} {} left by an earlier interrupted run",
+                o.name,
+                version(o)
+            ));
+        }
+        let stable = format!("{pre}{service}");
+        let gate = desired
+            .iter()
+            .find(|r| &r.service == service)
+            .map(|r| Gate::new(timeout, r.monitor))
+            .unwrap_or_else(|| Gate::new(timeout, crate::manifest::DEFAULT_MONITOR));
+        match view.current.get(service) {
+            None => {
+                // S3: nothing holds the name; the one that was serving goes back.
+                progress(&format!(
+                    "{service}: no container under its name; restarting the previous one"
+                ));
+                engine.rename(&newest.id, &stable).await.map_err(e)?;
+                engine.start(&newest.id).await.map_err(e)?;
+                let ok = gate::watch(engine, &newest.id, &gate).await;
+                done.notes.push(format!(
+                    "{service}: restored {} after an interrupted run{}",
+                    version(newest),
+                    match &ok {
+                        Ok(()) => String::new(),
+                        Err(r) => format!(" (but: {r})"),
+                    }
+                ));
+            }
+            Some(cur) => {
+                // S4, S5: finish the swap the killed run began, and judge it as it would have.
+                progress(&format!(
+                    "{service}: finishing the swap to {} an interrupted run began",
+                    version(cur)
+                ));
+                let judged = match cur.state {
+                    RunState::Running => gate::watch(engine, &cur.id, &gate).await,
+                    _ => match engine.start(&cur.id).await {
+                        Ok(()) => gate::watch(engine, &cur.id, &gate).await,
+                        Err(err) => Err(format!("the engine could not start it: {err}")),
+                    },
+                };
+                match judged {
+                    Ok(()) => {
+                        swap::confirm(engine, &newest.id, &newest.name)
+                            .await
+                            .map_err(e)?;
+                        done.notes.push(format!(
+                            "{service}: finished the swap to {} an interrupted run left unconfirmed",
+                            version(cur)
+                        ));
+                    }
+                    Err(reason) => {
+                        progress(&format!(
+                            "{service}: {} did not pass its gate ({reason}); putting {} back",
+                            version(cur),
+                            version(newest)
+                        ));
+                        swap::mark_failed(engine, &cur.id, &stable, service, view).await;
+                        failed_now.insert(service.clone());
+                        let back = swap::put_back(engine, &newest.id, &stable, None).await
+                            && gate::watch(engine, &newest.id, &gate).await.is_ok();
+                        done.notes.push(format!(
+                            "{service}: {} an interrupted run was deploying failed its gate ({reason}); restored {}{}",
+                            version(cur),
+                            version(newest),
+                            if back { "" } else { " (but it does not pass its gate either)" }
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (service, failed) in &view.failed {
+        if failed_now.contains(service) {
+            continue;
+        }
+        for extra in failed.iter().skip(1) {
+            engine.remove(&extra.id).await.map_err(e)?;
+            done.notes.push(format!(
+                "{service}: removed {} (one failed container per service is kept)",
+                extra.name
+            ));
+        }
+    }
+    Ok(done)
+}

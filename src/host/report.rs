@@ -1,0 +1,179 @@
+//! What a run did on one host, in one shape for apply, rollback, repair and (later) the agent:
+//! the host's status, one action per service touched, the failure that stopped it with the logs
+//! that explain it, and what was repaired first.
+
+use crate::plan::ChangeKind;
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// Progress lines for one host (`pulling billing 2.4.1`, …).
+pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// Makes the progress reporter of each host.
+pub type ProgressFor<'a> = &'a (dyn Fn(&str) -> Box<dyn Fn(&str) + Send + Sync> + Sync);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionStatus {
+    Done,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub service: String,
+    pub kind: ChangeKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub status: ActionStatus,
+    /// A kept container was started again (no pull, no new container).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub relaunched: bool,
+    /// Wall time of the step, health wait included.
+    pub seconds: f64,
+    /// Of which waiting for the health gate.
+    pub health_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Action {
+    pub fn new(
+        service: &str,
+        kind: ChangeKind,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Action {
+        Action {
+            service: service.to_string(),
+            kind,
+            from,
+            to,
+            status: ActionStatus::Done,
+            relaunched: false,
+            seconds: 0.0,
+            health_seconds: 0.0,
+            detail: None,
+        }
+    }
+}
+
+/// Why a container was not accepted, with what helps to find out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub service: String,
+    pub reason: String,
+    pub health_log: Vec<String>,
+    pub logs: String,
+    /// Whether the container that was serving before serves again.
+    pub restored: bool,
+}
+
+impl Failure {
+    pub fn new(service: &str, reason: impl Into<String>) -> Failure {
+        Failure {
+            service: service.to_string(),
+            reason: reason.into(),
+            health_log: vec![],
+            logs: String::new(),
+            restored: false,
+        }
+    }
+
+    pub fn restored(mut self, restored: bool) -> Failure {
+        self.restored = restored;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostStatus {
+    Converged,
+    Unchanged,
+    Failed,
+    Unreachable,
+    Locked,
+    Refused,
+    Skipped,
+    /// Stopped by Ctrl-C before this host was changed, or after its step in flight finished.
+    Interrupted,
+}
+
+impl HostStatus {
+    pub fn ok(self) -> bool {
+        matches!(self, HostStatus::Converged | HostStatus::Unchanged)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub endpoint: String,
+    pub status: HostStatus,
+    pub actions: Vec<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// What was repaired, left by an interrupted run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
+}
+
+impl HostReport {
+    pub fn new(host: &str, endpoint: &str, status: HostStatus) -> HostReport {
+        HostReport {
+            host: host.to_string(),
+            endpoint: endpoint.to_string(),
+            status,
+            actions: vec![],
+            error: None,
+            failure: None,
+            repaired: vec![],
+        }
+    }
+
+    pub fn with_error(
+        host: &str,
+        endpoint: &str,
+        status: HostStatus,
+        error: impl Into<String>,
+    ) -> HostReport {
+        let mut r = HostReport::new(host, endpoint, status);
+        r.error = Some(error.into());
+        r
+    }
+
+    /// Records a failed action and stops the host's report there.
+    pub fn fail(&mut self, mut action: Action, f: Failure, restored_note: &str) {
+        action.status = ActionStatus::Failed;
+        action.detail = Some(f.reason.clone());
+        self.actions.push(action);
+        self.status = HostStatus::Failed;
+        self.error = Some(format!(
+            "{}: {}{}",
+            f.service,
+            f.reason,
+            if f.restored { restored_note } else { "" }
+        ));
+        self.failure = Some(f);
+    }
+
+    /// Whether every service touched ended as planned (conflicts count as failures).
+    pub fn ok(&self) -> bool {
+        self.status.ok() && !self.actions.iter().any(|a| a.kind == ChangeKind::Conflict)
+    }
+}
+
+/// Milliseconds since the epoch by the local clock: only for unique, readable name suffixes —
+/// never to order containers (the engine's `Created` does that).
+pub fn now_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}

@@ -1,0 +1,247 @@
+//! The one host runner: how apply, rollback and the agent work through the hosts of an
+//! environment. Hosts go at most `parallel` at a time; once a host fails, no further host is
+//! started (what failed may fail everywhere); Ctrl-C lets the host in flight finish its step and
+//! starts nothing new. On each host, the same preamble, whatever the work:
+//!
+//! ```text
+//!  lock (renewed by heartbeats while the host is worked on)
+//!   → list → [check: a saved plan refuses a host that changed] → repair what a killed run left
+//!   → list again if repaired → the work (converge, rollback) → release
+//! ```
+//!
+//! A host already unreachable when the run began is reported and does not stop the others:
+//! nothing was attempted on it. Generic over `Engine`, so the orchestration is tested in memory
+//! as well as on real daemons.
+
+use crate::engine::{ContainerSummary, Engine};
+use crate::host::lock::{self, LockConfig};
+use crate::host::repair;
+use crate::host::report::{HostReport, HostStatus, Progress, ProgressFor};
+use crate::manifest::resolve::ResolvedService;
+use crate::plan::view::{self, HostView};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// One host to work on: how it was reached (or why not) and what is wanted there.
+pub struct Target<E> {
+    pub name: String,
+    pub endpoint: String,
+    pub engine: Result<Arc<E>, String>,
+    pub desired: Vec<ResolvedService>,
+}
+
+/// What is the same for every host of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub platform: String,
+    pub environment: String,
+    /// Hosts worked on at once.
+    pub parallel: usize,
+    pub lock: LockConfig,
+    /// The gate's bound for what repair judges.
+    pub health_timeout: Duration,
+}
+
+/// The part of a run that differs between apply, rollback and the agent.
+pub trait HostWork<E: Engine>: Sync {
+    /// On the host as listed under the lock, before repair: an error refuses the host (a saved
+    /// plan whose host changed since).
+    fn check(&self, _target: &Target<E>, _list: &[ContainerSummary]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether a host that needed repair is refused instead of worked on (a saved plan no longer
+    /// describes it).
+    fn refuse_repaired(&self) -> bool {
+        false
+    }
+
+    /// The work on a host that is locked, repaired and freshly listed.
+    fn work(
+        &self,
+        engine: &E,
+        target: &Target<E>,
+        view: &HostView,
+        progress: Progress<'_>,
+    ) -> impl Future<Output = HostReport>;
+}
+
+/// Runs `work` over the hosts; one report per host, in the order given.
+pub async fn run<E: Engine, W: HostWork<E>>(
+    targets: Vec<Target<E>>,
+    settings: &Settings,
+    work: &W,
+    progress_for: ProgressFor<'_>,
+) -> Vec<HostReport> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(settings.parallel.max(1)));
+    let tasks = targets.iter().map(|t| {
+        let stop = stop.clone();
+        let semaphore = semaphore.clone();
+        async move {
+            let _permit = semaphore
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let progress = progress_for(&t.name);
+            if crate::interrupt::interrupted() {
+                return HostReport::with_error(
+                    &t.name,
+                    &t.endpoint,
+                    HostStatus::Interrupted,
+                    "not started: interrupted",
+                );
+            }
+            if stop.load(Ordering::SeqCst) {
+                return HostReport::with_error(
+                    &t.name,
+                    &t.endpoint,
+                    HostStatus::Skipped,
+                    "not started: an earlier host failed",
+                );
+            }
+            let engine = match &t.engine {
+                Ok(e) => e.clone(),
+                // Unreachable from the start: nothing attempted, the others go on.
+                Err(e) => {
+                    return HostReport::with_error(
+                        &t.name,
+                        &t.endpoint,
+                        HostStatus::Unreachable,
+                        e.clone(),
+                    );
+                }
+            };
+            let r = one_host(&*engine, t, settings, work, &*progress).await;
+            if !r.status.ok() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            progress("done");
+            r
+        }
+    });
+    futures::future::join_all(tasks).await
+}
+
+/// Lock, list, check, repair, list, work, release: one host.
+pub async fn one_host<E: Engine, W: HostWork<E>>(
+    engine: &E,
+    t: &Target<E>,
+    settings: &Settings,
+    work: &W,
+    progress: Progress<'_>,
+) -> HostReport {
+    progress("locking");
+    let mut held = match lock::acquire(
+        engine,
+        &settings.platform,
+        &settings.environment,
+        &t.name,
+        &settings.lock,
+        progress,
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            let status = match e {
+                lock::LockError::Held { .. } => HostStatus::Locked,
+                lock::LockError::Engine(ref err) if err.is_unreachable() => HostStatus::Unreachable,
+                lock::LockError::Engine(_) => HostStatus::Failed,
+            };
+            return HostReport::with_error(&t.name, &t.endpoint, status, e.to_string());
+        }
+    };
+    let report = {
+        let worked = under_lock(engine, t, settings, work, progress);
+        let beating = lock::heartbeat(engine, &mut held);
+        tokio::pin!(worked);
+        tokio::pin!(beating);
+        tokio::select! {
+            biased;
+            r = &mut worked => r,
+            _ = &mut beating => unreachable!("the heartbeat never ends"),
+        }
+    };
+    lock::release(engine, &held).await;
+    report
+}
+
+async fn under_lock<E: Engine, W: HostWork<E>>(
+    engine: &E,
+    t: &Target<E>,
+    settings: &Settings,
+    work: &W,
+    progress: Progress<'_>,
+) -> HostReport {
+    let prefix = view::prefix(&settings.platform, &settings.environment);
+    let unreachable =
+        |e: String| HostReport::with_error(&t.name, &t.endpoint, HostStatus::Unreachable, e);
+    let list = match engine.list_containers(&prefix).await {
+        Ok(l) => l,
+        Err(e) => return unreachable(e.to_string()),
+    };
+    if let Err(e) = work.check(t, &list) {
+        return HostReport::with_error(&t.name, &t.endpoint, HostStatus::Refused, e);
+    }
+    let mut view = view::classify(&settings.platform, &settings.environment, &list);
+    let repaired = match repair::repair(
+        engine,
+        &settings.platform,
+        &settings.environment,
+        &view,
+        &t.desired,
+        settings.health_timeout,
+        progress,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return HostReport::with_error(
+                &t.name,
+                &t.endpoint,
+                HostStatus::Failed,
+                format!("repairing what an interrupted run left: {e}"),
+            );
+        }
+    };
+    if repaired.acted() {
+        match engine.list_containers(&prefix).await {
+            Ok(l) => view = view::classify(&settings.platform, &settings.environment, &l),
+            Err(e) => {
+                let mut r = unreachable(e.to_string());
+                r.repaired = repaired.notes;
+                return r;
+            }
+        }
+        if work.refuse_repaired() {
+            let mut r = HostReport::with_error(
+                &t.name,
+                &t.endpoint,
+                HostStatus::Refused,
+                "an interrupted run was repaired on this host; run `fleetpin plan` again",
+            );
+            r.repaired = repaired.notes;
+            return r;
+        }
+    }
+    if crate::interrupt::interrupted() {
+        let mut r = HostReport::with_error(
+            &t.name,
+            &t.endpoint,
+            HostStatus::Interrupted,
+            "not started: interrupted",
+        );
+        r.repaired = repaired.notes;
+        return r;
+    }
+    let mut r = work.work(engine, t, &view, progress).await;
+    if repaired.acted() && r.status == HostStatus::Unchanged {
+        r.status = HostStatus::Converged;
+    }
+    r.repaired = repaired.notes;
+    r
+}

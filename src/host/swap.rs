@@ -1,0 +1,328 @@
+//! The one swap: how one service on one host goes from the container that serves now to another —
+//! a new one (apply) or a kept one started again (rollback, relaunch) — without losing the
+//! service. Apply, rollback and repair all go through here.
+//!
+//! ```text
+//!  S0 current runs as NAME               ─ create ─▶ S1 + NAME.new-T (created, never started)
+//!  S1 ─ stop current ─▶ S2 current stopped, still NAME
+//!  S2 ─ rename ─▶ S3 current is NAME.old-T (or .old-rb-T for a rollback), NAME free
+//!  S3 ─ rename ─▶ S4 incoming is NAME (created, or a kept container, never started by this swap)
+//!  S4 ─ start  ─▶ S5 incoming runs, its gate pending
+//!  S5 ─ gate passes ─▶ S6 current gets restart policy `no`, becomes NAME.prev-T
+//!                         (.rolled-back-T when a rollback stepped away from it)   [confirmed]
+//!  S5 ─ gate fails  ─▶ incoming stopped (gracefully), becomes NAME.failed-T (the only one of the
+//!                      service), current back to NAME and started               [restored]
+//! ```
+//!
+//! A relaunched container skips S1 (it exists) and takes its restart policy back at S4. Every
+//! state is visible in names alone, so `repair` recognises where a killed run stopped. A failure
+//! before S5 (a stop or rename refused) undoes what was done and starts the current container
+//! again; only a release that failed its gate is ever kept as `.failed-`. Stops are graceful and
+//! wait the container's own stop timeout in full. Fault points let tests kill fleetpin at each
+//! step (`interrupt::fault_point`).
+
+use crate::engine::{ContainerSummary, CreateSpec, Engine, EngineError};
+use crate::host::gate::{self, Gate};
+use crate::host::report::{Failure, Progress, now_millis};
+use crate::interrupt::fault_point;
+use crate::plan::labels::{self, Aside};
+use crate::plan::view::HostView;
+use std::time::Instant;
+
+/// What takes the stable name.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// A new container created from this spec.
+    Create(CreateSpec),
+    /// A kept (`.prev-`/`.rolled-back-`) container started again: no pull, no create.
+    Relaunch(ContainerSummary),
+}
+
+/// One swap, as its caller decided it.
+pub struct Swap<'a> {
+    pub service: &'a str,
+    /// `{platform}-{environment}-{service}`
+    pub stable: &'a str,
+    /// What serves now, if anything does.
+    pub current: Option<&'a ContainerSummary>,
+    pub incoming: Incoming,
+    /// The restart policy the service runs with (a relaunched container takes it back).
+    pub policy: &'a str,
+    /// The role the current container takes once the swap is confirmed.
+    pub aside: Aside,
+    pub gate: Gate,
+    /// Kept previous containers per service (`retain`); older ones are removed.
+    pub retain: u32,
+    /// The host as listed before the swap: its kept and failed containers are pruned.
+    pub view: &'a HostView,
+}
+
+/// A swap that passed its gate.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The container now serving under the stable name.
+    pub id: String,
+    pub health_seconds: f64,
+}
+
+/// Runs the swap; on failure the current container serves again (`Failure::restored`).
+pub async fn run<E: Engine>(
+    engine: &E,
+    swap: Swap<'_>,
+    progress: Progress<'_>,
+) -> Result<Done, Failure> {
+    let Swap {
+        service,
+        stable,
+        current,
+        incoming,
+        policy,
+        aside,
+        gate,
+        retain,
+        view,
+    } = swap;
+    let fail = |reason: String| Failure::new(service, reason);
+    let stamp = now_millis();
+
+    // S1: the incoming container, stopped.
+    let (in_id, kept_name) = match &incoming {
+        Incoming::Create(spec) => {
+            let mut spec = spec.clone();
+            if current.is_some() {
+                spec.name = format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"));
+            }
+            progress(&format!("creating {service}"));
+            let id = engine
+                .create_container(&spec)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            fault_point("created").await;
+            (id, None)
+        }
+        Incoming::Relaunch(c) => (c.id.clone(), Some(c.name.clone())),
+    };
+    let relaunch = kept_name.is_some();
+
+    // S2, S3: the current container stopped and stepped aside.
+    let mut aside_name = None;
+    if let Some(cur) = current {
+        progress(&format!(
+            "stopping {service} {}",
+            cur.labels
+                .get(labels::VERSION)
+                .map(String::as_str)
+                .unwrap_or("")
+        ));
+        if let Err(e) = engine.stop(&cur.id, None).await {
+            // It may be half-way down: make sure it serves, and drop what was prepared.
+            let restored = engine.start(&cur.id).await.is_ok();
+            discard(engine, &in_id, kept_name.as_deref()).await;
+            return Err(fail(format!("stopping the running container: {e}")).restored(restored));
+        }
+        fault_point("stopped").await;
+        let name = labels::aside_name(stable, aside, stamp, &cur.id);
+        if let Err(e) = engine.rename(&cur.id, &name).await {
+            let restored = engine.start(&cur.id).await.is_ok();
+            discard(engine, &in_id, kept_name.as_deref()).await;
+            return Err(fail(format!("renaming the running container: {e}")).restored(restored));
+        }
+        fault_point("renamed-old").await;
+        aside_name = Some(name);
+    }
+
+    // S4: the incoming container takes the stable name (and, relaunched, its policy back).
+    let named = async {
+        if current.is_some() || relaunch {
+            engine.rename(&in_id, stable).await?;
+        }
+        fault_point("renamed-new").await;
+        if relaunch {
+            engine.set_restart_policy(&in_id, policy).await?;
+        }
+        Ok::<(), EngineError>(())
+    }
+    .await;
+    if let Err(e) = named {
+        let restored = match (current, &aside_name) {
+            (Some(cur), Some(_)) => put_back(engine, &cur.id, stable, Some(&in_id)).await,
+            _ => false,
+        };
+        discard(engine, &in_id, kept_name.as_deref()).await;
+        return Err(fail(format!("giving {service} its name: {e}")).restored(restored));
+    }
+
+    // S5: start and judge.
+    progress(&format!("starting {service}"));
+    let h = Instant::now();
+    if let Err(e) = engine.start(&in_id).await {
+        // The engine refused to start it (a port taken, a bad mount): it never ran, so it did
+        // not fail a gate. It leaves the name; the current container comes back.
+        let restored = match (current, &aside_name) {
+            (Some(cur), Some(_)) => put_back(engine, &cur.id, stable, Some(&in_id)).await,
+            _ => {
+                let _ = engine
+                    .rename(
+                        &in_id,
+                        &format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, &in_id)),
+                    )
+                    .await;
+                false
+            }
+        };
+        discard(engine, &in_id, kept_name.as_deref()).await;
+        return Err(fail(format!("the engine could not start it: {e}")).restored(restored));
+    }
+    fault_point("started").await;
+    progress(&format!("waiting for {service} to pass its gate"));
+    let judged = gate::watch(engine, &in_id, &gate).await;
+    let health_seconds = h.elapsed().as_secs_f64();
+
+    match judged {
+        Ok(()) => {
+            // S6: the gate passed.
+            if let (Some(cur), Some(name)) = (current, &aside_name)
+                && let Err(e) = confirm(engine, &cur.id, name).await
+            {
+                tracing::warn!(
+                    "{service}: could not confirm the previous container as retained: {e}"
+                );
+            }
+            prune_kept(engine, service, view, &in_id, current.is_some(), retain).await;
+            Ok(Done {
+                id: in_id,
+                health_seconds,
+            })
+        }
+        Err(reason) => {
+            progress(&format!(
+                "{service} did not pass its gate: {reason}; restoring the previous version"
+            ));
+            let mut f = failure_details(engine, &in_id, service, reason).await;
+            mark_failed(engine, &in_id, stable, service, view).await;
+            if let (Some(cur), Some(_)) = (current, &aside_name) {
+                f.restored = put_back(engine, &cur.id, stable, None).await
+                    && gate::watch(engine, &cur.id, &gate).await.is_ok();
+            }
+            Err(f)
+        }
+    }
+}
+
+/// S6 for a container stepped aside: restart policy `no` (a daemon restart must not start it),
+/// then the role its unconfirmed name says.
+pub async fn confirm<E: Engine>(engine: &E, id: &str, aside: &str) -> Result<(), EngineError> {
+    engine.set_restart_policy(id, "no").await?;
+    engine.rename(id, &labels::confirmed(aside).1).await
+}
+
+/// Puts the container that was serving back under the stable name and starts it; `holder` is
+/// what must leave the name first, if anything holds it.
+pub async fn put_back<E: Engine>(engine: &E, id: &str, stable: &str, holder: Option<&str>) -> bool {
+    if let Some(h) = holder {
+        // Only a never-started incoming container can hold the name here: move it out of the way.
+        let _ = engine
+            .rename(
+                h,
+                &format!("{stable}{}{}", labels::NEW, labels::suffix(now_millis(), h)),
+            )
+            .await;
+    }
+    engine.rename(id, stable).await.is_ok() && engine.start(id).await.is_ok()
+}
+
+/// Drops an incoming container that never started: a created one is removed (it holds nothing),
+/// a kept one goes back to its role.
+async fn discard<E: Engine>(engine: &E, id: &str, kept_name: Option<&str>) {
+    match kept_name {
+        None => {
+            let _ = engine.remove(id).await;
+        }
+        Some(name) => {
+            let _ = engine.rename(id, name).await;
+            let _ = engine.set_restart_policy(id, "no").await;
+        }
+    }
+}
+
+/// Keeps a container that failed its gate, stopped, for its logs: `NAME.failed-T`, restart
+/// policy `no`, the only failed one of its service.
+pub async fn mark_failed<E: Engine>(
+    engine: &E,
+    id: &str,
+    stable: &str,
+    service: &str,
+    view: &HostView,
+) {
+    let _ = engine.stop(id, None).await;
+    let failed = format!(
+        "{stable}{}{}",
+        labels::FAILED,
+        labels::suffix(now_millis(), id)
+    );
+    let _ = engine.rename(id, &failed).await;
+    let _ = engine.set_restart_policy(id, "no").await;
+    for older in view.failed.get(service).into_iter().flatten() {
+        if older.id != id {
+            let _ = engine.remove(&older.id).await;
+        }
+    }
+}
+
+/// The health log and log tail of a container that failed its gate.
+pub async fn failure_details<E: Engine>(
+    engine: &E,
+    id: &str,
+    service: &str,
+    reason: String,
+) -> Failure {
+    let health_log = engine
+        .inspect_container(id)
+        .await
+        .map(|d| d.health_log.into_iter().rev().take(5).rev().collect())
+        .unwrap_or_default();
+    let logs = engine.logs_tail(id, 20).await.unwrap_or_default();
+    Failure {
+        service: service.to_string(),
+        reason,
+        health_log,
+        logs,
+        restored: false,
+    }
+}
+
+/// Keeps at most `retain` previous containers of a service, counting the one just stepped aside
+/// (`one_more`): those a rollback stepped away from go first, then the oldest created. The
+/// container now serving (`serving`, when it was a kept one) is not a previous one any more.
+pub async fn prune_kept<E: Engine>(
+    engine: &E,
+    service: &str,
+    view: &HostView,
+    serving: &str,
+    one_more: bool,
+    retain: u32,
+) {
+    let mut kept: Vec<&ContainerSummary> = view
+        .kept(service)
+        .into_iter()
+        .filter(|c| c.id != serving)
+        .collect();
+    let room = (retain as usize).saturating_sub(usize::from(one_more));
+    if kept.len() <= room {
+        return;
+    }
+    // Removal order: rolled-back ones, oldest created first, then retained ones the same way.
+    kept.sort_by(|a, b| {
+        let rb = |c: &ContainerSummary| c.name.contains(labels::ROLLED_BACK);
+        rb(b).cmp(&rb(a)).then_with(|| a.created.cmp(&b.created))
+    });
+    let excess = kept.len() - room;
+    for c in kept.into_iter().take(excess) {
+        if let Err(e) = engine.remove(&c.id).await {
+            tracing::warn!(
+                "{service}: could not remove the old container {}: {e}",
+                c.name
+            );
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Preparing a run over an environment, shared by plan, apply, rollback, promote and audit:
+//! resolve the manifest for every selected host (a bad manifest or a missing env_file stops here,
+//! before any host is contacted), observe all hosts at once, and plan each with the pure planner.
+//! Also the saved plan's document and who and what a deploy records.
+
+use crate::engine::docker::DockerEngine;
+use crate::error::{Error, Result};
+use crate::host::fleet::{self, HostRef};
+use crate::host::runner::Target;
+use crate::manifest::Loaded;
+use crate::manifest::resolve::{self, ResolvedService};
+use crate::plan::labels::DeployStamp;
+use crate::plan::view::{self, HostView};
+use crate::plan::{self, Change, ChangeKind};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+pub const PLAN_FORMAT: &str = "fleetpin-plan/1";
+
+/// Which services and hosts a command works on (empty: all).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub services: Vec<String>,
+    pub hosts: Vec<String>,
+}
+
+/// A plan as printed with `--format json` and saved with `-o`. Secrets never appear: specs are
+/// referenced by their hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanDoc {
+    pub format: String,
+    pub platform: String,
+    pub environment: String,
+    pub commit: String,
+    pub created_at: String,
+    pub hosts: Vec<PlanHost>,
+    pub summary: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanHost {
+    pub host: String,
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    pub changes: Vec<Change>,
+    /// An interrupted run left unfinished work here (`.new-` or `.old-` containers), which
+    /// apply repairs before anything else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repair: bool,
+}
+
+impl PlanDoc {
+    pub fn pending(&self) -> usize {
+        self.hosts
+            .iter()
+            .flat_map(|h| &h.changes)
+            .filter(|c| c.kind.is_pending())
+            .count()
+            + self.hosts.iter().filter(|h| h.repair).count()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.hosts.iter().any(|h| h.error.is_some())
+            || self
+                .hosts
+                .iter()
+                .flat_map(|h| &h.changes)
+                .any(|c| c.kind == ChangeKind::Conflict)
+    }
+}
+
+/// One selected host: how to reach it, what is wanted there, and what was seen.
+pub struct Prepared<E = DockerEngine> {
+    pub host: HostRef,
+    pub desired: Vec<ResolvedService>,
+    pub engine: Option<Arc<E>>,
+    pub error: Option<String>,
+    pub fingerprint: Option<String>,
+    pub changes: Vec<Change>,
+    /// The host's containers, sorted by role.
+    pub view: HostView,
+    /// Services whose env_file could not be read (audit only): their spec hash is not known.
+    pub unchecked: BTreeSet<String>,
+}
+
+impl<E> Prepared<E> {
+    /// The runner's view of this host.
+    pub fn target(&self) -> Target<E> {
+        Target {
+            name: self.host.name.clone(),
+            endpoint: self.host.endpoint(),
+            engine: match &self.engine {
+                Some(e) => Ok(e.clone()),
+                None => Err(self.error.clone().unwrap_or_else(|| "unreachable".into())),
+            },
+            desired: self.desired.clone(),
+        }
+    }
+}
+
+/// The commit a deploy comes from: the `--rev` commit, else HEAD when the file is committed and
+/// unchanged, else none (`uncommitted`).
+pub fn source_commit(loaded: &Loaded) -> Option<String> {
+    loaded
+        .rev_commit
+        .clone()
+        .or_else(|| crate::git::manifest_commit(&loaded.path))
+}
+
+/// Who deploys, from which commit, now. Warns when the manifest is not committed.
+pub fn stamp(loaded: &Loaded, quiet: bool, commit: Option<String>) -> DeployStamp {
+    let commit = commit.unwrap_or_else(|| {
+        if !quiet {
+            eprintln!(
+                "warning: {} has uncommitted changes (or is not in git): containers will be labelled commit=uncommitted",
+                loaded.path.display()
+            );
+        }
+        "uncommitted".into()
+    });
+    DeployStamp {
+        commit,
+        deployed_at: crate::clock::rfc3339(SystemTime::now()),
+        deployed_by: crate::identity::operator(&loaded.path),
+    }
+}
+
+/// `-s` names a service of the manifest.
+pub fn check_services(loaded: &Loaded, select: &Selection) -> Result<()> {
+    for s in &select.services {
+        if !loaded.manifest.services.contains_key(s) {
+            return Err(Error::msg(format!(
+                "there is no service `{s}` in the manifest (services: {})",
+                loaded
+                    .manifest
+                    .services
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves every host; with `lenient`, an unreadable env_file resolves as empty and its service
+/// is recorded as unchecked (audit never creates containers, and secrets are often not at hand).
+fn resolve_hosts(
+    loaded: &Loaded,
+    hosts: &[HostRef],
+    select: &Selection,
+    lenient: bool,
+) -> Result<Vec<(Vec<ResolvedService>, BTreeSet<String>)>> {
+    let dir = loaded.dir();
+    let unreadable: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let reader = |p: &str| match std::fs::read_to_string(dir.join(p)) {
+        Ok(t) => Ok(t),
+        Err(_) if lenient => {
+            unreadable.lock().unwrap().insert(p.to_string());
+            Ok(String::new())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    hosts
+        .iter()
+        .map(|h| {
+            let list = resolve::resolve_host(&loaded.manifest, &h.environment, &h.name, &reader)
+                .map_err(|e| Error::msg(e.to_string()))?;
+            let bad = unreadable.lock().unwrap().clone();
+            let unchecked = list
+                .iter()
+                .filter(|r| {
+                    loaded.manifest.services[&r.service]
+                        .env_file
+                        .as_ref()
+                        .is_some_and(|f| bad.contains(&f.value))
+                })
+                .map(|r| r.service.clone())
+                .collect();
+            Ok((
+                list.into_iter()
+                    .filter(|r| select.services.is_empty() || select.services.contains(&r.service))
+                    .collect(),
+                unchecked,
+            ))
+        })
+        .collect()
+}
+
+/// The selected services' orphans only, when services are selected.
+pub fn filter_orphans(changes: Vec<Change>, select: &Selection) -> Vec<Change> {
+    changes
+        .into_iter()
+        .filter(|c| {
+            c.kind != ChangeKind::RemoveOrphan
+                || select.services.is_empty()
+                || select.services.contains(&c.service)
+        })
+        .collect()
+}
+
+/// Resolves (no host contacted on error), observes and plans every selected host of `env`.
+pub async fn prepare(
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    connect_timeout: Duration,
+) -> Result<Vec<Prepared>> {
+    prepare_with(loaded, env, select, connect_timeout, false).await
+}
+
+/// `prepare`, reading a missing env_file as empty (for audit, which never creates containers).
+pub async fn prepare_lenient(
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    connect_timeout: Duration,
+) -> Result<Vec<Prepared>> {
+    prepare_with(loaded, env, select, connect_timeout, true).await
+}
+
+async fn prepare_with(
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    connect_timeout: Duration,
+    lenient: bool,
+) -> Result<Vec<Prepared>> {
+    let hosts = fleet::hosts(loaded, env, &select.hosts).map_err(Error::msg)?;
+    check_services(loaded, select)?;
+    let desired = resolve_hosts(loaded, &hosts, select, lenient)?;
+    let prefix = view::prefix(&loaded.manifest.platform, env);
+    let observed = fleet::observe_all(hosts, &prefix, connect_timeout).await;
+    Ok(observed
+        .into_iter()
+        .zip(desired)
+        .map(|(o, (desired, unchecked))| match o.result {
+            Ok((engine, list)) => {
+                let view = view::classify(&loaded.manifest.platform, env, &list);
+                let changes = filter_orphans(plan::plan_host(&desired, &view), select);
+                Prepared {
+                    host: o.host,
+                    desired,
+                    engine: Some(Arc::new(engine)),
+                    error: None,
+                    fingerprint: Some(plan::fingerprint(&list)),
+                    changes,
+                    view,
+                    unchecked,
+                }
+            }
+            Err(e) => Prepared {
+                host: o.host,
+                desired,
+                engine: None,
+                error: Some(format!("unreachable: {e}")),
+                fingerprint: None,
+                changes: vec![],
+                view: HostView::default(),
+                unchecked,
+            },
+        })
+        .collect())
+}
+
+pub fn plan_doc<E>(loaded: &Loaded, env: &str, commit: &str, prepared: &[Prepared<E>]) -> PlanDoc {
+    let mut summary: BTreeMap<String, usize> = BTreeMap::new();
+    for p in prepared {
+        for (k, n) in plan::summary(&p.changes) {
+            *summary.entry(k.as_str().to_string()).or_insert(0) += n;
+        }
+        if p.error.is_some() {
+            *summary.entry("unreachable".into()).or_insert(0) += 1;
+        }
+    }
+    PlanDoc {
+        format: PLAN_FORMAT.into(),
+        platform: loaded.manifest.platform.clone(),
+        environment: env.to_string(),
+        commit: commit.to_string(),
+        created_at: crate::clock::rfc3339(SystemTime::now()),
+        hosts: prepared
+            .iter()
+            .map(|p| PlanHost {
+                host: p.host.name.clone(),
+                endpoint: p.host.endpoint(),
+                error: p.error.clone(),
+                fingerprint: p.fingerprint.clone(),
+                changes: p.changes.clone(),
+                repair: p.view.needs_repair(),
+            })
+            .collect(),
+        summary,
+    }
+}

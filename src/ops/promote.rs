@@ -1,0 +1,213 @@
+//! Promotion (`fleetpin promote FROM TO`): move a tested release one step down the path by copying FROM's
+//! pins to TO as the digests FROM's hosts actually run, so what reaches prod is byte for byte what
+//! was tested. Nothing is deployed; the manifest is edited in place and committed (a commit is
+//! reversible, so no confirmation is asked).
+//!
+//! The gates are pure functions of the observed state and the manifest: the path (TO right after
+//! FROM), convergence (FROM runs exactly its pins, healthy), one digest per service across FROM's
+//! hosts, and semver order. `--force` skips the first two (the hotfix path), never the digest.
+
+use crate::engine::{Engine, Health, reference};
+use crate::manifest::Manifest;
+use crate::manifest::pin::VersionPin;
+use crate::ops::deploy::Prepared;
+use crate::plan::ChangeKind;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gate {
+    pub name: &'static str,
+    pub passed: bool,
+    /// Skipped with --force / --allow-downgrade.
+    pub overridden: bool,
+    pub details: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinMove {
+    pub service: String,
+    /// TO's pin before (none when TO did not pin the service yet).
+    pub from: Option<String>,
+    /// The pin written: `tag@sha256:…`.
+    pub to: String,
+}
+
+/// The path gate: TO must come right after FROM in the order of `environments`.
+pub fn path_gate(m: &Manifest, from: &str, to: &str, force: bool) -> Gate {
+    let order: Vec<&String> = m.environments.keys().collect();
+    let i = order.iter().position(|e| *e == from);
+    let j = order.iter().position(|e| *e == to);
+    let ok = matches!((i, j), (Some(i), Some(j)) if j == i + 1);
+    let path = order
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(" -> ");
+    Gate {
+        name: "path",
+        passed: ok,
+        overridden: !ok && force,
+        details: if ok {
+            vec![format!("{from} -> {to} follows the path {path}")]
+        } else {
+            vec![format!(
+                "{to} does not come right after {from} in the path {path} (going backwards or skipping a stage needs --force)"
+            )]
+        },
+    }
+}
+
+/// The convergence gate: every host of FROM runs exactly FROM's pins, running and healthy.
+pub fn converged_gate(prepared: &[Prepared], force: bool) -> Gate {
+    let mut off = Vec::new();
+    for p in prepared {
+        if let Some(e) = &p.error {
+            off.push(format!("{}: {e}", p.host.name));
+            continue;
+        }
+        for c in &p.changes {
+            match c.kind {
+                ChangeKind::Unchanged => {
+                    if let Some(cur) = p.view.current.get(&c.service)
+                        && cur.health == Health::Starting
+                    {
+                        off.push(format!("{}: {} is still starting", p.host.name, c.service));
+                    }
+                }
+                ChangeKind::RemoveOrphan => {}
+                kind => off.push(format!(
+                    "{}: {} {} ({})",
+                    p.host.name,
+                    c.service,
+                    kind.as_str(),
+                    match (&c.from, &c.to) {
+                        (Some(f), Some(t)) if f != t => format!("runs {f}, pinned {t}"),
+                        (_, Some(t)) => format!(
+                            "pinned {t}{}",
+                            c.reason
+                                .as_ref()
+                                .map(|r| format!(", {r}"))
+                                .unwrap_or_default()
+                        ),
+                        _ => c.reason.clone().unwrap_or_default(),
+                    }
+                )),
+            }
+        }
+    }
+    let ok = off.is_empty();
+    Gate {
+        name: "converged",
+        passed: ok,
+        overridden: !ok && force,
+        details: if ok {
+            vec![format!(
+                "every host runs its pins, healthy ({} hosts)",
+                prepared.len()
+            )]
+        } else {
+            off
+        },
+    }
+}
+
+/// The semver gate over the moves.
+pub fn order_gate(m: &Manifest, to: &str, moves: &[PinMove], allow_downgrade: bool) -> Gate {
+    let mut down = Vec::new();
+    for mv in moves {
+        let Some(old) = m.environments[to].versions.get(&mv.service) else {
+            continue;
+        };
+        let Ok(new) = VersionPin::parse(&mv.to) else {
+            continue;
+        };
+        if old.value.compare(&new) == Some(std::cmp::Ordering::Greater) {
+            down.push(format!(
+                "{}: {} -> {} goes down",
+                mv.service, old.value.tag, new.tag
+            ));
+        }
+    }
+    let ok = down.is_empty();
+    Gate {
+        name: "semver",
+        passed: ok,
+        overridden: !ok && allow_downgrade,
+        details: if ok {
+            vec!["no pin goes down".into()]
+        } else {
+            down
+        },
+    }
+}
+
+/// Per service, the tag and the one registry digest FROM's hosts run (from the image's
+/// RepoDigests), and what prevents one.
+pub async fn running_digests(
+    m: &Manifest,
+    prepared: &[Prepared],
+    services: &[String],
+) -> (BTreeMap<String, (String, String)>, Vec<String>) {
+    let mut seen: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for p in prepared {
+        let Some(engine) = &p.engine else { continue };
+        for s in services {
+            if !p.desired.iter().any(|r| &r.service == s) {
+                continue;
+            }
+            let Some(cur) = p.view.current.get(s) else {
+                problems.push(format!("{}: {s} does not run there", p.host.name));
+                continue;
+            };
+            let repo = &m.services[s].image;
+            let digest = match engine.inspect_image(&cur.image_id).await {
+                Ok(Some(img)) => reference::digest_for(&img.repo_digests, repo),
+                Ok(None) => None,
+                Err(e) => {
+                    problems.push(format!("{}: {s}: {e}", p.host.name));
+                    continue;
+                }
+            };
+            let tag = cur
+                .labels
+                .get(crate::plan::labels::VERSION)
+                .and_then(|v| VersionPin::parse(v).ok())
+                .map(|v| v.tag)
+                .unwrap_or_default();
+            match digest {
+                Some(d) => seen
+                    .entry(s.clone())
+                    .or_default()
+                    .entry(d)
+                    .or_default()
+                    .push((p.host.name.clone(), tag)),
+                None => problems.push(format!(
+                    "{}: the image {s} runs has no registry digest for {repo} (built locally, never pushed?)",
+                    p.host.name
+                )),
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (s, by_digest) in seen {
+        if by_digest.len() > 1 {
+            let list: Vec<String> = by_digest
+                .iter()
+                .map(|(d, hosts)| {
+                    let names: Vec<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
+                    format!("{} on {}", &d[..19.min(d.len())], names.join(", "))
+                })
+                .collect();
+            problems.push(format!(
+                "{s}: the hosts run different images under one pin: {}",
+                list.join("; ")
+            ));
+        } else if let Some((d, hosts)) = by_digest.into_iter().next() {
+            let tag = hosts.first().map(|(_, t)| t.clone()).unwrap_or_default();
+            out.insert(s, (tag, d));
+        }
+    }
+    (out, problems)
+}

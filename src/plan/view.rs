@@ -1,0 +1,155 @@
+//! One host's containers sorted by role: the current one of each service, the retained previous
+//! ones (`.prev-`, and `.rolled-back-` for those a rollback stepped away from), the failed one,
+//! what an interrupted run left (`.new-`, `.old-`), and foreign containers on our names.
+//!
+//! Retained containers are ordered by the engine's `Created` (newest first), never by the
+//! client-clock suffix in their names: "back" means created earlier on that engine, whatever the
+//! clocks of the laptops that deployed them said.
+
+use crate::engine::ContainerSummary;
+use crate::plan::labels::{self, Role};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct HostView {
+    pub current: BTreeMap<String, ContainerSummary>,
+    /// `.prev-` containers, newest created first.
+    pub retained: BTreeMap<String, Vec<ContainerSummary>>,
+    /// `.rolled-back-` containers (a rollback stepped away from them), newest created first.
+    pub rolled_back: BTreeMap<String, Vec<ContainerSummary>>,
+    pub failed: BTreeMap<String, Vec<ContainerSummary>>,
+    /// `.new-` containers: created by a swap that did not finish.
+    pub pending: Vec<ContainerSummary>,
+    /// `.old-` containers: stepped aside by a swap not confirmed yet (the run may have been killed).
+    pub unconfirmed: BTreeMap<String, Vec<ContainerSummary>>,
+    /// Containers fleetpin did not create holding one of its stable names, by name.
+    pub foreign: BTreeMap<String, ContainerSummary>,
+}
+
+pub fn prefix(platform: &str, environment: &str) -> String {
+    format!("{platform}-{environment}-")
+}
+
+fn ours(c: &ContainerSummary, platform: &str, environment: &str, service: &str) -> bool {
+    c.labels.get(labels::PLATFORM).map(String::as_str) == Some(platform)
+        && c.labels.get(labels::ENVIRONMENT).map(String::as_str) == Some(environment)
+        && c.labels.get(labels::SERVICE).map(String::as_str) == Some(service)
+}
+
+/// Newest created first; equal seconds fall back to the name's suffix, then the id.
+pub fn newest_first(list: &mut [ContainerSummary]) {
+    list.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then_with(|| b.name.cmp(&a.name))
+            .then_with(|| b.id.cmp(&a.id))
+    });
+}
+
+/// Sorts a host's containers (as listed with the environment's name prefix) by role.
+pub fn classify(platform: &str, environment: &str, containers: &[ContainerSummary]) -> HostView {
+    let prefix = prefix(platform, environment);
+    let mut v = HostView::default();
+    for c in containers {
+        let Some((service, role)) = labels::parse_name(&prefix, &c.name) else {
+            continue;
+        };
+        if !ours(c, platform, environment, service) {
+            if role == Role::Current {
+                v.foreign.insert(c.name.clone(), c.clone());
+            }
+            continue;
+        }
+        let service = service.to_string();
+        match role {
+            Role::Current => {
+                v.current.insert(service, c.clone());
+            }
+            Role::Retained => v.retained.entry(service).or_default().push(c.clone()),
+            Role::RolledBack => v.rolled_back.entry(service).or_default().push(c.clone()),
+            Role::Failed => v.failed.entry(service).or_default().push(c.clone()),
+            Role::Pending => v.pending.push(c.clone()),
+            Role::Unconfirmed => v.unconfirmed.entry(service).or_default().push(c.clone()),
+        }
+    }
+    for list in v
+        .retained
+        .values_mut()
+        .chain(v.rolled_back.values_mut())
+        .chain(v.failed.values_mut())
+        .chain(v.unconfirmed.values_mut())
+    {
+        newest_first(list);
+    }
+    v
+}
+
+impl HostView {
+    /// Whether an interrupted run left work that `apply` (or `rollback`) repairs first.
+    pub fn needs_repair(&self) -> bool {
+        !self.pending.is_empty() || !self.unconfirmed.is_empty()
+    }
+
+    /// Every kept previous container of a service (both retained roles), newest created first:
+    /// what `retain` counts and what `--to` and a relaunch may pick.
+    pub fn kept(&self, service: &str) -> Vec<&ContainerSummary> {
+        let mut all: Vec<&ContainerSummary> = self
+            .retained
+            .get(service)
+            .into_iter()
+            .flatten()
+            .chain(self.rolled_back.get(service).into_iter().flatten())
+            .collect();
+        all.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.name.cmp(&a.name)));
+        all
+    }
+
+    /// Every container of a service fleetpin manages on this host, in any role.
+    pub fn all_of(&self, service: &str) -> Vec<&ContainerSummary> {
+        self.current
+            .get(service)
+            .into_iter()
+            .chain(self.kept(service))
+            .chain(self.failed.get(service).into_iter().flatten())
+            .chain(self.unconfirmed.get(service).into_iter().flatten())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Health, RunState};
+
+    fn c(name: &str, service: &str, created: i64) -> ContainerSummary {
+        ContainerSummary {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: "r".into(),
+            image_id: "i".into(),
+            state: RunState::Exited,
+            health: Health::None,
+            labels: BTreeMap::from([
+                (labels::PLATFORM.into(), "acme".into()),
+                (labels::ENVIRONMENT.into(), "prod".into()),
+                (labels::SERVICE.into(), service.into()),
+            ]),
+            created,
+        }
+    }
+
+    #[test]
+    fn retained_are_ordered_by_the_engines_created_not_the_name() {
+        // The second laptop's clock was behind: its suffix sorts first, its container is newer.
+        let list = [
+            c("acme-prod-web.prev-9999999999999-a", "web", 100),
+            c("acme-prod-web.prev-0000000000001-b", "web", 200),
+            c("acme-prod-web.rolled-back-0000000000002-c", "web", 300),
+        ];
+        let v = classify("acme", "prod", &list);
+        assert_eq!(v.retained["web"][0].created, 200);
+        assert_eq!(v.rolled_back["web"].len(), 1);
+        let kept: Vec<i64> = v.kept("web").iter().map(|c| c.created).collect();
+        assert_eq!(kept, [300, 200, 100]);
+    }
+}

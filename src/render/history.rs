@@ -1,0 +1,40 @@
+//! The pin history as a table.
+
+use crate::ops::history::Row;
+
+pub fn short(pin: &Option<String>) -> String {
+    match pin {
+        None => "-".into(),
+        Some(p) => match p.split_once("@sha256:") {
+            Some((tag, d)) => format!("{tag}@{}", &d[..12.min(d.len())]),
+            None => p.clone(),
+        },
+    }
+}
+
+pub fn table(rows: &[Row]) -> String {
+    let mut b = tabled::builder::Builder::default();
+    b.push_record([
+        "date",
+        "author",
+        "commit",
+        "env",
+        "service",
+        "from -> to",
+        "subject",
+    ]);
+    for r in rows {
+        b.push_record([
+            r.date.replace('T', " ").trim_end_matches('Z').to_string(),
+            r.author.clone(),
+            r.commit[..8].to_string(),
+            r.environment.clone(),
+            r.service.clone(),
+            format!("{} -> {}", short(&r.from), short(&r.to)),
+            r.subject.clone(),
+        ]);
+    }
+    let mut table = b.build();
+    table.with(tabled::settings::Style::sharp());
+    format!("{table}\n")
+}
