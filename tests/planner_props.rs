@@ -216,7 +216,7 @@ proptest! {
                 let running = list.iter().filter(|c| {
                     c.state == RunState::Running
                         && c.labels.get(labels::SERVICE) == Some(&r.service)
-                        && c.labels.get(labels::PLATFORM).is_some()
+                        && c.labels.contains_key(labels::PLATFORM)
                 }).count();
                 if view.foreign.contains_key(&r.container_name) {
                     prop_assert_eq!(running, 0, "{}: a foreign container holds the name", r.service);

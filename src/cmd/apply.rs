@@ -3,92 +3,16 @@
 
 use crate::app::Config;
 use crate::cli::{ApplyArgs, Format};
-use crate::engine::ContainerSummary;
-use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Exit, Result};
-use crate::host::converge::{self, Options};
+use crate::host::converge::{Apply, Options};
 use crate::host::gate;
 use crate::host::lock::LockConfig;
-use crate::host::report::{HostReport, HostStatus, Progress};
-use crate::host::runner::{self, HostWork, Settings, Target};
-use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc, PlanHost, Selection};
-use crate::plan::view::HostView;
-use crate::plan::{self, ChangeKind};
+use crate::host::report::{HostReport, HostStatus};
+use crate::host::runner::{self, Settings, Target};
+use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc};
+use crate::plan::ChangeKind;
 use std::time::Duration;
-
-/// Apply's work on one host: the plan made under the lock (or the saved plan), carried out.
-pub struct ApplyWork {
-    pub saved: Option<PlanDoc>,
-    pub select: Selection,
-    pub opts: Options,
-}
-
-impl ApplyWork {
-    fn saved_host(&self, host: &str) -> Option<&PlanHost> {
-        self.saved
-            .as_ref()
-            .and_then(|s| s.hosts.iter().find(|h| h.host == host))
-    }
-}
-
-impl<E: Engine> HostWork<E> for ApplyWork {
-    fn check(&self, target: &Target<E>, list: &[ContainerSummary]) -> Result<(), String> {
-        if self.saved.is_none() {
-            return Ok(());
-        }
-        let Some(s) = self.saved_host(&target.name) else {
-            return Err("not in the saved plan".into());
-        };
-        if s.fingerprint.as_deref() != Some(plan::fingerprint(list).as_str()) {
-            return Err(
-                "the host changed since the plan was made; run `fleetpin plan` again".into(),
-            );
-        }
-        // The manifest must still describe what the plan was made from.
-        for c in &s.changes {
-            if let Some(h) = &c.spec_hash
-                && !target
-                    .desired
-                    .iter()
-                    .any(|r| r.service == c.service && &r.spec_hash == h)
-            {
-                return Err(format!(
-                    "the manifest changed since the plan was made ({} differs); run `fleetpin plan` again",
-                    c.service
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn refuse_repaired(&self) -> bool {
-        self.saved.is_some()
-    }
-
-    async fn work(
-        &self,
-        engine: &E,
-        target: &Target<E>,
-        view: &HostView,
-        progress: Progress<'_>,
-    ) -> HostReport {
-        let changes = match self.saved_host(&target.name) {
-            Some(s) => s.changes.clone(),
-            None => deploy::filter_orphans(plan::plan_host(&target.desired, view), &self.select),
-        };
-        converge::execute(
-            engine,
-            &target.name,
-            &target.desired,
-            &changes,
-            view,
-            &self.opts,
-            progress,
-        )
-        .await
-    }
-}
 
 fn read_plan(path: &std::path::Path) -> Result<PlanDoc> {
     let doc = std::fs::read_to_string(path)
@@ -195,7 +119,7 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
         lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
         health_timeout,
     };
-    let work = ApplyWork {
+    let work = Apply {
         saved,
         select,
         opts: Options {

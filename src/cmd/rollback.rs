@@ -10,16 +10,15 @@
 
 use crate::app::Config;
 use crate::cli::{Format, RollbackArgs};
-use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Exit, Result};
 use crate::git;
 use crate::host::converge::Options;
 use crate::host::gate;
 use crate::host::lock::LockConfig;
-use crate::host::report::{ActionStatus, HostReport, Progress};
-use crate::host::rollback::rollback_host;
-use crate::host::runner::{self, HostWork, Settings, Target};
+use crate::host::report::ActionStatus;
+use crate::host::rollback::Rollback;
+use crate::host::runner::{self, Settings, Target};
 use crate::ops::deploy;
 use crate::ops::pins;
 use crate::plan::rollback::agree;
@@ -27,36 +26,6 @@ use crate::plan::view::HostView;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Rollback's work on one host: the agreed targets, through the one swap.
-pub struct RollbackWork {
-    /// service → the version every host goes back to.
-    pub targets: BTreeMap<String, String>,
-    pub to: Option<String>,
-    pub opts: Options,
-}
-
-impl<E: Engine> HostWork<E> for RollbackWork {
-    async fn work(
-        &self,
-        engine: &E,
-        target: &Target<E>,
-        view: &HostView,
-        progress: Progress<'_>,
-    ) -> HostReport {
-        rollback_host(
-            engine,
-            &target.name,
-            &target.desired,
-            view,
-            &self.targets,
-            self.to.as_deref(),
-            &self.opts,
-            progress,
-        )
-        .await
-    }
-}
 
 pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     super::table_or_json(config)?;
@@ -150,7 +119,7 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
         lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
         health_timeout,
     };
-    let work = RollbackWork {
+    let work = Rollback {
         targets: targets.clone(),
         to: args.to.clone(),
         opts: Options {

@@ -74,6 +74,8 @@ pub struct MemState {
     pub images: Vec<String>,
     /// Images the fake registry can serve.
     pub registry: Vec<String>,
+    /// RepoDigests of images, by reference (as an engine shortens names: `nginx@sha256:…`).
+    pub digests: BTreeMap<String, Vec<String>>,
     /// How containers of an image behave once started (default: good).
     pub behaviour: BTreeMap<String, Behaviour>,
     pub volumes: Vec<String>,
@@ -109,7 +111,7 @@ impl MemoryEngine {
         let mut s = self.state.lock().unwrap();
         s.next += 1;
         if c.id.is_empty() {
-            c.id = format!("{:064x}", s.next);
+            c.id = mem_id(s.next);
         }
         c.created = EPOCH + s.clock_offset + s.next as i64;
         if !s.images.contains(&c.image) {
@@ -210,6 +212,11 @@ impl MemState {
     }
 }
 
+/// A container id that, like Docker's, differs from the others in its first characters.
+fn mem_id(n: u64) -> String {
+    format!("{:016x}{n:048x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 fn find<'a>(s: &'a mut MemState, id: &str) -> Result<&'a mut MemContainer, EngineError> {
     s.containers
         .iter_mut()
@@ -283,7 +290,7 @@ impl Engine for MemoryEngine {
         self.with(|s| {
             Ok(s.images.iter().any(|i| i == reference).then(|| ImageInfo {
                 id: format!("sha256:{:064x}", reference.len()),
-                repo_digests: vec![],
+                repo_digests: s.digests.get(reference).cloned().unwrap_or_default(),
                 has_healthcheck: true,
             }))
         })
@@ -345,7 +352,7 @@ impl Engine for MemoryEngine {
                 });
             }
             s.next += 1;
-            let id = format!("{:064x}", s.next);
+            let id = mem_id(s.next);
             let created = s.now();
             s.containers.push(MemContainer {
                 id: id.clone(),

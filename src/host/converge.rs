@@ -8,16 +8,18 @@
 //! a conflict is reported and never touched. The first failure stops the host: what follows may
 //! depend on it.
 
-use crate::engine::Engine;
 use crate::engine::reference;
+use crate::engine::{ContainerSummary, Engine};
 use crate::host::gate::{self, Gate};
 use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
+use crate::host::runner::{HostWork, Target};
 use crate::host::spec::create_spec;
 use crate::host::swap::{self, Incoming, Swap};
 use crate::manifest::resolve::{MountSource, ResolvedService};
+use crate::plan::doc::{PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::{self, Aside, DeployStamp};
 use crate::plan::view::HostView;
-use crate::plan::{Change, ChangeKind};
+use crate::plan::{self, Change, ChangeKind};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,80 @@ pub struct Options {
 impl Options {
     pub fn gate(&self, r: &ResolvedService) -> Gate {
         Gate::new(self.health_timeout, r.monitor)
+    }
+}
+
+/// Apply's work on one host, for the runner: the plan made under the lock (or the saved plan,
+/// refused when the host or the manifest changed since), carried out by `execute`.
+pub struct Apply {
+    pub saved: Option<PlanDoc>,
+    pub select: Selection,
+    pub opts: Options,
+}
+
+impl Apply {
+    fn saved_host(&self, host: &str) -> Option<&PlanHost> {
+        self.saved
+            .as_ref()
+            .and_then(|s| s.hosts.iter().find(|h| h.host == host))
+    }
+}
+
+impl<E: Engine> HostWork<E> for Apply {
+    fn check(&self, target: &Target<E>, list: &[ContainerSummary]) -> Result<(), String> {
+        if self.saved.is_none() {
+            return Ok(());
+        }
+        let Some(s) = self.saved_host(&target.name) else {
+            return Err("not in the saved plan".into());
+        };
+        if s.fingerprint.as_deref() != Some(plan::fingerprint(list).as_str()) {
+            return Err(
+                "the host changed since the plan was made; run `fleetpin plan` again".into(),
+            );
+        }
+        // The manifest must still describe what the plan was made from.
+        for c in &s.changes {
+            if let Some(h) = &c.spec_hash
+                && !target
+                    .desired
+                    .iter()
+                    .any(|r| r.service == c.service && &r.spec_hash == h)
+            {
+                return Err(format!(
+                    "the manifest changed since the plan was made ({} differs); run `fleetpin plan` again",
+                    c.service
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse_repaired(&self) -> bool {
+        self.saved.is_some()
+    }
+
+    async fn work(
+        &self,
+        engine: &E,
+        target: &Target<E>,
+        view: &HostView,
+        progress: Progress<'_>,
+    ) -> HostReport {
+        let changes = match self.saved_host(&target.name) {
+            Some(s) => s.changes.clone(),
+            None => filter_orphans(plan::plan_host(&target.desired, view), &self.select),
+        };
+        execute(
+            engine,
+            &target.name,
+            &target.desired,
+            &changes,
+            view,
+            &self.opts,
+            progress,
+        )
+        .await
     }
 }
 
@@ -205,7 +281,10 @@ async fn restart<E: Engine>(
     action.health_seconds = h.elapsed().as_secs_f64();
     match judged {
         Ok(()) => Ok(()),
-        Err(reason) => Err(swap::failure_details(engine, id, &r.service, reason).await),
+        Err(gate::Judged::Failed(reason)) => {
+            Err(swap::failure_details(engine, id, &r.service, reason).await)
+        }
+        Err(e) => Err(Failure::new(&r.service, e.to_string())),
     }
 }
 
@@ -246,7 +325,7 @@ async fn replace<E: Engine>(
             action.relaunched = true;
             Incoming::Relaunch(k.clone())
         }
-        None => Incoming::Create(create_spec(r, &r.container_name, &opts.stamp)),
+        None => Incoming::Create(Box::new(create_spec(r, &r.container_name, &opts.stamp))),
     };
     // Going back to a container created before the one serving is a rollback in all but name.
     let aside = match (&incoming, current) {

@@ -96,26 +96,41 @@ pub fn judge(base: &Baseline, now: &ContainerDetails, elapsed: Duration, gate: &
     Verdict::Wait
 }
 
+/// Why a watch did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Judged {
+    /// The container failed its gate.
+    #[error("{0}")]
+    Failed(String),
+    /// The engine stopped answering: the container was not judged (interrupted is not failed;
+    /// the next run's repair judges it).
+    #[error("could not be judged: {0}")]
+    Unjudged(String),
+}
+
 /// Watches a started container until the gate passes or fails.
-pub async fn watch<E: Engine>(engine: &E, id: &str, gate: &Gate) -> Result<(), String> {
+pub async fn watch<E: Engine>(engine: &E, id: &str, gate: &Gate) -> Result<(), Judged> {
     let started = Instant::now();
-    let first = engine
-        .inspect_container(id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let look = || async {
+        engine.inspect_container(id).await.map_err(|e| {
+            if e.is_unreachable() {
+                Judged::Unjudged(e.to_string())
+            } else {
+                Judged::Failed(e.to_string())
+            }
+        })
+    };
+    let first = look().await?;
     let base = Baseline::of(&first);
     let mut now = first;
     loop {
         match judge(&base, &now, started.elapsed(), gate) {
             Verdict::Pass => return Ok(()),
-            Verdict::Fail(reason) => return Err(reason),
+            Verdict::Fail(reason) => return Err(Judged::Failed(reason)),
             Verdict::Wait => {}
         }
         tokio::time::sleep(POLL).await;
-        now = engine
-            .inspect_container(id)
-            .await
-            .map_err(|e| e.to_string())?;
+        now = look().await?;
     }
 }
 

@@ -126,12 +126,29 @@ pub async fn repair<E: Engine>(
                     "{service}: finishing the swap to {} an interrupted run began",
                     version(cur)
                 ));
+                // A relaunched container may have been stopped before it got its policy back.
+                let policy = cur
+                    .labels
+                    .get(labels::RESTART)
+                    .cloned()
+                    .unwrap_or_else(|| "unless-stopped".into());
+                engine
+                    .set_restart_policy(&cur.id, &policy)
+                    .await
+                    .map_err(e)?;
                 let judged = match cur.state {
                     RunState::Running => gate::watch(engine, &cur.id, &gate).await,
                     _ => match engine.start(&cur.id).await {
                         Ok(()) => gate::watch(engine, &cur.id, &gate).await,
-                        Err(err) => Err(format!("the engine could not start it: {err}")),
+                        Err(err) => Err(gate::Judged::Failed(format!(
+                            "the engine could not start it: {err}"
+                        ))),
                     },
+                };
+                let judged = match judged {
+                    Err(gate::Judged::Unjudged(why)) => return Err(why),
+                    Err(gate::Judged::Failed(r)) => Err(r),
+                    Ok(()) => Ok(()),
                 };
                 match judged {
                     Ok(()) => {

@@ -7,6 +7,7 @@
 use crate::engine::Engine;
 use crate::host::converge::Options;
 use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
+use crate::host::runner::{HostWork, Target};
 use crate::host::spec::create_spec;
 use crate::host::swap::{self, Incoming, Swap};
 use crate::manifest::pin::VersionPin;
@@ -30,18 +31,37 @@ pub fn kind(from: Option<&str>, to: &str) -> ChangeKind {
     }
 }
 
-/// Rolls back the services of `targets` (service → the version every host goes to) that run on
-/// this host. `to` is `--to` as given.
+/// A rollback as agreed before any host was touched, and rollback's work for the runner.
+pub struct Rollback {
+    /// service → the version every host goes back to.
+    pub targets: BTreeMap<String, String>,
+    /// `--to`, as given.
+    pub to: Option<String>,
+    pub opts: Options,
+}
+
+impl<E: Engine> HostWork<E> for Rollback {
+    async fn work(
+        &self,
+        engine: &E,
+        target: &Target<E>,
+        view: &HostView,
+        progress: Progress<'_>,
+    ) -> HostReport {
+        rollback_host(engine, &target.name, &target.desired, view, self, progress).await
+    }
+}
+
+/// Rolls back the services of `plan.targets` that run on this host.
 pub async fn rollback_host<E: Engine>(
     engine: &E,
     host: &str,
     desired: &[ResolvedService],
     view: &HostView,
-    targets: &BTreeMap<String, String>,
-    to: Option<&str>,
-    opts: &Options,
+    plan: &Rollback,
     progress: Progress<'_>,
 ) -> HostReport {
+    let (targets, to, opts) = (&plan.targets, plan.to.as_deref(), &plan.opts);
     let mut report = HostReport::new(host, engine.endpoint(), HostStatus::Unchanged);
     for r in desired {
         let Some(target) = targets.get(&r.service) else {
@@ -74,6 +94,14 @@ pub async fn rollback_host<E: Engine>(
             report.error = Some(format!("{}: conflict on {}", r.service, r.container_name));
             return report;
         }
+        if from.as_deref() == Some(target.as_str()) {
+            // Already there: an interrupted rollback that repair finished, or a host that runs
+            // the `--to` version already.
+            action.kind = ChangeKind::Unchanged;
+            action.detail = Some(format!("already runs {target}"));
+            report.actions.push(action);
+            continue;
+        }
         let choice = match choose(view, &r.service, to) {
             Ok(c) if c.version() == *target => c,
             Ok(c) => {
@@ -98,6 +126,13 @@ pub async fn rollback_host<E: Engine>(
             }
         };
         let incoming = match choice {
+            Choice::Finish(_) => {
+                // Repair runs first and finishes an interrupted rollback: nothing left to do.
+                action.kind = ChangeKind::Unchanged;
+                action.detail = Some(format!("already runs {target}"));
+                report.actions.push(action);
+                continue;
+            }
             Choice::Retained(c) => {
                 action.relaunched = true;
                 Incoming::Relaunch(c)
@@ -108,9 +143,11 @@ pub async fn rollback_host<E: Engine>(
                 spec.pin = pin.clone();
                 spec.spec_hash = spec_hash(&spec);
                 match engine.inspect_image(&spec.image_ref).await {
-                    Ok(Some(_)) => {
-                        Incoming::Create(create_spec(&spec, &r.container_name, &opts.stamp))
-                    }
+                    Ok(Some(_)) => Incoming::Create(Box::new(create_spec(
+                        &spec,
+                        &r.container_name,
+                        &opts.stamp,
+                    ))),
                     Ok(None) => {
                         let f = Failure::new(
                             &r.service,

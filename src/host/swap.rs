@@ -33,7 +33,7 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub enum Incoming {
     /// A new container created from this spec.
-    Create(CreateSpec),
+    Create(Box<CreateSpec>),
     /// A kept (`.prev-`/`.rolled-back-`) container started again: no pull, no create.
     Relaunch(ContainerSummary),
 }
@@ -178,6 +178,17 @@ pub async fn run<E: Engine>(
     let judged = gate::watch(engine, &in_id, &gate).await;
     let health_seconds = h.elapsed().as_secs_f64();
 
+    let judged = match judged {
+        Err(gate::Judged::Unjudged(e)) => {
+            // The engine went away mid-gate: nothing is decided, and nothing more can be done on
+            // it now. The names say where the swap stands; the next run's repair judges it.
+            return Err(fail(format!(
+                "the gate of {service} could not be judged ({e}); the next run repairs this host"
+            )));
+        }
+        Err(gate::Judged::Failed(reason)) => Err(reason),
+        Ok(()) => Ok(()),
+    };
     match judged {
         Ok(()) => {
             // S6: the gate passed.
@@ -255,12 +266,18 @@ pub async fn mark_failed<E: Engine>(
     view: &HostView,
 ) {
     let _ = engine.stop(id, None).await;
-    let failed = format!(
-        "{stable}{}{}",
-        labels::FAILED,
-        labels::suffix(now_millis(), id)
-    );
-    let _ = engine.rename(id, &failed).await;
+    // The name must move: the stable name is what the restored container needs.
+    for attempt in 0..3u128 {
+        let failed = format!(
+            "{stable}{}{}",
+            labels::FAILED,
+            labels::suffix(now_millis() + attempt, id)
+        );
+        match engine.rename(id, &failed).await {
+            Err(EngineError::Conflict { .. }) => continue,
+            _ => break,
+        }
+    }
     let _ = engine.set_restart_policy(id, "no").await;
     for older in view.failed.get(service).into_iter().flatten() {
         if older.id != id {

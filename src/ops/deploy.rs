@@ -9,70 +9,13 @@ use crate::host::fleet::{self, HostRef};
 use crate::host::runner::Target;
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
+pub use crate::plan::doc::{PLAN_FORMAT, PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::DeployStamp;
 use crate::plan::view::{self, HostView};
-use crate::plan::{self, Change, ChangeKind};
-use serde::{Deserialize, Serialize};
+use crate::plan::{self, Change};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-
-pub const PLAN_FORMAT: &str = "fleetpin-plan/1";
-
-/// Which services and hosts a command works on (empty: all).
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
-    pub services: Vec<String>,
-    pub hosts: Vec<String>,
-}
-
-/// A plan as printed with `--format json` and saved with `-o`. Secrets never appear: specs are
-/// referenced by their hash.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlanDoc {
-    pub format: String,
-    pub platform: String,
-    pub environment: String,
-    pub commit: String,
-    pub created_at: String,
-    pub hosts: Vec<PlanHost>,
-    pub summary: BTreeMap<String, usize>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlanHost {
-    pub host: String,
-    pub endpoint: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
-    pub changes: Vec<Change>,
-    /// An interrupted run left unfinished work here (`.new-` or `.old-` containers), which
-    /// apply repairs before anything else.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub repair: bool,
-}
-
-impl PlanDoc {
-    pub fn pending(&self) -> usize {
-        self.hosts
-            .iter()
-            .flat_map(|h| &h.changes)
-            .filter(|c| c.kind.is_pending())
-            .count()
-            + self.hosts.iter().filter(|h| h.repair).count()
-    }
-
-    pub fn has_errors(&self) -> bool {
-        self.hosts.iter().any(|h| h.error.is_some())
-            || self
-                .hosts
-                .iter()
-                .flat_map(|h| &h.changes)
-                .any(|c| c.kind == ChangeKind::Conflict)
-    }
-}
 
 /// One selected host: how to reach it, what is wanted there, and what was seen.
 pub struct Prepared<E = DockerEngine> {
@@ -189,18 +132,6 @@ fn resolve_hosts(
                     .collect(),
                 unchecked,
             ))
-        })
-        .collect()
-}
-
-/// The selected services' orphans only, when services are selected.
-pub fn filter_orphans(changes: Vec<Change>, select: &Selection) -> Vec<Change> {
-    changes
-        .into_iter()
-        .filter(|c| {
-            c.kind != ChangeKind::RemoveOrphan
-                || select.services.is_empty()
-                || select.services.contains(&c.service)
         })
         .collect()
 }

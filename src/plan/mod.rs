@@ -3,6 +3,7 @@
 //! unit- and property-tested without a daemon, and `plan`, `apply` and `audit` agree by
 //! construction.
 
+pub mod doc;
 pub mod labels;
 pub mod rollback;
 pub mod view;

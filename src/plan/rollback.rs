@@ -7,6 +7,10 @@
 //! kept but the image is still on the host, a new container is made from it. A failed container
 //! is never chosen. Across hosts, every host must go back to the same version: `agree` says so
 //! before any host is touched.
+//!
+//! A rollback killed half-way left its target under the stable name and the container it stepped
+//! away from as `.old-rb-`: run again, it finishes that rollback (repair confirms it) rather than
+//! going one more step back — a re-run never goes two releases back.
 
 use crate::engine::ContainerSummary;
 use crate::manifest::pin::VersionPin;
@@ -21,13 +25,16 @@ pub enum Choice {
     Retained(ContainerSummary),
     /// No container of that version is kept: create one from its image, if the host has it.
     Recreate(VersionPin),
+    /// An interrupted rollback left this container under the stable name: finishing it is the
+    /// rollback (repair does it under the lock).
+    Finish(ContainerSummary),
 }
 
 impl Choice {
     /// The version the host will run, as its label or pin reads.
     pub fn version(&self) -> String {
         match self {
-            Choice::Retained(c) => version_of(c).to_string(),
+            Choice::Retained(c) | Choice::Finish(c) => version_of(c).to_string(),
             Choice::Recreate(p) => p.to_string(),
         }
     }
@@ -71,6 +78,20 @@ fn matches(c: &ContainerSummary, written: &str, wanted: &VersionPin) -> bool {
 
 /// The choice for one service on one host: back one step, or `to` a named version.
 pub fn choose(view: &HostView, service: &str, to: Option<&str>) -> Result<Choice, ChoiceError> {
+    let interrupted = view
+        .unconfirmed
+        .get(service)
+        .and_then(|u| u.first())
+        .is_some_and(|o| o.name.contains(labels::OLD_ROLLBACK));
+    if interrupted && let Some(cur) = view.current.get(service) {
+        let finishes = match to {
+            None => true,
+            Some(v) => VersionPin::parse(v).is_ok_and(|w| matches(cur, v, &w)),
+        };
+        if finishes {
+            return Ok(Choice::Finish(cur.clone()));
+        }
+    }
     match to {
         None => {
             let current_created = view.current.get(service).map(|c| c.created);
@@ -256,6 +277,26 @@ mod tests {
             target(&view, None),
             Err(ChoiceError::NothingRetained(_))
         ));
+    }
+
+    #[test]
+    fn a_rollback_killed_half_way_is_finished_not_repeated() {
+        // Killed after the kept 1.1.0 took the name: 2.0.0 is stepped aside, unconfirmed.
+        let view = classify(
+            "acme",
+            "prod",
+            &[
+                c("acme-prod-billing", "1.1.0", 20),
+                c("acme-prod-billing.prev-1-a", "1.0.0", 10),
+                c("acme-prod-billing.old-rb-3-b", "2.0.0", 30),
+            ],
+        );
+        assert_eq!(target(&view, None).unwrap(), "1.1.0");
+        assert!(matches!(
+            choose(&view, "billing", None),
+            Ok(Choice::Finish(_))
+        ));
+        assert_eq!(target(&view, Some("1.0.0")).unwrap(), "1.0.0");
     }
 
     #[test]

@@ -1,0 +1,553 @@
+//! The host orchestration — the one runner, the one swap, repair, rollback — on the in-memory
+//! engine: the sequences an operator runs (upgrades, rollbacks, a relaunch, a kill at each step)
+//! and the failures a real engine can return at any call (injected). The fleet tests prove the
+//! same on real daemons; these prove the orchestration's decisions exhaustively and fast.
+
+use fleetpin::engine::Engine;
+use fleetpin::engine::RunState;
+use fleetpin::engine::memory::{Behaviour, MemContainer, MemoryEngine};
+use fleetpin::host::converge::Apply as ApplyWork;
+use fleetpin::host::converge::Options;
+use fleetpin::host::lock::LockConfig;
+use fleetpin::host::report::{HostReport, HostStatus};
+use fleetpin::host::rollback::Rollback as RollbackWork;
+use fleetpin::host::runner::{self, HostWork, Settings, Target};
+use fleetpin::manifest::resolve::{ResolvedService, resolve_host};
+use fleetpin::ops::deploy::Selection;
+use fleetpin::plan::labels::{self, DeployStamp};
+use fleetpin::plan::rollback::agree;
+use fleetpin::plan::view::classify;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const REPO: &str = "r/web";
+
+fn manifest(version: &str, extra: &str) -> String {
+    format!(
+        "platform: acme\nretain: 2\nservices:\n  web: {{image: {REPO}{extra}}}\nenvironments:\n  prod:\n    hosts:\n      h: {{endpoint: \"unix:///x.sock\"}}\n    versions: {{web: \"{version}\"}}\n"
+    )
+}
+
+fn desired(version: &str) -> Vec<ResolvedService> {
+    let m = fleetpin::manifest::parse_str(&manifest(version, "")).unwrap();
+    resolve_host(&m, "prod", "h", &|_: &str| Ok(String::new())).unwrap()
+}
+
+fn registry() -> Vec<String> {
+    ["1.0.0", "1.1.0", "2.0.0", "broken", "crash"]
+        .iter()
+        .map(|v| format!("{REPO}:{v}"))
+        .collect()
+}
+
+fn opts() -> Options {
+    Options {
+        retain: 3,
+        prune: false,
+        stamp: DeployStamp {
+            commit: "c".into(),
+            deployed_at: "t".into(),
+            deployed_by: "me".into(),
+        },
+        health_timeout: Duration::from_secs(2),
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        platform: "acme".into(),
+        environment: "prod".into(),
+        parallel: 1,
+        lock: LockConfig {
+            identity: "me".into(),
+            machine: None,
+            ttl: Duration::from_secs(60),
+            wait: None,
+        },
+        health_timeout: Duration::from_secs(2),
+    }
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn run<W: HostWork<MemoryEngine>>(
+    engine: &Arc<MemoryEngine>,
+    version: &str,
+    work: &W,
+) -> HostReport {
+    let target = Target {
+        name: "h".into(),
+        endpoint: "memory://".into(),
+        engine: Ok(engine.clone()),
+        desired: desired(version),
+    };
+    block(runner::one_host(
+        &**engine,
+        &target,
+        &settings(),
+        work,
+        &|_: &str| {},
+    ))
+}
+
+fn apply(engine: &Arc<MemoryEngine>, version: &str) -> HostReport {
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        opts: opts(),
+    };
+    run(engine, version, &work)
+}
+
+/// Rolls back as the command does: agree on a target first, then the runner.
+fn rollback(
+    engine: &Arc<MemoryEngine>,
+    pinned: &str,
+    to: Option<&str>,
+) -> Result<HostReport, Vec<String>> {
+    let list = block(engine.list_containers("acme-prod-")).unwrap();
+    let view = classify("acme", "prod", &list);
+    let services = vec!["web".to_string()];
+    let targets = agree(&[("h".into(), &view, services.clone())], &services, to)?;
+    let work = RollbackWork {
+        targets,
+        to: to.map(str::to_string),
+        opts: opts(),
+    };
+    Ok(run(engine, pinned, &work))
+}
+
+/// (name role, version, state) of every container of the service, sorted by name.
+fn roles(engine: &MemoryEngine) -> Vec<(String, String, RunState)> {
+    engine
+        .snapshot()
+        .into_iter()
+        .filter(|(n, _, _)| n.starts_with("acme-prod-web"))
+        .map(|(n, st, v)| {
+            let role = n
+                .strip_prefix("acme-prod-web")
+                .unwrap()
+                .split('-')
+                .take_while(|p| !p.chars().all(|c| c.is_ascii_digit()))
+                .collect::<Vec<_>>()
+                .join("-");
+            (
+                if role.is_empty() {
+                    "current".into()
+                } else {
+                    role
+                },
+                v,
+                st,
+            )
+        })
+        .collect()
+}
+
+fn running(engine: &MemoryEngine) -> (String, String) {
+    let s = engine.state.lock().unwrap();
+    let c = s
+        .containers
+        .iter()
+        .find(|c| c.name == "acme-prod-web")
+        .expect("a container under the stable name");
+    assert_eq!(c.state, RunState::Running, "{c:?}");
+    (c.id.clone(), c.labels[labels::VERSION].clone())
+}
+
+fn engine() -> Arc<MemoryEngine> {
+    Arc::new(MemoryEngine::new(registry()))
+}
+
+#[test]
+fn three_upgrades_then_rollbacks_walk_back_and_never_forward() {
+    let e = engine();
+    for v in ["1.0.0", "1.1.0", "2.0.0"] {
+        assert_eq!(apply(&e, v).status, HostStatus::Converged);
+        e.advance(5);
+    }
+    let (_, v) = running(&e);
+    assert_eq!(v, "2.0.0");
+    let r = rollback(&e, "2.0.0", None).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(running(&e).1, "1.1.0");
+    e.advance(5);
+    let r = rollback(&e, "1.1.0", None).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(
+        running(&e).1,
+        "1.0.0",
+        "the second rollback goes further back"
+    );
+    // Nothing older: refused before anything is touched, naming what --to could pick.
+    let calls = e.state.lock().unwrap().calls.len();
+    let err = rollback(&e, "1.0.0", None).unwrap_err();
+    assert!(err[0].contains("rolled back from: 2.0.0, 1.1.0"), "{err:?}");
+    assert_eq!(
+        e.state.lock().unwrap().calls.len(),
+        calls,
+        "no host touched"
+    );
+    let mut rs = roles(&e);
+    rs.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        rs,
+        vec![
+            (
+                "current".to_string(),
+                "1.0.0".to_string(),
+                RunState::Running
+            ),
+            (".rolled-back".into(), "1.1.0".into(), RunState::Exited),
+            (".rolled-back".into(), "2.0.0".into(), RunState::Exited),
+        ]
+    );
+    // `--to` may still name any kept version, rolled back from or not.
+    let r = rollback(&e, "1.0.0", Some("2.0.0")).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(running(&e).1, "2.0.0");
+}
+
+#[test]
+fn after_to_an_older_version_a_plain_rollback_never_picks_a_newer_one() {
+    let e = engine();
+    for v in ["1.0.0", "1.1.0", "2.0.0"] {
+        apply(&e, v);
+        e.advance(5);
+    }
+    assert!(rollback(&e, "2.0.0", Some("1.0.0")).unwrap().ok());
+    assert_eq!(running(&e).1, "1.0.0");
+    let err = rollback(&e, "1.0.0", None).unwrap_err();
+    assert!(err[0].contains("nothing to roll back to"), "{err:?}");
+}
+
+#[test]
+fn a_pin_moved_back_relaunches_the_kept_container() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    let (first, _) = running(&e);
+    e.advance(5);
+    apply(&e, "1.1.0");
+    e.advance(5);
+    // `git revert` of the pin: the same spec as the kept 1.0.0 container.
+    let count = |e: &MemoryEngine, what: &str| {
+        e.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.starts_with(what))
+            .count()
+    };
+    let (pulls, creates) = (count(&e, "pull"), count(&e, "create"));
+    let r = apply(&e, "1.0.0");
+    assert!(r.ok(), "{r:?}");
+    assert!(r.actions[0].relaunched, "{r:?}");
+    assert_eq!(
+        running(&e),
+        (first, "1.0.0".into()),
+        "the very container, started again"
+    );
+    assert_eq!(count(&e, "pull"), pulls, "no pull");
+    assert_eq!(count(&e, "create"), creates, "no new container");
+}
+
+#[test]
+fn a_crash_looping_release_without_healthcheck_fails_its_gate_and_the_previous_one_serves() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    let (first, _) = running(&e);
+    e.set_behaviour(&format!("{REPO}:crash"), Behaviour::CrashLoop);
+    let r = apply(&e, "crash");
+    assert_eq!(r.status, HostStatus::Failed, "{r:?}");
+    let f = r.failure.as_ref().unwrap();
+    assert!(f.restored, "{f:?}");
+    assert!(f.reason.contains("restart"), "{f:?}");
+    assert_eq!(running(&e), (first, "1.0.0".into()));
+    let failed: Vec<_> = roles(&e)
+        .into_iter()
+        .filter(|(r, _, _)| r == ".failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+}
+
+#[test]
+fn a_rename_or_start_error_puts_the_kept_container_back_as_retained() {
+    for op in ["rename", "start", "set_restart_policy"] {
+        let e = engine();
+        apply(&e, "1.0.0");
+        e.advance(5);
+        apply(&e, "1.1.0");
+        let kept = e
+            .snapshot()
+            .into_iter()
+            .find(|(n, _, _)| n.contains(".prev-"))
+            .unwrap()
+            .0;
+        let kept_id = e.id_of(&kept).unwrap();
+        let (serving, _) = running(&e);
+        // The kept container's own step fails (for rename: giving it the stable name).
+        e.fail_next(op, &kept_id);
+        let r = rollback(&e, "1.1.0", None).unwrap();
+        assert_eq!(r.status, HostStatus::Failed, "{op}: {r:?}");
+        assert!(r.failure.as_ref().unwrap().restored, "{op}: {r:?}");
+        assert_eq!(running(&e), (serving.clone(), "1.1.0".into()), "{op}");
+        let s = e.state.lock().unwrap();
+        let k = s.containers.iter().find(|c| c.id == kept_id).unwrap();
+        assert_eq!(k.name, kept, "{op}: back under its retained name");
+        assert_eq!(k.restart_policy, "no", "{op}");
+        assert!(
+            !s.containers.iter().any(|c| c.name.contains(".failed-")),
+            "{op}: nothing failed"
+        );
+    }
+}
+
+#[test]
+fn a_foreign_container_on_the_name_is_a_conflict_and_rollback_touches_nothing() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    e.advance(5);
+    apply(&e, "1.1.0");
+    // Someone replaced the service by hand with a container fleetpin did not create.
+    let (ours, _) = running(&e);
+    block(e.remove(&ours)).unwrap();
+    e.add_container(MemContainer::new(
+        "acme-prod-web",
+        "nginx:1",
+        RunState::Running,
+        BTreeMap::new(),
+    ));
+    let before = e.snapshot();
+    // The pure choice still sees the kept 1.0.0; the host work refuses on the conflict.
+    let r = rollback(&e, "1.1.0", None).unwrap();
+    assert_eq!(r.status, HostStatus::Failed, "{r:?}");
+    assert_eq!(r.actions[0].kind, fleetpin::plan::ChangeKind::Conflict);
+    assert_eq!(
+        e.snapshot(),
+        before,
+        "untouched: the retained container is still retained"
+    );
+}
+
+#[test]
+fn repair_finishes_an_interrupted_swap_and_never_marks_it_failed() {
+    // A run killed at S4 (the new container has the name, never started), S5 (running, gate
+    // pending), and S3 (name free): each repaired without a `.failed-` container.
+    for state in [RunState::Created, RunState::Running, RunState::Exited] {
+        let e = engine();
+        apply(&e, "1.0.0");
+        let (old, _) = running(&e);
+        let new = {
+            let mut s = e.state.lock().unwrap();
+            let c = s.containers.iter_mut().find(|c| c.id == old).unwrap();
+            c.name = "acme-prod-web.old-0000000000001-aa".into();
+            c.state = RunState::Exited;
+            drop(s);
+            let spec_labels = {
+                let d = desired("1.1.0");
+                labels::for_service(&d[0], &opts().stamp)
+            };
+            e.add_container(MemContainer::new(
+                "acme-prod-web",
+                &format!("{REPO}:1.1.0"),
+                state,
+                spec_labels,
+            ))
+        };
+        let r = apply(&e, "1.1.0");
+        assert!(r.ok(), "{state:?}: {r:?}");
+        assert!(!r.repaired.is_empty(), "{state:?}");
+        assert_eq!(running(&e), (new, "1.1.0".into()), "{state:?}");
+        let rs = roles(&e);
+        assert!(
+            rs.iter().all(|(r, _, _)| r != ".failed"),
+            "{state:?}: {rs:?}"
+        );
+        assert!(
+            rs.contains(&(".prev".into(), "1.0.0".into(), RunState::Exited)),
+            "{state:?}: {rs:?}"
+        );
+    }
+}
+
+#[test]
+fn repair_after_a_release_that_does_fail_its_gate_keeps_one_failed_and_restores() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    let (old, _) = running(&e);
+    e.set_behaviour(&format!("{REPO}:broken"), Behaviour::Unhealthy);
+    {
+        let mut s = e.state.lock().unwrap();
+        let c = s.containers.iter_mut().find(|c| c.id == old).unwrap();
+        c.name = "acme-prod-web.old-0000000000001-aa".into();
+        c.state = RunState::Exited;
+    }
+    let d = desired("broken");
+    e.add_container(MemContainer::new(
+        "acme-prod-web",
+        &format!("{REPO}:broken"),
+        RunState::Created,
+        labels::for_service(&d[0], &opts().stamp),
+    ));
+    let r = apply(&e, "broken");
+    assert_eq!(
+        r.status,
+        HostStatus::Failed,
+        "the re-run fails again: {r:?}"
+    );
+    assert_eq!(running(&e), (old, "1.0.0".into()));
+    let failed = roles(&e)
+        .into_iter()
+        .filter(|(r, _, _)| r == ".failed")
+        .count();
+    assert_eq!(failed, 1);
+}
+
+#[test]
+fn a_started_new_container_left_beside_the_old_one_is_stopped_and_removed_never_failed() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    let d = desired("1.1.0");
+    let id = e.add_container(MemContainer::new(
+        "acme-prod-web.new-0000000000001-0",
+        &format!("{REPO}:1.1.0"),
+        RunState::Running,
+        labels::for_service(&d[0], &opts().stamp),
+    ));
+    let r = apply(&e, "1.0.0");
+    assert!(r.ok(), "{r:?}");
+    let s = e.state.lock().unwrap();
+    assert!(!s.containers.iter().any(|c| c.id == id));
+    let stop = s
+        .calls
+        .iter()
+        .position(|c| c.starts_with("stop acme-prod-web.new-"));
+    let remove = s
+        .calls
+        .iter()
+        .position(|c| c.starts_with("remove acme-prod-web.new-"));
+    assert!(
+        stop.is_some() && stop < remove,
+        "stopped before removed: {:?}",
+        s.calls
+    );
+}
+
+#[test]
+fn a_rollback_killed_after_the_names_moved_is_finished_by_the_rerun_not_repeated() {
+    let e = engine();
+    for v in ["1.0.0", "1.1.0", "2.0.0"] {
+        apply(&e, v);
+        e.advance(5);
+    }
+    // Killed at S4 of `rollback`: the kept 1.1.0 took the name, 2.0.0 is `.old-rb-`.
+    {
+        let mut s = e.state.lock().unwrap();
+        let cur = s
+            .containers
+            .iter()
+            .position(|c| c.name == "acme-prod-web")
+            .unwrap();
+        s.containers[cur].name = "acme-prod-web.old-rb-0000000000009-aa".into();
+        s.containers[cur].state = RunState::Exited;
+        let k = s
+            .containers
+            .iter()
+            .position(|c| c.name.contains(".prev-") && c.labels[labels::VERSION] == "1.1.0")
+            .unwrap();
+        s.containers[k].name = "acme-prod-web".into();
+    }
+    let r = rollback(&e, "2.0.0", None).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(running(&e).1, "1.1.0", "one step back in all, not two");
+    let rs = roles(&e);
+    assert!(
+        rs.contains(&(".rolled-back".into(), "2.0.0".into(), RunState::Exited)),
+        "{rs:?}"
+    );
+    assert!(
+        rs.contains(&(".prev".into(), "1.0.0".into(), RunState::Exited)),
+        "{rs:?}"
+    );
+}
+
+#[test]
+fn kept_containers_are_bounded_by_retain_rolled_back_ones_going_first() {
+    let e = engine();
+    for v in ["1.0.0", "1.1.0", "2.0.0"] {
+        apply(&e, v);
+        e.advance(5);
+    }
+    assert!(rollback(&e, "2.0.0", None).unwrap().ok());
+    e.advance(5);
+    assert!(rollback(&e, "1.1.0", None).unwrap().ok());
+    e.advance(5);
+    // retain 3: 1.1.0 and 2.0.0 rolled back from; a new release steps 1.0.0 aside as .prev-.
+    let mut o = opts();
+    o.retain = 2;
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        opts: o,
+    };
+    e.state
+        .lock()
+        .unwrap()
+        .registry
+        .push(format!("{REPO}:3.0.0"));
+    let r = run(&e, "3.0.0", &work);
+    assert!(r.ok(), "{r:?}");
+    let rs = roles(&e);
+    assert!(
+        rs.contains(&(".prev".into(), "1.0.0".into(), RunState::Exited)),
+        "{rs:?}"
+    );
+    assert_eq!(rs.len(), 3, "one running, two kept: {rs:?}");
+    assert!(rollback(&e, "3.0.0", None).unwrap().ok());
+    assert_eq!(running(&e).1, "1.0.0", "back to what ran before 3.0.0");
+}
+
+#[test]
+fn a_digest_pin_written_in_full_matches_what_docker_reports_in_short() {
+    // The manifest says `docker.io/library/nginx`; Docker reports `nginx@sha256:…`.
+    const D: &str = "sha256:4d0bc6182dc5ee4ce965969bfdd025bf1491b12cc22a3c9edb5597ff23dc551b";
+    let text = format!(
+        "platform: acme\nservices:\n  web: {{image: docker.io/library/nginx}}\nenvironments:\n  prod:\n    hosts:\n      h: {{endpoint: \"unix:///x.sock\"}}\n    versions: {{web: \"1.27@{D}\"}}\n"
+    );
+    let m = fleetpin::manifest::parse_str(&text).unwrap();
+    let d = resolve_host(&m, "prod", "h", &|_: &str| Ok(String::new())).unwrap();
+    let reference = format!("docker.io/library/nginx@{D}");
+    let e = Arc::new(MemoryEngine::new(vec![reference.clone()]));
+    e.state
+        .lock()
+        .unwrap()
+        .digests
+        .insert(reference, vec![format!("nginx@{D}")]);
+    let target = Target {
+        name: "h".into(),
+        endpoint: "memory://".into(),
+        engine: Ok(e.clone()),
+        desired: d,
+    };
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        opts: opts(),
+    };
+    let r = block(runner::one_host(
+        &*e,
+        &target,
+        &settings(),
+        &work,
+        &|_: &str| {},
+    ));
+    assert_eq!(r.status, HostStatus::Converged, "{r:?}");
+}
