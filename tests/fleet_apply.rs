@@ -357,39 +357,40 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
     );
     assert_eq!(s.get("h1", 18171, "/version").as_deref(), Some("1.1.0"));
 
-    // A lock left by a killed run: apply refuses, `unlock` removes it, apply proceeds.
-    let docker = s.docker("h1");
+    // A lock left by a killed run on another machine: apply refuses, `unlock` removes it, apply
+    // proceeds.
     let lock_name = format!("fleetpin-lock-{}-test", s.platform);
-    support::block_on(async {
-        let engine = fleetpin::engine::docker::DockerEngine::connect(
-            &fleetpin::engine::docker::Target {
-                endpoint: fleetpin::manifest::values::Endpoint::parse(&s.host("h1").unix).unwrap(),
-                tls: None,
-                insecure: false,
-            },
-            std::time::Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-        let labels = std::collections::BTreeMap::from([
-            (
-                "io.fleetpin.lock.owner".to_string(),
-                "someone@elsewhere (pid 1)".to_string(),
-            ),
-            (
-                "io.fleetpin.lock.taken-at".to_string(),
-                "2026-01-01T00:00:00Z".to_string(),
-            ),
-            (
-                "io.fleetpin.lock.expires-at".to_string(),
-                "2999-01-01T00:00:00Z".to_string(),
-            ),
-        ]);
-        fleetpin::engine::Engine::create_lock(&engine, &lock_name, &labels)
+    let leave_a_lock = || {
+        support::block_on(async {
+            let engine = fleetpin::engine::docker::DockerEngine::connect(
+                &fleetpin::engine::docker::Target {
+                    endpoint: fleetpin::manifest::values::Endpoint::parse(&s.host("h1").unix)
+                        .unwrap(),
+                    tls: None,
+                    insecure: false,
+                },
+                std::time::Duration::from_secs(5),
+            )
             .await
             .unwrap();
-    });
-    drop(docker);
+            let labels = std::collections::BTreeMap::from([
+                (
+                    "io.fleetpin.lock.owner".to_string(),
+                    "someone@elsewhere".to_string(),
+                ),
+                (
+                    "io.fleetpin.lock.machine".to_string(),
+                    "another-machine".to_string(),
+                ),
+                ("io.fleetpin.lock.pid".to_string(), "1".to_string()),
+                ("io.fleetpin.lock.ttl".to_string(), "3600".to_string()),
+            ]);
+            fleetpin::engine::Engine::create_lock(&engine, &lock_name, &labels)
+                .await
+                .unwrap();
+        })
+    };
+    leave_a_lock();
     s.write(&s.manifest(&["h1"], &[("web", 18171, "")], &[("web", "1.2.0")]));
     let refused = s.run(&["apply", "test", "--yes"]);
     assert_eq!(refused.code, 1, "{refused:?}");
@@ -403,6 +404,15 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
     assert!(unlock.stdout.contains("someone@elsewhere"), "{unlock:?}");
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     assert_eq!(s.get("h1", 18171, "/version").as_deref(), Some("1.2.0"));
+
+    // For scripts: one JSON document.
+    leave_a_lock();
+    let json = s.run(&["unlock", "test", "--format", "json"]);
+    assert_eq!(json.code, 0, "{json:?}");
+    let doc = json.json();
+    assert_eq!(doc["hosts"][0]["host"], "h1");
+    assert_eq!(doc["hosts"][0]["removed"], true);
+    assert_eq!(doc["hosts"][0]["owner"], "someone@elsewhere");
 }
 
 #[test]

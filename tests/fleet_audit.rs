@@ -380,3 +380,57 @@ fn an_unreachable_host_is_a_row_and_exit_code_1() {
         "one timeout, not a hang: {took:?}"
     );
 }
+
+#[test]
+fn settings_drift_is_drift_and_unreadable_secrets_are_not_guessed() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "auditspec");
+    std::fs::write(s.dir.path().join("app.env"), "TOKEN=abc\n").unwrap();
+    let manifest = |mode: &str| {
+        s.manifest(
+            &["h1"],
+            &[
+                ("conf", 18321, &format!("env: {{MODE: {mode}}}")),
+                ("secretive", 18322, "env_file: app.env"),
+            ],
+            &[("conf", "1.0.0"), ("secretive", "1.0.0")],
+        )
+    };
+    s.write(&manifest("a"));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let detail = |out: &support::Out, service: &str| -> (String, String) {
+        let doc = out.json();
+        let r = doc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == service)
+            .unwrap()
+            .clone();
+        (
+            r["status"].as_str().unwrap().to_string(),
+            r["detail"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let out = s.run(&["audit", "--format", "json", "--exit-code"]);
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // The manifest changes a setting and nobody applied it: plan and audit agree.
+    s.write(&manifest("b"));
+    assert!(s.run(&["plan", "test"]).stdout.contains("reconfigure"));
+    let out = s.run(&["audit", "--format", "json", "--exit-code"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let (status, why) = detail(&out, "conf");
+    assert_eq!(status, "drift");
+    assert!(why.contains("settings differ"), "{why}");
+    assert_eq!(detail(&out, "secretive").0, "ok");
+
+    // Where the secrets are not at hand, the settings of that service are not judged.
+    std::fs::remove_file(s.dir.path().join("app.env")).unwrap();
+    let out = s.run(&["audit", "--format", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let (status, why) = detail(&out, "secretive");
+    assert_eq!(status, "ok");
+    assert!(why.contains("settings not checked"), "{why}");
+    assert_eq!(detail(&out, "conf").0, "drift");
+}

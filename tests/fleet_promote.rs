@@ -297,3 +297,62 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
         .unwrap();
     assert_eq!(labels["io.fleetpin.commit"], "uncommitted");
 }
+
+#[test]
+fn promote_commits_the_manifest_alone_and_refuses_a_detached_head() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "staged");
+    s.write(&s.path_manifest(
+        &fleet.image,
+        18251,
+        ["1.1.0", "1.0.0", "1.0.0"],
+        ["h1", "h2", "h3"],
+    ));
+    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    // An operator has a secrets file staged, not meant for this commit.
+    let repo = git2::Repository::open(s.dir.path()).unwrap();
+    std::fs::write(s.dir.path().join("prod.env"), "DB_PASSWORD=hunter2\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(std::path::Path::new("prod.env")).unwrap();
+    index.write().unwrap();
+
+    let out = s.run(&["promote", "recette", "preprod"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let parent = head.parent(0).unwrap();
+    let diff = repo
+        .diff_tree_to_tree(
+            Some(&parent.tree().unwrap()),
+            Some(&head.tree().unwrap()),
+            None,
+        )
+        .unwrap();
+    let files: Vec<String> = diff
+        .deltas()
+        .map(|d| d.new_file().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(files, vec!["platform.yaml"], "the commit holds the manifest alone");
+    // The staged file is still staged, and the manifest's index entry is the committed blob.
+    let mut index = repo.index().unwrap();
+    index.read(true).unwrap();
+    assert!(index.get_path(std::path::Path::new("prod.env"), 0).is_some());
+    let status = repo.status_file(std::path::Path::new("prod.env")).unwrap();
+    assert!(status.contains(git2::Status::INDEX_NEW), "{status:?}");
+    assert!(repo
+        .status_file(std::path::Path::new("platform.yaml"))
+        .unwrap()
+        .is_empty());
+
+    // A detached HEAD (a CI checkout): refused before anything is done, saying what to do.
+    let commit = repo.head().unwrap().peel_to_commit().unwrap().id();
+    repo.set_head_detached(commit).unwrap();
+    let before = std::fs::read_to_string(s.path()).unwrap();
+    let detached = s.run(&["promote", "preprod", "prod", "--force"]);
+    assert_eq!(detached.code, 1, "{detached:?}");
+    assert!(detached.stderr.contains("HEAD is detached"), "{detached:?}");
+    assert!(detached.stderr.contains("--no-commit"), "{detached:?}");
+    assert_eq!(std::fs::read_to_string(s.path()).unwrap(), before);
+    let rollback = s.run(&["rollback", "recette", "--yes"]);
+    assert_eq!(rollback.code, 1, "{rollback:?}");
+    assert!(rollback.stderr.contains("HEAD is detached"), "{rollback:?}");
+}

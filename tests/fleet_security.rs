@@ -213,6 +213,17 @@ fn secret_values_never_appear_in_any_output_label_log_or_plan_file() {
     assert_eq!(run(&["apply", "test", "--yes", "-vv"]).code, 0);
     run(&["rollback", "test", "--yes", "-vv", "--format", "json"]);
     run(&["history", "-vv"]);
+    // Every log level, every crate: the engine client logs request bodies at trace.
+    for level in ["trace", "debug", "bollard=trace,hyper=trace,fleetpin=trace"] {
+        s.write(&manifest(if level == "debug" { "1.0.0" } else { "1.2.0" }));
+        let o = s.run_with(&["apply", "test", "--yes"], &[("FLEETPIN_LOG", level)]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(
+            o.stderr.lines().count() > 10,
+            "FLEETPIN_LOG={level} does log: {o:?}"
+        );
+        outputs.push(format!("FLEETPIN_LOG={level}\n{}\n{}", o.stdout, o.stderr));
+    }
 
     outputs.push(std::fs::read_to_string(&plan_file).unwrap());
     for o in &outputs {

@@ -66,6 +66,7 @@ fn settings() -> Settings {
             wait: None,
         },
         health_timeout: Duration::from_secs(2),
+        retain: 3,
     }
 }
 
@@ -338,9 +339,9 @@ fn a_foreign_container_on_the_name_is_a_conflict_and_rollback_touches_nothing() 
 }
 
 #[test]
-fn repair_finishes_an_interrupted_swap_and_never_marks_it_failed() {
-    // A run killed at S4 (the new container has the name, never started), S5 (running, gate
-    // pending), and S3 (name free): each repaired without a `.failed-` container.
+fn repair_finishes_or_undoes_an_interrupted_swap_and_never_marks_it_failed() {
+    // A run killed at S4 (the new container has the name, never started), at S5 (running, gate
+    // pending), or stopped under a daemon crash: each repaired without a `.failed-` container.
     for state in [RunState::Created, RunState::Running, RunState::Exited] {
         let e = engine();
         apply(&e, "1.0.0");
@@ -365,7 +366,16 @@ fn repair_finishes_an_interrupted_swap_and_never_marks_it_failed() {
         let r = apply(&e, "1.1.0");
         assert!(r.ok(), "{state:?}: {r:?}");
         assert!(!r.repaired.is_empty(), "{state:?}");
-        assert_eq!(running(&e), (new, "1.1.0".into()), "{state:?}");
+        let (id, version) = running(&e);
+        assert_eq!(version, "1.1.0", "{state:?}");
+        if state == RunState::Running {
+            assert_eq!(id, new, "judged and confirmed where it runs");
+        } else {
+            // Never started, or stopped under it: undone, and the plan swapped afresh.
+            assert_ne!(id, new, "{state:?}");
+            assert!(e.id_of("acme-prod-web").is_some());
+            assert!(!e.snapshot().iter().any(|(n, _, _)| n.contains(".new-")));
+        }
         let rs = roles(&e);
         assert!(
             rs.iter().all(|(r, _, _)| r != ".failed"),

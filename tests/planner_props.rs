@@ -188,6 +188,7 @@ proptest! {
                 parallel: 1,
                 lock: LockConfig { identity: "me".into(), machine: None, ttl: Duration::from_secs(60), wait: None },
                 health_timeout: Duration::from_secs(1),
+                retain: 2,
             };
             let list = engine.list_containers("acme-prod-").await.unwrap();
             let before = plan::classify("acme", "prod", &list);

@@ -118,6 +118,7 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
         parallel,
         lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
         health_timeout,
+        retain: loaded.manifest.retain,
     };
     let work = Apply {
         saved,

@@ -118,6 +118,7 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
             .max(1),
         lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
         health_timeout,
+        retain: loaded.manifest.retain,
     };
     let work = Rollback {
         targets: targets.clone(),

@@ -7,16 +7,22 @@
 //!  NAME.new-T, never started               S1–S3    remove it: it never ran, it holds nothing
 //!  NAME.new-T, started (start-first)       —        stop it gracefully, remove it; never `.failed-`
 //!  NAME.old-T, no NAME                     S3       put it back under NAME and start it
-//!  NAME.old-T, NAME not started yet        S4       finish the swap: start NAME and judge it
-//!  NAME.old-T, NAME running or exited      S5       judge NAME (started again if it stopped):
+//!  NAME.old-T, NAME not running            S4       undo it: NAME leaves the name (removed when
+//!   (never started, or stopped since: a             it was new, back to `.prev-` when it was a
+//!   daemon restarted under it)                      kept one), the old one back and started;
+//!                                                    the plan then swaps afresh
+//!  NAME.old-T, NAME running                S5       judge NAME as the killed run would have:
 //!                                                    passes → confirm the old one (.prev- /
 //!                                                    .rolled-back-); fails its gate → NAME.failed-,
 //!                                                    the old one back
 //!  NAME stopped, no .old-                  S2       nothing: the plan restarts or replaces it
 //! ```
 //!
-//! Interrupted is not failed: only a container that fails its gate here, as it would have in the
-//! killed run, is kept as `.failed-` — never one that was merely interrupted. Older `.old-`
+//! Interrupted is not failed: only a running container that fails its gate here, as it would have
+//! in the killed run, is kept as `.failed-` — never one that was merely interrupted. A container
+//! that stopped under a daemon crash is never started again in place: Docker 20.10 can leave its
+//! old network sandbox behind, and the same container started again answers on no port; a fresh
+//! one does. Older `.old-`
 //! leftovers are confirmed into their role; extra `.failed-` containers (one per service is the
 //! rule) are removed.
 
@@ -57,6 +63,7 @@ pub async fn repair<E: Engine>(
     view: &HostView,
     desired: &[ResolvedService],
     timeout: Duration,
+    retain: u32,
     progress: Progress<'_>,
 ) -> Result<Repaired, String> {
     let e = |e: crate::engine::EngineError| e.to_string();
@@ -120,41 +127,69 @@ pub async fn repair<E: Engine>(
                     }
                 ));
             }
+            Some(cur) if cur.state != RunState::Running => {
+                // S4 (never started), or stopped since (the engine restarted under it): the swap
+                // was never judged. Undo it: the incoming container leaves the name — a new one
+                // is removed, a kept one goes back to being kept — and the one that served comes
+                // back. The next plan does the swap again, afresh.
+                progress(&format!(
+                    "{service}: undoing the unfinished swap to {}; restarting {}",
+                    version(cur),
+                    version(newest)
+                ));
+                let kept = labels::incoming_was_kept(&newest.name).then(|| {
+                    format!(
+                        "{stable}{}{}",
+                        labels::PREV,
+                        labels::suffix(crate::host::report::now_millis(), &cur.id)
+                    )
+                });
+                swap::discard(engine, &cur.id, kept.as_deref(), &stable).await;
+                let back = swap::put_back(engine, &newest.id, &stable).await;
+                if !back {
+                    return Err(format!(
+                        "{service}: could not put {} back under {stable}",
+                        newest.name
+                    ));
+                }
+                let ok = gate::watch(engine, &newest.id, &gate).await;
+                done.notes.push(format!(
+                    "{service}: undid the unfinished swap to {} an interrupted run began; {} serves{}",
+                    version(cur),
+                    version(newest),
+                    match &ok {
+                        Ok(()) => String::new(),
+                        Err(r) => format!(" (but: {r})"),
+                    }
+                ));
+            }
             Some(cur) => {
-                // S4, S5: finish the swap the killed run began, and judge it as it would have.
+                // S5: the incoming container runs; judge it as the killed run would have.
                 progress(&format!(
                     "{service}: finishing the swap to {} an interrupted run began",
                     version(cur)
                 ));
-                // A relaunched container may have been stopped before it got its policy back.
-                let policy = cur
-                    .labels
-                    .get(labels::RESTART)
-                    .cloned()
-                    .unwrap_or_else(|| "unless-stopped".into());
-                engine
-                    .set_restart_policy(&cur.id, &policy)
-                    .await
-                    .map_err(e)?;
-                let judged = match cur.state {
-                    RunState::Running => gate::watch(engine, &cur.id, &gate).await,
-                    _ => match engine.start(&cur.id).await {
-                        Ok(()) => gate::watch(engine, &cur.id, &gate).await,
-                        Err(err) => Err(gate::Judged::Failed(format!(
-                            "the engine could not start it: {err}"
-                        ))),
-                    },
-                };
-                let judged = match judged {
+                let judged = match gate::watch(engine, &cur.id, &gate).await {
                     Err(gate::Judged::Unjudged(why)) => return Err(why),
                     Err(gate::Judged::Failed(r)) => Err(r),
                     Ok(()) => Ok(()),
                 };
                 match judged {
                     Ok(()) => {
+                        // A relaunched container may have been stopped before it got its policy.
+                        let policy = cur
+                            .labels
+                            .get(labels::RESTART)
+                            .cloned()
+                            .unwrap_or_else(|| "unless-stopped".into());
+                        engine
+                            .set_restart_policy(&cur.id, &policy)
+                            .await
+                            .map_err(e)?;
                         swap::confirm(engine, &newest.id, &newest.name)
                             .await
                             .map_err(e)?;
+                        swap::prune_kept(engine, service, view, &cur.id, true, retain).await;
                         done.notes.push(format!(
                             "{service}: finished the swap to {} an interrupted run left unconfirmed",
                             version(cur)
@@ -168,7 +203,7 @@ pub async fn repair<E: Engine>(
                         ));
                         swap::mark_failed(engine, &cur.id, &stable, service, view).await;
                         failed_now.insert(service.clone());
-                        let back = swap::put_back(engine, &newest.id, &stable, None).await
+                        let back = swap::put_back(engine, &newest.id, &stable).await
                             && gate::watch(engine, &newest.id, &gate).await.is_ok();
                         done.notes.push(format!(
                             "{service}: {} an interrupted run was deploying failed its gate ({reason}); restored {}{}",

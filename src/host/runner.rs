@@ -42,6 +42,8 @@ pub struct Settings {
     pub lock: LockConfig,
     /// The gate's bound for what repair judges.
     pub health_timeout: Duration,
+    /// Kept previous containers per service, for what repair confirms.
+    pub retain: u32,
 }
 
 /// The part of a run that differs between apply, rollback and the agent.
@@ -194,6 +196,7 @@ async fn under_lock<E: Engine, W: HostWork<E>>(
         &view,
         &t.desired,
         settings.health_timeout,
+        settings.retain,
         progress,
     )
     .await

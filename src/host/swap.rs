@@ -117,14 +117,14 @@ pub async fn run<E: Engine>(
         if let Err(e) = engine.stop(&cur.id, None).await {
             // It may be half-way down: make sure it serves, and drop what was prepared.
             let restored = engine.start(&cur.id).await.is_ok();
-            discard(engine, &in_id, kept_name.as_deref()).await;
+            discard(engine, &in_id, kept_name.as_deref(), stable).await;
             return Err(fail(format!("stopping the running container: {e}")).restored(restored));
         }
         fault_point("stopped").await;
-        let name = labels::aside_name(stable, aside, stamp, &cur.id);
+        let name = labels::aside_name(stable, aside, relaunch, stamp, &cur.id);
         if let Err(e) = engine.rename(&cur.id, &name).await {
             let restored = engine.start(&cur.id).await.is_ok();
-            discard(engine, &in_id, kept_name.as_deref()).await;
+            discard(engine, &in_id, kept_name.as_deref(), stable).await;
             return Err(fail(format!("renaming the running container: {e}")).restored(restored));
         }
         fault_point("renamed-old").await;
@@ -144,11 +144,12 @@ pub async fn run<E: Engine>(
     }
     .await;
     if let Err(e) = named {
+        // The incoming container leaves the name first, then the serving one takes it back.
+        discard(engine, &in_id, kept_name.as_deref(), stable).await;
         let restored = match (current, &aside_name) {
-            (Some(cur), Some(_)) => put_back(engine, &cur.id, stable, Some(&in_id)).await,
+            (Some(cur), Some(_)) => put_back(engine, &cur.id, stable).await,
             _ => false,
         };
-        discard(engine, &in_id, kept_name.as_deref()).await;
         return Err(fail(format!("giving {service} its name: {e}")).restored(restored));
     }
 
@@ -158,19 +159,11 @@ pub async fn run<E: Engine>(
     if let Err(e) = engine.start(&in_id).await {
         // The engine refused to start it (a port taken, a bad mount): it never ran, so it did
         // not fail a gate. It leaves the name; the current container comes back.
+        discard(engine, &in_id, kept_name.as_deref(), stable).await;
         let restored = match (current, &aside_name) {
-            (Some(cur), Some(_)) => put_back(engine, &cur.id, stable, Some(&in_id)).await,
-            _ => {
-                let _ = engine
-                    .rename(
-                        &in_id,
-                        &format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, &in_id)),
-                    )
-                    .await;
-                false
-            }
+            (Some(cur), Some(_)) => put_back(engine, &cur.id, stable).await,
+            _ => false,
         };
-        discard(engine, &in_id, kept_name.as_deref()).await;
         return Err(fail(format!("the engine could not start it: {e}")).restored(restored));
     }
     fault_point("started").await;
@@ -212,7 +205,7 @@ pub async fn run<E: Engine>(
             let mut f = failure_details(engine, &in_id, service, reason).await;
             mark_failed(engine, &in_id, stable, service, view).await;
             if let (Some(cur), Some(_)) = (current, &aside_name) {
-                f.restored = put_back(engine, &cur.id, stable, None).await
+                f.restored = put_back(engine, &cur.id, stable).await
                     && gate::watch(engine, &cur.id, &gate).await.is_ok();
             }
             Err(f)
@@ -227,30 +220,31 @@ pub async fn confirm<E: Engine>(engine: &E, id: &str, aside: &str) -> Result<(),
     engine.rename(id, &labels::confirmed(aside).1).await
 }
 
-/// Puts the container that was serving back under the stable name and starts it; `holder` is
-/// what must leave the name first, if anything holds it.
-pub async fn put_back<E: Engine>(engine: &E, id: &str, stable: &str, holder: Option<&str>) -> bool {
-    if let Some(h) = holder {
-        // Only a never-started incoming container can hold the name here: move it out of the way.
-        let _ = engine
-            .rename(
-                h,
-                &format!("{stable}{}{}", labels::NEW, labels::suffix(now_millis(), h)),
-            )
-            .await;
-    }
+/// Puts the container that was serving back under the stable name (free by now) and starts it.
+pub async fn put_back<E: Engine>(engine: &E, id: &str, stable: &str) -> bool {
     engine.rename(id, stable).await.is_ok() && engine.start(id).await.is_ok()
 }
 
-/// Drops an incoming container that never started: a created one is removed (it holds nothing),
-/// a kept one goes back to its role.
-async fn discard<E: Engine>(engine: &E, id: &str, kept_name: Option<&str>) {
+/// Drops an incoming container that never passed a gate: a created one is removed (stopped
+/// gracefully first if it ran), a kept one goes back to a retained name with policy `no`.
+/// Whatever its name now — the stable one included — it leaves it.
+pub async fn discard<E: Engine>(engine: &E, id: &str, kept_name: Option<&str>, stable: &str) {
     match kept_name {
         None => {
+            let _ = engine.stop(id, None).await;
             let _ = engine.remove(id).await;
         }
         Some(name) => {
-            let _ = engine.rename(id, name).await;
+            let _ = engine.stop(id, None).await;
+            // A kept container keeps a retained name; if its old one is taken, a fresh one.
+            if engine.rename(id, name).await.is_err() {
+                let _ = engine
+                    .rename(
+                        id,
+                        &format!("{stable}{}{}", labels::PREV, labels::suffix(now_millis(), id)),
+                    )
+                    .await;
+            }
             let _ = engine.set_restart_policy(id, "no").await;
         }
     }

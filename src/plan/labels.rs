@@ -36,14 +36,18 @@ pub const LOCK_TTL: &str = "io.fleetpin.lock.ttl";
 pub const LOCK_OF: &str = "io.fleetpin.lock.of";
 
 pub const PREV: &str = ".prev-";
-/// A container stepped aside by a rollback whose gate has not passed yet: confirmed, it becomes
-/// `.rolled-back-` (an `.old-` one becomes `.prev-`).
-pub const OLD_ROLLBACK: &str = ".old-rb-";
 /// A previous container that a rollback stepped away from: retained (it counts in `retain`,
 /// `--to` may name it) but never the default target of a later rollback.
 pub const ROLLED_BACK: &str = ".rolled-back-";
-/// A previous container stepped aside by a swap whose health gate has not passed yet.
+/// A container stepped aside by a swap whose gate has not passed yet (`.old-`, and its variants
+/// below, which say what to make of it and of the incoming container if a run is killed).
 pub const OLD: &str = ".old-";
+/// Stepped aside by apply for a kept container started again (relaunch).
+pub const OLD_KEPT: &str = ".old-k-";
+/// Stepped aside by a rollback for a kept container started again.
+pub const OLD_ROLLBACK: &str = ".old-rb-";
+/// Stepped aside by a rollback for a new container of a version no longer kept.
+pub const OLD_ROLLBACK_NEW: &str = ".old-rbn-";
 pub const FAILED: &str = ".failed-";
 pub const NEW: &str = ".new-";
 
@@ -131,25 +135,46 @@ pub enum Aside {
     RolledBack,
 }
 
-/// `NAME.old-…` (or `NAME.old-rb-…`): the unconfirmed name of a container being stepped aside.
-pub fn aside_name(stable: &str, role: Aside, now_millis: u128, id: &str) -> String {
-    let marker = match role {
-        Aside::Previous => OLD,
-        Aside::RolledBack => OLD_ROLLBACK,
+/// The unconfirmed name of a container being stepped aside: its role once confirmed, and
+/// whether the container taking its place was a kept one (repair must not remove that one).
+pub fn aside_name(stable: &str, role: Aside, incoming_kept: bool, now_millis: u128, id: &str) -> String {
+    let marker = match (role, incoming_kept) {
+        (Aside::Previous, false) => OLD,
+        (Aside::Previous, true) => OLD_KEPT,
+        (Aside::RolledBack, true) => OLD_ROLLBACK,
+        (Aside::RolledBack, false) => OLD_ROLLBACK_NEW,
     };
     format!("{stable}{marker}{}", suffix(now_millis, id))
 }
 
+/// The markers of unconfirmed names, the longest first (each begins with `.old-`).
+const ASIDE_MARKERS: [&str; 4] = [OLD_ROLLBACK_NEW, OLD_ROLLBACK, OLD_KEPT, OLD];
+
+fn aside_marker(aside: &str) -> &'static str {
+    ASIDE_MARKERS
+        .into_iter()
+        .find(|m| aside.contains(m))
+        .unwrap_or(OLD)
+}
+
 /// The role an unconfirmed name was given, and its confirmed name.
 pub fn confirmed(aside: &str) -> (Aside, String) {
-    if aside.contains(OLD_ROLLBACK) {
-        (
-            Aside::RolledBack,
-            aside.replacen(OLD_ROLLBACK, ROLLED_BACK, 1),
-        )
+    let marker = aside_marker(aside);
+    if marker == OLD_ROLLBACK || marker == OLD_ROLLBACK_NEW {
+        (Aside::RolledBack, aside.replacen(marker, ROLLED_BACK, 1))
     } else {
-        (Aside::Previous, aside.replacen(OLD, PREV, 1))
+        (Aside::Previous, aside.replacen(marker, PREV, 1))
     }
+}
+
+/// Whether the container that took the stable name in this swap was a kept one (relaunched).
+pub fn incoming_was_kept(aside: &str) -> bool {
+    matches!(aside_marker(aside), OLD_KEPT | OLD_ROLLBACK)
+}
+
+/// Whether the swap that stepped this container aside was a rollback's.
+pub fn by_rollback(aside: &str) -> bool {
+    matches!(aside_marker(aside), OLD_ROLLBACK | OLD_ROLLBACK_NEW)
 }
 
 #[cfg(test)]
@@ -192,7 +217,7 @@ mod tests {
 
     #[test]
     fn asides_confirm_into_their_role() {
-        let a = aside_name("acme-prod-x", Aside::RolledBack, 1, "abcdef0123");
+        let a = aside_name("acme-prod-x", Aside::RolledBack, true, 1, "abcdef0123");
         assert_eq!(a, "acme-prod-x.old-rb-0000000000001-abcdef01");
         assert_eq!(
             confirmed(&a),
@@ -201,10 +226,21 @@ mod tests {
                 "acme-prod-x.rolled-back-0000000000001-abcdef01".into()
             )
         );
-        let p = aside_name("acme-prod-x", Aside::Previous, 1, "ab");
+        assert!(incoming_was_kept(&a) && by_rollback(&a));
+        let n = aside_name("acme-prod-x", Aside::RolledBack, false, 1, "ab");
+        assert_eq!(confirmed(&n).1, "acme-prod-x.rolled-back-0000000000001-ab");
+        assert!(!incoming_was_kept(&n) && by_rollback(&n));
+        let p = aside_name("acme-prod-x", Aside::Previous, false, 1, "ab");
         assert_eq!(
             confirmed(&p),
             (Aside::Previous, "acme-prod-x.prev-0000000000001-ab".into())
         );
+        assert!(!incoming_was_kept(&p) && !by_rollback(&p));
+        let k = aside_name("acme-prod-x", Aside::Previous, true, 1, "ab");
+        assert_eq!(confirmed(&k).1, "acme-prod-x.prev-0000000000001-ab");
+        assert!(incoming_was_kept(&k) && !by_rollback(&k));
+        for name in [&a, &n, &p, &k] {
+            assert_eq!(parse_name("acme-prod-", name), Some(("x", Role::Unconfirmed)));
+        }
     }
 }

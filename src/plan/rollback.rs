@@ -82,7 +82,7 @@ pub fn choose(view: &HostView, service: &str, to: Option<&str>) -> Result<Choice
         .unconfirmed
         .get(service)
         .and_then(|u| u.first())
-        .is_some_and(|o| o.name.contains(labels::OLD_ROLLBACK));
+        .is_some_and(|o| labels::by_rollback(&o.name));
     if interrupted && let Some(cur) = view.current.get(service) {
         let finishes = match to {
             None => true,

@@ -246,9 +246,29 @@ impl Scenario {
     }
 
     pub fn run(&self, args: &[&str]) -> Out {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
+        self.run_with(args, &[])
+    }
+
+    /// `run` with extra environment variables.
+    pub fn run_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Out {
+        self.run_prefixed(&[], args, envs)
+    }
+
+    /// `run` under a wrapper program (`faketime +2h`, …).
+    pub fn run_prefixed(&self, wrapper: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Out {
+        let bin = env!("CARGO_BIN_EXE_fleetpin");
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = std::process::Command::new(w);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => std::process::Command::new(bin),
+        };
+        let out = cmd
             .current_dir(self.dir.path())
             .args(args)
+            .envs(envs.iter().copied())
             .env("NO_COLOR", "1")
             .env("FLEETPIN_USER", "tester@example.test")
             .env_remove("FLEETPIN_FILE")
@@ -344,6 +364,18 @@ impl Scenario {
                             .force(true)
                             .build();
                         let _ = docker.remove_container(&name, Some(opts)).await;
+                    }
+                }
+                // Networks too: every test's network is a /16 bridge, and an engine has ~30.
+                if let Ok(nets) = docker
+                    .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                    .await
+                {
+                    for n in nets {
+                        let name = n.name.unwrap_or_default();
+                        if name.starts_with(&format!("{platform}-")) {
+                            let _ = docker.remove_network(&name).await;
+                        }
                     }
                 }
                 if let Ok(v) = docker
@@ -502,3 +534,65 @@ impl Scenario {
         )
     }
 }
+
+pub fn fleet_sh(args: &[&str]) {
+    let status = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "fleet.sh {args:?} failed");
+}
+
+/// Starts fleetpin with `args`, pausing at fault point `at`, and returns once it got there.
+pub fn spawn_paused(
+    s: &Scenario,
+    args: &[&str],
+    at: &str,
+    pause_secs: u64,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    spawn_paused_with(s, args, at, pause_secs, &[])
+}
+
+/// `spawn_paused` with extra environment variables.
+pub fn spawn_paused_with(
+    s: &Scenario,
+    args: &[&str],
+    at: &str,
+    pause_secs: u64,
+    envs: &[(&str, &str)],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
+        .current_dir(s.dir.path())
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("NO_COLOR", "1")
+        .env("FLEETPIN_USER", "tester@example.test")
+        .env("FLEETPIN_FAULT_PAUSE", at)
+        .env("FLEETPIN_FAULT_PAUSE_SECS", pause_secs.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if line.starts_with("fault point") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("fleetpin never reached fault point {at}"));
+    (child, reader)
+}
+
+pub fn names(s: &Scenario, host: &str) -> Vec<String> {
+    s.containers(host).into_iter().map(|(n, _, _)| n).collect()
+}
+
