@@ -3,41 +3,14 @@
 //! text (miette for manifest problems) and exit codes (0 success, 1 error — usage errors included
 //! —, 2 changes or drift where asked, 130 interrupted).
 
-use crate::cli::{Cli, Command, Format, Global};
+use crate::cli::{Cli, Command, Format};
+use crate::config::Config;
 use crate::error::{Error, Exit};
-use crate::render::{self, Style};
+use crate::render;
 use clap::{CommandFactory, Parser};
 use serde_json::json;
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
-
-/// What every command needs to know about how it was called.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub file: PathBuf,
-    pub format: Format,
-    pub out: Style,
-    pub err: Style,
-    pub verbose: u8,
-    pub quiet: bool,
-    pub connect_timeout: Duration,
-}
-
-impl Config {
-    fn from_global(g: &Global) -> Config {
-        Config {
-            file: g.file.clone(),
-            format: g.format,
-            out: Style::for_stdout(g.no_color),
-            err: Style::for_stderr(g.no_color),
-            verbose: g.verbose,
-            quiet: g.quiet,
-            connect_timeout: Duration::from_secs(g.connect_timeout),
-        }
-    }
-}
 
 /// Runs fleetpin with these arguments (the first is the program name).
 pub fn run<I, T>(args: I) -> ExitCode

@@ -1,19 +1,8 @@
-//! Who and where fleetpin runs: the operator's identity (labels, lock owner, commit author), the
-//! machine (a stable machine id, not a host name: two jump hosts may both be called `ubuntu`),
+//! Where fleetpin runs: the user and host names (for people), the machine (a stable machine id, not a host name: two jump hosts may both be called `ubuntu`),
 //! and whether a process of this machine is still alive. When a fact cannot be known here — no
 //! machine id, no /proc (a macOS laptop) — the answer is "unknown", never a guess.
 
 use std::path::Path;
-
-/// Who the operator is: `FLEETPIN_USER`, else git's user.email (of the manifest's repository),
-/// else user@hostname.
-pub fn operator(manifest: &Path) -> String {
-    std::env::var("FLEETPIN_USER")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| crate::git::user_email(manifest))
-        .unwrap_or_else(|| format!("{}@{}", user(), hostname()))
-}
 
 pub fn user() -> String {
     std::env::var("USER")

@@ -12,6 +12,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod git;

@@ -324,7 +324,11 @@ fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
         .collect();
     s.write(&s.manifest(&hosts, &[("web", 18471, VOL)], &[("web", "1.0.0")]));
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    assert_eq!(pids.len(), 3, "each host's dockerd pid is in fleet.env: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        3,
+        "each host's dockerd pid is in fleet.env: {pids:?}"
+    );
     let fds_before: Vec<usize> = pids.iter().map(|p| open_fds(p)).collect();
     assert!(
         fds_before.iter().all(|n| *n > 0),
@@ -394,14 +398,20 @@ fn fleetpin_killed_at_each_step_of_a_rollback_then_a_rerun_finishes_it() {
         assert_eq!(rerun.code, 0, "killed at {step}: {rerun:?}");
         // One step back in all: the very 1.0.0 container serves, 1.1.0 is kept as rolled back.
         assert_converged(&s, "h2", "web", "1.0.0", port);
-        assert_eq!(s.inspect("h2", &stable).id.unwrap(), first, "killed at {step}");
+        assert_eq!(
+            s.inspect("h2", &stable).id.unwrap(),
+            first,
+            "killed at {step}"
+        );
         let list = names(&s, "h2");
         assert!(
             list.iter().any(|n| n.contains(".rolled-back-")),
             "killed at {step}: {list:?}"
         );
         assert!(
-            !list.iter().any(|n| n.contains(".failed-") || n.contains(".old-")),
+            !list
+                .iter()
+                .any(|n| n.contains(".failed-") || n.contains(".old-")),
             "killed at {step}: {list:?}"
         );
         let repo = git2::Repository::open(s.dir.path()).unwrap();

@@ -331,17 +331,26 @@ fn promote_commits_the_manifest_alone_and_refuses_a_detached_head() {
         .deltas()
         .map(|d| d.new_file().path().unwrap().display().to_string())
         .collect();
-    assert_eq!(files, vec!["platform.yaml"], "the commit holds the manifest alone");
+    assert_eq!(
+        files,
+        vec!["platform.yaml"],
+        "the commit holds the manifest alone"
+    );
     // The staged file is still staged, and the manifest's index entry is the committed blob.
     let mut index = repo.index().unwrap();
     index.read(true).unwrap();
-    assert!(index.get_path(std::path::Path::new("prod.env"), 0).is_some());
+    assert!(
+        index
+            .get_path(std::path::Path::new("prod.env"), 0)
+            .is_some()
+    );
     let status = repo.status_file(std::path::Path::new("prod.env")).unwrap();
     assert!(status.contains(git2::Status::INDEX_NEW), "{status:?}");
-    assert!(repo
-        .status_file(std::path::Path::new("platform.yaml"))
-        .unwrap()
-        .is_empty());
+    assert!(
+        repo.status_file(std::path::Path::new("platform.yaml"))
+            .unwrap()
+            .is_empty()
+    );
 
     // A detached HEAD (a CI checkout): refused before anything is done, saying what to do.
     let commit = repo.head().unwrap().peel_to_commit().unwrap().id();

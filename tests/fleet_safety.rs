@@ -21,7 +21,11 @@ fn roles(s: &Scenario, host: &str) -> Vec<(String, String, String)> {
                 .collect::<Vec<_>>()
                 .join("-");
             (
-                if role.is_empty() { "current".into() } else { role },
+                if role.is_empty() {
+                    "current".into()
+                } else {
+                    role
+                },
                 v,
                 st,
             )
@@ -54,7 +58,11 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
     let first = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(first.code, 0, "{first:?}");
     assert_eq!(s.get("h1", 18601, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(id_of(&s, "h1", &stable), ids[1], "the retained 1.1.0 container");
+    assert_eq!(
+        id_of(&s, "h1", &stable),
+        ids[1],
+        "the retained 1.1.0 container"
+    );
     assert_eq!(head_subject(&s), "rollback test: web 2.0.0 -> 1.1.0");
 
     let second = s.run(&["rollback", "test", "--yes"]);
@@ -80,7 +88,10 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
     // Nothing older is retained: refused before anything is touched, naming what --to can pick.
     let third = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(third.code, 1, "{third:?}");
-    assert!(third.stderr.contains("nothing to roll back to"), "{third:?}");
+    assert!(
+        third.stderr.contains("nothing to roll back to"),
+        "{third:?}"
+    );
     assert!(third.stderr.contains("--to"), "{third:?}");
     assert_eq!(id_of(&s, "h1", &stable), ids[0]);
 
@@ -105,13 +116,23 @@ fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
 
     s.write(&s.manifest(&["h2"], &[("web", 18602, extra)], &[("web", "1.1.0")]));
     let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 1, "the release exits inside the monitor window: {out:?}");
+    assert_eq!(
+        out.code, 1,
+        "the release exits inside the monitor window: {out:?}"
+    );
     assert!(
         out.stdout.contains("exited") || out.stdout.contains("restart"),
         "{out:?}"
     );
-    assert!(out.stdout.contains("the previous version runs again"), "{out:?}");
-    assert_eq!(id_of(&s, "h2", &stable), good, "the good container serves again");
+    assert!(
+        out.stdout.contains("the previous version runs again"),
+        "{out:?}"
+    );
+    assert_eq!(
+        id_of(&s, "h2", &stable),
+        good,
+        "the good container serves again"
+    );
     assert_eq!(s.get("h2", 18602, "/version").as_deref(), Some("1.0.0"));
     let policy = s
         .inspect("h2", &stable)
@@ -122,10 +143,15 @@ fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
         .name
         .unwrap()
         .to_string();
-    assert_eq!(policy, "unless-stopped", "the restored one keeps its own policy");
+    assert_eq!(
+        policy, "unless-stopped",
+        "the restored one keeps its own policy"
+    );
     let rs = roles(&s, "h2");
     assert_eq!(
-        rs.iter().filter(|(r, v, _)| r == ".failed" && v == "1.1.0").count(),
+        rs.iter()
+            .filter(|(r, v, _)| r == ".failed" && v == "1.1.0")
+            .count(),
         1,
         "{rs:?}"
     );
@@ -148,7 +174,10 @@ fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_
         child.kill().unwrap();
         child.wait().unwrap();
         let rerun = s.run(&["apply", "test", "--yes"]);
-        assert_eq!(rerun.code, 0, "killed at {step} on the way to {to}: {rerun:?}");
+        assert_eq!(
+            rerun.code, 0,
+            "killed at {step} on the way to {to}: {rerun:?}"
+        );
         assert!(rerun.stdout.contains("repaired"), "{rerun:?}");
         assert_eq!(s.get("h3", 18603, "/version").as_deref(), Some(to));
         let rs = roles(&s, "h3");
@@ -174,7 +203,12 @@ fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_
     );
     for (name, _, _) in s.containers("h3") {
         if name.contains(".prev-") {
-            let p = s.inspect("h3", &name).host_config.unwrap().restart_policy.unwrap();
+            let p = s
+                .inspect("h3", &name)
+                .host_config
+                .unwrap()
+                .restart_policy
+                .unwrap();
             assert_eq!(p.name.unwrap().to_string(), "no", "{name}");
         }
     }
@@ -205,8 +239,15 @@ fn a_pin_moved_back_relaunches_the_retained_container() {
     let out = s.run(&["apply", "test", "--yes", "--format", "json"]);
     assert_eq!(out.code, 0, "{out:?}");
     let report = out.json();
-    assert_eq!(report["hosts"][0]["actions"][0]["relaunched"], true, "{report}");
-    assert_eq!(id_of(&s, "h1", &stable), first, "the very container, no new one");
+    assert_eq!(
+        report["hosts"][0]["actions"][0]["relaunched"], true,
+        "{report}"
+    );
+    assert_eq!(
+        id_of(&s, "h1", &stable),
+        first,
+        "the very container, no new one"
+    );
     assert_eq!(s.get("h1", 18604, "/version").as_deref(), Some("1.0.0"));
     assert_eq!(
         s.run(&["plan", "test", "--detailed-exitcode"]).code,
@@ -242,7 +283,12 @@ fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
     let c = s.run_with(&["apply", "test", "--yes", "--lock-wait", "60s"], &ttl);
     assert_eq!(c.code, 0, "{c:?}");
     let a = a.wait_with_output().unwrap();
-    assert_eq!(a.status.code(), Some(0), "{}", String::from_utf8_lossy(&a.stdout));
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stdout)
+    );
     assert_eq!(s.get("h2", 18605, "/version").as_deref(), Some("1.1.0"));
     // Released: no lock and no heartbeat container left.
     let docker = s.docker("h2");
@@ -275,7 +321,10 @@ fn a_slow_graceful_stop_is_waited_out_in_full() {
     let started = std::time::Instant::now();
     let out = s.run(&["apply", "test", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(started.elapsed() >= Duration::from_secs(45), "the stop was waited for");
+    assert!(
+        started.elapsed() >= Duration::from_secs(45),
+        "the stop was waited for"
+    );
     assert_eq!(s.get("h3", 18606, "/version").as_deref(), Some("1.1.0"));
     let prev = s
         .containers("h3")
@@ -293,7 +342,8 @@ fn rollback_refuses_before_touching_any_host() {
     let services = [("web", 18607, ""), ("api", 18608, ""), ("extra", 18609, "")];
     let hosts = ["h1", "h2"];
     // `extra` is in the manifest but not pinned in `test`.
-    let pinned = |web: &str, api: &str| s.manifest(&hosts, &services, &[("web", web), ("api", api)]);
+    let pinned =
+        |web: &str, api: &str| s.manifest(&hosts, &services, &[("web", web), ("api", api)]);
     s.write(&pinned("1.0.0", "1.0.0"));
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     s.write(&pinned("1.1.0", "1.0.0"));
@@ -302,12 +352,18 @@ fn rollback_refuses_before_touching_any_host() {
 
     let ghost = s.run(&["rollback", "test", "-s", "extra", "--yes"]);
     assert_eq!(ghost.code, 1, "{ghost:?}");
-    assert!(ghost.stderr.contains("`extra` is not pinned in test"), "{ghost:?}");
+    assert!(
+        ghost.stderr.contains("`extra` is not pinned in test"),
+        "{ghost:?}"
+    );
 
     // api has nothing to go back to: nothing is rolled back, web included.
     let all = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(all.code, 1, "{all:?}");
-    assert!(all.stderr.contains("api: nothing to roll back to"), "{all:?}");
+    assert!(
+        all.stderr.contains("api: nothing to roll back to"),
+        "{all:?}"
+    );
     let after: Vec<_> = hosts.iter().map(|h| s.containers(h)).collect();
     assert_eq!(before, after, "no host touched");
 
@@ -320,7 +376,10 @@ fn rollback_refuses_before_touching_any_host() {
     let split = s.run(&["rollback", "test", "-s", "web", "--yes"]);
     assert_eq!(split.code, 1, "{split:?}");
     assert!(split.stderr.contains("different versions"), "{split:?}");
-    assert!(split.stderr.contains("1.1.0 on h2; 1.2.0 on h1"), "{split:?}");
+    assert!(
+        split.stderr.contains("1.1.0 on h2; 1.2.0 on h1"),
+        "{split:?}"
+    );
     let to = s.run(&["rollback", "test", "-s", "web", "--to", "1.1.0", "--yes"]);
     assert_eq!(to.code, 0, "{to:?}");
     for h in hosts {
@@ -340,14 +399,23 @@ fn rollback_of_some_hosts_leaves_the_pin_and_names_the_hosts_that_differ() {
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     let head = s.head();
     let text = std::fs::read_to_string(s.path()).unwrap();
-    let out = s.run(&["rollback", "test", "--host", "h3", "--yes", "--format", "json"]);
+    let out = s.run(&[
+        "rollback", "test", "--host", "h3", "--yes", "--format", "json",
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
     let doc = out.json();
     assert_eq!(doc["pinned"], false);
     let notes = doc["notes"].to_string();
-    assert!(notes.contains("h3 now runs web 1.0.0 while test pins 1.1.0"), "{notes}");
+    assert!(
+        notes.contains("h3 now runs web 1.0.0 while test pins 1.1.0"),
+        "{notes}"
+    );
     assert_eq!(s.head(), head, "nothing committed");
-    assert_eq!(std::fs::read_to_string(s.path()).unwrap(), text, "the file is untouched");
+    assert_eq!(
+        std::fs::read_to_string(s.path()).unwrap(),
+        text,
+        "the file is untouched"
+    );
     assert_eq!(s.get("h3", 18611, "/version").as_deref(), Some("1.0.0"));
     assert_eq!(s.get("h1", 18611, "/version").as_deref(), Some("1.1.0"));
 }
@@ -391,6 +459,10 @@ fn a_foreign_container_on_the_name_is_a_conflict_for_rollback_and_nothing_is_dem
     let out = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("conflict"), "{out:?}");
-    assert_eq!(s.containers("h2"), before, "the retained container is still retained");
+    assert_eq!(
+        s.containers("h2"),
+        before,
+        "the retained container is still retained"
+    );
     assert!(!before.iter().any(|(n, _, _)| n.contains(".failed-")));
 }

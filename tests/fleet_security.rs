@@ -219,8 +219,8 @@ fn secret_values_never_appear_in_any_output_label_log_or_plan_file() {
         let o = s.run_with(&["apply", "test", "--yes"], &[("FLEETPIN_LOG", level)]);
         assert_eq!(o.code, 0, "{o:?}");
         assert!(
-            o.stderr.lines().count() > 10,
-            "FLEETPIN_LOG={level} does log: {o:?}"
+            o.stderr.contains("creating CreateSpec") && o.stderr.contains("DB_PASSWORD"),
+            "FLEETPIN_LOG={level} logs the container spec (variable names only): {o:?}"
         );
         outputs.push(format!("FLEETPIN_LOG={level}\n{}\n{}", o.stdout, o.stderr));
     }

@@ -1,18 +1,13 @@
 //! `fleetpin apply ENV`: converge the selected hosts to the manifest (or to exactly a saved plan),
 //! through the one host runner: each host locked, repaired, re-observed, then converged.
 
-use crate::app::Config;
 use crate::cli::{ApplyArgs, Format};
-use crate::engine::docker::DockerEngine;
+use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::host::converge::{Apply, Options};
-use crate::host::gate;
-use crate::host::lock::LockConfig;
 use crate::host::report::{HostReport, HostStatus};
-use crate::host::runner::{self, Settings, Target};
 use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc};
 use crate::plan::ChangeKind;
-use std::time::Duration;
 
 fn read_plan(path: &std::path::Path) -> Result<PlanDoc> {
     let doc = std::fs::read_to_string(path)
@@ -101,25 +96,12 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
         "apply",
     )?;
     let stamp = deploy::stamp(&loaded, config.quiet, commit);
-    let env = &loaded.manifest.environments[&args.env];
-    let parallel = args
-        .max_parallel
-        .or(env.max_parallel)
-        .map(|n| n as usize)
-        .unwrap_or(prepared.len())
-        .max(1);
-    let health_timeout = args
-        .health_timeout
-        .map(Duration::from_secs)
-        .unwrap_or(gate::DEFAULT_TIMEOUT);
-    let settings = Settings {
-        platform: loaded.manifest.platform.clone(),
-        environment: args.env.clone(),
-        parallel,
-        lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
-        health_timeout,
-        retain: loaded.manifest.retain,
+    let flags = super::RunFlags {
+        max_parallel: args.max_parallel,
+        health_timeout: args.health_timeout,
+        lock_wait: args.lock_wait,
     };
+    let settings = flags.settings(&loaded, &args.env, prepared.len(), &stamp.deployed_by);
     let work = Apply {
         saved,
         select,
@@ -127,16 +109,10 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
             retain: loaded.manifest.retain,
             prune: args.prune,
             stamp,
-            health_timeout,
+            health_timeout: flags.health_timeout(),
         },
     };
-    let targets: Vec<Target<DockerEngine>> = prepared.iter().map(|p| p.target()).collect();
-    let sink = crate::render::progress::ProgressSink::new(config.quiet);
-    crate::interrupt::install_on(&rt);
-    let reports = rt.block_on(runner::run(targets, &settings, &work, &|h: &str| {
-        sink.host(h)
-    }));
-    sink.clear();
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work);
     Ok(finish(config, &args.env, &reports, false))
 }
 

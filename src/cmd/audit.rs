@@ -1,8 +1,8 @@
 //! `fleetpin audit [ENV]`: what runs where across the fleet against the pins, as a table, JSON,
 //! Markdown or a self-contained HTML page.
 
-use crate::app::Config;
 use crate::cli::{AuditArgs, Format};
+use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::ops::audit::collect;
 

@@ -1,7 +1,7 @@
 //! `fleetpin history [ENV]`: who changed which pin when, from the manifest's git history.
 
-use crate::app::Config;
 use crate::cli::{Format, HistoryArgs};
+use crate::config::Config;
 use crate::error::{Exit, Result};
 use crate::ops::history::rows;
 

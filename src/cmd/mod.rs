@@ -13,11 +13,16 @@ pub mod rollback;
 pub mod unlock;
 pub mod validate;
 
-use crate::app::Config;
 use crate::cli::{Format, Selection as CliSelection};
+use crate::config::Config;
+use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Result};
+use crate::host::lock::LockConfig;
+use crate::host::report::HostReport;
+use crate::host::runner::{self, HostWork, Settings};
 use crate::manifest::diagnostics::{ManifestError, Problem};
 use crate::manifest::{self, Loaded};
+use crate::ops::deploy::Prepared;
 use crate::ops::deploy::Selection;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -111,4 +116,62 @@ pub fn run_exit(failed: bool) -> crate::error::Exit {
     } else {
         Exit::Success
     }
+}
+
+/// What a run over an environment's hosts needs, resolved from its flags and the manifest.
+pub struct RunFlags {
+    pub max_parallel: Option<u32>,
+    pub health_timeout: Option<u64>,
+    pub lock_wait: Option<std::time::Duration>,
+}
+
+impl RunFlags {
+    /// The runner's settings: hosts at once from the flag, else the environment's `max_parallel`,
+    /// else all; the gate's bound; the lock as this operator.
+    pub fn settings(&self, loaded: &Loaded, env: &str, hosts: usize, identity: &str) -> Settings {
+        let e = &loaded.manifest.environments[env];
+        Settings {
+            platform: loaded.manifest.platform.clone(),
+            environment: env.to_string(),
+            parallel: self
+                .max_parallel
+                .or(e.max_parallel)
+                .map(|n| n as usize)
+                .unwrap_or(hosts)
+                .max(1),
+            lock: LockConfig::new(identity, self.lock_wait),
+            health_timeout: self.health_timeout(),
+            retain: loaded.manifest.retain,
+        }
+    }
+
+    pub fn health_timeout(&self) -> std::time::Duration {
+        self.health_timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(crate::host::gate::DEFAULT_TIMEOUT)
+    }
+}
+
+/// Runs `work` over the prepared hosts with the one runner, showing progress; Ctrl-C finishes
+/// the step in flight.
+pub fn run_on_hosts<W: HostWork<DockerEngine>>(
+    config: &Config,
+    rt: &tokio::runtime::Runtime,
+    prepared: &[Prepared],
+    settings: &Settings,
+    work: &W,
+) -> Vec<HostReport> {
+    let targets = prepared.iter().map(|p| p.target()).collect();
+    let sink = crate::render::progress::ProgressSink::new(config.quiet);
+    crate::interrupt::install_on(rt);
+    let reports = rt.block_on(runner::run(targets, settings, work, &|h: &str| {
+        sink.host(h)
+    }));
+    sink.clear();
+    reports
+}
+
+/// The environment `env` of the manifest, or an error naming those there are.
+pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a crate::manifest::Environment> {
+    crate::host::fleet::environment(loaded, env).map_err(Error::msg)
 }

@@ -1,7 +1,7 @@
 //! `fleetpin plan ENV`: what would change on every selected host, changing nothing.
 
-use crate::app::Config;
 use crate::cli::{Format, PlanArgs};
+use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::ops::deploy;
 

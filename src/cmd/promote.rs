@@ -1,8 +1,8 @@
 //! `fleetpin promote FROM TO`: pin TO to the digests FROM runs, behind the gates of
 //! `ops::promote`, and commit (the manifest file alone). Nothing is deployed.
 
-use crate::app::Config;
 use crate::cli::{Format, PromoteArgs};
+use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::git;
 use crate::manifest::pin::VersionPin;
@@ -16,16 +16,7 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
     let loaded = super::load(config, None)?;
     let m = &loaded.manifest;
     for e in [&args.from, &args.to] {
-        if !m.environments.contains_key(e) {
-            return fail(&format!(
-                "there is no environment `{e}` (environments: {})",
-                m.environments
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+        super::environment(&loaded, e)?;
     }
     if args.from == args.to {
         return fail("FROM and TO are the same environment");

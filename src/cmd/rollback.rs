@@ -8,24 +8,19 @@
 //! subset of the environment's hosts, only those hosts go back, nothing is committed (the pin is
 //! the environment's), and the report names the hosts that now differ from the pin.
 
-use crate::app::Config;
 use crate::cli::{Format, RollbackArgs};
-use crate::engine::docker::DockerEngine;
+use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::git;
 use crate::host::converge::Options;
-use crate::host::gate;
-use crate::host::lock::LockConfig;
 use crate::host::report::ActionStatus;
 use crate::host::rollback::Rollback;
-use crate::host::runner::{self, Settings, Target};
 use crate::ops::deploy;
 use crate::ops::pins;
 use crate::plan::rollback::agree;
 use crate::plan::view::HostView;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     super::table_or_json(config)?;
@@ -104,22 +99,12 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     super::confirm(args.yes, "Roll back?", "roll back")?;
 
     let stamp = deploy::stamp(&loaded, true, deploy::source_commit(&loaded));
-    let health_timeout = args
-        .health_timeout
-        .map(Duration::from_secs)
-        .unwrap_or(gate::DEFAULT_TIMEOUT);
-    let settings = Settings {
-        platform: m.platform.clone(),
-        environment: args.env.clone(),
-        parallel: env
-            .max_parallel
-            .map(|n| n as usize)
-            .unwrap_or(prepared.len())
-            .max(1),
-        lock: LockConfig::new(&stamp.deployed_by, args.lock_wait),
-        health_timeout,
-        retain: loaded.manifest.retain,
+    let flags = super::RunFlags {
+        max_parallel: None,
+        health_timeout: args.health_timeout,
+        lock_wait: args.lock_wait,
     };
+    let settings = flags.settings(&loaded, &args.env, prepared.len(), &stamp.deployed_by);
     let work = Rollback {
         targets: targets.clone(),
         to: args.to.clone(),
@@ -127,16 +112,10 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
             retain: m.retain,
             prune: false,
             stamp,
-            health_timeout,
+            health_timeout: flags.health_timeout(),
         },
     };
-    let runner_targets: Vec<Target<DockerEngine>> = prepared.iter().map(|p| p.target()).collect();
-    let sink = crate::render::progress::ProgressSink::new(config.quiet);
-    crate::interrupt::install_on(&rt);
-    let reports = rt.block_on(runner::run(runner_targets, &settings, &work, &|h: &str| {
-        sink.host(h)
-    }));
-    sink.clear();
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work);
     let failed = reports.iter().any(|r| !r.ok());
 
     // What each host now runs, per service it rolled back.
@@ -161,6 +140,26 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
                 service.clone(),
                 pinned.unwrap_or_else(|| "-".into()),
                 first.clone(),
+            ));
+        }
+    }
+    // Hosts that did not get there (failed, skipped, unreachable) differ from the new pin.
+    for (service, target) in &targets {
+        let behind: Vec<&str> = prepared
+            .iter()
+            .filter(|p| p.desired.iter().any(|d| &d.service == service))
+            .map(|p| p.host.name.as_str())
+            .filter(|h| {
+                !running
+                    .get(service)
+                    .is_some_and(|on| on.iter().any(|(host, v)| host == h && v == target))
+            })
+            .collect();
+        if !behind.is_empty() && running.contains_key(service) && !subset {
+            notes.push(format!(
+                "{} did not go back to {service} {target}; `fleetpin apply {}` brings them to the pin",
+                behind.join(", "),
+                args.env
             ));
         }
     }

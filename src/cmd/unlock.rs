@@ -1,7 +1,7 @@
 //! `fleetpin unlock ENV`: remove a lock a killed run left on the hosts.
 
-use crate::app::Config;
 use crate::cli::{Format, UnlockArgs};
+use crate::config::Config;
 use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Exit, Result};
 use crate::host::{fleet, lock};

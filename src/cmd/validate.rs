@@ -1,8 +1,8 @@
 //! `fleetpin validate`: parse and check the manifest; every problem located, all at once (the
 //! edge prints them); a missing env_file is a warning here, an error where its values are needed.
 
-use crate::app::Config;
 use crate::cli::Format;
+use crate::config::Config;
 use crate::error::{Exit, Result};
 use serde_json::json;
 

@@ -155,7 +155,7 @@ impl MemoryEngine {
                     c.name.clone(),
                     c.state,
                     c.labels
-                        .get(crate::plan::labels::VERSION)
+                        .get("io.fleetpin.version")
                         .cloned()
                         .unwrap_or_default(),
                 )

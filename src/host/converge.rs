@@ -332,12 +332,28 @@ async fn replace<E: Engine>(
         (Incoming::Relaunch(k), Some(cur)) if k.created < cur.created => Aside::RolledBack,
         _ => Aside::Previous,
     };
-    let done = swap::run(
+    let d = swap_service(engine, r, view, incoming, aside, opts, progress).await?;
+    action.health_seconds = d.health_seconds;
+    Ok(())
+}
+
+/// The one swap for service `r` on a host as `view` shows it: from what serves now to
+/// `incoming`, the stepped-aside container taking the role `aside`.
+pub async fn swap_service<E: Engine>(
+    engine: &E,
+    r: &ResolvedService,
+    view: &HostView,
+    incoming: Incoming,
+    aside: Aside,
+    opts: &Options,
+    progress: Progress<'_>,
+) -> Result<swap::Done, Failure> {
+    swap::run(
         engine,
         Swap {
             service: &r.service,
             stable: &r.container_name,
-            current,
+            current: view.current.get(&r.service),
             incoming,
             policy: r.restart.as_str(),
             aside,
@@ -347,15 +363,5 @@ async fn replace<E: Engine>(
         },
         progress,
     )
-    .await;
-    match done {
-        Ok(d) => {
-            action.health_seconds = d.health_seconds;
-            if let (Some(cur), 0) = (current, opts.retain) {
-                let _ = engine.remove(&cur.id).await;
-            }
-            Ok(())
-        }
-        Err(f) => Err(f),
-    }
+    .await
 }

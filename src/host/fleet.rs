@@ -4,7 +4,7 @@
 
 use crate::engine::docker::{DockerEngine, Target, TlsFiles};
 use crate::engine::{ContainerSummary, Engine, EngineError};
-use crate::manifest::Loaded;
+use crate::manifest::{Environment, Loaded};
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,11 +21,10 @@ impl HostRef {
     }
 }
 
-/// The hosts of `env`, limited to `only` when given; unknown names are errors that list the
-/// known ones.
-pub fn hosts(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<HostRef>, String> {
+/// The environment `env`, or an error that lists the known ones.
+pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a Environment, String> {
     let m = &loaded.manifest;
-    let e = m.environments.get(env).ok_or_else(|| {
+    m.environments.get(env).ok_or_else(|| {
         format!(
             "there is no environment `{env}` in {} (environments: {})",
             loaded.path.display(),
@@ -35,7 +34,13 @@ pub fn hosts(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<HostRef>
                 .collect::<Vec<_>>()
                 .join(", ")
         )
-    })?;
+    })
+}
+
+/// The hosts of `env`, limited to `only` when given; unknown names are errors that list the
+/// known ones.
+pub fn hosts(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<HostRef>, String> {
+    let e = environment(loaded, env)?;
     for h in only {
         if !e.hosts.contains_key(h) {
             return Err(format!(

@@ -81,17 +81,12 @@ pub fn judge(base: &Baseline, now: &ContainerDetails, elapsed: Duration, gate: &
         Health::None if elapsed >= gate.monitor => return Verdict::Pass,
         Health::None | Health::Starting => {}
     }
-    if elapsed >= gate.timeout {
-        return Verdict::Fail(match now.health {
-            Health::None => format!(
-                "still watched after {}s (--health-timeout is shorter than update.monitor)",
-                gate.timeout.as_secs()
-            ),
-            _ => format!(
-                "not healthy after {}s (--health-timeout)",
-                gate.timeout.as_secs()
-            ),
-        });
+    // Without a healthcheck the watch is `monitor` long, whatever `--health-timeout` says.
+    if elapsed >= gate.timeout && now.health != Health::None {
+        return Verdict::Fail(format!(
+            "not healthy after {}s (--health-timeout)",
+            gate.timeout.as_secs()
+        ));
     }
     Verdict::Wait
 }
@@ -174,6 +169,20 @@ mod tests {
         );
         assert_eq!(
             judge(&base(), &up, Duration::from_secs(10), &GATE),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn a_short_health_timeout_does_not_cut_the_monitor_window() {
+        let short = Gate::new(Duration::from_secs(5), Duration::from_secs(10));
+        let up = details(RunState::Running, Health::None, 0, T0);
+        assert_eq!(
+            judge(&base(), &up, Duration::from_secs(7), &short),
+            Verdict::Wait
+        );
+        assert_eq!(
+            judge(&base(), &up, Duration::from_secs(10), &short),
             Verdict::Pass
         );
     }

@@ -5,11 +5,11 @@
 //! becomes `.rolled-back-`: never the default target of a later rollback.
 
 use crate::engine::Engine;
-use crate::host::converge::Options;
+use crate::host::converge::{Options, swap_service};
 use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
 use crate::host::runner::{HostWork, Target};
 use crate::host::spec::create_spec;
-use crate::host::swap::{self, Incoming, Swap};
+use crate::host::swap::Incoming;
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::{ResolvedService, spec_hash};
 use crate::plan::ChangeKind;
@@ -172,22 +172,7 @@ pub async fn rollback_host<E: Engine>(
             }
         };
         progress(&format!("rolling {} back to {target}", r.service));
-        let done = swap::run(
-            engine,
-            Swap {
-                service: &r.service,
-                stable: &r.container_name,
-                current,
-                incoming,
-                policy: r.restart.as_str(),
-                aside: Aside::RolledBack,
-                gate: opts.gate(r),
-                retain: opts.retain,
-                view,
-            },
-            progress,
-        )
-        .await;
+        let done = swap_service(engine, r, view, incoming, Aside::RolledBack, opts, progress).await;
         action.seconds = started.elapsed().as_secs_f64();
         match done {
             Ok(d) => {

@@ -156,6 +156,7 @@ pub async fn one_host<E: Engine, W: HostWork<E>>(
             return HostReport::with_error(&t.name, &t.endpoint, status, e.to_string());
         }
     };
+    tracing::debug!("{}: locked ({})", t.name, held.name);
     let report = {
         let worked = under_lock(engine, t, settings, work, progress);
         let beating = lock::heartbeat(engine, &mut held);
@@ -168,6 +169,7 @@ pub async fn one_host<E: Engine, W: HostWork<E>>(
         }
     };
     lock::release(engine, &held).await;
+    tracing::debug!("{}: released the lock, {:?}", t.name, report.status);
     report
 }
 

@@ -5,7 +5,9 @@
 //! ```text
 //!  S0 current runs as NAME               ─ create ─▶ S1 + NAME.new-T (created, never started)
 //!  S1 ─ stop current ─▶ S2 current stopped, still NAME
-//!  S2 ─ rename ─▶ S3 current is NAME.old-T (or .old-rb-T for a rollback), NAME free
+//!  S2 ─ rename ─▶ S3 current is NAME.old-T, NAME free (the marker also says whether it goes to
+//!                  .prev- or .rolled-back- and whether the incoming container is a kept one:
+//!                  .old-, .old-k-, .old-rb-, .old-rbn-; see `labels::aside_name`)
 //!  S3 ─ rename ─▶ S4 incoming is NAME (created, or a kept container, never started by this swap)
 //!  S4 ─ start  ─▶ S5 incoming runs, its gate pending
 //!  S5 ─ gate passes ─▶ S6 current gets restart policy `no`, becomes NAME.prev-T
@@ -16,8 +18,8 @@
 //!
 //! A relaunched container skips S1 (it exists) and takes its restart policy back at S4. Every
 //! state is visible in names alone, so `repair` recognises where a killed run stopped. A failure
-//! before S5 (a stop or rename refused) undoes what was done and starts the current container
-//! again; only a release that failed its gate is ever kept as `.failed-`. Stops are graceful and
+//! before the gate (a stop, rename or start refused) moves the incoming container out of the name
+//! and starts the current one again; only a release that failed its gate is kept as `.failed-`. Stops are graceful and
 //! wait the container's own stop timeout in full. Fault points let tests kill fleetpin at each
 //! step (`interrupt::fault_point`).
 
@@ -93,6 +95,7 @@ pub async fn run<E: Engine>(
                 spec.name = format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"));
             }
             progress(&format!("creating {service}"));
+            tracing::debug!("{service}: creating {spec:?}");
             let id = engine
                 .create_container(&spec)
                 .await
@@ -193,6 +196,10 @@ pub async fn run<E: Engine>(
                 );
             }
             prune_kept(engine, service, view, &in_id, current.is_some(), retain).await;
+            if let (Some(cur), 0) = (current, retain) {
+                // `retain: 0`: nothing is kept, not even what was just stepped aside.
+                let _ = engine.remove(&cur.id).await;
+            }
             Ok(Done {
                 id: in_id,
                 health_seconds,
@@ -241,7 +248,11 @@ pub async fn discard<E: Engine>(engine: &E, id: &str, kept_name: Option<&str>, s
                 let _ = engine
                     .rename(
                         id,
-                        &format!("{stable}{}{}", labels::PREV, labels::suffix(now_millis(), id)),
+                        &format!(
+                            "{stable}{}{}",
+                            labels::PREV,
+                            labels::suffix(now_millis(), id)
+                        ),
                     )
                     .await;
             }

@@ -69,8 +69,24 @@ pub fn stamp(loaded: &Loaded, quiet: bool, commit: Option<String>) -> DeployStam
     DeployStamp {
         commit,
         deployed_at: crate::clock::rfc3339(SystemTime::now()),
-        deployed_by: crate::identity::operator(&loaded.path),
+        deployed_by: operator(&loaded.path),
     }
+}
+
+/// Who the operator is: `FLEETPIN_USER`, else git's user.email (of the manifest's repository),
+/// else user@hostname.
+pub fn operator(manifest: &std::path::Path) -> String {
+    std::env::var("FLEETPIN_USER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| crate::git::user_email(manifest))
+        .unwrap_or_else(|| {
+            format!(
+                "{}@{}",
+                crate::identity::user(),
+                crate::identity::hostname()
+            )
+        })
 }
 
 /// `-s` names a service of the manifest.

@@ -137,7 +137,13 @@ pub enum Aside {
 
 /// The unconfirmed name of a container being stepped aside: its role once confirmed, and
 /// whether the container taking its place was a kept one (repair must not remove that one).
-pub fn aside_name(stable: &str, role: Aside, incoming_kept: bool, now_millis: u128, id: &str) -> String {
+pub fn aside_name(
+    stable: &str,
+    role: Aside,
+    incoming_kept: bool,
+    now_millis: u128,
+    id: &str,
+) -> String {
     let marker = match (role, incoming_kept) {
         (Aside::Previous, false) => OLD,
         (Aside::Previous, true) => OLD_KEPT,
@@ -240,7 +246,10 @@ mod tests {
         assert_eq!(confirmed(&k).1, "acme-prod-x.prev-0000000000001-ab");
         assert!(incoming_was_kept(&k) && !by_rollback(&k));
         for name in [&a, &n, &p, &k] {
-            assert_eq!(parse_name("acme-prod-", name), Some(("x", Role::Unconfirmed)));
+            assert_eq!(
+                parse_name("acme-prod-", name),
+                Some(("x", Role::Unconfirmed))
+            );
         }
     }
 }

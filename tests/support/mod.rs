@@ -536,10 +536,11 @@ impl Scenario {
 }
 
 pub fn fleet_sh(args: &[&str]) {
-    let status = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
-        .args(args)
-        .status()
-        .unwrap();
+    let status =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
+            .args(args)
+            .status()
+            .unwrap();
     assert!(status.success(), "fleet.sh {args:?} failed");
 }
 
@@ -595,4 +596,3 @@ pub fn spawn_paused_with(
 pub fn names(s: &Scenario, host: &str) -> Vec<String> {
     s.containers(host).into_iter().map(|(n, _, _)| n).collect()
 }
-
