@@ -214,8 +214,12 @@ fn secret_values_never_appear_in_any_output_label_log_or_plan_file() {
     run(&["rollback", "test", "--yes", "-vv", "--format", "json"]);
     run(&["history", "-vv"]);
     // Every log level, every crate: the engine client logs request bodies at trace.
-    for level in ["trace", "debug", "bollard=trace,hyper=trace,fleetpin=trace"] {
-        s.write(&manifest(if level == "debug" { "1.0.0" } else { "1.2.0" }));
+    for (i, level) in ["trace", "debug", "bollard=trace,hyper=trace,fleetpin=trace"]
+        .iter()
+        .enumerate()
+    {
+        // A new setting each time, so a container is created (and its spec logged) each time.
+        s.write(&manifest("1.2.0").replace("MODE: plain", &format!("MODE: level{i}")));
         let o = s.run_with(&["apply", "test", "--yes"], &[("FLEETPIN_LOG", level)]);
         assert_eq!(o.code, 0, "{o:?}");
         assert!(

@@ -29,11 +29,11 @@
 use crate::engine::{ContainerSummary, Engine, RunState};
 use crate::host::gate::{self, Gate};
 use crate::host::report::Progress;
+use crate::host::runner::Settings;
 use crate::host::swap;
 use crate::manifest::resolve::ResolvedService;
 use crate::plan::labels;
 use crate::plan::view::{HostView, prefix};
-use std::time::Duration;
 
 /// What repair did on one host, for the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,14 +58,13 @@ fn version(c: &ContainerSummary) -> &str {
 /// `desired` gives each service's gate (defaults for services no longer in the manifest).
 pub async fn repair<E: Engine>(
     engine: &E,
-    platform: &str,
-    environment: &str,
     view: &HostView,
     desired: &[ResolvedService],
-    timeout: Duration,
-    retain: u32,
+    settings: &Settings,
     progress: Progress<'_>,
 ) -> Result<Repaired, String> {
+    let (platform, environment) = (settings.platform.as_str(), settings.environment.as_str());
+    let (timeout, retain) = (settings.health_timeout, settings.retain);
     let e = |e: crate::engine::EngineError| e.to_string();
     let mut done = Repaired::default();
     for p in &view.pending {

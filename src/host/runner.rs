@@ -191,18 +191,7 @@ async fn under_lock<E: Engine, W: HostWork<E>>(
         return HostReport::with_error(&t.name, &t.endpoint, HostStatus::Refused, e);
     }
     let mut view = view::classify(&settings.platform, &settings.environment, &list);
-    let repaired = match repair::repair(
-        engine,
-        &settings.platform,
-        &settings.environment,
-        &view,
-        &t.desired,
-        settings.health_timeout,
-        settings.retain,
-        progress,
-    )
-    .await
-    {
+    let repaired = match repair::repair(engine, &view, &t.desired, settings, progress).await {
         Ok(r) => r,
         Err(e) => {
             return HostReport::with_error(
