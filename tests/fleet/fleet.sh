@@ -198,6 +198,7 @@ ensure_packages() {
     command -v ip >/dev/null || pkgs+=(iproute2)
     command -v iptables >/dev/null || pkgs+=(iptables)
     command -v curl >/dev/null || pkgs+=(curl)
+    command -v faketime >/dev/null || pkgs+=(faketime)   # the tests run a client whose clock is off
     command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null \
         || pkgs+=(util-linux)
     # only for the optional TLS host / authenticated registry
