@@ -13,14 +13,13 @@ use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::git;
 use crate::host::converge::Options;
-use crate::host::report::ActionStatus;
 use crate::host::rollback::Rollback;
 use crate::ops::deploy;
 use crate::ops::pins;
+use crate::ops::rollback::{Outcome, outcome};
 use crate::plan::rollback::agree;
 use crate::plan::view::HostView;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     super::table_or_json(config)?;
@@ -118,63 +117,19 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work);
     let failed = reports.iter().any(|r| !r.ok());
 
-    // What each host now runs, per service it rolled back.
-    let mut running: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for r in &reports {
-        for a in r.actions.iter().filter(|a| a.status == ActionStatus::Done) {
-            if let Some(v) = &a.to {
-                running
-                    .entry(a.service.clone())
-                    .or_default()
-                    .push((r.host.clone(), v.clone()));
-            }
-        }
-    }
-    let mut moves = Vec::new();
-    let mut notes = Vec::new();
-    for (service, on) in &running {
-        let first = &on[0].1;
-        let pinned = env.versions.get(service).map(|p| p.value.to_string());
-        if pinned.as_deref() != Some(first.as_str()) {
-            moves.push((
-                service.clone(),
-                pinned.unwrap_or_else(|| "-".into()),
-                first.clone(),
-            ));
-        }
-    }
-    // Hosts that did not get there (failed, skipped, unreachable) differ from the new pin.
-    for (service, target) in &targets {
-        let behind: Vec<&str> = prepared
-            .iter()
-            .filter(|p| p.desired.iter().any(|d| &d.service == service))
-            .map(|p| p.host.name.as_str())
-            .filter(|h| {
-                !running
-                    .get(service)
-                    .is_some_and(|on| on.iter().any(|(host, v)| host == h && v == target))
-            })
-            .collect();
-        if !behind.is_empty() && running.contains_key(service) && !subset {
-            notes.push(format!(
-                "{} did not go back to {service} {target}; `fleetpin apply {}` brings them to the pin",
-                behind.join(", "),
-                args.env
-            ));
-        }
-    }
+    let hosts: Vec<(String, Vec<String>)> = prepared
+        .iter()
+        .map(|p| {
+            (
+                p.host.name.clone(),
+                p.desired.iter().map(|d| d.service.clone()).collect(),
+            )
+        })
+        .collect();
+    let Outcome { moves, mut notes } = outcome(&args.env, env, &targets, &reports, &hosts, subset);
     let mut committed = None;
     if subset {
-        for (service, pinned, now) in &moves {
-            let hosts: Vec<&str> = running[service].iter().map(|(h, _)| h.as_str()).collect();
-            notes.push(format!(
-                "{} now run{} {service} {now} while {} pins {pinned}: the pin is the environment's, so it was not changed; `fleetpin apply {}` would put them back",
-                hosts.join(", "),
-                if hosts.len() == 1 { "s" } else { "" },
-                args.env,
-                args.env
-            ));
-        }
+        // Nothing to write: the pin is the environment's (`outcome` named the hosts that differ).
     } else if !moves.is_empty() && commit {
         let edits: Vec<(String, String)> = moves
             .iter()

@@ -7,3 +7,4 @@ pub mod deploy;
 pub mod history;
 pub mod pins;
 pub mod promote;
+pub mod rollback;
