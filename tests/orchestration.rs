@@ -30,7 +30,8 @@ fn manifest(version: &str, extra: &str) -> String {
 }
 
 fn desired(version: &str) -> Vec<ResolvedService> {
-    let m = fleetpin::manifest::parse_str(&manifest(version, "")).unwrap();
+    // No drain: the alias log shows two versions answering anyway, and the tests stay fast.
+    let m = fleetpin::manifest::parse_str(&manifest(version, ", update: {drain: 0s}")).unwrap();
     resolve_host(&m, "prod", "h", &|_: &str| Ok(String::new())).unwrap()
 }
 
@@ -560,4 +561,206 @@ fn a_digest_pin_written_in_full_matches_what_docker_reports_in_short() {
         &|_: &str| {},
     ));
     assert_eq!(r.status, HostStatus::Converged, "{r:?}");
+}
+
+/// Watches who answers on the service's alias in the memory engine's default network.
+fn watch_alias(e: &MemoryEngine) {
+    let mut s = e.state.lock().unwrap();
+    s.watch = Some(("acme-prod-default".into(), "web".into()));
+    s.answering_log.clear();
+    s.calls.clear();
+}
+
+fn answered(e: &MemoryEngine) -> Vec<Vec<String>> {
+    e.state.lock().unwrap().answering_log.clone()
+}
+
+#[test]
+fn start_first_never_leaves_the_alias_empty_and_never_lets_an_unjudged_release_answer() {
+    // No published port, no writable mount: start-first by default.
+    let e = engine();
+    apply(&e, "1.0.0");
+    watch_alias(&e);
+    let r = apply(&e, "1.1.0");
+    assert!(r.ok(), "{r:?}");
+    let log = answered(&e);
+    assert!(
+        log.iter().all(|a| !a.is_empty()),
+        "someone always answers: {log:?}"
+    );
+    assert!(
+        log.iter().any(|a| a.len() == 2),
+        "both answer while the old one drains: {log:?}"
+    );
+    assert_eq!(log.last().unwrap(), &vec!["1.1.0".to_string()]);
+    // The new one answers only once judged: before its first appearance on the alias, it was
+    // started (and watched) without it.
+    let calls = e.state.lock().unwrap().calls.clone();
+    let started = calls
+        .iter()
+        .position(|c| c.starts_with("start acme-prod-web.new-"))
+        .unwrap();
+    let aliased = calls
+        .iter()
+        .position(|c| c.starts_with("connect acme-prod-web.new-") && c.ends_with(" web"))
+        .unwrap();
+    let stopped_old = calls
+        .iter()
+        .position(|c| c.starts_with("stop acme-prod-web"))
+        .unwrap();
+    assert!(started < aliased && aliased < stopped_old, "{calls:?}");
+
+    // A broken release: never on the alias, the old one never interrupted.
+    e.set_behaviour(&format!("{REPO}:broken"), Behaviour::Unhealthy);
+    watch_alias(&e);
+    let r = apply(&e, "broken");
+    assert_eq!(r.status, HostStatus::Failed);
+    assert!(r.failure.as_ref().unwrap().restored);
+    let log = answered(&e);
+    assert!(
+        log.iter().all(|a| a == &vec!["1.1.0".to_string()]),
+        "{log:?}"
+    );
+    assert!(
+        !e.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .any(|c| c == "stop acme-prod-web"),
+        "never stopped"
+    );
+    let failed = roles(&e)
+        .into_iter()
+        .filter(|(r, _, _)| r == ".failed")
+        .count();
+    assert_eq!(failed, 1);
+}
+
+#[test]
+fn start_first_rollback_relaunches_the_kept_container_beside_and_keeps_one_answering() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    let (first, _) = running(&e);
+    e.advance(5);
+    apply(&e, "1.1.0");
+    e.advance(5);
+    watch_alias(&e);
+    let r = rollback(&e, "1.1.0", None).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(
+        running(&e),
+        (first, "1.0.0".into()),
+        "the kept container, relaunched"
+    );
+    let log = answered(&e);
+    assert!(log.iter().all(|a| !a.is_empty()), "{log:?}");
+    assert_eq!(log.last().unwrap(), &vec!["1.0.0".to_string()]);
+}
+
+#[test]
+fn a_start_first_swap_killed_at_each_step_is_repaired_to_exactly_one_serving_container() {
+    // Each state a kill can leave, built by hand from a finished 1.0.0 -> 1.1.0 swap's parts.
+    let d = desired("1.1.0");
+    let new_labels = labels::for_service(&d[0], &opts().stamp);
+    let new_on = |alias: bool| {
+        BTreeMap::from([(
+            "acme-prod-default".to_string(),
+            if alias {
+                vec!["web".to_string()]
+            } else {
+                vec![]
+            },
+        )])
+    };
+    // (old state, new name, new state, new has alias, expected version serving)
+    let cases = [
+        (
+            "created",
+            RunState::Running,
+            ".new-1-x",
+            RunState::Created,
+            false,
+            "1.1.0",
+        ),
+        (
+            "started",
+            RunState::Running,
+            ".new-1-x",
+            RunState::Running,
+            false,
+            "1.1.0",
+        ),
+        (
+            "aliased",
+            RunState::Running,
+            ".new-1-x",
+            RunState::Running,
+            true,
+            "1.1.0",
+        ),
+        (
+            "stopped",
+            RunState::Exited,
+            ".new-1-x",
+            RunState::Running,
+            true,
+            "1.1.0",
+        ),
+    ];
+    for (step, old_state, suffix, new_state, alias, serving) in cases {
+        let e = engine();
+        apply(&e, "1.0.0");
+        let (old, _) = running(&e);
+        {
+            let mut s = e.state.lock().unwrap();
+            let c = s.containers.iter_mut().find(|c| c.id == old).unwrap();
+            c.state = old_state;
+            c.networks = new_on(true);
+        }
+        let mut c = MemContainer::new(
+            &format!("acme-prod-web{suffix}"),
+            &format!("{REPO}:1.1.0"),
+            new_state,
+            new_labels.clone(),
+        );
+        c.networks = new_on(alias);
+        let new = e.add_container(c);
+        let r = apply(&e, "1.1.0");
+        assert!(r.ok(), "{step}: {r:?}");
+        let (id, version) = running(&e);
+        assert_eq!(version, serving, "{step}");
+        let rs = roles(&e);
+        assert_eq!(
+            rs.iter()
+                .filter(|(_, _, st)| *st == RunState::Running)
+                .count(),
+            1,
+            "{step}: exactly one serves: {rs:?}"
+        );
+        assert!(
+            !rs.iter()
+                .any(|(r, _, _)| r == ".failed" || r.starts_with(".new") || r.starts_with(".old")),
+            "{step}: {rs:?}"
+        );
+        if step == "stopped" {
+            assert_eq!(
+                id, new,
+                "{step}: the new one was serving alone: it is finished, not replaced"
+            );
+        }
+        let s = e.state.lock().unwrap();
+        if step == "started" || step == "aliased" {
+            // It may have answered: stopped gracefully before it was removed, never failed.
+            let stop = s
+                .calls
+                .iter()
+                .position(|c| c.starts_with("stop acme-prod-web.new-"));
+            let rm = s
+                .calls
+                .iter()
+                .position(|c| c.starts_with("remove acme-prod-web.new-"));
+            assert!(stop.is_some() && stop < rm, "{step}: {:?}", s.calls);
+        }
+    }
 }

@@ -27,6 +27,15 @@ pub fn run(config: &Config) -> Result<Exit> {
             ));
         }
     }
+    for w in crate::manifest::checks::warnings(m) {
+        warnings.push(format!(
+            "{}:{}:{}: {}",
+            loaded.path.display(),
+            w.span.line,
+            w.span.column,
+            w.message
+        ));
+    }
     if !config.quiet {
         for w in &warnings {
             eprintln!("{} {w}", config.err.yellow("warning:"));

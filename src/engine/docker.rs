@@ -347,6 +347,13 @@ impl Engine for DockerEngine {
                 .unwrap_or_default(),
             image_id: c.image.unwrap_or_default(),
             labels: to_map(config.labels),
+            networks: c
+                .network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, e)| (name, e.aliases.unwrap_or_default()))
+                .collect(),
         })
     }
 
@@ -540,11 +547,12 @@ impl Engine for DockerEngine {
             ..Default::default()
         });
         // API 1.41 accepts a single network at create; the others are connected afterwards.
+        let aliases = (!spec.aliases.is_empty()).then(|| spec.aliases.clone());
         let networking_config = spec.networks.first().map(|n| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 n.clone(),
                 EndpointSettings {
-                    aliases: Some(spec.aliases.clone()),
+                    aliases: aliases.clone(),
                     ..Default::default()
                 },
             )])),
@@ -581,7 +589,7 @@ impl Engine for DockerEngine {
             let req = NetworkConnectRequest {
                 container: created.id.clone(),
                 endpoint_config: Some(EndpointSettings {
-                    aliases: Some(spec.aliases.clone()),
+                    aliases: aliases.clone(),
                     ..Default::default()
                 }),
             };
@@ -601,6 +609,45 @@ impl Engine for DockerEngine {
                 .start_container(id, None::<bollard::query_parameters::StartContainerOptions>),
         )
         .await
+    }
+
+    async fn connect_network(
+        &self,
+        id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), EngineError> {
+        let req = NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        self.timed(
+            &format!("connecting {id} to {network}"),
+            self.docker.connect_network(network, req),
+        )
+        .await
+    }
+
+    async fn disconnect_network(&self, id: &str, network: &str) -> Result<(), EngineError> {
+        let req = bollard::models::NetworkDisconnectRequest {
+            container: id.to_string(),
+            force: Some(false),
+        };
+        match self
+            .timed(
+                &format!("disconnecting {id} from {network}"),
+                self.docker.disconnect_network(network, req),
+            )
+            .await
+        {
+            // Not attached (Docker says so with a 403 or a 404, depending on the version).
+            Err(EngineError::NotFound { .. }) => Ok(()),
+            Err(EngineError::Api { reason, .. }) if reason.contains("is not connected") => Ok(()),
+            other => other,
+        }
     }
 
     async fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<(), EngineError> {

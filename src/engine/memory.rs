@@ -31,6 +31,8 @@ pub struct MemContainer {
     pub restart_count: i64,
     /// Whether a client ever started it.
     pub ever_started: bool,
+    /// Network → the aliases it answers on there.
+    pub networks: BTreeMap<String, Vec<String>>,
 }
 
 impl MemContainer {
@@ -52,6 +54,7 @@ impl MemContainer {
             started_at: None,
             restart_count: 0,
             ever_started: state != RunState::Created,
+            networks: BTreeMap::new(),
         }
     }
 }
@@ -88,6 +91,11 @@ pub struct MemState {
     pub calls: Vec<String>,
     /// Seconds added to the clock.
     pub clock_offset: i64,
+    /// A (network, alias) whose answering containers are recorded after every mutating call.
+    pub watch: Option<(String, String)>,
+    /// Versions of the running containers answering on `watch`, after each mutating call: what a
+    /// client resolving the alias could have reached.
+    pub answering_log: Vec<Vec<String>>,
     next: u64,
 }
 
@@ -142,6 +150,22 @@ impl MemoryEngine {
             .unwrap()
             .fail_next
             .push((op.to_string(), target.to_string()));
+    }
+
+    /// The running containers that answer on `alias` in `network`, as Docker's DNS would list
+    /// them, by name.
+    pub fn answering(&self, network: &str, alias: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.containers
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .filter(|c| {
+                c.networks
+                    .get(network)
+                    .is_some_and(|a| a.iter().any(|x| x == alias))
+            })
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// The containers as (name, state, version label), sorted by name.
@@ -209,6 +233,25 @@ impl MemState {
 
     fn log(&mut self, call: String) {
         self.calls.push(call);
+        if let Some((network, alias)) = &self.watch {
+            let now: Vec<String> = self
+                .containers
+                .iter()
+                .filter(|c| c.state == RunState::Running)
+                .filter(|c| {
+                    c.networks
+                        .get(network)
+                        .is_some_and(|a| a.iter().any(|x| x == alias))
+                })
+                .map(|c| {
+                    c.labels
+                        .get("io.fleetpin.version")
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect();
+            self.answering_log.push(now);
+        }
     }
 }
 
@@ -282,6 +325,7 @@ impl Engine for MemoryEngine {
                 restart_policy: c.restart_policy.clone(),
                 image_id: c.image.clone(),
                 labels: c.labels.clone(),
+                networks: c.networks.clone(),
             })
         })
     }
@@ -366,6 +410,11 @@ impl Engine for MemoryEngine {
                 started_at: None,
                 restart_count: 0,
                 ever_started: false,
+                networks: spec
+                    .networks
+                    .iter()
+                    .map(|n| (n.clone(), spec.aliases.clone()))
+                    .collect(),
             });
             s.log(format!("create {}", spec.name));
             Ok(id)
@@ -400,6 +449,39 @@ impl Engine for MemoryEngine {
             }
             let name = c.name.clone();
             s.log(format!("start {name}"));
+            Ok(())
+        })
+    }
+
+    async fn connect_network(
+        &self,
+        id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), EngineError> {
+        self.with(|s| {
+            s.injected("connect", id)?;
+            let c = find(s, id)?;
+            if c.networks.contains_key(network) {
+                return Err(EngineError::Api {
+                    what: format!("connecting {id} to {network}"),
+                    reason: "already connected".into(),
+                });
+            }
+            c.networks.insert(network.to_string(), aliases.to_vec());
+            let name = c.name.clone();
+            s.log(format!("connect {name} {network} {}", aliases.join(",")));
+            Ok(())
+        })
+    }
+
+    async fn disconnect_network(&self, id: &str, network: &str) -> Result<(), EngineError> {
+        self.with(|s| {
+            s.injected("disconnect", id)?;
+            let c = find(s, id)?;
+            c.networks.remove(network);
+            let name = c.name.clone();
+            s.log(format!("disconnect {name} {network}"));
             Ok(())
         })
     }

@@ -121,6 +121,8 @@ pub struct ContainerDetails {
     pub restart_policy: String,
     pub image_id: String,
     pub labels: BTreeMap<String, String>,
+    /// The networks it is attached to, with the aliases it answers on there.
+    pub networks: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -199,6 +201,8 @@ pub struct CreateSpec {
     pub restart_policy: String,
     pub stop_timeout: Option<Duration>,
     /// Networks to join, each with these aliases; the first is given at create (API 1.41 takes one).
+    /// No aliases: the container is reachable by name only, never through the service's alias (a
+    /// start-first container before its gate).
     pub networks: Vec<String>,
     pub aliases: Vec<String>,
 }
@@ -274,6 +278,21 @@ pub trait Engine: Send + Sync {
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
     fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Attaches the container to a network, answering there on `aliases` (and its own name).
+    fn connect_network(
+        &self,
+        id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Detaches the container from a network (an absent attachment is not an error).
+    fn disconnect_network(
+        &self,
+        id: &str,
+        network: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Stops gracefully: SIGTERM, then SIGKILL after `timeout`, or after the container's own
     /// stop timeout (the service's `stop_timeout`) when `None`. The client waits as long as that

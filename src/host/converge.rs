@@ -360,6 +360,9 @@ pub async fn swap_service<E: Engine>(
             gate: opts.gate(r),
             retain: opts.retain,
             view,
+            order: r.order,
+            drain: r.drain,
+            networks: &r.networks,
         },
         progress,
     )

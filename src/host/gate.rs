@@ -147,6 +147,7 @@ mod tests {
             restart_policy: "unless-stopped".into(),
             image_id: "i".into(),
             labels: BTreeMap::new(),
+            networks: BTreeMap::new(),
         }
     }
 

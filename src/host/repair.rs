@@ -47,6 +47,15 @@ impl Repaired {
     }
 }
 
+/// The gate of a service (defaults for one no longer in the manifest).
+fn gate_of(desired: &[ResolvedService], service: &str, timeout: std::time::Duration) -> Gate {
+    desired
+        .iter()
+        .find(|r| r.service == service)
+        .map(|r| Gate::new(timeout, r.monitor))
+        .unwrap_or_else(|| Gate::new(timeout, crate::manifest::DEFAULT_MONITOR))
+}
+
 fn version(c: &ContainerSummary) -> &str {
     c.labels
         .get(labels::VERSION)
@@ -67,29 +76,124 @@ pub async fn repair<E: Engine>(
     let (timeout, retain) = (settings.health_timeout, settings.retain);
     let e = |e: crate::engine::EngineError| e.to_string();
     let mut done = Repaired::default();
+    let pre = prefix(platform, environment);
+    // Services whose interrupted start-first swap was finished here: their `.old-` is done too.
+    let mut finished = std::collections::BTreeSet::new();
     for p in &view.pending {
+        let service = p.labels.get(labels::SERVICE).cloned().unwrap_or_default();
+        let stable = format!("{pre}{service}");
+        let kept = p.name.contains(labels::NEW_KEPT).then(|| {
+            format!(
+                "{stable}{}{}",
+                labels::PREV,
+                labels::suffix(crate::host::report::now_millis(), &p.id)
+            )
+        });
+        let old_serves = view
+            .current
+            .get(&service)
+            .is_some_and(|c| c.state == RunState::Running);
         if p.state == RunState::Created {
             progress(&format!("removing {}, left by an interrupted run", p.name));
-            engine.remove(&p.id).await.map_err(e)?;
+            swap::discard(engine, &p.id, kept.as_deref(), &stable).await;
             done.notes.push(format!(
-                "removed {} (created by an interrupted run, never started)",
-                p.name
+                "{} (made by an interrupted run, never started) {}",
+                p.name,
+                if kept.is_some() {
+                    "kept again"
+                } else {
+                    "removed"
+                }
             ));
+        } else if p.state == RunState::Running && !old_serves {
+            // A start-first swap killed after the old one stopped: the new one is what serves.
+            let gate = gate_of(desired, &service, timeout);
+            let info = engine.inspect_container(&p.id).await.map_err(e)?;
+            let answers = info
+                .networks
+                .values()
+                .any(|aliases| aliases.contains(&service));
+            let judged = if answers {
+                Ok(())
+            } else {
+                match gate::watch(engine, &p.id, &gate).await {
+                    Err(gate::Judged::Unjudged(why)) => return Err(why),
+                    Err(gate::Judged::Failed(r)) => Err(r),
+                    Ok(()) => Ok(()),
+                }
+            };
+            match judged {
+                Ok(()) => {
+                    let networks = desired
+                        .iter()
+                        .find(|r| r.service == service)
+                        .map(|r| r.networks.clone())
+                        .unwrap_or_else(|| info.networks.keys().cloned().collect());
+                    swap::attach(engine, &p.id, &networks, &service, true)
+                        .await
+                        .map_err(e)?;
+                    if let Some(old) = view.current.get(&service) {
+                        let aside = labels::aside_name(
+                            &stable,
+                            labels::Aside::Previous,
+                            kept.is_some(),
+                            crate::host::report::now_millis(),
+                            &old.id,
+                        );
+                        engine.rename(&old.id, &aside).await.map_err(e)?;
+                        swap::confirm(engine, &old.id, &aside).await.map_err(e)?;
+                    }
+                    for o in view.unconfirmed.get(&service).into_iter().flatten() {
+                        swap::confirm(engine, &o.id, &o.name).await.map_err(e)?;
+                    }
+                    engine.rename(&p.id, &stable).await.map_err(e)?;
+                    swap::prune_kept(engine, &service, view, &p.id, true, retain).await;
+                    finished.insert(service.clone());
+                    done.notes.push(format!(
+                        "{service}: finished the start-first swap to {} an interrupted run began",
+                        version(p)
+                    ));
+                }
+                Err(reason) => {
+                    swap::mark_failed(engine, &p.id, &stable, &service, view).await;
+                    let back = match view.current.get(&service) {
+                        Some(old) => engine.start(&old.id).await.is_ok(),
+                        None => false,
+                    };
+                    done.notes.push(format!(
+                        "{service}: {} an interrupted run was starting failed its gate ({reason}){}",
+                        version(p),
+                        if back { "; the previous version runs again" } else { "" }
+                    ));
+                }
+            }
         } else {
             // It ran beside the serving one (start-first) and may have answered requests: a
             // graceful stop, never a kill, and it did not fail anything.
             progress(&format!("stopping {}, left by an interrupted run", p.name));
-            engine.stop(&p.id, None).await.map_err(e)?;
-            engine.remove(&p.id).await.map_err(e)?;
+            swap::discard(engine, &p.id, kept.as_deref(), &stable).await;
+            if let Some(old) = view.current.get(&service)
+                && old.state != RunState::Running
+                && !view.unconfirmed.contains_key(&service)
+            {
+                let _ = engine.start(&old.id).await;
+            }
             done.notes.push(format!(
-                "stopped and removed {} (started by an interrupted run, never confirmed)",
-                p.name
+                "{} (started by an interrupted run, never confirmed) stopped and {}",
+                p.name,
+                if kept.is_some() {
+                    "kept again"
+                } else {
+                    "removed"
+                }
             ));
         }
     }
-    let pre = prefix(platform, environment);
     let mut failed_now = std::collections::BTreeSet::new();
     for (service, unconfirmed) in &view.unconfirmed {
+        if finished.contains(service) {
+            continue;
+        }
         let Some((newest, older)) = unconfirmed.split_first() else {
             continue;
         };
@@ -103,11 +207,7 @@ pub async fn repair<E: Engine>(
             ));
         }
         let stable = format!("{pre}{service}");
-        let gate = desired
-            .iter()
-            .find(|r| &r.service == service)
-            .map(|r| Gate::new(timeout, r.monitor))
-            .unwrap_or_else(|| Gate::new(timeout, crate::manifest::DEFAULT_MONITOR));
+        let gate = gate_of(desired, service, timeout);
         match view.current.get(service) {
             None => {
                 // S3: nothing holds the name; the one that was serving goes back.

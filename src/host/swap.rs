@@ -27,9 +27,10 @@ use crate::engine::{ContainerSummary, CreateSpec, Engine, EngineError};
 use crate::host::gate::{self, Gate};
 use crate::host::report::{Failure, Progress, now_millis};
 use crate::interrupt::fault_point;
+use crate::manifest::Order;
 use crate::plan::labels::{self, Aside};
 use crate::plan::view::HostView;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What takes the stable name.
 #[derive(Debug, Clone)]
@@ -57,6 +58,12 @@ pub struct Swap<'a> {
     pub retain: u32,
     /// The host as listed before the swap: its kept and failed containers are pruned.
     pub view: &'a HostView,
+    /// start-first or stop-first (below).
+    pub order: Order,
+    /// start-first: how long the old container serves on once the new one answers.
+    pub drain: Duration,
+    /// The service's networks: the incoming container answers on the service's name there.
+    pub networks: &'a [String],
 }
 
 /// A swap that passed its gate.
@@ -73,6 +80,18 @@ pub async fn run<E: Engine>(
     swap: Swap<'_>,
     progress: Progress<'_>,
 ) -> Result<Done, Failure> {
+    match (swap.order, swap.current) {
+        (Order::StartFirst, Some(cur)) => start_first(engine, swap, cur, progress).await,
+        _ => stop_first(engine, swap, progress).await,
+    }
+}
+
+/// The stop-first swap (the module comment's states).
+async fn stop_first<E: Engine>(
+    engine: &E,
+    swap: Swap<'_>,
+    progress: Progress<'_>,
+) -> Result<Done, Failure> {
     let Swap {
         service,
         stable,
@@ -83,6 +102,8 @@ pub async fn run<E: Engine>(
         gate,
         retain,
         view,
+        networks,
+        ..
     } = swap;
     let fail = |reason: String| Failure::new(service, reason);
     let stamp = now_millis();
@@ -142,6 +163,9 @@ pub async fn run<E: Engine>(
         fault_point("renamed-new").await;
         if relaunch {
             engine.set_restart_policy(&in_id, policy).await?;
+            // A kept container may have been left without the alias (a start-first swap that
+            // did not finish): it answers for the service from its start.
+            attach(engine, &in_id, networks, service, true).await?;
         }
         Ok::<(), EngineError>(())
     }
@@ -218,6 +242,202 @@ pub async fn run<E: Engine>(
             Err(f)
         }
     }
+}
+
+/// The start-first swap: the incoming container starts beside the serving one and gets no
+/// traffic through the service's alias until it passed its gate; then it takes the alias, the old
+/// one serves on for `drain` (so proxies that re-resolve the alias learn the new address), and
+/// is stopped gracefully. A release that fails its gate never interrupted the old one.
+///
+/// ```text
+///  S0  current runs as NAME, on the alias
+///  S1' + NAME.new-T, created on the service's networks without the alias   (a kept container
+///        relaunched is renamed NAME.new-k-T and re-attached without the alias)
+///  S2' NAME.new-T runs beside; its gate pending; no traffic reaches it by the alias
+///  S3' gate passed: NAME.new-T re-attached with the alias; both answer       (drain)
+///  S4' current stopped gracefully (Docker's DNS drops it); NAME.new-T alone answers
+///  S5' current becomes NAME.old-T, NAME.new-T becomes NAME, confirmed: NAME.prev-T
+///  S2' gate fails → NAME.new-T stopped gracefully, NAME.failed-T; current never interrupted
+/// ```
+///
+/// Docker's DNS answers on an alias with every running container that has it, judged or not, so
+/// the alias cannot be given at create: it is given by re-attaching the container once judged
+/// (API 1.41 cannot add an alias to an attachment). Connections the container opened during its
+/// gate on those networks are reset once, before it takes any traffic.
+async fn start_first<E: Engine>(
+    engine: &E,
+    swap: Swap<'_>,
+    cur: &ContainerSummary,
+    progress: Progress<'_>,
+) -> Result<Done, Failure> {
+    let Swap {
+        service,
+        stable,
+        incoming,
+        policy,
+        aside,
+        gate,
+        retain,
+        view,
+        drain,
+        networks,
+        ..
+    } = swap;
+    let fail = |reason: String| Failure::new(service, reason);
+    let stamp = now_millis();
+
+    // S1': the incoming container beside the serving one, reachable by name only.
+    let (in_id, kept_name) = match &incoming {
+        Incoming::Create(spec) => {
+            let mut spec = (**spec).clone();
+            spec.name = format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"));
+            spec.aliases.clear();
+            progress(&format!("creating {service} beside the running one"));
+            tracing::debug!("{service}: creating {spec:?}");
+            let id = engine
+                .create_container(&spec)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            (id, None)
+        }
+        Incoming::Relaunch(k) => {
+            let pending = format!(
+                "{stable}{}{}",
+                labels::NEW_KEPT,
+                labels::suffix(stamp, &k.id)
+            );
+            let prepared = async {
+                engine.rename(&k.id, &pending).await?;
+                engine.set_restart_policy(&k.id, policy).await?;
+                attach(engine, &k.id, networks, service, false).await
+            }
+            .await;
+            if let Err(e) = prepared {
+                discard(engine, &k.id, Some(&k.name), stable).await;
+                return Err(fail(format!("preparing the kept container: {e}")).restored(true));
+            }
+            (k.id.clone(), Some(k.name.clone()))
+        }
+    };
+    fault_point("created").await;
+
+    // S2': started beside, judged.
+    progress(&format!("starting {service} beside the running one"));
+    let h = Instant::now();
+    if let Err(e) = engine.start(&in_id).await {
+        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        return Err(fail(format!("the engine could not start it: {e}")).restored(true));
+    }
+    fault_point("started").await;
+    progress(&format!("waiting for {service} to pass its gate"));
+    match gate::watch(engine, &in_id, &gate).await {
+        Ok(()) => {}
+        Err(gate::Judged::Unjudged(e)) => {
+            return Err(fail(format!(
+                "the gate of {service} could not be judged ({e}); the next run repairs this host"
+            )));
+        }
+        Err(gate::Judged::Failed(reason)) => {
+            progress(&format!(
+                "{service} did not pass its gate: {reason}; the running version was never interrupted"
+            ));
+            let f = failure_details(engine, &in_id, service, reason).await;
+            mark_failed(engine, &in_id, stable, service, view).await;
+            return Err(f.restored(true));
+        }
+    }
+    let health_seconds = h.elapsed().as_secs_f64();
+
+    // S3': it answers for the service, beside the old one, for `drain`.
+    progress(&format!(
+        "{service} passed its gate; giving it the service's name"
+    ));
+    if let Err(e) = attach(engine, &in_id, networks, service, true).await {
+        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        return Err(fail(format!("giving it the alias {service}: {e}")).restored(true));
+    }
+    fault_point("aliased").await;
+    if !drain.is_zero() {
+        progress(&format!(
+            "draining the previous {service} for {}s",
+            drain.as_secs_f64()
+        ));
+        tokio::time::sleep(drain).await;
+    }
+
+    // S4': the old one stops gracefully; Docker's DNS stops answering with it.
+    progress(&format!(
+        "stopping the previous {service} {}",
+        cur.labels
+            .get(labels::VERSION)
+            .map(String::as_str)
+            .unwrap_or("")
+    ));
+    if let Err(e) = engine.stop(&cur.id, None).await {
+        // Both still answer: go back to the old one alone.
+        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        let restored = engine.start(&cur.id).await.is_ok();
+        return Err(fail(format!("stopping the previous container: {e}")).restored(restored));
+    }
+    fault_point("stopped").await;
+
+    // S5': the names follow; traffic does not depend on them.
+    let name = labels::aside_name(stable, aside, kept_name.is_some(), stamp, &cur.id);
+    let named = async {
+        engine.rename(&cur.id, &name).await?;
+        fault_point("renamed-old").await;
+        engine.rename(&in_id, stable).await?;
+        fault_point("renamed-new").await;
+        Ok::<(), EngineError>(())
+    }
+    .await;
+    if let Err(e) = named {
+        // The new version serves; only its name is left, which the next run's repair gives it.
+        return Err(fail(format!(
+            "{service} serves the new version, but renaming failed ({e}); the next run finishes it"
+        )));
+    }
+    if let Err(e) = confirm(engine, &cur.id, &name).await {
+        tracing::warn!("{service}: could not confirm the previous container as retained: {e}");
+    }
+    prune_kept(engine, service, view, &in_id, true, retain).await;
+    if retain == 0 {
+        let _ = engine.remove(&cur.id).await;
+    }
+    Ok(Done {
+        id: in_id,
+        health_seconds,
+    })
+}
+
+/// (Re-)attaches a container to the service's networks, answering there on the service's alias
+/// (`answer`) or by its own name only. An attachment cannot gain or lose an alias, so one that is
+/// not as wanted is dropped and made again.
+pub async fn attach<E: Engine>(
+    engine: &E,
+    id: &str,
+    networks: &[String],
+    service: &str,
+    answer: bool,
+) -> Result<(), EngineError> {
+    let aliases: Vec<String> = if answer {
+        vec![service.to_string()]
+    } else {
+        vec![]
+    };
+    let now = engine.inspect_container(id).await?;
+    for n in networks {
+        let has = now.networks.get(n);
+        let as_wanted = has.is_some_and(|l| l.iter().any(|a| a == service) == answer);
+        if as_wanted {
+            continue;
+        }
+        if has.is_some() {
+            engine.disconnect_network(id, n).await?;
+        }
+        engine.connect_network(id, n, &aliases).await?;
+    }
+    Ok(())
 }
 
 /// S6 for a container stepped aside: restart policy `no` (a daemon restart must not start it),

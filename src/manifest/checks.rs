@@ -14,7 +14,85 @@ pub fn validate(m: &Manifest) -> Vec<Problem> {
     endpoints(m, &mut p);
     ports(m, &mut p);
     paths(m, &mut p);
+    orders(m, &mut p);
     p
+}
+
+/// What the service's settings look like in `env`, after its overrides: (publishes a host port,
+/// has a writable mount).
+fn exposure(m: &Manifest, env: &str, svc: &str) -> (bool, bool) {
+    let s = &m.services[svc];
+    let o = m.environments[env].overrides.get(svc);
+    let ports = o.and_then(|o| o.ports.as_ref()).unwrap_or(&s.ports);
+    let volumes = o.and_then(|o| o.volumes.as_ref()).unwrap_or(&s.volumes);
+    (
+        !ports.is_empty(),
+        volumes.iter().any(|v| !v.value.read_only),
+    )
+}
+
+/// The order a service is replaced with in `env`: as written, else start-first when it publishes
+/// no host port and has no writable mount (two containers can share neither), else stop-first.
+pub fn order_in(m: &Manifest, env: &str, svc: &str) -> crate::manifest::Order {
+    use crate::manifest::Order;
+    if let Some(o) = &m.services[svc].update.order {
+        return o.value;
+    }
+    match exposure(m, env, svc) {
+        (false, false) => Order::StartFirst,
+        _ => Order::StopFirst,
+    }
+}
+
+/// start-first on a service that publishes a host port cannot work: two containers cannot bind
+/// one port. Checked per environment, after its overrides.
+fn orders(m: &Manifest, out: &mut Vec<Problem>) {
+    for (name, s) in &m.services {
+        let Some(order) = &s.update.order else {
+            continue;
+        };
+        if order.value != crate::manifest::Order::StartFirst {
+            continue;
+        }
+        for (ename, e) in &m.environments {
+            if !e.versions.contains_key(name) {
+                continue;
+            }
+            if exposure(m, ename, name).0 {
+                out.push(Problem::new(
+                    order.span,
+                    format!(
+                        "service `{name}` is start-first, but in environment `{ename}` it publishes a host port: two containers cannot publish one port at once; use stop-first, or put a reverse proxy in front (docs/zero-downtime.md)"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// What is allowed but deserves a second look; `validate` prints these without failing.
+pub fn warnings(m: &Manifest) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (name, s) in &m.services {
+        let Some(order) = &s.update.order else {
+            continue;
+        };
+        if order.value != crate::manifest::Order::StartFirst {
+            continue;
+        }
+        for (ename, e) in &m.environments {
+            if e.versions.contains_key(name) && exposure(m, ename, name).1 {
+                out.push(Problem::new(
+                    order.span,
+                    format!(
+                        "service `{name}` is start-first with a writable mount in environment `{ename}`: for a moment two containers write the same data; make sure the application allows it (two databases must never share one data directory)"
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// `budget` bounds the suggestions: each costs a string distance per service, enough for the

@@ -8,7 +8,7 @@ use crate::manifest::values::{Endpoint, PortMapping, VolumeMount, parse_duration
 use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
     DEFAULT_RETAIN, Environment, Healthcheck, Host, Located, Logging, Manifest, ManifestSpans,
-    Override, RestartPolicy, Service, Tls, Update,
+    OnFailure, Order, Override, RestartPolicy, Rollout, Service, Tls, Update,
 };
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// The longest `update.monitor` accepted.
 const MAX_MONITOR: Duration = Duration::from_secs(3600);
+/// The longest `update.drain` accepted.
+const MAX_DRAIN: Duration = Duration::from_secs(600);
 
 pub fn decode(root: &Node) -> (Option<Manifest>, Vec<Problem>) {
     let mut d = Decoder {
@@ -733,20 +735,85 @@ impl Decoder {
 
     /// How a service is replaced: not part of the container, so not part of the spec hash.
     fn update(&mut self, n: &Node, what: &str, at: Span) -> Option<Update> {
-        let mut o = self.obj(n, what, &["monitor"])?;
+        let mut o = self.obj(n, what, &["order", "drain", "monitor"])?;
         o.span = at;
-        let monitor = o.get("monitor").and_then(|x| {
-            let d = self.duration(x, &format!("`monitor` of {what}"))?;
-            if d > MAX_MONITOR {
-                self.problem(
-                    x.span,
-                    format!("`monitor` of {what} is longer than {}s; a gate watches a new container for minutes at most", MAX_MONITOR.as_secs()),
-                );
-                return None;
-            }
-            Some(d)
+        let order = o.get("order").and_then(|x| {
+            let s = self.text(x, &format!("`order` of {what}"))?;
+            let order = match s.as_str() {
+                "start-first" => Order::StartFirst,
+                "stop-first" => Order::StopFirst,
+                _ => {
+                    self.problem(
+                        x.span,
+                        format!("`order` of {what} is `{s}`; expected start-first or stop-first"),
+                    );
+                    return None;
+                }
+            };
+            Some(Located {
+                value: order,
+                span: x.span,
+            })
         });
-        Some(Update { monitor, span: at })
+        let mut bounded = |name: &str, max: Duration, why: &str| {
+            o.get(name).and_then(|x| {
+                let d = self.duration(x, &format!("`{name}` of {what}"))?;
+                if d > max {
+                    self.problem(
+                        x.span,
+                        format!(
+                            "`{name}` of {what} is longer than {}s; {why}",
+                            max.as_secs()
+                        ),
+                    );
+                    return None;
+                }
+                Some(d)
+            })
+        };
+        let monitor = bounded(
+            "monitor",
+            MAX_MONITOR,
+            "a gate watches a new container for minutes at most",
+        );
+        let drain = bounded(
+            "drain",
+            MAX_DRAIN,
+            "two versions serve together for seconds, not hours",
+        );
+        Some(Update {
+            order,
+            drain,
+            monitor,
+            span: at,
+        })
+    }
+
+    fn rollout(&mut self, n: &Node, what: &str, at: Span) -> Option<Rollout> {
+        let mut o = self.obj(n, what, &["canary", "on_failure"])?;
+        o.span = at;
+        let canary = o
+            .get("canary")
+            .and_then(|x| self.uint(x, &format!("`canary` of {what}"), 0, 10_000));
+        let on_failure = o.get("on_failure").and_then(|x| {
+            let s = self.text(x, &format!("`on_failure` of {what}"))?;
+            match s.as_str() {
+                "stop" => Some(OnFailure::Stop),
+                "rollback" => Some(OnFailure::Rollback),
+                _ => {
+                    self.problem(
+                        x.span,
+                        format!("`on_failure` of {what} is `{s}`; expected stop or rollback"),
+                    );
+                    None
+                }
+            }
+        });
+        Some(Rollout {
+            canary: canary.unwrap_or(0),
+            on_failure: on_failure.unwrap_or_default(),
+            span: at,
+        })
     }
 
     fn environments(&mut self, n: &Node) -> Option<IndexMap<String, Environment>> {
@@ -783,7 +850,7 @@ impl Decoder {
         let mut o = self.obj(
             n,
             &what,
-            &["hosts", "versions", "overrides", "max_parallel"],
+            &["hosts", "versions", "overrides", "max_parallel", "rollout"],
         )?;
         // A missing field is reported at the name of what lacks it.
         o.span = k.span;
@@ -836,8 +903,12 @@ impl Decoder {
             None => Some(IndexMap::new()),
             Some(ov) => self.overrides(ov, &what),
         };
+        let rollout = o
+            .get("rollout")
+            .map(|x| self.rollout(x, &format!("`rollout` of {what}"), o.key_span("rollout")));
         Some(Environment {
             max_parallel: max_parallel.flatten(),
+            rollout: rollout.flatten().unwrap_or_default(),
             hosts: hosts.unwrap_or_default(),
             versions: versions.unwrap_or_default(),
             overrides: overrides.unwrap_or_default(),

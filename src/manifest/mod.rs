@@ -129,12 +129,66 @@ pub struct Service {
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Update {
+    /// `start-first`: the new container starts beside the old one and takes the service's alias
+    /// once it passed its gate; the old one is stopped after `drain`. `stop-first`: the old one
+    /// is stopped first. Default: start-first for a service that publishes no host port and has
+    /// no writable mount, else stop-first.
+    #[schemars(with = "Option<Order>")]
+    pub order: Option<Located<Order>>,
+    /// start-first: how long the old container keeps serving after the new one passed its gate,
+    /// before its graceful stop (default 2s): at least your proxy's re-resolve interval.
+    #[schemars(with = "Option<DurationSchema>")]
+    pub drain: Option<Duration>,
     /// Without a healthcheck, how long a new container must keep running — no exit, no restart —
     /// to pass its gate (default 10s). With one, the gate waits for `healthy` instead.
     #[schemars(with = "Option<DurationSchema>")]
     pub monitor: Option<Duration>,
     #[schemars(skip)]
     pub span: Span,
+}
+
+/// The order of a swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    StartFirst,
+    StopFirst,
+}
+
+impl Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::StartFirst => "start-first",
+            Order::StopFirst => "stop-first",
+        }
+    }
+}
+
+/// How long the old container serves on after the new one passed its gate, by default.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(2);
+
+/// What an environment's rollout does across its hosts.
+#[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Rollout {
+    /// The first N hosts (manifest order) that have changes go first, alone; the others only if
+    /// they all pass. An unreachable canary has failed. Default 0: no canary.
+    #[schemars(range(min = 0))]
+    pub canary: u32,
+    /// `stop` (default): a failed host stops the rollout, no further host is touched.
+    /// `rollback`: the hosts this run already changed are put back too, so the environment ends
+    /// on one version.
+    pub on_failure: OnFailure,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    #[default]
+    Stop,
+    Rollback,
 }
 
 /// The gate's watch without a healthcheck, when `update.monitor` is not written.
@@ -242,9 +296,11 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Environment {
-    /// Hosts changed at once by apply and rollback (default: all).
+    /// Hosts changed at once by apply and rollback (default: all); the batch size of a rollout.
     #[schemars(range(min = 1))]
     pub max_parallel: Option<u32>,
+    /// Canary hosts and what a failed host does to the rest of the rollout.
+    pub rollout: Rollout,
     /// The Docker hosts of this environment, by name.
     #[schemars(length(min = 1))]
     pub hosts: IndexMap<String, Host>,

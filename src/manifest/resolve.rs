@@ -99,9 +99,14 @@ pub struct ResolvedService {
     /// Host-side network names (`{platform}-{environment}-{name}`); the service name is the alias.
     pub networks: Vec<String>,
     /// How long the gate watches a container without a healthcheck (`update.monitor`); how to
-    /// deploy, not what to run: outside the spec hash.
+    /// deploy, not what to run: outside the spec hash, like `order` and `drain`.
     #[serde(with = "secs")]
     pub monitor: Duration,
+    /// start-first or stop-first, resolved for this environment (`checks::order_in`).
+    pub order: crate::manifest::Order,
+    /// start-first: how long the old container serves on after the new one passed its gate.
+    #[serde(with = "secs")]
+    pub drain: Duration,
     pub spec_hash: String,
 }
 
@@ -304,6 +309,8 @@ fn resolve_one(
         stop_timeout: s.stop_timeout,
         networks,
         monitor: s.update.monitor.unwrap_or(crate::manifest::DEFAULT_MONITOR),
+        order: crate::manifest::checks::order_in(m, env, name),
+        drain: s.update.drain.unwrap_or(crate::manifest::DEFAULT_DRAIN),
         spec_hash: String::new(),
     };
     r.spec_hash = spec_hash(&r);

@@ -50,6 +50,9 @@ pub const OLD_ROLLBACK: &str = ".old-rb-";
 pub const OLD_ROLLBACK_NEW: &str = ".old-rbn-";
 pub const FAILED: &str = ".failed-";
 pub const NEW: &str = ".new-";
+/// A kept container a start-first swap is starting beside the serving one: if the run is killed,
+/// it goes back to being kept (a `.new-` one is removed).
+pub const NEW_KEPT: &str = ".new-k-";
 
 /// Who and what a deploy records on every container it creates.
 #[derive(Debug, Clone, PartialEq, Eq)]

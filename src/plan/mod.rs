@@ -88,6 +88,13 @@ pub struct Change {
     /// again — no pull, no new container ("relaunch, don't rebuild").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relaunch: Option<String>,
+    /// How a replacement is done: start-first (no interruption) or stop-first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<crate::manifest::Order>,
+    /// A stop-first replacement of a service that publishes a host port: it does not answer
+    /// between the old one's stop and the new one's start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interruption: bool,
 }
 
 fn compare(from: &str, to: &VersionPin) -> ChangeKind {
@@ -116,6 +123,8 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
             spec_hash: Some(r.spec_hash.clone()),
             reason: None,
             relaunch: None,
+            order: None,
+            interruption: false,
         };
         if let Some(f) = view.foreign.get(&r.container_name) {
             out.push(Change {
@@ -139,6 +148,7 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
             out.push(Change {
                 kind: ChangeKind::Create,
                 relaunch,
+                order: Some(r.order),
                 ..base
             });
             continue;
@@ -166,6 +176,10 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
             container: Some(cur.id.clone()),
             reason,
             relaunch: if kind.replaces() { relaunch } else { None },
+            order: kind.replaces().then_some(r.order),
+            interruption: kind.replaces()
+                && r.order == crate::manifest::Order::StopFirst
+                && !r.ports.is_empty(),
             ..base
         });
     }
@@ -180,6 +194,8 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
                 spec_hash: None,
                 reason: Some("no longer in the manifest for this host".into()),
                 relaunch: None,
+                order: None,
+                interruption: false,
             });
         }
     }

@@ -88,6 +88,12 @@ pub fn plan(doc: &PlanDoc, verbose: bool, style: Style) -> String {
                     ""
                 },
             );
+            if let Some(o) = c.order {
+                line.push_str(&style.dim(&format!("  {}", o.as_str())));
+            }
+            if c.interruption {
+                line.push_str(&style.yellow(", brief interruption (it publishes a host port)"));
+            }
             if let Some(r) = &c.reason
                 && (c.kind != ChangeKind::Reconfigure || verbose)
             {
