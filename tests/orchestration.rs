@@ -68,6 +68,7 @@ fn settings() -> Settings {
         },
         health_timeout: Duration::from_secs(2),
         retain: 3,
+        rollout: Default::default(),
     }
 }
 
@@ -89,6 +90,7 @@ fn run<W: HostWork<MemoryEngine>>(
         endpoint: "memory://".into(),
         engine: Ok(engine.clone()),
         desired: desired(version),
+        changes: true,
     };
     block(runner::one_host(
         &**engine,
@@ -547,6 +549,7 @@ fn a_digest_pin_written_in_full_matches_what_docker_reports_in_short() {
         endpoint: "memory://".into(),
         engine: Ok(e.clone()),
         desired: d,
+        changes: true,
     };
     let work = ApplyWork {
         saved: None,
@@ -762,5 +765,134 @@ fn a_start_first_swap_killed_at_each_step_is_repaired_to_exactly_one_serving_con
                 .position(|c| c.starts_with("remove acme-prod-web.new-"));
             assert!(stop.is_some() && stop < rm, "{step}: {:?}", s.calls);
         }
+    }
+}
+
+/// Hosts h1..hN on engines of their own, the last one unable to pull 1.1.0; each runs 1.0.0.
+fn fleet_of(n: usize) -> Vec<Arc<MemoryEngine>> {
+    (0..n)
+        .map(|i| {
+            let e = engine();
+            apply(&e, "1.0.0");
+            if i == n - 1 {
+                e.state
+                    .lock()
+                    .unwrap()
+                    .registry
+                    .retain(|r| !r.ends_with(":1.1.0"));
+            }
+            e
+        })
+        .collect()
+}
+
+fn rollout(
+    engines: &[Arc<MemoryEngine>],
+    canary: u32,
+    on_failure: fleetpin::manifest::OnFailure,
+) -> Vec<HostReport> {
+    let targets: Vec<Target<MemoryEngine>> = engines
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Target {
+            name: format!("h{}", i + 1),
+            endpoint: "memory://".into(),
+            engine: Ok(e.clone()),
+            desired: desired("1.1.0"),
+            changes: true,
+        })
+        .collect();
+    let mut s = settings();
+    s.parallel = 1;
+    s.rollout = fleetpin::manifest::Rollout {
+        canary,
+        on_failure,
+        span: Default::default(),
+    };
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        opts: opts(),
+    };
+    block(fleetpin::host::rollout::run(
+        targets,
+        &s,
+        &work,
+        &opts(),
+        &|_: &str| Box::new(|_: &str| {}),
+    ))
+}
+
+#[test]
+fn a_rollout_that_fails_on_its_last_host_puts_every_changed_host_back_with_on_failure_rollback() {
+    let engines = fleet_of(3);
+    let before: Vec<String> = engines.iter().map(|e| running(e).0).collect();
+    let reports = rollout(&engines, 1, fleetpin::manifest::OnFailure::Rollback);
+    let statuses: Vec<HostStatus> = reports.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            HostStatus::RolledBack,
+            HostStatus::RolledBack,
+            HostStatus::Failed
+        ],
+        "{reports:#?}"
+    );
+    for (e, id) in engines.iter().zip(&before) {
+        assert_eq!(
+            running(e),
+            (id.clone(), "1.0.0".into()),
+            "the very container that served"
+        );
+        let rs = roles(e);
+        assert!(
+            rs.iter().all(|(r, v, _)| r != ".prev" || v != "1.1.0"),
+            "1.1.0 is rolled back from, never a default target: {rs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rollout_that_fails_stops_there_with_on_failure_stop_and_says_who_is_untouched() {
+    let mut engines = fleet_of(3);
+    // A fourth host after the failing one: untouched.
+    let extra = engine();
+    apply(&extra, "1.0.0");
+    engines.push(extra);
+    let reports = rollout(&engines, 1, fleetpin::manifest::OnFailure::Stop);
+    let statuses: Vec<HostStatus> = reports.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            HostStatus::Converged,
+            HostStatus::Converged,
+            HostStatus::Failed,
+            HostStatus::Skipped
+        ]
+    );
+    assert_eq!(running(&engines[0]).1, "1.1.0");
+    assert_eq!(running(&engines[2]).1, "1.0.0");
+    assert_eq!(running(&engines[3]).1, "1.0.0");
+}
+
+#[test]
+fn a_failed_canary_leaves_every_other_host_untouched() {
+    // The canary is the first host with changes; here it is the one that cannot pull.
+    let engines: Vec<Arc<MemoryEngine>> = fleet_of(1)
+        .into_iter()
+        .chain([engine(), engine()])
+        .collect();
+    for e in &engines[1..] {
+        apply(e, "1.0.0");
+    }
+    let reports = rollout(&engines, 1, fleetpin::manifest::OnFailure::Stop);
+    let statuses: Vec<HostStatus> = reports.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [HostStatus::Failed, HostStatus::Skipped, HostStatus::Skipped]
+    );
+    assert!(reports[1].error.as_deref().unwrap().contains("canary"));
+    for e in &engines {
+        assert_eq!(running(e).1, "1.0.0");
     }
 }

@@ -189,11 +189,12 @@ proptest! {
                 lock: LockConfig { identity: "me".into(), machine: None, ttl: Duration::from_secs(60), wait: None },
                 health_timeout: Duration::from_secs(1),
                 retain: 2,
+                rollout: Default::default(),
             };
             let list = engine.list_containers("acme-prod-").await.unwrap();
             let before = plan::classify("acme", "prod", &list);
             let changes = plan::plan_host(&desired, &before);
-            let target = Target { name: "h".into(), endpoint: "memory://".into(), engine: Ok(engine.clone()), desired: desired.clone() };
+            let target = Target { name: "h".into(), endpoint: "memory://".into(), engine: Ok(engine.clone()), desired: desired.clone(), changes: true };
             let work = Converge(Options { prune, ..opts });
             let report = runner::one_host(&*engine, &target, &settings, &work, &|_: &str| {}).await;
             prop_assert!(matches!(report.status, HostStatus::Converged | HostStatus::Unchanged), "{report:?}");

@@ -102,17 +102,18 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
         lock_wait: args.lock_wait,
     };
     let settings = flags.settings(&loaded, &args.env, prepared.len(), &stamp.deployed_by);
+    let opts = Options {
+        retain: loaded.manifest.retain,
+        prune: args.prune,
+        stamp,
+        health_timeout: flags.health_timeout(),
+    };
     let work = Apply {
         saved,
         select,
-        opts: Options {
-            retain: loaded.manifest.retain,
-            prune: args.prune,
-            stamp,
-            health_timeout: flags.health_timeout(),
-        },
+        opts: opts.clone(),
     };
-    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work);
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts);
     Ok(finish(config, &args.env, &reports, false))
 }
 

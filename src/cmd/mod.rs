@@ -19,7 +19,7 @@ use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Result};
 use crate::host::lock::LockConfig;
 use crate::host::report::HostReport;
-use crate::host::runner::{self, HostWork, Settings};
+use crate::host::runner::{HostWork, Settings};
 use crate::manifest::diagnostics::{ManifestError, Problem};
 use crate::manifest::{self, Loaded};
 use crate::ops::deploy::Prepared;
@@ -142,6 +142,7 @@ impl RunFlags {
             lock: LockConfig::new(identity, self.lock_wait),
             health_timeout: self.health_timeout(),
             retain: loaded.manifest.retain,
+            rollout: e.rollout.clone(),
         }
     }
 
@@ -152,21 +153,27 @@ impl RunFlags {
     }
 }
 
-/// Runs `work` over the prepared hosts with the one runner, showing progress; Ctrl-C finishes
-/// the step in flight.
+/// Runs `work` over the prepared hosts as the environment's rollout says (canaries, batches, what
+/// a failure does; `opts` put changed hosts back), showing progress; Ctrl-C finishes the step in
+/// flight.
 pub fn run_on_hosts<W: HostWork<DockerEngine>>(
     config: &Config,
     rt: &tokio::runtime::Runtime,
     prepared: &[Prepared],
     settings: &Settings,
     work: &W,
+    opts: &crate::host::converge::Options,
 ) -> Vec<HostReport> {
     let targets = prepared.iter().map(|p| p.target()).collect();
     let sink = crate::render::progress::ProgressSink::new(config.quiet);
     crate::interrupt::install_on(rt);
-    let reports = rt.block_on(runner::run(targets, settings, work, &|h: &str| {
-        sink.host(h)
-    }));
+    let reports = rt.block_on(crate::host::rollout::run(
+        targets,
+        settings,
+        work,
+        opts,
+        &|h: &str| sink.host(h),
+    ));
     sink.clear();
     reports
 }

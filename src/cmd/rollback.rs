@@ -103,18 +103,21 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
         health_timeout: args.health_timeout,
         lock_wait: args.lock_wait,
     };
-    let settings = flags.settings(&loaded, &args.env, prepared.len(), &stamp.deployed_by);
+    let mut settings = flags.settings(&loaded, &args.env, prepared.len(), &stamp.deployed_by);
+    // A rollback honours max_parallel and canaries, but always stops at the first failure.
+    settings.rollout.on_failure = crate::manifest::OnFailure::Stop;
+    let opts = Options {
+        retain: m.retain,
+        prune: false,
+        stamp,
+        health_timeout: flags.health_timeout(),
+    };
     let work = Rollback {
         targets: targets.clone(),
         to: args.to.clone(),
-        opts: Options {
-            retain: m.retain,
-            prune: false,
-            stamp,
-            health_timeout: flags.health_timeout(),
-        },
+        opts: opts.clone(),
     };
-    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work);
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts);
     let failed = reports.iter().any(|r| !r.ok());
 
     let hosts: Vec<(String, Vec<String>)> = prepared

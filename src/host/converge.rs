@@ -332,6 +332,7 @@ async fn replace<E: Engine>(
         (Incoming::Relaunch(k), Some(cur)) if k.created < cur.created => Aside::RolledBack,
         _ => Aside::Previous,
     };
+    action.previous = current.map(|c| c.id.clone());
     let d = swap_service(engine, r, view, incoming, aside, opts, progress).await?;
     action.health_seconds = d.health_seconds;
     Ok(())

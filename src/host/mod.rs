@@ -10,6 +10,7 @@ pub mod lock;
 pub mod repair;
 pub mod report;
 pub mod rollback;
+pub mod rollout;
 pub mod runner;
 pub mod spec;
 pub mod swap;

@@ -32,6 +32,10 @@ pub struct Action {
     /// A kept container was started again (no pull, no new container).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub relaunched: bool,
+    /// The container that served before this action (stepped aside by it), if any: what a
+    /// rollout rolled back starts again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
     /// Wall time of the step, health wait included.
     pub seconds: f64,
     /// Of which waiting for the health gate.
@@ -54,6 +58,7 @@ impl Action {
             to,
             status: ActionStatus::Done,
             relaunched: false,
+            previous: None,
             seconds: 0.0,
             health_seconds: 0.0,
             detail: None,
@@ -101,6 +106,8 @@ pub enum HostStatus {
     Skipped,
     /// Stopped by Ctrl-C before this host was changed, or after its step in flight finished.
     Interrupted,
+    /// Changed by this run, then put back because a later host failed (`on_failure: rollback`).
+    RolledBack,
 }
 
 impl HostStatus {

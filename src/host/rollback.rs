@@ -171,6 +171,7 @@ pub async fn rollback_host<E: Engine>(
                 }
             }
         };
+        action.previous = current.map(|c| c.id.clone());
         progress(&format!("rolling {} back to {target}", r.service));
         let done = swap_service(engine, r, view, incoming, Aside::RolledBack, opts, progress).await;
         action.seconds = started.elapsed().as_secs_f64();

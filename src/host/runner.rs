@@ -30,6 +30,21 @@ pub struct Target<E> {
     pub endpoint: String,
     pub engine: Result<Arc<E>, String>,
     pub desired: Vec<ResolvedService>,
+    /// Whether the plan has changes here (or could not tell: an unreachable host): who can be
+    /// a canary.
+    pub changes: bool,
+}
+
+impl<E> Clone for Target<E> {
+    fn clone(&self) -> Self {
+        Target {
+            name: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            engine: self.engine.clone(),
+            desired: self.desired.clone(),
+            changes: self.changes,
+        }
+    }
 }
 
 /// What is the same for every host of one run.
@@ -44,6 +59,8 @@ pub struct Settings {
     pub health_timeout: Duration,
     /// Kept previous containers per service, for what repair confirms.
     pub retain: u32,
+    /// Canary hosts, and what a failed host does to the rest (`host::rollout`).
+    pub rollout: crate::manifest::Rollout,
 }
 
 /// The part of a run that differs between apply, rollback and the agent.

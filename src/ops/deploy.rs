@@ -42,6 +42,9 @@ impl<E> Prepared<E> {
                 None => Err(self.error.clone().unwrap_or_else(|| "unreachable".into())),
             },
             desired: self.desired.clone(),
+            changes: self.engine.is_none()
+                || self.view.needs_repair()
+                || self.changes.iter().any(|c| c.kind.is_pending()),
         }
     }
 }

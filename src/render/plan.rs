@@ -143,6 +143,7 @@ pub fn apply_report(reports: &[HostReport], style: Style) -> String {
             HostStatus::Converged => style.green("converged"),
             HostStatus::Unchanged => style.dim("unchanged"),
             HostStatus::Skipped => style.yellow("skipped"),
+            HostStatus::RolledBack => style.yellow("rolled-back"),
             other => style.red(&format!("{other:?}").to_lowercase()),
         };
         out.push_str(&format!("{}  {status}\n", style.bold(&r.host)));
@@ -200,5 +201,53 @@ pub fn apply_report(reports: &[HostReport], style: Style) -> String {
             }
         }
     }
+    out.push_str(&rollout_summary(reports));
     out
+}
+
+/// After a failure, where each host stands: changed, put back, failed, untouched.
+fn rollout_summary(reports: &[HostReport]) -> String {
+    if reports.len() < 2
+        || reports
+            .iter()
+            .all(|r| r.ok() || r.status == HostStatus::Unreachable)
+    {
+        return String::new();
+    }
+    let of = |f: &dyn Fn(&HostReport) -> bool| -> Vec<&str> {
+        reports
+            .iter()
+            .filter(|r| f(r))
+            .map(|r| r.host.as_str())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for (what, hosts) in [
+        ("changed", of(&|r| r.status == HostStatus::Converged)),
+        ("put back", of(&|r| r.status == HostStatus::RolledBack)),
+        (
+            "failed",
+            of(&|r| {
+                matches!(
+                    r.status,
+                    HostStatus::Failed | HostStatus::Locked | HostStatus::Refused
+                )
+            }),
+        ),
+        ("unreachable", of(&|r| r.status == HostStatus::Unreachable)),
+        (
+            "untouched",
+            of(&|r| {
+                matches!(
+                    r.status,
+                    HostStatus::Skipped | HostStatus::Interrupted | HostStatus::Unchanged
+                )
+            }),
+        ),
+    ] {
+        if !hosts.is_empty() {
+            parts.push(format!("{what}: {}", hosts.join(", ")));
+        }
+    }
+    format!("\nHosts — {}.\n", parts.join("; "))
 }
