@@ -68,7 +68,15 @@ fn seen() -> impl Strategy<Value = Seen> {
 fn manifest(pins: &[Option<usize>]) -> String {
     let mut m = String::from("platform: acme\nretain: 2\nservices:\n");
     for s in SERVICES {
-        m.push_str(&format!("  {s}: {{image: r/{s}}}\n"));
+        // Both orders, no drain wait: `db` and `proxy` publish a port (stop-first).
+        let port = match s {
+            "db" => ", ports: [\"5432:5432\"]",
+            "proxy" => ", ports: [\"80:80\"]",
+            _ => "",
+        };
+        m.push_str(&format!(
+            "  {s}: {{image: r/{s}, update: {{drain: 0s}}{port}}}\n"
+        ));
     }
     m.push_str("  api2: {image: r/api, depends_on: [db]}\n");
     m.push_str("environments:\n  prod:\n    hosts:\n      h: {endpoint: \"unix:///x.sock\"}\n    versions:\n");
