@@ -11,8 +11,8 @@
 # namespace with its own data-root, exec-root and containerd, reachable from
 # the root namespace over a private bridge (10.213.7.0/24). A registry
 # (Debian's docker-registry) lives in its own namespace, and the test images
-# are built once per `up` from busybox-static, pushed, and then deleted again,
-# so every host starts empty and must pull.
+# are built once per `up` from busybox-static (and Debian's caddy), pushed,
+# and then deleted again, so every host starts empty and must pull.
 #
 # Hard rules this script follows (learned the hard way on shared machines):
 #   * never run dockerd/containerd in the root network namespace (one once
@@ -46,6 +46,13 @@ readonly APP_REPO=${REGISTRY}/fleetpin/app
 readonly PROXY_REPO=${REGISTRY}/fleetpin/proxy
 readonly APP_TAGS=(1.0.0 1.1.0 1.2.0 2.0.0 broken)
 readonly PROXY_TAG=1.0.0
+# Caddy images (zero-downtime tests through a real reverse proxy): a proxy
+# that follows a Docker network alias, and an app that drains on SIGTERM.
+readonly CADDY_BIN=/usr/bin/caddy              # Debian's caddy package (bookworm: 2.6.2)
+readonly CADDY_REPO=${REGISTRY}/fleetpin/caddy
+readonly CADDY_TAG=2.6.2
+readonly GRACEFUL_REPO=${REGISTRY}/fleetpin/graceful
+readonly GRACEFUL_TAGS=(1.0.0 1.1.0 2.0.0 broken)
 readonly DOCKER_TCP_PORT=2375
 readonly DOCKER_TLS_PORT=2376                 # only on the FLEET_TLS_HOST host, instead of 2375
 readonly MAX_HOSTS=12
@@ -199,6 +206,7 @@ ensure_packages() {
     command -v iptables >/dev/null || pkgs+=(iptables)
     command -v curl >/dev/null || pkgs+=(curl)
     command -v faketime >/dev/null || pkgs+=(faketime)   # the tests run a client whose clock is off
+    [ -x "$CADDY_BIN" ] || pkgs+=(caddy)                 # the caddy and graceful images
     command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null \
         || pkgs+=(util-linux)
     # only for the optional TLS host / authenticated registry
@@ -211,7 +219,7 @@ ensure_packages() {
     mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
     log "installing: ${pkgs[*]}"
     local before
-    before=$(root_ns_daemon_pids | sort -u | tr '\n' ' ')
+    before=$(root_ns_daemon_pids caddy | sort -u | tr '\n' ' ')
 
     local policy=/usr/sbin/policy-rc.d backup=""
     if [ -e "$policy" ]; then
@@ -238,9 +246,11 @@ ensure_packages() {
         die "apt-get install failed (full log: /tmp/fleetpin-fleet-apt.log)"
     fi
 
-    # Make sure the packages' own services stay off.
-    local svc
-    for svc in docker containerd docker-registry; do
+    # Make sure the packages' own services stay off (caddy's only if we just
+    # installed it: its unit would serve :80 in the root namespace at boot).
+    local svc svcs=(docker containerd docker-registry)
+    case " ${pkgs[*]} " in *" caddy "*) svcs+=(caddy caddy-api) ;; esac
+    for svc in "${svcs[@]}"; do
         if [ -d /run/systemd/system ]; then   # systemd is PID 1
             systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
             if [ "$svc" = docker ]; then systemctl disable --now docker.socket >/dev/null 2>&1 || true; fi
@@ -251,7 +261,7 @@ ensure_packages() {
         fi
     done
     local p
-    for p in $(root_ns_daemon_pids); do
+    for p in $(root_ns_daemon_pids caddy); do
         case " $before " in *" $p "*) continue ;; esac
         warn "package install started $(cat "/proc/$p/comm" 2>/dev/null) (pid $p) in the root namespace; stopping it"
         kill -TERM "$p" 2>/dev/null || true
@@ -261,13 +271,14 @@ ensure_packages() {
     log "packages installed"
 }
 
-# dockerd / containerd / docker-registry processes in the ROOT network namespace.
+# dockerd / containerd / docker-registry processes (and those named in "$@",
+# e.g. caddy) in the ROOT network namespace.
 root_ns_daemon_pids() {
-    local rootns p comm
+    local rootns p comm names=" dockerd containerd docker-registry $* "
     rootns=$(readlink /proc/self/ns/net)
     for p in /proc/[0-9]*; do
         read -r comm 2>/dev/null <"$p/comm" || continue
-        case $comm in dockerd | containerd | docker-registry) ;; *) continue ;; esac
+        case $names in *" $comm "*) ;; *) continue ;; esac
         [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$rootns" ] && echo "${p#/proc/}"
     done
     return 0
@@ -724,24 +735,145 @@ wait_host() { # K [unix-only]
 # The test app: busybox httpd on :8080 serving /version, / and /health.
 # PID 1 is a shell script with TERM/INT traps - without them PID 1 ignores
 # SIGTERM and every `docker stop` would wait the full 10 s timeout.
-# Layout: one local base image (busybox, entrypoint, dirs, healthcheck), then
-# per tag a tiny image FROM it with /www and APP_VERSION. Few build steps
-# matter: the legacy builder commits a container per step, which is cheap on
-# overlay2 but copies the whole rootfs on vfs.
+# The Caddy images (zero-downtime tests): Debian's caddy binary with the
+# libraries ldd lists, plus static busybox for the healthchecks - `caddy`, a
+# reverse proxy that follows a Docker network alias, and `graceful`, an app
+# like the one above (caddy file_server) that drains on SIGTERM.
+# Layout: local base images - "base" (busybox, entrypoint, dirs,
+# healthcheck), "caddy" (caddy + libraries + busybox) and "graceful" (FROM
+# caddy: Caddyfile, entrypoint, dirs, healthcheck) - then per tag a tiny image
+# FROM one of them with /www and APP_VERSION (the proxy: its Caddyfile), so
+# every Caddy image shares the one caddy layer. Few build steps matter: the
+# legacy builder commits a container per step, which is cheap on overlay2 but
+# copies the whole rootfs on vfs.
 readonly BASE_IMAGE=fleetpin-fleet-base:build
+readonly CADDY_BASE_IMAGE=fleetpin-fleet-caddy:build
+readonly GRACEFUL_BASE_IMAGE=fleetpin-fleet-graceful:build
 readonly HEALTHCHECK_OPTS="--interval=1s --timeout=1s --start-period=1s --retries=2"
+readonly PROXY_HEALTH_PORT=8081   # the caddy proxy's healthcheck endpoint (127.0.0.1 only)
+readonly CADDY_ENTRYPOINT='["/usr/bin/caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'
 
-write_build_context() {
-    local ctx=$1 b=/bin/busybox a root=$1/base/rootfs
-    mkdir -p "$root"/{bin,etc,www,data,tmp,var/log/tomcat}
-    chmod 1777 "$root/tmp"
+# IMAGE_SPECS kind -> the local base image its tags are built FROM
+kind_base() {
+    case $1 in
+        app) echo "$BASE_IMAGE" ;;
+        graceful) echo "$GRACEFUL_BASE_IMAGE" ;;
+        caddy) echo "$CADDY_BASE_IMAGE" ;;
+        *) die "unknown image kind '$1'" ;;
+    esac
+}
+
+# static busybox at $1/bin/busybox, with a symlink for every applet; copied
+# from $2/bin when given (one ln per applet is ~0.4 s of forks)
+install_busybox() {
+    local root=$1 b=/bin/busybox a
+    mkdir -p "$root/bin"
+    if [ -n "${2:-}" ]; then
+        cp -a "$2/bin/." "$root/bin/"
+        return 0
+    fi
     cp "$b" "$root/bin/busybox"
     while IFS= read -r a; do
         case $a in '' | busybox | */*) continue ;; esac
         ln -s busybox "$root/bin/$a"
     done < <("$b" --list)
-    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+}
+
+# minimal /etc/passwd and /etc/group in $1
+install_etc() {
+    mkdir -p "$1/etc"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$1/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$1/etc/group"
+}
+
+# $CADDY_BIN as $1/usr/bin/caddy, with the shared libraries and the dynamic
+# loader that ldd lists, each at the path ldd prints (Debian's caddy is a cgo
+# build: libc, libzstd, ld-linux).
+install_caddy() {
+    local root=$1 deps lib
+    deps=$(ldd "$CADDY_BIN" 2>&1) || true   # a static build: "not a dynamic executable", nothing to copy
+    case $deps in *"not found"*) die "libraries of $CADDY_BIN are missing: $(grep 'not found' <<<"$deps" | tr -s ' \t\n' ' ')" ;; esac
+    mkdir -p "$root/usr/bin"
+    cp "$CADDY_BIN" "$root/usr/bin/caddy"
+    while IFS= read -r lib; do
+        [ -n "$lib" ] || continue
+        mkdir -p "$root${lib%/*}"
+        cp -L "$lib" "$root$lib"
+    done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$deps")
+}
+
+# The proxy's Caddyfile. Caddy substitutes {$VAR:default} when it loads the
+# file (at container start); UPSTREAM_NAME has no default (caddy refuses to
+# start without it). Why these settings: Docker's embedded DNS answers the
+# alias with the address of every container on the network that has it, so
+# during a start-first swap the proxy sees old and new; it re-resolves every
+# second. A draining (or stopped) old container refuses connections, and for
+# up to a second after it is gone the proxy may still dial its address, which
+# no longer answers: a short dial timeout and retries on the next upstream
+# (round robin) within lb_try_duration hide both from the client.
+write_proxy_caddyfile() {
+    cat <<EOF
+# fleetpin test reverse proxy (tests/fleet/fleet.sh); variables: LISTEN_PORT,
+# UPSTREAM_NAME (required), UPSTREAM_PORT, GRACE_PERIOD
+{
+	admin off
+	auto_https off
+	grace_period {\$GRACE_PERIOD:5s}
+}
+
+:{\$LISTEN_PORT:80} {
+	reverse_proxy {
+		dynamic a {
+			name {\$UPSTREAM_NAME}
+			port {\$UPSTREAM_PORT:8080}
+			refresh 1s
+			resolvers 127.0.0.11:53
+			dial_timeout 1s
+		}
+		lb_policy round_robin
+		lb_try_duration 5s
+		lb_try_interval 50ms
+		fail_duration 2s
+		transport http {
+			dial_timeout 300ms
+		}
+	}
+}
+
+http://127.0.0.1:${PROXY_HEALTH_PORT} {
+	bind 127.0.0.1
+	respond /health "ok" 200
+}
+EOF
+}
+
+# The graceful app's Caddyfile: /www on :8080. On SIGTERM caddy closes its
+# listener at once (new connections are refused), lets the requests in flight
+# finish (at most GRACE_PERIOD), closes idle keep-alive connections and exits 0.
+write_graceful_caddyfile() {
+    cat <<'EOF'
+# fleetpin graceful test app (tests/fleet/fleet.sh); variable: GRACE_PERIOD
+{
+	admin off
+	auto_https off
+	grace_period {$GRACE_PERIOD:10s}
+}
+
+:8080 {
+	root * /www
+	file_server
+}
+EOF
+}
+
+write_build_context() {
+    local ctx=$1 root cv
+    # app base: busybox httpd
+    root=$ctx/base/rootfs
+    mkdir -p "$root"/{www,data,tmp,var/log/tomcat}
+    chmod 1777 "$root/tmp"
+    install_busybox "$root"
+    install_etc "$root"
     cat >"$root/entrypoint.sh" <<'EOF'
 #!/bin/sh
 # fleetpin test app (tests/fleet/fleet.sh). With arguments: run them instead.
@@ -765,17 +897,68 @@ HEALTHCHECK $HEALTHCHECK_OPTS CMD wget -q -O- http://127.0.0.1:8080/health
 ENTRYPOINT ["/entrypoint.sh"]
 EOF
 
+    # caddy base: caddy + its libraries + busybox; caddy's autosave/data dirs
+    cv=$("$CADDY_BIN" version 2>/dev/null | awk '{ print $1; exit }') || true
+    [ "${cv#v}" = "$CADDY_TAG" ] || warn "$CADDY_BIN is version '${cv:-?}', but the caddy image is tagged $CADDY_TAG"
+    root=$ctx/caddy/rootfs
+    mkdir -p "$root"/{tmp,var/lib/caddy/config,var/lib/caddy/data}
+    chmod 1777 "$root/tmp"
+    install_caddy "$root"
+    install_busybox "$root" "$ctx/base/rootfs"
+    install_etc "$root"
+    cat >"$ctx/caddy/Dockerfile" <<EOF
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin XDG_CONFIG_HOME=/var/lib/caddy/config XDG_DATA_HOME=/var/lib/caddy/data
+EOF
+
+    # graceful base (FROM caddy): the app's Caddyfile, entrypoint, dirs, healthcheck
+    root=$ctx/graceful/rootfs
+    mkdir -p "$root"/{etc/caddy,www,data,var/log/tomcat}
+    write_graceful_caddyfile >"$root/etc/caddy/Caddyfile"
+    cat >"$root/entrypoint.sh" <<'EOF'
+#!/bin/sh
+# fleetpin graceful test app (tests/fleet/fleet.sh). With arguments: run them instead.
+[ "$#" -gt 0 ] && exec "$@"
+if [ -d /var/log/tomcat ] && [ -w /var/log/tomcat ]; then
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start version=${APP_VERSION} host=$(hostname)" >>/var/log/tomcat/access.log
+fi
+# exec: caddy is PID 1 and handles SIGTERM itself (drains, then exits 0)
+exec caddy run --config /etc/caddy/Caddyfile --adapter caddyfile
+EOF
+    chmod 755 "$root/entrypoint.sh"
+    cat >"$ctx/graceful/Dockerfile" <<EOF
+FROM $CADDY_BASE_IMAGE
+COPY rootfs/ /
+EXPOSE 8080
+HEALTHCHECK $HEALTHCHECK_OPTS CMD wget -q -O- http://127.0.0.1:8080/health
+ENTRYPOINT ["/entrypoint.sh"]
+EOF
+
     # one small context per image
-    local spec repo tag ver hpath d
+    local spec repo tag ver hpath kind d
     for spec in "${IMAGE_SPECS[@]}"; do
-        read -r repo tag ver hpath <<<"$spec"
+        read -r repo tag ver hpath kind <<<"$spec"
         d="$ctx/${repo##*/}-$tag"
+        mkdir -p "$d"
+        if [ "$kind" = caddy ]; then   # the reverse proxy: a Caddyfile, no /www
+            write_proxy_caddyfile >"$d/Caddyfile"
+            {
+                echo "FROM $(kind_base "$kind")"
+                echo "COPY Caddyfile /etc/caddy/Caddyfile"
+                echo "EXPOSE 80"
+                echo "LABEL org.opencontainers.image.title=fleetpin-test-${repo##*/} org.opencontainers.image.version=$ver"
+                echo "HEALTHCHECK $HEALTHCHECK_OPTS CMD wget -q -O- http://127.0.0.1:${PROXY_HEALTH_PORT}/health"
+                echo "ENTRYPOINT $CADDY_ENTRYPOINT"
+            } >"$d/Dockerfile"
+            continue
+        fi
         mkdir -p "$d/www"
         printf '%s' "$ver" >"$d/www/version"
         printf '%s' "$ver" >"$d/www/index.html"
         printf 'ok' >"$d/www/health"
         {
-            echo "FROM $BASE_IMAGE"
+            echo "FROM $(kind_base "$kind")"
             echo "COPY www/ /www/"
             echo "ENV APP_VERSION=$ver"
             echo "LABEL org.opencontainers.image.title=fleetpin-test-${repo##*/} org.opencontainers.image.version=$ver"
@@ -784,45 +967,98 @@ EOF
             fi
         } >"$d/Dockerfile"
     done
+
+    # Both Caddyfiles must parse with this caddy (adapt only: no listener, no storage).
+    local f
+    for f in "$ctx/graceful/rootfs/etc/caddy/Caddyfile" "$ctx/${CADDY_REPO##*/}-$CADDY_TAG/Caddyfile"; do
+        if ! env -u LISTEN_PORT -u UPSTREAM_PORT -u GRACE_PERIOD UPSTREAM_NAME=fleet-check \
+            XDG_CONFIG_HOME="$ctx/.caddy" XDG_DATA_HOME="$ctx/.caddy" \
+            "$CADDY_BIN" adapt --config "$f" --adapter caddyfile >/dev/null 2>"$ctx/adapt.log"; then
+            log_tail "$ctx/adapt.log"
+            die "$CADDY_BIN rejects the Caddyfile $f"
+        fi
+    done
+    rm -rf "$ctx/.caddy" "$ctx/adapt.log"
     # fixed mtimes: identical layers (digests) for identical content
     find "$ctx" -exec touch -h -d '2020-01-01 00:00:00 UTC' {} +
 }
 
+# docker build of the local base image in context dir $1/$2, tagged $3
+build_base() {
+    if ! docker build --network none -q -t "$3" "$1/$2" >"$1/$2.log" 2>&1; then
+        log_tail "$1/$2.log"
+        log "ERROR: docker build of the base image $3 failed"
+        return 1
+    fi
+}
+
+# ACTION (build, push or build+push) for every IMAGE_SPECS entry of KIND,
+# all in parallel (context dirs and logs in CTX); fails if any failed, with
+# the log tail
+image_jobs() { # CTX KIND ACTION
+    local ctx=$1 spec repo tag ver hpath kind d pids=() refs=() i rc=0
+    for spec in "${IMAGE_SPECS[@]}"; do
+        read -r repo tag ver hpath kind <<<"$spec"
+        [ "$kind" = "$2" ] || continue
+        d="$ctx/${repo##*/}-$tag"
+        (
+            if [ "$3" != push ]; then docker build --network none -q -t "$repo:$tag" "$d"; fi
+            if [ "$3" != build ]; then docker push -q "$repo:$tag"; fi
+        ) >>"$d.log" 2>&1 &
+        pids+=($!)
+        refs+=("$repo:$tag $d.log")
+    done
+    for i in "${!pids[@]}"; do
+        if ! wait "${pids[$i]}"; then
+            log_tail "${refs[$i]#* }"
+            log "ERROR: docker $3 of ${refs[$i]%% *} failed"
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+# die from build_images: first stop its background jobs ($p, $g there), whose
+# own failures (dockerd goes away in the teardown) would only add noise
+build_fail() {
+    # shellcheck disable=SC2086 # empty ones drop out
+    kill ${p:-} ${g:-} 2>/dev/null || true
+    die "$1"
+}
+
 build_images() {
-    local ctx=${RUN_DIR}/build spec repo tag ver hpath d pids=() i
+    local ctx=${RUN_DIR}/build spec repo tag ver hpath kind p="" g=""
     rm -rf "$ctx"
     write_build_context "$ctx"
     # hermetic client: no user config/credential helpers, legacy builder, no network
     DOCKER_HOST="unix://$(host_sock 1)"
     export DOCKER_HOST DOCKER_CONFIG="${RUN_DIR}/build-client" DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false
     mkdir -p "$DOCKER_CONFIG"
-    if ! docker build --network none -q -t "$BASE_IMAGE" "$ctx/base" >"$ctx/base.log" 2>&1; then
-        log_tail "$ctx/base.log"
-        die "docker build of the base image failed"
-    fi
-    # per-tag builds, then pushes, in parallel
-    for spec in "${IMAGE_SPECS[@]}"; do
-        read -r repo tag ver hpath <<<"$spec"
-        d="$ctx/${repo##*/}-$tag"
-        (docker build --network none -q -t "$repo:$tag" "$d" && docker push -q "$repo:$tag") >"$d.log" 2>&1 &
-        pids+=($!)
-    done
-    i=0
-    for spec in "${IMAGE_SPECS[@]}"; do
-        read -r repo tag ver hpath <<<"$spec"
-        if ! wait "${pids[$i]}"; then
-            log_tail "$ctx/${repo##*/}-$tag.log"
-            die "docker build/push of $repo:$tag failed"
-        fi
-        i=$((i + 1))
-    done
+    # The critical path is the caddy layer (40 MB): its base build, the proxy
+    # build, and the proxy push, where dockerd gzips the layer (~2 s). That
+    # push runs while the rest is built; the graceful pushes come last and
+    # mount the layer from fleetpin/caddy (dockerd would otherwise compress it
+    # again for every repository).
+    build_base "$ctx" base "$BASE_IMAGE" &
+    p=$!
+    build_base "$ctx" caddy "$CADDY_BASE_IMAGE" || build_fail "docker build of the caddy base image failed"
+    wait "$p" || build_fail "docker build of the base image failed"
+    image_jobs "$ctx" caddy build || build_fail "docker build of the caddy proxy image failed"
+    image_jobs "$ctx" caddy push &
+    p=$!
+    (build_base "$ctx" graceful "$GRACEFUL_BASE_IMAGE" && image_jobs "$ctx" graceful build) &
+    g=$!
+    image_jobs "$ctx" app build+push || build_fail "docker build/push of the app images failed"
+    wait "$g" || build_fail "docker build of the graceful images failed"
+    wait "$p" || build_fail "docker push of the caddy proxy image failed"
+    image_jobs "$ctx" graceful push || build_fail "docker push of the graceful images failed"
     if [ -n "$AUTH_REG" ]; then push_auth_images "$ctx"; fi
     # every host - h1 included - starts empty and must pull
     for spec in "${IMAGE_SPECS[@]}"; do
-        read -r repo tag ver hpath <<<"$spec"
+        read -r repo tag ver hpath kind <<<"$spec"
         docker rmi -f "$repo:$tag" >/dev/null
     done
-    docker rmi -f "$BASE_IMAGE" >/dev/null
+    docker rmi -f "$GRACEFUL_BASE_IMAGE" "$CADDY_BASE_IMAGE" "$BASE_IMAGE" >/dev/null
     docker image prune -af >/dev/null
     docker builder prune -af >/dev/null 2>&1 || true
     docker container prune -f >/dev/null
@@ -857,16 +1093,18 @@ push_auth_images() {
     for t in "${AUTH_TAGS[@]}"; do docker rmi -f "$AUTH_APP_REPO:$t" >/dev/null; done
 }
 
-# "repo tag version-string health-path"
+# "repo tag version-string health-path kind"; kind: app (busybox httpd) or
+# graceful (caddy file_server) - built FROM that base, with /www -, or caddy
+# (the reverse proxy). The broken tags check a path that 404s: always unhealthy.
 IMAGE_SPECS=()
 for _t in "${APP_TAGS[@]}"; do
-    if [ "$_t" = broken ]; then
-        IMAGE_SPECS+=("$APP_REPO $_t $_t health-does-not-exist")   # always unhealthy
-    else
-        IMAGE_SPECS+=("$APP_REPO $_t $_t health")
-    fi
+    IMAGE_SPECS+=("$APP_REPO $_t $_t $([ "$_t" = broken ] && echo health-does-not-exist || echo health) app")
 done
-IMAGE_SPECS+=("$PROXY_REPO $PROXY_TAG proxy-$PROXY_TAG health")
+IMAGE_SPECS+=("$PROXY_REPO $PROXY_TAG proxy-$PROXY_TAG health app")
+for _t in "${GRACEFUL_TAGS[@]}"; do
+    IMAGE_SPECS+=("$GRACEFUL_REPO $_t $_t $([ "$_t" = broken ] && echo health-does-not-exist || echo health) graceful")
+done
+IMAGE_SPECS+=("$CADDY_REPO $CADDY_TAG $CADDY_TAG health caddy")
 unset _t
 
 write_env_file() {
@@ -878,6 +1116,10 @@ write_env_file() {
         echo "FLEET_IMAGE=$APP_REPO"
         echo "FLEET_PROXY_IMAGE=$PROXY_REPO"
         echo "FLEET_TAGS=${APP_TAGS[*]}"
+        echo "FLEET_CADDY_IMAGE=$CADDY_REPO"
+        echo "FLEET_CADDY_TAG=$CADDY_TAG"
+        echo "FLEET_GRACEFUL_IMAGE=$GRACEFUL_REPO"
+        echo "FLEET_GRACEFUL_TAGS=${GRACEFUL_TAGS[*]}"
         echo "FLEET_HOSTS=${hosts# }"
         echo "FLEET_HOSTS_COUNT=$n"
         echo "FLEET_REGISTRY_NETNS=$REG_NS"
@@ -1033,7 +1275,7 @@ do_up() {
     wait_host 1
     log "up: registry and h1 ready; building test images on h1"
     build_images
-    log "up: images pushed to $REGISTRY (${APP_REPO##*/}: ${APP_TAGS[*]}; ${PROXY_REPO##*/}: $PROXY_TAG); waiting for all hosts"
+    log "up: images pushed to $REGISTRY (${APP_REPO##*/}: ${APP_TAGS[*]}; ${PROXY_REPO##*/}: $PROXY_TAG; ${CADDY_REPO##*/}: $CADDY_TAG; ${GRACEFUL_REPO##*/}: ${GRACEFUL_TAGS[*]}); waiting for all hosts"
     for k in $(seq 2 "$n"); do wait_host "$k"; done
     write_env_file "$n" "$sd"
     log "up: fleet ready in $(($(date +%s) - t0))s: h1..h$n at $(host_addr 1)..$(host_addr "$n"), env in $ENV_FILE"

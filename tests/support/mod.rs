@@ -33,6 +33,10 @@ pub struct Fleet {
     pub registry: String,
     pub image: String,
     pub proxy_image: String,
+    /// A reverse proxy (Caddy) that re-resolves its upstream alias every second and retries.
+    pub caddy_image: String,
+    /// An HTTP app that drains in-flight requests on SIGTERM (tags 1.0.0, 1.1.0, 2.0.0, broken).
+    pub graceful_image: String,
     pub tags: Vec<String>,
     pub hosts: Vec<FleetHost>,
 }
@@ -72,6 +76,11 @@ fn parse(text: &str) -> Option<Fleet> {
         registry: get("FLEET_REGISTRY")?,
         image: get("FLEET_IMAGE")?,
         proxy_image: get("FLEET_PROXY_IMAGE").unwrap_or_default(),
+        caddy_image: match (get("FLEET_CADDY_IMAGE"), get("FLEET_CADDY_TAG")) {
+            (Some(i), Some(t)) => format!("{i}:{t}"),
+            _ => String::new(),
+        },
+        graceful_image: get("FLEET_GRACEFUL_IMAGE").unwrap_or_default(),
         tags: get("FLEET_TAGS")?
             .split_whitespace()
             .map(String::from)
