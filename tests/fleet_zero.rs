@@ -12,10 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::Scenario;
 
-/// What clients saw: for each request, when it was sent and the body (None: failed).
+/// For each request, when it was sent and the body (None: failed).
+type Seen = Vec<(Instant, Option<String>)>;
+
+/// What clients saw.
 struct Load {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(Instant, Option<String>)>>>,
+    seen: Arc<Mutex<Seen>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -50,7 +53,7 @@ impl Load {
         }
     }
 
-    fn stop(self) -> Vec<(Instant, Option<String>)> {
+    fn stop(self) -> Seen {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads {
             t.join().unwrap();
