@@ -268,17 +268,17 @@ class Prober(threading.Thread):
     """GET /version on addr:port every `period`, each with a short timeout; bounded in count and
     time. Records (time, answered, body)."""
 
-    def __init__(self, addr, port, period=0.01, max_seconds=40.0, max_probes=4000):
+    def __init__(self, addr, port, period=0.01, max_seconds=40.0, max_probes=4000, timeout=0.25):
         super().__init__(daemon=True)
-        self.addr, self.port, self.period = addr, port, period
+        self.addr, self.port, self.period, self.timeout = addr, port, period, timeout
         self.max_seconds, self.max_probes = max_seconds, max_probes
         self.samples = []
         self.halt = threading.Event()
 
     def probe(self):
         try:
-            with socket.create_connection((self.addr, self.port), timeout=0.25) as s:
-                s.settimeout(0.25)
+            with socket.create_connection((self.addr, self.port), timeout=self.timeout) as s:
+                s.settimeout(self.timeout)
                 s.sendall(b"GET /version HTTP/1.0\r\nHost: probe\r\n\r\n")
                 data = b""
                 while True:
@@ -591,6 +591,130 @@ def single_host():
                 teardown_one()
 
 
+# ------------------------------------------ through a reverse proxy: start-first --
+# The same stack for both tools on h1: a graceful app (`api`) behind the fleet's Caddy proxy, which
+# resolves the alias `api` through Docker's DNS every second and retries. fleetpin swaps `api`
+# start-first; docker-compose recreates it (stop, then start). A client sends 100 requests a second
+# through the proxy, each with a 2 s timeout (the proxy may retry within that), during an upgrade
+# and during a rollback.
+GRACEFUL = E.get("FLEET_GRACEFUL_IMAGE", "")
+CADDY = E.get("FLEET_CADDY_IMAGE", "")
+CADDY_TAG = E.get("FLEET_CADDY_TAG", "")
+
+
+def proxy_manifest(path, version):
+    write(path, "\n".join([
+        "platform: fpz",
+        "services:",
+        f"  api: {{image: {GRACEFUL}, networks: [front], update: {{order: start-first, drain: 2s}}}}",
+        f"  proxy: {{image: {CADDY}, ports: [\"18720:80\"], networks: [front], env: {{UPSTREAM_NAME: api}}}}",
+        "environments:",
+        "  z:",
+        f"    hosts: {{h1: {{endpoint: \"{host(H1, 'UNIX')}\"}}}}",
+        f"    versions: {{api: \"{version}\", proxy: \"{CADDY_TAG}\"}}",
+        "",
+    ]))
+
+
+def proxy_compose(path, version):
+    write(path, "\n".join([
+        "version: '2.4'",
+        "services:",
+        f"  api: {{image: '{GRACEFUL}:{version}'}}",
+        f"  proxy: {{image: '{CADDY}:{CADDY_TAG}', ports: ['18721:80'], environment: {{UPSTREAM_NAME: api}}}}",
+        "",
+    ]))
+
+
+def probe_proxy(port, action, expect, before):
+    p = Prober(ADDR1, port, period=0.01, max_seconds=60, max_probes=6000, timeout=2.0)
+    p.start()
+    deadline = T() + 20
+    while T() < deadline and not p.seen(before):
+        time.sleep(0.05)
+    if not p.seen(before):
+        p.halt.set()
+        raise RuntimeError(f"the proxy on {port} does not answer {before}")
+    time.sleep(0.5)
+    action()
+    deadline = T() + 30
+    while T() < deadline and not p.seen(expect):
+        time.sleep(0.02)
+    time.sleep(1.0)
+    p.halt.set()
+    p.join()
+    gap, failed = p.longest_gap()
+    return gap, failed, len(p.samples)
+
+
+def probe_broken(port, action, serving):
+    """Requests answered by the broken release while `action` deploys it, over 8 s after."""
+    p = Prober(ADDR1, port, period=0.01, max_seconds=60, max_probes=6000, timeout=2.0)
+    p.start()
+    deadline = T() + 20
+    while T() < deadline and not p.seen(serving):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    action()
+    time.sleep(8.0)
+    p.halt.set()
+    p.join()
+    gap, failed = p.longest_gap()
+    broken = sum(1 for _, ok, b in p.samples if ok and b == "broken")
+    return broken, failed, len(p.samples)
+
+
+def through_proxy():
+    if not (GRACEFUL and CADDY):
+        log("through-a-proxy rows skipped: the fleet has no proxy or graceful image")
+        return
+    d = os.path.join(WORK, "proxy")
+    os.makedirs(d, exist_ok=True)
+    m = os.path.join(d, "platform.yaml")
+    c = os.path.join(d, "docker-compose.yml")
+
+    def teardown():
+        cleanup(H1, ["fpz-", "fleetpin-lock-fpz-", "fpzcmp_"], networks=["fpz-z-front", "fpzcmp_default"])
+        time.sleep(0.5)
+
+    def fleetpin_round():
+        proxy_manifest(m, OLD)
+        fp(m, "apply", "z", "--yes")
+        proxy_manifest(m, NEW)
+        gap, failed, n = probe_proxy(18720, lambda: fp(m, "apply", "z", "--yes"), NEW, OLD)
+        rec("proxy upgrade", "fleetpin start-first", gap=gap, failed=failed, requests=n)
+        gap, failed, n = probe_proxy(
+            18720, lambda: fp(m, "rollback", "z", "-s", "api", "--yes", "--no-commit"), OLD, NEW)
+        rec("proxy rollback", "fleetpin start-first", gap=gap, failed=failed, requests=n)
+        proxy_manifest(m, "broken")
+        broken, failed, n = probe_broken(18720, lambda: fp(m, "apply", "z", "--yes", ok=(1,)), OLD)
+        rec("proxy broken", "fleetpin start-first", broken=broken, failed=failed, requests=n)
+        teardown()
+
+    def compose_round():
+        env = {"DOCKER_HOST": host(H1, "UNIX"), "DOCKER_CONFIG": os.path.join(WORK, "docker-config")}
+
+        def up():
+            run([COMPOSE, "--ansi", "never", "-p", "fpzcmp", "-f", c, "up", "-d"], env=env, what="docker-compose")
+        proxy_compose(c, OLD)
+        up()
+        proxy_compose(c, NEW)
+        gap, failed, n = probe_proxy(18721, up, NEW, OLD)
+        rec("proxy upgrade", "docker-compose", gap=gap, failed=failed, requests=n)
+        proxy_compose(c, OLD)
+        gap, failed, n = probe_proxy(18721, up, OLD, NEW)
+        rec("proxy rollback", "docker-compose", gap=gap, failed=failed, requests=n)
+        proxy_compose(c, "broken")
+        broken, failed, n = probe_broken(18721, up, OLD)
+        rec("proxy broken", "docker-compose", broken=broken, failed=failed, requests=n)
+        teardown()
+
+    teardown()
+    for r in range(ROUNDS):
+        for f in (fleetpin_round, compose_round) if r % 2 == 0 else (compose_round, fleetpin_round):
+            f()
+
+
 # ---------------------------------------------------------- several hosts, growth --
 def multi_and_growth():
     d = os.path.join(WORK, "multi")
@@ -835,12 +959,30 @@ def report(info):
     for t in ["fleetpin", "docker-compose", "docker stop+rm+run"]:
         p(f"| {t} | {cell('gap', t, 'gap')} | {statistics.median(col('gap', t, 'failed_probes')) if col('gap', t, 'failed_probes') else '—'} (median) |")
     p("")
+    if col("proxy upgrade", "fleetpin start-first", "gap"):
+        p("### Through a reverse proxy (Caddy re-resolving the alias every second, retrying; a graceful app; 100 requests a second, 2 s timeout)\n")
+        p("| change | tool | failed requests (median, max) | requests (median) | longest gap between answers |")
+        p("| --- | --- | --- | --- | --- |")
+        for row, label in (("proxy upgrade", "upgrade"), ("proxy rollback", "rollback")):
+            for t in ("fleetpin start-first", "docker-compose"):
+                f = col(row, t, "failed")
+                n = col(row, t, "requests")
+                if f:
+                    p(f"| {label} | {t} | {statistics.median(f):.0f}, {max(f)} | {statistics.median(n):.0f} | {cell(row, t, 'gap')} |")
+        for t in ("fleetpin start-first", "docker-compose"):
+            b = col("proxy broken", t, "broken")
+            if b:
+                f = col("proxy broken", t, "failed")
+                n = col("proxy broken", t, "requests")
+                p(f"| a release that never becomes healthy (answers by it: median {statistics.median(b):.0f}, max {max(b)}) | {t} | "
+                  f"{statistics.median(f):.0f}, {max(f)} | {statistics.median(n):.0f} | — |")
+        p("")
     p(f"### Fleet growth ({SERVICES} services per host, no healthcheck, {GROWTH_ROUNDS} rounds interleaved)\n")
     p("| hosts | audit | ratio to 1 host | audit floor (same calls at once, curl) | floor ratio | engines' CPU per audit | fleetpin CPU | plan | ratio | plan floor |")
     p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     a1, p1 = med("audit 1", "fleetpin audit"), med("plan 1", "fleetpin plan")
     f1 = med("audit 1", "floor: same calls, all at once (curl)")
-    for n in GROWTH:
+    for n in GROWTH if a1 and p1 and f1 else []:
         a, pl = med(f"audit {n}", "fleetpin audit"), med(f"plan {n}", "fleetpin plan")
         fl = med(f"audit {n}", "floor: same calls, all at once (curl)")
         p(f"| {n} | {cell(f'audit {n}', 'fleetpin audit')} | {a / a1:.2f}× | {cell(f'audit {n}', 'floor: same calls, all at once (curl)')} | "
@@ -978,17 +1120,23 @@ def main():
         if b'"error' in raw:
             raise RuntimeError(f"pull of {IMAGE}:{t} on h{k}: {raw[-300:]!r}")
     parallel([(lambda k=k, t=t: pull(k, t)) for k in range(1, NHOSTS + 1) for t in (OLD, NEW)])
+    for ref in ([f"{GRACEFUL}:{OLD}", f"{GRACEFUL}:{NEW}", f"{CADDY}:{CADDY_TAG}"] if GRACEFUL and CADDY else []):
+        img, tag = ref.rsplit(":", 1)
+        _, raw = Api(host(H1, "UNIX"), timeout=300).req("POST", "/images/create", query={"fromImage": img, "tag": tag})
+        if b'"error' in raw:
+            raise RuntimeError(f"pull of {ref} on h1: {raw[-300:]!r}")
     global NOISE
     NOISE = Noise()
     NOISE.start()
     warm_up()
     t0 = T()
-    section("single host")
-    single_host()
-    section("several hosts + growth")
-    multi_and_growth()
-    section("cargo bench")
-    cargo_bench()
+    # BENCH_ONLY=proxy,single,multi,cargo runs some sections only (while developing a row).
+    only = [x for x in E.get("BENCH_ONLY", "").split(",") if x]
+    for key, name, fn in (("single", "single host", single_host), ("proxy", "through a proxy", through_proxy),
+                          ("multi", "several hosts + growth", multi_and_growth), ("cargo", "cargo bench", cargo_bench)):
+        if not only or key in only:
+            section(name)
+            fn()
     NOISE.scan()
     NOISE.halt.set()
     info["CPU used by other processes during the run"] = NOISE.summary()
