@@ -374,3 +374,67 @@ fn paths(m: &Manifest, out: &mut Vec<Problem>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Order;
+
+    fn manifest(services: &str, overrides: &str) -> Manifest {
+        let text = format!(
+            "platform: acme\nservices:\n{services}environments:\n  recette:\n    hosts: {{r: {{endpoint: \"unix:///a.sock\"}}}}\n    versions: {{api: \"1\", db: \"1\"}}\n  prod:\n    hosts: {{p: {{endpoint: \"unix:///b.sock\"}}}}\n    versions: {{api: \"1\", db: \"1\"}}\n{overrides}"
+        );
+        let (m, problems) =
+            crate::manifest::decode::decode(&crate::manifest::yaml::parse(&text).unwrap());
+        assert!(problems.is_empty(), "{problems:?}");
+        m.unwrap()
+    }
+
+    #[test]
+    fn the_default_order_follows_ports_and_writable_mounts_per_environment() {
+        let m = manifest(
+            "  api: {image: r/api}\n  db: {image: r/db, volumes: [\"data:/var/lib/db\"]}\n",
+            "    overrides:\n      api: {ports: [\"8080:8080\"]}\n",
+        );
+        assert_eq!(order_in(&m, "recette", "api"), Order::StartFirst);
+        assert_eq!(
+            order_in(&m, "prod", "api"),
+            Order::StopFirst,
+            "it publishes a port in prod"
+        );
+        assert_eq!(
+            order_in(&m, "recette", "db"),
+            Order::StopFirst,
+            "a writable mount"
+        );
+        let ro = manifest(
+            "  api: {image: r/api, volumes: [\"conf:/etc/app:ro\"]}\n  db: {image: r/db}\n",
+            "",
+        );
+        assert_eq!(
+            order_in(&ro, "recette", "api"),
+            Order::StartFirst,
+            "read-only is fine"
+        );
+    }
+
+    #[test]
+    fn start_first_written_with_a_writable_mount_is_a_warning_not_an_error() {
+        let m = manifest(
+            "  api: {image: r/api}\n  db: {image: r/db, volumes: [\"data:/var/lib/db\"], update: {order: start-first}}\n",
+            "",
+        );
+        assert!(validate(&m).is_empty());
+        let w = warnings(&m);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].message
+                .contains("two databases must never share one data directory")
+        );
+        assert_eq!(
+            order_in(&m, "recette", "db"),
+            Order::StartFirst,
+            "as written"
+        );
+    }
+}
