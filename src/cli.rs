@@ -156,6 +156,7 @@ pub struct ApplyArgs {
     pub env: String,
     #[command(flatten)]
     pub select: Selection,
+    /// Deploy the manifest as it is at this git revision (commit, tag or branch).
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
     /// Do not ask for confirmation (required when stdin is not a terminal).
@@ -192,6 +193,7 @@ pub struct RollbackArgs {
     /// Roll back to this kept version (any, even one rolled back from) instead of one step back.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// Do not rewrite and commit the pins afterwards.

@@ -36,7 +36,7 @@ pub fn install() {
 
 /// Fault injection for the reliability tests: with `FLEETPIN_FAULT_PAUSE=NAME`, fleetpin stops at
 /// the step NAME of a swap (`pulling`, `created`, `stopped`, `renamed-old`, `renamed-new`,
-/// `started`),
+/// `started`, and start-first's `aliased`),
 /// prints `fault point NAME` to stderr and waits `FLEETPIN_FAULT_PAUSE_SECS` (default 600), so a
 /// test can kill it, its engine or its network there. Unset, it costs one environment lookup per
 /// step.

@@ -1,6 +1,6 @@
 //! Zero-downtime through a real reverse proxy on the private fleet: Caddy resolving the service's
 //! alias through Docker's DNS every second (with a short dial timeout and retries), in front of an
-//! app that drains on SIGTERM. A client sends 50 requests a second through the proxy while
+//! app that drains on SIGTERM. Clients send 60 requests a second through the proxy while
 //! fleetpin upgrades, rolls back, and refuses a never-healthy release of a start-first service:
 //! not one request may fail, and the broken release must answer none. Also the rollout across
 //! hosts: canary, `on_failure: rollback` and `stop`.

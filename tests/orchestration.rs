@@ -896,3 +896,68 @@ fn a_failed_canary_leaves_every_other_host_untouched() {
         assert_eq!(running(e).1, "1.0.0");
     }
 }
+
+#[test]
+fn a_start_first_rollback_killed_at_any_step_is_finished_by_the_rerun_one_step_back() {
+    // 1.0.0 -> 1.1.0 -> 2.0.0, then `rollback` (to 1.1.0, start-first) killed at each step.
+    for step in ["started", "aliased", "stopped", "renamed-old"] {
+        let e = engine();
+        for v in ["1.0.0", "1.1.0", "2.0.0"] {
+            apply(&e, v);
+            e.advance(5);
+        }
+        let (serving, _) = running(&e);
+        let kept = e
+            .snapshot()
+            .into_iter()
+            .find(|(n, _, v)| n.contains(".prev-") && v == "1.1.0")
+            .unwrap()
+            .0;
+        let kept_id = e.id_of(&kept).unwrap();
+        {
+            // The state the killed rollback left, made by hand.
+            let mut s = e.state.lock().unwrap();
+            let k = s.containers.iter_mut().find(|c| c.id == kept_id).unwrap();
+            k.name = "acme-prod-web.new-k-0000000000009-bb".into();
+            k.state = RunState::Running;
+            k.networks = BTreeMap::from([(
+                "acme-prod-default".to_string(),
+                if step == "started" {
+                    vec![]
+                } else {
+                    vec!["web".to_string()]
+                },
+            )]);
+            let cur = s.containers.iter_mut().find(|c| c.id == serving).unwrap();
+            match step {
+                "stopped" => cur.state = RunState::Exited,
+                "renamed-old" => {
+                    cur.state = RunState::Exited;
+                    cur.name = "acme-prod-web.old-rb-0000000000009-aa".into();
+                }
+                _ => {}
+            }
+        }
+        let r = rollback(&e, "2.0.0", None).unwrap_or_else(|p| panic!("{step}: {p:?}"));
+        assert!(r.ok(), "{step}: {r:?}");
+        assert_eq!(
+            running(&e),
+            (kept_id.clone(), "1.1.0".into()),
+            "{step}: one step back in all"
+        );
+        let rs = roles(&e);
+        assert!(
+            rs.contains(&(".rolled-back".into(), "2.0.0".into(), RunState::Exited)),
+            "{step}: the version stepped away from is rolled back from: {rs:?}"
+        );
+        assert!(
+            rs.contains(&(".prev".into(), "1.0.0".into(), RunState::Exited)),
+            "{step}: {rs:?}"
+        );
+        assert!(
+            !rs.iter()
+                .any(|(r, _, _)| r.starts_with(".new") || r.starts_with(".old") || r == ".failed"),
+            "{step}: {rs:?}"
+        );
+    }
+}

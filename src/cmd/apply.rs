@@ -113,7 +113,10 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
         select,
         opts: opts.clone(),
     };
-    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts);
+    let prune = args.prune;
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts, &|p| {
+        p.has_changes(prune)
+    });
     Ok(finish(config, &args.env, &reports, false))
 }
 

@@ -163,8 +163,9 @@ pub fn run_on_hosts<W: HostWork<DockerEngine>>(
     settings: &Settings,
     work: &W,
     opts: &crate::host::converge::Options,
+    changes: &dyn Fn(&Prepared) -> bool,
 ) -> Vec<HostReport> {
-    let targets = prepared.iter().map(|p| p.target()).collect();
+    let targets = prepared.iter().map(|p| p.target(changes(p))).collect();
     let sink = crate::render::progress::ProgressSink::new(config.quiet);
     crate::interrupt::install_on(rt);
     let reports = rt.block_on(crate::host::rollout::run(

@@ -117,7 +117,10 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
         to: args.to.clone(),
         opts: opts.clone(),
     };
-    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts);
+    // Canaries are the first hosts that have something to roll back.
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts, &|p| {
+        p.engine.is_none() || p.desired.iter().any(|r| targets.contains_key(&r.service))
+    });
     let failed = reports.iter().any(|r| !r.ok());
 
     let hosts: Vec<(String, Vec<String>)> = prepared

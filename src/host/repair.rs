@@ -82,13 +82,7 @@ pub async fn repair<E: Engine>(
     for p in &view.pending {
         let service = p.labels.get(labels::SERVICE).cloned().unwrap_or_default();
         let stable = format!("{pre}{service}");
-        let kept = p.name.contains(labels::NEW_KEPT).then(|| {
-            format!(
-                "{stable}{}{}",
-                labels::PREV,
-                labels::suffix(crate::host::report::now_millis(), &p.id)
-            )
-        });
+        let kept = labels::kept_again(&stable, &p.name, crate::host::report::now_millis(), &p.id);
         let old_serves = view
             .current
             .get(&service)
@@ -133,9 +127,15 @@ pub async fn repair<E: Engine>(
                         .await
                         .map_err(e)?;
                     if let Some(old) = view.current.get(&service) {
+                        // Going back to a container created earlier is a rollback's direction.
+                        let role = if kept.is_some() && p.created < old.created {
+                            labels::Aside::RolledBack
+                        } else {
+                            labels::Aside::Previous
+                        };
                         let aside = labels::aside_name(
                             &stable,
-                            labels::Aside::Previous,
+                            role,
                             kept.is_some(),
                             crate::host::report::now_millis(),
                             &old.id,

@@ -129,6 +129,10 @@ pub struct HostReport {
     /// What was repaired, left by an interrupted run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repaired: Vec<String>,
+    /// Whether the run worked on this host (it took its lock): a host skipped or unreachable
+    /// from the start was not attempted, and its status says nothing of the release.
+    #[serde(skip)]
+    pub attempted: bool,
 }
 
 impl HostReport {
@@ -141,6 +145,7 @@ impl HostReport {
             error: None,
             failure: None,
             repaired: vec![],
+            attempted: false,
         }
     }
 

@@ -46,7 +46,7 @@ pub async fn run<E: Engine, W: HostWork<E>>(
             .zip(runner::run(first, settings, work, progress_for).await)
         {
             // An unreachable canary has failed: nobody knows what the release does there.
-            failed |= !r.ok();
+            failed |= !r.ok() && (r.attempted || r.status == HostStatus::Unreachable);
             reports[*i] = Some(r);
         }
     }
@@ -69,7 +69,8 @@ pub async fn run<E: Engine, W: HostWork<E>>(
             .iter()
             .zip(runner::run(others, settings, work, progress_for).await)
         {
-            failed |= !r.ok() && r.status != HostStatus::Unreachable;
+            // A host unreachable from the start was not attempted: it says nothing of the release.
+            failed |= !r.ok() && r.attempted;
             reports[*i] = Some(r);
         }
     }
@@ -97,13 +98,14 @@ async fn put_back_changed<E: Engine>(
     let mut changed = Vec::new();
     let mut before: BTreeMap<String, Before> = BTreeMap::new();
     for (t, r) in targets.iter().zip(reports.iter()) {
+        // The failed host too: services it replaced before the one that failed go back as well.
         let done: Before = r
             .actions
             .iter()
             .filter(|a| a.status == ActionStatus::Done && a.kind.replaces())
             .map(|a| (a.service.clone(), a.previous.clone()))
             .collect();
-        if r.status == HostStatus::Converged && !done.is_empty() {
+        if !done.is_empty() {
             changed.push(t.clone());
             before.insert(t.name.clone(), done);
         }
@@ -115,16 +117,16 @@ async fn put_back_changed<E: Engine>(
         before,
         opts: opts.clone(),
     };
-    // Every changed host goes back, whatever happens on another: no stop after a failure here.
-    let mut s = settings.clone();
-    s.parallel = changed.len().max(1);
+    // Every changed host goes back, whatever happens on another, at most `max_parallel` at once.
+    let semaphore = tokio::sync::Semaphore::new(settings.parallel.max(1));
     let backs = futures::future::join_all(changed.iter().map(|t| {
-        let s = &s;
         let work = &work;
+        let semaphore = &semaphore;
         async move {
+            let _permit = semaphore.acquire().await.expect("never closed");
             let progress = progress_for(&t.name);
             match &t.engine {
-                Ok(e) => runner::one_host(&**e, t, s, work, &*progress).await,
+                Ok(e) => runner::one_host(&**e, t, settings, work, &*progress).await,
                 Err(e) => {
                     HostReport::with_error(&t.name, &t.endpoint, HostStatus::Unreachable, e.clone())
                 }
@@ -137,16 +139,25 @@ async fn put_back_changed<E: Engine>(
             continue;
         };
         r.actions.extend(back.actions);
-        if back.status.ok() {
-            r.status = HostStatus::RolledBack;
-            r.error = Some("put back: a later host failed (on_failure: rollback)".into());
-        } else {
-            r.status = HostStatus::Failed;
-            r.error = Some(format!(
-                "putting it back failed: {}",
-                back.error.unwrap_or_default()
-            ));
-            r.failure = back.failure;
+        match (r.status, back.status.ok()) {
+            (HostStatus::Converged, true) => {
+                r.status = HostStatus::RolledBack;
+                r.error = Some("put back: a later host failed (on_failure: rollback)".into());
+            }
+            (_, true) => {
+                let note = "; the services it had already changed were put back";
+                r.error = Some(format!("{}{note}", r.error.clone().unwrap_or_default()));
+            }
+            (_, false) => {
+                r.status = HostStatus::Failed;
+                r.error = Some(format!(
+                    "putting it back failed: {}",
+                    back.error.unwrap_or_default()
+                ));
+                if r.failure.is_none() {
+                    r.failure = back.failure;
+                }
+            }
         }
     }
 }
@@ -198,7 +209,7 @@ impl<E: Engine> HostWork<E> for PutBack {
                             progress,
                         )
                         .await
-                        .map(|_| ())
+                        .map(|d| action.health_seconds = d.health_seconds)
                     }
                     None => Err(Failure::new(
                         &r.service,

@@ -170,7 +170,9 @@ pub async fn one_host<E: Engine, W: HostWork<E>>(
                 lock::LockError::Engine(ref err) if err.is_unreachable() => HostStatus::Unreachable,
                 lock::LockError::Engine(_) => HostStatus::Failed,
             };
-            return HostReport::with_error(&t.name, &t.endpoint, status, e.to_string());
+            let mut r = HostReport::with_error(&t.name, &t.endpoint, status, e.to_string());
+            r.attempted = true;
+            return r;
         }
     };
     tracing::debug!("{}: locked ({})", t.name, held.name);
@@ -187,6 +189,8 @@ pub async fn one_host<E: Engine, W: HostWork<E>>(
     };
     lock::release(engine, &held).await;
     tracing::debug!("{}: released the lock, {:?}", t.name, report.status);
+    let mut report = report;
+    report.attempted = true;
     report
 }
 

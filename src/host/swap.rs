@@ -301,11 +301,7 @@ async fn start_first<E: Engine>(
             (id, None)
         }
         Incoming::Relaunch(k) => {
-            let pending = format!(
-                "{stable}{}{}",
-                labels::NEW_KEPT,
-                labels::suffix(stamp, &k.id)
-            );
+            let pending = labels::pending_kept_name(stable, &k.name, stamp, &k.id);
             let prepared = async {
                 engine.rename(&k.id, &pending).await?;
                 engine.set_restart_policy(&k.id, policy).await?;

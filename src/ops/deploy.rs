@@ -32,8 +32,18 @@ pub struct Prepared<E = DockerEngine> {
 }
 
 impl<E> Prepared<E> {
-    /// The runner's view of this host.
-    pub fn target(&self) -> Target<E> {
+    /// Whether apply has anything to do here (or cannot tell: unreachable); orphans count only
+    /// when they are to be removed.
+    pub fn has_changes(&self, prune: bool) -> bool {
+        self.engine.is_none()
+            || self.view.needs_repair()
+            || self.changes.iter().any(|c| {
+                c.kind.is_pending() && (prune || c.kind != crate::plan::ChangeKind::RemoveOrphan)
+            })
+    }
+
+    /// The runner's view of this host; `changes`: whether it can be a canary.
+    pub fn target(&self, changes: bool) -> Target<E> {
         Target {
             name: self.host.name.clone(),
             endpoint: self.host.endpoint(),
@@ -42,9 +52,7 @@ impl<E> Prepared<E> {
                 None => Err(self.error.clone().unwrap_or_else(|| "unreachable".into())),
             },
             desired: self.desired.clone(),
-            changes: self.engine.is_none()
-                || self.view.needs_repair()
-                || self.changes.iter().any(|c| c.kind.is_pending()),
+            changes,
         }
     }
 }

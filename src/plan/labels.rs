@@ -50,9 +50,33 @@ pub const OLD_ROLLBACK: &str = ".old-rb-";
 pub const OLD_ROLLBACK_NEW: &str = ".old-rbn-";
 pub const FAILED: &str = ".failed-";
 pub const NEW: &str = ".new-";
-/// A kept container a start-first swap is starting beside the serving one: if the run is killed,
-/// it goes back to being kept (a `.new-` one is removed).
+/// A retained (`.prev-`) container a start-first swap is starting beside the serving one: if the
+/// run is killed, it goes back to being retained (a `.new-` one is removed).
 pub const NEW_KEPT: &str = ".new-k-";
+/// The same for a `.rolled-back-` container: it goes back to that role.
+pub const NEW_KEPT_RB: &str = ".new-kr-";
+
+/// The name a kept container takes while a start-first swap starts it beside the serving one.
+pub fn pending_kept_name(stable: &str, kept_name: &str, now_millis: u128, id: &str) -> String {
+    let marker = if kept_name.contains(ROLLED_BACK) {
+        NEW_KEPT_RB
+    } else {
+        NEW_KEPT
+    };
+    format!("{stable}{marker}{}", suffix(now_millis, id))
+}
+
+/// For a pending (`.new-…`) container that was a kept one: the retained name it goes back to.
+pub fn kept_again(stable: &str, pending: &str, now_millis: u128, id: &str) -> Option<String> {
+    let role = if pending.contains(NEW_KEPT_RB) {
+        ROLLED_BACK
+    } else if pending.contains(NEW_KEPT) {
+        PREV
+    } else {
+        return None;
+    };
+    Some(format!("{stable}{role}{}", suffix(now_millis, id)))
+}
 
 /// Who and what a deploy records on every container it creates.
 #[derive(Debug, Clone, PartialEq, Eq)]

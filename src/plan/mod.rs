@@ -145,10 +145,10 @@ pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
             .find(|k| k.labels.get(labels::SPEC_HASH) == Some(&r.spec_hash))
             .map(|k| k.id.clone());
         let Some(cur) = view.current.get(&r.service) else {
+            // Nothing serves yet: there is no order to choose.
             out.push(Change {
                 kind: ChangeKind::Create,
                 relaunch,
-                order: Some(r.order),
                 ..base
             });
             continue;

@@ -68,7 +68,22 @@ pub fn classify(platform: &str, environment: &str, containers: &[ContainerSummar
             Role::Retained => v.retained.entry(service).or_default().push(c.clone()),
             Role::RolledBack => v.rolled_back.entry(service).or_default().push(c.clone()),
             Role::Failed => v.failed.entry(service).or_default().push(c.clone()),
-            Role::Pending => v.pending.push(c.clone()),
+            Role::Pending => {
+                // A kept container a killed start-first swap was starting: repair keeps it
+                // again, so decisions (rollback's choice) count it as kept already.
+                if c.name.contains(labels::NEW_KEPT_RB) {
+                    v.rolled_back
+                        .entry(service.clone())
+                        .or_default()
+                        .push(c.clone());
+                } else if c.name.contains(labels::NEW_KEPT) {
+                    v.retained
+                        .entry(service.clone())
+                        .or_default()
+                        .push(c.clone());
+                }
+                v.pending.push(c.clone())
+            }
             Role::Unconfirmed => v.unconfirmed.entry(service).or_default().push(c.clone()),
         }
     }
