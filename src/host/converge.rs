@@ -15,6 +15,7 @@ use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus,
 use crate::host::runner::{HostWork, Target};
 use crate::host::spec::create_spec;
 use crate::host::swap::{self, Incoming, Swap};
+use crate::host::waves;
 use crate::manifest::resolve::{MountSource, ResolvedService};
 use crate::plan::doc::{PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::{self, Aside, DeployStamp};
@@ -129,49 +130,67 @@ pub async fn execute<E: Engine>(
         report.error = Some(format!("{e}; nothing was changed on this host"));
     };
 
-    // 1. Pull everything first: a failed pull must leave the host as it was. A relaunched
-    //    container needs no image.
-    let replacing: Vec<&Change> = changes
+    // 1. Pull everything first, all at once: a failed pull must leave the host as it was. A
+    //    relaunched container needs no image; one image is pulled once.
+    let mut images: Vec<&ResolvedService> = Vec::new();
+    for c in changes
         .iter()
         .filter(|c| c.kind.replaces() && c.relaunch.is_none())
-        .collect();
-    for c in &replacing {
-        let Some(r) = find(&c.service) else { continue };
-        if let Err(e) = ensure_image(engine, r, progress).await {
-            untouched(&mut report, e);
-            return report;
+    {
+        if let Some(r) = find(&c.service)
+            && !images.iter().any(|x| x.image_ref == r.image_ref)
+        {
+            images.push(r);
         }
     }
+    let pulled =
+        futures::future::join_all(images.iter().map(|r| ensure_image(engine, r, progress))).await;
+    if let Some(e) = pulled.into_iter().find_map(Result::err) {
+        untouched(&mut report, e);
+        return report;
+    }
     // Volumes and networks: creating them changes nothing that runs.
+    let res = desired
+        .first()
+        .map(|r| labels::for_resource(&r.platform, &r.environment))
+        .unwrap_or_default();
+    let mut volumes: Vec<&str> = Vec::new();
+    let mut networks: Vec<&str> = Vec::new();
     for c in changes.iter().filter(|c| c.kind.replaces()) {
         let Some(r) = find(&c.service) else { continue };
-        let res = labels::for_resource(&r.platform, &r.environment);
         for m in &r.mounts {
             if let MountSource::Volume { name } = &m.source
-                && let Err(e) = engine.ensure_volume(name, &res).await
+                && !volumes.contains(&name.as_str())
             {
-                untouched(&mut report, e.to_string());
-                return report;
+                volumes.push(name);
             }
         }
         for n in &r.networks {
-            if let Err(e) = engine.ensure_network(n, &res).await {
-                untouched(&mut report, e.to_string());
-                return report;
+            if !networks.contains(&n.as_str()) {
+                networks.push(n);
             }
         }
     }
+    let (made_volumes, made_networks) = futures::future::join(
+        futures::future::join_all(volumes.iter().map(|v| engine.ensure_volume(v, &res))),
+        futures::future::join_all(networks.iter().map(|n| engine.ensure_network(n, &res))),
+    )
+    .await;
+    if let Some(e) = made_volumes
+        .into_iter()
+        .chain(made_networks)
+        .find_map(Result::err)
+    {
+        untouched(&mut report, e.to_string());
+        return report;
+    }
 
-    // 2. One service at a time, in start order.
-    for c in changes {
-        if crate::interrupt::interrupted() && c.kind != ChangeKind::Unchanged {
-            report.status = HostStatus::Interrupted;
-            report.error = Some("interrupted: the remaining changes were not started".into());
-            return report;
-        }
-        let started = Instant::now();
+    // 2. In depends_on waves: a service starts once those it depends on passed their gates;
+    //    independent ones (and their gates) run together. A failure stops only its dependents.
+    let mut steps = Vec::new();
+    for (i, c) in changes.iter().enumerate() {
         let mut action = Action::new(&c.service, c.kind, c.from.clone(), c.to.clone());
-        let outcome = match c.kind {
+        match c.kind {
             ChangeKind::Unchanged => continue,
             ChangeKind::Conflict => {
                 action.status = ActionStatus::Skipped;
@@ -185,31 +204,97 @@ pub async fn execute<E: Engine>(
                 report.actions.push(action);
                 continue;
             }
-            ChangeKind::RemoveOrphan => remove_orphan(engine, &c.service, view, progress).await,
-            ChangeKind::Restart => {
-                let (Some(id), Some(r)) = (&c.container, find(&c.service)) else {
-                    continue;
-                };
-                restart(engine, id, r, opts, progress, &mut action).await
-            }
-            _ => {
-                let Some(r) = find(&c.service) else { continue };
-                replace(engine, r, c, view, opts, progress, &mut action).await
-            }
-        };
-        action.seconds = started.elapsed().as_secs_f64();
+            _ => {}
+        }
+        steps.push(waves::Step {
+            service: c.service.clone(),
+            after: find(&c.service)
+                .map(|r| r.depends_on.clone())
+                .unwrap_or_default(),
+            job: (i, c, action),
+        });
+    }
+    let outcomes = waves::run(
+        steps,
+        |(_, r): &StepResult| r.is_ok(),
+        |(_, c, mut action): (usize, &Change, Action)| async move {
+            let started = Instant::now();
+            let outcome = match c.kind {
+                ChangeKind::RemoveOrphan => remove_orphan(engine, &c.service, view, progress).await,
+                ChangeKind::Restart => match (&c.container, find(&c.service)) {
+                    (Some(id), Some(r)) => {
+                        restart(engine, id, r, opts, progress, &mut action).await
+                    }
+                    _ => Ok(()),
+                },
+                _ => match find(&c.service) {
+                    Some(r) => replace(engine, r, c, view, opts, progress, &mut action).await,
+                    None => Ok(()),
+                },
+            };
+            action.seconds = started.elapsed().as_secs_f64();
+            (action, outcome)
+        },
+    )
+    .await;
+    record(
+        &mut report,
+        outcomes,
+        changes,
+        "; the previous version runs again",
+    );
+    report
+}
+
+/// What one service's step did: its action, and whether it succeeded.
+pub type StepResult = (Action, Result<(), Failure>);
+
+/// Writes what each step of a host's waves became into its report: done, failed (the first
+/// failure is the report's), not started because a dependency failed, or interrupted.
+pub fn record(
+    report: &mut HostReport,
+    outcomes: Vec<(String, waves::Outcome<StepResult>)>,
+    changes: &[Change],
+    restored_note: &str,
+) {
+    let mut interrupted = false;
+    for (service, outcome) in outcomes {
         match outcome {
-            Ok(()) => {
-                report.status = HostStatus::Converged;
+            waves::Outcome::Ran((action, Ok(()))) => {
+                if report.status == HostStatus::Unchanged {
+                    report.status = HostStatus::Converged;
+                }
                 report.actions.push(action);
             }
-            Err(f) => {
-                report.fail(action, f, "; the previous version runs again");
-                return report;
+            waves::Outcome::Ran((mut action, Err(f))) => {
+                if report.failure.is_none() {
+                    report.fail(action, f, restored_note);
+                } else {
+                    action.status = ActionStatus::Failed;
+                    action.detail = Some(f.reason.clone());
+                    report.actions.push(action);
+                    report.status = HostStatus::Failed;
+                }
             }
+            waves::Outcome::Blocked { by } => {
+                let c = changes.iter().find(|c| c.service == service);
+                let mut action = Action::new(
+                    &service,
+                    c.map(|c| c.kind).unwrap_or(ChangeKind::Change),
+                    c.and_then(|c| c.from.clone()),
+                    c.and_then(|c| c.to.clone()),
+                );
+                action.status = ActionStatus::Skipped;
+                action.detail = Some(format!("not started: it depends on {by}, which failed"));
+                report.actions.push(action);
+            }
+            waves::Outcome::Interrupted => interrupted = true,
         }
     }
-    report
+    if interrupted && report.status != HostStatus::Failed {
+        report.status = HostStatus::Interrupted;
+        report.error = Some("interrupted: the remaining changes were not started".into());
+    }
 }
 
 /// Pulls the image of `r` when the host lacks it, and checks a digest pin against what the host

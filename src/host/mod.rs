@@ -14,3 +14,4 @@ pub mod rollout;
 pub mod runner;
 pub mod spec;
 pub mod swap;
+pub mod waves;

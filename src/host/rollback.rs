@@ -10,6 +10,7 @@ use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus,
 use crate::host::runner::{HostWork, Target};
 use crate::host::spec::create_spec;
 use crate::host::swap::Incoming;
+use crate::host::waves;
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::{ResolvedService, spec_hash};
 use crate::plan::ChangeKind;
@@ -63,16 +64,12 @@ pub async fn rollback_host<E: Engine>(
 ) -> HostReport {
     let (targets, to, opts) = (&plan.targets, plan.to.as_deref(), &plan.opts);
     let mut report = HostReport::new(host, engine.endpoint(), HostStatus::Unchanged);
+    // First every decision (nothing touched yet): a refusal for one service leaves the host alone.
+    let mut steps = Vec::new();
     for r in desired {
         let Some(target) = targets.get(&r.service) else {
             continue;
         };
-        if crate::interrupt::interrupted() {
-            report.status = HostStatus::Interrupted;
-            report.error = Some("interrupted: the remaining services were not rolled back".into());
-            return report;
-        }
-        let started = Instant::now();
         let current = view.current.get(&r.service);
         let from = current.map(|c| version_of(c).to_string());
         let mut action = Action::new(
@@ -102,42 +99,33 @@ pub async fn rollback_host<E: Engine>(
             report.actions.push(action);
             continue;
         }
-        let choice = match choose(view, &r.service, to) {
-            Ok(c) if c.version() == *target => c,
-            Ok(c) => {
-                let f = Failure::new(
-                    &r.service,
-                    format!(
-                        "this host would now go back to {}, not {target} as agreed: it changed since it was looked at; run the rollback again",
-                        c.version()
-                    ),
-                )
-                .restored(true);
-                report.fail(action, f, "");
-                return report;
-            }
-            Err(e) => {
-                report.fail(
-                    action,
-                    Failure::new(&r.service, e.to_string()).restored(true),
-                    "",
-                );
-                return report;
-            }
+        let refuse = |report: &mut HostReport, action: Action, why: String| {
+            report.fail(action, Failure::new(&r.service, why).restored(true), "");
         };
-        let incoming = match choice {
-            Choice::Finish(_) => {
+        let incoming = match choose(view, &r.service, to) {
+            Ok(Choice::Finish(_)) => {
                 // Repair runs first and finishes an interrupted rollback: nothing left to do.
                 action.kind = ChangeKind::Unchanged;
                 action.detail = Some(format!("already runs {target}"));
                 report.actions.push(action);
                 continue;
             }
-            Choice::Retained(c) => {
+            Ok(c) if c.version() != *target => {
+                refuse(
+                    &mut report,
+                    action,
+                    format!(
+                        "this host would now go back to {}, not {target} as agreed: it changed since it was looked at; run the rollback again",
+                        c.version()
+                    ),
+                );
+                return report;
+            }
+            Ok(Choice::Retained(c)) => {
                 action.relaunched = true;
                 Incoming::Relaunch(c)
             }
-            Choice::Recreate(pin) => {
+            Ok(Choice::Recreate(pin)) => {
                 let mut spec = r.clone();
                 spec.image_ref = pin.image_ref(&r.repository);
                 spec.pin = pin.clone();
@@ -149,43 +137,58 @@ pub async fn rollback_host<E: Engine>(
                         &opts.stamp,
                     ))),
                     Ok(None) => {
-                        let f = Failure::new(
-                            &r.service,
+                        refuse(
+                            &mut report,
+                            action,
                             format!(
                                 "no kept container runs {pin} and its image {} is not on the host (rollback does not pull; use `fleetpin apply` with that pin)",
                                 spec.image_ref
                             ),
-                        )
-                        .restored(true);
-                        report.fail(action, f, "");
+                        );
                         return report;
                     }
                     Err(e) => {
-                        report.fail(
-                            action,
-                            Failure::new(&r.service, e.to_string()).restored(true),
-                            "",
-                        );
+                        refuse(&mut report, action, e.to_string());
                         return report;
                     }
                 }
             }
-        };
-        action.previous = current.map(|c| c.id.clone());
-        progress(&format!("rolling {} back to {target}", r.service));
-        let done = swap_service(engine, r, view, incoming, Aside::RolledBack, opts, progress).await;
-        action.seconds = started.elapsed().as_secs_f64();
-        match done {
-            Ok(d) => {
-                action.health_seconds = d.health_seconds;
-                report.status = HostStatus::Converged;
-                report.actions.push(action);
-            }
-            Err(f) => {
-                report.fail(action, f, "; the version that was running runs again");
+            Err(e) => {
+                refuse(&mut report, action, e.to_string());
                 return report;
             }
-        }
+        };
+        action.previous = current.map(|c| c.id.clone());
+        steps.push(waves::Step {
+            service: r.service.clone(),
+            after: r.depends_on.clone(),
+            job: (r, incoming, action),
+        });
     }
+    // Then the swaps, in depends_on waves like apply's.
+    let outcomes = waves::run(
+        steps,
+        |(_, r): &crate::host::converge::StepResult| r.is_ok(),
+        |(r, incoming, mut action): (&ResolvedService, Incoming, Action)| async move {
+            let started = Instant::now();
+            progress(&format!(
+                "rolling {} back to {}",
+                r.service,
+                action.to.as_deref().unwrap_or("?")
+            ));
+            let done =
+                swap_service(engine, r, view, incoming, Aside::RolledBack, opts, progress).await;
+            action.seconds = started.elapsed().as_secs_f64();
+            let outcome = done.map(|d| action.health_seconds = d.health_seconds);
+            (action, outcome)
+        },
+    )
+    .await;
+    crate::host::converge::record(
+        &mut report,
+        outcomes,
+        &[],
+        "; the version that was running runs again",
+    );
     report
 }
