@@ -15,7 +15,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fleetpin::engine::{ContainerSummary, Health, RunState};
-use fleetpin::manifest::resolve::{ResolvedService, resolve_host};
+use fleetpin::manifest::resolve::{ResolvedService, resolve_hosts};
 use fleetpin::manifest::{Manifest, parse_str};
 use fleetpin::plan::labels::{self, DeployStamp};
 use fleetpin::plan::{ChangeKind, classify, plan_host};
@@ -186,10 +186,8 @@ fn no_env_file(_: &str) -> Result<String, String> {
 }
 
 fn resolve_all(m: &Manifest, hosts: &[String]) -> Vec<Vec<ResolvedService>> {
-    hosts
-        .iter()
-        .map(|h| resolve_host(m, ENV, h, &no_env_file).expect("resolves"))
-        .collect()
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    resolve_hosts(m, ENV, &names, &no_env_file).expect("resolves")
 }
 
 fn bench(c: &mut Criterion) {
@@ -222,11 +220,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("parse_resolve_plan 2000x200", |b| {
         b.iter(|| {
             let m = parse_str(black_box(&text)).expect("valid");
+            let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+            let desired = resolve_hosts(&m, ENV, &names, &no_env_file).expect("resolves");
             let mut n = 0;
-            for (h, obs) in hosts.iter().zip(&observed) {
-                let d = resolve_host(&m, ENV, h, &no_env_file).expect("resolves");
+            for (d, obs) in desired.iter().zip(&observed) {
                 let view = classify(PLATFORM, ENV, obs);
-                n += plan_host(&d, &view).len();
+                n += plan_host(d, &view).len();
             }
             black_box(n)
         })

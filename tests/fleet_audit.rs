@@ -122,7 +122,8 @@ fn every_kind_of_drift_is_reported_in_every_format() {
     ));
     let applied = s.run(&["apply", "live", "--yes"]);
     assert_eq!(applied.code, 0, "{applied:?}");
-    assert_eq!(s.run(&["apply", "calm", "--yes"]).code, 0);
+    let calm = s.run(&["apply", "calm", "--yes"]);
+    assert_eq!(calm.code, 0, "{calm:?}");
 
     let clean = s.run(&["audit", "--exit-code", "--format", "json"]);
     assert_eq!(clean.code, 0, "a clean fleet: {clean:?}");
@@ -344,12 +345,16 @@ fn check_in_chromium(page: &std::path::Path) {
 fn an_unreachable_host_is_a_row_and_exit_code_1() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "auditdead");
-    s.write(&manifest(
-        &s,
-        &[("fine", "1.0.0")],
-        Some("tcp://10.213.7.250:2375"),
-        false,
-    ));
+    // Its own host ports: the other audit test runs `fine` on h3 too, at the same time.
+    s.write(
+        &manifest(
+            &s,
+            &[("fine", "1.0.0")],
+            Some("tcp://10.213.7.250:2375"),
+            false,
+        )
+        .replace("\"183", "\"189"),
+    );
     assert_eq!(
         s.run(&["--connect-timeout", "2", "apply", "calm", "--yes"])
             .code,

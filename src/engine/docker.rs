@@ -1,7 +1,12 @@
 //! The bollard implementation of the `Engine` seam: connecting over unix, tcp (TLS, or plain when
-//! the manifest says `insecure: true`) and ssh, always negotiating the API version down to what the
-//! host speaks (fleets run old engines: 20.10 speaks API 1.41), and turning bollard's errors and
-//! types into fleetpin's.
+//! the manifest says `insecure: true`, both pooled: `transport`) and ssh, and turning bollard's
+//! errors and types into fleetpin's.
+//!
+//! The API version: bollard 0.21 sends every path without a version prefix (it joins the path over
+//! the versioned base), so each engine answers in its own current version — Engine 20.10 in 1.41,
+//! a newer one in its own — and a `GET /version` per host to negotiate would change nothing that
+//! is sent. fleetpin reads only what API 1.41 already has, so any engine from 20.10 on works,
+//! and none refuses an old version it no longer supports.
 
 use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
@@ -55,7 +60,8 @@ const LOCK_IMAGE: &str = "fleetpin/lock";
 const LOCK_TAG: &str = "1";
 
 impl DockerEngine {
-    /// Connects and negotiates the API version; fails within `connect_timeout` if the host is dead.
+    /// Prepares the client (no request yet: the first one tells whether the host answers, within
+    /// `connect_timeout` for its connection).
     pub async fn connect(
         target: &Target,
         connect_timeout: Duration,
@@ -80,25 +86,20 @@ impl DockerEngine {
                             });
                         }
                     }
-                    Docker::connect_with_ssl(
+                    crate::engine::transport::https(
                         &format!("https://{host}:{port}"),
-                        &tls.key,
-                        &tls.cert,
                         &tls.ca,
+                        &tls.cert,
+                        &tls.key,
+                        connect_timeout,
                         REQUEST_TIMEOUT_SECS,
-                        version,
-                    )
-                    .map_err(|e| EngineError::Tls {
-                        endpoint: endpoint.clone(),
-                        reason: e.to_string(),
-                    })?
+                    )?
                 }
-                None if target.insecure => Docker::connect_with_http(
+                None if target.insecure => crate::engine::transport::http(
                     &format!("http://{host}:{port}"),
+                    connect_timeout,
                     REQUEST_TIMEOUT_SECS,
-                    version,
-                )
-                .map_err(conn)?,
+                )?,
                 None => {
                     return Err(EngineError::Connect {
                         endpoint,
@@ -119,16 +120,6 @@ impl DockerEngine {
                 Docker::connect_with_ssh(&dest, REQUEST_TIMEOUT_SECS, version, None)
                     .map_err(conn)?
             }
-        };
-        let docker = match tokio::time::timeout(connect_timeout, docker.negotiate_version()).await {
-            Err(_) => {
-                return Err(EngineError::Timeout {
-                    endpoint,
-                    seconds: connect_timeout.as_secs(),
-                });
-            }
-            Ok(Err(e)) => return Err(conn(e)),
-            Ok(Ok(d)) => d,
         };
         Ok(DockerEngine {
             docker,
@@ -237,10 +228,9 @@ impl Engine for DockerEngine {
         let v = self
             .timed("reading the engine version", self.docker.version())
             .await?;
-        let negotiated = self.docker.client_version();
         Ok(EngineInfo {
             server_version: v.version.unwrap_or_default(),
-            api_version: format!("{}.{}", negotiated.major_version, negotiated.minor_version),
+            api_version: v.api_version.unwrap_or_default(),
             os: v.os.unwrap_or_default(),
             arch: v.arch.unwrap_or_default(),
         })

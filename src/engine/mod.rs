@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod docker;
 pub mod memory;
 pub mod reference;
+pub mod transport;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use std::time::Duration;
 pub struct EngineInfo {
     /// Docker Engine version, e.g. `20.10.24`.
     pub server_version: String,
-    /// The API version negotiated for this connection, e.g. `1.41`.
+    /// The API version the engine speaks (and answers fleetpin in), e.g. `1.41`.
     pub api_version: String,
     pub os: String,
     pub arch: String,

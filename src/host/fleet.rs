@@ -89,7 +89,13 @@ pub async fn observe_all(hosts: Vec<HostRef>, prefix: &str, timeout: Duration) -
     let futures = hosts.into_iter().map(|host| async move {
         let result = async {
             let engine = DockerEngine::connect(&host.target, timeout).await?;
-            let list = engine.list_containers(prefix).await?;
+            // The first request says whether the host answers: within the connect timeout.
+            let list = tokio::time::timeout(timeout, engine.list_containers(prefix))
+                .await
+                .map_err(|_| EngineError::Timeout {
+                    endpoint: host.endpoint(),
+                    seconds: timeout.as_secs(),
+                })??;
             Ok((engine, list))
         }
         .await;

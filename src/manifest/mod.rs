@@ -493,13 +493,16 @@ impl Manifest {
         let Some(h) = e.hosts.get(host) else {
             return vec![];
         };
+        // A host's own list as a set: on a large fleet every host would otherwise scan it once
+        // per service of the manifest.
+        let only: Option<std::collections::HashSet<&str>> = h
+            .services
+            .as_ref()
+            .map(|list| list.iter().map(|l| l.value.as_str()).collect());
         self.services
             .keys()
             .filter(|s| e.versions.contains_key(*s))
-            .filter(|s| match &h.services {
-                None => true,
-                Some(list) => list.iter().any(|l| &l.value == *s),
-            })
+            .filter(|s| only.as_ref().is_none_or(|o| o.contains(s.as_str())))
             .map(|s| s.as_str())
             .collect()
     }

@@ -157,6 +157,19 @@ pub fn resolve_host(
     host: &str,
     read_env_file: EnvFileReader,
 ) -> Result<Vec<ResolvedService>, ResolveError> {
+    resolve_hosts(m, env, &[host], read_env_file).map(|mut v| v.pop().unwrap_or_default())
+}
+
+/// `resolve_host` for several hosts of one environment at once. A service resolves the same on
+/// every host (the host is not in its spec), so each is resolved — env_file read, spec hashed —
+/// once, and copied to the hosts that run it: on a fleet of hundreds of hosts that is most of
+/// the work `plan` does before it talks to any of them.
+pub fn resolve_hosts(
+    m: &Manifest,
+    env: &str,
+    hosts: &[&str],
+    read_env_file: EnvFileReader,
+) -> Result<Vec<Vec<ResolvedService>>, ResolveError> {
     let e = m.environments.get(env).ok_or_else(|| {
         ResolveError::UnknownEnvironment(
             env.to_string(),
@@ -167,17 +180,27 @@ pub fn resolve_host(
                 .join(", "),
         )
     })?;
-    if !e.hosts.contains_key(host) {
-        return Err(ResolveError::UnknownHost {
-            env: env.to_string(),
-            host: host.to_string(),
-            known: e.hosts.keys().cloned().collect::<Vec<_>>().join(", "),
-        });
-    }
-    let names = m.services_on(env, host);
-    let mut out = Vec::new();
-    for name in start_order(m, &names) {
-        out.push(resolve_one(m, env, host, name, read_env_file)?);
+    let mut once: BTreeMap<&str, ResolvedService> = BTreeMap::new();
+    let mut out = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        if !e.hosts.contains_key(*host) {
+            return Err(ResolveError::UnknownHost {
+                env: env.to_string(),
+                host: host.to_string(),
+                known: e.hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        let names = m.services_on(env, host);
+        let mut list = Vec::with_capacity(names.len());
+        for name in start_order(m, &names) {
+            if !once.contains_key(name) {
+                once.insert(name, resolve_one(m, env, host, name, read_env_file)?);
+            }
+            let mut r = once[name].clone();
+            r.host = host.to_string();
+            list.push(r);
+        }
+        out.push(list);
     }
     Ok(out)
 }

@@ -137,12 +137,17 @@ fn resolve_hosts(
         }
         Err(e) => Err(e.to_string()),
     };
-    hosts
-        .iter()
-        .map(|h| {
-            let list = resolve::resolve_host(&loaded.manifest, &h.environment, &h.name, &reader)
-                .map_err(|e| Error::msg(e.to_string()))?;
-            let bad = unreadable.lock().unwrap().clone();
+    // All hosts are of one environment: each service is resolved once (`resolve_hosts`).
+    let Some(env) = hosts.first().map(|h| h.environment.as_str()) else {
+        return Ok(vec![]);
+    };
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    let lists = resolve::resolve_hosts(&loaded.manifest, env, &names, &reader)
+        .map_err(|e| Error::msg(e.to_string()))?;
+    let bad = unreadable.lock().unwrap().clone();
+    lists
+        .into_iter()
+        .map(|list| {
             let unchecked = list
                 .iter()
                 .filter(|r| {
