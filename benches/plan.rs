@@ -120,7 +120,7 @@ fn summary(
 }
 
 /// What one host shows in its list call, derived from what it should run.
-fn observed_for(desired: &[ResolvedService], h: usize) -> Vec<ContainerSummary> {
+fn observed_for(desired: &[std::sync::Arc<ResolvedService>], h: usize) -> Vec<ContainerSummary> {
     let mut out = Vec::new();
     for (k, r) in desired.iter().enumerate() {
         let i = h * 1000 + k;
@@ -185,7 +185,7 @@ fn no_env_file(_: &str) -> Result<String, String> {
     Ok(String::new())
 }
 
-fn resolve_all(m: &Manifest, hosts: &[String]) -> Vec<Vec<ResolvedService>> {
+fn resolve_all(m: &Manifest, hosts: &[String]) -> Vec<Vec<std::sync::Arc<ResolvedService>>> {
     let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
     resolve_hosts(m, ENV, &names, &no_env_file).expect("resolves")
 }

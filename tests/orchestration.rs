@@ -29,7 +29,7 @@ fn manifest(version: &str, extra: &str) -> String {
     )
 }
 
-fn desired(version: &str) -> Vec<ResolvedService> {
+fn desired(version: &str) -> Vec<std::sync::Arc<ResolvedService>> {
     // No drain: the alias log shows two versions answering anyway, and the tests stay fast.
     let m = fleetpin::manifest::parse_str(&manifest(version, ", update: {drain: 0s}")).unwrap();
     resolve_host(&m, "prod", "h", &|_: &str| Ok(String::new())).unwrap()

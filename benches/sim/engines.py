@@ -40,7 +40,8 @@ VERSION = {
 }
 PLACEHOLDER_HASH = "0" * 64
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           431: "Request Header Fields Too Large", 501: "Not Implemented"}
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           501: "Not Implemented"}
 
 
 def sha(*parts):
@@ -79,6 +80,7 @@ class Engine:
 
     def __init__(self, a, index, hashes):
         port = a.base + index
+        self.fail_images = index < a.fail_image_inspects
         self.started = time.time() - 3 * 3600
         self.containers, self.images, self.by_key, self.list_cache = [], {}, {}, {}
         for s in range(1, a.services + 1):
@@ -211,6 +213,8 @@ class Engine:
             what, key = m[1][:-1], urllib.parse.unquote(m[2])
             if what == "container":
                 found = self.by_key.get((what, key)) or self.prefix(key)
+            elif self.fail_images:
+                return 500, {"message": "simulated failure (--fail-image-inspects)"}
             else:
                 found = self.images.get(key) or self.images.get(self.by_key.get((what, key)))
             if found:
@@ -403,6 +407,8 @@ if __name__ == "__main__":
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--spec-hashes", help="JSON {service: spec hash}, from manifest.py")
     p.add_argument("--backlog", type=int, default=1024)
+    p.add_argument("--fail-image-inspects", type=int, default=0, metavar="K",
+                   help="engines 0..K-1 answer 500 to every image inspect (a fault for tests)")
     args = p.parse_args()
     if not args.bind.startswith("127.") and args.bind != "::1":
         p.error("--bind must be a loopback address")

@@ -16,8 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Idle connections kept per engine: a host's requests run a few at a time.
-const IDLE_PER_HOST: usize = 4;
+/// Idle connections kept per engine: as many as a host may have requests in flight
+/// (`fleet::requests_per_host`), so that they are reused, not reopened.
+const IDLE_PER_HOST: usize = 16;
 
 fn http_connector(connect_timeout: Duration) -> HttpConnector {
     let mut c = HttpConnector::new();

@@ -21,6 +21,7 @@ use crate::plan::doc::{PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::{self, Aside, DeployStamp};
 use crate::plan::view::HostView;
 use crate::plan::{self, Change, ChangeKind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -117,7 +118,7 @@ impl<E: Engine> HostWork<E> for Apply {
 pub async fn execute<E: Engine>(
     engine: &E,
     host: &str,
-    desired: &[ResolvedService],
+    desired: &[Arc<ResolvedService>],
     changes: &[Change],
     view: &HostView,
     opts: &Options,

@@ -34,6 +34,7 @@ use crate::host::swap;
 use crate::manifest::resolve::ResolvedService;
 use crate::plan::labels;
 use crate::plan::view::{HostView, prefix};
+use std::sync::Arc;
 
 /// What repair did on one host, for the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl Repaired {
 }
 
 /// The gate of a service (defaults for one no longer in the manifest).
-fn gate_of(desired: &[ResolvedService], service: &str, timeout: std::time::Duration) -> Gate {
+fn gate_of(desired: &[Arc<ResolvedService>], service: &str, timeout: std::time::Duration) -> Gate {
     desired
         .iter()
         .find(|r| r.service == service)
@@ -68,7 +69,7 @@ fn version(c: &ContainerSummary) -> &str {
 pub async fn repair<E: Engine>(
     engine: &E,
     view: &HostView,
-    desired: &[ResolvedService],
+    desired: &[Arc<ResolvedService>],
     settings: &Settings,
     progress: Progress<'_>,
 ) -> Result<Repaired, String> {

@@ -18,6 +18,7 @@ use crate::plan::labels::Aside;
 use crate::plan::rollback::{Choice, choose, version_of};
 use crate::plan::view::HostView;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The change kind a move from `from` to `to` is, for the report.
@@ -57,7 +58,7 @@ impl<E: Engine> HostWork<E> for Rollback {
 pub async fn rollback_host<E: Engine>(
     engine: &E,
     host: &str,
-    desired: &[ResolvedService],
+    desired: &[Arc<ResolvedService>],
     view: &HostView,
     plan: &Rollback,
     progress: Progress<'_>,
@@ -126,7 +127,7 @@ pub async fn rollback_host<E: Engine>(
                 Incoming::Relaunch(c)
             }
             Ok(Choice::Recreate(pin)) => {
-                let mut spec = r.clone();
+                let mut spec = ResolvedService::clone(r);
                 spec.image_ref = pin.image_ref(&r.repository);
                 spec.pin = pin.clone();
                 spec.spec_hash = spec_hash(&spec);
@@ -169,7 +170,7 @@ pub async fn rollback_host<E: Engine>(
     let outcomes = waves::run(
         steps,
         |(_, r): &crate::host::converge::StepResult| r.is_ok(),
-        |(r, incoming, mut action): (&ResolvedService, Incoming, Action)| async move {
+        |(r, incoming, mut action): (&Arc<ResolvedService>, Incoming, Action)| async move {
             let started = Instant::now();
             progress(&format!(
                 "rolling {} back to {}",

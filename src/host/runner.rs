@@ -29,7 +29,7 @@ pub struct Target<E> {
     pub name: String,
     pub endpoint: String,
     pub engine: Result<Arc<E>, String>,
-    pub desired: Vec<ResolvedService>,
+    pub desired: Vec<Arc<ResolvedService>>,
     /// Whether the plan has changes here (or could not tell: an unreachable host): who can be
     /// a canary.
     pub changes: bool,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bump when the hashed content changes meaning; every container then plans as `reconfigure`.
@@ -72,7 +73,6 @@ pub enum MountSource {
 pub struct ResolvedService {
     pub platform: String,
     pub environment: String,
-    pub host: String,
     pub service: String,
     /// `{platform}-{environment}-{service}`
     pub container_name: String,
@@ -156,20 +156,20 @@ pub fn resolve_host(
     env: &str,
     host: &str,
     read_env_file: EnvFileReader,
-) -> Result<Vec<ResolvedService>, ResolveError> {
+) -> Result<Vec<Arc<ResolvedService>>, ResolveError> {
     resolve_hosts(m, env, &[host], read_env_file).map(|mut v| v.pop().unwrap_or_default())
 }
 
 /// `resolve_host` for several hosts of one environment at once. A service resolves the same on
 /// every host (the host is not in its spec), so each is resolved — env_file read, spec hashed —
-/// once, and copied to the hosts that run it: on a fleet of hundreds of hosts that is most of
-/// the work `plan` does before it talks to any of them.
+/// once, and shared by the hosts that run it: on a fleet of hundreds of hosts that is most of
+/// the work `plan` does before it talks to any of them, and, copied, most of its memory.
 pub fn resolve_hosts(
     m: &Manifest,
     env: &str,
     hosts: &[&str],
     read_env_file: EnvFileReader,
-) -> Result<Vec<Vec<ResolvedService>>, ResolveError> {
+) -> Result<Vec<Vec<Arc<ResolvedService>>>, ResolveError> {
     let e = m.environments.get(env).ok_or_else(|| {
         ResolveError::UnknownEnvironment(
             env.to_string(),
@@ -180,7 +180,7 @@ pub fn resolve_hosts(
                 .join(", "),
         )
     })?;
-    let mut once: BTreeMap<&str, ResolvedService> = BTreeMap::new();
+    let mut once: BTreeMap<&str, Arc<ResolvedService>> = BTreeMap::new();
     let mut out = Vec::with_capacity(hosts.len());
     for host in hosts {
         if !e.hosts.contains_key(*host) {
@@ -194,11 +194,9 @@ pub fn resolve_hosts(
         let mut list = Vec::with_capacity(names.len());
         for name in start_order(m, &names) {
             if !once.contains_key(name) {
-                once.insert(name, resolve_one(m, env, host, name, read_env_file)?);
+                once.insert(name, Arc::new(resolve_one(m, env, name, read_env_file)?));
             }
-            let mut r = once[name].clone();
-            r.host = host.to_string();
-            list.push(r);
+            list.push(once[name].clone());
         }
         out.push(list);
     }
@@ -240,7 +238,6 @@ pub fn start_order<'a>(m: &Manifest, names: &[&'a str]) -> Vec<&'a str> {
 fn resolve_one(
     m: &Manifest,
     env: &str,
-    host: &str,
     name: &str,
     read_env_file: EnvFileReader,
 ) -> Result<ResolvedService, ResolveError> {
@@ -305,7 +302,6 @@ fn resolve_one(
     let mut r = ResolvedService {
         platform: m.platform.clone(),
         environment: env.to_string(),
-        host: host.to_string(),
         service: name.to_string(),
         container_name: format!("{prefix}-{name}"),
         repository: s.image.clone(),
@@ -503,7 +499,7 @@ environments:
         assert_eq!(b.networks, ["acme-recette-default"]);
         assert_eq!(b.spec_hash.len(), 64);
         assert!(!format!("{b:?}").contains("hunter2"));
-        assert!(!serde_json::to_string(b).unwrap().contains("hunter2"));
+        assert!(!serde_json::to_string(&**b).unwrap().contains("hunter2"));
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! What runs where across the fleet, against the pins (`fleetpin audit`).
 //!
-//! Every host of every selected environment is observed at once (one list call, then an inspect
-//! of each running container for its start time and of each image for its registry digest), so
-//! the fleet costs about its slowest host. The status of each row is a pure function of the pin,
-//! the resolved spec and what the host shows; the formats live in `render::audit`.
+//! Hosts are read a window at a time (`fleet::spread`: the connections in flight bounded for the
+//! whole fleet, for file descriptors and memory): each is listed, then every current container
+//! and image is inspected (start time, registry digest) a few requests at a time, its rows made,
+//! and the host let go. An inspect that fails makes its row `unreachable`, never a silent gap.
+//! The status of each row is a pure function of the pin, the resolved spec and what the host
+//! shows; the formats live in `render::audit`.
 
 use crate::engine::{ContainerSummary, Engine, Health, RunState, reference};
 use crate::error::Result;
+use crate::host::fleet;
 use crate::manifest::Loaded;
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::ResolvedService;
 use crate::ops::deploy::{self, Prepared, Selection};
 use crate::plan::labels;
-use crate::plan::view::HostView;
+use crate::plan::view::{self, HostView};
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -191,8 +195,19 @@ impl Audit {
     }
 }
 
-async fn host_rows(loaded: &Loaded, env: &str, p: &Prepared) -> Vec<Row> {
+enum Inspect<'a> {
+    Container(&'a str),
+    Image(&'a str),
+}
+
+enum Answer<'a> {
+    Container(&'a str, Result<Option<String>, String>),
+    Image(&'a str, Result<Vec<String>, String>),
+}
+
+async fn host_rows(loaded: &Loaded, p: &Prepared, per_host: usize) -> Vec<Row> {
     let m = &loaded.manifest;
+    let env = p.host.environment.as_str();
     let e = &m.environments[env];
     let base = |service: &str| Row {
         environment: env.to_string(),
@@ -220,49 +235,86 @@ async fn host_rows(loaded: &Loaded, env: &str, p: &Prepared) -> Vec<Row> {
             })
             .collect();
     };
-    // Start times and digests: one inspect per running container and per image, concurrently.
+    // Start times and digests: one inspect per current container and per image, `per_host` at a
+    // time (the fleet's descriptor budget shared by its hosts). An inspect that fails is not
+    // dropped: the rows it would have filled say so and count as unreachable.
     let currents: Vec<&ContainerSummary> = p.view.current.values().collect();
-    let details =
-        futures::future::join_all(currents.iter().map(|c| engine.inspect_container(&c.id))).await;
     let mut images: Vec<&str> = currents.iter().map(|c| c.image_id.as_str()).collect();
-    images.sort();
+    images.sort_unstable();
     images.dedup();
-    let infos = futures::future::join_all(images.iter().map(|i| engine.inspect_image(i))).await;
-    let digest_of: BTreeMap<&str, Vec<String>> = images
+    let mut since: BTreeMap<&str, Result<Option<String>, String>> = BTreeMap::new();
+    let mut digest_of: BTreeMap<&str, Result<Vec<String>, String>> = BTreeMap::new();
+    let inspects = currents
         .iter()
-        .zip(infos)
-        .map(|(i, info)| {
-            (
-                *i,
-                info.ok()
-                    .flatten()
-                    .map(|x| x.repo_digests)
-                    .unwrap_or_default(),
-            )
+        .map(|c| Inspect::Container(c.id.as_str()))
+        .chain(images.iter().map(|i| Inspect::Image(i)));
+    let mut answers = futures::stream::iter(inspects)
+        .map(|what| async move {
+            match what {
+                Inspect::Container(id) => Answer::Container(
+                    id,
+                    engine
+                        .inspect_container(id)
+                        .await
+                        .map(|d| d.started_at)
+                        .map_err(|e| format!("could not inspect container {id}: {e}")),
+                ),
+                Inspect::Image(id) => Answer::Image(
+                    id,
+                    engine
+                        .inspect_image(id)
+                        .await
+                        .map(|i| i.map(|i| i.repo_digests).unwrap_or_default())
+                        .map_err(|e| format!("could not inspect image {id}: {e}")),
+                ),
+            }
         })
-        .collect();
-    let since: BTreeMap<&str, Option<String>> = currents
-        .iter()
-        .zip(details)
-        .map(|(c, d)| (c.id.as_str(), d.ok().and_then(|d| d.started_at)))
-        .collect();
+        .buffer_unordered(per_host.max(1));
+    while let Some(answer) = answers.next().await {
+        match answer {
+            Answer::Container(id, r) => {
+                since.insert(id, r);
+            }
+            Answer::Image(id, r) => {
+                digest_of.insert(id, r);
+            }
+        }
+    }
+    drop(answers);
 
-    let fill = |row: &mut Row, c: &ContainerSummary, repo: &str| {
+    // Fills what the host shows; the first failed inspect behind the row, if any.
+    let fill = |row: &mut Row, c: &ContainerSummary, repo: &str| -> Option<String> {
         row.running = c.labels.get(labels::VERSION).cloned();
-        row.digest = digest_of
-            .get(c.image_id.as_str())
-            .and_then(|ds| reference::digest_for(ds, repo));
         row.state = Some(state_str(c.state));
         row.health = Some(health_str(c.health).to_string());
-        row.since = since.get(c.id.as_str()).cloned().flatten();
         row.deployed_by = c.labels.get(labels::DEPLOYED_BY).cloned();
         row.commit = c.labels.get(labels::COMMIT).cloned();
+        let mut failed = None;
+        match digest_of.get(c.image_id.as_str()) {
+            Some(Ok(ds)) => row.digest = reference::digest_for(ds, repo),
+            Some(Err(e)) => failed = Some(e.clone()),
+            None => {}
+        }
+        match since.get(c.id.as_str()) {
+            Some(Ok(t)) => row.since = t.clone(),
+            Some(Err(e)) => failed = failed.or_else(|| Some(e.clone())),
+            None => {}
+        }
+        failed
     };
     let mut rows = Vec::new();
     for r in &p.desired {
         let mut row = base(&r.service);
-        if let Some(c) = p.view.current.get(&r.service) {
-            fill(&mut row, c, &r.repository);
+        let failed = p
+            .view
+            .current
+            .get(&r.service)
+            .and_then(|c| fill(&mut row, c, &r.repository));
+        if let Some(e) = failed {
+            row.status = Status::Unreachable;
+            row.detail = Some(e);
+            rows.push(row);
+            continue;
         }
         let (status, detail) = status_of(
             r,
@@ -288,9 +340,9 @@ async fn host_rows(loaded: &Loaded, env: &str, p: &Prepared) -> Vec<Row> {
             .map(|s| s.image.as_str())
             .unwrap_or("");
         let mut row = base(service);
-        fill(&mut row, c, repo);
+        let failed = fill(&mut row, c, repo);
         row.status = Status::Orphan;
-        row.detail = Some("a fleetpin container no longer in the manifest for this host (apply --prune removes it)".into());
+        row.detail = Some(failed.unwrap_or_else(|| "a fleetpin container no longer in the manifest for this host (apply --prune removes it)".into()));
         rows.push(row);
     }
     rows
@@ -298,18 +350,33 @@ async fn host_rows(loaded: &Loaded, env: &str, p: &Prepared) -> Vec<Row> {
 
 pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration) -> Result<Audit> {
     let select = Selection::default();
-    let mut rows = Vec::new();
-    // All environments' hosts at once: the fleet costs its slowest host.
-    let prepared = futures::future::join_all(
-        envs.iter()
-            .map(|e| deploy::prepare_lenient(loaded, e, &select, connect_timeout)),
-    )
-    .await;
-    for (env, p) in envs.iter().zip(prepared) {
-        let p = p?;
-        let per_host = futures::future::join_all(p.iter().map(|h| host_rows(loaded, env, h))).await;
-        rows.extend(per_host.into_iter().flatten());
+    // Every host resolved first: a bad manifest stops here, before any host is contacted.
+    let mut wanted = Vec::new();
+    for env in envs {
+        wanted.extend(deploy::wanted(loaded, env, &select, true)?);
     }
+    // Hosts a window at a time, each observed, inspected and turned into rows, then let go (its
+    // connections closed, its containers dropped): memory and descriptors follow the window, not
+    // the fleet. Rows in host order, whoever answers first.
+    let spread = fleet::spread(wanted.len());
+    let platform = &loaded.manifest.platform;
+    let mut per_host: Vec<(usize, Vec<Row>)> =
+        futures::stream::iter(wanted.into_iter().enumerate())
+            .map(|(i, w)| {
+                let select = &select;
+                async move {
+                    let prefix = view::prefix(platform, &w.host.environment);
+                    let observed = fleet::observe(w.host.clone(), &prefix, connect_timeout).await;
+                    let p = deploy::prepared(loaded, select, w, observed.result, false);
+                    (i, host_rows(loaded, &p, spread.per_host).await)
+                }
+            })
+            // Unordered: a dead host holds its slot for the connect timeout, never the queue.
+            .buffer_unordered(spread.window)
+            .collect()
+            .await;
+    per_host.sort_unstable_by_key(|(i, _)| *i);
+    let rows: Vec<Row> = per_host.into_iter().flat_map(|(_, r)| r).collect();
     let m = &loaded.manifest;
     let mut summary = BTreeMap::new();
     for r in &rows {

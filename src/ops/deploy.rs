@@ -4,6 +4,7 @@
 //! Also the saved plan's document and who and what a deploy records.
 
 use crate::engine::docker::DockerEngine;
+use crate::engine::{ContainerSummary, EngineError};
 use crate::error::{Error, Result};
 use crate::host::fleet::{self, HostRef};
 use crate::host::runner::Target;
@@ -20,7 +21,7 @@ use std::time::{Duration, SystemTime};
 /// One selected host: how to reach it, what is wanted there, and what was seen.
 pub struct Prepared<E = DockerEngine> {
     pub host: HostRef,
-    pub desired: Vec<ResolvedService>,
+    pub desired: Vec<Arc<ResolvedService>>,
     pub engine: Option<Arc<E>>,
     pub error: Option<String>,
     pub fingerprint: Option<String>,
@@ -123,10 +124,10 @@ pub fn check_services(loaded: &Loaded, select: &Selection) -> Result<()> {
 /// is recorded as unchecked (audit never creates containers, and secrets are often not at hand).
 fn resolve_hosts(
     loaded: &Loaded,
-    hosts: &[HostRef],
+    hosts: Vec<HostRef>,
     select: &Selection,
     lenient: bool,
-) -> Result<Vec<(Vec<ResolvedService>, BTreeSet<String>)>> {
+) -> Result<Vec<Wanted>> {
     let dir = loaded.dir();
     let unreadable: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let reader = |p: &str| match std::fs::read_to_string(dir.join(p)) {
@@ -147,7 +148,8 @@ fn resolve_hosts(
     let bad = unreadable.lock().unwrap().clone();
     lists
         .into_iter()
-        .map(|list| {
+        .zip(hosts)
+        .map(|(list, host)| {
             let unchecked = list
                 .iter()
                 .filter(|r| {
@@ -158,12 +160,14 @@ fn resolve_hosts(
                 })
                 .map(|r| r.service.clone())
                 .collect();
-            Ok((
-                list.into_iter()
+            Ok(Wanted {
+                host,
+                desired: list
+                    .into_iter()
                     .filter(|r| select.services.is_empty() || select.services.contains(&r.service))
                     .collect(),
                 unchecked,
-            ))
+            })
         })
         .collect()
 }
@@ -178,7 +182,8 @@ pub async fn prepare(
     prepare_with(loaded, env, select, connect_timeout, false).await
 }
 
-/// `prepare`, reading a missing env_file as empty (for audit, which never creates containers).
+/// `prepare` for audit, which never creates containers: a missing env_file reads as empty, and
+/// no changes are planned (`changes` stays empty).
 pub async fn prepare_lenient(
     loaded: &Loaded,
     env: &str,
@@ -195,41 +200,83 @@ async fn prepare_with(
     connect_timeout: Duration,
     lenient: bool,
 ) -> Result<Vec<Prepared>> {
+    let wanted = wanted(loaded, env, select, lenient)?;
+    let prefix = view::prefix(&loaded.manifest.platform, env);
+    let hosts = wanted.iter().map(|w| w.host.clone()).collect();
+    let observed = fleet::observe_all(hosts, &prefix, connect_timeout).await;
+    Ok(wanted
+        .into_iter()
+        .zip(observed)
+        .map(|(w, o)| prepared(loaded, select, w, o.result, !lenient))
+        .collect())
+}
+
+/// What the manifest wants on one selected host, before the host is contacted.
+pub struct Wanted {
+    pub host: HostRef,
+    pub desired: Vec<Arc<ResolvedService>>,
+    /// Services whose env_file could not be read (with `lenient`).
+    pub unchecked: BTreeSet<String>,
+}
+
+/// Resolves every selected host of `env`; with `lenient` (audit), a missing env_file reads as
+/// empty and its services are recorded as unchecked.
+pub fn wanted(
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    lenient: bool,
+) -> Result<Vec<Wanted>> {
     let hosts = fleet::hosts(loaded, env, &select.hosts).map_err(Error::msg)?;
     check_services(loaded, select)?;
-    let desired = resolve_hosts(loaded, &hosts, select, lenient)?;
-    let prefix = view::prefix(&loaded.manifest.platform, env);
-    let observed = fleet::observe_all(hosts, &prefix, connect_timeout).await;
-    Ok(observed
-        .into_iter()
-        .zip(desired)
-        .map(|(o, (desired, unchecked))| match o.result {
-            Ok((engine, list)) => {
-                let view = view::classify(&loaded.manifest.platform, env, &list);
-                let changes = filter_orphans(plan::plan_host(&desired, &view), select);
-                Prepared {
-                    host: o.host,
-                    desired,
-                    engine: Some(Arc::new(engine)),
-                    error: None,
-                    fingerprint: Some(plan::fingerprint(&list)),
-                    changes,
-                    view,
-                    unchecked,
-                }
-            }
-            Err(e) => Prepared {
-                host: o.host,
+    resolve_hosts(loaded, hosts, select, lenient)
+}
+
+/// One host, as observed; with `plan`, its changes planned (audit judges each row itself, in
+/// `ops::audit::status_of`).
+pub fn prepared(
+    loaded: &Loaded,
+    select: &Selection,
+    w: Wanted,
+    observed: std::result::Result<(DockerEngine, Vec<ContainerSummary>), EngineError>,
+    plan: bool,
+) -> Prepared {
+    let Wanted {
+        host,
+        desired,
+        unchecked,
+    } = w;
+    match observed {
+        Ok((engine, list)) => {
+            let fingerprint = plan::fingerprint(&list);
+            let view = view::classify_owned(&loaded.manifest.platform, &host.environment, list);
+            let changes = if plan {
+                filter_orphans(plan::plan_host(&desired, &view), select)
+            } else {
+                vec![]
+            };
+            Prepared {
+                host,
                 desired,
-                engine: None,
-                error: Some(format!("unreachable: {e}")),
-                fingerprint: None,
-                changes: vec![],
-                view: HostView::default(),
+                engine: Some(Arc::new(engine)),
+                error: None,
+                fingerprint: Some(fingerprint),
+                changes,
+                view,
                 unchecked,
-            },
-        })
-        .collect())
+            }
+        }
+        Err(e) => Prepared {
+            host,
+            desired,
+            engine: None,
+            error: Some(format!("unreachable: {e}")),
+            fingerprint: None,
+            changes: vec![],
+            view: HostView::default(),
+            unchecked,
+        },
+    }
 }
 
 pub fn plan_doc<E>(loaded: &Loaded, env: &str, commit: &str, prepared: &[Prepared<E>]) -> PlanDoc {

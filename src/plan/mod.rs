@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -111,7 +112,7 @@ fn compare(from: &str, to: &VersionPin) -> ChangeKind {
 
 /// The changes that converge one host: one per desired service (in start order), then one per
 /// orphan (a managed container whose service no longer runs there).
-pub fn plan_host(desired: &[ResolvedService], view: &HostView) -> Vec<Change> {
+pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Change> {
     let mut out = Vec::new();
     for r in desired {
         let base = Change {
@@ -255,7 +256,7 @@ environments:
     versions: {billing: "2.4.1", db: "15"}
 "#;
 
-    fn desired(text: &str) -> Vec<ResolvedService> {
+    fn desired(text: &str) -> Vec<Arc<ResolvedService>> {
         let m = crate::manifest::parse_str(text).unwrap();
         resolve_host(&m, "prod", "p1", &|_: &str| Ok(String::new())).unwrap()
     }
