@@ -493,17 +493,27 @@ impl Manifest {
         let Some(h) = e.hosts.get(host) else {
             return vec![];
         };
-        // A host's own list as a set: on a large fleet every host would otherwise scan it once
-        // per service of the manifest.
-        let only: Option<std::collections::HashSet<&str>> = h
-            .services
-            .as_ref()
-            .map(|list| list.iter().map(|l| l.value.as_str()).collect());
-        self.services
-            .keys()
-            .filter(|s| e.versions.contains_key(*s))
-            .filter(|s| only.as_ref().is_none_or(|o| o.contains(s.as_str())))
-            .map(|s| s.as_str())
-            .collect()
+        match &h.services {
+            // A host's own list, put in manifest order by index: on a large fleet each host runs
+            // a few of thousands of services, so it never scans them all (`check` asks once per
+            // host, and so does every command that resolves).
+            Some(list) => {
+                let mut at: Vec<(usize, &str)> = list
+                    .iter()
+                    .filter_map(|l| self.services.get_full(l.value.as_str()))
+                    .filter(|(_, name, _)| e.versions.contains_key(*name))
+                    .map(|(i, name, _)| (i, name.as_str()))
+                    .collect();
+                at.sort_unstable();
+                at.dedup();
+                at.into_iter().map(|(_, name)| name).collect()
+            }
+            None => self
+                .services
+                .keys()
+                .filter(|s| e.versions.contains_key(*s))
+                .map(|s| s.as_str())
+                .collect(),
+        }
     }
 }

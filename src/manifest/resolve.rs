@@ -13,7 +13,8 @@ use crate::manifest::values::{PortMapping, VolumeMount, VolumeSource};
 use crate::manifest::{Healthcheck, Logging, Manifest, RestartPolicy};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,7 +181,7 @@ pub fn resolve_hosts(
                 .join(", "),
         )
     })?;
-    let mut once: BTreeMap<&str, Arc<ResolvedService>> = BTreeMap::new();
+    let mut once: HashMap<&str, Arc<ResolvedService>> = HashMap::with_capacity(m.services.len());
     let mut out = Vec::with_capacity(hosts.len());
     for host in hosts {
         if !e.hosts.contains_key(*host) {
@@ -193,10 +194,13 @@ pub fn resolve_hosts(
         let names = m.services_on(env, host);
         let mut list = Vec::with_capacity(names.len());
         for name in start_order(m, &names) {
-            if !once.contains_key(name) {
-                once.insert(name, Arc::new(resolve_one(m, env, name, read_env_file)?));
-            }
-            list.push(once[name].clone());
+            let resolved = match once.entry(name) {
+                Entry::Occupied(o) => o.get().clone(),
+                Entry::Vacant(v) => v
+                    .insert(Arc::new(resolve_one(m, env, name, read_env_file)?))
+                    .clone(),
+            };
+            list.push(resolved);
         }
         out.push(list);
     }
@@ -205,8 +209,18 @@ pub fn resolve_hosts(
 
 /// Dependencies first, otherwise manifest order; dependencies not on this host are ignored.
 pub fn start_order<'a>(m: &Manifest, names: &[&'a str]) -> Vec<&'a str> {
-    let on_host: BTreeSet<&str> = names.iter().copied().collect();
-    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let on_host: HashSet<&str> = names.iter().copied().collect();
+    // Most hosts have no dependency among their own services: manifest order as it is.
+    let depends = |n: &str| {
+        m.services[n]
+            .depends_on
+            .iter()
+            .any(|d| on_host.contains(d.value.as_str()))
+    };
+    if !names.iter().any(|n| depends(n)) {
+        return names.to_vec();
+    }
+    let mut done: HashSet<&str> = HashSet::with_capacity(names.len());
     let mut out = Vec::new();
     // Validation rejected cycles, so repeated passes always make progress; the bound guards anyway.
     for _ in 0..=names.len() {
@@ -475,6 +489,29 @@ environments:
 
     fn manifest(text: &str) -> Manifest {
         crate::manifest::parse_str(text).unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
+    #[test]
+    fn a_hosts_list_gives_its_services_in_manifest_order_and_only_pinned_ones() {
+        let m = manifest(
+            r#"
+platform: acme
+services:
+  a: {image: r/a}
+  b: {image: r/b}
+  c: {image: r/c}
+  d: {image: r/d}
+environments:
+  prod:
+    hosts:
+      p1: {endpoint: "tcp://10.0.0.1:2375", insecure: true, services: [d, b, a]}
+      p2: {endpoint: "tcp://10.0.0.2:2375", insecure: true}
+    versions: {a: "1", b: "1", c: "1"}
+"#,
+        );
+        assert_eq!(m.services_on("prod", "p1"), ["a", "b"]);
+        assert_eq!(m.services_on("prod", "p2"), ["a", "b", "c"]);
+        assert!(m.services_on("prod", "nope").is_empty());
     }
 
     #[test]

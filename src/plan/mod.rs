@@ -113,13 +113,22 @@ fn compare(from: &str, to: &VersionPin) -> ChangeKind {
 /// The changes that converge one host: one per desired service (in start order), then one per
 /// orphan (a managed container whose service no longer runs there).
 pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Change> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(desired.len() + 1);
     for r in desired {
+        let to = r.pin.to_string();
+        // The common case on a large fleet: the running version is the pin, written the same.
+        let kind_from = |running: &str| {
+            if running == to {
+                ChangeKind::Unchanged
+            } else {
+                compare(running, &r.pin)
+            }
+        };
         let base = Change {
             service: r.service.clone(),
             kind: ChangeKind::Unchanged,
             from: None,
-            to: Some(r.pin.to_string()),
+            to: Some(to.clone()),
             container: None,
             spec_hash: Some(r.spec_hash.clone()),
             reason: None,
@@ -139,23 +148,23 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
             });
             continue;
         }
-        // Relaunch, don't rebuild: a kept container with the very spec wanted is started again.
-        let relaunch = view
-            .kept(&r.service)
-            .into_iter()
-            .find(|k| k.labels.get(labels::SPEC_HASH) == Some(&r.spec_hash))
-            .map(|k| k.id.clone());
+        // Relaunch, don't rebuild: a kept container with the very spec wanted is started again
+        // (looked up only for a replacement: most services of a large fleet are unchanged).
+        let relaunch = || {
+            view.relaunchable(&r.service, &r.spec_hash)
+                .map(|k| k.id.clone())
+        };
         let Some(cur) = view.current.get(&r.service) else {
             // Nothing serves yet: there is no order to choose.
             out.push(Change {
                 kind: ChangeKind::Create,
-                relaunch,
+                relaunch: relaunch(),
                 ..base
             });
             continue;
         };
         let running = cur.labels.get(labels::VERSION).cloned().unwrap_or_default();
-        let mut kind = compare(&running, &r.pin);
+        let mut kind = kind_from(&running);
         let mut reason = None;
         if kind == ChangeKind::Unchanged && cur.labels.get(labels::SPEC_HASH) != Some(&r.spec_hash)
         {
@@ -176,7 +185,7 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
             from: Some(running),
             container: Some(cur.id.clone()),
             reason,
-            relaunch: if kind.replaces() { relaunch } else { None },
+            relaunch: if kind.replaces() { relaunch() } else { None },
             order: kind.replaces().then_some(r.order),
             interruption: kind.replaces()
                 && r.order == crate::manifest::Order::StopFirst
@@ -184,8 +193,11 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
             ..base
         });
     }
+    // Orphans: a set of the desired names, not a scan of them per running service.
+    let wanted: std::collections::HashSet<&str> =
+        desired.iter().map(|r| r.service.as_str()).collect();
     for (service, c) in &view.current {
-        if !desired.iter().any(|r| &r.service == service) {
+        if !wanted.contains(service.as_str()) {
             out.push(Change {
                 service: service.clone(),
                 kind: ChangeKind::RemoveOrphan,

@@ -129,6 +129,19 @@ impl HostView {
         all
     }
 
+    /// The newest kept container of a service whose spec hash is `spec_hash`: the one `apply`
+    /// starts again rather than creating a new one. The same pick as the first match in `kept`
+    /// (names are unique on a host, so the order has no ties), without building the list.
+    pub fn relaunchable(&self, service: &str, spec_hash: &str) -> Option<&ContainerSummary> {
+        self.retained
+            .get(service)
+            .into_iter()
+            .flatten()
+            .chain(self.rolled_back.get(service).into_iter().flatten())
+            .filter(|k| k.labels.get(labels::SPEC_HASH).map(String::as_str) == Some(spec_hash))
+            .max_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)))
+    }
+
     /// Every container of a service fleetpin manages on this host, in any role.
     pub fn all_of(&self, service: &str) -> Vec<&ContainerSummary> {
         self.current
@@ -176,5 +189,34 @@ mod tests {
         assert_eq!(v.rolled_back["web"].len(), 1);
         let kept: Vec<i64> = v.kept("web").iter().map(|c| c.created).collect();
         assert_eq!(kept, [300, 200, 100]);
+    }
+
+    #[test]
+    fn the_relaunchable_one_is_the_newest_kept_with_that_spec_across_both_roles() {
+        let with = |name: &str, created: i64, hash: &str| {
+            let mut k = c(name, "web", created);
+            k.labels.insert(labels::SPEC_HASH.into(), hash.into());
+            k
+        };
+        let list = [
+            with("acme-prod-web.prev-9999999999999-a", 100, "h1"),
+            with("acme-prod-web.prev-0000000000001-b", 200, "h1"),
+            with("acme-prod-web.rolled-back-0000000000002-c", 300, "h2"),
+            with("acme-prod-web.rolled-back-0000000000003-d", 150, "h1"),
+        ];
+        let v = classify("acme", "prod", &list);
+        for hash in ["h1", "h2", "h3"] {
+            let first_in_kept = v
+                .kept("web")
+                .into_iter()
+                .find(|k| k.labels.get(labels::SPEC_HASH).map(String::as_str) == Some(hash))
+                .map(|k| k.name.clone());
+            let picked = v.relaunchable("web", hash).map(|k| k.name.clone());
+            assert_eq!(picked, first_in_kept, "{hash}");
+        }
+        assert_eq!(
+            v.relaunchable("web", "h1").unwrap().name,
+            "acme-prod-web.prev-0000000000001-b"
+        );
     }
 }
