@@ -961,3 +961,150 @@ fn a_start_first_rollback_killed_at_any_step_is_finished_by_the_rerun_one_step_b
         );
     }
 }
+
+fn apply_retaining(engine: &Arc<MemoryEngine>, version: &str, retain: u32) -> HostReport {
+    let mut o = opts();
+    o.retain = retain;
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        opts: o,
+    };
+    run(engine, version, &work)
+}
+
+fn images(e: &MemoryEngine) -> Vec<String> {
+    let mut v = e.state.lock().unwrap().images.clone();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_image_goes_with_the_last_container_that_used_it_and_a_tag_of_the_operator_stays() {
+    let e = engine();
+    for v in ["1.0.0", "1.1.0"] {
+        assert!(apply_retaining(&e, v, 1).ok());
+        e.advance(5);
+    }
+    // The operator tagged the retained release by hand.
+    e.tag(&format!("{REPO}:1.1.0"), &format!("{REPO}:golden"));
+    let r = apply_retaining(&e, "2.0.0", 1);
+    assert!(r.ok(), "{r:?}");
+    // 1.0.0's container left retention: its image went with it; the retained 1.1.0 stays.
+    assert_eq!(r.images_removed.len(), 1, "{r:?}");
+    assert_eq!(r.images_removed[0].reference, format!("{REPO}:1.0.0"));
+    assert!(r.images_removed[0].deleted);
+    assert_eq!(
+        images(&e),
+        [
+            format!("{REPO}:1.1.0"),
+            format!("{REPO}:2.0.0"),
+            format!("{REPO}:golden")
+        ]
+    );
+    e.advance(5);
+    // 1.0.0 again (pulled again), and 1.1.0's container leaves retention: only its tag goes,
+    // the operator's tag keeps the image.
+    let r = apply_retaining(&e, "1.0.0", 1);
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.images_removed.len(), 1, "{r:?}");
+    assert_eq!(r.images_removed[0].reference, format!("{REPO}:1.1.0"));
+    assert!(!r.images_removed[0].deleted, "only untagged: {r:?}");
+    assert_eq!(
+        images(&e),
+        [
+            format!("{REPO}:1.0.0"),
+            format!("{REPO}:2.0.0"),
+            format!("{REPO}:golden")
+        ]
+    );
+    assert_eq!(
+        e.image_id(&format!("{REPO}:golden")),
+        e.image_id(&format!("{REPO}:1.1.0"))
+    );
+}
+
+#[test]
+fn an_image_one_service_stops_using_is_kept_for_another_service_of_the_same_run() {
+    let desired = |web: &str, worker: &str| {
+        let m = fleetpin::manifest::parse_str(&format!(
+            "platform: acme\nretain: 1\nservices:\n  web: {{image: {REPO}, update: {{drain: 0s}}}}\n  worker: {{image: {REPO}, depends_on: [web], update: {{drain: 0s}}}}\nenvironments:\n  prod:\n    hosts:\n      h: {{endpoint: \"unix:///x.sock\"}}\n    versions: {{web: \"{web}\", worker: \"{worker}\"}}\n"
+        ))
+        .unwrap();
+        resolve_host(&m, "prod", "h", &|_: &str| Ok(String::new())).unwrap()
+    };
+    let e = engine();
+    let mut o = opts();
+    o.retain = 1;
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        opts: o,
+    };
+    let go = |web: &str, worker: &str| {
+        let target = Target {
+            name: "h".into(),
+            endpoint: "memory://".into(),
+            engine: Ok(e.clone()),
+            desired: desired(web, worker),
+            changes: true,
+        };
+        block(runner::one_host(
+            &*e,
+            &target,
+            &settings(),
+            &work,
+            &|_: &str| {},
+        ))
+    };
+    for (web, worker) in [("1.0.0", "2.0.0"), ("1.1.0", "2.0.0")] {
+        assert!(go(web, worker).ok());
+        e.advance(5);
+    }
+    // web steps 1.1.0 aside and lets its kept 1.0.0 go; worker (after web) moves to 1.0.0 in the
+    // same run, from the image on the host: it is neither removed nor pulled again.
+    let pulls = |e: &MemoryEngine| {
+        e.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("pull"))
+            .count()
+    };
+    let before = pulls(&e);
+    let r = go("2.0.0", "1.0.0");
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(pulls(&e), before, "nothing pulled: {r:?}");
+    // Worker's 2.0.0 stepped aside (kept), web runs 2.0.0: nothing is unused.
+    assert!(r.images_removed.is_empty(), "{r:?}");
+    assert_eq!(
+        images(&e),
+        [
+            format!("{REPO}:1.0.0"),
+            format!("{REPO}:1.1.0"),
+            format!("{REPO}:2.0.0")
+        ]
+    );
+}
+
+#[test]
+fn an_image_that_left_the_host_before_the_create_is_pulled_again() {
+    let e = engine();
+    assert!(apply(&e, "1.0.0").ok());
+    e.advance(5);
+    e.fail_next("vanish", &format!("{REPO}:1.1.0"));
+    let r = apply(&e, "1.1.0");
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(running(&e).1, "1.1.0");
+    let calls = e.state.lock().unwrap().calls.clone();
+    let pulls: Vec<&String> = calls.iter().filter(|c| c.starts_with("pull")).collect();
+    assert_eq!(
+        pulls,
+        [
+            &format!("pull {REPO}:1.0.0"),
+            &format!("pull {REPO}:1.1.0"),
+            &format!("pull {REPO}:1.1.0")
+        ]
+    );
+}

@@ -10,10 +10,9 @@ use fleetpin::engine::{Engine, Health, RunState};
 use fleetpin::host::converge::{self, Options};
 use fleetpin::host::lock::LockConfig;
 use fleetpin::host::report::{HostReport, HostStatus, Progress};
-use fleetpin::host::runner::{self, HostWork, Settings, Target};
+use fleetpin::host::runner::{self, HostWork, OnHost, Settings, Target};
 use fleetpin::manifest::resolve::resolve_host;
 use fleetpin::plan::labels::{self, DeployStamp};
-use fleetpin::plan::view::HostView;
 use fleetpin::plan::{self, ChangeKind};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -120,16 +119,16 @@ impl HostWork<MemoryEngine> for Converge {
         &self,
         engine: &MemoryEngine,
         target: &Target<MemoryEngine>,
-        view: &HostView,
+        on: OnHost<'_>,
         progress: Progress<'_>,
     ) -> HostReport {
-        let changes = plan::plan_host(&target.desired, view);
+        let changes = plan::plan_host(&target.desired, on.view);
         converge::execute(
             engine,
             &target.name,
             &target.desired,
             &changes,
-            view,
+            on,
             &self.0,
             progress,
         )

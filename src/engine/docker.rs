@@ -10,7 +10,7 @@
 
 use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
-    Health, ImageInfo, MountSpec, RunState,
+    Health, ImageInfo, ImageRemoved, MountSpec, RunState,
 };
 use crate::manifest::values::Endpoint;
 use bollard::Docker;
@@ -23,7 +23,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -335,6 +335,7 @@ impl Engine for DockerEngine {
                 .and_then(|r| r.name)
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
+            image: config.image.unwrap_or_default(),
             image_id: c.image.unwrap_or_default(),
             labels: to_map(config.labels),
             networks: c
@@ -357,6 +358,7 @@ impl Engine for DockerEngine {
         {
             Ok(i) => Ok(Some(ImageInfo {
                 id: i.id.unwrap_or_default(),
+                repo_tags: i.repo_tags.unwrap_or_default(),
                 repo_digests: i.repo_digests.unwrap_or_default(),
                 has_healthcheck: i
                     .config
@@ -709,6 +711,24 @@ impl Engine for DockerEngine {
             Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<ImageRemoved, EngineError> {
+        // Never forced: Docker then refuses an image a container uses, and removing one tag of
+        // several only untags it.
+        let opts = RemoveImageOptionsBuilder::new()
+            .force(false)
+            .noprune(false)
+            .build();
+        let items = self
+            .timed(
+                &format!("removing image {reference}"),
+                self.docker.remove_image(reference, Some(opts), None),
+            )
+            .await?;
+        Ok(ImageRemoved {
+            deleted: items.iter().any(|i| i.deleted.is_some()),
+        })
     }
 
     async fn set_restart_policy(&self, id: &str, policy: &str) -> Result<(), EngineError> {

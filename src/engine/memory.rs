@@ -7,7 +7,7 @@
 
 use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
-    Health, ImageInfo, RunState,
+    Health, ImageInfo, ImageRemoved, RunState,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -75,6 +75,9 @@ pub struct MemState {
     pub containers: Vec<MemContainer>,
     /// Images present, by reference.
     pub images: Vec<String>,
+    /// Image ids of references tagged onto another's image (`tag`); any other reference has an
+    /// id of its own, derived from its text.
+    pub image_ids: BTreeMap<String, String>,
     /// Images the fake registry can serve.
     pub registry: Vec<String>,
     /// RepoDigests of images, by reference (as an engine shortens names: `nginx@sha256:…`).
@@ -84,8 +87,9 @@ pub struct MemState {
     pub volumes: Vec<String>,
     pub networks: Vec<String>,
     /// Failures to inject: the next call of `op` (`create`, `stop`, `rename`, `start`,
-    /// `remove`, `pull`, `set_restart_policy`) on a container whose id or name contains the
-    /// text fails once.
+    /// `remove`, `pull`, `set_restart_policy`, `remove_image`) on a container whose id or name
+    /// (or image reference) contains the text fails once; `vanish` removes the image a create
+    /// needs just before it.
     pub fail_next: Vec<(String, String)>,
     /// Every mutating call, in order (`start NAME`, `rename OLD NEW`, …), for assertions.
     pub calls: Vec<String>,
@@ -128,6 +132,21 @@ impl MemoryEngine {
         let id = c.id.clone();
         s.containers.push(c);
         id
+    }
+
+    /// Gives the image of `source` the extra reference `reference`, as `docker tag` does.
+    pub fn tag(&self, source: &str, reference: &str) {
+        let mut s = self.state.lock().unwrap();
+        let id = s.image_id(source);
+        s.image_ids.insert(reference.to_string(), id);
+        if !s.images.iter().any(|i| i == reference) {
+            s.images.push(reference.to_string());
+        }
+    }
+
+    /// The id of the image `reference` names.
+    pub fn image_id(&self, reference: &str) -> String {
+        self.state.lock().unwrap().image_id(reference)
     }
 
     /// Moves the engine's clock forward.
@@ -206,6 +225,16 @@ impl MemoryEngine {
 }
 
 impl MemState {
+    fn image_id(&self, reference: &str) -> String {
+        if reference.starts_with("sha256:") {
+            return reference.to_string();
+        }
+        self.image_ids.get(reference).cloned().unwrap_or_else(|| {
+            use sha2::Digest as _;
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(reference)))
+        })
+    }
+
     fn now(&self) -> i64 {
         EPOCH + self.clock_offset + self.next as i64
     }
@@ -269,12 +298,12 @@ fn find<'a>(s: &'a mut MemState, id: &str) -> Result<&'a mut MemContainer, Engin
         })
 }
 
-fn summary(c: &MemContainer) -> ContainerSummary {
+fn summary(s: &MemState, c: &MemContainer) -> ContainerSummary {
     ContainerSummary {
         id: c.id.clone(),
         name: c.name.clone(),
         image: c.image.clone(),
-        image_id: format!("sha256:{:064x}", c.image.len()),
+        image_id: s.image_id(&c.image),
         state: c.state,
         health: c.health,
         labels: c.labels.clone(),
@@ -305,13 +334,17 @@ impl Engine for MemoryEngine {
             Ok(s.containers
                 .iter()
                 .filter(|c| c.name.starts_with(prefix))
-                .map(summary)
+                .map(|c| summary(s, c))
                 .collect())
         })
     }
 
     async fn inspect_container(&self, id: &str) -> Result<ContainerDetails, EngineError> {
         self.with(|s| {
+            let image_id = {
+                let c = find(s, id)?.image.clone();
+                s.image_id(&c)
+            };
             let c = find(s, id)?;
             Ok(ContainerDetails {
                 id: c.id.clone(),
@@ -323,7 +356,8 @@ impl Engine for MemoryEngine {
                 restart_count: c.restart_count,
                 exit_code: Some(0),
                 restart_policy: c.restart_policy.clone(),
-                image_id: c.image.clone(),
+                image: c.image.clone(),
+                image_id,
                 labels: c.labels.clone(),
                 networks: c.networks.clone(),
             })
@@ -332,9 +366,20 @@ impl Engine for MemoryEngine {
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.with(|s| {
-            Ok(s.images.iter().any(|i| i == reference).then(|| ImageInfo {
-                id: format!("sha256:{:064x}", reference.len()),
-                repo_digests: s.digests.get(reference).cloned().unwrap_or_default(),
+            let id = s.image_id(reference);
+            let tags: Vec<String> = s
+                .images
+                .iter()
+                .filter(|i| s.image_id(i) == id)
+                .cloned()
+                .collect();
+            Ok((!tags.is_empty()).then(|| ImageInfo {
+                id: id.clone(),
+                repo_digests: tags
+                    .iter()
+                    .flat_map(|t| s.digests.get(t).cloned().unwrap_or_default())
+                    .collect(),
+                repo_tags: tags,
                 has_healthcheck: true,
             }))
         })
@@ -385,6 +430,11 @@ impl Engine for MemoryEngine {
     async fn create_container(&self, spec: &CreateSpec) -> Result<String, EngineError> {
         self.with(|s| {
             s.injected("create", &spec.name)?;
+            // `vanish`: the image leaves the host just before this create, as when another run
+            // removed it as unused in between.
+            if s.injected("vanish", &spec.image).is_err() {
+                s.images.retain(|i| i != &spec.image);
+            }
             if s.containers.iter().any(|c| c.name == spec.name) {
                 return Err(EngineError::Conflict {
                     what: format!("container name {}", spec.name),
@@ -528,6 +578,44 @@ impl Engine for MemoryEngine {
             }
             s.containers.retain(|c| c.id != id && c.name != id);
             Ok(())
+        })
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<ImageRemoved, EngineError> {
+        // Docker's rules, not forced: a tag among several is only untagged; the last one goes
+        // with its image unless a container uses it; by id, only an image with one tag at most.
+        self.with(|s| {
+            s.injected("remove_image", reference)?;
+            let id = s.image_id(reference);
+            let refs: Vec<String> = s
+                .images
+                .iter()
+                .filter(|i| s.image_id(i) == id)
+                .cloned()
+                .collect();
+            if refs.is_empty() {
+                return Err(EngineError::NotFound {
+                    what: format!("image {reference}"),
+                });
+            }
+            let by_id = reference.starts_with("sha256:");
+            let conflict = |why: &str| EngineError::Conflict {
+                what: format!("image {reference} ({why})"),
+            };
+            if by_id && refs.len() > 1 {
+                return Err(conflict("referenced in multiple repositories"));
+            }
+            if !by_id && refs.len() > 1 {
+                s.images.retain(|i| i != reference);
+                s.log(format!("untag {reference}"));
+                return Ok(ImageRemoved { deleted: false });
+            }
+            if s.containers.iter().any(|c| s.image_id(&c.image) == id) {
+                return Err(conflict("a container is using it"));
+            }
+            s.images.retain(|i| !refs.contains(i));
+            s.log(format!("remove image {reference}"));
+            Ok(ImageRemoved { deleted: true })
         })
     }
 

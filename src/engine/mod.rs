@@ -120,6 +120,8 @@ pub struct ContainerDetails {
     pub restart_count: i64,
     pub exit_code: Option<i64>,
     pub restart_policy: String,
+    /// The reference it was created from (Docker's `Config.Image`).
+    pub image: String,
     pub image_id: String,
     pub labels: BTreeMap<String, String>,
     /// The networks it is attached to, with the aliases it answers on there.
@@ -129,9 +131,19 @@ pub struct ContainerDetails {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageInfo {
     pub id: String,
+    /// `repo:tag` references that name it on the host.
+    pub repo_tags: Vec<String>,
     /// `repo@sha256:…` as the registry knows it.
     pub repo_digests: Vec<String>,
     pub has_healthcheck: bool,
+}
+
+/// What removing an image reference did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRemoved {
+    /// Whether the image itself went (false: only the reference was removed, other tags still
+    /// name the image).
+    pub deleted: bool,
 }
 
 /// Registry credentials from the operator's docker config, never from the manifest.
@@ -312,6 +324,15 @@ pub trait Engine: Send + Sync {
 
     /// Removes a container, never its volumes.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Removes an image reference, never forced: when other tags name the same image only this
+    /// reference goes; the image itself goes with its last tag, and the engine refuses
+    /// (`Conflict`) while any container, running or not, uses it. By id (`sha256:…`) the engine
+    /// removes the image only when at most one tag names it.
+    fn remove_image(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<ImageRemoved, EngineError>> + Send;
 
     fn set_restart_policy(
         &self,

@@ -10,16 +10,16 @@
 
 use crate::engine::reference;
 use crate::engine::{ContainerSummary, Engine};
+use crate::host::cleanup;
 use crate::host::gate::{self, Gate};
 use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
-use crate::host::runner::{HostWork, Target};
+use crate::host::runner::{HostWork, OnHost, Target};
 use crate::host::spec::create_spec;
 use crate::host::swap::{self, Incoming, Swap};
 use crate::host::waves;
 use crate::manifest::resolve::{MountSource, ResolvedService};
 use crate::plan::doc::{PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::{self, Aside, DeployStamp};
-use crate::plan::view::HostView;
 use crate::plan::{self, Change, ChangeKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,19 +93,19 @@ impl<E: Engine> HostWork<E> for Apply {
         &self,
         engine: &E,
         target: &Target<E>,
-        view: &HostView,
+        on: OnHost<'_>,
         progress: Progress<'_>,
     ) -> HostReport {
         let changes = match self.saved_host(&target.name) {
             Some(s) => s.changes.clone(),
-            None => filter_orphans(plan::plan_host(&target.desired, view), &self.select),
+            None => filter_orphans(plan::plan_host(&target.desired, on.view), &self.select),
         };
         execute(
             engine,
             &target.name,
             &target.desired,
             &changes,
-            view,
+            on,
             &self.opts,
             progress,
         )
@@ -113,14 +113,14 @@ impl<E: Engine> HostWork<E> for Apply {
     }
 }
 
-/// Converges one host, which the caller has locked and observed (`view`), by carrying out
-/// `changes` (as planned from `desired` and `view`).
+/// Converges one host, which the caller has locked and observed (`on`), by carrying out
+/// `changes` (as planned from `desired` and `on.view`).
 pub async fn execute<E: Engine>(
     engine: &E,
     host: &str,
     desired: &[Arc<ResolvedService>],
     changes: &[Change],
-    view: &HostView,
+    on: OnHost<'_>,
     opts: &Options,
     progress: Progress<'_>,
 ) -> HostReport {
@@ -221,7 +221,7 @@ pub async fn execute<E: Engine>(
         |(_, c, mut action): (usize, &Change, Action)| async move {
             let started = Instant::now();
             let outcome = match c.kind {
-                ChangeKind::RemoveOrphan => remove_orphan(engine, &c.service, view, progress).await,
+                ChangeKind::RemoveOrphan => remove_orphan(engine, &c.service, on, progress).await,
                 ChangeKind::Restart => match (&c.container, find(&c.service)) {
                     (Some(id), Some(r)) => {
                         restart(engine, id, r, opts, progress, &mut action).await
@@ -229,7 +229,7 @@ pub async fn execute<E: Engine>(
                     _ => Ok(()),
                 },
                 _ => match find(&c.service) {
-                    Some(r) => replace(engine, r, c, view, opts, progress, &mut action).await,
+                    Some(r) => replace(engine, r, c, on, opts, progress, &mut action).await,
                     None => Ok(()),
                 },
             };
@@ -310,13 +310,23 @@ async fn ensure_image<E: Engine>(
         Ok(None) => {
             progress(&format!("pulling {}", r.image_ref));
             crate::interrupt::fault_point("pulling").await;
+            // A helper that fails leaves the pull anonymous, as with the docker CLI; if the
+            // pull then fails, the helper's error is why.
+            let (credentials, problem) =
+                match crate::engine::credentials::for_image(&r.repository).await {
+                    Ok(c) => (c, None),
+                    Err(e) => (None, Some(e)),
+                };
             engine
-                .pull(
-                    &r.image_ref,
-                    crate::engine::credentials::for_image(&r.repository),
-                )
+                .pull(&r.image_ref, credentials)
                 .await
-                .map_err(|e| format!("pull of {} failed: {e}", r.image_ref))?;
+                .map_err(|e| match &problem {
+                    None => format!("pull of {} failed: {e}", r.image_ref),
+                    Some(p) => format!(
+                        "pull of {} failed: {e} (pulled anonymously: {p})",
+                        r.image_ref
+                    ),
+                })?;
         }
         Err(e) => return Err(e.to_string()),
     }
@@ -377,13 +387,12 @@ async fn restart<E: Engine>(
 async fn remove_orphan<E: Engine>(
     engine: &E,
     service: &str,
-    view: &HostView,
+    on: OnHost<'_>,
     progress: Progress<'_>,
 ) -> Result<(), Failure> {
     progress(&format!("removing orphan {service}"));
-    for c in view.all_of(service) {
-        engine
-            .remove(&c.id)
+    for c in on.view.all_of(service) {
+        cleanup::remove_container(engine, on.released, c)
             .await
             .map_err(|e| Failure::new(service, e.to_string()))?;
     }
@@ -396,11 +405,12 @@ async fn replace<E: Engine>(
     engine: &E,
     r: &ResolvedService,
     c: &Change,
-    view: &HostView,
+    on: OnHost<'_>,
     opts: &Options,
     progress: Progress<'_>,
     action: &mut Action,
 ) -> Result<(), Failure> {
+    let view = on.view;
     let current = view.current.get(&r.service);
     let relaunched = c
         .relaunch
@@ -419,22 +429,23 @@ async fn replace<E: Engine>(
         _ => Aside::Previous,
     };
     action.previous = current.map(|c| c.id.clone());
-    let d = swap_service(engine, r, view, incoming, aside, opts, progress).await?;
+    let d = swap_service(engine, r, on, incoming, aside, opts, progress).await?;
     action.health_seconds = d.health_seconds;
     Ok(())
 }
 
-/// The one swap for service `r` on a host as `view` shows it: from what serves now to
+/// The one swap for service `r` on a host as `on.view` shows it: from what serves now to
 /// `incoming`, the stepped-aside container taking the role `aside`.
 pub async fn swap_service<E: Engine>(
     engine: &E,
     r: &ResolvedService,
-    view: &HostView,
+    on: OnHost<'_>,
     incoming: Incoming,
     aside: Aside,
     opts: &Options,
     progress: Progress<'_>,
 ) -> Result<swap::Done, Failure> {
+    let OnHost { view, released } = on;
     swap::run(
         engine,
         Swap {
@@ -450,6 +461,7 @@ pub async fn swap_service<E: Engine>(
             order: r.order,
             drain: r.drain,
             networks: &r.networks,
+            released,
         },
         progress,
     )

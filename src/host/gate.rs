@@ -145,6 +145,7 @@ mod tests {
             restart_count: restarts,
             exit_code: Some(1),
             restart_policy: "unless-stopped".into(),
+            image: "r/app:1".into(),
             image_id: "i".into(),
             labels: BTreeMap::new(),
             networks: BTreeMap::new(),

@@ -89,6 +89,9 @@ pub struct Held {
     pub ttl: Duration,
     beats: u64,
     last_beat: Option<String>,
+    /// Heartbeats carry the platform and environment too, so that one prune filter
+    /// (`label!=io.fleetpin.platform`) spares every container fleetpin makes.
+    resource: BTreeMap<String, String>,
 }
 
 /// The lock as one list call shows it: the lock container and its heartbeats.
@@ -254,6 +257,7 @@ pub async fn acquire<E: Engine>(
                     ttl: config.ttl,
                     beats: 0,
                     last_beat: None,
+                    resource: labels::for_resource(platform, environment),
                 };
                 // Heartbeats of locks that are gone: nobody will remove them otherwise.
                 if let Ok((_, strays)) = observe(engine, &lock).await {
@@ -332,7 +336,8 @@ pub async fn renew<E: Engine>(engine: &E, held: &mut Held) -> Result<(), EngineE
         &held.id[..held.id.len().min(12)],
         held.beats
     );
-    let labels = BTreeMap::from([(labels::LOCK_OF.to_string(), held.id.clone())]);
+    let mut labels = held.resource.clone();
+    labels.insert(labels::LOCK_OF.to_string(), held.id.clone());
     let id = engine.create_lock(&name, &labels).await?;
     if let Some(old) = held.last_beat.replace(id) {
         let _ = engine.remove_lock(&old).await;
@@ -481,6 +486,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(beats.len(), 1, "one heartbeat at a time: {beats:?}");
+        // A prune filtered on the platform label spares heartbeats as it spares the lock.
+        assert_eq!(beats[0].labels[labels::PLATFORM], "acme");
+        assert_eq!(beats[0].labels[labels::ENVIRONMENT], "prod");
+        assert_eq!(beats[0].labels[labels::LOCK_OF], held.id);
         // Once the holder stops renewing, it expires.
         engine.advance(31);
         acquire(&engine, "acme", "prod", "h1", &config("bob", 30), &quiet)

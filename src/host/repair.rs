@@ -27,6 +27,7 @@
 //! rule) are removed.
 
 use crate::engine::{ContainerSummary, Engine, RunState};
+use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
 use crate::host::report::Progress;
 use crate::host::runner::Settings;
@@ -71,6 +72,7 @@ pub async fn repair<E: Engine>(
     view: &HostView,
     desired: &[Arc<ResolvedService>],
     settings: &Settings,
+    released: &Released,
     progress: Progress<'_>,
 ) -> Result<Repaired, String> {
     let (platform, environment) = (settings.platform.as_str(), settings.environment.as_str());
@@ -90,7 +92,7 @@ pub async fn repair<E: Engine>(
             .is_some_and(|c| c.state == RunState::Running);
         if p.state == RunState::Created {
             progress(&format!("removing {}, left by an interrupted run", p.name));
-            swap::discard(engine, &p.id, kept.as_deref(), &stable).await;
+            swap::discard(engine, released, &p.id, kept.as_deref(), &stable).await;
             done.notes.push(format!(
                 "{} (made by an interrupted run, never started) {}",
                 p.name,
@@ -148,7 +150,7 @@ pub async fn repair<E: Engine>(
                         swap::confirm(engine, &o.id, &o.name).await.map_err(e)?;
                     }
                     engine.rename(&p.id, &stable).await.map_err(e)?;
-                    swap::prune_kept(engine, &service, view, &p.id, true, retain).await;
+                    swap::prune_kept(engine, released, &service, view, &p.id, true, retain).await;
                     finished.insert(service.clone());
                     done.notes.push(format!(
                         "{service}: finished the start-first swap to {} an interrupted run began",
@@ -156,7 +158,7 @@ pub async fn repair<E: Engine>(
                     ));
                 }
                 Err(reason) => {
-                    swap::mark_failed(engine, &p.id, &stable, &service, view).await;
+                    swap::mark_failed(engine, released, &p.id, &stable, &service, view).await;
                     let back = match view.current.get(&service) {
                         Some(old) => engine.start(&old.id).await.is_ok(),
                         None => false,
@@ -172,7 +174,7 @@ pub async fn repair<E: Engine>(
             // It ran beside the serving one (start-first) and may have answered requests: a
             // graceful stop, never a kill, and it did not fail anything.
             progress(&format!("stopping {}, left by an interrupted run", p.name));
-            swap::discard(engine, &p.id, kept.as_deref(), &stable).await;
+            swap::discard(engine, released, &p.id, kept.as_deref(), &stable).await;
             if let Some(old) = view.current.get(&service)
                 && old.state != RunState::Running
                 && !view.unconfirmed.contains_key(&service)
@@ -244,7 +246,7 @@ pub async fn repair<E: Engine>(
                         labels::suffix(crate::host::report::now_millis(), &cur.id)
                     )
                 });
-                swap::discard(engine, &cur.id, kept.as_deref(), &stable).await;
+                swap::discard(engine, released, &cur.id, kept.as_deref(), &stable).await;
                 let back = swap::put_back(engine, &newest.id, &stable).await;
                 if !back {
                     return Err(format!(
@@ -289,7 +291,8 @@ pub async fn repair<E: Engine>(
                         swap::confirm(engine, &newest.id, &newest.name)
                             .await
                             .map_err(e)?;
-                        swap::prune_kept(engine, service, view, &cur.id, true, retain).await;
+                        swap::prune_kept(engine, released, service, view, &cur.id, true, retain)
+                            .await;
                         done.notes.push(format!(
                             "{service}: finished the swap to {} an interrupted run left unconfirmed",
                             version(cur)
@@ -301,7 +304,7 @@ pub async fn repair<E: Engine>(
                             version(cur),
                             version(newest)
                         ));
-                        swap::mark_failed(engine, &cur.id, &stable, service, view).await;
+                        swap::mark_failed(engine, released, &cur.id, &stable, service, view).await;
                         failed_now.insert(service.clone());
                         let back = swap::put_back(engine, &newest.id, &stable).await
                             && gate::watch(engine, &newest.id, &gate).await.is_ok();
@@ -321,7 +324,9 @@ pub async fn repair<E: Engine>(
             continue;
         }
         for extra in failed.iter().skip(1) {
-            engine.remove(&extra.id).await.map_err(e)?;
+            cleanup::remove_container(engine, released, extra)
+                .await
+                .map_err(e)?;
             done.notes.push(format!(
                 "{service}: removed {} (one failed container per service is kept)",
                 extra.name

@@ -94,6 +94,17 @@ impl Failure {
     }
 }
 
+/// An image reference removed because no container used it any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovedImage {
+    /// The reference removed: the one the containers were created from (or the image's id).
+    pub reference: String,
+    pub id: String,
+    /// Whether the image itself went; false when other tags still name it and only this
+    /// reference was removed.
+    pub deleted: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostStatus {
@@ -129,6 +140,10 @@ pub struct HostReport {
     /// What was repaired, left by an interrupted run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repaired: Vec<String>,
+    /// Images no container uses any more once this run removed the last one that did
+    /// (`host::cleanup`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images_removed: Vec<RemovedImage>,
     /// Whether the run worked on this host (it took its lock): a host skipped or unreachable
     /// from the start was not attempted, and its status says nothing of the release.
     #[serde(skip)]
@@ -145,6 +160,7 @@ impl HostReport {
             error: None,
             failure: None,
             repaired: vec![],
+            images_removed: vec![],
             attempted: false,
         }
     }

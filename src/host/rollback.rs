@@ -7,7 +7,7 @@
 use crate::engine::Engine;
 use crate::host::converge::{Options, swap_service};
 use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
-use crate::host::runner::{HostWork, Target};
+use crate::host::runner::{HostWork, OnHost, Target};
 use crate::host::spec::create_spec;
 use crate::host::swap::Incoming;
 use crate::host::waves;
@@ -16,7 +16,6 @@ use crate::manifest::resolve::{ResolvedService, spec_hash};
 use crate::plan::ChangeKind;
 use crate::plan::labels::Aside;
 use crate::plan::rollback::{Choice, choose, version_of};
-use crate::plan::view::HostView;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,10 +46,10 @@ impl<E: Engine> HostWork<E> for Rollback {
         &self,
         engine: &E,
         target: &Target<E>,
-        view: &HostView,
+        on: OnHost<'_>,
         progress: Progress<'_>,
     ) -> HostReport {
-        rollback_host(engine, &target.name, &target.desired, view, self, progress).await
+        rollback_host(engine, &target.name, &target.desired, on, self, progress).await
     }
 }
 
@@ -59,10 +58,11 @@ pub async fn rollback_host<E: Engine>(
     engine: &E,
     host: &str,
     desired: &[Arc<ResolvedService>],
-    view: &HostView,
+    on: OnHost<'_>,
     plan: &Rollback,
     progress: Progress<'_>,
 ) -> HostReport {
+    let view = on.view;
     let (targets, to, opts) = (&plan.targets, plan.to.as_deref(), &plan.opts);
     let mut report = HostReport::new(host, engine.endpoint(), HostStatus::Unchanged);
     // First every decision (nothing touched yet): a refusal for one service leaves the host alone.
@@ -178,7 +178,7 @@ pub async fn rollback_host<E: Engine>(
                 action.to.as_deref().unwrap_or("?")
             ));
             let done =
-                swap_service(engine, r, view, incoming, Aside::RolledBack, opts, progress).await;
+                swap_service(engine, r, on, incoming, Aside::RolledBack, opts, progress).await;
             action.seconds = started.elapsed().as_secs_f64();
             let outcome = done.map(|d| action.health_seconds = d.health_seconds);
             (action, outcome)

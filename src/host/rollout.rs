@@ -17,7 +17,6 @@ use crate::host::swap::Incoming;
 use crate::manifest::OnFailure;
 use crate::plan::ChangeKind;
 use crate::plan::labels::{self, Aside};
-use crate::plan::view::HostView;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -173,9 +172,10 @@ impl<E: Engine> HostWork<E> for PutBack {
         &self,
         engine: &E,
         target: &Target<E>,
-        view: &HostView,
+        on: runner::OnHost<'_>,
         progress: Progress<'_>,
     ) -> HostReport {
+        let view = on.view;
         let mut report = HostReport::new(&target.name, engine.endpoint(), HostStatus::Unchanged);
         let Some(before) = self.before.get(&target.name) else {
             return report;
@@ -202,7 +202,7 @@ impl<E: Engine> HostWork<E> for PutBack {
                         swap_service(
                             engine,
                             r,
-                            view,
+                            on,
                             Incoming::Relaunch(k.clone()),
                             Aside::RolledBack,
                             &self.opts,

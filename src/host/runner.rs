@@ -6,7 +6,8 @@
 //! ```text
 //!  lock (renewed by heartbeats while the host is worked on)
 //!   → list → [check: a saved plan refuses a host that changed] → repair what a killed run left
-//!   → list again if repaired → the work (converge, rollback) → release
+//!   → list again if repaired → the work (converge, rollback)
+//!   → remove the images no container uses any more (`cleanup`) → release
 //! ```
 //!
 //! A host already unreachable when the run began is reported and does not stop the others:
@@ -14,6 +15,7 @@
 //! as well as on real daemons.
 
 use crate::engine::{ContainerSummary, Engine};
+use crate::host::cleanup::{self, Released};
 use crate::host::lock::{self, LockConfig};
 use crate::host::repair;
 use crate::host::report::{HostReport, HostStatus, Progress, ProgressFor};
@@ -63,6 +65,14 @@ pub struct Settings {
     pub rollout: crate::manifest::Rollout,
 }
 
+/// One host as its run sees it: the containers as listed under the lock (after repair), and
+/// where the images of the containers the run removes are noted (`cleanup`).
+#[derive(Clone, Copy)]
+pub struct OnHost<'a> {
+    pub view: &'a HostView,
+    pub released: &'a Released,
+}
+
 /// The part of a run that differs between apply, rollback and the agent.
 pub trait HostWork<E: Engine>: Sync {
     /// On the host as listed under the lock, before repair: an error refuses the host (a saved
@@ -77,12 +87,12 @@ pub trait HostWork<E: Engine>: Sync {
         false
     }
 
-    /// The work on a host that is locked, repaired and freshly listed.
+    /// The work on a host that is locked, repaired and freshly listed (`on`).
     fn work(
         &self,
         engine: &E,
         target: &Target<E>,
-        view: &HostView,
+        on: OnHost<'_>,
         progress: Progress<'_>,
     ) -> impl Future<Output = HostReport>;
 }
@@ -194,11 +204,26 @@ pub async fn one_host<E: Engine, W: HostWork<E>>(
     report
 }
 
+/// Under the lock: the work, then the images no container uses any more (`host::cleanup`).
 async fn under_lock<E: Engine, W: HostWork<E>>(
     engine: &E,
     t: &Target<E>,
     settings: &Settings,
     work: &W,
+    progress: Progress<'_>,
+) -> HostReport {
+    let released = Released::default();
+    let mut r = repair_and_work(engine, t, settings, work, &released, progress).await;
+    r.images_removed = cleanup::release(engine, &released, progress).await;
+    r
+}
+
+async fn repair_and_work<E: Engine, W: HostWork<E>>(
+    engine: &E,
+    t: &Target<E>,
+    settings: &Settings,
+    work: &W,
+    released: &Released,
     progress: Progress<'_>,
 ) -> HostReport {
     let prefix = view::prefix(&settings.platform, &settings.environment);
@@ -212,17 +237,18 @@ async fn under_lock<E: Engine, W: HostWork<E>>(
         return HostReport::with_error(&t.name, &t.endpoint, HostStatus::Refused, e);
     }
     let mut view = view::classify(&settings.platform, &settings.environment, &list);
-    let repaired = match repair::repair(engine, &view, &t.desired, settings, progress).await {
-        Ok(r) => r,
-        Err(e) => {
-            return HostReport::with_error(
-                &t.name,
-                &t.endpoint,
-                HostStatus::Failed,
-                format!("repairing what an interrupted run left: {e}"),
-            );
-        }
-    };
+    let repaired =
+        match repair::repair(engine, &view, &t.desired, settings, released, progress).await {
+            Ok(r) => r,
+            Err(e) => {
+                return HostReport::with_error(
+                    &t.name,
+                    &t.endpoint,
+                    HostStatus::Failed,
+                    format!("repairing what an interrupted run left: {e}"),
+                );
+            }
+        };
     if repaired.acted() {
         match engine.list_containers(&prefix).await {
             Ok(l) => view = view::classify(&settings.platform, &settings.environment, &l),
@@ -253,7 +279,11 @@ async fn under_lock<E: Engine, W: HostWork<E>>(
         r.repaired = repaired.notes;
         return r;
     }
-    let mut r = work.work(engine, t, &view, progress).await;
+    let on = OnHost {
+        view: &view,
+        released,
+    };
+    let mut r = work.work(engine, t, on, progress).await;
     if repaired.acted() && r.status == HostStatus::Unchanged {
         r.status = HostStatus::Converged;
     }

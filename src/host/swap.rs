@@ -24,6 +24,7 @@
 //! step (`interrupt::fault_point`).
 
 use crate::engine::{ContainerSummary, CreateSpec, Engine, EngineError};
+use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
 use crate::host::report::{Failure, Progress, now_millis};
 use crate::interrupt::fault_point;
@@ -64,6 +65,8 @@ pub struct Swap<'a> {
     pub drain: Duration,
     /// The service's networks: the incoming container answers on the service's name there.
     pub networks: &'a [String],
+    /// Where the images of the containers removed are noted (`host::cleanup`).
+    pub released: &'a Released,
 }
 
 /// A swap that passed its gate.
@@ -103,6 +106,7 @@ async fn stop_first<E: Engine>(
         retain,
         view,
         networks,
+        released,
         ..
     } = swap;
     let fail = |reason: String| Failure::new(service, reason);
@@ -117,8 +121,7 @@ async fn stop_first<E: Engine>(
             }
             progress(&format!("creating {service}"));
             tracing::debug!("{service}: creating {spec:?}");
-            let id = engine
-                .create_container(&spec)
+            let id = create(engine, &spec, progress)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             fault_point("created").await;
@@ -141,14 +144,14 @@ async fn stop_first<E: Engine>(
         if let Err(e) = engine.stop(&cur.id, None).await {
             // It may be half-way down: make sure it serves, and drop what was prepared.
             let restored = engine.start(&cur.id).await.is_ok();
-            discard(engine, &in_id, kept_name.as_deref(), stable).await;
+            discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
             return Err(fail(format!("stopping the running container: {e}")).restored(restored));
         }
         fault_point("stopped").await;
         let name = labels::aside_name(stable, aside, relaunch, stamp, &cur.id);
         if let Err(e) = engine.rename(&cur.id, &name).await {
             let restored = engine.start(&cur.id).await.is_ok();
-            discard(engine, &in_id, kept_name.as_deref(), stable).await;
+            discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
             return Err(fail(format!("renaming the running container: {e}")).restored(restored));
         }
         fault_point("renamed-old").await;
@@ -172,7 +175,7 @@ async fn stop_first<E: Engine>(
     .await;
     if let Err(e) = named {
         // The incoming container leaves the name first, then the serving one takes it back.
-        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
         let restored = match (current, &aside_name) {
             (Some(cur), Some(_)) => put_back(engine, &cur.id, stable).await,
             _ => false,
@@ -186,7 +189,7 @@ async fn stop_first<E: Engine>(
     if let Err(e) = engine.start(&in_id).await {
         // The engine refused to start it (a port taken, a bad mount): it never ran, so it did
         // not fail a gate. It leaves the name; the current container comes back.
-        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
         let restored = match (current, &aside_name) {
             (Some(cur), Some(_)) => put_back(engine, &cur.id, stable).await,
             _ => false,
@@ -219,10 +222,19 @@ async fn stop_first<E: Engine>(
                     "{service}: could not confirm the previous container as retained: {e}"
                 );
             }
-            prune_kept(engine, service, view, &in_id, current.is_some(), retain).await;
+            prune_kept(
+                engine,
+                released,
+                service,
+                view,
+                &in_id,
+                current.is_some(),
+                retain,
+            )
+            .await;
             if let (Some(cur), 0) = (current, retain) {
                 // `retain: 0`: nothing is kept, not even what was just stepped aside.
-                let _ = engine.remove(&cur.id).await;
+                let _ = cleanup::remove_container(engine, released, cur).await;
             }
             Ok(Done {
                 id: in_id,
@@ -234,7 +246,7 @@ async fn stop_first<E: Engine>(
                 "{service} did not pass its gate: {reason}; restoring the previous version"
             ));
             let mut f = failure_details(engine, &in_id, service, reason).await;
-            mark_failed(engine, &in_id, stable, service, view).await;
+            mark_failed(engine, released, &in_id, stable, service, view).await;
             if let (Some(cur), Some(_)) = (current, &aside_name) {
                 f.restored = put_back(engine, &cur.id, stable).await
                     && gate::watch(engine, &cur.id, &gate).await.is_ok();
@@ -281,6 +293,7 @@ async fn start_first<E: Engine>(
         view,
         drain,
         networks,
+        released,
         ..
     } = swap;
     let fail = |reason: String| Failure::new(service, reason);
@@ -294,8 +307,7 @@ async fn start_first<E: Engine>(
             spec.aliases.clear();
             progress(&format!("creating {service} beside the running one"));
             tracing::debug!("{service}: creating {spec:?}");
-            let id = engine
-                .create_container(&spec)
+            let id = create(engine, &spec, progress)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             (id, None)
@@ -309,7 +321,7 @@ async fn start_first<E: Engine>(
             }
             .await;
             if let Err(e) = prepared {
-                discard(engine, &k.id, Some(&k.name), stable).await;
+                discard(engine, released, &k.id, Some(&k.name), stable).await;
                 return Err(fail(format!("preparing the kept container: {e}")).restored(true));
             }
             (k.id.clone(), Some(k.name.clone()))
@@ -321,7 +333,7 @@ async fn start_first<E: Engine>(
     progress(&format!("starting {service} beside the running one"));
     let h = Instant::now();
     if let Err(e) = engine.start(&in_id).await {
-        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
         return Err(fail(format!("the engine could not start it: {e}")).restored(true));
     }
     fault_point("started").await;
@@ -338,7 +350,7 @@ async fn start_first<E: Engine>(
                 "{service} did not pass its gate: {reason}; the running version was never interrupted"
             ));
             let f = failure_details(engine, &in_id, service, reason).await;
-            mark_failed(engine, &in_id, stable, service, view).await;
+            mark_failed(engine, released, &in_id, stable, service, view).await;
             return Err(f.restored(true));
         }
     }
@@ -349,7 +361,7 @@ async fn start_first<E: Engine>(
         "{service} passed its gate; giving it the service's name"
     ));
     if let Err(e) = attach(engine, &in_id, networks, service, true).await {
-        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
         return Err(fail(format!("giving it the alias {service}: {e}")).restored(true));
     }
     fault_point("aliased").await;
@@ -371,7 +383,7 @@ async fn start_first<E: Engine>(
     ));
     if let Err(e) = engine.stop(&cur.id, None).await {
         // Both still answer: go back to the old one alone.
-        discard(engine, &in_id, kept_name.as_deref(), stable).await;
+        discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
         let restored = engine.start(&cur.id).await.is_ok();
         return Err(fail(format!("stopping the previous container: {e}")).restored(restored));
     }
@@ -396,14 +408,36 @@ async fn start_first<E: Engine>(
     if let Err(e) = confirm(engine, &cur.id, &name).await {
         tracing::warn!("{service}: could not confirm the previous container as retained: {e}");
     }
-    prune_kept(engine, service, view, &in_id, true, retain).await;
+    prune_kept(engine, released, service, view, &in_id, true, retain).await;
     if retain == 0 {
-        let _ = engine.remove(&cur.id).await;
+        let _ = cleanup::remove_container(engine, released, cur).await;
     }
     Ok(Done {
         id: in_id,
         health_seconds,
     })
+}
+
+/// Creates the container. If its image is gone since it was pulled or found (another run on this
+/// host removed it as unused in between: `host::cleanup`), it is pulled again, once.
+async fn create<E: Engine>(
+    engine: &E,
+    spec: &CreateSpec,
+    progress: Progress<'_>,
+) -> Result<String, EngineError> {
+    match engine.create_container(spec).await {
+        Err(EngineError::NotFound { .. })
+            if matches!(engine.inspect_image(&spec.image).await, Ok(None)) =>
+        {
+            progress(&format!("pulling {} again: it left the host", spec.image));
+            let credentials = crate::engine::credentials::for_image(&spec.image)
+                .await
+                .unwrap_or_default();
+            engine.pull(&spec.image, credentials).await?;
+            engine.create_container(spec).await
+        }
+        other => other,
+    }
 }
 
 /// (Re-)attaches a container to the service's networks, answering there on the service's alias
@@ -451,11 +485,17 @@ pub async fn put_back<E: Engine>(engine: &E, id: &str, stable: &str) -> bool {
 /// Drops an incoming container that never passed a gate: a created one is removed (stopped
 /// gracefully first if it ran), a kept one goes back to a retained name with policy `no`.
 /// Whatever its name now — the stable one included — it leaves it.
-pub async fn discard<E: Engine>(engine: &E, id: &str, kept_name: Option<&str>, stable: &str) {
+pub async fn discard<E: Engine>(
+    engine: &E,
+    released: &Released,
+    id: &str,
+    kept_name: Option<&str>,
+    stable: &str,
+) {
     match kept_name {
         None => {
             let _ = engine.stop(id, None).await;
-            let _ = engine.remove(id).await;
+            let _ = cleanup::remove_by_id(engine, released, id).await;
         }
         Some(name) => {
             let _ = engine.stop(id, None).await;
@@ -481,6 +521,7 @@ pub async fn discard<E: Engine>(engine: &E, id: &str, kept_name: Option<&str>, s
 /// policy `no`, the only failed one of its service.
 pub async fn mark_failed<E: Engine>(
     engine: &E,
+    released: &Released,
     id: &str,
     stable: &str,
     service: &str,
@@ -502,7 +543,7 @@ pub async fn mark_failed<E: Engine>(
     let _ = engine.set_restart_policy(id, "no").await;
     for older in view.failed.get(service).into_iter().flatten() {
         if older.id != id {
-            let _ = engine.remove(&older.id).await;
+            let _ = cleanup::remove_container(engine, released, older).await;
         }
     }
 }
@@ -534,6 +575,7 @@ pub async fn failure_details<E: Engine>(
 /// container now serving (`serving`, when it was a kept one) is not a previous one any more.
 pub async fn prune_kept<E: Engine>(
     engine: &E,
+    released: &Released,
     service: &str,
     view: &HostView,
     serving: &str,
@@ -556,7 +598,7 @@ pub async fn prune_kept<E: Engine>(
     });
     let excess = kept.len() - room;
     for c in kept.into_iter().take(excess) {
-        if let Err(e) = engine.remove(&c.id).await {
+        if let Err(e) = cleanup::remove_container(engine, released, c).await {
             tracing::warn!(
                 "{service}: could not remove the old container {}: {e}",
                 c.name

@@ -183,6 +183,17 @@ pub fn apply_report(reports: &[HostReport], style: Style) -> String {
         for n in &r.repaired {
             out.push_str(&format!("  {} {n}\n", style.yellow("repaired:")));
         }
+        for i in &r.images_removed {
+            let line = if i.deleted {
+                format!("unused image removed: {}", i.reference)
+            } else {
+                format!(
+                    "unused tag removed: {} (other tags still name the image)",
+                    i.reference
+                )
+            };
+            out.push_str(&format!("  {}\n", style.dim(&line)));
+        }
         if let Some(e) = &r.error {
             out.push_str(&format!("  {}\n", style.red(e)));
         }
