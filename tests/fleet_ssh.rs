@@ -191,6 +191,34 @@ fn ssh_failures_say_what_went_wrong_and_never_prompt() {
         "{out:?}"
     );
 
+    // A login that prints a banner (a shell startup file writing to stdout) before the engine
+    // speaks: named as such, and the remote's bytes shown escaped, never raw on the terminal.
+    let banner = s.dir.path().join("banner.sh");
+    std::fs::write(
+        &banner,
+        format!(
+            "#!/bin/bash\na=(\"$@\"); for i in \"${{!a[@]}}\"; do [ \"${{a[$i]}}\" = docker ] && a[$i]=\"printf 'Welcome to h2\\\\033[2J\\\\n'; docker\"; done\nexec {} \"${{a[@]}}\"\n",
+            ssh.command()
+        ),
+    )
+    .unwrap();
+    let cmd = format!("bash {}", banner.display());
+    let out = s.run_with(&["plan", "test"], &[("FLEETPIN_SSH_COMMAND", &cmd)]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "the ssh session to {}@{}:2222 printed `Welcome to h2\\u{{1b}}[2J\\n",
+            ssh.user, ssh.addr
+        )) && out
+            .stdout
+            .contains("a shell startup file writing to stdout"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stderr.contains('\u{1b}'),
+        "{out:?}"
+    );
+
     // A host key ssh does not know: refused at once (BatchMode), and said so.
     let cmd = format!("{} -o UserKnownHostsFile=/dev/null", ssh.command());
     let out = s.run_with(&["plan", "test"], &[("FLEETPIN_SSH_COMMAND", &cmd)]);

@@ -85,6 +85,10 @@ pub enum SshError {
     },
     #[error("no answer from the engine through ssh {dest} within {seconds}s")]
     Timeout { dest: String, seconds: u64 },
+    #[error(
+        "the ssh session to {dest} printed `{start}` before the engine answered: something in that user's login (a shell startup file writing to stdout) corrupts the connection; make it print nothing for non-interactive sessions"
+    )]
+    Garbled { dest: String, start: String },
 }
 
 /// The arguments fleetpin gives ssh, after the program: the destination's parts as separate
@@ -204,12 +208,13 @@ impl Connector {
             read_head(&mut stdout).await
         };
         match tokio::time::timeout(bound, probe).await {
-            Ok(Ok(true)) => Ok(Session {
+            Ok(Ok(Head::Http)) => Ok(Session {
                 stdin: TokioIo::new(stdin),
                 stdout: TokioIo::new(stdout),
                 _child: child,
                 _permit: permit,
             }),
+            Ok(Ok(Head::Other(start))) => Err(SshError::Garbled { dest, start }),
             outcome => {
                 drop(stdin);
                 let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await
@@ -234,18 +239,40 @@ impl Connector {
     }
 }
 
+/// What came back on a new session before anything else.
+enum Head {
+    /// An HTTP response head: the engine answered.
+    Http,
+    /// The session ended first (ssh or the remote command failed).
+    Ended,
+    /// Something else: the first bytes, as text.
+    Other(String),
+}
+
 /// Reads an HTTP response head (through the blank line) byte by byte, so that nothing after it
-/// is consumed; true when it is one.
-async fn read_head(stdout: &mut ChildStdout) -> std::io::Result<bool> {
+/// is consumed.
+async fn read_head(stdout: &mut ChildStdout) -> std::io::Result<Head> {
     let mut head = Vec::with_capacity(256);
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        if stdout.read(&mut byte).await? == 0 || head.len() > 16 * 1024 {
-            return Ok(false);
+        if stdout.read(&mut byte).await? == 0 {
+            return Ok(Head::Ended);
         }
         head.push(byte[0]);
+        // Not the start of a response, or a head that never ends: not the engine speaking.
+        if (head.len() <= 7 && !b"HTTP/1.".starts_with(&head)) || head.len() > 16 * 1024 {
+            let mut more = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_millis(100), stdout.read(&mut more))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            head.extend_from_slice(&more[..n]);
+            let text = String::from_utf8_lossy(&head[..head.len().min(64)]);
+            return Ok(Head::Other(text.escape_debug().to_string()));
+        }
     }
-    Ok(head.starts_with(b"HTTP/1."))
+    Ok(Head::Http)
 }
 
 /// What a session that ended before answering means, from ssh's exit status and stderr.
@@ -366,8 +393,8 @@ fn ssh_cause(e: &(dyn std::error::Error + 'static)) -> Option<SshError> {
 
 /// One client per destination in this process, so that the bound holds per host even when a
 /// command reaches it from several environments (an audit of two environments sharing a host).
-static CLIENTS: std::sync::LazyLock<Mutex<std::collections::HashMap<String, Docker>>> =
-    std::sync::LazyLock::new(Default::default);
+type Clients = std::collections::HashMap<(String, String), Docker>;
+static CLIENTS: std::sync::LazyLock<Mutex<Clients>> = std::sync::LazyLock::new(Default::default);
 
 /// The client for `dest`: short requests over at most [`SESSIONS_PER_HOST`] pooled sessions,
 /// lasting ones over sessions of their own (pooled too, once they are done).
@@ -383,7 +410,14 @@ pub fn docker(
         dest.host.to_ascii_lowercase(),
         dest.port.unwrap_or(22)
     );
+    // A client's sessions belong to the runtime that opened them: clients of another (ended)
+    // runtime are dropped rather than reused.
+    let runtime = tokio::runtime::Handle::try_current()
+        .map(|h| h.id().to_string())
+        .unwrap_or_default();
     let mut clients = CLIENTS.lock().unwrap();
+    clients.retain(|(r, _), _| *r == runtime);
+    let key = (runtime, key);
     if let Some(d) = clients.get(&key) {
         return Ok(d.clone());
     }
@@ -493,6 +527,66 @@ mod tests {
         assert!(!e.to_string().contains("Permanently added"), "{e}");
         let e = classify("h".into(), Some(1), "Cannot connect to the Docker daemon\n");
         assert!(matches!(e, SshError::DialStdio { .. }), "{e}");
+    }
+
+    async fn head_of(script: &str) -> Head {
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let head = read_head(&mut out).await.unwrap();
+        let _ = child.wait().await;
+        head
+    }
+
+    #[tokio::test]
+    async fn a_session_that_prints_a_banner_is_not_taken_for_the_engine() {
+        assert!(matches!(
+            head_of("printf 'HTTP/1.1 200 OK\\r\\nApi-Version: 1.41\\r\\n\\r\\n'").await,
+            Head::Http
+        ));
+        assert!(matches!(head_of("exit 255").await, Head::Ended));
+        match head_of("printf 'Welcome to prod-1\\n'; sleep 1").await {
+            Head::Other(start) => assert!(start.starts_with("Welcome to prod-1"), "{start}"),
+            _ => panic!("a banner must be reported"),
+        }
+    }
+
+    #[test]
+    fn a_client_is_not_reused_from_a_runtime_that_ended() {
+        // Clients are made without contacting anything; only a request would run ssh.
+        let d = || Destination {
+            user: Some("deploy".into()),
+            host: "runtime-keyed.invalid".into(),
+            port: None,
+        };
+        let ours = |rt: &tokio::runtime::Runtime| {
+            let id = rt.handle().id().to_string();
+            rt.block_on(async { docker(d(), Duration::from_secs(1), 5).unwrap() });
+            let clients = CLIENTS.lock().unwrap();
+            let keys: Vec<_> = clients
+                .keys()
+                .filter(|(_, k)| k.contains("runtime-keyed.invalid"))
+                .cloned()
+                .collect();
+            (id, keys)
+        };
+        let first = tokio::runtime::Runtime::new().unwrap();
+        let (id1, keys) = ours(&first);
+        assert_eq!(
+            keys,
+            [(id1.clone(), "deploy@runtime-keyed.invalid:22".into())]
+        );
+        // The same host again in the same runtime: the one client, not a second.
+        let (_, keys) = ours(&first);
+        assert_eq!(keys.len(), 1);
+        drop(first);
+        let second = tokio::runtime::Runtime::new().unwrap();
+        let (id2, keys) = ours(&second);
+        assert_ne!(id1, id2);
+        assert_eq!(keys, [(id2, "deploy@runtime-keyed.invalid:22".into())]);
     }
 
     fn req(method: &str, uri: &str) -> BollardRequest {
