@@ -64,7 +64,7 @@ fn deploy(s: &Scenario, port: u16, version: &str) {
 #[test]
 fn rollback_and_promote_push_their_commit_to_the_upstream() {
     let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "push-local");
+    let s = Scenario::new(&fleet, "ps-push-local");
     for v in ["1.0.0", "1.1.0", "1.2.0"] {
         s.write(&s.path_manifest(
             &fleet.image,
@@ -124,7 +124,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
 #[test]
 fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
     let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "push-reject");
+    let s = Scenario::new(&fleet, "ps-push-reject");
     deploy(&s, 18921, "1.0.0");
     deploy(&s, 18921, "1.1.0");
     let remote = tempfile::tempdir().unwrap();
@@ -179,7 +179,7 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
 #[test]
 fn a_branch_without_upstream_is_told_how_to_set_one() {
     let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "push-noup");
+    let s = Scenario::new(&fleet, "ps-push-noup");
     s.write(&s.path_manifest(
         &fleet.image,
         18941,
@@ -213,7 +213,7 @@ fn a_branch_without_upstream_is_told_how_to_set_one() {
 #[test]
 fn a_push_over_ssh_reaches_the_repository_behind_the_fleets_sshd() {
     let (fleet, ssh) = require_ssh!();
-    let s = Scenario::new(&fleet, "push-ssh");
+    let s = Scenario::new(&fleet, "ps-push-ssh");
     deploy(&s, 18931, "1.0.0");
     deploy(&s, 18931, "1.1.0");
     deploy(&s, 18931, "1.2.0");

@@ -26,7 +26,7 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 #[test]
 fn plan_and_apply_over_ssh_with_and_without_a_port() {
     let (fleet, ssh) = require_ssh!();
-    let s = Scenario::new(&fleet, "ssh-ports");
+    let s = Scenario::new(&fleet, "ps-ssh-ports");
     let addr = &ssh.addr;
     let user = &ssh.user;
     s.write(&format!(
@@ -119,7 +119,7 @@ fn plan_and_apply_over_ssh_with_and_without_a_port() {
 #[test]
 fn an_audit_over_ssh_keeps_to_four_sessions_per_host() {
     let (fleet, ssh) = require_ssh!();
-    let s = Scenario::new(&fleet, "ssh-audit");
+    let s = Scenario::new(&fleet, "ps-ssh-audit");
     let (addr, user) = (&ssh.addr, &ssh.user);
     // Eight services, in two environments that reach the same host written two ways: sixteen
     // containers, so an audit has sixteen inspects to make at once.
@@ -163,7 +163,7 @@ fn an_audit_over_ssh_keeps_to_four_sessions_per_host() {
 #[test]
 fn ssh_failures_say_what_went_wrong_and_never_prompt() {
     let (fleet, ssh) = require_ssh!();
-    let s = Scenario::new(&fleet, "ssh-fail");
+    let s = Scenario::new(&fleet, "ps-ssh-fail");
     s.write(&format!(
         "platform: {}\nservices:\n  web:\n    image: {}\nenvironments:\n  test:\n    hosts:\n      s1: {{endpoint: \"ssh://{}@{}:2222\"}}\n    versions: {{web: \"1.0.0\"}}\n",
         s.platform, fleet.image, ssh.user, ssh.addr
