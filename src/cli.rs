@@ -87,12 +87,12 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Go one release back: start the previous container of each service again, pin what runs.
     #[command(
-        after_help = "Examples:\n  fleetpin rollback prod -s billing\n  fleetpin rollback prod -s billing --to 2.3.9 --yes\n  fleetpin rollback prod --host prod-2 --yes     (that host only; the pin is left alone)"
+        after_help = "Examples:\n  fleetpin rollback prod -s billing\n  fleetpin rollback prod -s billing --to 2.3.9 --yes\n  fleetpin rollback prod --host prod-2 --yes     (that host only; the pin is left alone)\n  fleetpin rollback prod --yes --push            (and push the pin commit to the branch's upstream)"
     )]
     Rollback(RollbackArgs),
     /// Copy FROM's pins to TO as the digests FROM actually runs, and commit.
     #[command(
-        after_help = "Examples:\n  fleetpin promote recette preprod\n  fleetpin promote preprod prod -s billing --dry-run"
+        after_help = "Examples:\n  fleetpin promote recette preprod\n  fleetpin promote preprod prod -s billing --dry-run\n  fleetpin promote recette preprod --push        (commit and push to the branch's upstream)"
     )]
     Promote(PromoteArgs),
     /// What runs where across the fleet, against the pins.
@@ -199,6 +199,13 @@ pub struct RollbackArgs {
     /// Do not rewrite and commit the pins afterwards.
     #[arg(long)]
     pub no_commit: bool,
+    /// Push the pin commit to the current branch's upstream (as `git: {push: true}` in the
+    /// manifest does); never forced: a rejected push keeps the commit and exits 1.
+    #[arg(long, conflicts_with_all = ["no_commit", "no_push"])]
+    pub push: bool,
+    /// Do not push the pin commit, even with `git: {push: true}` in the manifest.
+    #[arg(long)]
+    pub no_push: bool,
     /// Seconds to wait for a restarted container to pass its gate (default 120).
     #[arg(long, value_name = "SECONDS")]
     pub health_timeout: Option<u64>,
@@ -228,6 +235,13 @@ pub struct PromoteArgs {
     /// Edit the file, do not commit.
     #[arg(long)]
     pub no_commit: bool,
+    /// Push the pin commit to the current branch's upstream (as `git: {push: true}` in the
+    /// manifest does); never forced: a rejected push keeps the commit and exits 1.
+    #[arg(long, conflicts_with_all = ["no_commit", "no_push"])]
+    pub push: bool,
+    /// Do not push the pin commit, even with `git: {push: true}` in the manifest.
+    #[arg(long)]
+    pub no_push: bool,
 }
 
 #[derive(Debug, Args)]

@@ -232,3 +232,187 @@ pub fn walk_file_changes(
     }
     Ok(())
 }
+
+/// Where a push goes: the current branch's upstream (`branch.NAME.remote`, `branch.NAME.merge`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Upstream {
+    pub branch: String,
+    pub remote: String,
+    /// The remote's branch, as a ref (`refs/heads/main`).
+    pub merge: String,
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = self
+            .merge
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&self.merge);
+        write!(f, "{}/{short}", self.remote)
+    }
+}
+
+/// Why a pin commit was not pushed. The commit is always kept: every message says how to push it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error(
+        "branch `{branch}` has no upstream, so commit {commit} was not pushed (it is kept here); set one with `git branch --set-upstream-to=origin/{branch}` (or push once with `git push -u origin {branch}`), then run `git push`"
+    )]
+    NoUpstream { branch: String, commit: String },
+    #[error(
+        "the push to {upstream} was rejected: the remote branch has commits this clone does not have (someone pushed first); commit {commit} is kept here. Run `git pull --rebase` (settle a conflict on a pin line by hand), check the pins, then `git push`"
+    )]
+    Rejected { upstream: String, commit: String },
+    #[error(
+        "git push to {upstream} failed: {reason}; commit {commit} is kept here: push it with `git push` once that is fixed"
+    )]
+    Failed {
+        upstream: String,
+        commit: String,
+        reason: String,
+    },
+    #[error(
+        "cannot run `git` ({reason}): --push uses the git CLI, so that your ssh config, agent and credential helpers apply; commit {commit} is kept here: install git, or push from elsewhere"
+    )]
+    NoGit { reason: String, commit: String },
+    #[error("{0}; the commit is kept here")]
+    Repo(String),
+}
+
+/// The current branch's upstream, read from git config.
+pub fn upstream(manifest: &Path, commit: &str) -> Result<Upstream, PushError> {
+    let (repo, _) = open(manifest).map_err(|e| PushError::Repo(e.to_string()))?;
+    let head = repo
+        .head()
+        .map_err(|e| PushError::Repo(e.message().to_string()))?;
+    if !head.is_branch() {
+        return Err(PushError::Repo(GitError::Detached.to_string()));
+    }
+    let branch = head.shorthand().unwrap_or("HEAD").to_string();
+    let config = repo
+        .config()
+        .map_err(|e| PushError::Repo(e.message().to_string()))?;
+    let get = |key: &str| config.get_string(key).ok().filter(|s| !s.is_empty());
+    match (
+        get(&format!("branch.{branch}.remote")),
+        get(&format!("branch.{branch}.merge")),
+    ) {
+        (Some(remote), Some(merge)) => Ok(Upstream {
+            branch,
+            remote,
+            merge,
+        }),
+        _ => Err(PushError::NoUpstream {
+            branch,
+            commit: short(commit),
+        }),
+    }
+}
+
+fn short(commit: &str) -> String {
+    commit[..12.min(commit.len())].to_string()
+}
+
+/// Pushes `commit` to the current branch's upstream with the git CLI — never forced: a remote
+/// that moved rejects it, and the local commit stays. Network operations use the git program, not
+/// libgit2, so that the operator's ssh config, agent, known_hosts and credential helpers apply as
+/// for any `git push` (and no TLS or ssh library is built into fleetpin). git never prompts here:
+/// `GIT_TERMINAL_PROMPT=0`, and ssh runs with BatchMode unless the operator chose their own ssh
+/// command (`GIT_SSH_COMMAND`, `GIT_SSH`, `core.sshCommand`).
+pub fn push(manifest: &Path, commit: &str) -> Result<Upstream, PushError> {
+    let up = upstream(manifest, commit)?;
+    let (repo, _) = open(manifest).map_err(|e| PushError::Repo(e.to_string()))?;
+    let workdir = repo.workdir().unwrap_or(Path::new(".")).to_path_buf();
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let own_ssh = set("GIT_SSH_COMMAND")
+        || set("GIT_SSH")
+        || repo
+            .config()
+            .ok()
+            .and_then(|c| c.get_string("core.sshCommand").ok())
+            .is_some();
+    let mut cmd = std::process::Command::new("git");
+    cmd.arg("-C")
+        .arg(&workdir)
+        .args(["push", "--porcelain", &up.remote])
+        .arg(format!("{commit}:{}", up.merge))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null());
+    if !own_ssh {
+        cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    }
+    let out = cmd.output().map_err(|e| PushError::NoGit {
+        reason: e.to_string(),
+        commit: short(commit),
+    })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // A refused ref is marked `!` (whatever the exit status of this git version).
+    if out.status.success() && !stdout.lines().any(|l| l.starts_with('!')) {
+        return Ok(up);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if rejected_because_remote_moved(&stdout) {
+        return Err(PushError::Rejected {
+            upstream: up.to_string(),
+            commit: short(commit),
+        });
+    }
+    let reason: Vec<&str> = stderr
+        .lines()
+        .chain(stdout.lines().filter(|l| l.starts_with('!')))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .collect();
+    Err(PushError::Failed {
+        upstream: up.to_string(),
+        commit: short(commit),
+        reason: if reason.is_empty() {
+            format!("git exited with {}", out.status)
+        } else {
+            reason[reason.len().saturating_sub(3)..].join(" / ")
+        },
+    })
+}
+
+/// `git push --porcelain` marks a rejected ref with `!`; `fetch first` and `non-fast-forward`
+/// (and `stale info`) say the remote has commits this clone has not.
+fn rejected_because_remote_moved(porcelain: &str) -> bool {
+    porcelain.lines().any(|l| {
+        l.starts_with('!')
+            && (l.contains("(fetch first)")
+                || l.contains("(non-fast-forward)")
+                || l.contains("(stale info)"))
+            && !l.contains("[remote rejected]")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_that_moved_is_told_apart_from_other_refusals() {
+        assert!(rejected_because_remote_moved(
+            "To /tmp/r.git\n!\tabc:refs/heads/main\t[rejected] (fetch first)\nDone\n"
+        ));
+        assert!(rejected_because_remote_moved(
+            "To x\n!\tabc:refs/heads/main\t[rejected] (non-fast-forward)\nDone\n"
+        ));
+        assert!(!rejected_because_remote_moved(
+            "To x\n!\tabc:refs/heads/main\t[remote rejected] (pre-receive hook declined)\nDone\n"
+        ));
+        assert!(!rejected_because_remote_moved(
+            "To x\n \tabc:refs/heads/main\t1111..2222\nDone\n"
+        ));
+    }
+
+    #[test]
+    fn upstream_names_remote_and_branch() {
+        let u = Upstream {
+            branch: "main".into(),
+            remote: "origin".into(),
+            merge: "refs/heads/main".into(),
+        };
+        assert_eq!(u.to_string(), "origin/main");
+    }
+}

@@ -970,11 +970,11 @@ fn an_ssh_endpoint_cannot_smuggle_an_option_to_ssh() {
         Duration::from_secs(30),
     );
     assert!(!r.timed_out);
-    // The destination is the last argument of each ssh invocation.
+    // The destination is the argument after `--` in each ssh invocation.
     let argv = std::fs::read_to_string(&log).unwrap_or_default();
     let destinations: Vec<&str> = argv
         .split("---\n")
-        .filter_map(|call| call.lines().last())
+        .filter_map(|call| call.lines().skip_while(|a| *a != "--").nth(1))
         .collect();
     assert!(
         validated == Some(1) && destinations.iter().all(|d| !d.starts_with('-')),

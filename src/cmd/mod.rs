@@ -99,6 +99,38 @@ pub fn selection(s: &CliSelection) -> Selection {
 }
 
 /// Prints one JSON document on stdout.
+/// Whether this run pushes its pin commit: `--push`, or `git: {push: true}` unless `--no-push`.
+pub fn wants_push(m: &crate::manifest::Manifest, push: bool, no_push: bool) -> bool {
+    push || (m.git.push && !no_push)
+}
+
+/// Pushes a pin commit; prints where it went (or why not) and returns the JSON `push` field and
+/// whether it failed.
+pub fn push_commit(
+    config: &Config,
+    path: &std::path::Path,
+    commit: &str,
+) -> (serde_json::Value, bool) {
+    match crate::git::push(path, commit) {
+        Ok(up) => {
+            if config.format != crate::cli::Format::Json {
+                println!("pushed {} to {up}", &commit[..12.min(commit.len())]);
+            }
+            (
+                serde_json::json!({"ok": true, "to": up.to_string(), "error": null}),
+                false,
+            )
+        }
+        Err(e) => {
+            eprintln!("{} {e}", config.err.red("error:"));
+            (
+                serde_json::json!({"ok": false, "to": null, "error": e.to_string()}),
+                true,
+            )
+        }
+    }
+}
+
 pub fn print_json(v: &impl serde::Serialize) {
     println!(
         "{}",

@@ -1,5 +1,6 @@
 //! `fleetpin promote FROM TO`: pin TO to the digests FROM runs, behind the gates of
-//! `ops::promote`, and commit (the manifest file alone). Nothing is deployed.
+//! `ops::promote`, and commit (the manifest file alone), then push it with `--push` or
+//! `git: {push: true}`. Nothing is deployed.
 
 use crate::cli::{Format, PromoteArgs};
 use crate::config::Config;
@@ -91,6 +92,7 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
     let refused = gates.iter().any(|g| !g.passed && !g.overridden);
 
     let mut committed = None;
+    let mut push_failed = false;
     let mut wrote = false;
     let mut error = None;
     if !refused && !moves.is_empty() && !args.dry_run {
@@ -133,7 +135,16 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
         }
     }
 
+    let push = super::wants_push(m, args.push, args.no_push);
     if config.format == Format::Json {
+        let pushed = match &committed {
+            Some((id, _)) if push => {
+                let (doc, failed) = super::push_commit(config, &loaded.path, id);
+                push_failed = failed;
+                doc
+            }
+            _ => serde_json::Value::Null,
+        };
         let doc = serde_json::json!({
             "from": args.from,
             "to": args.to,
@@ -143,6 +154,7 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
             "pins": moves,
             "written": wrote,
             "commit": committed.as_ref().map(|(id, _)| id),
+            "push": pushed,
             "error": error,
         });
         super::print_json(&doc);
@@ -187,6 +199,9 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
             println!("\n--dry-run: nothing was written.");
         } else if let Some((id, message)) = &committed {
             println!("\ncommitted {}: {message}", &id[..12]);
+            if push {
+                push_failed = super::push_commit(config, &loaded.path, id).1;
+            }
             println!("deploy it with: fleetpin apply {}", args.to);
         } else if wrote {
             println!(
@@ -198,7 +213,7 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
             eprintln!("{} {e}", config.err.red("error:"));
         }
     }
-    Ok(if refused || error.is_some() {
+    Ok(if refused || error.is_some() || push_failed {
         Exit::Failure
     } else {
         Exit::Success

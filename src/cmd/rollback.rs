@@ -4,7 +4,9 @@
 //!
 //! Everything that can refuse does so before any host is touched: a service the environment does
 //! not pin, a service with nothing to go back to, hosts that would go back to different versions
-//! (`--to` settles it), a manifest that could not be committed afterwards. With `--host` on a
+//! (`--to` settles it), a manifest that could not be committed afterwards. A push (`--push`,
+//! `git: {push: true}`) comes last: one that fails leaves the hosts and the local commit as they
+//! are and exits 1. With `--host` on a
 //! subset of the environment's hosts, only those hosts go back, nothing is committed (the pin is
 //! the environment's), and the report names the hosts that now differ from the pin.
 
@@ -156,17 +158,11 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
         notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".into());
     }
     let pin_commit_failed = notes.iter().any(|n| n.starts_with("the pins could not"));
-    if config.format == Format::Json {
-        super::print_json(&json!({
-            "environment": args.env,
-            "ok": !failed && !pin_commit_failed,
-            "hosts": reports,
-            "pins": moves.iter().map(|(s, f, t)| json!({"service": s, "from": f, "to": t})).collect::<Vec<_>>(),
-            "pinned": !subset && commit && committed.is_some(),
-            "commit": committed.as_ref().map(|(id, _)| id),
-            "notes": notes,
-        }));
-    } else {
+    let push = super::wants_push(m, args.push, args.no_push);
+    if push && committed.is_none() && args.push {
+        notes.push("--push: nothing was committed, so nothing was pushed".into());
+    }
+    if config.format != Format::Json {
         print!(
             "{}",
             crate::render::plan::apply_report(&reports, config.out)
@@ -174,9 +170,29 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
         if let Some((id, message)) = &committed {
             println!("\ncommitted {}: {message}", &id[..12.min(id.len())]);
         }
+    }
+    let (pushed, push_failed) = match &committed {
+        Some((id, _)) if push => {
+            let (doc, failed) = super::push_commit(config, &loaded.path, id);
+            (doc, failed)
+        }
+        _ => (serde_json::Value::Null, false),
+    };
+    if config.format == Format::Json {
+        super::print_json(&json!({
+            "environment": args.env,
+            "ok": !failed && !pin_commit_failed && !push_failed,
+            "hosts": reports,
+            "pins": moves.iter().map(|(s, f, t)| json!({"service": s, "from": f, "to": t})).collect::<Vec<_>>(),
+            "pinned": !subset && commit && committed.is_some(),
+            "commit": committed.as_ref().map(|(id, _)| id),
+            "push": pushed,
+            "notes": notes,
+        }));
+    } else {
         for n in &notes {
             println!("note: {n}");
         }
     }
-    Ok(super::run_exit(failed || pin_commit_failed))
+    Ok(super::run_exit(failed || pin_commit_failed || push_failed))
 }

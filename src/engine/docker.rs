@@ -1,5 +1,6 @@
 //! The bollard implementation of the `Engine` seam: connecting over unix, tcp (TLS, or plain when
-//! the manifest says `insecure: true`, both pooled: `transport`) and ssh, and turning bollard's
+//! the manifest says `insecure: true`, both pooled: `transport`) and ssh (`ssh`: the operator's
+//! OpenSSH client running `docker system dial-stdio`, sessions bounded per host), and turning bollard's
 //! errors and types into fleetpin's.
 //!
 //! The API version: bollard 0.21 sends every path without a version prefix (it joins the path over
@@ -108,18 +109,16 @@ impl DockerEngine {
                     });
                 }
             },
-            Endpoint::Ssh { user, host, port } => {
-                // bollard hands ssh everything after `ssh://` as the destination: `host:22` would
-                // be taken for a host name, so a port goes there only where one was written (and
-                // ssh reads a custom port best from ~/.ssh/config).
-                let dest = format!(
-                    "ssh://{}{host}{}",
-                    user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(),
-                    port.map(|p| format!(":{p}")).unwrap_or_default()
-                );
-                Docker::connect_with_ssh(&dest, REQUEST_TIMEOUT_SECS, version, None)
-                    .map_err(conn)?
-            }
+            Endpoint::Ssh { user, host, port } => crate::engine::ssh::docker(
+                crate::engine::ssh::Destination {
+                    user: user.clone(),
+                    host: host.clone(),
+                    // No port written: ssh's own choice (22, or the operator's ssh config).
+                    port: *port,
+                },
+                connect_timeout,
+                REQUEST_TIMEOUT_SECS,
+            )?,
         };
         Ok(DockerEngine {
             docker,
@@ -147,6 +146,16 @@ impl DockerEngine {
                 what: what.to_string(),
                 reason: message,
             },
+            BError::IOError { ref err }
+                if err
+                    .get_ref()
+                    .is_some_and(|e| e.is::<crate::engine::ssh::SshError>()) =>
+            {
+                EngineError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    reason: err.to_string(),
+                }
+            }
             BError::RequestTimeoutError => EngineError::Timeout {
                 endpoint: self.endpoint.clone(),
                 seconds: REQUEST_TIMEOUT_SECS,

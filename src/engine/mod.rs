@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod docker;
 pub mod memory;
 pub mod reference;
+pub mod ssh;
 pub mod transport;
 
 use serde::Serialize;

@@ -2,8 +2,8 @@
 //! share kept-alive connections (and, with TLS, one handshake) instead of one new connection per
 //! request. bollard's own HTTP and HTTPS clients disable pooling, which at a fleet's scale costs a
 //! TCP (and TLS) handshake per inspect and a file descriptor per request in flight: an audit of
-//! 1,000 hosts then runs out of descriptors. Unix sockets and ssh keep bollard's transports
-//! (local, or one ssh session per request by design).
+//! 1,000 hosts then runs out of descriptors. Unix sockets keep bollard's transport (local); ssh
+//! has its own (`engine::ssh`), which `custom` serves too.
 
 use crate::engine::EngineError;
 use bollard::{BollardRequest, Docker};
@@ -106,7 +106,7 @@ pub fn https(
     })
 }
 
-fn custom(
+pub(crate) fn custom(
     addr: &str,
     request_timeout_secs: u64,
     send: impl Fn(

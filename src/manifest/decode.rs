@@ -7,7 +7,7 @@ use crate::manifest::pin::VersionPin;
 use crate::manifest::values::{Endpoint, PortMapping, VolumeMount, parse_duration, parse_memory};
 use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
-    DEFAULT_RETAIN, Environment, Healthcheck, Host, Located, Logging, Manifest, ManifestSpans,
+    DEFAULT_RETAIN, Environment, Git, Healthcheck, Host, Located, Logging, Manifest, ManifestSpans,
     OnFailure, Order, Override, RestartPolicy, Rollout, Service, Tls, Update,
 };
 use indexmap::IndexMap;
@@ -489,7 +489,7 @@ impl Decoder {
         let o = self.obj(
             root,
             "the manifest",
-            &["platform", "retain", "services", "environments"],
+            &["platform", "retain", "services", "environments", "git"],
         )?;
         let mut spans = ManifestSpans::default();
         let platform = self.required(&o, "platform", "the manifest").and_then(|n| {
@@ -521,14 +521,26 @@ impl Decoder {
                 spans.environments = n.span;
                 self.environments(n)
             });
+        let git = o.get("git").and_then(|n| self.git(n)).unwrap_or_default();
         Some(Manifest {
             platform: platform.unwrap_or_default(),
             retain: retain.unwrap_or(DEFAULT_RETAIN),
             services: services.unwrap_or_default(),
             environments: environments.unwrap_or_default(),
+            git,
             spans,
             written_services: self.written_services.clone(),
         })
+    }
+
+    /// `git: {push: true}`: what fleetpin does with its pin commits.
+    fn git(&mut self, n: &Node) -> Option<Git> {
+        let o = self.obj(n, "`git`", &["push"])?;
+        let push = o
+            .get("push")
+            .and_then(|x| self.boolean(x, "`push` of `git`"))
+            .unwrap_or(false);
+        Some(Git { push })
     }
 
     fn services(&mut self, n: &Node) -> Option<IndexMap<String, Service>> {

@@ -47,6 +47,8 @@ pub struct Manifest {
     /// The environments in promotion order (for example recette, preprod, prod).
     #[schemars(length(min = 1))]
     pub environments: IndexMap<EnvironmentName, Environment>,
+    /// What fleetpin does with the commits it makes (rollback, promote).
+    pub git: Git,
     #[schemars(skip)]
     pub spans: ManifestSpans,
     /// Every service name written in `services`, including ones with problems.
@@ -166,6 +168,15 @@ impl Order {
 
 /// How long the old container serves on after the new one passed its gate, by default.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(2);
+
+/// What fleetpin does with the pin commits it makes (`rollback`, `promote`).
+#[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Git {
+    /// Push each pin commit to the current branch's upstream, as `--push` does (`--no-push`
+    /// skips it for one run). Default false: commits stay local.
+    pub push: bool,
+}
 
 /// What an environment's rollout does across its hosts.
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]

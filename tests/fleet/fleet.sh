@@ -73,6 +73,13 @@ readonly AUTH_USER=fleet
 readonly AUTH_PASSWORD=fleetpass
 # optional TLS host (FLEET_TLS_HOST=hK)
 readonly TLS_DIR=${RUN_DIR}/tls
+# The sshd (always): in the namespace of host SSH_K (h2, or h1 in a one-host
+# fleet), key authentication only, on ports 22 and 2222; its sessions reach
+# that host's dockerd through DOCKER_HOST (sshd_config SetEnv), so
+# `ssh ... docker system dial-stdio` works as on a real Docker host.
+readonly SSH_DIR=${RUN_DIR}/ssh
+readonly SSH_USER=root
+readonly SSH_PORTS=(22 2222)
 # launch.sh understands start requests on keeper.fifo (start-host, start-registry)
 readonly CTL_MARKER='# fleet-ctl: v1'
 
@@ -81,6 +88,7 @@ readonly CTL_MARKER='# fleet-ctl: v1'
 TLS_HOST_K=""       # index K of the TLS host, or empty
 AUTH_REG=""         # 1 when the authenticated registry exists
 LIVE_RESTORE=""     # 1: every dockerd has live-restore (FLEET_LIVE_RESTORE=1)
+SSH_K=""            # index K of the host whose namespace runs the sshd
 
 SCRIPT_START_MS=$(date +%s%3N)
 
@@ -206,6 +214,9 @@ ensure_packages() {
     command -v iptables >/dev/null || pkgs+=(iptables)
     command -v curl >/dev/null || pkgs+=(curl)
     command -v faketime >/dev/null || pkgs+=(faketime)   # the tests run a client whose clock is off
+    [ -x /usr/sbin/sshd ] || pkgs+=(openssh-server)       # the fleet's sshd (ssh:// endpoints, git over ssh)
+    command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || pkgs+=(openssh-client)
+    command -v git >/dev/null || pkgs+=(git)             # `--push` runs git; the sshd serves git-receive-pack
     [ -x "$CADDY_BIN" ] || pkgs+=(caddy)                 # the caddy and graceful images
     command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null \
         || pkgs+=(util-linux)
@@ -250,10 +261,13 @@ ensure_packages() {
     # installed it: its unit would serve :80 in the root namespace at boot).
     local svc svcs=(docker containerd docker-registry)
     case " ${pkgs[*]} " in *" caddy "*) svcs+=(caddy caddy-api) ;; esac
+    # openssh-server only when we installed it (the machine had no sshd of its own)
+    case " ${pkgs[*]} " in *" openssh-server "*) svcs+=(ssh) ;; esac
     for svc in "${svcs[@]}"; do
         if [ -d /run/systemd/system ]; then   # systemd is PID 1
             systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
             if [ "$svc" = docker ]; then systemctl disable --now docker.socket >/dev/null 2>&1 || true; fi
+            if [ "$svc" = ssh ]; then systemctl disable --now ssh.socket >/dev/null 2>&1 || true; fi
         fi
         if [ -x "/etc/init.d/$svc" ]; then
             "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
@@ -420,6 +434,15 @@ do_down() {
         [ -d "$cg" ] || continue
         find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done
+
+    # 5a. /run/sshd, if `up` made it and no other sshd (the machine's) runs now.
+    if [ -e "${SSH_DIR}/created-run-sshd" ]; then
+        local other=""
+        for p in /proc/[0-9]*; do
+            [ "$(cat "$p/comm" 2>/dev/null)" = sshd ] && alive "${p#/proc/}" && other=1
+        done
+        [ -n "$other" ] || rmdir /run/sshd 2>/dev/null || true
+    fi
 
     # 5. State. --one-file-system: never descend into a mount we failed to remove.
     rm -rf --one-file-system "$RUN_DIR" "$DATA_DIR" 2>/dev/null || true
@@ -616,6 +639,7 @@ start_daemons() {
     local n=$1 sd=$2 k f=${RUN_DIR}/launch.sh cgroot reaper names="reg"
     [ -z "$AUTH_REG" ] || names="$names areg"
     for k in $(seq 1 "$n"); do names="$names h$k"; done
+    names="$names ssh"
     {
         cat <<'EOF'
 #!/bin/bash
@@ -650,6 +674,9 @@ EOF
             dockerd_launch "$k" "$sd"
             echo "}"
         done
+        echo "start_ssh() {"
+        sshd_launch
+        echo "}"
         for k in $names; do echo "start_$k"; done
         # Stay alive even when every daemon died (kill -9 tests): exiting would
         # end tini, and later orphans (shims, containers) would lose their
@@ -1129,6 +1156,13 @@ write_env_file() {
             echo "FLEET_TLS_DIR=$TLS_DIR"
         fi
         if [ -n "$LIVE_RESTORE" ]; then echo "FLEET_LIVE_RESTORE=1"; fi
+        echo "FLEET_SSH_HOST=h$SSH_K"
+        echo "FLEET_SSH_USER=$SSH_USER"
+        echo "FLEET_SSH_ADDR=$(ssh_addr)"
+        echo "FLEET_SSH_PORTS=${SSH_PORTS[*]}"
+        echo "FLEET_SSH_KEY=$SSH_DIR/id_ed25519"
+        echo "FLEET_SSH_KNOWN_HOSTS=$SSH_DIR/known_hosts"
+        echo "FLEET_SSH_CONFIG=$SSH_DIR/config"
         if [ -n "$AUTH_REG" ]; then
             echo "FLEET_AUTH_REGISTRY=$AUTH_REGISTRY"
             echo "FLEET_AUTH_USER=$AUTH_USER"
@@ -1176,6 +1210,8 @@ parse_up_options() {
         0 | '' | false | no) AUTH_REG="" ;;
         *) die "FLEET_REGISTRY_AUTH must be 1 or 0, got '$FLEET_REGISTRY_AUTH'" ;;
     esac
+    SSH_K=2
+    [ "$n" -ge 2 ] || SSH_K=1
     case ${FLEET_LIVE_RESTORE:-0} in
         1 | true | yes) LIVE_RESTORE=1 ;;
         0 | '' | false | no) LIVE_RESTORE="" ;;
@@ -1243,6 +1279,144 @@ EOF
     rm -f "$d/openssl.log" "$cnf"
 }
 
+# ---------------------------------------------------------------------- ssh --
+# The fleet's sshd, for ssh:// endpoints and git over ssh. It runs in host
+# SSH_K's network namespace (address 10.213.7.(10+K), ports 22 and 2222) and
+# in a mount namespace of its own, in which a minimal /etc/shadow is bound
+# over the real one: with UsePAM no, sshd refuses an account whose password
+# field is locked (`!`), as root's is on many machines; the copy says `*`
+# (no password usable, not locked). Nothing in the root mount namespace
+# changes, except /run/sshd (sshd's privilege separation directory), made
+# only if missing and removed again by `down`.
+# Sessions get DOCKER_HOST=unix://<hK's socket> from sshd_config's SetEnv, so
+# `docker system dial-stdio` (what fleetpin and the docker CLI run over ssh)
+# reaches that host's dockerd, and nothing like /var/run/docker.sock is
+# created on the machine. git-upload-pack / git-receive-pack are the
+# machine's (the sshd shares its filesystem): a bare repository anywhere on
+# disk is reachable as ssh://root@ADDR/ABSOLUTE/PATH.git.
+# Files in $SSH_DIR: ssh_host_ed25519_key(.pub), id_ed25519(.pub) (the client
+# key, root-only), authorized_keys, known_hosts (both ports), config (for
+# `ssh -F`), sshd_config, shadow, sshd.log.
+ssh_addr() { host_addr "$SSH_K"; }
+
+gen_ssh_files() {
+    local d=$SSH_DIR addr hostkey p
+    [ -n "$SSH_DIR" ] && [ -n "$SSH_K" ] || die "gen_ssh_files: SSH_DIR/SSH_K unset"
+    addr=$(ssh_addr)
+    mkdir -p "$d"
+    chmod 755 "$d"
+    rm -f "$d"/ssh_host_ed25519_key* "$d"/id_ed25519*
+    ssh-keygen -q -t ed25519 -N '' -C "fleetpin-fleet sshd" -f "$d/ssh_host_ed25519_key" </dev/null >/dev/null ||
+        die "ssh-keygen (host key) failed"
+    ssh-keygen -q -t ed25519 -N '' -C "fleetpin-fleet client" -f "$d/id_ed25519" </dev/null >/dev/null ||
+        die "ssh-keygen (client key) failed"
+    chmod 600 "$d/ssh_host_ed25519_key" "$d/id_ed25519"
+    cp "$d/id_ed25519.pub" "$d/authorized_keys"
+    chmod 644 "$d/authorized_keys"
+    hostkey=$(cut -d' ' -f1,2 "$d/ssh_host_ed25519_key.pub")
+    : >"$d/known_hosts"
+    for p in "${SSH_PORTS[@]}"; do
+        if [ "$p" = 22 ]; then echo "$addr $hostkey"; else echo "[$addr]:$p $hostkey"; fi >>"$d/known_hosts"
+    done
+    chmod 644 "$d/known_hosts"
+    {
+        echo "# written by tests/fleet/fleet.sh: \`ssh -F $d/config root@$addr\` (or -p 2222)"
+        echo "# reaches the fleet's sshd with the fleet's key and known_hosts, and nothing else."
+        echo "Host $addr"
+        echo "    IdentityFile $d/id_ed25519"
+        echo "    IdentitiesOnly yes"
+        echo "    IdentityAgent none"
+        echo "    UserKnownHostsFile $d/known_hosts"
+        echo "    GlobalKnownHostsFile /dev/null"
+        echo "    StrictHostKeyChecking yes"
+        echo "    BatchMode yes"
+        echo "    ConnectTimeout 5"
+    } >"$d/config"
+    chmod 644 "$d/config"
+    printf 'root:*:19000:0:99999:7:::\n' >"$d/shadow"
+    chmod 600 "$d/shadow"
+    {
+        echo "# written by tests/fleet/fleet.sh - the fleet's sshd in $(host_ns "$SSH_K"): key authentication only"
+        for p in "${SSH_PORTS[@]}"; do echo "ListenAddress $addr:$p"; done
+        echo "HostKey $d/ssh_host_ed25519_key"
+        echo "PidFile $d/sshd.pid"
+        echo "AuthorizedKeysFile $d/authorized_keys"
+        echo "AuthenticationMethods publickey"
+        echo "PubkeyAuthentication yes"
+        echo "PasswordAuthentication no"
+        echo "KbdInteractiveAuthentication no"
+        echo "PermitRootLogin prohibit-password"
+        echo "AllowUsers $SSH_USER"
+        echo "UsePAM no"
+        echo "UseDNS no"
+        echo "PrintMotd no"
+        echo "PrintLastLog no"
+        echo "X11Forwarding no"
+        echo "AllowAgentForwarding no"
+        echo "AllowTcpForwarding no"
+        echo "PermitTunnel no"
+        echo "# tests open sessions in parallel"
+        echo "MaxStartups 100:30:300"
+        echo "MaxSessions 50"
+        echo "LogLevel VERBOSE"
+        echo "SetEnv DOCKER_HOST=unix://$(host_sock "$SSH_K")"
+    } >"$d/sshd_config"
+    chmod 644 "$d/sshd_config"
+    if [ ! -d /run/sshd ]; then
+        mkdir -m 755 /run/sshd
+        touch "$d/created-run-sshd"
+    fi
+    /usr/sbin/sshd -t -f "$d/sshd_config" >"$d/sshd-check.log" 2>&1 || {
+        log_tail "$d/sshd-check.log"
+        die "sshd -t refused $d/sshd_config"
+    }
+    rm -f "$d/sshd-check.log"
+}
+
+# The launch line for the sshd (launch.sh's start_ssh): hK's network
+# namespace, a private mount namespace with the minimal shadow, sshd in the
+# foreground (-D) logging to stderr (-e: sshd.log).
+sshd_launch() {
+    local cgroot
+    cgroot=$(cg_track_root)
+    emit_launch "$SSH_DIR/spawn.pid" "${cgroot:+$cgroot/ssh}" "$SSH_DIR/sshd.log" \
+        nsenter --net=/var/run/netns/"$(host_ns "$SSH_K")" \
+        unshare --mount --propagation private \
+        sh -c 'mount --bind "$0/shadow" /etc/shadow && exec /usr/sbin/sshd -D -e -f "$0/sshd_config"' "$SSH_DIR"
+}
+
+# `ssh` to the fleet's sshd on port $1, running "${@:2}" there
+fleet_ssh() {
+    local port=$1
+    shift
+    ssh -F "$SSH_DIR/config" -o ConnectTimeout=2 -p "$port" "$SSH_USER@$(ssh_addr)" "$@"
+}
+
+# the sshd answers on every port, and a session there reaches hK's dockerd
+ssh_ready() {
+    local p
+    for p in "${SSH_PORTS[@]}"; do
+        [ "$(fleet_ssh "$p" docker version --format '{{.Server.Os}}' </dev/null 2>/dev/null)" = linux ] || return 1
+    done
+}
+
+wait_ssh() {
+    local deadline=$(($(date +%s) + START_TIMEOUT)) pid
+    until ssh_ready; do
+        pid=$(cat "$SSH_DIR/spawn.pid" 2>/dev/null || echo "")
+        if [ -n "$pid" ] && ! alive "$pid"; then
+            log_tail "$SSH_DIR/sshd.log"
+            die "the sshd exited during startup (log: $SSH_DIR/sshd.log)"
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log_tail "$SSH_DIR/sshd.log"
+            die "ssh -F $SSH_DIR/config $SSH_USER@$(ssh_addr) could not run \`docker version\` on ports ${SSH_PORTS[*]} within ${START_TIMEOUT}s"
+        fi
+        sleep 0.2
+    done
+}
+
+
 do_up() {
     local n sd k t0
     n=$(fleet_size "${1:-}")
@@ -1266,6 +1440,7 @@ do_up() {
         gen_tls_certs "$TLS_HOST_K"
         log "up: TLS certificates for h$TLS_HOST_K in $TLS_DIR"
     fi
+    gen_ssh_files
     local cgroot
     cgroot=$(cg_track_root)
     [ -n "$cgroot" ] && mkdir -p "$cgroot"
@@ -1277,6 +1452,8 @@ do_up() {
     build_images
     log "up: images pushed to $REGISTRY (${APP_REPO##*/}: ${APP_TAGS[*]}; ${PROXY_REPO##*/}: $PROXY_TAG; ${CADDY_REPO##*/}: $CADDY_TAG; ${GRACEFUL_REPO##*/}: ${GRACEFUL_TAGS[*]}); waiting for all hosts"
     for k in $(seq 2 "$n"); do wait_host "$k"; done
+    wait_ssh
+    log "up: sshd on $(ssh_addr) ports ${SSH_PORTS[*]} (in h$SSH_K's namespace, DOCKER_HOST = h$SSH_K)"
     write_env_file "$n" "$sd"
     log "up: fleet ready in $(($(date +%s) - t0))s: h1..h$n at $(host_addr 1)..$(host_addr "$n"), env in $ENV_FILE"
 }
@@ -1299,6 +1476,8 @@ load_fleet() {
     TLS_HOST_K=${TLS_HOST_K#h}
     AUTH_REG=""
     if [ -n "${FLEET_ENV[FLEET_AUTH_REGISTRY]:-}" ]; then AUTH_REG=1; fi
+    SSH_K=${FLEET_ENV[FLEET_SSH_HOST]:-}
+    SSH_K=${SSH_K#h}
 }
 
 # Hosts taken down on purpose (kill-host/stop-host) are not an error here.
@@ -1358,6 +1537,14 @@ do_status() {
             ok=1
         fi
     done
+    if [ -n "$SSH_K" ]; then
+        if ssh_ready; then
+            printf '%-9s %-12s ok    ports %s, user %s, docker = h%s\n' sshd "$(ssh_addr)" "${SSH_PORTS[*]}" "$SSH_USER" "$SSH_K"
+        else
+            printf '%-9s %-12s DOWN  ssh -F %s -p PORT %s@%s docker version\n' sshd "$(ssh_addr)" "$SSH_DIR/config" "$SSH_USER" "$(ssh_addr)"
+            ok=1
+        fi
+    fi
     for h in ${FLEET_ENV[FLEET_HOSTS]}; do
         k=${h#h}
         addr=${FLEET_ENV[FLEET_H${k}_ADDR]}

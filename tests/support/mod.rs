@@ -39,6 +39,58 @@ pub struct Fleet {
     pub graceful_image: String,
     pub tags: Vec<String>,
     pub hosts: Vec<FleetHost>,
+    /// The fleet's sshd (FLEET_SSH_*), when fleet.env describes one.
+    pub ssh: Option<FleetSsh>,
+}
+
+/// The fleet's sshd: in one host's namespace, key authentication only, its sessions reaching
+/// that host's dockerd (tests/fleet/README.md, "sshd").
+#[derive(Debug, Clone)]
+pub struct FleetSsh {
+    /// The fleet host whose dockerd the sessions reach (`h2`).
+    pub host: String,
+    pub user: String,
+    pub addr: String,
+    /// 22 and 2222.
+    pub ports: Vec<u16>,
+    /// For `ssh -F`: the fleet's key and known_hosts for that address.
+    pub config: String,
+}
+
+impl FleetSsh {
+    /// The ssh command line tests give fleetpin (FLEETPIN_SSH_COMMAND) and git (GIT_SSH_COMMAND).
+    pub fn command(&self) -> String {
+        format!("ssh -F {}", self.config)
+    }
+}
+
+/// The fleet's sshd, or `None` (after a loud note) outside CI when fleet.env has none; under CI,
+/// panics.
+pub fn ssh(fleet: &Fleet) -> Option<FleetSsh> {
+    match &fleet.ssh {
+        Some(s) => Some(s.clone()),
+        None => {
+            let msg = "the fleet has no sshd (no FLEET_SSH_* in fleet.env: it was started by an \
+                       older fleet.sh); run `sudo tests/fleet/fleet.sh up` again.";
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}");
+            }
+            eprintln!("\n!!! SKIPPING ssh fleet test: {msg}\n");
+            None
+        }
+    }
+}
+
+/// Skip (outside CI) or fail (under CI) when the fleet or its sshd is not up.
+#[macro_export]
+macro_rules! require_ssh {
+    () => {{
+        let fleet = require_fleet!();
+        match support::ssh(&fleet) {
+            Some(s) => (fleet, s),
+            None => return,
+        }
+    }};
 }
 
 fn env_file() -> PathBuf {
@@ -86,6 +138,18 @@ fn parse(text: &str) -> Option<Fleet> {
             .map(String::from)
             .collect(),
         hosts,
+        ssh: (|| {
+            Some(FleetSsh {
+                host: get("FLEET_SSH_HOST")?,
+                user: get("FLEET_SSH_USER")?,
+                addr: get("FLEET_SSH_ADDR")?,
+                ports: get("FLEET_SSH_PORTS")?
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect(),
+                config: get("FLEET_SSH_CONFIG")?,
+            })
+        })(),
     })
 }
 
