@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod deploy;
 pub mod history;
+pub mod logs;
 pub mod pins;
 pub mod promote;
 pub mod rollback;
