@@ -555,10 +555,15 @@ impl Decoder {
     fn hook_command(&mut self, n: &Node, what: &str) -> Option<Located<String>> {
         let s = self.text(n, what)?;
         if s.trim().is_empty() {
-            self.problem(n.span, format!("{what} is empty; write a command, or leave the hook out"));
+            self.problem(
+                n.span,
+                format!("{what} is empty; write a command, or leave the hook out"),
+            );
             return None;
         }
-        if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+        if s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
             self.problem(n.span, format!("{what} contains a control character"));
             return None;
         }
@@ -649,7 +654,9 @@ impl Decoder {
                 if let Err(rule) = valid_env_key(&s) {
                     self.problem(
                         x.span,
-                        format!("`webhook_env` of {what} names an environment variable: `{s}` is {rule}"),
+                        format!(
+                            "`webhook_env` of {what} names an environment variable: `{s}` is {rule}"
+                        ),
                     );
                     return None;
                 }

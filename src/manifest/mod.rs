@@ -164,7 +164,10 @@ struct HookSchema(#[schemars(length(min = 1))] String);
 
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-struct WebhookSchema(#[schemars(regex(pattern = r"^https?://[^/@\s]+(/\S*)?$"))] String);
+struct WebhookSchema(
+    #[schemars(regex(pattern = r"^https?://[^/@\s]+(/\S*)?$"))]
+    String,
+);
 
 /// One service: what runs, and how.
 #[derive(Debug, Clone, JsonSchema)]

@@ -449,7 +449,10 @@ mod tests {
         ] {
             let e = check_webhook(bad).expect_err(bad);
             assert!(e.contains(why), "{bad}: {e}");
-            assert!(!e.contains("hooks.example"), "the URL is never repeated: {e}");
+            assert!(
+                !e.contains("hooks.example"),
+                "the URL is never repeated: {e}"
+            );
         }
         assert_eq!(
             url_origin("https://hooks.slack.com/services/T0/B0/XXXX?a=b"),
