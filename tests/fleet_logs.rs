@@ -48,7 +48,7 @@ fn sorted(text: &str) -> Vec<String> {
 #[test]
 fn lines_from_two_hosts_each_prefixed_with_tail_and_json_lines() {
     let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "logs");
+    let s = Scenario::new(&fleet, "lhlogs");
     s.write(&manifest(&s, &["h1", "h2"], None));
     let out = s.run(&["apply", "test", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -152,7 +152,7 @@ fn lines_from_two_hosts_each_prefixed_with_tail_and_json_lines() {
 #[test]
 fn an_unreachable_host_is_a_warning_and_exit_1_and_the_others_are_shown() {
     let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "logsdead");
+    let s = Scenario::new(&fleet, "lhlogsdead");
     s.write(&manifest(&s, &["h3"], None));
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     // 10.213.7.250 is in the fleet's subnet and never assigned: a host whose engine is gone.
@@ -170,7 +170,7 @@ fn an_unreachable_host_is_a_warning_and_exit_1_and_the_others_are_shown() {
 #[test]
 fn follow_says_when_a_container_stops_keeps_the_others_and_ctrl_c_exits_0() {
     let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "logsfollow");
+    let s = Scenario::new(&fleet, "lhlogsfollow");
     s.write(&manifest(&s, &["h1", "h2"], None));
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     let ticker = format!("{}-test-ticker", s.platform);
