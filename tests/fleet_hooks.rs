@@ -1,8 +1,9 @@
 //! Hooks and notifications on the private fleet: the manifest's `pre_`/`post_` hooks run around
 //! apply, rollback and promote with the change in their environment (and never an env_file
-//! value); a failing or timed-out `pre_apply` leaves every host untouched; a webhook receiver on
-//! loopback gets each outcome with the bearer token; an unreachable webhook only warns. No host
-//! port is published; the receivers listen on ephemeral loopback ports.
+//! value); a failing or timed-out `pre_apply` leaves every host untouched and a failing
+//! `pre_promote` writes no pin; a webhook receiver on loopback gets each outcome with the bearer
+//! token; an unreachable webhook only warns. No host port is published; the receivers listen on
+//! ephemeral loopback ports.
 
 mod support;
 
@@ -323,6 +324,20 @@ fn a_failing_or_timed_out_pre_hook_leaves_every_host_untouched() {
         ),
         "{out:?}"
     );
+
+    // promote: a failing pre_promote writes no pin and commits nothing.
+    let top = "hooks:\n  pre_promote: 'echo no promotions on Fridays >&2; exit 4'\n";
+    s.write(&manifest(&s, &["h1", "h2"], "1.0.0", top));
+    let (head, text) = (s.head(), std::fs::read_to_string(s.path()).unwrap());
+    let out = s.run(&["promote", "test", "next"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("error: the pre_promote hook failed (exit status 4): nothing was changed"),
+        "{out:?}"
+    );
+    assert_eq!(s.head(), head, "no pin commit");
+    assert_eq!(std::fs::read_to_string(s.path()).unwrap(), text);
 
     // Every host as it was: the same containers, none added, still 1.0.0.
     let after: Vec<(String, Vec<String>)> = ["h1", "h2"]
