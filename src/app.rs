@@ -103,6 +103,7 @@ fn dispatch(command: Command, config: &Config) -> crate::error::Result<Exit> {
         Command::Promote(args) => cmd::promote::run(config, &args),
         Command::Audit(args) => cmd::audit::run(config, &args),
         Command::History(args) => cmd::history::run(config, &args),
+        Command::Logs(args) => cmd::logs::run(config, &args),
         Command::Unlock(args) => cmd::unlock::run(config, &args),
     }
 }

@@ -12,6 +12,7 @@ Examples:
   fleetpin rollback prod -s billing         put the previous billing back
   fleetpin promote recette preprod          pin preprod to the digests recette runs
   fleetpin audit --format html -o fleet.html
+  fleetpin logs prod -s billing --since 10m -f
   fleetpin -f manifests/platform.yaml schema > platform.schema.json";
 
 /// Keep a fleet of plain Docker hosts at the image versions pinned in one manifest.
@@ -100,6 +101,21 @@ pub enum Command {
         after_help = "Examples:\n  fleetpin audit\n  fleetpin audit prod --exit-code\n  fleetpin audit --format html -o fleet.html"
     )]
     Audit(AuditArgs),
+    /// The containers' logs from every selected host at once, each line prefixed by host and
+    /// service.
+    #[command(
+        after_help = "Without --tail or --since, the last 100 lines of each container. Lines of several \
+containers are shown in the order they were written; with -f, as they arrive, until Ctrl-C (exit 0). \
+The manifest is --file here (-f is --follow). With --format json, one JSON object per line (JSON \
+Lines: host, service, container, stream, time, line).
+
+Examples:
+  fleetpin logs prod                              the last 100 lines of every service on every host
+  fleetpin logs prod -s billing --since 10m -f    billing, from 10 minutes ago, then follow
+  fleetpin logs prod --host prod-2 --tail 20
+  fleetpin logs prod --since 2026-03-01T12:00:00Z --tail all --format json | jq -r .line"
+    )]
+    Logs(LogsArgs),
     /// Who changed which pin when, from the manifest's git history.
     #[command(after_help = "Examples:\n  fleetpin history prod -s billing -n 20")]
     History(HistoryArgs),
@@ -254,6 +270,30 @@ pub struct AuditArgs {
     /// Write the report to this file instead of stdout.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The environment whose containers to read.
+    pub env: String,
+    #[command(flatten)]
+    pub select: Selection,
+    /// Only lines since this long ago (10m, 2h; by each host's clock) or this time (RFC 3339).
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_since)]
+    pub since: Option<crate::ops::logs::Since>,
+    /// The last N lines of each container (`all`: every line; default 100 unless --since).
+    #[arg(long, value_name = "N", value_parser = crate::ops::logs::parse_tail)]
+    pub tail: Option<crate::ops::logs::Tail>,
+    /// Keep following new lines until Ctrl-C (exit 0).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The manifest to read (here `--file` only: `-f` is `--follow`).
+    #[arg(long = "file", env = "FLEETPIN_FILE", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+fn parse_since(s: &str) -> Result<crate::ops::logs::Since, String> {
+    crate::ops::logs::Since::parse(s)
 }
 
 #[derive(Debug, Args)]

@@ -2,12 +2,20 @@
 //! healthy or restored), no new service or host is started, locks are released, and fleetpin
 //! exits 130 with its report. Killing fleetpin outright (SIGKILL) is what `repair` is for.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+static PRESSES: AtomicU32 = AtomicU32::new(0);
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// How many times Ctrl-C was pressed so far: a hook (`ops::hooks`) stops at a press during its
+/// run, also after the one that interrupted the command.
+pub fn presses() -> u32 {
+    PRESSES.load(Ordering::SeqCst)
 }
 
 /// Starts listening for SIGINT on `rt`.
@@ -16,16 +24,21 @@ pub fn install_on(rt: &tokio::runtime::Runtime) {
     install();
 }
 
-/// Starts listening for SIGINT on the current tokio runtime.
+/// Starts listening for SIGINT on the current tokio runtime (once: later calls do nothing).
 pub fn install() {
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
+            PRESSES.fetch_add(1, Ordering::SeqCst);
             INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!(
                 "\ninterrupted: finishing the step in flight, then stopping (service stays up)…"
             );
             // A second Ctrl-C is not a way out of a half-done swap: keep finishing.
             while tokio::signal::ctrl_c().await.is_ok() {
+                PRESSES.fetch_add(1, Ordering::SeqCst);
                 eprintln!(
                     "still finishing the step in flight; `kill -9` would leave it for the next run to repair"
                 );

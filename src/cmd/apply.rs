@@ -1,5 +1,7 @@
 //! `fleetpin apply ENV`: converge the selected hosts to the manifest (or to exactly a saved plan),
-//! through the one host runner: each host locked, repaired, re-observed, then converged.
+//! through the one host runner: each host locked, repaired, re-observed, then converged. The
+//! manifest's hooks and webhooks bracket the work: `pre_apply` once confirmed (a failure stops
+//! apply before any host is touched), `post_apply` or `on_failure` and the notifications after.
 
 use crate::cli::{ApplyArgs, Format};
 use crate::config::Config;
@@ -7,6 +9,7 @@ use crate::error::{Error, Exit, Result};
 use crate::host::converge::{Apply, Options};
 use crate::host::report::{HostReport, HostStatus};
 use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc};
+use crate::ops::event::{Event, Outcome};
 use crate::plan::ChangeKind;
 
 fn read_plan(path: &std::path::Path) -> Result<PlanDoc> {
@@ -96,6 +99,15 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
         "apply",
     )?;
     let stamp = deploy::stamp(&loaded, config.quiet, commit);
+    let event = Event::new(
+        "apply",
+        &loaded.manifest.platform,
+        &args.env,
+        &stamp.commit,
+        &stamp.deployed_by,
+    )
+    .planned_apply(saved.as_ref().unwrap_or(&doc), args.prune);
+    super::pre_hook(config, &loaded, &rt, &event)?;
     let flags = super::RunFlags {
         max_parallel: args.max_parallel,
         health_timeout: args.health_timeout,
@@ -117,7 +129,15 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
     let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts, &|p| {
         p.has_changes(prune)
     });
-    Ok(finish(config, &args.env, &reports, false))
+    let exit = finish(config, &args.env, &reports, false);
+    let failed = reports.iter().any(|r| !r.ok());
+    super::after_work(
+        config,
+        &loaded,
+        &rt,
+        &event.ran(&reports, Outcome::of_run(failed)),
+    );
+    Ok(exit)
 }
 
 fn finish(config: &Config, env: &str, reports: &[HostReport], had_errors: bool) -> Exit {

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod audit;
 pub mod history;
+pub mod logs;
 pub mod misc;
 pub mod plan;
 pub mod promote;
@@ -16,7 +17,7 @@ pub mod validate;
 use crate::cli::{Format, Selection as CliSelection};
 use crate::config::Config;
 use crate::engine::docker::DockerEngine;
-use crate::error::{Error, Result};
+use crate::error::{Error, Exit, Result};
 use crate::host::lock::LockConfig;
 use crate::host::report::HostReport;
 use crate::host::runner::{HostWork, Settings};
@@ -24,6 +25,9 @@ use crate::manifest::diagnostics::{ManifestError, Problem};
 use crate::manifest::{self, Loaded};
 use crate::ops::deploy::Prepared;
 use crate::ops::deploy::Selection;
+use crate::ops::event::{Event, Outcome};
+use crate::ops::hooks::{self, Hook};
+use crate::ops::notify::Sent;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -214,4 +218,92 @@ pub fn run_on_hosts<W: HostWork<DockerEngine>>(
 /// The environment `env` of the manifest, or an error naming those there are.
 pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a crate::manifest::Environment> {
     crate::host::fleet::environment(loaded, env).map_err(Error::msg)
+}
+
+/// Runs the manifest's `pre_<command>` hook, if it has one, before any host is touched (promote:
+/// before the pins are written). A hook that fails, times out or is interrupted stops the command
+/// there — exit 1 (130 when interrupted) with a message naming the hook and how it ended — after
+/// the webhooks were told the command was blocked.
+pub fn pre_hook(
+    config: &Config,
+    loaded: &Loaded,
+    rt: &tokio::runtime::Runtime,
+    event: &Event,
+) -> Result<()> {
+    let name = format!("pre_{}", event.command);
+    let Some(command) = loaded.manifest.hooks.get(&name) else {
+        return Ok(());
+    };
+    // Ctrl-C reaches the hook (in its own process group) through fleetpin.
+    crate::interrupt::install_on(rt);
+    let dir = loaded.dir();
+    let hook = Hook {
+        name: &name,
+        command: &command.value,
+        dir: &dir,
+        timeout: loaded.manifest.hooks.timeout(),
+    };
+    let Err(e) = hooks::run(&hook, event, &|what| announce(config, what)) else {
+        return Ok(());
+    };
+    let exit = if e.interrupted() {
+        Exit::Interrupted
+    } else {
+        Exit::Failure
+    };
+    let mut blocked = event.clone().ended(if e.interrupted() {
+        Outcome::Interrupted
+    } else {
+        Outcome::Blocked
+    });
+    blocked.notes.push(e.to_string());
+    notify(config, loaded, rt, &blocked);
+    eprintln!("{} {e}: nothing was changed", config.err.red("error:"));
+    Err(Error::Reported(exit))
+}
+
+/// After the work, whatever its outcome (never changing the exit code): the `post_<command>`
+/// hook when it succeeded, else `on_failure`; a failing hook warns. Then the webhooks.
+pub fn after_work(config: &Config, loaded: &Loaded, rt: &tokio::runtime::Runtime, event: &Event) {
+    let name = match event.result {
+        Some(Outcome::Success) => format!("post_{}", event.command),
+        _ => "on_failure".to_string(),
+    };
+    if let Some(command) = loaded.manifest.hooks.get(&name) {
+        crate::interrupt::install_on(rt);
+        let dir = loaded.dir();
+        let hook = Hook {
+            name: &name,
+            command: &command.value,
+            dir: &dir,
+            timeout: loaded.manifest.hooks.timeout(),
+        };
+        if let Err(e) = hooks::run(&hook, event, &|what| announce(config, what)) {
+            eprintln!("{} {e}", config.err.yellow("warning:"));
+        }
+    }
+    notify(config, loaded, rt, event);
+}
+
+fn announce(config: &Config, what: &str) {
+    if !config.quiet {
+        eprintln!("{}", config.err.dim(what));
+    }
+}
+
+/// Posts the event to the manifest's webhooks; a failure is a warning.
+fn notify(config: &Config, loaded: &Loaded, rt: &tokio::runtime::Runtime, event: &Event) {
+    for sent in rt.block_on(crate::ops::notify::send_all(&loaded.manifest.notify, event)) {
+        match sent {
+            Sent::Delivered { to, status } => {
+                if config.verbose > 0 {
+                    eprintln!("notified {to} (HTTP {status})");
+                }
+            }
+            Sent::Failed { to, why } => eprintln!(
+                "{} the notification to {to} failed: {why}",
+                config.err.yellow("warning:")
+            ),
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! `fleetpin promote FROM TO`: pin TO to the digests FROM runs, behind the gates of
 //! `ops::promote`, and commit (the manifest file alone), then push it with `--push` or
-//! `git: {push: true}`. Nothing is deployed.
+//! `git: {push: true}`. Nothing is deployed. The manifest's hooks and webhooks bracket the
+//! write: `pre_promote` once the gates passed (a failure writes nothing), `post_promote` or
+//! `on_failure` and the notifications after; `--dry-run`, a refusal and nothing to promote run
+//! none.
 
 use crate::cli::{Format, PromoteArgs};
 use crate::config::Config;
@@ -8,6 +11,7 @@ use crate::error::{Error, Exit, Result};
 use crate::git;
 use crate::manifest::pin::VersionPin;
 use crate::ops::deploy::{self, Selection};
+use crate::ops::event::{Event, Outcome};
 use crate::ops::pins;
 use crate::ops::promote::{Gate, PinMove, converged_gate, order_gate, path_gate, running_digests};
 
@@ -95,7 +99,21 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
     let mut push_failed = false;
     let mut wrote = false;
     let mut error = None;
-    if !refused && !moves.is_empty() && !args.dry_run {
+    let will_write = !refused && !moves.is_empty() && !args.dry_run;
+    let event = Event::new(
+        "promote",
+        &m.platform,
+        &args.to,
+        deploy::source_commit(&loaded)
+            .as_deref()
+            .unwrap_or("uncommitted"),
+        &deploy::operator(&loaded.path),
+    )
+    .pins(&args.from, &moves, None);
+    if will_write {
+        super::pre_hook(config, &loaded, &rt, &event)?;
+    }
+    if will_write {
         let edits: Vec<(String, String)> = moves
             .iter()
             .map(|m| (m.service.clone(), m.to.clone()))
@@ -212,6 +230,18 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
         if let Some(e) = &error {
             eprintln!("{} {e}", config.err.red("error:"));
         }
+    }
+    if will_write {
+        let mut event = event
+            .pins(&args.from, &moves, Some(wrote))
+            .ended(if error.is_some() {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            });
+        event.pin_commit = committed.map(|(id, _)| id);
+        event.notes.extend(error.clone());
+        super::after_work(config, &loaded, &rt, &event);
     }
     Ok(if refused || error.is_some() || push_failed {
         Exit::Failure

@@ -9,6 +9,9 @@
 //! are and exits 1. With `--host` on a
 //! subset of the environment's hosts, only those hosts go back, nothing is committed (the pin is
 //! the environment's), and the report names the hosts that now differ from the pin.
+//!
+//! The manifest's hooks and webhooks bracket the work: `pre_rollback` once confirmed,
+//! `post_rollback` (after the pin commit) or `on_failure` and the notifications after.
 
 use crate::cli::{Format, RollbackArgs};
 use crate::config::Config;
@@ -17,6 +20,7 @@ use crate::git;
 use crate::host::converge::Options;
 use crate::host::rollback::Rollback;
 use crate::ops::deploy;
+use crate::ops::event::{Event, Outcome as RunOutcome};
 use crate::ops::pins;
 use crate::ops::rollback::{Outcome, outcome};
 use crate::plan::rollback::agree;
@@ -100,6 +104,15 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     super::confirm(args.yes, "Roll back?", "roll back")?;
 
     let stamp = deploy::stamp(&loaded, true, deploy::source_commit(&loaded));
+    let event = Event::new(
+        "rollback",
+        &m.platform,
+        &args.env,
+        &stamp.commit,
+        &stamp.deployed_by,
+    )
+    .planned_rollback(&prepared, &targets);
+    super::pre_hook(config, &loaded, &rt, &event)?;
     let flags = super::RunFlags {
         max_parallel: None,
         health_timeout: args.health_timeout,
@@ -194,5 +207,9 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
             println!("note: {n}");
         }
     }
+    let mut event = event.ran(&reports, RunOutcome::of_run(failed || pin_commit_failed));
+    event.pin_commit = committed.map(|(id, _)| id);
+    event.notes = notes;
+    super::after_work(config, &loaded, &rt, &event);
     Ok(super::run_exit(failed || pin_commit_failed || push_failed))
 }

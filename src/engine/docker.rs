@@ -11,7 +11,7 @@
 
 use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
-    Health, ImageInfo, ImageRemoved, MountSpec, RunState,
+    Health, ImageInfo, ImageRemoved, LogLine, LogOptions, LogStream, MountSpec, RunState,
 };
 use crate::manifest::values::Endpoint;
 use bollard::Docker;
@@ -129,55 +129,7 @@ impl DockerEngine {
 
     /// Maps a bollard error for one operation on `what`.
     fn err(&self, what: &str, e: BError) -> EngineError {
-        match e {
-            BError::DockerResponseServerError {
-                status_code: 404,
-                message,
-            } => EngineError::NotFound {
-                what: format!("{what} ({message})"),
-            },
-            BError::DockerResponseServerError {
-                status_code: 409,
-                message,
-            } => EngineError::Conflict {
-                what: format!("{what} ({message})"),
-            },
-            BError::DockerResponseServerError { message, .. } => EngineError::Api {
-                what: what.to_string(),
-                reason: message,
-            },
-            BError::IOError { ref err }
-                if err
-                    .get_ref()
-                    .is_some_and(|e| e.is::<crate::engine::ssh::SshError>()) =>
-            {
-                EngineError::Connect {
-                    endpoint: self.endpoint.clone(),
-                    reason: err.to_string(),
-                }
-            }
-            BError::RequestTimeoutError => EngineError::Timeout {
-                endpoint: self.endpoint.clone(),
-                seconds: REQUEST_TIMEOUT_SECS,
-            },
-            other => {
-                let reason = other.to_string();
-                if reason.contains("onnect")
-                    || reason.contains("broken pipe")
-                    || reason.contains("reset")
-                {
-                    EngineError::Connect {
-                        endpoint: self.endpoint.clone(),
-                        reason,
-                    }
-                } else {
-                    EngineError::Api {
-                        what: what.to_string(),
-                        reason,
-                    }
-                }
-            }
-        }
+        map_error(&self.endpoint, what, e)
     }
 
     async fn timed<T>(
@@ -779,6 +731,71 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
+    fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+    ) -> impl futures::Stream<Item = Result<LogLine, EngineError>> + Send + use<> {
+        let mut b = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .follow(options.follow)
+            .tail(&options.tail.map_or("all".to_string(), |n| n.to_string()));
+        if let Some(since) = options.since {
+            b = b.since(since.clamp(0, i32::MAX as i64) as i32);
+        }
+        let frames = Box::pin(self.docker.logs(id, Some(b.build())));
+        let endpoint = self.endpoint.clone();
+        let what = format!("logs of {id}");
+        // One frame may finish several lines (or none): they wait in `ready`.
+        let state = (
+            frames,
+            LineSplitter::default(),
+            std::collections::VecDeque::new(),
+            false,
+        );
+        futures_util::stream::unfold(
+            state,
+            move |(mut frames, mut split, mut ready, mut done)| {
+                let (endpoint, what) = (endpoint.clone(), what.clone());
+                async move {
+                    loop {
+                        if let Some(line) = ready.pop_front() {
+                            return Some((Ok(line), (frames, split, ready, done)));
+                        }
+                        if done {
+                            return None;
+                        }
+                        match frames.next().await {
+                            Some(Ok(frame)) => {
+                                use bollard::container::LogOutput;
+                                let (stream, bytes) = match frame {
+                                    LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                                    LogOutput::StdOut { message }
+                                    | LogOutput::Console { message }
+                                    | LogOutput::StdIn { message } => (LogStream::Stdout, message),
+                                };
+                                ready.extend(split.push(stream, &bytes));
+                            }
+                            Some(Err(e)) => {
+                                done = true;
+                                return Some((
+                                    Err(map_error(&endpoint, &what, e)),
+                                    (frames, split, ready, done),
+                                ));
+                            }
+                            None => {
+                                done = true;
+                                ready.extend(split.finish());
+                            }
+                        }
+                    }
+                }
+            },
+        )
+    }
+
     async fn create_lock(
         &self,
         name: &str,
@@ -819,6 +836,134 @@ impl Engine for DockerEngine {
     }
 }
 
+/// A bollard error for one operation on `what` of the engine at `endpoint`, in fleetpin's words.
+fn map_error(endpoint: &str, what: &str, e: BError) -> EngineError {
+    match e {
+        BError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => EngineError::NotFound {
+            what: format!("{what} ({message})"),
+        },
+        BError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => EngineError::Conflict {
+            what: format!("{what} ({message})"),
+        },
+        BError::DockerResponseServerError { message, .. } => EngineError::Api {
+            what: what.to_string(),
+            reason: message,
+        },
+        // An ssh transport's own failure (refused key, unknown host, no docker CLI there) is a
+        // connection failure in ssh's words.
+        BError::IOError { ref err }
+            if err
+                .get_ref()
+                .is_some_and(|e| e.is::<crate::engine::ssh::SshError>()) =>
+        {
+            EngineError::Connect {
+                endpoint: endpoint.to_string(),
+                reason: err.to_string(),
+            }
+        }
+        BError::RequestTimeoutError => EngineError::Timeout {
+            endpoint: endpoint.to_string(),
+            seconds: REQUEST_TIMEOUT_SECS,
+        },
+        other => {
+            let reason = other.to_string();
+            if reason.contains("onnect")
+                || reason.contains("broken pipe")
+                || reason.contains("reset")
+            {
+                EngineError::Connect {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                }
+            } else {
+                EngineError::Api {
+                    what: what.to_string(),
+                    reason,
+                }
+            }
+        }
+    }
+}
+
+/// Docker's log frames into lines. Each frame is one entry of the container's log — a line, or
+/// a piece of a long one (the engine splits lines over 16 KiB) — headed, with `timestamps`, by
+/// the time the engine received it and a space. Pieces are joined per stream until a newline; a
+/// line carries the time of its first piece.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: [Option<(Option<String>, Vec<u8>)>; 2],
+}
+
+impl LineSplitter {
+    /// The complete lines a frame finishes.
+    pub fn push(&mut self, stream: LogStream, frame: &[u8]) -> Vec<LogLine> {
+        let (time, mut rest) = split_timestamp(frame);
+        let slot = &mut self.partial[stream as usize];
+        let mut out = Vec::new();
+        loop {
+            let (buf_time, buf) = slot.get_or_insert_with(|| (time.clone(), Vec::new()));
+            match rest.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    buf.extend_from_slice(&rest[..i]);
+                    out.push(line_of(stream, buf_time.take(), std::mem::take(buf)));
+                    *slot = None;
+                    rest = &rest[i + 1..];
+                    if rest.is_empty() {
+                        break;
+                    }
+                }
+                None => {
+                    buf.extend_from_slice(rest);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// What is left when the stream ends: a last line without a newline.
+    pub fn finish(&mut self) -> Vec<LogLine> {
+        [LogStream::Stdout, LogStream::Stderr]
+            .into_iter()
+            .filter_map(|st| {
+                let (time, buf) = self.partial[st as usize].take()?;
+                (!buf.is_empty()).then(|| line_of(st, time, buf))
+            })
+            .collect()
+    }
+}
+
+fn line_of(stream: LogStream, time: Option<String>, mut bytes: Vec<u8>) -> LogLine {
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    LogLine {
+        stream,
+        time,
+        line: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// `2026-01-02T03:04:05.123456789Z rest` → the time and the rest; a frame without one is all rest.
+fn split_timestamp(frame: &[u8]) -> (Option<String>, &[u8]) {
+    let head = &frame[..frame.len().min(40)];
+    if let Some(i) = head.iter().position(|b| *b == b' ')
+        && let Ok(t) = std::str::from_utf8(&frame[..i])
+        && t.len() >= 20
+        && t.as_bytes()[4] == b'-'
+        && t.as_bytes()[10] == b'T'
+    {
+        return (Some(t.to_string()), &frame[i + 1..]);
+    }
+    (None, frame)
+}
+
 fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
@@ -829,4 +974,50 @@ fn regex_escape(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_become_lines_with_their_time_and_stream() {
+        let mut s = LineSplitter::default();
+        let out = s.push(
+            LogStream::Stdout,
+            b"2026-01-02T03:04:05.123456789Z hello world\n",
+        );
+        assert_eq!(
+            out,
+            vec![LogLine {
+                stream: LogStream::Stdout,
+                time: Some("2026-01-02T03:04:05.123456789Z".into()),
+                line: "hello world".into(),
+            }]
+        );
+        // A long line split in pieces, each with its own time: joined, with the first time.
+        assert!(
+            s.push(LogStream::Stderr, b"2026-01-02T03:04:06.1Z first half ")
+                .is_empty()
+        );
+        let out = s.push(LogStream::Stderr, b"2026-01-02T03:04:06.2Z second half\r\n");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].line, "first half second half");
+        assert_eq!(out[0].time.as_deref(), Some("2026-01-02T03:04:06.1Z"));
+        assert_eq!(out[0].stream, LogStream::Stderr);
+        // Without a time (a frame that does not start with one), and a last line with no newline.
+        let out = s.push(LogStream::Stdout, b"a\nb\nc");
+        assert_eq!(
+            out.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let rest = s.finish();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].line, "c");
+        assert_eq!(rest[0].time, None);
+        assert!(s.finish().is_empty());
+        // An empty line is a line.
+        let out = s.push(LogStream::Stdout, b"2026-01-02T03:04:05Z \n");
+        assert_eq!(out[0].line, "");
+    }
 }

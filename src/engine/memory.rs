@@ -7,7 +7,7 @@
 
 use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
-    Health, ImageInfo, ImageRemoved, RunState,
+    Health, ImageInfo, ImageRemoved, LogLine, LogOptions, RunState,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -100,6 +100,8 @@ pub struct MemState {
     /// Versions of the running containers answering on `watch`, after each mutating call: what a
     /// client resolving the alias could have reached.
     pub answering_log: Vec<Vec<String>>,
+    /// What containers wrote, by container id, oldest first.
+    pub logs: BTreeMap<String, Vec<LogLine>>,
     next: u64,
 }
 
@@ -206,6 +208,18 @@ impl MemoryEngine {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// Lines the container `name` wrote (its output, as `logs` will read it back).
+    pub fn write_logs(&self, name: &str, lines: &[LogLine]) {
+        let id = self.id_of(name).expect("a container of that name");
+        self.state
+            .lock()
+            .unwrap()
+            .logs
+            .entry(id)
+            .or_default()
+            .extend_from_slice(lines);
     }
 
     pub fn id_of(&self, name: &str) -> Option<String> {
@@ -629,6 +643,40 @@ impl Engine for MemoryEngine {
 
     async fn logs_tail(&self, _: &str, _: usize) -> Result<String, EngineError> {
         Ok(String::new())
+    }
+
+    /// What was written so far; `follow` ends there too (nothing writes while a test reads).
+    fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+    ) -> impl futures::Stream<Item = Result<LogLine, EngineError>> + Send + use<> {
+        let found = self.with(|s| {
+            let c = find(s, id)?.id.clone();
+            Ok(s.logs.get(&c).cloned().unwrap_or_default())
+        });
+        let items: Vec<Result<LogLine, EngineError>> = match found {
+            Err(e) => vec![Err(e)],
+            Ok(lines) => {
+                let since = options.since;
+                let mut kept: Vec<LogLine> = lines
+                    .into_iter()
+                    .filter(|l| {
+                        since.is_none_or(|t| {
+                            l.time
+                                .as_deref()
+                                .and_then(crate::clock::parse_rfc3339)
+                                .is_some_and(|lt| crate::clock::unix(lt) >= t)
+                        })
+                    })
+                    .collect();
+                if let Some(n) = options.tail {
+                    kept.drain(..kept.len().saturating_sub(n));
+                }
+                kept.into_iter().map(Ok).collect()
+            }
+        };
+        futures::stream::iter(items)
     }
 
     async fn create_lock(

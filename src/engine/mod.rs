@@ -13,6 +13,7 @@ pub mod reference;
 pub mod ssh;
 pub mod transport;
 
+use futures::Stream;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -145,6 +146,35 @@ pub struct ImageRemoved {
     /// Whether the image itself went (false: only the reference was removed, other tags still
     /// name the image).
     pub deleted: bool,
+}
+
+/// Which part of a container's output `logs` reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only lines the engine received at or after this time (unix seconds, the engine's clock).
+    pub since: Option<i64>,
+    /// Only the last N lines (of what `since` leaves); `None`: all of them.
+    pub tail: Option<usize>,
+    /// Keep the stream open for new lines until the container stops.
+    pub follow: bool,
+}
+
+/// Which of a container's output streams a line was written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of a container's output, as the engine kept it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    pub stream: LogStream,
+    /// When the engine received the line (RFC 3339 with nanoseconds, as the engine wrote it).
+    pub time: Option<String>,
+    /// Without its line ending.
+    pub line: String,
 }
 
 /// Registry credentials from the operator's docker config, never from the manifest.
@@ -347,6 +377,15 @@ pub trait Engine: Send + Sync {
         id: &str,
         lines: usize,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// The container's output, line by line, stdout and stderr both, each line with the time the
+    /// engine received it; with `follow`, new lines until the container stops. The stream owns
+    /// what it needs (it outlives the call), so the streams of many hosts can be merged.
+    fn logs(
+        &self,
+        id: &str,
+        options: &LogOptions,
+    ) -> impl Stream<Item = Result<LogLine, EngineError>> + Send + use<Self>;
 
     /// Creates a never-started container of the lock image (an empty filesystem imported on
     /// first use) under `name`: Docker refuses a second container of one name, which makes it

@@ -4,11 +4,14 @@
 
 use crate::manifest::diagnostics::Problem;
 use crate::manifest::pin::VersionPin;
-use crate::manifest::values::{Endpoint, PortMapping, VolumeMount, parse_duration, parse_memory};
+use crate::manifest::values::{
+    Endpoint, PortMapping, VolumeMount, check_webhook, parse_duration, parse_memory,
+};
 use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
-    DEFAULT_RETAIN, Environment, Git, Healthcheck, Host, Located, Logging, Manifest, ManifestSpans,
-    OnFailure, Order, Override, RestartPolicy, Rollout, Service, Tls, Update,
+    DEFAULT_RETAIN, Environment, Git, Healthcheck, Hooks, Host, Located, Logging, Manifest,
+    ManifestSpans, Notifier, OnFailure, Order, Override, RestartPolicy, Rollout, Service, Tls,
+    Update,
 };
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -18,6 +21,10 @@ use std::time::Duration;
 const MAX_MONITOR: Duration = Duration::from_secs(3600);
 /// The longest `update.drain` accepted.
 const MAX_DRAIN: Duration = Duration::from_secs(600);
+/// The longest `hooks.timeout` accepted.
+const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest notification `timeout` accepted.
+const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn decode(root: &Node) -> (Option<Manifest>, Vec<Problem>) {
     let mut d = Decoder {
@@ -489,7 +496,15 @@ impl Decoder {
         let o = self.obj(
             root,
             "the manifest",
-            &["platform", "retain", "services", "environments", "git"],
+            &[
+                "platform",
+                "retain",
+                "services",
+                "environments",
+                "hooks",
+                "notify",
+                "git",
+            ],
         )?;
         let mut spans = ManifestSpans::default();
         let platform = self.required(&o, "platform", "the manifest").and_then(|n| {
@@ -522,12 +537,18 @@ impl Decoder {
                 self.environments(n)
             });
         let git = o.get("git").and_then(|n| self.git(n)).unwrap_or_default();
+        let hooks = o
+            .get("hooks")
+            .and_then(|n| self.hooks(n, o.key_span("hooks")));
+        let notify = o.get("notify").and_then(|n| self.notify(n));
         Some(Manifest {
             platform: platform.unwrap_or_default(),
             retain: retain.unwrap_or(DEFAULT_RETAIN),
             services: services.unwrap_or_default(),
             environments: environments.unwrap_or_default(),
             git,
+            hooks: hooks.unwrap_or_default(),
+            notify: notify.unwrap_or_default(),
             spans,
             written_services: self.written_services.clone(),
         })
@@ -541,6 +562,132 @@ impl Decoder {
             .and_then(|x| self.boolean(x, "`push` of `git`"))
             .unwrap_or(false);
         Some(Git { push })
+    }
+
+    /// A hook: a shell command, several lines allowed (a YAML block scalar).
+    fn hook_command(&mut self, n: &Node, what: &str) -> Option<Located<String>> {
+        let s = self.text(n, what)?;
+        if s.trim().is_empty() {
+            self.problem(
+                n.span,
+                format!("{what} is empty; write a command, or leave the hook out"),
+            );
+            return None;
+        }
+        if s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
+            self.problem(n.span, format!("{what} contains a control character"));
+            return None;
+        }
+        Some(Located {
+            value: s,
+            span: n.span,
+        })
+    }
+
+    /// A duration from 1s to `max`.
+    fn bounded_duration(&mut self, n: &Node, what: &str, max: Duration) -> Option<Duration> {
+        let d = self.duration(n, what)?;
+        if d < Duration::from_secs(1) || d > max {
+            self.problem(
+                n.span,
+                format!(
+                    "{what} is {}; expected from 1s to {}",
+                    humantime::format_duration(d),
+                    humantime::format_duration(max)
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn hooks(&mut self, n: &Node, at: Span) -> Option<Hooks> {
+        let mut o = self.obj(
+            n,
+            "`hooks`",
+            &[
+                "pre_apply",
+                "post_apply",
+                "pre_rollback",
+                "post_rollback",
+                "pre_promote",
+                "post_promote",
+                "on_failure",
+                "timeout",
+            ],
+        )?;
+        o.span = at;
+        let mut cmd = |name: &str| {
+            o.get(name)
+                .and_then(|x| self.hook_command(x, &format!("`{name}` of `hooks`")))
+        };
+        let (pre_apply, post_apply) = (cmd("pre_apply"), cmd("post_apply"));
+        let (pre_rollback, post_rollback) = (cmd("pre_rollback"), cmd("post_rollback"));
+        let (pre_promote, post_promote) = (cmd("pre_promote"), cmd("post_promote"));
+        let on_failure = cmd("on_failure");
+        let timeout = o
+            .get("timeout")
+            .and_then(|x| self.bounded_duration(x, "`timeout` of `hooks`", MAX_HOOK_TIMEOUT));
+        Some(Hooks {
+            pre_apply,
+            post_apply,
+            pre_rollback,
+            post_rollback,
+            pre_promote,
+            post_promote,
+            on_failure,
+            timeout,
+            span: at,
+        })
+    }
+
+    fn notify(&mut self, n: &Node) -> Option<Vec<Notifier>> {
+        let items = self.seq(n, "`notify`")?;
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let what = format!("item {} of `notify`", i + 1);
+            let Some(o) = self.obj(item, &what, &["webhook", "webhook_env", "timeout"]) else {
+                continue;
+            };
+            let webhook = self.required(&o, "webhook", &what).and_then(|x| {
+                let s = self.text(x, &format!("`webhook` of {what}"))?;
+                if let Err(e) = check_webhook(&s) {
+                    self.problem(x.span, format!("`webhook` of {what}: {e}"));
+                    return None;
+                }
+                Some(Located {
+                    value: s,
+                    span: x.span,
+                })
+            });
+            let webhook_env = o.get("webhook_env").and_then(|x| {
+                let s = self.text(x, &format!("`webhook_env` of {what}"))?;
+                if let Err(rule) = valid_env_key(&s) {
+                    self.problem(
+                        x.span,
+                        format!(
+                            "`webhook_env` of {what} names an environment variable: `{s}` is {rule}"
+                        ),
+                    );
+                    return None;
+                }
+                Some(s)
+            });
+            let timeout = o.get("timeout").and_then(|x| {
+                self.bounded_duration(x, &format!("`timeout` of {what}"), MAX_NOTIFY_TIMEOUT)
+            });
+            if let Some(webhook) = webhook {
+                out.push(Notifier {
+                    webhook,
+                    webhook_env,
+                    timeout,
+                    span: item.span,
+                });
+            }
+        }
+        Some(out)
     }
 
     fn services(&mut self, n: &Node) -> Option<IndexMap<String, Service>> {
@@ -1207,4 +1354,56 @@ fn check_repository(s: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn hooks_and_notify_are_read() {
+        let m = crate::manifest::parse_str(
+            "platform: acme
+services: {api: {image: registry.acme.internal:5000/acme/api}}
+hooks:
+  pre_apply: ./checks/smoke.sh
+  on_failure: |
+    ./page.sh
+    echo paged
+  timeout: 90s
+notify:
+  - webhook: https://hooks.example/fleetpin/T0/SECRET
+    webhook_env: FLEETPIN_HOOK_TOKEN
+  - webhook: http://127.0.0.1:9000/in
+    timeout: 3s
+environments:
+  prod:
+    hosts: {p1: {endpoint: \"unix:///var/run/docker.sock\"}}
+    versions: {api: \"1.0.0\"}
+",
+        )
+        .unwrap();
+        assert_eq!(m.hooks.pre_apply.unwrap().value, "./checks/smoke.sh");
+        assert_eq!(m.hooks.on_failure.unwrap().value, "./page.sh\necho paged\n");
+        assert_eq!(m.hooks.post_apply, None);
+        assert_eq!(m.hooks.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(m.notify.len(), 2);
+        assert_eq!(
+            m.notify[0].webhook_env.as_deref(),
+            Some("FLEETPIN_HOOK_TOKEN")
+        );
+        assert_eq!(m.notify[1].timeout, Some(Duration::from_secs(3)));
+        let plain = crate::manifest::parse_str(
+            "platform: acme
+services: {api: {image: registry.acme.internal:5000/acme/api}}
+environments:
+  prod:
+    hosts: {p1: {endpoint: \"unix:///var/run/docker.sock\"}}
+    versions: {api: \"1.0.0\"}
+",
+        )
+        .unwrap();
+        assert_eq!(plain.hooks.timeout(), crate::manifest::DEFAULT_HOOK_TIMEOUT);
+        assert!(plain.notify.is_empty());
+    }
 }

@@ -49,6 +49,10 @@ pub struct Manifest {
     pub environments: IndexMap<EnvironmentName, Environment>,
     /// What fleetpin does with the commits it makes (rollback, promote).
     pub git: Git,
+    /// Commands run on the operator's machine around apply, rollback and promote.
+    pub hooks: Hooks,
+    /// Webhooks that get one JSON POST per outcome of apply, rollback and promote.
+    pub notify: Vec<Notifier>,
     #[schemars(skip)]
     pub spans: ManifestSpans,
     /// Every service name written in `services`, including ones with problems.
@@ -72,6 +76,100 @@ pub struct ManifestSpans {
     pub services: Span,
     pub environments: Span,
 }
+
+/// Commands run locally with `sh -c`, in the manifest's directory, around apply, rollback and
+/// promote, with the change in their environment (`FLEETPIN_CHANGES`, `FLEETPIN_CHANGES_FILE`,
+/// …). A `pre_` hook that fails or times out stops the command before any host is touched (or,
+/// for promote, before the pin is written); a failing `post_` or `on_failure` hook warns.
+#[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Hooks {
+    /// Before apply changes any host (after the plan and the confirmation).
+    #[schemars(with = "Option<HookSchema>")]
+    pub pre_apply: Option<Located<String>>,
+    /// After apply succeeded.
+    #[schemars(with = "Option<HookSchema>")]
+    pub post_apply: Option<Located<String>>,
+    /// Before rollback changes any host.
+    #[schemars(with = "Option<HookSchema>")]
+    pub pre_rollback: Option<Located<String>>,
+    /// After rollback succeeded (and committed the pins).
+    #[schemars(with = "Option<HookSchema>")]
+    pub post_rollback: Option<Located<String>>,
+    /// Before promote writes the pins.
+    #[schemars(with = "Option<HookSchema>")]
+    pub pre_promote: Option<Located<String>>,
+    /// After promote wrote (and committed) the pins.
+    #[schemars(with = "Option<HookSchema>")]
+    pub post_promote: Option<Located<String>>,
+    /// After apply, rollback or promote failed or was interrupted, once its pre_ hook passed.
+    #[schemars(with = "Option<HookSchema>")]
+    pub on_failure: Option<Located<String>>,
+    /// How long a hook may run before it is killed (default 5m, at most 1h); a `pre_` hook killed
+    /// so has failed.
+    #[schemars(with = "Option<DurationSchema>")]
+    pub timeout: Option<Duration>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// A hook's time limit when `hooks.timeout` is not written.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Hooks {
+    /// The hook of `name` (`pre_apply`, …, `on_failure`), if written.
+    pub fn get(&self, name: &str) -> Option<&Located<String>> {
+        match name {
+            "pre_apply" => self.pre_apply.as_ref(),
+            "post_apply" => self.post_apply.as_ref(),
+            "pre_rollback" => self.pre_rollback.as_ref(),
+            "post_rollback" => self.post_rollback.as_ref(),
+            "pre_promote" => self.pre_promote.as_ref(),
+            "post_promote" => self.post_promote.as_ref(),
+            "on_failure" => self.on_failure.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT)
+    }
+}
+
+/// A webhook that gets one JSON POST per outcome of apply, rollback and promote: command,
+/// environment, per host and service from, to and result, commit, who, and a Slack-compatible
+/// `text` line. A failed or slow notification warns and never changes the exit code.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Notifier {
+    /// `https://…` or `http://…`. Never printed beyond its scheme and host (a path often holds a
+    /// secret, as Slack's do).
+    #[schemars(with = "WebhookSchema")]
+    pub webhook: Located<String>,
+    /// An environment variable whose value is sent as `Authorization: Bearer …`, so the token
+    /// stays out of git. Unset when fleetpin runs: the notification is not sent (a warning).
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub webhook_env: Option<String>,
+    /// How long the POST may take (default 10s, at most 5m).
+    #[schemars(with = "Option<DurationSchema>")]
+    pub timeout: Option<Duration>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// A notification's time limit when `timeout` is not written.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct HookSchema(#[schemars(length(min = 1))] String);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct WebhookSchema(
+    #[schemars(regex(pattern = r"^https?://[^/@\s]+(/\S*)?$"))]
+    String,
+);
 
 /// One service: what runs, and how.
 #[derive(Debug, Clone, JsonSchema)]

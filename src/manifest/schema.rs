@@ -21,6 +21,7 @@ const REQUIRED: &[&str] = &[
     "ca",
     "cert",
     "key",
+    "webhook",
 ];
 
 const SERVICE_NAME: &str = "^[a-z][a-z0-9-]{0,30}$";

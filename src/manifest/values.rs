@@ -213,6 +213,63 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A webhook URL: `http(s)://HOST[:PORT][/PATH][?QUERY]`. Messages never repeat the URL: its path
+/// is often a secret (Slack's are).
+pub fn check_webhook(s: &str) -> Result<(), String> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the URL contains a space or a control character".into());
+    }
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err("not a URL; expected https://HOST/PATH".into());
+    };
+    if scheme != "https" && scheme != "http" {
+        return Err(format!(
+            "`{scheme}://` is not supported; a webhook is https:// (or http://)"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(
+            "the URL holds a user or password; send a token with `webhook_env` instead".into(),
+        );
+    }
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err("the URL has no host".into());
+    }
+    if s.contains('#') {
+        return Err("the URL has a #fragment, which is never sent; leave it out".into());
+    }
+    match s.parse::<hyper::Uri>() {
+        Ok(u) if u.host().is_some_and(|h| !h.is_empty()) && port_ok(authority) => Ok(()),
+        _ => Err("not a valid URL (host, port or path)".into()),
+    }
+}
+
+/// No port, or one from 1 to 65535.
+fn port_ok(authority: &str) -> bool {
+    let after_host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(_, rest)| rest).unwrap_or(""),
+        None => authority.find(':').map_or("", |i| &authority[i..]),
+    };
+    match after_host.strip_prefix(':') {
+        None => after_host.is_empty(),
+        Some(p) => p.parse::<u16>().is_ok_and(|n| n > 0),
+    }
+}
+
+/// `scheme://host[:port]` of a URL: all of a webhook that messages may show.
+pub fn url_origin(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            // Userinfo is refused by `check_webhook`; never shown even so.
+            let host = authority.rsplit('@').next().unwrap_or("");
+            format!("{scheme}://{host}")
+        }
+        None => "(a webhook)".into(),
+    }
+}
+
 /// `512m`, `1g`, `256k`, `1024` (bytes); Docker's units, powers of 1024.
 pub fn parse_memory(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
@@ -370,6 +427,40 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhooks() {
+        for ok in [
+            "https://hooks.example/fleetpin",
+            "http://127.0.0.1:18870/in?x=1",
+            "https://hooks.slack.com/services/T0/B0/XXXX",
+            "https://[::1]:8443/",
+        ] {
+            assert_eq!(check_webhook(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("hooks.example/x", "not a URL"),
+            ("ftp://hooks.example/x", "not supported"),
+            ("https:///x", "no host"),
+            ("https://user:secret@hooks.example/x", "user or password"),
+            ("https://hooks.example/x#f", "fragment"),
+            ("https://hooks.example/a b", "space"),
+            ("https://hooks.example:99999/", "not a valid URL"),
+        ] {
+            let e = check_webhook(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(
+                !e.contains("hooks.example"),
+                "the URL is never repeated: {e}"
+            );
+        }
+        assert_eq!(
+            url_origin("https://hooks.slack.com/services/T0/B0/XXXX?a=b"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(url_origin("http://10.0.0.1:8080"), "http://10.0.0.1:8080");
+        assert_eq!(url_origin("https://u:p@h.example/x"), "https://h.example");
+    }
 
     #[test]
     fn ports() {

@@ -4,7 +4,11 @@
 
 pub mod audit;
 pub mod deploy;
+pub mod event;
 pub mod history;
+pub mod hooks;
+pub mod logs;
+pub mod notify;
 pub mod pins;
 pub mod promote;
 pub mod rollback;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod history;
+pub mod logs;
 pub mod plan;
 pub mod progress;
 

@@ -1,0 +1,150 @@
+//! The lines of `logs`: each prefixed by host and service, aligned and coloured per source as
+//! compose and Kamal do, so several hosts' output reads as one; or, for scripts, one JSON object
+//! per line (JSON Lines: a followed stream has no end at which one document could close).
+
+use crate::engine::LogLine;
+use crate::render::Style;
+use serde_json::json;
+
+/// Compose's prefix colours: distinct on dark and light terminals.
+const PALETTE: [&str; 10] = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
+
+/// Prints the lines of a fixed set of sources.
+pub struct LogPrinter {
+    prefixes: Vec<String>,
+    colour: bool,
+}
+
+impl LogPrinter {
+    /// `sources`: (host, service) of each source, in the order of their indexes.
+    pub fn new(sources: &[(&str, &str)], style: Style) -> LogPrinter {
+        let labels: Vec<String> = sources.iter().map(|(h, s)| format!("{h} {s}")).collect();
+        let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let prefixes = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let padded = format!("{l:<width$} |");
+                style.paint(PALETTE[i % PALETTE.len()], &padded)
+            })
+            .collect();
+        LogPrinter {
+            prefixes,
+            colour: style.color,
+        }
+    }
+
+    /// `h1 billing | the line`
+    pub fn text(&self, source: usize, line: &LogLine) -> String {
+        if line.line.is_empty() {
+            return self.prefixes[source].clone();
+        }
+        format!(
+            "{} {}",
+            self.prefixes[source],
+            clean(&line.line, self.colour)
+        )
+    }
+}
+
+/// One JSON object: host, service, container, stream (stdout or stderr), time (the engine's,
+/// RFC 3339 with nanoseconds, or null), line.
+pub fn json_line(host: &str, service: &str, container: &str, line: &LogLine) -> String {
+    json!({
+        "host": host,
+        "service": service,
+        "container": container,
+        "stream": line.stream,
+        "time": line.time,
+        "line": line.line,
+    })
+    .to_string()
+}
+
+/// A container's output may hold terminal escapes (colours, cursor moves, a title change): shown
+/// as they are they would garble the prefixes or the operator's terminal. Colours are kept when
+/// fleetpin colours too (reset at the end of the line, so none leaks into the next prefix) and
+/// dropped otherwise; every other escape sequence is dropped, other control characters become `�`.
+fn clean(s: &str, keep_colours: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut coloured = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\t' => out.push(c),
+            '\x1b' if chars.peek() == Some(&'[') => {
+                // A CSI sequence runs to its final byte (@ to ~); a colour ends with `m`.
+                let mut seq = String::from("\x1b[");
+                chars.next();
+                let mut end = None;
+                for d in chars.by_ref() {
+                    seq.push(d);
+                    if ('\x40'..='\x7e').contains(&d) {
+                        end = Some(d);
+                        break;
+                    }
+                }
+                if end == Some('m') && keep_colours {
+                    out.push_str(&seq);
+                    coloured = true;
+                }
+            }
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    if coloured {
+        out.push_str("\x1b[0m");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::LogStream;
+
+    fn l(text: &str) -> LogLine {
+        LogLine {
+            stream: LogStream::Stderr,
+            time: Some("2026-01-01T00:00:00.5Z".into()),
+            line: text.into(),
+        }
+    }
+
+    #[test]
+    fn prefixes_are_aligned_and_uncoloured_without_colour() {
+        let p = LogPrinter::new(
+            &[("h1", "billing"), ("prod-22", "db")],
+            Style { color: false },
+        );
+        assert_eq!(p.text(0, &l("up")), "h1 billing | up");
+        assert_eq!(p.text(1, &l("ready")), "prod-22 db | ready");
+        assert_eq!(p.text(1, &l("")), "prod-22 db |");
+        let c = LogPrinter::new(&[("h1", "web")], Style { color: true });
+        assert_eq!(c.text(0, &l("x")), "\x1b[36mh1 web |\x1b[0m x");
+    }
+
+    #[test]
+    fn terminal_escapes_other_than_colours_are_neutralised() {
+        let raw = l("\x1b]0;title\x07a\x1b[2Jb\x1b[31mred");
+        let p = LogPrinter::new(&[("h", "s")], Style { color: false });
+        assert_eq!(p.text(0, &raw), "h s | �]0;title�abred");
+        let c = LogPrinter::new(&[("h", "s")], Style { color: true });
+        assert_eq!(
+            c.text(0, &raw),
+            "\x1b[36mh s |\x1b[0m �]0;title�ab\x1b[31mred\x1b[0m"
+        );
+    }
+
+    #[test]
+    fn json_lines_name_the_stream() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line("h1", "web", "acme-prod-web", &l("boom"))).unwrap();
+        assert_eq!(
+            v,
+            json!({"host": "h1", "service": "web", "container": "acme-prod-web",
+                   "stream": "stderr", "time": "2026-01-01T00:00:00.5Z", "line": "boom"})
+        );
+    }
+}
