@@ -104,6 +104,7 @@ fn dispatch(command: Command, config: &Config) -> crate::error::Result<Exit> {
         Command::Audit(args) => cmd::audit::run(config, &args),
         Command::History(args) => cmd::history::run(config, &args),
         Command::Unlock(args) => cmd::unlock::run(config, &args),
+        Command::Import(args) => cmd::import::run(config, &args),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod audit;
 pub mod history;
+pub mod import;
 pub mod misc;
 pub mod plan;
 pub mod promote;

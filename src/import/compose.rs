@@ -872,22 +872,20 @@ impl Dec<'_> {
                 continue;
             };
             let src = match src {
-                Src::Named(name) => {
-                    match self.out.volumes.get_mut(&name) {
-                        Some(decl) => {
-                            decl.used = true;
-                            name
-                        }
-                        None => {
-                            self.out.err_help(
+                Src::Named(name) => match self.out.volumes.get_mut(&name) {
+                    Some(decl) => {
+                        decl.used = true;
+                        name
+                    }
+                    None => {
+                        self.out.err_help(
                             i.span,
                             format!("{w}: volume `{name}` is not declared under the top-level `volumes`"),
-                            format!("declare it (compose refuses it too):\nvolumes:\n  {name}:"),
+                            format!("declare `{name}:` under the top-level `volumes` (compose refuses it too)"),
                         );
-                            continue;
-                        }
+                        continue;
                     }
-                }
+                },
                 Src::Bind(path) => {
                     self.out.warn(
                         i.span,
@@ -1132,7 +1130,11 @@ impl Dec<'_> {
                     }
                 },
             };
-            if looks_secret(&k) && !v.is_empty() {
+            let flag = matches!(
+                v.to_ascii_lowercase().as_str(),
+                "" | "yes" | "no" | "true" | "false" | "0" | "1"
+            );
+            if looks_secret(&k) && !flag {
                 self.out.warn(
                     span,
                     format!("`{k}` in {w} looks like a secret and is now written in the manifest, which lives in git: move it to the service's env_file (its values are never printed)"),
@@ -1574,7 +1576,9 @@ impl Dec<'_> {
                 self.out.err_help(
                     span,
                     format!("{w}: network `{name}` is not declared under the top-level `networks`"),
-                    format!("declare it (compose refuses it too):\nnetworks:\n  {name}:"),
+                    format!(
+                        "declare `{name}:` under the top-level `networks` (compose refuses it too)"
+                    ),
                 );
             } else if !out.contains(&name) {
                 out.push(name);

@@ -40,6 +40,17 @@ pub struct Doc<'a> {
 /// `s` as a YAML scalar: plain when nothing could misread it, else double-quoted (JSON's string
 /// syntax is YAML's double-quoted style).
 pub fn q(s: &str) -> String {
+    // `30s`, `512m`, `128mb`: a number with a unit suffix is a string to YAML too.
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = digits.len() < s.len()
+        && !digits.is_empty()
+        && digits.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.matches('.').count() <= 1
+        && !digits.ends_with('.');
+    if unit {
+        return s.to_string();
+    }
     let plain = s
         .chars()
         .next()
@@ -57,10 +68,28 @@ pub fn q(s: &str) -> String {
     }
 }
 
-/// A flow list: `["a", "b"]`.
+/// A flow list of names: `[db, cache]`.
 fn flow<S: AsRef<str>>(items: &[S]) -> String {
     let inner: Vec<String> = items.iter().map(|i| q(i.as_ref())).collect();
     format!("[{}]", inner.join(", "))
+}
+
+/// A flow list of arguments, every one quoted as docs/manifest.md writes them:
+/// `["redis-server", "--save", ""]`.
+fn args<S: AsRef<str>>(items: &[S]) -> String {
+    let inner: Vec<String> = items
+        .iter()
+        .map(|i| serde_json::to_string(i.as_ref()).unwrap_or_default())
+        .collect();
+    format!("[{}]", inner.join(", "))
+}
+
+/// `[IP:]HOST:CONTAINER`, with `/udp` only when it is udp.
+fn port(p: &crate::manifest::values::PortMapping) -> String {
+    let text = p.to_string();
+    text.strip_suffix("/tcp")
+        .map(str::to_string)
+        .unwrap_or(text)
 }
 
 /// A comment line: whatever it quotes stays on its line.
@@ -74,7 +103,7 @@ fn comment(indent: &str, text: &str) -> String {
 
 fn healthcheck(out: &mut String, h: &Healthcheck) {
     out.push_str("    healthcheck:\n");
-    let _ = writeln!(out, "      test: {}", flow(&h.test));
+    let _ = writeln!(out, "      test: {}", args(&h.test));
     for (name, d) in [
         ("interval", h.interval),
         ("timeout", h.timeout),
@@ -133,7 +162,7 @@ pub fn manifest(doc: &Doc) -> String {
         if !s.ports.is_empty() {
             out.push_str("    ports:\n");
             for p in &s.ports {
-                let _ = writeln!(out, "      - {}", q(&p.to_string()));
+                let _ = writeln!(out, "      - {}", q(&port(p)));
             }
         }
         if !s.volumes.is_empty() {
@@ -157,10 +186,10 @@ pub fn manifest(doc: &Doc) -> String {
             let _ = writeln!(out, "    env_file: {}", q(f));
         }
         if let Some(c) = &s.entrypoint {
-            let _ = writeln!(out, "    entrypoint: {}", flow(c));
+            let _ = writeln!(out, "    entrypoint: {}", args(c));
         }
         if let Some(c) = &s.command {
-            let _ = writeln!(out, "    command: {}", flow(c));
+            let _ = writeln!(out, "    command: {}", args(c));
         }
         if let Some(u) = &s.user {
             let _ = writeln!(out, "    user: {}", q(u));
@@ -254,22 +283,45 @@ mod tests {
 
     #[test]
     fn scalars_are_quoted_when_yaml_could_misread_them() {
-        for plain in ["db", "json-file", "/srv/x", "a.b_c-d", "_x"] {
-            assert_eq!(q(plain), plain);
-        }
-        for quoted in [
-            "", "no", "No", "on", "true", "null", "8080", "1.10", "80:80", "a b", "-x", "#x",
-            "a: b", "[x]", "x,y", "*a", "&a", "!x", "%x", "@x", "`x`", "{x}", "'x'", "\"x\"",
-            "a\nb", "~", "é",
-        ] {
-            let written = q(quoted);
-            assert!(written.starts_with('"'), "{quoted:?} -> {written}");
-            // It reads back as the same string.
+        let reads_back = |written: &str| {
             let doc = crate::manifest::yaml::parse(&format!("k: {written}\n")).unwrap();
             let crate::manifest::yaml::Value::Map(m) = doc.value else {
                 panic!()
             };
-            assert_eq!(m[0].1.scalar_text().as_deref(), Some(quoted), "{written}");
+            (m[0].1.value.clone(), m[0].1.scalar_text())
+        };
+        for plain in [
+            "db",
+            "json-file",
+            "/srv/x",
+            "a.b_c-d",
+            "_x",
+            "30s",
+            "1.5g",
+            "128mb",
+            "0x",
+            "1h",
+        ] {
+            assert_eq!(q(plain), plain);
+            assert_eq!(
+                reads_back(plain).0,
+                crate::manifest::yaml::Value::Str(plain.into()),
+                "{plain}"
+            );
+        }
+        for quoted in [
+            "", "no", "No", "on", "true", "null", "8080", "1.10", "80:80", "a b", "-x", "#x",
+            "a: b", "[x]", "x,y", "*a", "&a", "!x", "%x", "@x", "`x`", "{x}", "'x'", "\"x\"",
+            "a\nb", "~", "é", "1e3", "0x1F", "1_000", "1.", "1.2.3s", ".5s", "10",
+        ] {
+            let written = q(quoted);
+            assert!(written.starts_with('"'), "{quoted:?} -> {written}");
+            // It reads back as the same string.
+            assert_eq!(
+                reads_back(&written).0,
+                crate::manifest::yaml::Value::Str(quoted.into()),
+                "{written}"
+            );
         }
     }
 
