@@ -249,7 +249,7 @@ struct Dec<'a> {
     out: Decoded,
 }
 
-fn entries<'n>(n: &'n Node) -> Option<&'n [(Key, Node)]> {
+fn entries(n: &Node) -> Option<&[(Key, Node)]> {
     match &n.value {
         Value::Map(m) => Some(m),
         _ => None,
@@ -706,7 +706,7 @@ impl Dec<'_> {
                 match t.trim().parse::<f64>() {
                     Ok(c) if (0.01..=1024.0).contains(&c) => imp.svc.cpus = Some(c),
                     // Compose reads 0 as "no limit".
-                    Ok(c) if c == 0.0 => {}
+                    Ok(0.0) => {}
                     _ => self.err(
                         x.span,
                         format!("{w} is `{t}`; expected a number of cores from 0.01 to 1024"),
@@ -892,6 +892,16 @@ impl Dec<'_> {
                         format!("{w}: the bind mount `{path}` needs that path on every host before apply: compose created a missing directory, Docker's mount API does not"),
                     );
                     path
+                }
+                Src::Relative(rel) if rel.starts_with('~') => {
+                    self.out.err_help(
+                        i.span,
+                        format!(
+                            "{w}: `{rel}` is relative to the home directory of whoever runs compose"
+                        ),
+                        "write the absolute path it stands for on the hosts",
+                    );
+                    continue;
                 }
                 Src::Relative(rel) => match self.s.project_dir {
                     Some(base) => {
@@ -1378,7 +1388,7 @@ impl Dec<'_> {
             };
             let lw = format!("`{name}` of {w}");
             let v = d.duration(x, &lw)?;
-            if v < Duration::from_millis(1) || v.subsec_nanos() % 1_000_000 != 0 {
+            if v < Duration::from_millis(1) || !v.subsec_nanos().is_multiple_of(1_000_000) {
                 d.err(
                     x.span,
                     format!("{lw} must be a whole number of milliseconds, at least 1ms"),
@@ -1862,7 +1872,7 @@ pub fn go_duration(s: &str) -> Result<Duration, String> {
 pub fn manifest_duration(d: Duration) -> String {
     let text = if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d.as_nanos() % 1_000_000 == 0 {
+    } else if d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}us", d.as_micros())
@@ -2109,6 +2119,12 @@ mod tests {
             d.warnings
                 .iter()
                 .any(|w| w.message.contains("`:cached` is dropped"))
+        );
+        let d = t.decode("services:\n  wp:\n    image: a:1\n    volumes: [\"~/x:/x\"]\n");
+        assert!(
+            d.problems[0].message.contains("home directory"),
+            "{:?}",
+            d.problems
         );
         // Undeclared, anonymous, SELinux.
         let (_, _, m) = problem("services:\n  db:\n    image: a:1\n    volumes: [\"data:/d\"]\n");
