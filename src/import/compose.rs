@@ -78,6 +78,8 @@ pub struct Imported {
     pub svc: Svc,
     /// Where each of `svc.ports` was written (a range gives several ports one place).
     pub port_spans: Vec<Span>,
+    /// Where each of `svc.depends_on` was written.
+    pub dep_spans: Vec<Span>,
     /// Comment lines for the manifest, each above the key it is about (what changed meaning on
     /// the way).
     pub notes: Vec<(&'static str, String)>,
@@ -439,6 +441,73 @@ impl Dec<'_> {
                 self.out.services.push(i);
             }
         }
+        self.cycles();
+    }
+
+    /// A `depends_on` cycle (compose refuses one too), reported at the edge that closes it.
+    /// Walked with its own stack: a long chain in a hostile file cannot overflow the thread's.
+    fn cycles(&mut self) {
+        let services = &self.out.services;
+        let index: std::collections::HashMap<&str, usize> = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let mut found: Vec<(Span, String)> = vec![];
+        // 0 new, 1 on the current path, 2 done.
+        let mut mark = vec![0u8; services.len()];
+        for start in 0..services.len() {
+            if mark[start] != 0 {
+                continue;
+            }
+            // The current path: each service with the next of its dependencies to follow.
+            let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+            mark[start] = 1;
+            while let Some(&mut (at, ref mut next)) = path.last_mut() {
+                let imp = &services[at];
+                let Some((d, span)) = imp.svc.depends_on.get(*next).zip(imp.dep_spans.get(*next))
+                else {
+                    mark[at] = 2;
+                    path.pop();
+                    continue;
+                };
+                *next += 1;
+                let Some(&to) = index.get(d.as_str()) else {
+                    continue;
+                };
+                match mark[to] {
+                    0 => {
+                        mark[to] = 1;
+                        path.push((to, 0));
+                    }
+                    1 => {
+                        let from = path.iter().position(|p| p.0 == to).unwrap_or(0);
+                        let mut names: Vec<&str> = path[from..]
+                            .iter()
+                            .map(|p| services[p.0].name.as_str())
+                            .collect();
+                        names.push(&services[to].name);
+                        // A long cycle is named by its ends, so the message stays readable.
+                        let shown = if names.len() > 12 {
+                            let more = format!("({} more)", names.len() - 10);
+                            let (head, tail) = (&names[..5], &names[names.len() - 5..]);
+                            [head.join(" -> "), more, tail.join(" -> ")].join(" -> ")
+                        } else {
+                            names.join(" -> ")
+                        };
+                        found.push((*span, shown));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (span, cycle) in found {
+            self.out.err_help(
+                span,
+                format!("`depends_on` makes a cycle: {cycle}"),
+                "services on one host start in depends_on order, so the order must have a beginning; remove one of these dependencies",
+            );
+        }
     }
 
     fn volume_decls(&mut self, n: &Node) {
@@ -583,6 +652,7 @@ impl Dec<'_> {
             span: k.span,
             svc: Svc::default(),
             port_spans: vec![],
+            dep_spans: vec![],
             notes: vec![],
         };
         for (key, _) in m {
@@ -1508,8 +1578,11 @@ impl Dec<'_> {
                 );
             } else if imp.svc.depends_on.contains(&d) {
                 self.err(span, format!("{w}: `{d}` is written twice"));
+            } else if d == imp.name {
+                self.err(span, format!("{w}: `{d}` depends on itself"));
             } else {
                 imp.svc.depends_on.push(d);
+                imp.dep_spans.push(span);
             }
         }
     }
@@ -2033,7 +2106,7 @@ mod tests {
     #[test]
     fn ports_short_long_and_ranges() {
         let s = one(
-            "services:\n  web:\n    image: a:1\n    ports:\n      - \"8080:80\"\n      - 127.0.0.1:8443:443\n      - 53:53/udp\n      - 9000-9001:7000-7001\n      - target: 81\n        published: 8081\n        host_ip: 10.0.0.1\n        protocol: tcp\n        mode: host\n      - \"[::1]:8082:82\"\n",
+            "services:\n  web:\n    image: a:1\n    ports:\n      - \"8080:80\"\n      - 127.0.0.1:8443:443\n      - 53:53/udp\n      - 9000-9001:7000-7001\n      - target: 81\n        published: 8081\n        host_ip: 10.0.0.1\n        protocol: tcp\n        mode: host\n      - \"[::1]:8082:82\"\n      - 2222:22\n",
         );
         let got: Vec<String> = s.ports.iter().map(|p| p.to_string()).collect();
         assert_eq!(
@@ -2045,7 +2118,8 @@ mod tests {
                 "9000:7000/tcp",
                 "9001:7001/tcp",
                 "10.0.0.1:8081:81/tcp",
-                "[::1]:8082:82/tcp"
+                "[::1]:8082:82/tcp",
+                "2222:22/tcp"
             ]
         );
         for bad in [
@@ -2319,6 +2393,43 @@ mod tests {
             "web",
         );
         assert_eq!(i.svc.depends_on, ["db"]);
+        let p = T::new().problems("services:\n  a:\n    image: a:1\n    depends_on: [b]\n  b:\n    image: a:1\n    depends_on: [a]\n");
+        assert_eq!(
+            p,
+            [(7, 18, "`depends_on` makes a cycle: a -> b -> a".to_string())]
+        );
+        // Reported once, at the edge that closes it, wherever the walk starts.
+        let p = T::new().problems("services:\n  d:\n    image: a:1\n    depends_on: [a]\n  a:\n    image: a:1\n    depends_on: [b]\n  b:\n    image: a:1\n    depends_on: [c]\n  c:\n    image: a:1\n    depends_on: [a]\n");
+        assert_eq!(
+            p,
+            [(
+                13,
+                18,
+                "`depends_on` makes a cycle: a -> b -> c -> a".to_string()
+            )]
+        );
+        // A chain as long as a hostile file likes is walked without recursion.
+        let n = 20_000;
+        let mut long = String::from("services:\n");
+        for i in 0..n {
+            long.push_str(&format!(
+                "  s{i}:\n    image: a:1\n    depends_on: [s{}]\n",
+                (i + 1) % n
+            ));
+        }
+        let p = T::new().problems(&long);
+        assert_eq!(p.len(), 1, "{:?}", &p[..p.len().min(3)]);
+        assert_eq!((p[0].0, p[0].1), (3 * n as u32 + 1, 18));
+        assert!(
+            p[0].2.ends_with(
+                "cycle: s0 -> s1 -> s2 -> s3 -> s4 -> (19991 more) -> s19996 -> s19997 -> s19998 -> s19999 -> s0"
+            ),
+            "{}",
+            p[0].2
+        );
+        let p = T::new().problems("services:\n  a:\n    image: a:1\n    depends_on: [a]\n");
+        assert_eq!((p.len(), p[0].0, p[0].1), (1, 4, 18), "{p:?}");
+        assert!(p[0].2.ends_with("`a` depends on itself"), "{p:?}");
         let p = T::new().problems("services:\n  web:\n    image: a:1\n    depends_on: [nope]\n");
         assert_eq!((p[0].0, p[0].1), (4, 18));
         let p = T::new().problems("services:\n  job:\n    image: a:1\n  web:\n    image: a:1\n    depends_on:\n      job:\n        condition: service_completed_successfully\n");
