@@ -105,6 +105,7 @@ fn dispatch(command: Command, config: &Config) -> crate::error::Result<Exit> {
         Command::History(args) => cmd::history::run(config, &args),
         Command::Logs(args) => cmd::logs::run(config, &args),
         Command::Unlock(args) => cmd::unlock::run(config, &args),
+        Command::Import(args) => cmd::import::run(config, &args),
     }
 }
 

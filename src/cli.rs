@@ -13,6 +13,7 @@ Examples:
   fleetpin promote recette preprod          pin preprod to the digests recette runs
   fleetpin audit --format html -o fleet.html
   fleetpin logs prod -s billing --since 10m -f
+  fleetpin import docker-compose.yml --env prod --host web-1=ssh://deploy@web-1 -o platform.yaml
   fleetpin -f manifests/platform.yaml schema > platform.schema.json";
 
 /// Keep a fleet of plain Docker hosts at the image versions pinned in one manifest.
@@ -121,6 +122,17 @@ Examples:
     History(HistoryArgs),
     /// Remove a lock left on a host by a killed run.
     Unlock(UnlockArgs),
+    /// Write a manifest from the docker compose files a team already has.
+    ///
+    /// Carries services, image tags (as the pins of --env), ports, volumes, environment,
+    /// env_file, command, entrypoint, healthcheck, depends_on, restart, networks, labels,
+    /// logging, user, stop_grace_period, mem_limit and cpus. What a manifest cannot say (build,
+    /// deploy, extends, profiles, secrets, network_mode…), an untagged or `latest` image, and a
+    /// ${VAR} with no value in the .env beside the compose file are errors located in the
+    /// compose file. Named volumes get fleetpin's names, so their data does not follow by itself:
+    /// see docs/import.md.
+    #[command(after_help = IMPORT_EXAMPLES)]
+    Import(ImportArgs),
     /// Print the JSON Schema (draft-07) of the manifest.
     #[command(
         after_help = "Use it in an editor with a first line in platform.yaml:\n  # yaml-language-server: $schema=./platform.schema.json"
@@ -137,6 +149,51 @@ Examples:
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
+}
+
+const IMPORT_EXAMPLES: &str = "\
+Examples:
+  fleetpin import docker-compose.yml --env prod --host web-1=ssh://deploy@web-1 -o platform.yaml
+  fleetpin import front.yml@web-1,web-2 db.yml@db-1 --env prod \\
+      --host web-1=ssh://deploy@web-1 --host web-2=ssh://deploy@web-2 \\
+      --host db-1=ssh://deploy@db-1 -o platform.yaml
+  fleetpin import compose.yml --env recette --host rec-1=tcp://10.0.0.11:2376 --tls-dir certs \\
+      --project-dir /srv/shop --platform shop
+
+A file without @HOST runs on every host; FILE@HOST[,HOST…] runs on those hosts only.";
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The compose files; `FILE@HOST[,HOST…]` runs that file's services on those hosts only
+    /// (default: every host).
+    #[arg(required = true, value_name = "COMPOSE_FILE[@HOST,…]")]
+    pub files: Vec<String>,
+    /// The environment the image tags become the pins of.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// A host of the environment (repeatable).
+    #[arg(long = "host", value_name = "NAME=ENDPOINT", required = true)]
+    pub hosts: Vec<String>,
+    /// The platform name (default: compose's project name, from `name:` or the directory).
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+    /// Write the manifest to this file instead of stdout.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite the file named by -o if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    /// The directory of the compose project on the hosts: relative bind mounts (./data) are
+    /// carried as DIR/data.
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<String>,
+    /// tcp:// hosts use the client certificates DIR/ca.pem, DIR/cert.pem, DIR/key.pem (relative
+    /// to the manifest).
+    #[arg(long, value_name = "DIR", conflicts_with = "insecure")]
+    pub tls_dir: Option<String>,
+    /// tcp:// hosts are reached without TLS (whoever reaches the port is root on the host).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]

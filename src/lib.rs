@@ -18,6 +18,7 @@ pub mod error;
 pub mod git;
 pub mod host;
 pub mod identity;
+pub mod import;
 pub mod interrupt;
 pub mod manifest;
 pub mod ops;

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod audit;
 pub mod history;
 pub mod logs;
+pub mod import;
 pub mod misc;
 pub mod plan;
 pub mod promote;

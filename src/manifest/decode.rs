@@ -86,7 +86,7 @@ pub fn is_host_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn did_you_mean(name: &str, allowed: &[&str], present: &[&str]) -> Option<String> {
+pub fn did_you_mean(name: &str, allowed: &[&str], present: &[&str]) -> Option<String> {
     allowed
         .iter()
         .filter(|a| !present.contains(a))
@@ -1288,7 +1288,7 @@ fn null_at(k: &Key, v: &Node) -> Span {
     }
 }
 
-fn valid_env_key(k: &str) -> Result<(), String> {
+pub fn valid_env_key(k: &str) -> Result<(), String> {
     let mut c = k.chars();
     let ok = matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
@@ -1299,7 +1299,7 @@ fn valid_env_key(k: &str) -> Result<(), String> {
     }
 }
 
-fn valid_label_key(k: &str) -> Result<(), String> {
+pub fn valid_label_key(k: &str) -> Result<(), String> {
     if k.starts_with("io.fleetpin.") {
         return Err("labels starting with `io.fleetpin.` are fleetpin's own".into());
     }
@@ -1315,7 +1315,7 @@ fn valid_label_key(k: &str) -> Result<(), String> {
 }
 
 /// An image repository: optional `registry[:port]/`, path components, no tag and no digest.
-fn check_repository(s: &str) -> Result<(), String> {
+pub fn check_repository(s: &str) -> Result<(), String> {
     if s.contains('@') {
         return Err(format!(
             "`{s}` holds a digest; write the repository only and pin the digest in `versions`"

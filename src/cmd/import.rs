@@ -1,0 +1,147 @@
+//! `fleetpin import`: the arguments into an import request, the import (`import::run`), its
+//! warnings on stderr, and the manifest where it was asked for: stdout, or `-o FILE`, which is
+//! never overwritten without `--force` (a hand-edited manifest is not lost to a second import).
+
+use crate::cli::{Format, ImportArgs};
+use crate::config::Config;
+use crate::error::{Error, Exit, Result};
+use crate::import::{self, ImportError, Request};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
+    super::table_or_json(config)?;
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        return Err(Error::msg(format!(
+            "{} exists; pass --force to overwrite it",
+            out.display()
+        )));
+    }
+    let hosts = args
+        .hosts
+        .iter()
+        .map(|h| import::parse_host(h))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(Error::msg)?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::msg(format!("cannot read the current directory: {e}")))?;
+    let out_dir = match &args.out {
+        Some(p) => {
+            let abs = cwd.join(p);
+            crate::import::compose::normalize(abs.parent().unwrap_or(&cwd))
+        }
+        None => cwd.clone(),
+    };
+    let req = Request {
+        files: args.files.clone(),
+        environment: args.env.clone(),
+        hosts,
+        platform: args.platform.clone(),
+        out_dir,
+        project_dir: args.project_dir.clone(),
+        tls_dir: args.tls_dir.clone(),
+        insecure: args.insecure,
+    };
+    if let Some(d) = &req.project_dir
+        && !d.starts_with('/')
+    {
+        return Err(Error::msg(format!(
+            "--project-dir `{d}` must be an absolute path on the hosts"
+        )));
+    }
+    let out = match import::run(&req) {
+        Ok(o) => o,
+        Err(ImportError::Usage(m)) => return Err(Error::msg(m)),
+        Err(ImportError::Invalid(m)) => return Err(m.into()),
+        Err(ImportError::Files(list)) => {
+            if config.format == Format::Json {
+                let problems: Vec<_> = list.iter().flat_map(|m| m.to_json()).collect();
+                super::print_json(&json!({"imported": false, "problems": problems}));
+            } else {
+                for m in &list {
+                    eprint!("{}", crate::render::manifest_error(m, config.err));
+                }
+            }
+            return Err(Error::Reported(Exit::Failure));
+        }
+    };
+    if !config.quiet {
+        for w in &out.warnings {
+            eprintln!("{} {w}", config.err.yellow("warning:"));
+        }
+    }
+    if let Some(path) = &args.out {
+        write_file(path, &out.text, args.force)?;
+    }
+    let file = args.out.as_ref().map(|p| p.display().to_string());
+    if config.format == Format::Json {
+        let warnings: Vec<_> = out
+            .warnings
+            .iter()
+            .map(|w| {
+                json!({"file": w.file, "line": w.span.line, "column": w.span.column, "message": w.message})
+            })
+            .collect();
+        let mut doc = json!({
+            "imported": true,
+            "file": file,
+            "platform": out.platform,
+            "environment": out.environment,
+            "services": out.services,
+            "hosts": out.hosts,
+            "warnings": warnings,
+        });
+        if args.out.is_none() {
+            doc["manifest"] = json!(out.text);
+        }
+        super::print_json(&doc);
+    } else if let Some(file) = file {
+        if !config.quiet {
+            println!(
+                "{} wrote {file}: platform {}, {} service{}, environment {} on {} host{}",
+                config.out.green("✓"),
+                config.out.bold(&out.platform),
+                out.services.len(),
+                if out.services.len() == 1 { "" } else { "s" },
+                out.environment,
+                out.hosts.len(),
+                if out.hosts.len() == 1 { "" } else { "s" },
+            );
+            println!(
+                "  next: fleetpin -f {file} validate && fleetpin -f {file} plan {}",
+                out.environment
+            );
+        }
+    } else {
+        print!("{}", out.text);
+    }
+    Ok(Exit::Success)
+}
+
+/// Writes the manifest; without `force`, only if the file does not exist (checked again here,
+/// at the moment of writing).
+fn write_file(path: &PathBuf, text: &str, force: bool) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::msg(format!(
+                "{} exists; pass --force to overwrite it",
+                path.display()
+            ))
+        } else {
+            Error::msg(format!("cannot write {}: {e}", path.display()))
+        }
+    })?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::msg(format!("cannot write {}: {e}", path.display())))
+}
