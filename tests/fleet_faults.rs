@@ -139,7 +139,8 @@ fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
     let fleet = require_fleet!();
     let _one = serial();
     let s = Scenario::new(&fleet, "sigint");
-    let services = [("web", 18421, ""), ("api", 18422, "")];
+    // api waits for web (a second wave): Ctrl-C during web's swap leaves api unstarted.
+    let services = [("web", 18421, ""), ("api", 18422, "depends_on: [web]")];
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
@@ -164,6 +165,34 @@ fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
     let rerun = s.run(&["apply", "test", "--yes"]);
     assert_eq!(rerun.code, 0, "{rerun:?}");
     assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.1.0"));
+}
+
+#[test]
+fn ctrl_c_while_independent_services_swap_together_lets_both_finish_and_says_so() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "sigboth");
+    let services = [("web", 18423, ""), ("api", 18424, "")];
+    s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
+    let (child, err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 2);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = err.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stderr}\n{stdout}");
+    // Both swaps were in flight (one wave): each finished, and the report says the run was
+    // interrupted, though every line of it is `done`.
+    assert_eq!(s.get("h3", 18423, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.get("h3", 18424, "/version").as_deref(), Some("1.1.0"));
+    assert!(
+        stdout.contains("interrupted: the steps in flight finished"),
+        "{stdout}"
+    );
+    assert_eq!(s.run(&["plan", "test", "--detailed-exitcode"]).code, 0);
 }
 
 #[test]

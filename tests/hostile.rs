@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleetpin");
@@ -54,9 +55,29 @@ impl Run {
     }
 }
 
-/// Runs a command to its end, or kills it after `limit` (a hang must fail the test, not stall it).
+/// How many times `limit` of wall-clock time a command may take before it is taken for hung.
+const WALL_FACTOR: u32 = 6;
+
+/// Runs a command to its end, or kills it once it used `limit` of CPU time (RLIMIT_CPU: a
+/// blow-up fails the test, and a busy machine, which stretches the wall clock, does not) or,
+/// a hang guard, `WALL_FACTOR` times `limit` of wall-clock time.
 fn run(cmd: &mut Command, limit: Duration) -> Run {
     let started = Instant::now();
+    let cpu_secs = limit.as_secs().max(1) as libc::rlim_t;
+    // SAFETY: between fork and exec the closure only calls setrlimit, which is async-signal-safe,
+    // on a valid struct.
+    unsafe {
+        cmd.pre_exec(move || {
+            let l = libc::rlimit {
+                rlim_cur: cpu_secs,
+                rlim_max: cpu_secs + 1,
+            };
+            if libc::setrlimit(libc::RLIMIT_CPU, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -75,15 +96,15 @@ fn run(cmd: &mut Command, limit: Duration) -> Run {
         let _ = err.read_to_end(&mut b);
         b
     });
-    let mut timed_out = false;
-    let status = loop {
+    let (status, timed_out) = loop {
         if let Some(s) = child.try_wait().expect("wait") {
-            break Some(s);
+            // SIGXCPU at the soft CPU limit, SIGKILL at the hard one.
+            let cpu = matches!(s.signal(), Some(libc::SIGXCPU) | Some(libc::SIGKILL));
+            break (Some(s), cpu);
         }
-        if started.elapsed() > limit {
+        if started.elapsed() > limit * WALL_FACTOR {
             let _ = child.kill();
-            timed_out = true;
-            break child.wait().ok();
+            break (child.wait().ok(), true);
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -254,7 +275,6 @@ fn a_50_mb_manifest_is_refused_before_parsing() {
     );
     assert!(!r.timed_out, "still running after {:?}", r.elapsed);
     assert_eq!(r.code, Some(1), "{}", r.stderr());
-    assert!(r.elapsed < Duration::from_secs(20), "took {:?}", r.elapsed);
     let found = problems(&r.json());
     assert_eq!(found.len(), 1, "{found:?}");
     let (line, _, message) = &found[0];
@@ -384,7 +404,7 @@ fn a_large_honest_manifest_is_not_called_an_alias_bomb() {
 }
 
 /// Inputs of a few hundred KB whose handling must stay about linear: each is run concurrently with
-/// a 10-second limit (a linear implementation takes well under a second even in a debug build).
+/// a 10-second CPU limit (a linear implementation takes well under a second even in a debug build).
 #[test]
 fn scale_inputs_finish_in_bounded_time_and_memory() {
     let _g = heavy();
@@ -493,7 +513,10 @@ fn scale_inputs_finish_in_bounded_time_and_memory() {
             r.stderr.len()
         );
         if r.timed_out {
-            failures.push(format!("{what}: still running after {limit:?}"));
+            failures.push(format!(
+                "{what}: killed after {:.2?} (CPU limit {limit:?})",
+                r.elapsed
+            ));
         } else if r.code != want {
             let tail: String = r
                 .stderr()
@@ -680,10 +703,10 @@ fn every_corpus_file_loads_through_the_library_in_bounded_time() {
         let cpu = thread_cpu_time() - cpu;
         let elapsed = started.elapsed();
         timings.push((elapsed, cpu, name.clone()));
-        // A hang guard on the wall clock; the alias-bomb bound on the CPU time this thread
-        // spent, which other processes on a busy machine cannot inflate.
-        if elapsed > Duration::from_secs(5) {
-            failures.push(format!("{name}: took {elapsed:?} (bound 5s)"));
+        // Bounds on the CPU time this thread spent, which other processes on a busy machine
+        // cannot inflate (the wall clock can, several times over).
+        if cpu > Duration::from_secs(5) {
+            failures.push(format!("{name}: took {cpu:?} of CPU (bound 5s)"));
         }
         if name.contains("alias-bomb") && cpu > Duration::from_secs(2) {
             failures.push(format!("{name}: took {cpu:?} of CPU (bound 2s)"));

@@ -144,10 +144,12 @@ fn finish(config: &Config, env: &str, reports: &[HostReport], had_errors: bool) 
     let failed = had_errors || reports.iter().any(|r| !r.ok());
     if config.format == Format::Json {
         super::print_json(
-            &serde_json::json!({"environment": env, "ok": !failed, "hosts": reports}),
+            &serde_json::json!({"environment": env, "ok": !failed, "hosts": reports,
+                "interrupted": crate::interrupt::interrupted()}),
         );
-    } else if !config.quiet || failed {
+    } else if !config.quiet || failed || crate::interrupt::interrupted() {
         print!("{}", crate::render::plan::apply_report(reports, config.out));
+        super::say_interrupted("apply", env);
     }
     super::run_exit(failed)
 }

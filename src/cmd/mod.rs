@@ -143,6 +143,18 @@ pub fn print_json(v: &impl serde::Serialize) {
     );
 }
 
+/// After a run's report, when Ctrl-C stopped it: what that left, so a report whose every line is
+/// `done` (the steps in flight finished) is not read as a finished run.
+pub fn say_interrupted(command: &str, env: &str) {
+    if crate::interrupt::interrupted() {
+        println!(
+            "
+interrupted: the steps in flight finished and every service kept serving; nothing \
+             else was started. Run `fleetpin {command} {env}` again to finish."
+        );
+    }
+}
+
 /// The exit code after a run over hosts: interrupted, failed or not.
 pub fn run_exit(failed: bool) -> crate::error::Exit {
     use crate::error::Exit;

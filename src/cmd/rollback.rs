@@ -180,6 +180,7 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
             "{}",
             crate::render::plan::apply_report(&reports, config.out)
         );
+        super::say_interrupted("rollback", &args.env);
         if let Some((id, message)) = &committed {
             println!("\ncommitted {}: {message}", &id[..12.min(id.len())]);
         }
@@ -201,6 +202,7 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
             "commit": committed.as_ref().map(|(id, _)| id),
             "push": pushed,
             "notes": notes,
+            "interrupted": crate::interrupt::interrupted(),
         }));
     } else {
         for n in &notes {

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Every test binary of the crate, against the fleet that `tests/fleet/fleet.sh run` brought up, in
+# a few lanes at once instead of cargo test's one binary after another: the fleet's hosts idle
+# while a health gate waits, so independent suites overlap well on 2 cores. Each fleet suite uses
+# its own platform names and host ports, so they can share the hosts; the fault suite kills hosts,
+# cuts links and stops the registry, so it runs alone, first.
+#
+# Usage (from the repository root, the fleet up and its fleet.env exported, as fleet.sh run does):
+#   tests/suites.sh             # LANES=3 by default; SKIP="a b" leaves those binaries out
+# Output: each binary's output once it ends (not interleaved), then a summary; exit 1 if any
+# failed. Test names are cargo's (`cargo test --test NAME` runs one alone).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+LANES=${LANES:-3}
+SOLO=(fleet_faults)
+OUT=$(mktemp -d /tmp/fleetpin-suites.XXXXXX)
+say() { printf '[suites %5ss] %s\n' "$SECONDS" "$*" >&2; }
+
+# Build once; learn where cargo put each test binary (unit tests are the lib's `fleetpin`).
+cargo test --no-run --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        t = m["target"]
+        name = "lib" if "lib" in t["kind"] else t["name"]
+        print(name, m["executable"])
+' >"$OUT/binaries"
+cargo test --no-run -q 2>&1 | tail -n 3 >&2 # errors, if the JSON run hid them
+[ -s "$OUT/binaries" ] || { say "no test binaries"; exit 1; }
+
+run_one() { # name exe
+    local name=$1 exe=$2 start=$SECONDS rc=0
+    case " ${SKIP:-} " in *" $name "*) say "$name: skipped (SKIP)"; return 0 ;; esac
+    "$exe" >"$OUT/$name.log" 2>&1 || rc=$?
+    echo "$name $rc $((SECONDS - start))" >>"$OUT/results"
+    say "$name: $([ "$rc" = 0 ] && echo ok || echo "FAILED ($rc)") in $((SECONDS - start)) s"
+}
+
+run_lanes() { # LANES, then "weight name exe" lines on stdin: longest first, each to the least loaded lane
+    local lanes=$1 w name exe best i
+    local -a load=() lane=()
+    for ((i = 0; i < lanes; i++)); do load[i]=0; lane[i]=""; done
+    while read -r w name exe; do
+        [ -n "$name" ] || continue
+        best=0
+        for ((i = 1; i < lanes; i++)); do ((load[i] < load[best])) && best=$i; done
+        load[best]=$((load[best] + w))
+        lane[best]+="$name=$exe "
+    done < <(sort -rn)
+    for ((i = 0; i < lanes; i++)); do
+        (for pair in ${lane[i]}; do run_one "${pair%%=*}" "${pair#*=}"; done) &
+    done
+    wait
+}
+
+# Seconds each took in a recorded run (unknown ones count 30): the longest start first.
+declare -A WEIGHT=(
+    [hostile]=270 [corpus]=75 [sim_scale]=21 [lib]=10 [planner_props]=4
+    [fleet_safety]=100 [fleet_zero]=52 [fleet_apply]=45 [fleet_podman]=60 [fleet_push]=28
+    [fleet_ssh]=24 [fleet_audit]=23 [fleet_registry]=22 [fleet_promote]=17 [fleet_hooks]=17
+    [fleet_security]=16 [fleet_waves]=15 [fleet_logs]=15 [fleet_import]=8
+)
+is_solo() { local s; for s in "${SOLO[@]}"; do [ "$1" = "$s" ] && return 0; done; return 1; }
+weigh() { while read -r name exe; do echo "${WEIGHT[$name]:-30} $name $exe"; done; }
+
+# 1. The disruptive suite, beside the suites that need no fleet (it only disturbs fleet hosts).
+while read -r name exe; do is_solo "$name" && echo "$name $exe"; done <"$OUT/binaries" >"$OUT/solo"
+while read -r name exe; do
+    is_solo "$name" || [[ $name == fleet_* ]] || echo "$name $exe"
+done <"$OUT/binaries" >"$OUT/local"
+(while read -r name exe; do run_one "$name" "$exe"; done <"$OUT/solo") &
+weigh <"$OUT/local" | run_lanes 1
+wait
+
+# 2. The fleet suites in LANES lanes.
+while read -r name exe; do
+    is_solo "$name" || [[ $name != fleet_* ]] || echo "$name $exe"
+done <"$OUT/binaries" | weigh | run_lanes "$LANES"
+
+# 3. Every log, failures last so they are what the CI log ends with; then the summary.
+failed=0
+while read -r name rc secs; do [ "$rc" = 0 ] && cat "$OUT/$name.log"; done <"$OUT/results"
+while read -r name rc secs; do
+    [ "$rc" = 0 ] || { echo "==== $name FAILED (exit $rc) ===="; cat "$OUT/$name.log"; failed=1; }
+done <"$OUT/results"
+say "summary ($(wc -l <"$OUT/results") binaries, ${SECONDS} s):"
+sort -k3 -rn "$OUT/results" | while read -r name rc secs; do
+    printf '  %-18s %s %4s s\n' "$name" "$([ "$rc" = 0 ] && echo ok || echo FAILED)" "$secs" >&2
+done
+rm -rf "$OUT"
+exit $failed
