@@ -67,8 +67,7 @@ async fn a_dead_endpoint_costs_one_connect_timeout() {
     let err = engine
         .list_containers("fleetpin.")
         .await
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("10.213.7.250"), "{msg}");
     assert!(

@@ -133,7 +133,11 @@ fn cleanup(p: &Podman, platform: &str) {
         if name.starts_with(&format!("{platform}-"))
             || name.starts_with(&format!("fleetpin-lock-{platform}-"))
         {
-            api(p, "DELETE", &format!("/containers/{}?force=1&t=0", enc(name)));
+            api(
+                p,
+                "DELETE",
+                &format!("/containers/{}?force=1&t=0", enc(name)),
+            );
         }
     }
     let (_, nets) = api(p, "GET", "/networks");
@@ -223,7 +227,10 @@ fn apply_upgrade_rollback_and_audit_on_podman() {
     let stable = format!("{}-test-web", s.platform);
     let c = inspect(&t.p, &stable);
     assert_eq!(c["State"]["Health"]["Status"], "starting", "{c}");
-    assert_eq!(c["Config"]["Labels"]["io.fleetpin.commit"], s.head().as_str());
+    assert_eq!(
+        c["Config"]["Labels"]["io.fleetpin.commit"],
+        s.head().as_str()
+    );
 
     // The listing finds what it deployed: nothing to do.
     let again = s.run(&["plan", "test", "--detailed-exitcode"]);
@@ -246,7 +253,10 @@ fn apply_upgrade_rollback_and_audit_on_podman() {
     let list = containers(&t.p, &s.platform);
     let prev: Vec<_> = list.iter().filter(|c| c.0.contains(".prev-")).collect();
     assert_eq!(prev.len(), 1, "{list:?}");
-    assert_eq!((prev[0].1.as_str(), prev[0].2.as_str()), ("exited", "1.0.0"));
+    assert_eq!(
+        (prev[0].1.as_str(), prev[0].2.as_str()),
+        ("exited", "1.0.0")
+    );
     let retained_id = prev[0].3.clone();
     let policy = inspect(&t.p, &prev[0].0)["HostConfig"]["RestartPolicy"]["Name"].clone();
     assert_eq!(policy, "unless-stopped", "kept as it was created");
@@ -294,7 +304,8 @@ fn without_healthcheck_the_monitor_gates_on_podman() {
     // Podman restarts it by its policy (`unless-stopped`) before it is seen exited: the gate
     // sees the restart.
     assert!(
-        out.stdout.contains("      the container restarted (restart count ")
+        out.stdout
+            .contains("      the container restarted (restart count ")
             && out.stdout.contains("): its process exits\n"),
         "{out:?}"
     );
