@@ -51,14 +51,22 @@ pub struct DockerEngine {
     docker: Docker,
     endpoint: String,
     timeout: Duration,
+    /// `Some(version)` when the engine is Podman, asked once (`GET /version`) and only when a
+    /// difference matters: a healthcheck to gate on, a restart policy refused.
+    podman: tokio::sync::OnceCell<Option<String>>,
+    /// The restart-policy limitation is said once per host, not once per container.
+    said_policy: std::sync::atomic::AtomicBool,
 }
 
 /// Seconds bollard waits on one request once connected (pulls stream, so this bounds silence).
 const REQUEST_TIMEOUT_SECS: u64 = 300;
 
-/// The lock container's image: an empty filesystem imported once per host, never run.
-const LOCK_IMAGE: &str = "fleetpin/lock";
-const LOCK_TAG: &str = "1";
+/// The lock container's image: an empty filesystem imported once per host, never run. Fully
+/// qualified under `localhost/`, with its tag inside the repository: Podman names an imported
+/// image `localhost/NAME` and ignores the import's `tag` parameter (it would be `:latest`), while
+/// Docker would resolve a short `fleetpin/lock` to `docker.io/fleetpin/lock`; this one name means
+/// the same image on both.
+const LOCK_IMAGE: &str = "localhost/fleetpin/lock:1";
 
 impl DockerEngine {
     /// Prepares the client (no request yet: the first one tells whether the host answers, within
@@ -124,6 +132,8 @@ impl DockerEngine {
             docker,
             endpoint,
             timeout: connect_timeout,
+            podman: tokio::sync::OnceCell::new(),
+            said_policy: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -146,13 +156,29 @@ impl DockerEngine {
         }
     }
 
+    /// Podman's version when the engine is Podman: its `/version` lists a `Podman Engine`
+    /// component (Docker's lists `Engine`). An engine that does not answer is taken for Docker
+    /// and asked again next time.
+    pub async fn podman_version(&self) -> Option<String> {
+        self.podman
+            .get_or_try_init(|| async {
+                let v = self
+                    .timed("reading the engine version", self.docker.version())
+                    .await?;
+                Ok::<_, EngineError>(podman_in(&v))
+            })
+            .await
+            .ok()
+            .cloned()
+            .flatten()
+    }
+
     async fn import_lock_image(&self) -> Result<(), EngineError> {
         // An empty tar archive (two zero blocks) makes an image with no files.
         let empty_tar = bytes::Bytes::from(vec![0u8; 1024]);
         let opts = CreateImageOptionsBuilder::new()
             .from_src("-")
             .repo(LOCK_IMAGE)
-            .tag(LOCK_TAG)
             .build();
         let mut stream =
             self.docker
@@ -162,6 +188,15 @@ impl DockerEngine {
         }
         Ok(())
     }
+}
+
+/// The Podman version in a `/version` answer, if it is Podman's.
+fn podman_in(v: &bollard::models::SystemVersion) -> Option<String> {
+    v.components
+        .iter()
+        .flatten()
+        .find(|c| c.name == "Podman Engine")
+        .map(|c| c.version.clone())
 }
 
 fn health_from_status(status: &str) -> Health {
@@ -209,9 +244,10 @@ impl Engine for DockerEngine {
     }
 
     async fn list_containers(&self, prefix: &str) -> Result<Vec<ContainerSummary>, EngineError> {
-        // Docker's name filter is a regular expression on the name with its leading slash.
+        // The name filter is a regular expression: Docker matches it against the name with its
+        // leading slash, Podman without, so the slash is optional.
         let mut filters = HashMap::new();
-        filters.insert("name", vec![format!("^/{}", regex_escape(prefix))]);
+        filters.insert("name", vec![format!("^/?{}", regex_escape(prefix))]);
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -706,11 +742,39 @@ impl Engine for DockerEngine {
             }),
             ..Default::default()
         };
-        self.timed(
-            &format!("setting the restart policy of {id}"),
-            self.docker.update_container(id, body),
-        )
-        .await
+        match self
+            .timed(
+                &format!("setting the restart policy of {id}"),
+                self.docker.update_container(id, body),
+            )
+            .await
+        {
+            // Podman 4.3 has no `/containers/{id}/update`: its router answers a bare 404 "Not
+            // Found", where a missing container would be "no such container". Confirmed by the
+            // engine's identity before it is let pass.
+            Err(EngineError::NotFound { what }) if !what.contains("no such container") => {
+                let Some(version) = self.podman_version().await else {
+                    return Err(EngineError::NotFound { what });
+                };
+                if !self
+                    .said_policy
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "{}: Podman {version} cannot change a container's restart policy (no \
+                         container-update endpoint): retained containers keep theirs (`{policy}` \
+                         was asked); see docs/podman.md",
+                        self.endpoint
+                    );
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn runs_healthchecks(&self) -> bool {
+        self.podman_version().await.is_none()
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, EngineError> {
@@ -802,7 +866,7 @@ impl Engine for DockerEngine {
         labels: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
         let body = || ContainerCreateBody {
-            image: Some(format!("{LOCK_IMAGE}:{LOCK_TAG}")),
+            image: Some(LOCK_IMAGE.to_string()),
             cmd: Some(vec!["fleetpin-lock".into()]),
             labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             host_config: Some(HostConfig {

@@ -693,8 +693,12 @@ impl Engine for MemoryEngine {
             s.next += 1;
             let id = format!("{:064x}", s.next);
             let created = s.now();
-            let mut c =
-                MemContainer::new(name, "fleetpin/lock:1", RunState::Created, labels.clone());
+            let mut c = MemContainer::new(
+                name,
+                "localhost/fleetpin/lock:1",
+                RunState::Created,
+                labels.clone(),
+            );
             c.id = id.clone();
             c.created = created;
             c.restart_policy = "no".into();

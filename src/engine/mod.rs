@@ -365,11 +365,22 @@ pub trait Engine: Send + Sync {
         reference: &str,
     ) -> impl Future<Output = Result<ImageRemoved, EngineError>> + Send;
 
+    /// Changes a container's restart policy. An engine that cannot (Podman 4.3 has no
+    /// container-update endpoint) leaves the policy as it was, says so once, and succeeds: the
+    /// policy only decides what a daemon restart or reboot starts, never what a deploy does.
     fn set_restart_policy(
         &self,
         id: &str,
         policy: &str,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Whether `healthy`/`unhealthy` in a container's state can be waited for. Podman runs
+    /// healthchecks from systemd timers only: without systemd a check never runs and the state
+    /// stays `starting` forever, so the gate falls back to the `update.monitor` watch while it
+    /// says `starting` (a `healthy` or `unhealthy` it does report still decides at once).
+    fn runs_healthchecks(&self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
 
     /// The last `lines` lines of the container's output.
     fn logs_tail(

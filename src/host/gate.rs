@@ -117,8 +117,23 @@ pub async fn watch<E: Engine>(engine: &E, id: &str, gate: &Gate) -> Result<(), J
     };
     let first = look().await?;
     let base = Baseline::of(&first);
+    // An engine that never runs the check (Podman without systemd) would leave it `starting`
+    // until --health-timeout: `starting` is judged as no healthcheck there (the monitor watch).
+    let checks_run = first.health == Health::None || engine.runs_healthchecks().await;
+    if !checks_run {
+        tracing::warn!(
+            "{}: {} has a healthcheck, but this engine (Podman) runs healthchecks only from \
+             systemd timers: gated by `update.monitor` ({}s) while it reports `starting`",
+            engine.endpoint(),
+            first.name,
+            gate.monitor.as_secs()
+        );
+    }
     let mut now = first;
     loop {
+        if !checks_run && now.health == Health::Starting {
+            now.health = Health::None;
+        }
         match judge(&base, &now, started.elapsed(), gate) {
             Verdict::Pass => return Ok(()),
             Verdict::Fail(reason) => return Err(Judged::Failed(reason)),

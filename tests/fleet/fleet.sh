@@ -218,6 +218,7 @@ ensure_packages() {
     command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || pkgs+=(openssh-client)
     command -v git >/dev/null || pkgs+=(git)             # `--push` runs git; the sshd serves git-receive-pack
     [ -x "$CADDY_BIN" ] || pkgs+=(caddy)                 # the caddy and graceful images
+    podman_packages                                      # the Podman host (p1)
     command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null \
         || pkgs+=(util-linux)
     # only for the optional TLS host / authenticated registry
@@ -375,6 +376,7 @@ do_down() {
     [ -n "$quiet" ] || log "down: stopping fleet"
     local i pids live p
 
+    podman_down
     # 1. Kill every process of ours. No graceful shutdown: everything is
     #    thrown away, and SIGKILL to all (containers included) is the fastest.
     #    The keeper (subreaper) goes last so that it reaps all the others.
@@ -1163,6 +1165,7 @@ write_env_file() {
         echo "FLEET_SSH_KEY=$SSH_DIR/id_ed25519"
         echo "FLEET_SSH_KNOWN_HOSTS=$SSH_DIR/known_hosts"
         echo "FLEET_SSH_CONFIG=$SSH_DIR/config"
+        podman_env
         if [ -n "$AUTH_REG" ]; then
             echo "FLEET_AUTH_REGISTRY=$AUTH_REGISTRY"
             echo "FLEET_AUTH_USER=$AUTH_USER"
@@ -1454,8 +1457,125 @@ do_up() {
     for k in $(seq 2 "$n"); do wait_host "$k"; done
     wait_ssh
     log "up: sshd on $(ssh_addr) ports ${SSH_PORTS[*]} (in h$SSH_K's namespace, DOCKER_HOST = h$SSH_K)"
+    podman_up
     write_env_file "$n" "$sd"
     log "up: fleet ready in $(($(date +%s) - t0))s: h1..h$n at $(host_addr 1)..$(host_addr "$n"), env in $ENV_FILE"
+}
+
+# ------------------------------------------------------------------- podman --
+# The Podman host p1: rootful Podman (Debian's podman 4.3) serving its
+# Docker-compatible API (`podman system service`) on tcp://10.213.7.21:2375,
+# in a namespace of its own (fpfleet-p1) on the fleet's bridge. Everything it
+# keeps is private: containers.conf, storage.conf and registries.conf in
+# $PODMAN_RUN (read through CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
+# CONTAINERS_REGISTRIES_CONF), images in $PODMAN_DATA, networks (netavark,
+# with aardvark-dns for network aliases) in $PODMAN_RUN/networks; nothing in
+# /etc/containers or /var/lib/containers is read or written.
+# Why these settings: no systemd here, so cgroupfs and a file events log
+# (Podman's healthchecks need systemd timers and do not run: fleetpin falls
+# back to its monitor gate, see docs/podman.md); the default ulimits, because
+# rootful Podman asks for nofile/nproc 1048576 and runc cannot raise a limit
+# above the hard one it was given; the fleet's plain-http registries as
+# insecure. Self-contained: ensure_packages, up, down and the env file each
+# call one function below.
+readonly PODMAN_NS=${NS_PREFIX}p1
+readonly PODMAN_ADDR=${NET_PREFIX}.21
+readonly PODMAN_PORT=2375
+readonly PODMAN_RUN=${RUN_DIR}/p1
+readonly PODMAN_DATA=${DATA_DIR}/p1
+
+podman_packages() { # called by ensure_packages: adds to its pkgs array
+    command -v podman >/dev/null || pkgs+=(podman)
+    command -v conmon >/dev/null || pkgs+=(conmon)
+    [ -x /usr/lib/podman/netavark ] || pkgs+=(netavark)
+    [ -x /usr/lib/podman/aardvark-dns ] || pkgs+=(aardvark-dns)
+}
+
+# the podman CLI on the fleet's Podman storage (no service needed)
+podman_cli() {
+    CONTAINERS_CONF=$PODMAN_RUN/containers.conf CONTAINERS_STORAGE_CONF=$PODMAN_RUN/storage.conf \
+        CONTAINERS_REGISTRIES_CONF=$PODMAN_RUN/registries.conf podman "$@"
+}
+
+podman_up() {
+    local d=$PODMAN_RUN nofile cgroot deadline
+    mkdir -p "$d/networks" "$d/tmp" "$PODMAN_DATA"
+    attach_ns "${VETH_PREFIX}p1" "$PODMAN_NS" "$PODMAN_ADDR"
+    nofile=$(ulimit -Hn)
+    [ "$nofile" = unlimited ] && nofile=1048576
+    {
+        echo "# written by tests/fleet/fleet.sh - the fleet's Podman host"
+        echo "[containers]"
+        echo "log_driver = \"k8s-file\""
+        echo "default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=4096:4096\"]"
+        echo "[engine]"
+        echo "cgroup_manager = \"cgroupfs\""
+        echo "events_logger = \"file\""
+        echo "tmp_dir = \"$d/tmp\""
+        echo "runtime = \"runc\""
+        echo "[network]"
+        echo "network_backend = \"netavark\""
+        echo "network_config_dir = \"$d/networks\""
+    } >"$d/containers.conf"
+    {
+        echo "# written by tests/fleet/fleet.sh"
+        echo "[storage]"
+        echo "driver = \"overlay\""
+        echo "graphroot = \"$PODMAN_DATA/storage\""
+        echo "runroot = \"$d/storage\""
+    } >"$d/storage.conf"
+    {
+        echo "# written by tests/fleet/fleet.sh: the fleet's registries speak plain http"
+        echo "unqualified-search-registries = []"
+        echo "[[registry]]"
+        echo "location = \"$REGISTRY\""
+        echo "insecure = true"
+        if [ -n "$AUTH_REG" ]; then
+            echo "[[registry]]"
+            echo "location = \"$AUTH_REGISTRY\""
+            echo "insecure = true"
+        fi
+    } >"$d/registries.conf"
+    cgroot=$(cg_track_root)
+    spawn "${cgroot:+$cgroot/p1}" "$d/podman.log" \
+        env CONTAINERS_CONF="$d/containers.conf" CONTAINERS_STORAGE_CONF="$d/storage.conf" \
+        CONTAINERS_REGISTRIES_CONF="$d/registries.conf" \
+        nsenter --net=/var/run/netns/"$PODMAN_NS" \
+        podman system service --time=0 "tcp:$PODMAN_ADDR:$PODMAN_PORT" >"$d/podman.pid"
+    deadline=$(($(date +%s) + START_TIMEOUT))
+    until [ "$(qcurl "http://$PODMAN_ADDR:$PODMAN_PORT/_ping" 2>/dev/null)" = OK ]; do
+        if ! alive "$(cat "$d/podman.pid")" || [ "$(date +%s)" -ge "$deadline" ]; then
+            log_tail "$d/podman.log"
+            die "podman system service did not answer on tcp://$PODMAN_ADDR:$PODMAN_PORT"
+        fi
+        sleep 0.2
+    done
+    log "up: Podman $(podman --version | awk '{print $3}') at tcp://$PODMAN_ADDR:$PODMAN_PORT ($PODMAN_NS)"
+}
+
+# Called by `down` before the fleet's processes are killed: Podman's
+# containers (their conmon outside the namespace, their network namespaces
+# under /run/netns) are removed through its own CLI; `down` then kills the
+# service with the rest (tracking cgroup, namespace) and removes $PODMAN_RUN
+# and $PODMAN_DATA.
+podman_down() {
+    [ -f "$PODMAN_RUN/storage.conf" ] || return 0
+    command -v podman >/dev/null || return 0
+    podman_cli rm --all --force --time 0 >/dev/null 2>&1 || true
+    podman_cli network prune --force >/dev/null 2>&1 || true
+    local p
+    for p in $(pgrep -f "conmon .*$PODMAN_RUN" 2>/dev/null || true); do kill -KILL "$p" 2>/dev/null || true; done
+}
+
+# fleet.env's FLEET_PODMAN_* block (nothing when the Podman host is not up)
+podman_env() {
+    [ -f "$PODMAN_RUN/podman.pid" ] || return 0
+    echo "FLEET_PODMAN_HOST=p1"
+    echo "FLEET_PODMAN_ADDR=$PODMAN_ADDR"
+    echo "FLEET_PODMAN_TCP=tcp://$PODMAN_ADDR:$PODMAN_PORT"
+    echo "FLEET_PODMAN_NETNS=$PODMAN_NS"
+    echo "FLEET_PODMAN_VERSION=$(podman --version | awk '{print $3}')"
+    echo "FLEET_PODMAN_PID=$(cat "$PODMAN_RUN/podman.pid")"
 }
 
 # ------------------------------------------------------------ env / status --
