@@ -3,8 +3,8 @@
 //! and report a problem at exactly each expected place with a message containing the substring.
 
 use assert_cmd::Command;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 struct Expect {

@@ -14,10 +14,10 @@ use fleetpin::manifest::diagnostics::{ManifestError, Problem};
 use fleetpin::render::{Style, manifest_error};
 use proptest::prelude::*;
 use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleetpin");

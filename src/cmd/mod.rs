@@ -6,8 +6,8 @@
 pub mod apply;
 pub mod audit;
 pub mod history;
-pub mod logs;
 pub mod import;
+pub mod logs;
 pub mod misc;
 pub mod plan;
 pub mod promote;
@@ -247,16 +247,7 @@ pub fn pre_hook(
     let Some(command) = loaded.manifest.hooks.get(&name) else {
         return Ok(());
     };
-    // Ctrl-C reaches the hook (in its own process group) through fleetpin.
-    crate::interrupt::install_on(rt);
-    let dir = loaded.dir();
-    let hook = Hook {
-        name: &name,
-        command: &command.value,
-        dir: &dir,
-        timeout: loaded.manifest.hooks.timeout(),
-    };
-    let Err(e) = hooks::run(&hook, event, &|what| announce(config, what)) else {
+    let Err(e) = run_hook(config, loaded, rt, &name, &command.value, event) else {
         return Ok(());
     };
     let exit = if e.interrupted() {
@@ -282,20 +273,33 @@ pub fn after_work(config: &Config, loaded: &Loaded, rt: &tokio::runtime::Runtime
         Some(Outcome::Success) => format!("post_{}", event.command),
         _ => "on_failure".to_string(),
     };
-    if let Some(command) = loaded.manifest.hooks.get(&name) {
-        crate::interrupt::install_on(rt);
-        let dir = loaded.dir();
-        let hook = Hook {
-            name: &name,
-            command: &command.value,
-            dir: &dir,
-            timeout: loaded.manifest.hooks.timeout(),
-        };
-        if let Err(e) = hooks::run(&hook, event, &|what| announce(config, what)) {
-            eprintln!("{} {e}", config.err.yellow("warning:"));
-        }
+    if let Some(command) = loaded.manifest.hooks.get(&name)
+        && let Err(e) = run_hook(config, loaded, rt, &name, &command.value, event)
+    {
+        eprintln!("{} {e}", config.err.yellow("warning:"));
     }
     notify(config, loaded, rt, event);
+}
+
+/// One hook of the manifest, in its directory, with its timeout; Ctrl-C reaches the hook (in its
+/// own process group) through fleetpin.
+fn run_hook(
+    config: &Config,
+    loaded: &Loaded,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    command: &str,
+    event: &Event,
+) -> std::result::Result<(), hooks::HookError> {
+    crate::interrupt::install_on(rt);
+    let dir = loaded.dir();
+    let hook = Hook {
+        name,
+        command,
+        dir: &dir,
+        timeout: loaded.manifest.hooks.timeout(),
+    };
+    hooks::run(&hook, event, &|what| announce(config, what))
 }
 
 fn announce(config: &Config, what: &str) {

@@ -10,27 +10,8 @@
 
 use crate::import::interpolate::substitute;
 use crate::manifest::diagnostics::Problem;
-use crate::manifest::yaml::Span;
+use crate::manifest::yaml::span_at;
 use indexmap::IndexMap;
-
-/// The span of `len` bytes at `offset` in `text`, with its 1-based line and column.
-pub fn span_at(text: &str, offset: usize, len: usize) -> Span {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() as u32 + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0) as u32
-        + 1;
-    Span {
-        line,
-        column,
-        offset,
-        len,
-    }
-}
 
 fn blank(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\x0b' | '\x0c')

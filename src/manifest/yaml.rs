@@ -252,7 +252,13 @@ fn first_control_char(text: &str, from: usize) -> Option<Span> {
     let (i, _) = text[from..]
         .char_indices()
         .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))?;
-    let offset = from + i;
+    Some(span_at(text, from + i, 1))
+}
+
+/// The span of `len` bytes at `offset` in `text`, with its 1-based line and column (in
+/// characters, as editors count them).
+pub fn span_at(text: &str, offset: usize, len: usize) -> Span {
+    let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() as u32 + 1;
     let column = before
@@ -261,12 +267,12 @@ fn first_control_char(text: &str, from: usize) -> Option<Span> {
         .map(|l| l.chars().count())
         .unwrap_or(0) as u32
         + 1;
-    Some(Span {
+    Span {
         line,
         column,
         offset,
-        len: 1,
-    })
+        len,
+    }
 }
 
 /// The position of the second `---` document marker, if any.
