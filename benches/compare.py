@@ -207,12 +207,16 @@ def fp(manifest, *args, ok=(0,)):
 
 
 def fp_report(r):
-    """(seconds of health wait, number of actions) from an apply/rollback JSON report."""
+    """(seconds of health wait, number of actions) from an apply/rollback JSON report. A host's
+    services are gated together (one depends_on wave here: they are independent), so a host's
+    wait is its longest gate, not their sum; over several hosts, the mean of the hosts' waits."""
     doc = r.json()
     if not doc.get("ok"):
         raise RuntimeError(f"fleetpin reported failure: {r.out[-2000:]}")
     acts = [a for h in doc["hosts"] for a in h["actions"]]
-    return sum(a["health_seconds"] for a in acts), len(acts)
+    waits = [max((a["health_seconds"] for a in h["actions"]), default=0.0) for h in doc["hosts"]]
+    busy = [w for w, h in zip(waits, doc["hosts"]) if h["actions"]]
+    return (sum(busy) / len(busy) if busy else 0.0), len(acts)
 
 
 # ------------------------------------------------------------------- generators --

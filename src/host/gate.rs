@@ -8,10 +8,52 @@
 //! `judge`; `watch` polls the engine and asks it.
 
 use crate::engine::{ContainerDetails, Engine, Health, RunState};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(100);
+const SLOWEST_POLL: Duration = Duration::from_millis(500);
+
+/// Gates being watched at once, per engine. A wave of independent services gates them together:
+/// twenty containers polled every 100 ms would be 200 inspects a second on one engine, CPU that
+/// the starting containers need, so the polling slows as watches add up (one to seven: 100 ms;
+/// twenty: 500 ms), about 40 inspects a second per engine at most.
+static WATCHING: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// How often a gate looks when `watching` gates are watched on its engine.
+pub fn poll_every(watching: usize) -> Duration {
+    (POLL * (watching / 4).max(1) as u32).min(SLOWEST_POLL)
+}
+
+/// One watch counted on its engine while it lives.
+struct Watching(String);
+
+impl Watching {
+    fn start(endpoint: &str) -> Watching {
+        let mut w = WATCHING.lock().unwrap_or_else(|e| e.into_inner());
+        *w.entry(endpoint.to_string()).or_default() += 1;
+        Watching(endpoint.to_string())
+    }
+
+    fn poll(&self) -> Duration {
+        let w = WATCHING.lock().unwrap_or_else(|e| e.into_inner());
+        poll_every(w.get(&self.0).copied().unwrap_or(1))
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut w = WATCHING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = w.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                w.remove(&self.0);
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gate {
@@ -106,6 +148,7 @@ pub enum Judged {
 /// Watches a started container until the gate passes or fails.
 pub async fn watch<E: Engine>(engine: &E, id: &str, gate: &Gate) -> Result<(), Judged> {
     let started = Instant::now();
+    let watching = Watching::start(engine.endpoint());
     let look = || async {
         engine.inspect_container(id).await.map_err(|e| {
             if e.is_unreachable() {
@@ -139,7 +182,7 @@ pub async fn watch<E: Engine>(engine: &E, id: &str, gate: &Gate) -> Result<(), J
             Verdict::Fail(reason) => return Err(Judged::Failed(reason)),
             Verdict::Wait => {}
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(watching.poll()).await;
         now = look().await?;
     }
 }
@@ -147,6 +190,26 @@ pub async fn watch<E: Engine>(engine: &E, id: &str, gate: &Gate) -> Result<(), J
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polling_slows_as_gates_add_up_on_one_engine() {
+        assert_eq!(poll_every(0), POLL);
+        assert_eq!(poll_every(1), POLL);
+        assert_eq!(poll_every(7), POLL);
+        assert_eq!(poll_every(8), Duration::from_millis(200));
+        assert_eq!(poll_every(12), Duration::from_millis(300));
+        assert_eq!(poll_every(20), SLOWEST_POLL);
+        assert_eq!(poll_every(1000), SLOWEST_POLL);
+        let a = Watching::start("tcp://gate-test-a:2375");
+        let others: Vec<Watching> = (0..11)
+            .map(|_| Watching::start("tcp://gate-test-a:2375"))
+            .collect();
+        let b = Watching::start("tcp://gate-test-b:2375");
+        assert_eq!(a.poll(), Duration::from_millis(300), "12 on engine a");
+        assert_eq!(b.poll(), POLL, "engine b has its own count");
+        drop(others);
+        assert_eq!(a.poll(), POLL);
+    }
     use std::collections::BTreeMap;
 
     fn details(state: RunState, health: Health, restarts: i64, started: &str) -> ContainerDetails {
