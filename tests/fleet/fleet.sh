@@ -1464,7 +1464,7 @@ do_up() {
 
 # ------------------------------------------------------------------- podman --
 # The Podman host p1: rootful Podman (Debian's podman 4.3) serving its
-# Docker-compatible API (`podman system service`) on tcp://10.213.7.21:2375,
+# Docker-compatible API (`podman system service`) on tcp://10.213.7.41:2375,
 # in a namespace of its own (fpfleet-p1) on the fleet's bridge. Everything it
 # keeps is private: containers.conf, storage.conf and registries.conf in
 # $PODMAN_RUN (read through CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
@@ -1479,7 +1479,7 @@ do_up() {
 # insecure. Self-contained: ensure_packages, up, down and the env file each
 # call one function below.
 readonly PODMAN_NS=${NS_PREFIX}p1
-readonly PODMAN_ADDR=${NET_PREFIX}.21
+readonly PODMAN_ADDR=${NET_PREFIX}.41   # past h1..h12 (.11–.22): MAX_HOSTS fleets must not collide
 readonly PODMAN_PORT=2375
 readonly PODMAN_RUN=${RUN_DIR}/p1
 readonly PODMAN_DATA=${DATA_DIR}/p1
