@@ -596,10 +596,9 @@ def slot_fleetpin_sizes():
         teardown_one()
 
 
-def slot_floor_converge():
-    """The concurrent floor of a converge from empty: the bare API creates and starts all 20
-    services at once (one connection each, on a user network as fleetpin makes), then waits until
-    all are healthy (one health interval of the image)."""
+def floor_at_once(n):
+    """The bare API creating and starting services 1..n at once (one connection each, on a user
+    network as fleetpin makes), then waiting until all are healthy. Returns (t0, t1, t2)."""
     api = Api(host(H1, "UNIX"))
     api.req("POST", "/networks/create", {"Name": "fpb-floor", "Driver": "bridge"}, ok=(201, 409))
     api.req("GET", "/_ping")
@@ -613,9 +612,39 @@ def slot_floor_converge():
         return go
 
     t0 = T()
-    parallel([one(i) for i in range(1, SERVICES + 1)])
+    parallel([one(i) for i in range(1, n + 1)])
     t1 = T()
-    t2 = wait_healthy(api, NAMES, ONE_PREFIX)
+    t2 = wait_healthy(api, NAMES[:n], ONE_PREFIX)
+    return t0, t1, t2
+
+
+def slot_sizes_floor():
+    """The same 1 and 12 services from empty through the bare API, all at once: what the engine
+    itself takes for twelve against one on this machine."""
+    for n in (1, 12):
+        t0, t1, t2 = floor_at_once(n)
+        rec(f"converge {n}", "floor: bare API, at once", wall=t2 - t0, orch=t1 - t0, health=t2 - t1)
+        teardown_one()
+
+
+def sizes_only():
+    log(f"converge 1 and 12 from empty: {ROUNDS} rounds of fleetpin / the bare-API floor on h1")
+    teardown_one()
+    slots = [("fleetpin 1 and 12", slot_fleetpin_sizes), ("floor 1 and 12", slot_sizes_floor)]
+    for rnd in range(ROUNDS):
+        for name, f in (slots if rnd % 2 == 0 else slots[::-1]):
+            log(f"round {rnd + 1}/{ROUNDS}: {name}")
+            try:
+                f()
+            finally:
+                teardown_one()
+
+
+def slot_floor_converge():
+    """The concurrent floor of a converge from empty: the bare API creates and starts all 20
+    services at once (one connection each, on a user network as fleetpin makes), then waits until
+    all are healthy (one health interval of the image)."""
+    t0, t1, t2 = floor_at_once(SERVICES)
     rec("converge", "floor: bare API, 20 at once", wall=t2 - t0, orch=t1 - t0, health=t2 - t1)
 
 
@@ -624,7 +653,8 @@ def single_host():
         f"({SERVICES} services with the images' 1 s healthcheck)")
     teardown_one()
     slots = [("fleetpin", slot_fleetpin), ("docker-compose", slot_compose), ("docker", slot_raw),
-             ("fleetpin 1 and 12", slot_fleetpin_sizes), ("floor x20", slot_floor_converge)]
+             ("fleetpin 1 and 12", slot_fleetpin_sizes), ("floor x20", slot_floor_converge),
+             ("floor 1 and 12", slot_sizes_floor)]
     for rnd in range(ROUNDS):
         order = slots if rnd % 2 == 0 else slots[::-1]
         for name, f in order:
@@ -973,8 +1003,8 @@ def report(info):
     p("| --- | --- | --- | --- | --- |")
     single = [
         ("converge", "converge 20 services from empty, 1 host", ["fleetpin", "docker-compose", "docker run x20", "floor: bare API, 20 at once"]),
-        ("converge 1", "converge 1 service from empty, 1 host", ["fleetpin"]),
-        ("converge 12", "converge 12 independent services from empty, 1 host", ["fleetpin"]),
+        ("converge 1", "converge 1 service from empty, 1 host", ["fleetpin", "floor: bare API, at once"]),
+        ("converge 12", "converge 12 independent services from empty, 1 host", ["fleetpin", "floor: bare API, at once"]),
         ("upgrade", "upgrade 1 service of 20, 1 host", ["fleetpin", "docker-compose", "docker stop+rm+run"]),
         ("rollback", "roll back 1 service, 1 host", ["fleetpin", "docker-compose"]),
     ]
@@ -1065,7 +1095,9 @@ def report(info):
         tgt("rollback: orchestration ≤ 0.25× docker-compose wall", rb_o / cmp_r, 0.25, f"{ms(rb_o)} / {ms(cmp_r)} = {rb_o / cmp_r:.2f}×")
     c1, c12 = med("converge 1", "fleetpin"), med("converge 12", "fleetpin")
     if None not in (c1, c12):
-        tgt("converge 12 independent ≤ 2.5× converge 1", c12 / c1, 2.5, f"{ms(c12)} / {ms(c1)} = {c12 / c1:.2f}×")
+        f1, f12 = med("converge 1", "floor: bare API, at once"), med("converge 12", "floor: bare API, at once")
+        floor_ratio = f" (the floor: {f12 / f1:.2f}×)" if f1 and f12 else ""
+        tgt("converge 12 independent ≤ 2.5× converge 1", c12 / c1, 2.5, f"{ms(c12)} / {ms(c1)} = {c12 / c1:.2f}×{floor_ratio}")
     c20, cf, cc = med("converge", "fleetpin"), med("converge", "floor: bare API, 20 at once"), med("converge", "docker-compose")
     if None not in (c20, cf, cc):
         tgt("converge 20 until healthy ≤ 1.3× the concurrent floor", c20 / cf, 1.3, f"{ms(c20)} / {ms(cf)} = {c20 / cf:.2f}×")
@@ -1186,7 +1218,10 @@ def main():
     # BENCH_ONLY=proxy,single,multi,cargo runs some sections only (while developing a row).
     only = [x for x in E.get("BENCH_ONLY", "").split(",") if x]
     for key, name, fn in (("single", "single host", single_host), ("proxy", "through a proxy", through_proxy),
-                          ("multi", "several hosts + growth", multi_and_growth), ("cargo", "cargo bench", cargo_bench)):
+                          ("multi", "several hosts + growth", multi_and_growth), ("cargo", "cargo bench", cargo_bench),
+                          ("sizes", "converge 1 and 12 (only with BENCH_ONLY=sizes)", sizes_only)):
+        if key == "sizes" and "sizes" not in only:
+            continue
         if not only or key in only:
             section(name)
             fn()
