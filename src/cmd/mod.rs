@@ -3,11 +3,12 @@
 //! before they start — the format check, loading the manifest (at a git revision with `--rev`),
 //! the runtime, the one confirmation prompt — is here, once.
 
+pub mod agent;
 pub mod apply;
 pub mod audit;
 pub mod history;
-pub mod logs;
 pub mod import;
+pub mod logs;
 pub mod misc;
 pub mod plan;
 pub mod promote;

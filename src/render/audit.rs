@@ -163,8 +163,40 @@ pub fn table(a: &Audit, style: Style) -> String {
             ));
         }
     }
+    if !a.agents.is_empty() {
+        out.push_str(&agents_table(a, style));
+    }
     out.push_str(&format!("\n{}\n", summary_line(a)));
     out
+}
+
+/// The pull agents, one line per host.
+fn agents_table(a: &Audit, style: Style) -> String {
+    use tabled::builder::Builder;
+    use tabled::settings::Style as TStyle;
+    let mut b = Builder::default();
+    b.push_record(["env", "host", "agent", "commit", "synced at", "reason"]);
+    for r in &a.agents {
+        let state = match r.state.as_str() {
+            "ok" => style.green("ok"),
+            "unreachable" | "error" | "failed" => style.red(&r.state),
+            other => style.yellow(other),
+        };
+        b.push_record([
+            r.environment.clone(),
+            r.host.clone(),
+            state,
+            r.commit
+                .as_deref()
+                .map(|c| short_commit(c).to_string())
+                .unwrap_or_else(|| "-".into()),
+            opt(&r.synced_at),
+            opt(&r.reason),
+        ]);
+    }
+    let mut t = b.build();
+    t.with(TStyle::sharp());
+    format!("\nPull agents:\n{t}\n")
 }
 
 fn short_commit(c: &str) -> &str {
