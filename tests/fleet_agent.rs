@@ -236,8 +236,10 @@ fn status(s: &Scenario, host: &str) -> Option<std::collections::HashMap<String, 
     })
 }
 
+/// `test` on h1 and h2, followed by agents (`pull: true`).
 fn manifest(s: &Scenario, port: u16, version: &str) -> String {
     s.manifest(&["h1", "h2"], &[("web", port, "")], &[("web", version)])
+        .replace("  test:\n", "  test:\n    pull: true\n")
 }
 
 #[test]
@@ -250,6 +252,18 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let _daemon = GitDaemon::start(&s.dir.path().join("served"), &addr, 19102);
     let url = format!("git://{addr}:19102/platform.git");
     let v1 = publish(&s, &manifest(&s, port, "1.0.0"));
+    // A pull environment: a push apply refuses, and audit shows the hosts have no agent yet.
+    let out = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("followed by pull agents"), "{out:?}");
+    let doc = s.run(&["audit", "test", "--format", "json"]).json();
+    let states: Vec<&str> = doc["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["none", "none"], "{doc}");
     let mut agents = vec![
         start_agent(&s, &url, "h1", &[]),
         start_agent(&s, &url, "h2", &[]),
@@ -279,9 +293,10 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
         },
     );
 
-    // A pushed pin reaches every host within the interval (and its splay) + 10 s.
+    // A pushed pin reaches every host within the interval (and its splay) + 10 s, plus the
+    // gate's time on a machine shared by parallel builds (a gate took 24 s there once).
     publish(&s, &manifest(&s, port, "1.1.0"));
-    let limit = Duration::from_secs(INTERVAL_SECS + INTERVAL_SECS / 5 + 1 + 10);
+    let limit = Duration::from_secs(INTERVAL_SECS + INTERVAL_SECS / 5 + 1 + 10 + 20);
     wait_for(limit, "1.1.0 serves on h1 and h2", &refs, || {
         serving("1.1.0")
     });
@@ -477,4 +492,49 @@ fn an_agent_follows_an_ssh_remote() {
     let l = status(&s, "h1").expect("the sync is recorded");
     assert_eq!(l["io.fleetpin.agent.commit"], s.head());
     assert_eq!(l["io.fleetpin.agent.repo"], url);
+}
+
+#[test]
+fn on_a_pull_environment_rollback_and_promote_must_push() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q"], &[]);
+    std::fs::write(
+        dir.path().join("platform.yaml"),
+        "platform: ag4\nservices:\n  web: {image: r/web}\nenvironments:\n  a:\n    hosts:\n      h: {endpoint: \"unix:///nonexistent/a.sock\"}\n    versions: {web: \"1.0.0\"}\n  b:\n    pull: true\n    hosts:\n      h: {endpoint: \"unix:///nonexistent/b.sock\"}\n    versions: {web: \"1.0.0\"}\n",
+    )
+    .unwrap();
+    git(dir.path(), &["add", "platform.yaml"], &[]);
+    git(dir.path(), &["commit", "-qm", "m"], &[]);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fleetpin"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("FLEETPIN_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for args in [
+        &["apply", "b", "--yes"][..],
+        &["rollback", "b", "--yes"],
+        &["rollback", "b", "--yes", "--no-commit"],
+        &["promote", "a", "b"],
+        &["promote", "a", "b", "--no-push"],
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("followed by pull agents"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // With --push, the refusal is not about pull (the host is simply not there).
+    let (code, stderr) = run(&["rollback", "b", "--yes", "--push"]);
+    assert_ne!(code, Some(0));
+    assert!(!stderr.contains("followed by pull agents"), "{stderr}");
 }
