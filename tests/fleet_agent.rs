@@ -415,7 +415,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
 }
 
 #[test]
-fn an_agent_killed_mid_swap_repairs_when_restarted() {
+fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_finishes_it() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "ag2");
     let port = 19111;
@@ -467,6 +467,43 @@ fn an_agent_killed_mid_swap_repairs_when_restarted() {
             .iter()
             .all(|n| !n.contains(".new-") && !n.contains(".old-")),
         "{names:?}"
+    );
+
+    // SIGTERM mid-swap: the swap in flight finishes (gate and all), then the agent exits 0.
+    publish(
+        &s,
+        &s.manifest(&["h1"], &[("web", port, "")], &[("web", "1.2.0")]),
+    );
+    let mut agent = start_agent(
+        &s,
+        &url,
+        "h1",
+        &[
+            ("FLEETPIN_FAULT_PAUSE", "started"),
+            ("FLEETPIN_FAULT_PAUSE_SECS", "3"),
+        ],
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "the agent is mid-swap",
+        &[&agent],
+        || agent.output().contains("fault point started"),
+    );
+    agent.signal(libc::SIGTERM);
+    let code = agent.wait_exit(Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{}", agent.output());
+    assert_eq!(
+        s.get("h1", port, "/version").as_deref(),
+        Some("1.2.0"),
+        "{}",
+        agent.output()
+    );
+    let names: Vec<String> = s.containers("h1").into_iter().map(|(n, _, _)| n).collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains(".new-") && !n.contains(".old-")),
+        "the swap was finished, not left for repair: {names:?}"
     );
 }
 
