@@ -363,7 +363,23 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
         assert_eq!(a["state"], "refused", "{out:?}");
     }
     let table = s.run(&["audit", "test"]);
-    assert!(table.stdout.contains("agent"), "{table:?}");
+    let after = table
+        .stdout
+        .split_once("Pull agents:")
+        .unwrap_or_else(|| panic!("no agents table: {table:?}"))
+        .1;
+    for h in ["h1", "h2"] {
+        assert!(
+            after.lines().any(|l| l.contains(&format!(" {h} "))
+                && l.contains("refused")
+                && l.contains(&broken[..12])),
+            "{h}'s agent in the table: {table:?}"
+        );
+    }
+
+    let md = s.run(&["audit", "test", "--format", "markdown"]);
+    assert!(md.stdout.contains("## Pull agents"), "{md:?}");
+    assert!(md.stdout.contains("| h1 | **refused** |"), "{md:?}");
 
     // Moving the pin back (a revert) relaunches the retained 1.0.0 container: the same id.
     let back = publish(&s, &manifest(&s, port, "1.0.0"));

@@ -283,6 +283,24 @@ pub fn markdown(a: &Audit) -> String {
             ));
         }
     }
+    if !a.agents.is_empty() {
+        out.push_str("\n## Pull agents\n\n| env | host | agent | commit | synced at | reason |\n| --- | --- | --- | --- | --- | --- |\n");
+        for r in &a.agents {
+            out.push_str(&format!(
+                "| {} | {} | {} | `{}` | {} | {} |\n",
+                r.environment,
+                r.host,
+                if r.drift() {
+                    format!("**{}**", r.state)
+                } else {
+                    r.state.clone()
+                },
+                r.commit.as_deref().map(short_commit).unwrap_or("-"),
+                opt(&r.synced_at),
+                md_escape(&opt(&r.reason))
+            ));
+        }
+    }
     out
 }
 
