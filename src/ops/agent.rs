@@ -428,6 +428,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secrets_dir_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile_dir();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = check_secrets_dir(&dir).unwrap_err();
+        assert!(e.contains("can be read by any user (mode 755)"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert_eq!(check_secrets_dir(&dir), Ok(()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("fleetpin-agent-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
     fn errors_back_off_up_to_a_cap() {
         let i = Duration::from_secs(30);
         let w0 = next_wait(i, 0);

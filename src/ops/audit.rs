@@ -515,3 +515,37 @@ pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration
         summary,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::agent::Sync;
+
+    fn sync(result: &str, commit: &str) -> Sync {
+        Sync {
+            host: "h1".into(),
+            commit: Some(commit.into()),
+            synced_at: "2026-01-01T00:00:00Z".into(),
+            result: result.into(),
+            reason: None,
+            interval_secs: 30,
+            refused: Default::default(),
+            repo: "git://x/r.git".into(),
+        }
+    }
+
+    #[test]
+    fn an_agents_state_is_judged_stale_first_then_by_result_then_by_commit() {
+        assert_eq!(agent_state(&sync("in-sync", "a"), 10, Some("a")), "ok");
+        assert_eq!(agent_state(&sync("converged", "a"), 90, Some("a")), "ok");
+        // No sync for 3 intervals.
+        assert_eq!(agent_state(&sync("in-sync", "a"), 91, Some("a")), "stale");
+        assert_eq!(agent_state(&sync("in-sync", "b"), 10, Some("a")), "behind");
+        assert_eq!(agent_state(&sync("refused", "a"), 10, Some("a")), "refused");
+        assert_eq!(agent_state(&sync("refused", "b"), 10, Some("a")), "behind");
+        assert_eq!(agent_state(&sync("error", "a"), 10, Some("a")), "error");
+        assert_eq!(agent_state(&sync("locked", "b"), 10, Some("a")), "locked");
+        // An uncommitted manifest has no commit to be behind of.
+        assert_eq!(agent_state(&sync("in-sync", "b"), 10, None), "ok");
+    }
+}
