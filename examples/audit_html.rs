@@ -154,6 +154,7 @@ fn main() {
             ("prod".to_string(), pins("1.3.2", "2.4.1")),
         ]),
         rows,
+        agents: vec![],
         summary,
     };
     print!("{}", fleetpin::render::audit::html(&audit));

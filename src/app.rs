@@ -106,6 +106,7 @@ fn dispatch(command: Command, config: &Config) -> crate::error::Result<Exit> {
         Command::Logs(args) => cmd::logs::run(config, &args),
         Command::Unlock(args) => cmd::unlock::run(config, &args),
         Command::Import(args) => cmd::import::run(config, &args),
+        Command::Agent(args) => cmd::agent::run(config, &args),
     }
 }
 

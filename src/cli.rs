@@ -122,6 +122,17 @@ Examples:
     History(HistoryArgs),
     /// Remove a lock left on a host by a killed run.
     Unlock(UnlockArgs),
+    /// Run on a server: follow the manifest in git and converge this one host to it.
+    ///
+    /// Every --interval (plus a random splay) the agent fetches the branch with the git CLI (your
+    /// ssh config, agent, known_hosts and credential helpers apply), reads the manifest (--file,
+    /// a path inside the repository) at that commit, and converges HOST of ENV through the same
+    /// lock, repair, swap, gate and retention as `apply`. A release that failed its gate here is
+    /// not tried again until its pin or spec changes. env_files are read from --secrets, never
+    /// from git. No hooks, no commit, no push, no prune. SIGTERM: an idle agent exits at once; mid
+    /// swap it finishes the swap and exits 0. Each sync is recorded on the host for `audit`.
+    #[command(after_help = AGENT_EXAMPLES)]
+    Agent(AgentArgs),
     /// Write a manifest from the docker compose files a team already has.
     ///
     /// Carries services, image tags (as the pins of --env), ports, volumes, environment,
@@ -150,6 +161,16 @@ Examples:
     #[command(hide = true)]
     Man,
 }
+
+const AGENT_EXAMPLES: &str = "\
+Examples:
+  fleetpin agent --repo ssh://git@git.example.com/ops/platform.git --env prod --host web-1 \\
+      --secrets /etc/fleetpin/secrets
+  fleetpin agent --repo https://git.example.com/ops/platform.git --branch main --env prod \\
+      --host web-1 --interval 1m --file deploy/platform.yaml
+  fleetpin agent --repo git://10.0.0.5/platform.git --env recette --host rec-1 --once
+
+See docs/agent.md for a systemd unit and the container image.";
 
 const IMPORT_EXAMPLES: &str = "\
 Examples:
@@ -363,6 +384,44 @@ pub struct HistoryArgs {
     /// At most this many rows.
     #[arg(short = 'n', value_name = "N")]
     pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The git repository holding the manifest (ssh://, https://, git://, file:// or a path).
+    #[arg(long, value_name = "URL")]
+    pub repo: String,
+    /// The branch to follow (default: the remote's HEAD).
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// The environment this host belongs to.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// This host's name in the manifest.
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// Time between syncs (a random splay of up to a fifth is added).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// This host's Docker engine (replaces the manifest's endpoint for the host).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    pub endpoint: String,
+    /// The directory env_files are read from (not readable by other users).
+    #[arg(long, value_name = "DIR")]
+    pub secrets: Option<PathBuf>,
+    /// Sync once and exit: 0 when the host is in sync, 1 otherwise.
+    #[arg(long)]
+    pub once: bool,
+    /// Where the fetched repository is kept (default: $XDG_CACHE_HOME/fleetpin/agent/…).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Seconds to wait for a new container to pass its gate (default 120).
+    #[arg(long, value_name = "SECONDS")]
+    pub health_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,7 @@
 //! The manifest's git repository, through libgit2 (vendored): which commit a deploy comes from,
-//! who the operator is, and committing a pin change. No `git` binary is needed on the machine.
+//! who the operator is, and committing a pin change. No `git` binary is needed for those. Network
+//! operations — `--push`, and the agent following the reference (`fetch_reference`) — run the git
+//! CLI instead, so the operator's ssh config, agent, known_hosts and credential helpers apply.
 
 use git2::{Repository, Signature, Status, StatusOptions};
 use std::path::{Path, PathBuf};
@@ -386,6 +388,114 @@ fn rejected_because_remote_moved(porcelain: &str) -> bool {
     })
 }
 
+/// Where the agent keeps the followed branch in its bare cache repository.
+pub const FOLLOWED_REF: &str = "refs/fleetpin/followed";
+
+/// A URL as it may be shown and stored: a password in it (`https://user:token@host/…`) is hidden.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The git command for a network operation: never prompting (`GIT_TERMINAL_PROMPT=0`, ssh in
+/// BatchMode unless the operator chose their own ssh command), stdin closed.
+fn network_git(own_ssh_configured: bool) -> tokio::process::Command {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if !(own_ssh_configured || set("GIT_SSH_COMMAND") || set("GIT_SSH")) {
+        cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    }
+    cmd
+}
+
+/// Fetches the followed branch (`branch`, else the remote's HEAD) of `url` into the bare
+/// repository `cache` (created when missing) with the git CLI; returns the commit it points to.
+/// The fetch is forced: a branch rewritten upstream is followed as it is now, like any clone.
+pub async fn fetch_reference(
+    url: &str,
+    branch: Option<&str>,
+    cache: &Path,
+) -> Result<String, GitError> {
+    if Repository::open_bare(cache).is_err() {
+        std::fs::create_dir_all(cache)
+            .map_err(|e| GitError::Git(format!("cannot create {}: {e}", cache.display())))?;
+        Repository::init_bare(cache)?;
+    }
+    let src = match branch {
+        Some(b) => format!("refs/heads/{b}"),
+        None => "HEAD".to_string(),
+    };
+    let out = network_git(false)
+        .arg("--git-dir")
+        .arg(cache)
+        .args([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--",
+        ])
+        .arg(url)
+        .arg(format!("+{src}:{FOLLOWED_REF}"))
+        .output()
+        .await
+        .map_err(|e| {
+            GitError::Git(format!(
+                "cannot run `git` ({e}): the agent fetches with the git CLI; install git"
+            ))
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+            .collect();
+        return Err(GitError::Git(format!(
+            "fetching {} of {} failed: {}",
+            branch.unwrap_or("HEAD"),
+            redact_url(url),
+            if lines.is_empty() {
+                format!("git exited with {}", out.status)
+            } else {
+                lines[lines.len().saturating_sub(3)..].join(" / ")
+            }
+        )));
+    }
+    let repo = Repository::open_bare(cache)?;
+    Ok(repo.refname_to_id(FOLLOWED_REF)?.to_string())
+}
+
+/// The file `path` of the repository (`cache`, bare) at `commit`, as UTF-8 text.
+pub fn read_file_at(cache: &Path, commit: &str, path: &Path) -> Result<String, GitError> {
+    let repo = Repository::open_bare(cache)?;
+    let commit = repo.find_commit(git2::Oid::from_str(commit)?)?;
+    let entry = commit.tree()?.get_path(path).map_err(|_| {
+        GitError::Git(format!(
+            "{} does not exist at commit {}",
+            path.display(),
+            short(&commit.id().to_string())
+        ))
+    })?;
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|_| GitError::Git(format!("{} is not a file", path.display())))?;
+    String::from_utf8(blob.content().to_vec())
+        .map_err(|_| GitError::Git(format!("{} is not UTF-8 text", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,6 +514,19 @@ mod tests {
         assert!(!rejected_because_remote_moved(
             "To x\n \tabc:refs/heads/main\t1111..2222\nDone\n"
         ));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(
+            redact_url("https://bot:s3cret@git.example.com/ops/platform.git"),
+            "https://bot:***@git.example.com/ops/platform.git"
+        );
+        assert_eq!(
+            redact_url("ssh://git@host/ops.git"),
+            "ssh://git@host/ops.git"
+        );
+        assert_eq!(redact_url("/srv/platform.git"), "/srv/platform.git");
     }
 
     #[test]

@@ -1,12 +1,57 @@
 //! Ctrl-C during apply or rollback: the step in flight is finished or undone (a swap always ends
 //! healthy or restored), no new service or host is started, locks are released, and fleetpin
 //! exits 130 with its report. Killing fleetpin outright (SIGKILL) is what `repair` is for.
+//! The agent also takes SIGTERM (what systemd and `docker stop` send) the same way, and waits
+//! between syncs on `until_interrupted`, so an idle agent stops at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static PRESSES: AtomicU32 = AtomicU32::new(0);
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+fn raise() {
+    PRESSES.fetch_add(1, Ordering::SeqCst);
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    WAKE.notify_waiters();
+}
+
+/// Resolves once interrupted (at once when it already is).
+pub async fn until_interrupted() {
+    loop {
+        let woken = WAKE.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if interrupted() {
+            return;
+        }
+        woken.await;
+    }
+}
+
+/// Also takes SIGTERM as an interruption, on the current tokio runtime (once): the agent's way.
+pub fn install_terminate() {
+    install();
+    if TERMINATE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tokio::spawn(async {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        while term.recv().await.is_some() {
+            let first = !interrupted();
+            raise();
+            if first {
+                eprintln!("terminated: finishing the step in flight, then stopping…");
+            }
+        }
+    });
+}
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
@@ -31,8 +76,7 @@ pub fn install() {
     }
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            PRESSES.fetch_add(1, Ordering::SeqCst);
-            INTERRUPTED.store(true, Ordering::SeqCst);
+            raise();
             eprintln!(
                 "\ninterrupted: finishing the step in flight, then stopping (service stays up)…"
             );

@@ -30,6 +30,12 @@ fn read_plan(path: &std::path::Path) -> Result<PlanDoc> {
 pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
     super::table_or_json(config)?;
     let loaded = super::load(config, args.rev.as_deref())?;
+    if super::environment(&loaded, &args.env)?.pull {
+        return Err(Error::msg(format!(
+            "environment `{}` is followed by pull agents (`pull: true`): a push apply would race them; commit the pins and `git push` — each host's `fleetpin agent` converges it (see docs/agent.md)",
+            args.env
+        )));
+    }
     let saved = args.plan.as_deref().map(read_plan).transpose()?;
     if let Some(doc) = &saved
         && (doc.environment != args.env || doc.platform != loaded.manifest.platform)

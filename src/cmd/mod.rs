@@ -3,6 +3,7 @@
 //! before they start — the format check, loading the manifest (at a git revision with `--rev`),
 //! the runtime, the one confirmation prompt — is here, once.
 
+pub mod agent;
 pub mod apply;
 pub mod audit;
 pub mod history;
@@ -107,6 +108,31 @@ pub fn selection(s: &CliSelection) -> Selection {
 /// Whether this run pushes its pin commit: `--push`, or `git: {push: true}` unless `--no-push`.
 pub fn wants_push(m: &crate::manifest::Manifest, push: bool, no_push: bool) -> bool {
     push || (m.git.push && !no_push)
+}
+
+/// An environment followed by pull agents (`pull: true`) takes its pins from the pushed branch:
+/// a command that changes them must end with its commit pushed (`--push`, or `git: {push: true}`),
+/// or the agents put the old pins back at their next sync. Checked before anything is done.
+pub fn require_push_for_pull(
+    loaded: &Loaded,
+    env: &str,
+    commits: bool,
+    pushes: bool,
+    command: &str,
+) -> Result<()> {
+    if !loaded
+        .manifest
+        .environments
+        .get(env)
+        .is_some_and(|e| e.pull)
+        || (commits && pushes)
+    {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "environment `{env}` is followed by pull agents (`pull: true`): `{command}` must end with its pin commit pushed, or the agents would undo it at their next sync; pass --push (or set `git: {{push: true}}`){}",
+        if commits { "" } else { " and let it commit" }
+    )))
 }
 
 /// Pushes a pin commit; prints where it went (or why not) and returns the JSON `push` field and

@@ -35,6 +35,15 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
             ));
         }
     }
+    if !args.dry_run {
+        super::require_push_for_pull(
+            &loaded,
+            &args.to,
+            !args.no_commit,
+            super::wants_push(m, args.push, args.no_push),
+            "promote",
+        )?;
+    }
     if !args.dry_run && !args.no_commit {
         git::ensure_committable(&loaded.path)?;
     }

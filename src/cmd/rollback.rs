@@ -55,6 +55,13 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     let subset =
         !args.select.hosts.is_empty() && env.hosts.keys().any(|h| !args.select.hosts.contains(h));
     let commit = !args.no_commit && !subset;
+    super::require_push_for_pull(
+        &loaded,
+        &args.env,
+        commit,
+        super::wants_push(m, args.push, args.no_push),
+        "rollback",
+    )?;
     if commit {
         git::ensure_committable(&loaded.path)?;
     }

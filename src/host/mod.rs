@@ -3,6 +3,7 @@
 //! gate that judges a new container, converge (apply's steps on a host), rollback's steps, repair,
 //! the lock, and reaching hosts (`fleet`). Everything here is generic over `engine::Engine`.
 
+pub mod agent;
 pub mod cleanup;
 pub mod converge;
 pub mod fleet;

@@ -75,6 +75,10 @@ pub struct Failure {
     pub logs: String,
     /// Whether the container that was serving before serves again.
     pub restored: bool,
+    /// Whether the gate judged the container and refused it (not an engine that went away): the
+    /// agent does not try that release again on this host.
+    #[serde(skip)]
+    pub judged: bool,
 }
 
 impl Failure {
@@ -85,6 +89,7 @@ impl Failure {
             health_log: vec![],
             logs: String::new(),
             restored: false,
+            judged: false,
         }
     }
 

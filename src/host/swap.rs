@@ -567,6 +567,7 @@ pub async fn failure_details<E: Engine>(
         health_log,
         logs,
         restored: false,
+        judged: true,
     }
 }
 

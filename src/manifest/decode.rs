@@ -1009,7 +1009,14 @@ impl Decoder {
         let mut o = self.obj(
             n,
             &what,
-            &["hosts", "versions", "overrides", "max_parallel", "rollout"],
+            &[
+                "hosts",
+                "versions",
+                "overrides",
+                "max_parallel",
+                "rollout",
+                "pull",
+            ],
         )?;
         // A missing field is reported at the name of what lacks it.
         o.span = k.span;
@@ -1065,7 +1072,12 @@ impl Decoder {
         let rollout = o
             .get("rollout")
             .map(|x| self.rollout(x, &format!("`rollout` of {what}"), o.key_span("rollout")));
+        let pull = o
+            .get("pull")
+            .and_then(|x| self.boolean(x, &format!("`pull` of {what}")))
+            .unwrap_or(false);
         Some(Environment {
+            pull,
             max_parallel: max_parallel.flatten(),
             rollout: rollout.flatten().unwrap_or_default(),
             hosts: hosts.unwrap_or_default(),

@@ -410,6 +410,9 @@ pub struct Environment {
     pub max_parallel: Option<u32>,
     /// Canary hosts and what a failed host does to the rest of the rollout.
     pub rollout: Rollout,
+    /// Followed by pull agents (`fleetpin agent`): a push `apply` refuses, and `rollback` and
+    /// `promote` must push their commit (`--push` or `git: {push: true}`).
+    pub pull: bool,
     /// The Docker hosts of this environment, by name.
     #[schemars(length(min = 1))]
     pub hosts: IndexMap<String, Host>,

@@ -175,7 +175,106 @@ pub struct Audit {
     /// environment -> service -> pin as written.
     pub pins: BTreeMap<String, BTreeMap<String, String>>,
     pub rows: Vec<Row>,
+    /// The pull agents: one per host that has one (or whose environment has `pull: true`).
+    pub agents: Vec<AgentRow>,
     pub summary: BTreeMap<String, usize>,
+}
+
+/// A host's pull agent, from its status container (`host::agent`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRow {
+    pub environment: String,
+    pub host: String,
+    /// `ok`, `behind` (synced another commit than the manifest's), `refused` (holds a release
+    /// back that failed its gate there), `failed`, `error`, `locked`, `stale` (no sync for 3
+    /// intervals, by the engine's clock), `none` (no agent on a `pull: true` environment's host),
+    /// `unreachable`.
+    pub state: String,
+    pub commit: Option<String>,
+    pub synced_at: Option<String>,
+    pub result: Option<String>,
+    pub reason: Option<String>,
+    pub interval_secs: Option<u64>,
+}
+
+impl AgentRow {
+    /// Whether the agent's state is something to look at (a host audit cannot reach is counted
+    /// by its rows).
+    pub fn drift(&self) -> bool {
+        !matches!(self.state.as_str(), "ok" | "unreachable")
+    }
+}
+
+/// The state of an agent (pure): `age` is the seconds since its last sync by the engine's clock,
+/// `reference` the manifest's commit when it has one.
+pub fn agent_state(sync: &crate::host::agent::Sync, age: i64, reference: Option<&str>) -> String {
+    if age > 3 * sync.interval_secs.max(1) as i64 {
+        return "stale".into();
+    }
+    match sync.result.as_str() {
+        "in-sync" | "converged" | "refused" | "interrupted" => {}
+        other => return other.to_string(),
+    }
+    if let Some(r) = reference
+        && sync.commit.as_deref() != Some(r)
+    {
+        return "behind".into();
+    }
+    if sync.result == "refused" {
+        "refused".into()
+    } else {
+        "ok".into()
+    }
+}
+
+/// The agent row of one host, if it has an agent (or should: `pull`).
+async fn agent_row(
+    loaded: &Loaded,
+    p: &Prepared,
+    reference: Option<&str>,
+    pull: bool,
+) -> Option<AgentRow> {
+    let env = p.host.environment.as_str();
+    let mut row = AgentRow {
+        environment: env.to_string(),
+        host: p.host.name.clone(),
+        state: "none".into(),
+        commit: None,
+        synced_at: None,
+        result: None,
+        reason: None,
+        interval_secs: None,
+    };
+    let Some(engine) = &p.engine else {
+        row.state = "unreachable".into();
+        return pull.then_some(row);
+    };
+    let found = crate::host::agent::read_status(&**engine, &loaded.manifest.platform, env).await;
+    let c = match found {
+        Ok(Some(c)) => c,
+        Ok(None) => return pull.then_some(row),
+        Err(e) => {
+            row.state = "unreachable".into();
+            row.reason = Some(e.to_string());
+            return Some(row);
+        }
+    };
+    let sync = crate::host::agent::Sync::from_labels(&c.labels);
+    let now = match engine.clock().await {
+        Ok(t) => crate::clock::unix(t),
+        Err(e) => {
+            row.state = "unreachable".into();
+            row.reason = Some(e.to_string());
+            return Some(row);
+        }
+    };
+    row.state = agent_state(&sync, now - c.created, reference);
+    row.commit = sync.commit;
+    row.synced_at = Some(sync.synced_at);
+    row.result = Some(sync.result);
+    row.reason = sync.reason;
+    row.interval_secs = Some(sync.interval_secs);
+    Some(row)
 }
 
 impl Audit {
@@ -183,6 +282,7 @@ impl Audit {
         self.rows
             .iter()
             .any(|r| !matches!(r.status, Status::Ok | Status::Unreachable))
+            || self.agents.iter().any(AgentRow::drift)
     }
     pub fn unreachable(&self) -> bool {
         self.rows.iter().any(|r| r.status == Status::Unreachable)
@@ -360,7 +460,9 @@ pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration
     // the fleet. Rows in host order, whoever answers first.
     let spread = fleet::spread(wanted.len());
     let platform = &loaded.manifest.platform;
-    let mut per_host: Vec<(usize, Vec<Row>)> =
+    let commit = deploy::source_commit(loaded);
+    let reference = commit.as_deref();
+    let mut per_host: Vec<(usize, Vec<Row>, Option<AgentRow>)> =
         futures::stream::iter(wanted.into_iter().enumerate())
             .map(|(i, w)| {
                 let select = &select;
@@ -368,15 +470,22 @@ pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration
                     let prefix = view::prefix(platform, &w.host.environment);
                     let observed = fleet::observe(w.host.clone(), &prefix, connect_timeout).await;
                     let p = deploy::prepared(loaded, select, w, observed.result, false);
-                    (i, host_rows(loaded, &p, spread.per_host).await)
+                    let pull = loaded.manifest.environments[&p.host.environment].pull;
+                    let agent = agent_row(loaded, &p, reference, pull).await;
+                    (i, host_rows(loaded, &p, spread.per_host).await, agent)
                 }
             })
             // Unordered: a dead host holds its slot for the connect timeout, never the queue.
             .buffer_unordered(spread.window)
             .collect()
             .await;
-    per_host.sort_unstable_by_key(|(i, _)| *i);
-    let rows: Vec<Row> = per_host.into_iter().flat_map(|(_, r)| r).collect();
+    per_host.sort_unstable_by_key(|(i, _, _)| *i);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut agents: Vec<AgentRow> = Vec::new();
+    for (_, r, a) in per_host {
+        rows.extend(r);
+        agents.extend(a);
+    }
     let m = &loaded.manifest;
     let mut summary = BTreeMap::new();
     for r in &rows {
@@ -384,7 +493,7 @@ pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration
     }
     Ok(Audit {
         platform: m.platform.clone(),
-        commit: deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into()),
+        commit: commit.clone().unwrap_or_else(|| "uncommitted".into()),
         generated_at: crate::clock::rfc3339(std::time::SystemTime::now()),
         environments: envs.to_vec(),
         services: m.services.keys().cloned().collect(),
@@ -402,6 +511,41 @@ pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration
             })
             .collect(),
         rows,
+        agents,
         summary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::agent::Sync;
+
+    fn sync(result: &str, commit: &str) -> Sync {
+        Sync {
+            host: "h1".into(),
+            commit: Some(commit.into()),
+            synced_at: "2026-01-01T00:00:00Z".into(),
+            result: result.into(),
+            reason: None,
+            interval_secs: 30,
+            refused: Default::default(),
+            repo: "git://x/r.git".into(),
+        }
+    }
+
+    #[test]
+    fn an_agents_state_is_judged_stale_first_then_by_result_then_by_commit() {
+        assert_eq!(agent_state(&sync("in-sync", "a"), 10, Some("a")), "ok");
+        assert_eq!(agent_state(&sync("converged", "a"), 90, Some("a")), "ok");
+        // No sync for 3 intervals.
+        assert_eq!(agent_state(&sync("in-sync", "a"), 91, Some("a")), "stale");
+        assert_eq!(agent_state(&sync("in-sync", "b"), 10, Some("a")), "behind");
+        assert_eq!(agent_state(&sync("refused", "a"), 10, Some("a")), "refused");
+        assert_eq!(agent_state(&sync("refused", "b"), 10, Some("a")), "behind");
+        assert_eq!(agent_state(&sync("error", "a"), 10, Some("a")), "error");
+        assert_eq!(agent_state(&sync("locked", "b"), 10, Some("a")), "locked");
+        // An uncommitted manifest has no commit to be behind of.
+        assert_eq!(agent_state(&sync("in-sync", "b"), 10, None), "ok");
+    }
 }

@@ -1,7 +1,8 @@
 //! Operations shared by several commands, above the host machinery and below the commands:
 //! preparing a run over an environment (`deploy`: resolve, observe, plan), the audit's rows and
-//! statuses, promotion's gates, the pin history, and the one pin write path.
+//! statuses, the pull agent's loop, promotion's gates, the pin history, and the one pin write path.
 
+pub mod agent;
 pub mod audit;
 pub mod deploy;
 pub mod event;

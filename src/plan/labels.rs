@@ -35,6 +35,18 @@ pub const LOCK_TTL: &str = "io.fleetpin.lock.ttl";
 /// On a heartbeat container: the id of the lock it renews.
 pub const LOCK_OF: &str = "io.fleetpin.lock.of";
 
+/// On the agent's status container (`host::agent`): the host it converges, the commit it last
+/// synced, when (its clock, RFC 3339), the result and why, its interval in seconds, the releases
+/// it will not try again (`service=spec-hash,…`) and the repository it follows.
+pub const AGENT_HOST: &str = "io.fleetpin.agent.host";
+pub const AGENT_COMMIT: &str = "io.fleetpin.agent.commit";
+pub const AGENT_SYNCED_AT: &str = "io.fleetpin.agent.synced-at";
+pub const AGENT_RESULT: &str = "io.fleetpin.agent.result";
+pub const AGENT_REASON: &str = "io.fleetpin.agent.reason";
+pub const AGENT_INTERVAL: &str = "io.fleetpin.agent.interval";
+pub const AGENT_FAILED: &str = "io.fleetpin.agent.failed";
+pub const AGENT_REPO: &str = "io.fleetpin.agent.repo";
+
 pub const PREV: &str = ".prev-";
 /// A previous container that a rollback stepped away from: retained (it counts in `retain`,
 /// `--to` may name it) but never the default target of a later rollback.

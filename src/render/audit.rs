@@ -163,8 +163,40 @@ pub fn table(a: &Audit, style: Style) -> String {
             ));
         }
     }
+    if !a.agents.is_empty() {
+        out.push_str(&agents_table(a, style));
+    }
     out.push_str(&format!("\n{}\n", summary_line(a)));
     out
+}
+
+/// The pull agents, one line per host.
+fn agents_table(a: &Audit, style: Style) -> String {
+    use tabled::builder::Builder;
+    use tabled::settings::Style as TStyle;
+    let mut b = Builder::default();
+    b.push_record(["env", "host", "agent", "commit", "synced at", "reason"]);
+    for r in &a.agents {
+        let state = match r.state.as_str() {
+            "ok" => style.green("ok"),
+            "unreachable" | "error" | "failed" => style.red(&r.state),
+            other => style.yellow(other),
+        };
+        b.push_record([
+            r.environment.clone(),
+            r.host.clone(),
+            state,
+            r.commit
+                .as_deref()
+                .map(|c| short_commit(c).to_string())
+                .unwrap_or_else(|| "-".into()),
+            opt(&r.synced_at),
+            opt(&r.reason),
+        ]);
+    }
+    let mut t = b.build();
+    t.with(TStyle::sharp());
+    format!("\nPull agents:\n{t}\n")
 }
 
 fn short_commit(c: &str) -> &str {
@@ -248,6 +280,24 @@ pub fn markdown(a: &Audit) -> String {
                 r.host,
                 r.service,
                 md_escape(r.detail.as_deref().unwrap_or(""))
+            ));
+        }
+    }
+    if !a.agents.is_empty() {
+        out.push_str("\n## Pull agents\n\n| env | host | agent | commit | synced at | reason |\n| --- | --- | --- | --- | --- | --- |\n");
+        for r in &a.agents {
+            out.push_str(&format!(
+                "| {} | {} | {} | `{}` | {} | {} |\n",
+                r.environment,
+                r.host,
+                if r.drift() {
+                    format!("**{}**", r.state)
+                } else {
+                    r.state.clone()
+                },
+                r.commit.as_deref().map(short_commit).unwrap_or("-"),
+                opt(&r.synced_at),
+                md_escape(&opt(&r.reason))
             ));
         }
     }

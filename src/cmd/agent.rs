@@ -1,0 +1,110 @@
+//! `fleetpin agent`: the pull agent's command line. Checks what can be checked before the first
+//! sync (the endpoint, `--secrets`), then runs `ops::agent` until SIGTERM, printing one line per
+//! sync whose outcome changed (every sync with -v; JSON Lines with `--format json`).
+
+use crate::cli::{AgentArgs, Format};
+use crate::config::Config;
+use crate::error::{Error, Exit, Result};
+use crate::manifest::values::Endpoint;
+use crate::ops::agent::{self, AgentSettings, Outcome};
+use std::path::PathBuf;
+
+/// `$XDG_CACHE_HOME/fleetpin/agent/<repo and branch hashed>`, else under `$HOME/.cache`.
+fn default_cache(repo: &str, branch: Option<&str>) -> PathBuf {
+    use sha2::Digest;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    let digest = sha2::Sha256::digest(format!("{repo}\n{}", branch.unwrap_or("")).as_bytes());
+    base.join("fleetpin/agent").join(&hex::encode(digest)[..16])
+}
+
+pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
+    super::table_or_json(config)?;
+    let endpoint = Endpoint::parse(&args.endpoint)
+        .map_err(|e| Error::msg(format!("--endpoint {}: {e}", args.endpoint)))?;
+    if let Some(dir) = &args.secrets {
+        agent::check_secrets_dir(dir).map_err(Error::msg)?;
+    }
+    if args.interval.is_zero() {
+        return Err(Error::msg("--interval must be more than 0s"));
+    }
+    let identity = std::env::var("FLEETPIN_USER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("fleetpin-agent@{}", crate::identity::hostname()));
+    let settings = AgentSettings {
+        repo: args.repo.clone(),
+        branch: args.branch.clone(),
+        file: config.file.clone(),
+        environment: args.env.clone(),
+        host: args.host.clone(),
+        endpoint,
+        secrets: args.secrets.clone(),
+        interval: args.interval,
+        once: args.once,
+        cache: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache(&args.repo, args.branch.as_deref())),
+        connect_timeout: config.connect_timeout,
+        health_timeout: args
+            .health_timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(crate::host::gate::DEFAULT_TIMEOUT),
+        identity,
+    };
+    let rt = super::runtime();
+    let show = |o: &Outcome| show(config, o);
+    let ok = rt.block_on(async {
+        crate::interrupt::install_terminate();
+        agent::run(&settings, &show).await
+    });
+    Ok(if ok { Exit::Success } else { Exit::Failure })
+}
+
+fn show(config: &Config, o: &Outcome) {
+    let acted = o.report.as_ref().is_some_and(|r| !r.actions.is_empty());
+    if config.format == Format::Json {
+        println!("{}", serde_json::to_string(o).expect("a sync serialises"));
+        return;
+    }
+    if !(o.changed || acted || config.verbose > 0) {
+        return;
+    }
+    let s = &o.sync;
+    let commit = s.commit.as_deref().map(|c| &c[..12.min(c.len())]);
+    let line = format!(
+        "{} {} {}{}{}",
+        s.synced_at,
+        s.host,
+        s.result,
+        commit.map(|c| format!(" at {c}")).unwrap_or_default(),
+        s.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    if o.ok() {
+        if !config.quiet {
+            println!("{line}");
+        }
+    } else {
+        eprintln!("{}", config.err.yellow(&line));
+    }
+    if acted && !config.quiet {
+        print!(
+            "{}",
+            crate::render::plan::apply_report(
+                std::slice::from_ref(o.report.as_ref().unwrap()),
+                config.out
+            )
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! What the pull agent (`fleetpin agent`) does on its one host beyond apply's work: its work
+//! for the runner (`Follow`: apply's plan without the releases that already failed their gate
+//! here, so a broken release is not tried again every interval), and its status container.
+//!
+//! The status container is, like the lock, a never-started container (the lock's image, no
+//! network) named `{platform}-{environment}.agent`; its labels say the last sync: commit, time,
+//! result, reason, interval, and the releases refused on this host, so a restarted agent does not
+//! try them again either. Labels cannot change, so each sync replaces it. Its name is outside the
+//! environment's `{platform}-{environment}-` prefix: the planner never sees it, so it is never an
+//! orphan, and the engine's `Created` of the newest one is when the agent last synced, by the
+//! engine's clock (what `audit` judges `stale` with).
+
+use crate::engine::{ContainerSummary, Engine, EngineError};
+use crate::host::converge::{Options, execute};
+use crate::host::report::{HostReport, Progress};
+use crate::host::runner::{HostWork, OnHost, Target};
+use crate::manifest::resolve::ResolvedService;
+use crate::plan::labels;
+use crate::plan::{self, Change};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The status container's name.
+pub fn status_name(platform: &str, environment: &str) -> String {
+    format!("{platform}-{environment}.agent")
+}
+
+/// Releases refused on a host: service → the spec hash that failed its gate.
+pub type Refused = BTreeMap<String, String>;
+
+/// The changes of `changes` the agent makes: not a release refused here (same service, same spec
+/// hash), and never an orphan's removal (agents do not prune).
+pub fn without_refused(
+    changes: Vec<Change>,
+    desired: &[Arc<ResolvedService>],
+    refused: &Refused,
+) -> Vec<Change> {
+    changes
+        .into_iter()
+        .filter(|c| c.kind != plan::ChangeKind::RemoveOrphan)
+        .filter(|c| !is_refused(c, desired, refused))
+        .collect()
+}
+
+/// Whether `c` would try again a release refused on this host.
+pub fn is_refused(c: &Change, desired: &[Arc<ResolvedService>], refused: &Refused) -> bool {
+    c.kind.is_pending()
+        && refused.get(&c.service).is_some_and(|h| {
+            desired
+                .iter()
+                .any(|r| r.service == c.service && &r.spec_hash == h)
+        })
+}
+
+/// The agent's work on its host, for the runner: apply's, planned under the lock, minus the
+/// releases refused here.
+pub struct Follow {
+    pub opts: Options,
+    pub refused: Refused,
+}
+
+impl<E: Engine> HostWork<E> for Follow {
+    async fn work(
+        &self,
+        engine: &E,
+        target: &Target<E>,
+        on: OnHost<'_>,
+        progress: Progress<'_>,
+    ) -> HostReport {
+        let changes = without_refused(
+            plan::plan_host(&target.desired, on.view),
+            &target.desired,
+            &self.refused,
+        );
+        execute(
+            engine,
+            &target.name,
+            &target.desired,
+            &changes,
+            on,
+            &self.opts,
+            progress,
+        )
+        .await
+    }
+}
+
+/// One sync of an agent, as its status container records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sync {
+    pub host: String,
+    /// The commit of the reference it synced to (none when the fetch failed before any).
+    pub commit: Option<String>,
+    /// When, by the agent's clock (RFC 3339).
+    pub synced_at: String,
+    /// `in-sync`, `converged`, `refused` (a release failed its gate here and is held back),
+    /// `failed`, `locked`, `error`.
+    pub result: String,
+    pub reason: Option<String>,
+    pub interval_secs: u64,
+    pub refused: Refused,
+    pub repo: String,
+}
+
+/// Labels hold at most this much of a reason.
+const MAX_REASON: usize = 1000;
+
+impl Sync {
+    pub fn labels(&self, platform: &str, environment: &str) -> BTreeMap<String, String> {
+        let mut l = labels::for_resource(platform, environment);
+        l.insert(labels::AGENT_HOST.into(), self.host.clone());
+        l.insert(
+            labels::AGENT_COMMIT.into(),
+            self.commit.clone().unwrap_or_default(),
+        );
+        l.insert(labels::AGENT_SYNCED_AT.into(), self.synced_at.clone());
+        l.insert(labels::AGENT_RESULT.into(), self.result.clone());
+        let mut reason = self.reason.clone().unwrap_or_default();
+        if reason.len() > MAX_REASON {
+            let mut cut = MAX_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        l.insert(labels::AGENT_REASON.into(), reason);
+        l.insert(
+            labels::AGENT_INTERVAL.into(),
+            self.interval_secs.to_string(),
+        );
+        l.insert(
+            labels::AGENT_FAILED.into(),
+            self.refused
+                .iter()
+                .map(|(s, h)| format!("{s}={h}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        l.insert(labels::AGENT_REPO.into(), self.repo.clone());
+        l
+    }
+
+    /// Reads a status container's labels back.
+    pub fn from_labels(l: &BTreeMap<String, String>) -> Sync {
+        let get = |k: &str| l.get(k).cloned().unwrap_or_default();
+        let some = |k: &str| l.get(k).filter(|v| !v.is_empty()).cloned();
+        Sync {
+            host: get(labels::AGENT_HOST),
+            commit: some(labels::AGENT_COMMIT),
+            synced_at: get(labels::AGENT_SYNCED_AT),
+            result: get(labels::AGENT_RESULT),
+            reason: some(labels::AGENT_REASON),
+            interval_secs: get(labels::AGENT_INTERVAL).parse().unwrap_or(0),
+            refused: get(labels::AGENT_FAILED)
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(s, h)| (s.to_string(), h.to_string()))
+                .collect(),
+            repo: get(labels::AGENT_REPO),
+        }
+    }
+}
+
+/// The status container of `platform`/`environment` on a host, if there is one.
+pub async fn read_status<E: Engine>(
+    engine: &E,
+    platform: &str,
+    environment: &str,
+) -> Result<Option<ContainerSummary>, EngineError> {
+    let name = status_name(platform, environment);
+    Ok(engine
+        .list_containers(&name)
+        .await?
+        .into_iter()
+        .find(|c| c.name == name))
+}
+
+/// Replaces the status container by one recording `sync`; `previous` is its id when known
+/// (else it is looked up). Returns the new id.
+pub async fn write_status<E: Engine>(
+    engine: &E,
+    platform: &str,
+    environment: &str,
+    previous: Option<&str>,
+    sync: &Sync,
+) -> Result<String, EngineError> {
+    let name = status_name(platform, environment);
+    let labels = sync.labels(platform, environment);
+    if let Some(id) = previous {
+        match engine.remove_lock(id).await {
+            Ok(()) | Err(EngineError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match engine.create_lock(&name, &labels).await {
+        Ok(id) => Ok(id),
+        Err(EngineError::Conflict { .. }) => {
+            // Left by an earlier run of the agent: replace it.
+            if let Some(old) = read_status(engine, platform, environment).await? {
+                engine.remove_lock(&old.id).await?;
+            }
+            engine.create_lock(&name, &labels).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_survives_its_labels() {
+        let s = Sync {
+            host: "h1".into(),
+            commit: Some("abc".into()),
+            synced_at: "2026-01-01T00:00:00Z".into(),
+            result: "refused".into(),
+            reason: Some("web: unhealthy".into()),
+            interval_secs: 30,
+            refused: BTreeMap::from([
+                ("web".into(), "sha256:1".into()),
+                ("api".into(), "sha256:2".into()),
+            ]),
+            repo: "git://x/r.git".into(),
+        };
+        let l = s.labels("p", "prod");
+        assert_eq!(l[labels::PLATFORM], "p");
+        assert_eq!(l[labels::ENVIRONMENT], "prod");
+        assert_eq!(Sync::from_labels(&l), s);
+    }
+
+    #[test]
+    fn the_status_name_is_outside_the_environment_prefix() {
+        let name = status_name("shop", "prod");
+        assert!(!name.starts_with(&crate::plan::view::prefix("shop", "prod")));
+    }
+}

@@ -1,0 +1,461 @@
+//! The pull agent (`fleetpin agent`): a process on a server that follows the reference in git and
+//! converges that one host to it, through the same runner (lock, repair, swap, gate, retention,
+//! image cleanup) as `apply`. Servers behind NAT need no inbound access, and a fleet grows past
+//! what one operator's machine can push to.
+//!
+//! Each sync: fetch the followed branch with the git CLI into a bare cache (`git::fetch_reference`),
+//! read the manifest at that commit, resolve this host (env_files from `--secrets`, never from
+//! git), list the host, plan; when something is to do, the runner does it under the host's lock.
+//! A release whose gate failed here is remembered (in memory and on the status container) and not
+//! tried again until its pin or spec changes. Errors (remote or engine unreachable, a manifest
+//! that does not load, the lock held) back off exponentially. Between syncs the agent waits its
+//! interval plus a random splay, so agents restarted together do not stay in step.
+
+use crate::engine::Engine;
+use crate::engine::docker::DockerEngine;
+use crate::host::agent::{self, Follow, Refused, Sync};
+use crate::host::converge::Options;
+use crate::host::fleet;
+use crate::host::lock::LockConfig;
+use crate::host::report::{HostReport, HostStatus};
+use crate::host::runner::{self, Settings as RunSettings};
+use crate::manifest::values::Endpoint;
+use crate::manifest::{self, Loaded};
+use crate::ops::deploy::{self, Selection};
+use crate::plan::labels::DeployStamp;
+use crate::plan::view;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How an agent runs, from its command line.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub repo: String,
+    pub branch: Option<String>,
+    /// The manifest's path inside the repository.
+    pub file: PathBuf,
+    pub environment: String,
+    pub host: String,
+    pub endpoint: Endpoint,
+    pub secrets: Option<PathBuf>,
+    pub interval: Duration,
+    pub once: bool,
+    pub cache: PathBuf,
+    pub connect_timeout: Duration,
+    pub health_timeout: Duration,
+    /// Who deploys, on the containers and the lock.
+    pub identity: String,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub sync: Sync,
+    /// The run on the host, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<HostReport>,
+    /// Whether the result or the commit differs from the sync before.
+    #[serde(skip)]
+    pub changed: bool,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        matches!(self.sync.result.as_str(), "in-sync" | "converged")
+    }
+}
+
+/// The longest wait after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+struct Agent<'a> {
+    s: &'a AgentSettings,
+    refused: Refused,
+    /// Whether the refused releases recorded on the host were read back (once).
+    recalled: bool,
+    /// Where the last status was written: the engine, platform and the container's id.
+    status: Option<(Arc<DockerEngine>, String, Option<String>)>,
+    errors: u32,
+    last: Option<(String, Option<String>)>,
+}
+
+/// Checks `--secrets`: a directory that others cannot read or enter.
+pub fn check_secrets_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(dir).map_err(|e| format!("--secrets {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("--secrets {} is not a directory", dir.display()));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o005 != 0 {
+        return Err(format!(
+            "--secrets {} can be read by any user (mode {:o}); the env_files in it are secrets: `chmod o-rwx {}`",
+            dir.display(),
+            mode & 0o777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The env_files the services of this host read: relative paths inside `--secrets`, each not
+/// readable by others. The manifest comes from git, so a path must not leave the directory.
+fn check_env_files(loaded: &Loaded, s: &AgentSettings) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = &loaded.manifest;
+    for service in m.services_on(&s.environment, &s.host) {
+        let Some(f) = &m.services[service].env_file else {
+            continue;
+        };
+        let Some(dir) = &s.secrets else {
+            return Err(format!(
+                "service {service} reads env_file {}: the agent reads env_files only from --secrets DIR (never from git); pass --secrets",
+                f.value
+            ));
+        };
+        let rel = Path::new(&f.value);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "service {service}: env_file {} must be a plain relative path inside --secrets",
+                f.value
+            ));
+        }
+        let path = dir.join(rel);
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| format!("service {service}: env_file {}: {e}", path.display()))?;
+        if meta.permissions().mode() & 0o004 != 0 {
+            return Err(format!(
+                "service {service}: env_file {} can be read by any user: `chmod o-r {}`",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A random share of `max`, different in every process.
+fn splay(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let frac = (h.finish() % 10_000) as f64 / 10_000.0;
+    max.mul_f64(frac)
+}
+
+/// The wait before the next sync: the interval and a splay of up to a fifth of it; after errors,
+/// doubling from the interval up to `MAX_BACKOFF` (or the interval, if longer).
+pub fn next_wait(interval: Duration, errors: u32) -> Duration {
+    if errors == 0 {
+        return interval + splay(interval / 5);
+    }
+    let cap = MAX_BACKOFF.max(interval);
+    let grown = interval.saturating_mul(1u32 << errors.min(16));
+    grown.min(cap) + splay(interval / 5)
+}
+
+/// Runs the agent until SIGTERM (or once with `--once`); `show` prints each sync. Returns whether
+/// the last sync succeeded.
+pub async fn run(s: &AgentSettings, show: &dyn Fn(&Outcome)) -> bool {
+    let mut a = Agent {
+        s,
+        refused: Refused::new(),
+        recalled: false,
+        status: None,
+        errors: 0,
+        last: None,
+    };
+    loop {
+        let Some(outcome) = a.sync().await else {
+            return true; // stopped before anything was done
+        };
+        show(&outcome);
+        let ok = outcome.ok();
+        if s.once || crate::interrupt::interrupted() {
+            return ok || crate::interrupt::interrupted();
+        }
+        a.errors = if ok || outcome.sync.result == "refused" {
+            0
+        } else {
+            a.errors + 1
+        };
+        let wait = next_wait(s.interval, a.errors);
+        tracing::debug!("next sync in {:.1}s", wait.as_secs_f64());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = crate::interrupt::until_interrupted() => return true,
+        }
+    }
+}
+
+impl Agent<'_> {
+    /// One sync; `None` when interrupted before it did anything.
+    async fn sync(&mut self) -> Option<Outcome> {
+        let s = self.s;
+        let fetched = tokio::select! {
+            r = crate::git::fetch_reference(&s.repo, s.branch.as_deref(), &s.cache) => r,
+            _ = crate::interrupt::until_interrupted() => return None,
+        };
+        let commit = match fetched {
+            Ok(c) => c,
+            Err(e) => return Some(self.finish(None, "error", Some(e.to_string()), None).await),
+        };
+        let loaded = match self.load(&commit) {
+            Ok(l) => l,
+            Err(e) => return Some(self.finish(Some(commit), "error", Some(e), None).await),
+        };
+        Some(self.converge(&loaded, commit).await)
+    }
+
+    /// The manifest at `commit`, with env_files read from `--secrets`.
+    fn load(&self, commit: &str) -> Result<Loaded, String> {
+        let s = self.s;
+        let text =
+            crate::git::read_file_at(&s.cache, commit, &s.file).map_err(|e| e.to_string())?;
+        // Relative env_file (and tls) paths are read beside `path`: in --secrets, never in git.
+        let beside = s
+            .secrets
+            .clone()
+            .unwrap_or_else(|| s.cache.join("no-secrets"))
+            .join(s.file.file_name().unwrap_or_default());
+        let display = format!("{}@{}", s.file.display(), &commit[..12.min(commit.len())]);
+        let loaded = manifest::from_text(&display, &beside, text, Some(commit.to_string()))
+            .map_err(|e| {
+                let first = e
+                    .problems
+                    .first()
+                    .map(|p| format!(" (first, line {}: {})", p.span.line, p.message))
+                    .unwrap_or_default();
+                format!("{e}{first}")
+            })?;
+        fleet::hosts(&loaded, &s.environment, std::slice::from_ref(&s.host))?;
+        check_env_files(&loaded, s)?;
+        Ok(loaded)
+    }
+
+    async fn converge(&mut self, loaded: &Loaded, commit: String) -> Outcome {
+        let s = self.s;
+        let m = &loaded.manifest;
+        let select = Selection {
+            services: vec![],
+            hosts: vec![s.host.clone()],
+        };
+        let mut wanted = match deploy::wanted(loaded, &s.environment, &select, false) {
+            Ok(w) => w,
+            Err(e) => {
+                return self
+                    .finish(Some(commit), "error", Some(e.to_string()), None)
+                    .await;
+            }
+        };
+        let Some(mut w) = wanted.pop() else {
+            let why = format!("no host {} in {}", s.host, s.environment);
+            return self.finish(Some(commit), "error", Some(why), None).await;
+        };
+        w.host.target.endpoint = s.endpoint.clone();
+        let prefix = view::prefix(&m.platform, &s.environment);
+        let observed = fleet::observe(w.host.clone(), &prefix, s.connect_timeout).await;
+        let p = deploy::prepared(loaded, &select, w, observed.result, true);
+        let Some(engine) = p.engine.clone() else {
+            let why = p.error.clone().unwrap_or_else(|| "unreachable".into());
+            return self.finish(Some(commit), "error", Some(why), None).await;
+        };
+        let status_id = self.status.as_ref().and_then(|(_, _, id)| id.clone());
+        self.status = Some((engine.clone(), m.platform.clone(), status_id));
+        self.recall(&engine, &m.platform).await;
+        // A refused release is forgotten once its pin or spec changed (or it left this host).
+        self.refused.retain(|service, hash| {
+            p.desired
+                .iter()
+                .any(|r| &r.service == service && &r.spec_hash == hash)
+        });
+        let todo = agent::without_refused(p.changes.clone(), &p.desired, &self.refused);
+        let held = held_note(&self.refused, &p.desired);
+        if !p.view.needs_repair() && !todo.iter().any(|c| c.kind.is_pending()) {
+            let result = if held.is_some() { "refused" } else { "in-sync" };
+            return self.finish(Some(commit), result, held, None).await;
+        }
+        let settings = RunSettings {
+            platform: m.platform.clone(),
+            environment: s.environment.clone(),
+            parallel: 1,
+            lock: LockConfig::new(&s.identity, None),
+            health_timeout: s.health_timeout,
+            retain: m.retain,
+            rollout: Default::default(),
+        };
+        let opts = Options {
+            retain: m.retain,
+            prune: false,
+            stamp: DeployStamp {
+                commit: commit.clone(),
+                deployed_at: crate::clock::rfc3339(SystemTime::now()),
+                deployed_by: s.identity.clone(),
+            },
+            health_timeout: s.health_timeout,
+        };
+        let work = Follow {
+            opts,
+            refused: self.refused.clone(),
+        };
+        let progress = |m: &str| tracing::info!("{m}");
+        let progress_for =
+            |_: &str| -> Box<dyn Fn(&str) + Send + std::marker::Sync> { Box::new(progress) };
+        let report = runner::run(vec![p.target(true)], &settings, &work, &progress_for)
+            .await
+            .pop()
+            .expect("one report for one host");
+        let (result, reason) = match report.status {
+            HostStatus::Converged | HostStatus::Unchanged => {
+                let r = if report.actions.is_empty() && report.repaired.is_empty() {
+                    "in-sync"
+                } else {
+                    "converged"
+                };
+                (r, held_note(&self.refused, &p.desired))
+            }
+            HostStatus::Failed => match report.failure.as_ref().filter(|f| f.judged) {
+                Some(f) => {
+                    if let Some(r) = p.desired.iter().find(|r| r.service == f.service) {
+                        self.refused.insert(r.service.clone(), r.spec_hash.clone());
+                    }
+                    ("refused", report.error.clone())
+                }
+                None => ("failed", report.error.clone()),
+            },
+            HostStatus::Locked => ("locked", report.error.clone()),
+            HostStatus::Interrupted => ("interrupted", report.error.clone()),
+            _ => ("error", report.error.clone()),
+        };
+        self.finish(Some(commit), result, reason, Some(report))
+            .await
+    }
+
+    /// Once: the releases refused on this host by an earlier run of the agent.
+    async fn recall(&mut self, engine: &DockerEngine, platform: &str) {
+        if self.recalled {
+            return;
+        }
+        if let Ok(found) = agent::read_status(engine, platform, &self.s.environment).await {
+            self.recalled = true;
+            if let Some(c) = found {
+                let before = Sync::from_labels(&c.labels);
+                if before.host == self.s.host {
+                    self.refused.extend(before.refused);
+                }
+                if let Some((_, _, id)) = &mut self.status {
+                    *id = Some(c.id);
+                }
+            }
+        }
+    }
+
+    /// Records a sync on the host (when it can be reached) and says what it was.
+    async fn finish(
+        &mut self,
+        commit: Option<String>,
+        result: &str,
+        reason: Option<String>,
+        report: Option<HostReport>,
+    ) -> Outcome {
+        let s = self.s;
+        let sync = Sync {
+            host: s.host.clone(),
+            commit,
+            synced_at: crate::clock::rfc3339(SystemTime::now()),
+            result: result.to_string(),
+            reason,
+            interval_secs: s.interval.as_secs().max(1),
+            refused: self.refused.clone(),
+            repo: crate::git::redact_url(&s.repo),
+        };
+        if let Some((engine, platform, id)) = &mut self.status {
+            match agent::write_status(&**engine, platform, &s.environment, id.as_deref(), &sync)
+                .await
+            {
+                Ok(new) => *id = Some(new),
+                Err(e) => {
+                    *id = None;
+                    tracing::warn!("could not record the sync on {}: {e}", engine.endpoint());
+                }
+            }
+        }
+        let key = (
+            format!("{}{}", sync.result, sync.commit.clone().unwrap_or_default()),
+            sync.reason.clone(),
+        );
+        let changed = self.last.as_ref() != Some(&key);
+        self.last = Some(key);
+        Outcome {
+            sync,
+            report,
+            changed,
+        }
+    }
+}
+
+/// Says which releases are held back on this host, if any.
+fn held_note(
+    refused: &Refused,
+    desired: &[Arc<crate::manifest::resolve::ResolvedService>],
+) -> Option<String> {
+    let held: Vec<String> = desired
+        .iter()
+        .filter(|r| refused.get(&r.service) == Some(&r.spec_hash))
+        .map(|r| format!("{} {}", r.service, r.pin))
+        .collect();
+    (!held.is_empty()).then(|| {
+        format!(
+            "{} failed its gate on this host: not tried again until its pin or spec changes",
+            held.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secrets_dir_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile_dir();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = check_secrets_dir(&dir).unwrap_err();
+        assert!(e.contains("can be read by any user (mode 755)"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert_eq!(check_secrets_dir(&dir), Ok(()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("fleetpin-agent-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn errors_back_off_up_to_a_cap() {
+        let i = Duration::from_secs(30);
+        let w0 = next_wait(i, 0);
+        assert!(w0 >= i && w0 <= i + i / 5);
+        let w1 = next_wait(i, 1);
+        assert!(w1 >= 2 * i && w1 <= 2 * i + i / 5);
+        let w9 = next_wait(i, 9);
+        assert!(w9 >= MAX_BACKOFF && w9 <= MAX_BACKOFF + i / 5);
+        // An interval longer than the cap is never shortened by errors.
+        let long = Duration::from_secs(900);
+        assert!(next_wait(long, 3) >= long);
+    }
+}
