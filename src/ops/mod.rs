@@ -12,3 +12,4 @@ pub mod notify;
 pub mod pins;
 pub mod promote;
 pub mod rollback;
+pub mod swarm;
