@@ -48,6 +48,12 @@ pub struct SwarmChange {
     pub resolved: Arc<ResolvedService>,
     #[serde(skip)]
     pub current: Option<ServiceState>,
+    /// Rollback: the exact image to run again (with its digest), and the history that remains
+    /// (what it stepped away from is not in it: rollback walks back, never forward).
+    #[serde(skip)]
+    pub image: Option<String>,
+    #[serde(skip)]
+    pub history: Option<Vec<Past>>,
 }
 
 /// A plan for one Swarm environment: one target, per-service changes.
@@ -177,6 +183,8 @@ pub async fn plan<S: SwarmEngine>(
                 replicas,
                 resolved: r,
                 current,
+                image: None,
+                history: None,
             }
         })
         .collect();
@@ -212,7 +220,9 @@ fn want(
     // The version being replaced joins the history (newest first, `retain` long), unless it is
     // the one being deployed again.
     let mut history = c.current.as_ref().map(history_of).unwrap_or_default();
-    if let Some(cur) = &c.current
+    if let Some(h) = &c.history {
+        history = h.clone();
+    } else if let Some(cur) = &c.current
         && let (Some(v), Some(h)) = (
             cur.labels.get(labels::VERSION),
             cur.labels.get(labels::SPEC_HASH),
@@ -363,7 +373,10 @@ async fn apply_one<S: SwarmEngine>(
             },
             cur.image.clone(),
         ),
-        _ => (stamp.clone(), engine.image_with_digest(&r.image_ref).await),
+        _ => match &c.image {
+            Some(image) => (stamp.clone(), image.clone()),
+            None => (stamp.clone(), engine.image_with_digest(&r.image_ref).await),
+        },
     };
     let w = want(loaded, &plan.environment, c, &image, &stamp);
     progress(&format!(
@@ -504,4 +517,80 @@ pub async fn audit<S: SwarmEngine>(
         });
     }
     Ok(rows)
+}
+
+/// What `rollback` does to each selected service: go back to the newest version in its history
+/// (or the one `to` names), dropping it and everything newer from the history, so a second
+/// rollback goes further back and never forward. Every refusal comes before any change.
+pub fn rollback_plan(
+    plan: &SwarmPlan,
+    to: Option<&str>,
+) -> std::result::Result<Vec<SwarmChange>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for c in &plan.changes {
+        let Some(cur) = &c.current else {
+            problems.push(format!(
+                "{}: no Swarm service {} runs, so there is nothing to go back from",
+                c.service, c.resolved.container_name
+            ));
+            continue;
+        };
+        let history = history_of(cur);
+        let at = match to {
+            Some(v) => history.iter().position(|p| p.version == v),
+            None => (!history.is_empty()).then_some(0),
+        };
+        let Some(at) = at else {
+            problems.push(match to {
+                Some(v) => format!(
+                    "{}: {v} is not in its history (kept: {})",
+                    c.service,
+                    if history.is_empty() {
+                        "none".to_string()
+                    } else {
+                        history
+                            .iter()
+                            .map(|p| p.version.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+                None => format!(
+                    "{}: nothing to go back to (no earlier version kept)",
+                    c.service
+                ),
+            });
+            continue;
+        };
+        let past = &history[at];
+        let Ok(pin) = crate::manifest::pin::VersionPin::parse(&past.version) else {
+            problems.push(format!(
+                "{}: its history names `{}`, which is not a version",
+                c.service, past.version
+            ));
+            continue;
+        };
+        let mut r = (*c.resolved).clone();
+        r.image_ref = pin.image_ref(&r.repository);
+        r.pin = pin;
+        r.spec_hash = resolve::spec_hash(&r);
+        out.push(SwarmChange {
+            service: c.service.clone(),
+            kind: ChangeKind::Downgrade,
+            from: cur.labels.get(labels::VERSION).cloned(),
+            to: past.version.clone(),
+            replicas_from: cur.replicas,
+            replicas: cur.replicas.unwrap_or(c.replicas),
+            resolved: Arc::new(r),
+            current: Some(cur.clone()),
+            image: Some(past.image.clone()),
+            history: Some(history[at + 1..].to_vec()),
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
