@@ -6,8 +6,8 @@
 pub mod apply;
 pub mod audit;
 pub mod history;
-pub mod logs;
 pub mod import;
+pub mod logs;
 pub mod misc;
 pub mod plan;
 pub mod promote;

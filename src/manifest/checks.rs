@@ -94,8 +94,7 @@ fn orders(m: &Manifest, out: &mut Vec<Problem>) {
             }
             // Swarm's routing mesh lets two tasks serve one published port; host mode cannot.
             if let Some(sw) = &e.swarm {
-                if sw.publish == crate::manifest::Publish::Ingress || !exposure(m, ename, name).0
-                {
+                if sw.publish == crate::manifest::Publish::Ingress || !exposure(m, ename, name).0 {
                     continue;
                 }
                 out.push(Problem::new(
