@@ -360,3 +360,82 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
     assert_eq!(drift.code, 2, "{drift:?}");
     assert!(drift.stdout.contains("scale"), "{drift:?}");
 }
+
+#[test]
+fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_own() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swlock");
+    let services = Services::new(&sw, &s.platform);
+    let docker = services.docker.clone();
+    let lock = format!("fleetpin-lock-{}-prod", s.platform);
+    let remove = |docker: bollard::Docker, lock: String| {
+        block_on(async move {
+            let _ = docker.delete_config(&lock).await;
+        })
+    };
+    remove(docker.clone(), lock.clone());
+    s.write(&swarm_manifest(
+        &s.platform,
+        &fleet.image,
+        &sw,
+        19215,
+        "1.0.0",
+    ));
+
+    // Someone else's fresh lock, on another machine.
+    let labels = std::collections::HashMap::from([
+        (
+            "io.fleetpin.lock.owner".to_string(),
+            "alice@example.test".to_string(),
+        ),
+        (
+            "io.fleetpin.lock.machine".to_string(),
+            "another-machine".to_string(),
+        ),
+        (
+            "io.fleetpin.lock.hostname".to_string(),
+            "alice-laptop".to_string(),
+        ),
+        ("io.fleetpin.lock.pid".to_string(), "4242".to_string()),
+        ("io.fleetpin.lock.ttl".to_string(), "120".to_string()),
+    ]);
+    {
+        let docker = docker.clone();
+        let lock = lock.clone();
+        block_on(async move {
+            docker
+                .create_config(bollard::models::ConfigSpec {
+                    name: Some(lock),
+                    labels: Some(labels),
+                    data: Some("eA==".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        });
+    }
+    let refused = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("locked by alice@example.test on alice-laptop (pid 4242)"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        versions(&sw, 19215),
+        vec![None, None],
+        "nothing was deployed"
+    );
+
+    remove(docker.clone(), lock.clone());
+    let out = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let left = {
+        let docker = docker.clone();
+        let lock = lock.clone();
+        block_on(async move { docker.inspect_config(&lock).await.is_ok() })
+    };
+    assert!(!left, "apply released its lock");
+}

@@ -197,18 +197,26 @@ fn swarm(config: &Config, args: &ApplyArgs, loaded: &crate::manifest::Loaded) ->
         lock_wait: args.lock_wait,
     };
     let quiet = config.quiet || json;
-    let results = rt.block_on(swarm::apply(
-        loaded,
-        &plan,
+    let progress = |line: &str| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    };
+    let results = rt.block_on(swarm::locked(
         &engine,
-        &stamp,
-        flags.health_timeout(),
-        &|line| {
-            if !quiet {
-                eprintln!("  {line}");
-            }
-        },
-    ));
+        &loaded.manifest.platform,
+        &args.env,
+        &stamp.deployed_by,
+        args.lock_wait,
+        swarm::apply(
+            loaded,
+            &plan,
+            &engine,
+            &stamp,
+            flags.health_timeout(),
+            &progress,
+        ),
+    ))?;
     let failed = results.iter().any(|r| !r.ok);
     if json {
         super::print_json(

@@ -268,18 +268,26 @@ fn swarm(config: &Config, args: &RollbackArgs, loaded: &crate::manifest::Loaded)
         lock_wait: args.lock_wait,
     };
     let quiet = config.quiet || config.format == Format::Json;
-    let results = rt.block_on(swarm::apply(
-        loaded,
-        &back,
+    let progress = |line: &str| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    };
+    let results = rt.block_on(swarm::locked(
         &engine,
-        &stamp,
-        flags.health_timeout(),
-        &|line| {
-            if !quiet {
-                eprintln!("  {line}");
-            }
-        },
-    ));
+        &loaded.manifest.platform,
+        &args.env,
+        &stamp.deployed_by,
+        args.lock_wait,
+        swarm::apply(
+            loaded,
+            &back,
+            &engine,
+            &stamp,
+            flags.health_timeout(),
+            &progress,
+        ),
+    ))?;
     let failed = results.iter().any(|r| !r.ok) || results.len() < back.changes.len();
     let moves: Vec<(String, String, String)> = back
         .changes

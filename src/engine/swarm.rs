@@ -91,6 +91,19 @@ pub struct NodeInfo {
     pub addr: String,
 }
 
+/// A Swarm config object used as the environment's lock: atomic by name, its labels updatable,
+/// its times set by the manager's clock.
+#[derive(Debug, Clone, Default)]
+pub struct LockObject {
+    pub id: String,
+    pub name: String,
+    pub version: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Unix seconds, by the manager's clock.
+    pub created: i64,
+    pub updated: i64,
+}
+
 /// The operations fleetpin needs from a Swarm manager.
 #[allow(async_fn_in_trait)]
 pub trait SwarmEngine {
@@ -107,6 +120,22 @@ pub trait SwarmEngine {
     /// service create` pins it, so every task runs the same image and audit and promote can read
     /// it; `image` unchanged when it has a digest or the registry cannot say.
     async fn image_with_digest(&self, image: &str) -> String;
+    /// The manager's clock (`/info` SystemTime).
+    async fn clock(&self) -> Result<std::time::SystemTime, EngineError>;
+    async fn lock_get(&self, name: &str) -> Result<Option<LockObject>, EngineError>;
+    /// Creates the config `name`; `EngineError::Conflict` when it exists.
+    async fn lock_create(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError>;
+    /// Rewrites its labels: the manager stamps `updated`, which is the heartbeat.
+    async fn lock_touch(
+        &self,
+        lock: &LockObject,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError>;
+    async fn lock_remove(&self, id: &str) -> Result<(), EngineError>;
 }
 
 /// A manager reached with bollard, over the same transports as a plain host.
@@ -377,6 +406,105 @@ impl SwarmEngine for DockerSwarm {
                 format!("{image}@{}", d.descriptor.digest.unwrap_or_default())
             }
             _ => image.to_string(),
+        }
+    }
+
+    async fn clock(&self) -> Result<std::time::SystemTime, EngineError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| self.err("reading the manager's clock", e))?;
+        let text = info.system_time.unwrap_or_default();
+        crate::clock::parse_rfc3339(&text).ok_or_else(|| EngineError::Api {
+            what: "the manager's clock".into(),
+            reason: format!("cannot read its SystemTime `{text}`"),
+        })
+    }
+
+    async fn lock_get(&self, name: &str) -> Result<Option<LockObject>, EngineError> {
+        let c = match self.docker.inspect_config(name).await {
+            Ok(c) => c,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(e) => return Err(self.err(&format!("config {name}"), e)),
+        };
+        let time = |t: Option<String>| {
+            t.as_deref()
+                .and_then(crate::clock::parse_rfc3339)
+                .map(crate::clock::unix)
+                .unwrap_or(0)
+        };
+        let spec = c.spec.unwrap_or_default();
+        // The name is matched exactly: inspect also answers to an id prefix.
+        if spec.name.as_deref() != Some(name) {
+            return Ok(None);
+        }
+        Ok(Some(LockObject {
+            id: c.id.unwrap_or_default(),
+            name: name.to_string(),
+            version: c.version.and_then(|v| v.index).unwrap_or(0),
+            labels: spec.labels.unwrap_or_default().into_iter().collect(),
+            created: time(c.created_at),
+            updated: time(c.updated_at),
+        }))
+    }
+
+    async fn lock_create(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        use base64::Engine as _;
+        let spec = bollard::models::ConfigSpec {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(b"fleetpin lock\n")),
+            ..Default::default()
+        };
+        match self.docker.create_config(spec).await {
+            Ok(r) => Ok(r.id),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(EngineError::Conflict {
+                what: format!("config {name}"),
+            }),
+            Err(e) => Err(self.err(&format!("create config {name}"), e)),
+        }
+    }
+
+    async fn lock_touch(
+        &self,
+        lock: &LockObject,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        use base64::Engine as _;
+        let spec = bollard::models::ConfigSpec {
+            name: Some(lock.name.clone()),
+            labels: Some(labels.clone().into_iter().collect()),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(b"fleetpin lock\n")),
+            ..Default::default()
+        };
+        self.docker
+            .update_config(
+                &lock.id,
+                spec,
+                bollard::query_parameters::UpdateConfigOptions {
+                    version: lock.version as i64,
+                },
+            )
+            .await
+            .map_err(|e| self.err(&format!("renew config {}", lock.name), e))
+    }
+
+    async fn lock_remove(&self, id: &str) -> Result<(), EngineError> {
+        match self.docker.delete_config(id).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(&format!("remove config {id}"), e)),
         }
     }
 

@@ -594,3 +594,161 @@ pub fn rollback_plan(
         Err(problems)
     }
 }
+
+/// The environment's lock on a Swarm cluster: a config object `fleetpin-lock-{platform}-{env}`
+/// (atomic by name), with the owner, machine, process and TTL in its labels as on a plain host
+/// (`host::lock`), renewed by rewriting its labels — the manager stamps `UpdatedAt` — and judged
+/// by the manager's clock with the same rules (`host::lock::judge`).
+pub struct SwarmLock {
+    pub lock: crate::engine::swarm::LockObject,
+    labels: BTreeMap<String, String>,
+    pub ttl: Duration,
+    beats: u64,
+}
+
+fn observed(l: &crate::engine::swarm::LockObject) -> crate::host::lock::Observed {
+    crate::host::lock::Observed {
+        lock: crate::engine::ContainerSummary {
+            id: l.id.clone(),
+            name: l.name.clone(),
+            image: String::new(),
+            image_id: String::new(),
+            state: crate::engine::RunState::Created,
+            health: crate::engine::Health::None,
+            labels: l.labels.clone(),
+            created: l.created,
+        },
+        last_beat: l.updated.max(l.created),
+        strays: vec![],
+    }
+}
+
+/// Takes the lock of `env`, waiting up to `wait` for a held one.
+pub async fn lock<S: SwarmEngine>(
+    engine: &S,
+    platform: &str,
+    env: &str,
+    identity: &str,
+    wait: Option<Duration>,
+) -> Result<SwarmLock> {
+    use crate::host::lock::{LockConfig, Stale, judge};
+    let config = LockConfig::new(identity, wait);
+    let name = crate::host::lock::name(platform, env);
+    let me = std::process::id();
+    let labels = BTreeMap::from([
+        (labels::LOCK_OWNER.to_string(), config.identity.clone()),
+        (
+            labels::LOCK_MACHINE.to_string(),
+            config.machine.clone().unwrap_or_default(),
+        ),
+        (
+            labels::LOCK_HOSTNAME.to_string(),
+            crate::identity::hostname(),
+        ),
+        (labels::LOCK_PID.to_string(), me.to_string()),
+        (
+            labels::LOCK_PID_START.to_string(),
+            crate::identity::process_start(me)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            labels::LOCK_TTL.to_string(),
+            config.ttl.as_secs().to_string(),
+        ),
+        (labels::PLATFORM.to_string(), platform.to_string()),
+        (labels::ENVIRONMENT.to_string(), env.to_string()),
+    ]);
+    let deadline = config.wait.map(|w| Instant::now() + w);
+    loop {
+        match engine.lock_create(&name, &labels).await {
+            Ok(_) => {
+                let lock = engine
+                    .lock_get(&name)
+                    .await
+                    .map_err(engine_err)?
+                    .ok_or_else(|| Error::msg(format!("the lock {name} vanished once taken")))?;
+                return Ok(SwarmLock {
+                    lock,
+                    labels,
+                    ttl: config.ttl,
+                    beats: 0,
+                });
+            }
+            Err(EngineError::Conflict { .. }) => {}
+            Err(e) => return Err(engine_err(e)),
+        }
+        let Some(held) = engine.lock_get(&name).await.map_err(engine_err)? else {
+            continue;
+        };
+        let now = engine.clock().await.map_err(engine_err)?;
+        let o = observed(&held);
+        match judge(&o, now, config.machine.as_deref()) {
+            Stale::Expired | Stale::HolderGone => {
+                // By id and version: a lock someone else just took fresh is never removed.
+                engine.lock_remove(&held.id).await.map_err(engine_err)?;
+                continue;
+            }
+            Stale::Fresh => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() < d) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let get = |k: &str| held.labels.get(k).cloned().unwrap_or_else(|| "?".into());
+        return Err(Error::msg(format!(
+            "{env} is locked by {} on {} (pid {}) since {}; it expires within {}s unless renewed; if that run was killed: fleetpin unlock {env}",
+            get(labels::LOCK_OWNER),
+            get(labels::LOCK_HOSTNAME),
+            get(labels::LOCK_PID),
+            crate::clock::rfc3339(crate::clock::from_unix(held.created)),
+            o.lock
+                .labels
+                .get(labels::LOCK_TTL)
+                .cloned()
+                .unwrap_or_else(|| "?".into()),
+        )));
+    }
+}
+
+/// Renews the lock every third of its TTL for as long as it is polled (run it beside the work).
+pub async fn keep<S: SwarmEngine>(engine: &S, held: &mut SwarmLock) {
+    loop {
+        tokio::time::sleep(held.ttl / 3).await;
+        held.beats += 1;
+        let mut l = held.labels.clone();
+        l.insert("io.fleetpin.lock.beat".into(), held.beats.to_string());
+        if engine.lock_touch(&held.lock, &l).await.is_ok()
+            && let Ok(Some(now)) = engine.lock_get(&held.lock.name).await
+        {
+            held.lock = now;
+        }
+    }
+}
+
+pub async fn unlock<S: SwarmEngine>(engine: &S, held: &SwarmLock) {
+    let _ = engine.lock_remove(&held.lock.id).await;
+}
+
+/// Runs `work` holding the environment's lock, renewed while it runs, released after.
+pub async fn locked<S: SwarmEngine, T>(
+    engine: &S,
+    platform: &str,
+    env: &str,
+    identity: &str,
+    wait: Option<Duration>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    let mut held = lock(engine, platform, env, identity, wait).await?;
+    let out = {
+        let renew = keep(engine, &mut held);
+        tokio::pin!(renew);
+        tokio::pin!(work);
+        tokio::select! {
+            out = &mut work => out,
+            _ = &mut renew => unreachable!("the renewal never ends"),
+        }
+    };
+    unlock(engine, &held).await;
+    Ok(out)
+}
