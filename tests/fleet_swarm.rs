@@ -429,7 +429,14 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
         "nothing was deployed"
     );
 
-    remove(docker.clone(), lock.clone());
+    let unlock = s.run(&["unlock", "prod"]);
+    assert_eq!(unlock.code, 0, "{unlock:?}");
+    assert!(
+        unlock
+            .stdout
+            .contains("removed the lock of prod (held by alice@example.test)"),
+        "{unlock:?}"
+    );
     let out = s.run(&["apply", "prod", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
     let left = {
