@@ -89,6 +89,24 @@ impl Services {
         });
         // Host-mode ports are free again once the tasks' containers are gone.
         std::thread::sleep(std::time::Duration::from_secs(2));
+        let docker = self.docker.clone();
+        let prefix = self.prefix.clone();
+        block_on(async move {
+            let nets = docker
+                .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                .await
+                .unwrap_or_default();
+            for n in nets {
+                let name = n.name.unwrap_or_default();
+                // Removed once the last task's endpoint is gone, a moment after the service.
+                for _ in 0..20 {
+                    if !name.starts_with(&prefix) || docker.remove_network(&name).await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        });
     }
 
     fn scale(&self, name: &str, replicas: i64) {

@@ -49,6 +49,10 @@ pub struct ServiceWant {
     pub restart: &'static str,
     pub memory: Option<u64>,
     pub cpus: Option<f64>,
+    /// (network, alias): attachable overlay networks, the service name as alias.
+    pub networks: Vec<(String, String)>,
+    /// (source, target, is a bind path, read-only): named volumes are node-local in Swarm.
+    pub mounts: Vec<(String, String, bool, bool)>,
     /// `test`, interval, timeout, retries, start period, when the manifest has a healthcheck.
     pub healthcheck: Option<(Vec<String>, Duration, Duration, u32, Duration)>,
 }
@@ -136,6 +140,12 @@ pub trait SwarmEngine {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), EngineError>;
     async fn lock_remove(&self, id: &str) -> Result<(), EngineError>;
+    /// Creates the attachable overlay network `name` when missing.
+    async fn ensure_overlay(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError>;
 }
 
 /// A manager reached with bollard, over the same transports as a plain host.
@@ -228,6 +238,22 @@ fn spec_of(w: &ServiceWant) -> ServiceSpec {
                 command: w.entrypoint.clone(),
                 user: w.user.clone(),
                 stop_grace_period: w.stop_grace.map(nanos),
+                mounts: Some(
+                    w.mounts
+                        .iter()
+                        .map(|(source, target, bind, ro)| bollard::models::Mount {
+                            source: Some(source.clone()),
+                            target: Some(target.clone()),
+                            typ: Some(if *bind {
+                                bollard::models::MountType::BIND
+                            } else {
+                                bollard::models::MountType::VOLUME
+                            }),
+                            read_only: Some(*ro),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
                 health_check: w
                     .healthcheck
                     .as_ref()
@@ -241,6 +267,16 @@ fn spec_of(w: &ServiceWant) -> ServiceSpec {
                     }),
                 ..Default::default()
             }),
+            networks: Some(
+                w.networks
+                    .iter()
+                    .map(|(n, alias)| bollard::models::NetworkAttachmentConfig {
+                        target: Some(n.clone()),
+                        aliases: Some(vec![alias.clone()]),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             restart_policy: Some(TaskSpecRestartPolicy {
                 condition: Some(match w.restart {
                     "none" => TaskSpecRestartPolicyConditionEnum::NONE,
@@ -496,6 +532,34 @@ impl SwarmEngine for DockerSwarm {
             )
             .await
             .map_err(|e| self.err(&format!("renew config {}", lock.name), e))
+    }
+
+    async fn ensure_overlay(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        match self.docker.inspect_network(name, None).await {
+            Ok(_) => return Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(self.err(&format!("network {name}"), e)),
+        }
+        let req = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("overlay".into()),
+            attachable: Some(true),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(&format!("create network {name}"), e)),
+        }
     }
 
     async fn lock_remove(&self, id: &str) -> Result<(), EngineError> {

@@ -296,6 +296,23 @@ fn want(
         memory: r.memory,
         cpus: r.cpus,
         healthcheck: hc,
+        networks: r
+            .networks
+            .iter()
+            .map(|n| (n.clone(), r.service.clone()))
+            .collect(),
+        mounts: r
+            .mounts
+            .iter()
+            .map(|m| match &m.source {
+                resolve::MountSource::Volume { name } => {
+                    (name.clone(), m.target.clone(), false, m.read_only)
+                }
+                resolve::MountSource::Bind { path } => {
+                    (path.clone(), m.target.clone(), true, m.read_only)
+                }
+            })
+            .collect(),
     }
 }
 
@@ -387,6 +404,15 @@ async fn apply_one<S: SwarmEngine>(
         c.replicas,
         if c.replicas == 1 { "" } else { "s" }
     ));
+    for n in &w.networks {
+        engine
+            .ensure_overlay(
+                &n.0,
+                &labels::for_resource(&plan.platform, &plan.environment),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let id = match &c.current {
         None => engine.create(&w).await.map_err(|e| e.to_string())?,
         Some(cur) => {
