@@ -203,6 +203,13 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
 
     let plan = s.run(&["plan", "prod", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{plan:?}");
+    let host = s.run(&["plan", "prod", "--host", "s1"]);
+    assert_eq!(host.code, 1, "{host:?}");
+    assert!(
+        host.stderr
+            .contains("--host does not apply to environment `prod`"),
+        "{host:?}"
+    );
     assert!(
         plan.stdout.contains("create") && plan.stdout.contains("replicas 2"),
         "{plan:?}"

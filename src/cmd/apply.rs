@@ -173,6 +173,14 @@ fn swarm(config: &Config, args: &ApplyArgs, loaded: &crate::manifest::Loaded) ->
     if !json && !config.quiet {
         print!("{}", crate::render::plan::swarm_plan(&plan, config.out));
     }
+    for c in &plan.changes {
+        if !c.resolved.depends_on.is_empty() && !config.quiet {
+            eprintln!(
+                "warning: `depends_on` of {} is ignored in Swarm environment {}: Swarm starts services in no particular order",
+                c.service, args.env
+            );
+        }
+    }
     let pending = plan.pending();
     if pending == 0 {
         if json {
