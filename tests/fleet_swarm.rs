@@ -471,3 +471,65 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
     };
     assert!(!left, "apply released its lock");
 }
+
+#[test]
+fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_behind_auth() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    assert!(
+        !fleet.auth_registry.is_empty(),
+        "the fleet has no auth registry (FLEET_AUTH_REGISTRY)"
+    );
+    let s = scenario(&fleet, "swauth");
+    let _services = Services::new(&sw, &s.platform);
+    let image = format!("{}/fleetpin/app", fleet.auth_registry);
+    s.write(&swarm_manifest(&s.platform, &image, &sw, 19216, "1.0.0"));
+    // No node holds the image yet: each must pull it with the credentials apply sends.
+    for (_, addr) in &sw.nodes {
+        let node = bollard::Docker::connect_with_http(
+            &format!("http://{addr}:2375"),
+            60,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .unwrap();
+        let repo = image.clone();
+        block_on(async move {
+            // By id: a task's image is held by digest, with no tag to remove it by.
+            let filters = std::collections::HashMap::from([("reference", vec![repo.as_str()])]);
+            let list = node
+                .list_images(Some(
+                    bollard::query_parameters::ListImagesOptionsBuilder::new()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .unwrap();
+            for i in list {
+                let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                    .force(true)
+                    .build();
+                node.remove_image(&i.id, Some(opts), None).await.unwrap();
+            }
+        });
+    }
+    // The operator's docker config holds the credentials, as after `docker login`.
+    let config = tempfile::tempdir().unwrap();
+    let token = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", fleet.auth_user, fleet.auth_password),
+    );
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{token}"}}}}}}"#,
+            fleet.auth_registry
+        ),
+    )
+    .unwrap();
+    let out = s.run_with(
+        &["apply", "prod", "--yes", "--health-timeout", "60"],
+        &[("DOCKER_CONFIG", config.path().to_str().unwrap())],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(versions(&sw, 19216), both("1.0.0"));
+}

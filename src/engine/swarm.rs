@@ -53,6 +53,8 @@ pub struct ServiceWant {
     pub networks: Vec<(String, String)>,
     /// (source, target, is a bind path, read-only): named volumes are node-local in Swarm.
     pub mounts: Vec<(String, String, bool, bool)>,
+    /// Registry credentials sent with create and update, so the nodes can pull.
+    pub credentials: Option<crate::engine::Credentials>,
     /// `test`, interval, timeout, retries, start period, when the manifest has a healthcheck.
     pub healthcheck: Option<(Vec<String>, Duration, Duration, u32, Duration)>,
 }
@@ -123,7 +125,11 @@ pub trait SwarmEngine {
     /// `image` with the digest the registry gives it now (`repo:tag@sha256:…`), as `docker
     /// service create` pins it, so every task runs the same image and audit and promote can read
     /// it; `image` unchanged when it has a digest or the registry cannot say.
-    async fn image_with_digest(&self, image: &str) -> String;
+    async fn image_with_digest(
+        &self,
+        image: &str,
+        credentials: Option<crate::engine::Credentials>,
+    ) -> String;
     /// The manager's clock (`/info` SystemTime).
     async fn clock(&self) -> Result<std::time::SystemTime, EngineError>;
     async fn lock_get(&self, name: &str) -> Result<Option<LockObject>, EngineError>;
@@ -165,6 +171,16 @@ impl DockerSwarm {
 
     fn err(&self, what: &str, e: bollard::errors::Error) -> EngineError {
         crate::engine::docker::map_error(&self.endpoint, what, e)
+    }
+}
+
+fn auth(c: crate::engine::Credentials) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: c.username,
+        password: c.password,
+        identitytoken: c.identity_token,
+        serveraddress: Some(c.server),
+        ..Default::default()
     }
 }
 
@@ -366,7 +382,7 @@ impl SwarmEngine for DockerSwarm {
     async fn create(&self, want: &ServiceWant) -> Result<String, EngineError> {
         let r = self
             .docker
-            .create_service(spec_of(want), None)
+            .create_service(spec_of(want), want.credentials.clone().map(auth))
             .await
             .map_err(|e| self.err(&format!("create service {}", want.name), e))?;
         Ok(r.id.unwrap_or_default())
@@ -380,7 +396,7 @@ impl SwarmEngine for DockerSwarm {
                 UpdateServiceOptionsBuilder::default()
                     .version(version as i32)
                     .build(),
-                None,
+                want.credentials.clone().map(auth),
             )
             .await
             .map_err(|e| self.err(&format!("update service {}", want.name), e))?;
@@ -428,11 +444,19 @@ impl SwarmEngine for DockerSwarm {
             .collect())
     }
 
-    async fn image_with_digest(&self, image: &str) -> String {
+    async fn image_with_digest(
+        &self,
+        image: &str,
+        credentials: Option<crate::engine::Credentials>,
+    ) -> String {
         if image.contains("@sha256:") {
             return image.to_string();
         }
-        match self.docker.inspect_registry_image(image, None).await {
+        match self
+            .docker
+            .inspect_registry_image(image, credentials.map(auth))
+            .await
+        {
             Ok(d)
                 if d.descriptor
                     .digest

@@ -296,6 +296,7 @@ fn want(
         memory: r.memory,
         cpus: r.cpus,
         healthcheck: hc,
+        credentials: None,
         networks: r
             .networks
             .iter()
@@ -371,6 +372,11 @@ async fn apply_one<S: SwarmEngine>(
     progress: &dyn Fn(&str),
 ) -> std::result::Result<String, String> {
     let r = &c.resolved;
+    // As the docker CLI finds them (a failing helper leaves it anonymous, as for a pull).
+    let credentials = crate::engine::credentials::for_image(&r.repository)
+        .await
+        .ok()
+        .flatten();
     // A change of replicas alone keeps the tasks' spec as it is: the same labels, so Swarm
     // starts or stops tasks and replaces none.
     let (stamp, image) = match (&c.current, c.kind) {
@@ -392,10 +398,16 @@ async fn apply_one<S: SwarmEngine>(
         ),
         _ => match &c.image {
             Some(image) => (stamp.clone(), image.clone()),
-            None => (stamp.clone(), engine.image_with_digest(&r.image_ref).await),
+            None => (
+                stamp.clone(),
+                engine
+                    .image_with_digest(&r.image_ref, credentials.clone())
+                    .await,
+            ),
         },
     };
-    let w = want(loaded, &plan.environment, c, &image, &stamp);
+    let mut w = want(loaded, &plan.environment, c, &image, &stamp);
+    w.credentials = credentials;
     progress(&format!(
         "{} {} {} ({} replica{})",
         c.kind.as_str(),
