@@ -36,6 +36,9 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
             args.env
         )));
     }
+    if super::environment(&loaded, &args.env)?.is_swarm() {
+        return swarm(config, args, &loaded);
+    }
     let saved = args.plan.as_deref().map(read_plan).transpose()?;
     if let Some(doc) = &saved
         && (doc.environment != args.env || doc.platform != loaded.manifest.platform)
@@ -158,4 +161,93 @@ fn finish(config: &Config, env: &str, reports: &[HostReport], had_errors: bool) 
         super::say_interrupted("apply", env);
     }
     super::run_exit(failed)
+}
+
+/// A Swarm environment: create or update each changed service and wait until Swarm completed
+/// the update (a failed one Swarm rolls back, and apply exits 1).
+fn swarm(config: &Config, args: &ApplyArgs, loaded: &crate::manifest::Loaded) -> Result<Exit> {
+    use crate::ops::swarm;
+    if args.plan.is_some() || args.prune {
+        return Err(Error::msg(format!(
+            "--plan and --prune are for plain-host environments; `{}` is a Swarm cluster",
+            args.env
+        )));
+    }
+    let select = super::selection(&args.select);
+    let rt = super::runtime();
+    let engine = rt.block_on(swarm::connect(loaded, &args.env, config.connect_timeout))?;
+    let plan = rt.block_on(swarm::plan(loaded, &args.env, &select, &engine))?;
+    let json = config.format == Format::Json;
+    if !json && !config.quiet {
+        print!("{}", crate::render::plan::swarm_plan(&plan, config.out));
+    }
+    for c in &plan.changes {
+        if !c.resolved.depends_on.is_empty() && !config.quiet {
+            eprintln!(
+                "warning: `depends_on` of {} is ignored in Swarm environment {}: Swarm starts services in no particular order",
+                c.service, args.env
+            );
+        }
+    }
+    let pending = plan.pending();
+    if pending == 0 {
+        if json {
+            super::print_json(
+                &serde_json::json!({"environment": args.env, "ok": true, "services": []}),
+            );
+        } else if !config.quiet {
+            println!("Nothing to do: the services already run what the manifest pins.");
+        }
+        return Ok(Exit::Success);
+    }
+    super::confirm(
+        args.yes,
+        &format!("Apply {pending} change(s) to {}?", args.env),
+        "apply",
+    )?;
+    let commit = deploy::source_commit(loaded);
+    let stamp = deploy::stamp(loaded, config.quiet, commit);
+    let flags = super::RunFlags {
+        max_parallel: args.max_parallel,
+        health_timeout: args.health_timeout,
+        lock_wait: args.lock_wait,
+    };
+    let quiet = config.quiet || json;
+    let progress = |line: &str| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    };
+    let results = rt.block_on(swarm::locked(
+        &engine,
+        &loaded.manifest.platform,
+        &args.env,
+        &stamp.deployed_by,
+        args.lock_wait,
+        swarm::apply(
+            loaded,
+            &plan,
+            &engine,
+            &stamp,
+            flags.health_timeout(),
+            &progress,
+        ),
+    ))?;
+    let failed = results.iter().any(|r| !r.ok);
+    if json {
+        super::print_json(
+            &serde_json::json!({"environment": args.env, "ok": !failed, "services": results}),
+        );
+    } else if !config.quiet || failed {
+        for r in &results {
+            println!(
+                "{} {} {}: {}",
+                if r.ok { "ok    " } else { "FAILED" },
+                r.kind.as_str(),
+                r.service,
+                r.message
+            );
+        }
+    }
+    Ok(super::run_exit(failed))
 }

@@ -24,18 +24,76 @@ pub fn run(config: &Config, args: &AuditArgs) -> Result<Exit> {
         Some(e) => vec![e.clone()],
         None => loaded.manifest.environments.keys().cloned().collect(),
     };
-    let audit = super::runtime().block_on(collect(&loaded, &envs, config.connect_timeout))?;
+    // Plain-host environments go through the host matrix; Swarm environments are audited
+    // through their manager (services, tasks per node) and shown after it.
+    let (swarm_envs, envs): (Vec<String>, Vec<String>) = envs
+        .into_iter()
+        .partition(|e| loaded.manifest.environments[e].is_swarm());
+    let rt = super::runtime();
+    let audit = if envs.is_empty() && !swarm_envs.is_empty() {
+        None
+    } else {
+        Some(rt.block_on(collect(&loaded, &envs, config.connect_timeout))?)
+    };
+    let mut swarms = Vec::new();
+    for env in &swarm_envs {
+        let rows = rt.block_on(async {
+            let engine = crate::ops::swarm::connect(&loaded, env, config.connect_timeout).await?;
+            crate::ops::swarm::audit(&loaded, env, &Default::default(), &engine).await
+        });
+        swarms.push((env.clone(), rows));
+    }
+    if !swarms.is_empty() && matches!(config.format, Format::Markdown | Format::Html) {
+        return Err(Error::msg(
+            "--format markdown and html do not show Swarm environments yet; use table or json",
+        ));
+    }
     let style = if args.out.is_some() {
         crate::render::Style { color: false }
     } else {
         config.out
     };
-    let text = match config.format {
-        Format::Table => crate::render::audit::table(&audit, style),
-        Format::Json => serde_json::to_string_pretty(&audit).expect("serialises") + "\n",
-        Format::Markdown => crate::render::audit::markdown(&audit),
-        Format::Html => crate::render::audit::html(&audit),
+    let mut text = match (&audit, config.format) {
+        (None, _) => String::new(),
+        (Some(a), Format::Table) => crate::render::audit::table(a, style),
+        (Some(a), Format::Json) if swarms.is_empty() => {
+            serde_json::to_string_pretty(a).expect("serialises") + "\n"
+        }
+        (Some(_), Format::Json) => String::new(),
+        (Some(a), Format::Markdown) => crate::render::audit::markdown(a),
+        (Some(a), Format::Html) => crate::render::audit::html(a),
     };
+    let mut swarm_unreachable = false;
+    let mut swarm_drift = false;
+    let mut swarm_json = serde_json::Map::new();
+    for (env, rows) in &swarms {
+        match rows {
+            Ok(rows) => {
+                swarm_drift |= rows.iter().any(|r| r.status != "ok");
+                if config.format == Format::Table {
+                    text.push_str(&crate::render::audit::swarm_table(env, rows, style));
+                }
+                swarm_json.insert(env.clone(), serde_json::json!({"services": rows}));
+            }
+            Err(e) => {
+                swarm_unreachable = true;
+                if config.format == Format::Table {
+                    text.push_str(&format!("\nswarm {env}: unreachable: {e}\n"));
+                }
+                swarm_json.insert(env.clone(), serde_json::json!({"error": e.to_string()}));
+            }
+        }
+    }
+    if config.format == Format::Json && !swarms.is_empty() {
+        let mut doc = audit
+            .as_ref()
+            .map(|a| serde_json::to_value(a).expect("serialises"))
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("swarm".into(), serde_json::Value::Object(swarm_json));
+        }
+        text = serde_json::to_string_pretty(&doc).expect("serialises") + "\n";
+    }
     match &args.out {
         Some(path) => {
             std::fs::write(path, &text)
@@ -46,9 +104,11 @@ pub fn run(config: &Config, args: &AuditArgs) -> Result<Exit> {
         }
         None => print!("{text}"),
     }
-    Ok(if audit.unreachable() {
+    let unreachable = swarm_unreachable || audit.as_ref().is_some_and(|a| a.unreachable());
+    let drift = swarm_drift || audit.as_ref().is_some_and(|a| a.drift());
+    Ok(if unreachable {
         Exit::Failure
-    } else if args.exit_code && audit.drift() {
+    } else if args.exit_code && drift {
         Exit::Pending
     } else {
         Exit::Success

@@ -8,6 +8,9 @@ use crate::ops::deploy;
 pub fn run(config: &Config, args: &PlanArgs) -> Result<Exit> {
     super::table_or_json(config)?;
     let loaded = super::load(config, args.rev.as_deref())?;
+    if super::environment(&loaded, &args.env)?.is_swarm() {
+        return swarm(config, args, &loaded);
+    }
     let commit = deploy::source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
     let prepared = super::runtime().block_on(deploy::prepare(
         &loaded,
@@ -39,6 +42,31 @@ pub fn run(config: &Config, args: &PlanArgs) -> Result<Exit> {
     Ok(if doc.has_errors() {
         Exit::Failure
     } else if args.detailed_exitcode && doc.pending() > 0 {
+        Exit::Pending
+    } else {
+        Exit::Success
+    })
+}
+
+/// A Swarm environment: one target, the services' specs against the manifest.
+fn swarm(config: &Config, args: &PlanArgs, loaded: &crate::manifest::Loaded) -> Result<Exit> {
+    use crate::ops::swarm;
+    if args.out.is_some() {
+        return Err(Error::msg(format!(
+            "--out is for plain-host environments; `{}` is a Swarm cluster, where apply plans again",
+            args.env
+        )));
+    }
+    let select = super::selection(&args.select);
+    let plan = super::runtime().block_on(async {
+        let engine = swarm::connect(loaded, &args.env, config.connect_timeout).await?;
+        swarm::plan(loaded, &args.env, &select, &engine).await
+    })?;
+    match config.format {
+        Format::Json => super::print_json(&plan),
+        _ => print!("{}", crate::render::plan::swarm_plan(&plan, config.out)),
+    }
+    Ok(if args.detailed_exitcode && plan.pending() > 0 {
         Exit::Pending
     } else {
         Exit::Success

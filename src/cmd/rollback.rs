@@ -42,6 +42,9 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
                 .join(", ")
         ))
     })?;
+    if env.is_swarm() {
+        return swarm(config, args, &loaded);
+    }
     for s in &args.select.services {
         if !env.versions.contains_key(s) {
             return Err(Error::msg(format!(
@@ -221,4 +224,135 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     event.notes = notes;
     super::after_work(config, &loaded, &rt, &event);
     Ok(super::run_exit(failed || pin_commit_failed || push_failed))
+}
+
+/// A Swarm environment: each selected service goes back through fleetpin's own history (its
+/// service label), Swarm rolls the tasks, and the pins are written back and committed.
+fn swarm(config: &Config, args: &RollbackArgs, loaded: &crate::manifest::Loaded) -> Result<Exit> {
+    use crate::ops::swarm;
+    let m = &loaded.manifest;
+    let env = &m.environments[&args.env];
+    for s in &args.select.services {
+        if !env.versions.contains_key(s) {
+            return Err(Error::msg(format!(
+                "`{s}` is not pinned in {}, so it has nothing to roll back",
+                args.env
+            )));
+        }
+    }
+    let commit = !args.no_commit;
+    if commit {
+        git::ensure_committable(&loaded.path)?;
+    }
+    let select = super::selection(&args.select);
+    let rt = super::runtime();
+    let engine = rt.block_on(swarm::connect(loaded, &args.env, config.connect_timeout))?;
+    let plan = rt.block_on(swarm::plan(loaded, &args.env, &select, &engine))?;
+    let changes = swarm::rollback_plan(&plan, args.to.as_deref()).map_err(|problems| {
+        Error::msg(format!(
+            "nothing was rolled back:\n  {}",
+            problems.join("\n  ")
+        ))
+    })?;
+    if !config.quiet {
+        for c in &changes {
+            eprintln!(
+                "Rolling back {} from {} to {} on swarm {}.",
+                c.service,
+                c.from.as_deref().unwrap_or("?"),
+                c.to,
+                plan.endpoint
+            );
+        }
+    }
+    super::confirm(args.yes, "Roll back?", "roll back")?;
+    let stamp = deploy::stamp(loaded, true, deploy::source_commit(loaded));
+    let back = swarm::SwarmPlan {
+        changes,
+        ..plan.clone()
+    };
+    let flags = super::RunFlags {
+        max_parallel: None,
+        health_timeout: args.health_timeout,
+        lock_wait: args.lock_wait,
+    };
+    let quiet = config.quiet || config.format == Format::Json;
+    let progress = |line: &str| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    };
+    let results = rt.block_on(swarm::locked(
+        &engine,
+        &loaded.manifest.platform,
+        &args.env,
+        &stamp.deployed_by,
+        args.lock_wait,
+        swarm::apply(
+            loaded,
+            &back,
+            &engine,
+            &stamp,
+            flags.health_timeout(),
+            &progress,
+        ),
+    ))?;
+    let failed = results.iter().any(|r| !r.ok) || results.len() < back.changes.len();
+    let moves: Vec<(String, String, String)> = back
+        .changes
+        .iter()
+        .filter(|c| results.iter().any(|r| r.ok && r.service == c.service))
+        .filter_map(|c| {
+            let from = env.versions.get(&c.service)?.value.to_string();
+            (from != c.to).then(|| (c.service.clone(), from, c.to.clone()))
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let mut committed = None;
+    if !moves.is_empty() && commit {
+        let edits: Vec<(String, String)> = moves
+            .iter()
+            .map(|(s, _, to)| (s.clone(), to.clone()))
+            .collect();
+        let message = pins::message("rollback", &args.env, &moves);
+        match pins::write_and_commit(
+            &loaded.path,
+            &loaded.text,
+            &args.env,
+            &edits,
+            Some(&message),
+        ) {
+            Ok(id) => committed = id.map(|id| (id, message)),
+            Err((_, e)) => notes.push(format!("the pins could not be rewritten: {e}")),
+        }
+    } else if !moves.is_empty() {
+        notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".to_string());
+    }
+    let pin_failed = !notes.is_empty() && commit;
+    if config.format == Format::Json {
+        super::print_json(&json!({
+            "environment": args.env,
+            "ok": !failed && !pin_failed,
+            "services": results,
+            "pins": moves.iter().map(|(s, f, t)| json!({"service": s, "from": f, "to": t})).collect::<Vec<_>>(),
+            "commit": committed.as_ref().map(|(id, _)| id),
+            "notes": notes,
+        }));
+    } else {
+        for r in &results {
+            println!(
+                "{} rollback {}: {}",
+                if r.ok { "ok    " } else { "FAILED" },
+                r.service,
+                r.message
+            );
+        }
+        if let Some((id, message)) = &committed {
+            println!("\ncommitted {}: {message}", &id[..12.min(id.len())]);
+        }
+        for n in &notes {
+            println!("note: {n}");
+        }
+    }
+    Ok(super::run_exit(failed || pin_failed))
 }

@@ -10,6 +10,9 @@ use serde_json::json;
 pub fn run(config: &Config, args: &UnlockArgs) -> Result<Exit> {
     super::table_or_json(config)?;
     let loaded = super::load(config, None)?;
+    if super::environment(&loaded, &args.env)?.is_swarm() {
+        return swarm(config, args, &loaded);
+    }
     let hosts = fleet::hosts(&loaded, &args.env, &args.hosts).map_err(Error::msg)?;
     let platform = loaded.manifest.platform.clone();
     let env = args.env.as_str();
@@ -47,4 +50,46 @@ pub fn run(config: &Config, args: &UnlockArgs) -> Result<Exit> {
         }
     }
     Ok(if failed { Exit::Failure } else { Exit::Success })
+}
+
+/// A Swarm environment's lock is one config object on the cluster.
+fn swarm(config: &Config, args: &UnlockArgs, loaded: &crate::manifest::Loaded) -> Result<Exit> {
+    use crate::engine::swarm::SwarmEngine;
+    if !args.hosts.is_empty() {
+        return Err(Error::msg(format!(
+            "--host does not apply to environment `{}`: its lock is one object on the Swarm cluster",
+            args.env
+        )));
+    }
+    let name = lock::name(&loaded.manifest.platform, &args.env);
+    let owner = super::runtime().block_on(async {
+        let engine = crate::ops::swarm::connect(loaded, &args.env, config.connect_timeout).await?;
+        let held = engine
+            .lock_get(&name)
+            .await
+            .map_err(|e| Error::msg(e.to_string()))?;
+        if let Some(l) = &held {
+            engine
+                .lock_remove(&l.id)
+                .await
+                .map_err(|e| Error::msg(e.to_string()))?;
+        }
+        Ok::<_, Error>(held.map(|l| {
+            l.labels
+                .get(crate::plan::labels::LOCK_OWNER)
+                .cloned()
+                .unwrap_or_default()
+        }))
+    })?;
+    if config.format == Format::Json {
+        super::print_json(
+            &json!({"environment": args.env, "ok": true, "removed": owner.is_some(), "owner": owner}),
+        );
+    } else if !config.quiet {
+        match &owner {
+            Some(o) => println!("removed the lock of {} (held by {o})", args.env),
+            None => println!("{} was not locked", args.env),
+        }
+    }
+    Ok(Exit::Success)
 }

@@ -146,6 +146,12 @@ impl DockerEngine {
         })
     }
 
+    /// The client itself, for the Swarm seam (engine/swarm.rs), which talks to a manager over
+    /// the same transports.
+    pub(crate) fn client(&self) -> &Docker {
+        &self.docker
+    }
+
     /// Maps a bollard error for one operation on `what`.
     fn err(&self, what: &str, e: BError) -> EngineError {
         map_error(&self.endpoint, what, e)
@@ -912,7 +918,7 @@ impl Engine for DockerEngine {
 }
 
 /// A bollard error for one operation on `what` of the engine at `endpoint`, in fleetpin's words.
-fn map_error(endpoint: &str, what: &str, e: BError) -> EngineError {
+pub(crate) fn map_error(endpoint: &str, what: &str, e: BError) -> EngineError {
     match e {
         BError::DockerResponseServerError {
             status_code: 404,

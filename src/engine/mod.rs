@@ -11,6 +11,7 @@ pub mod docker;
 pub mod memory;
 pub mod reference;
 pub mod ssh;
+pub mod swarm;
 pub mod transport;
 
 use futures::Stream;

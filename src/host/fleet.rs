@@ -41,6 +41,13 @@ pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a Environment,
 /// known ones.
 pub fn hosts(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<HostRef>, String> {
     let e = environment(loaded, env)?;
+    // A Swarm environment has no hosts of its own: the commands that serve it go through
+    // ops::swarm; this one does not (yet), and must not read "no hosts" as "nothing to do".
+    if e.is_swarm() {
+        return Err(format!(
+            "environment `{env}` is a Docker Swarm cluster: this command works on plain-host environments only (see docs/swarm.md for what Swarm environments support)"
+        ));
+    }
     for h in only {
         if !e.hosts.contains_key(h) {
             return Err(format!(

@@ -15,7 +15,41 @@ pub fn validate(m: &Manifest) -> Vec<Problem> {
     ports(m, &mut p);
     paths(m, &mut p);
     orders(m, &mut p);
+    swarm_rules(m, &mut p);
     p
+}
+
+/// What a Swarm environment cannot do (docs/swarm.md): Swarm schedules the tasks itself, so there
+/// is no host to go first (`canary`) and no old container fleetpin keeps serving (`drain`).
+fn swarm_rules(m: &Manifest, out: &mut Vec<Problem>) {
+    for (ename, e) in &m.environments {
+        if !e.is_swarm() {
+            continue;
+        }
+        if e.rollout.canary > 0 {
+            out.push(
+                Problem::new(
+                    e.rollout.span,
+                    format!("`rollout.canary` of environment `{ename}`: a Swarm environment has no hosts to go first; Swarm rolls the tasks itself"),
+                )
+                .with_help("remove `canary`; `max_parallel` sets how many tasks are updated at once"),
+            );
+        }
+        for name in e.versions.keys() {
+            let Some(s) = m.services.get(name) else {
+                continue;
+            };
+            if s.update.drain.is_some() {
+                out.push(
+                    Problem::new(
+                        s.update.span,
+                        format!("`update.drain` of service `{name}`: it runs in Swarm environment `{ename}`, where Swarm stops the old task itself (its stop grace period is `stop_timeout`)"),
+                    )
+                    .with_help("remove `drain`, or run this service on plain hosts only"),
+                );
+            }
+        }
+    }
 }
 
 /// What the service's settings look like in `env`, after its overrides: (publishes a host port,
@@ -58,6 +92,19 @@ fn orders(m: &Manifest, out: &mut Vec<Problem>) {
             if !e.versions.contains_key(name) {
                 continue;
             }
+            // Swarm's routing mesh lets two tasks serve one published port; host mode cannot.
+            if let Some(sw) = &e.swarm {
+                if sw.publish == crate::manifest::Publish::Ingress || !exposure(m, ename, name).0 {
+                    continue;
+                }
+                out.push(Problem::new(
+                    order.span,
+                    format!(
+                        "service `{name}` is start-first, but Swarm environment `{ename}` publishes its ports in host mode: two tasks cannot bind one port of a node at once; use stop-first, or `publish: ingress`"
+                    ),
+                ));
+                continue;
+            }
             if exposure(m, ename, name).0 {
                 out.push(Problem::new(
                     order.span,
@@ -90,6 +137,24 @@ pub fn warnings(m: &Manifest) -> Vec<Problem> {
                 ));
                 break;
             }
+        }
+    }
+    // Swarm starts a service's tasks wherever it schedules them, in no order fleetpin controls.
+    for (name, s) in &m.services {
+        let Some(first) = s.depends_on.first() else {
+            continue;
+        };
+        if let Some((ename, _)) = m
+            .environments
+            .iter()
+            .find(|(_, e)| e.is_swarm() && e.versions.contains_key(name))
+        {
+            out.push(Problem::new(
+                first.span,
+                format!(
+                    "`depends_on` of service `{name}` is ignored in Swarm environment `{ename}`: Swarm starts services in no particular order; make the service retry its dependencies"
+                ),
+            ));
         }
     }
     out

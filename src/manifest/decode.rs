@@ -10,8 +10,8 @@ use crate::manifest::values::{
 use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
     DEFAULT_RETAIN, Environment, Git, Healthcheck, Hooks, Host, Located, Logging, Manifest,
-    ManifestSpans, Notifier, OnFailure, Order, Override, RestartPolicy, Rollout, Service, Tls,
-    Update,
+    ManifestSpans, Notifier, OnFailure, Order, Override, Publish, RestartPolicy, Rollout, Service,
+    Swarm, Tls, Update,
 };
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -752,6 +752,7 @@ impl Decoder {
                 "stop_timeout",
                 "networks",
                 "update",
+                "replicas",
             ],
         )?;
         o.span = k.span;
@@ -869,6 +870,9 @@ impl Decoder {
         let update = o
             .get("update")
             .map(|x| self.update(x, &format!("`update` of {what}"), o.key_span("update")));
+        let replicas = o
+            .get("replicas")
+            .map(|x| self.replicas(x, &format!("`replicas` of {what}")));
         Some(Service {
             image: image.unwrap_or_default(),
             ports: ports.flatten().unwrap_or_default(),
@@ -888,6 +892,7 @@ impl Decoder {
             stop_timeout: stop_timeout.flatten(),
             networks: networks.flatten().unwrap_or_default(),
             update: update.flatten().unwrap_or_default(),
+            replicas: replicas.flatten(),
             span: k.span,
         })
     }
@@ -1011,6 +1016,7 @@ impl Decoder {
             &what,
             &[
                 "hosts",
+                "swarm",
                 "versions",
                 "overrides",
                 "max_parallel",
@@ -1023,7 +1029,32 @@ impl Decoder {
         let max_parallel = o
             .get("max_parallel")
             .map(|x| self.uint(x, &format!("`max_parallel` of {what}"), 1, 10_000));
-        let hosts = self.required(&o, "hosts", &what).and_then(|h| {
+        let swarm = o
+            .get("swarm")
+            .and_then(|x| self.swarm(x, &what, o.key_span("swarm")));
+        // An environment is plain hosts or one Swarm cluster, never both.
+        let hosts_node = match (o.get("hosts"), o.get("swarm")) {
+            (Some(_), Some(_)) => {
+                self.problems.push(
+                    Problem::new(
+                        o.key_span("swarm"),
+                        format!("{what} has both `hosts` and `swarm`: an environment is either plain Docker hosts or one Swarm cluster"),
+                    )
+                    .with_help("remove one of them, or make a second environment"),
+                );
+                None
+            }
+            (None, None) => {
+                self.problem(
+                    o.span,
+                    format!("{what} has no `hosts`, which is required (or `swarm`, for a Docker Swarm cluster)"),
+                );
+                None
+            }
+            (h, None) => h,
+            (None, Some(_)) => None,
+        };
+        let hosts = hosts_node.and_then(|h| {
             let Value::Map(entries) = &h.value else {
                 self.problem(h.span, format!("`hosts` of {what} must be a mapping of host names to hosts, found {}", h.kind()));
                 return None;
@@ -1069,6 +1100,19 @@ impl Decoder {
             None => Some(IndexMap::new()),
             Some(ov) => self.overrides(ov, &what),
         };
+        if o.get("swarm").is_none() {
+            for (svc, ov) in overrides.iter().flatten() {
+                if let Some(r) = &ov.replicas {
+                    self.problems.push(
+                        Problem::new(
+                            r.span,
+                            format!("`replicas` in the override of `{svc}` in {what}: a plain-host environment runs one container of a service per host"),
+                        )
+                        .with_help("replicas applies to `swarm` environments only; choose the hosts instead"),
+                    );
+                }
+            }
+        }
         let rollout = o
             .get("rollout")
             .map(|x| self.rollout(x, &format!("`rollout` of {what}"), o.key_span("rollout")));
@@ -1081,6 +1125,7 @@ impl Decoder {
             max_parallel: max_parallel.flatten(),
             rollout: rollout.flatten().unwrap_or_default(),
             hosts: hosts.unwrap_or_default(),
+            swarm,
             versions: versions.unwrap_or_default(),
             overrides: overrides.unwrap_or_default(),
             span: k.span,
@@ -1093,6 +1138,63 @@ impl Decoder {
         let what = format!("host `{}` of {env_what}", k.name);
         let mut o = self.obj(n, &what, &["endpoint", "tls", "insecure", "services"])?;
         o.span = k.span;
+        let (endpoint, tls, insecure) = self.connection(&o, &what, "host");
+        let services = o
+            .get("services")
+            .map(|x| self.located_list(x, &format!("`services` of {what}")));
+        Some(Host {
+            endpoint: endpoint?,
+            tls,
+            insecure,
+            services: services.flatten(),
+            span: k.span,
+        })
+    }
+
+    /// A Swarm cluster: a manager's endpoint, its protection, and the publish mode.
+    fn swarm(&mut self, n: &Node, env_what: &str, at: Span) -> Option<Swarm> {
+        let what = format!("`swarm` of {env_what}");
+        let mut o = self.obj(n, &what, &["endpoint", "tls", "insecure", "publish"])?;
+        o.span = at;
+        let (endpoint, tls, insecure) = self.connection(&o, &what, "cluster");
+        let publish = o.get("publish").and_then(|x| {
+            let s = self.text(x, &format!("`publish` of {what}"))?;
+            match s.as_str() {
+                "ingress" => Some(Publish::Ingress),
+                "host" => Some(Publish::Host),
+                _ => {
+                    self.problem(
+                        x.span,
+                        format!("`publish` of {what} is `{s}`; expected ingress or host"),
+                    );
+                    None
+                }
+            }
+        });
+        Some(Swarm {
+            endpoint: endpoint?,
+            tls,
+            insecure,
+            publish: publish.unwrap_or_default(),
+            span: at,
+        })
+    }
+
+    fn replicas(&mut self, n: &Node, what: &str) -> Option<Located<u32>> {
+        self.uint(n, what, 0, 10_000).map(|value| Located {
+            value,
+            span: n.span,
+        })
+    }
+
+    /// An engine endpoint and its protection (`tls` or `insecure`), as a host and a Swarm
+    /// manager write them; `machine` names what a plain tcp port would expose.
+    fn connection(
+        &mut self,
+        o: &Obj,
+        what: &str,
+        machine: &str,
+    ) -> (Option<Located<Endpoint>>, Option<Tls>, bool) {
         let endpoint = match o.get("endpoint") {
             None => {
                 self.problem(
@@ -1135,9 +1237,6 @@ impl Decoder {
         let insecure = o
             .get("insecure")
             .map(|x| self.boolean(x, &format!("`insecure` of {what}")));
-        let services = o
-            .get("services")
-            .map(|x| self.located_list(x, &format!("`services` of {what}")));
         // Whether the operator wrote either protection, even a broken one (then that is the error).
         let protected = o.get("tls").is_some() || o.get("insecure").is_some();
         let tls = tls.flatten();
@@ -1147,7 +1246,7 @@ impl Decoder {
                 Endpoint::Tcp { .. } if !protected => self.problems.push(
                     Problem::new(
                         ep.span,
-                        format!("{what}: plain tcp:// is refused: whoever reaches that port is root on the host"),
+                        format!("{what}: plain tcp:// is refused: whoever reaches that port is root on the {machine}"),
                     )
                     .with_help("add `tls: {ca: …, cert: …, key: …}`, or `insecure: true` if this network is trusted"),
                 ),
@@ -1158,13 +1257,7 @@ impl Decoder {
                 _ => {}
             }
         }
-        Some(Host {
-            endpoint: endpoint?,
-            tls,
-            insecure,
-            services: services.flatten(),
-            span: k.span,
-        })
+        (endpoint, tls, insecure)
     }
 
     fn versions(
@@ -1253,6 +1346,7 @@ impl Decoder {
                     "healthcheck",
                     "memory",
                     "cpus",
+                    "replicas",
                 ],
             ) else {
                 continue;
@@ -1283,6 +1377,9 @@ impl Decoder {
                 cpus: o
                     .get("cpus")
                     .and_then(|x| self.float(x, &format!("`cpus` of {ow}"), 0.01, 1024.0)),
+                replicas: o
+                    .get("replicas")
+                    .and_then(|x| self.replicas(x, &format!("`replicas` of {ow}"))),
                 span: k.span,
             };
             out.insert(k.name.clone(), ov);

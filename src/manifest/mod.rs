@@ -221,9 +221,16 @@ pub struct Service {
     /// How a new release replaces the running one (not part of the container: changing it does
     /// not recreate anything). Not overridable per environment.
     pub update: Update,
+    /// Tasks of this service in Swarm environments (default 1; overridable per environment).
+    /// Plain-host environments run one container per host and ignore it.
+    #[schemars(with = "Option<u32>", range(min = 0, max = 10000))]
+    pub replicas: Option<Located<u32>>,
     #[schemars(skip)]
     pub span: Span,
 }
+
+/// Tasks of a service in a Swarm environment when `replicas` is written nowhere.
+pub const DEFAULT_REPLICAS: u32 = 1;
 
 /// How fleetpin replaces a service's container.
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
@@ -413,9 +420,11 @@ pub struct Environment {
     /// Followed by pull agents (`fleetpin agent`): a push `apply` refuses, and `rollback` and
     /// `promote` must push their commit (`--push` or `git: {push: true}`).
     pub pull: bool,
-    /// The Docker hosts of this environment, by name.
+    /// The Docker hosts of this environment, by name. Exactly one of `hosts` and `swarm`.
     #[schemars(length(min = 1))]
     pub hosts: IndexMap<String, Host>,
+    /// A Docker Swarm cluster, reached through a manager, instead of `hosts` (docs/swarm.md).
+    pub swarm: Option<Swarm>,
     /// The pins: service -> tag, or tag@sha256:<digest>. A service runs here if and only if it is
     /// pinned here.
     #[schemars(with = "IndexMap<String, PinSchema>")]
@@ -449,6 +458,51 @@ pub struct Host {
     pub span: Span,
 }
 
+/// A Docker Swarm cluster: each pinned service is one Swarm service `{platform}-{env}-{service}`.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Swarm {
+    /// A manager's engine: `unix:///var/run/docker.sock`, `tcp://HOST:PORT` (with `tls` or
+    /// `insecure: true`), or `ssh://[USER@]HOST[:PORT]`.
+    #[schemars(with = "EndpointSchema")]
+    pub endpoint: Located<Endpoint>,
+    /// Client certificates for a TLS-protected tcp endpoint, relative to the manifest.
+    pub tls: Option<Tls>,
+    /// Allow plain tcp: whoever reaches that port is root on the cluster. Say so explicitly.
+    pub insecure: bool,
+    /// How published ports are exposed: `ingress` (default, the routing mesh: the port answers on
+    /// every node) or `host` (on the nodes that run a task only; no two tasks of one service on
+    /// one node).
+    pub publish: Publish,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// The publish mode of a Swarm environment's ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Publish {
+    #[default]
+    Ingress,
+    Host,
+}
+
+impl Publish {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Publish::Ingress => "ingress",
+            Publish::Host => "host",
+        }
+    }
+}
+
+impl Environment {
+    /// Whether this environment is a Swarm cluster rather than plain hosts.
+    pub fn is_swarm(&self) -> bool {
+        self.swarm.is_some()
+    }
+}
+
 #[derive(Debug, Clone, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Tls {
@@ -476,6 +530,9 @@ pub struct Override {
     pub memory: Option<u64>,
     #[schemars(range(min = 0.01, max = 1024.0))]
     pub cpus: Option<f64>,
+    /// Tasks of the service here (Swarm environments only).
+    #[schemars(with = "Option<u32>", range(min = 0, max = 10000))]
+    pub replicas: Option<Located<u32>>,
     #[schemars(skip)]
     pub span: Span,
 }
@@ -597,6 +654,17 @@ pub fn parse_str(text: &str) -> Result<Manifest, Vec<Problem>> {
 }
 
 impl Manifest {
+    /// The tasks `svc` runs in Swarm environment `env`: its override, else the service's, else 1.
+    pub fn replicas_in(&self, env: &str, svc: &str) -> u32 {
+        let o = self
+            .environments
+            .get(env)
+            .and_then(|e| e.overrides.get(svc))
+            .and_then(|o| o.replicas.as_ref());
+        let s = self.services.get(svc).and_then(|s| s.replicas.as_ref());
+        o.or(s).map(|r| r.value).unwrap_or(DEFAULT_REPLICAS)
+    }
+
     /// The services that run on `host` of `env`, in manifest order.
     pub fn services_on(&self, env: &str, host: &str) -> Vec<&str> {
         let Some(e) = self.environments.get(env) else {

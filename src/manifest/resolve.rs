@@ -207,6 +207,30 @@ pub fn resolve_hosts(
     Ok(out)
 }
 
+/// The services pinned in Swarm environment `env`, resolved, in manifest order: Swarm places
+/// them on its nodes, so there is no host, and no start order (`depends_on` is ignored there).
+pub fn resolve_swarm(
+    m: &Manifest,
+    env: &str,
+    read_env_file: EnvFileReader,
+) -> Result<Vec<Arc<ResolvedService>>, ResolveError> {
+    let e = m.environments.get(env).ok_or_else(|| {
+        ResolveError::UnknownEnvironment(
+            env.to_string(),
+            m.environments
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    })?;
+    m.services
+        .keys()
+        .filter(|s| e.versions.contains_key(*s))
+        .map(|s| resolve_one(m, env, s, read_env_file).map(Arc::new))
+        .collect()
+}
+
 /// Dependencies first, otherwise manifest order; dependencies not on this host are ignored.
 pub fn start_order<'a>(m: &Manifest, names: &[&'a str]) -> Vec<&'a str> {
     let on_host: HashSet<&str> = names.iter().copied().collect();

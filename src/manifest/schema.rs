@@ -13,7 +13,6 @@ const REQUIRED: &[&str] = &[
     "services",
     "environments",
     "image",
-    "hosts",
     "versions",
     "endpoint",
     "driver",
@@ -78,6 +77,13 @@ fn adjust(v: &mut Value) {
         }
     }
     // Values read as text may be numbers or booleans in YAML.
+    // Plain hosts or one Swarm cluster: exactly one of the two.
+    if let Some(env) = defs.get_mut("Environment").and_then(Value::as_object_mut) {
+        env.insert(
+            "oneOf".into(),
+            json!([{"required": ["hosts"]}, {"required": ["swarm"]}]),
+        );
+    }
     for (def, field) in [
         ("Service", "env"),
         ("Service", "labels"),

@@ -13,3 +13,4 @@ pub mod notify;
 pub mod pins;
 pub mod promote;
 pub mod rollback;
+pub mod swarm;

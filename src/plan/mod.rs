@@ -30,6 +30,8 @@ pub enum ChangeKind {
     Restart,
     RemoveOrphan,
     Conflict,
+    /// A Swarm service whose replicas alone differ.
+    Scale,
     Unchanged,
 }
 
@@ -44,6 +46,7 @@ impl ChangeKind {
             ChangeKind::Restart => "restart",
             ChangeKind::RemoveOrphan => "remove-orphan",
             ChangeKind::Conflict => "conflict",
+            ChangeKind::Scale => "scale",
             ChangeKind::Unchanged => "unchanged",
         }
     }
@@ -98,7 +101,8 @@ pub struct Change {
     pub interruption: bool,
 }
 
-fn compare(from: &str, to: &VersionPin) -> ChangeKind {
+/// The kind of change from the running version `from` to the pin `to`.
+pub fn compare(from: &str, to: &VersionPin) -> ChangeKind {
     match VersionPin::parse(from) {
         Ok(f) if f == *to => ChangeKind::Unchanged,
         Ok(f) => match f.compare(to) {

@@ -495,6 +495,39 @@ pub fn html(a: &Audit) -> String {
     h
 }
 
+/// A Swarm environment's services: pinned and running version, digest, replicas and the running
+/// tasks per node.
+pub fn swarm_table(env: &str, rows: &[crate::ops::swarm::SwarmAuditRow], style: Style) -> String {
+    let mut out = format!("\nswarm {env}\n");
+    for r in rows {
+        let tasks: Vec<String> = r.tasks.iter().map(|(n, k)| format!("{n}:{k}")).collect();
+        let status = if r.status == "ok" {
+            style.green("ok")
+        } else {
+            style.yellow(&r.status)
+        };
+        out.push_str(&format!(
+            "  {:<20} {:<10} running {:<10} {}/{} tasks  {}  {}  {}\n",
+            r.service,
+            r.pinned,
+            r.running.as_deref().unwrap_or("-"),
+            r.replicas_running.unwrap_or(0),
+            r.replicas,
+            if tasks.is_empty() {
+                "-".to_string()
+            } else {
+                tasks.join(" ")
+            },
+            r.digest
+                .as_deref()
+                .map(|d| &d[..d.len().min(19)])
+                .unwrap_or("-"),
+            status
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ fn kind_mark(kind: ChangeKind, style: Style) -> String {
     use ChangeKind::*;
     match kind {
         Create => style.green("+"),
-        Upgrade | Downgrade | Change | Reconfigure | Restart => style.yellow("~"),
+        Upgrade | Downgrade | Change | Reconfigure | Restart | Scale => style.yellow("~"),
         RemoveOrphan => style.red("-"),
         Conflict => style.red("!"),
         Unchanged => " ".into(),
@@ -261,4 +261,34 @@ fn rollout_summary(reports: &[HostReport]) -> String {
         }
     }
     format!("\nHosts — {}.\n", parts.join("; "))
+}
+
+/// A Swarm environment's plan: one target (the cluster), one line per service with its replicas.
+pub fn swarm_plan(p: &crate::ops::swarm::SwarmPlan, style: Style) -> String {
+    let mut out = format!("{} {} (swarm {})\n", p.platform, p.environment, p.endpoint);
+    for c in &p.changes {
+        let v = match &c.from {
+            Some(f) if *f == c.to => c.to.clone(),
+            Some(f) => format!("{f} -> {}", c.to),
+            None => format!("-> {}", c.to),
+        };
+        let r = match c.replicas_from {
+            Some(f) if f != c.replicas => format!("replicas {f} -> {}", c.replicas),
+            _ => format!("replicas {}", c.replicas),
+        };
+        out.push_str(&format!(
+            "  {} {:<20} {:<12} {}  {}\n",
+            kind_mark(c.kind, style),
+            c.service,
+            c.kind.as_str(),
+            v,
+            r
+        ));
+    }
+    let pending = p.pending();
+    out.push_str(&format!(
+        "{pending} change{} pending\n",
+        if pending == 1 { "" } else { "s" }
+    ));
+    out
 }

@@ -523,6 +523,7 @@ setup_network() {
     for k in $(seq 1 "$n"); do
         attach_ns "${VETH_PREFIX}h$k" "$(host_ns "$k")" "$(host_addr "$k")"
     done
+    swarm_network
 }
 
 # Emit one shell-quoted `launch PIDFILE CGROUP LOG CMD...` line for launch.sh.
@@ -641,7 +642,7 @@ start_daemons() {
     local n=$1 sd=$2 k f=${RUN_DIR}/launch.sh cgroot reaper names="reg"
     [ -z "$AUTH_REG" ] || names="$names areg"
     for k in $(seq 1 "$n"); do names="$names h$k"; done
-    names="$names ssh"
+    names="$names ssh ${SWARM_NODES[*]}"
     {
         cat <<'EOF'
 #!/bin/bash
@@ -679,6 +680,11 @@ EOF
         echo "start_ssh() {"
         sshd_launch
         echo "}"
+        for k in "${SWARM_NODES[@]}"; do
+            echo "start_$k() {"
+            swarm_dockerd_launch "$k" "$sd"
+            echo "}"
+        done
         for k in $names; do echo "start_$k"; done
         # Stay alive even when every daemon died (kill -9 tests): exiting would
         # end tini, and later orphans (shims, containers) would lose their
@@ -1187,6 +1193,7 @@ write_env_file() {
             echo "FLEET_H${k}_NAME=$(host_ns "$k")"
             echo "FLEET_H${k}_PID=$(cat "$(host_run "$k")/dockerd.pid")"
         done
+        swarm_env
     } >"$tmp"
     mv -f "$tmp" "$ENV_FILE"
 }
@@ -1456,6 +1463,8 @@ do_up() {
     log "up: images pushed to $REGISTRY (${APP_REPO##*/}: ${APP_TAGS[*]}; ${PROXY_REPO##*/}: $PROXY_TAG; ${CADDY_REPO##*/}: $CADDY_TAG; ${GRACEFUL_REPO##*/}: ${GRACEFUL_TAGS[*]}); waiting for all hosts"
     for k in $(seq 2 "$n"); do wait_host "$k"; done
     wait_ssh
+    swarm_form
+    log "up: swarm ${SWARM_NODES[*]} at $(swarm_addr "${SWARM_NODES[0]}").. (manager ${SWARM_NODES[0]})"
     log "up: sshd on $(ssh_addr) ports ${SSH_PORTS[*]} (in h$SSH_K's namespace, DOCKER_HOST = h$SSH_K)"
     podman_up
     write_env_file "$n" "$sd"
@@ -1576,6 +1585,105 @@ podman_env() {
     echo "FLEET_PODMAN_NETNS=$PODMAN_NS"
     echo "FLEET_PODMAN_VERSION=$(podman --version | awk '{print $3}')"
     echo "FLEET_PODMAN_PID=$(cat "$PODMAN_RUN/podman.pid")"
+}
+
+# -------------------------------------------------------------------- swarm --
+# A two-node Docker Swarm on hosts of its own (issue 15): s1 (manager) and s2
+# (worker), each one more dockerd in its own namespace on the fleet bridge,
+# WITHOUT live-restore (Swarm mode refuses it). h1..hN stay plain hosts, so
+# plain-host tests never see a swarm. The ingress routing mesh does not route
+# inside these namespaces; swarm tests publish ports in host mode, which
+# answer on each node's own address. `down` removes them with everything else
+# (namespaces fpfleet-sK, veths fpf-sK, tracking cgroups, data dirs).
+readonly SWARM_NODES=(s1 s2)                  # first = manager
+readonly SWARM_ADDR_POOL=10.231.0.0/16        # overlay subnets (ingress, service networks)
+swarm_addr() { echo "${NET_PREFIX}.$((30 + ${1#s}))"; }
+swarm_ns() { echo "${NS_PREFIX}$1"; }
+swarm_run() { echo "${RUN_DIR}/$1"; }
+swarm_sock() { echo "${RUN_DIR}/$1/docker.sock"; }
+swarm_docker() { local s=$1; shift; docker -H "unix://$(swarm_sock "$s")" "$@"; }
+
+swarm_network() {
+    local s
+    for s in "${SWARM_NODES[@]}"; do attach_ns "${VETH_PREFIX}$s" "$(swarm_ns "$s")" "$(swarm_addr "$s")"; done
+}
+
+swarm_dockerd_launch() { # sK (the same daemon as dockerd_launch, minus live-restore and TLS)
+    local s=$1 d cgroot extra=()
+    d=$(swarm_run "$s")
+    mkdir -p "$d" "${DATA_DIR}/$s"
+    printf '{\n  "deprecated-key-path": "%s/key.json"\n}\n' "$d" >"$d/daemon.json"
+    cgroot=$(cg_track_root)
+    if [ -n "$AUTH_REG" ]; then extra+=(--insecure-registry "$AUTH_REGISTRY"); fi
+    emit_launch "$d/spawn.pid" "${cgroot:+$cgroot/$s/daemon}" "$d/dockerd.log" \
+        nsenter --net=/var/run/netns/"$(swarm_ns "$s")" \
+        unshare --uts \
+        sh -c 'echo "$0" > /proc/sys/kernel/hostname && exec "$@"' "$(swarm_ns "$s")" \
+        dockerd \
+        --config-file "$d/daemon.json" \
+        --host "unix://$d/docker.sock" \
+        --host "tcp://$(swarm_addr "$s"):${DOCKER_TCP_PORT}" --tls=false \
+        --data-root "${DATA_DIR}/$s" \
+        --exec-root "$d/exec" \
+        --pidfile "$d/dockerd.pid" \
+        --storage-driver "$2" \
+        --exec-opt native.cgroupdriver=cgroupfs \
+        --cgroup-parent "/${CG_NAME}/$s" \
+        --bip "172.31.$((30 + ${s#s})).1/24" \
+        --insecure-registry "$REGISTRY" \
+        ${extra[@]+"${extra[@]}"} \
+        --iptables=true
+}
+
+swarm_wait_node() { # sK
+    local s=$1 deadline=$(($(date +%s) + START_TIMEOUT)) d
+    d=$(swarm_run "$s")
+    until [ "$(qcurl --unix-socket "$(swarm_sock "$s")" http://fleet/_ping 2>/dev/null)" = OK ] &&
+        [ "$(qcurl "http://$(swarm_addr "$s"):${DOCKER_TCP_PORT}/_ping" 2>/dev/null)" = OK ]; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log_tail "$d/dockerd.log"
+            die "dockerd for swarm node $s did not answer /_ping within ${START_TIMEOUT}s"
+        fi
+        sleep 0.2
+    done
+}
+
+# init on the manager, join the workers; idempotent (a node already in the
+# swarm is left as it is)
+swarm_form() {
+    local m=${SWARM_NODES[0]} s token state
+    for s in "${SWARM_NODES[@]}"; do swarm_wait_node "$s"; done
+    state=$(swarm_docker "$m" info --format '{{.Swarm.LocalNodeState}}')
+    if [ "$state" != active ]; then
+        swarm_docker "$m" swarm init --advertise-addr "$(swarm_addr "$m")" \
+            --default-addr-pool "$SWARM_ADDR_POOL" >/dev/null || die "docker swarm init on $m failed"
+    fi
+    token=$(swarm_docker "$m" swarm join-token -q worker)
+    for s in "${SWARM_NODES[@]:1}"; do
+        state=$(swarm_docker "$s" info --format '{{.Swarm.LocalNodeState}}')
+        [ "$state" = active ] && continue
+        swarm_docker "$s" swarm join --advertise-addr "$(swarm_addr "$s")" --token "$token" \
+            "$(swarm_addr "$m"):2377" >/dev/null || die "docker swarm join on $s failed"
+    done
+    local deadline=$(($(date +%s) + START_TIMEOUT)) ready
+    until ready=$(swarm_docker "$m" node ls --format '{{.Status}}' | grep -c '^Ready$') &&
+        [ "$ready" -eq "${#SWARM_NODES[@]}" ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || die "swarm: only ${ready:-0} of ${#SWARM_NODES[@]} nodes Ready"
+        sleep 0.5
+    done
+}
+
+swarm_env() {
+    local s S
+    echo "FLEET_SWARM_MANAGER=tcp://$(swarm_addr "${SWARM_NODES[0]}"):${DOCKER_TCP_PORT}"
+    echo "FLEET_SWARM_NODES=${SWARM_NODES[*]}"
+    for s in "${SWARM_NODES[@]}"; do
+        S=${s^^}
+        echo "FLEET_${S}_ADDR=$(swarm_addr "$s")"
+        echo "FLEET_${S}_TCP=tcp://$(swarm_addr "$s"):${DOCKER_TCP_PORT}"
+        echo "FLEET_${S}_UNIX=unix://$(swarm_sock "$s")"
+        echo "FLEET_${S}_NETNS=$(swarm_ns "$s")"
+    done
 }
 
 # ------------------------------------------------------------ env / status --

@@ -1,0 +1,535 @@
+//! Swarm environments on the fleet's two-node swarm (s1 manager, s2 worker; tests/fleet/README.md,
+//! "Swarm"): apply creates the services with their replicas serving on both nodes (host-mode
+//! ports, GET on each node's address), an upgrade rolls, a never-healthy release exits 1 with the
+//! old version serving; rollback walks back through fleetpin's own history and commits the pin;
+//! promote from a plain-host preprod pins the swarm by digest; audit shows tasks per node and a
+//! manual scale is drift.
+
+mod support;
+
+use support::{Scenario, block_on, http_get};
+
+/// The swarm's facts from fleet.env: the manager's tcp endpoint and each node's address.
+struct Swarm {
+    manager: String,
+    nodes: Vec<(String, String)>,
+}
+
+fn swarm() -> Option<Swarm> {
+    let path = std::env::var("FLEETPIN_FLEET_ENV")
+        .unwrap_or_else(|_| support::DEFAULT_ENV_FILE.to_string());
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let found = (|| {
+        let manager = get("FLEET_SWARM_MANAGER")?;
+        let nodes = get("FLEET_SWARM_NODES")?
+            .split_whitespace()
+            .map(|n| {
+                Some((
+                    n.to_string(),
+                    get(&format!("FLEET_{}_ADDR", n.to_uppercase()))?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Swarm { manager, nodes })
+    })();
+    if found.is_none() {
+        let msg = format!(
+            "the fleet's swarm is not up ({path} has no FLEET_SWARM_MANAGER / FLEET_SWARM_NODES); start the fleet with `sudo tests/fleet/fleet.sh up`"
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("\n!!! SKIPPING swarm test: {msg}\n");
+    }
+    found
+}
+
+fn manager(sw: &Swarm) -> bollard::Docker {
+    let hostport = sw.manager.trim_start_matches("tcp://");
+    bollard::Docker::connect_with_http(
+        &format!("http://{hostport}"),
+        60,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap()
+}
+
+/// Removes the scenario's Swarm services when created and when dropped.
+struct Services {
+    docker: bollard::Docker,
+    prefix: String,
+}
+
+impl Services {
+    fn new(sw: &Swarm, platform: &str) -> Services {
+        let s = Services {
+            docker: manager(sw),
+            prefix: format!("{platform}-"),
+        };
+        s.remove();
+        s
+    }
+
+    fn remove(&self) {
+        let docker = self.docker.clone();
+        let prefix = self.prefix.clone();
+        block_on(async move {
+            for s in docker.list_services(None).await.unwrap_or_default() {
+                let name = s.spec.and_then(|s| s.name).unwrap_or_default();
+                if name.starts_with(&prefix) {
+                    let _ = docker.delete_service(&name).await;
+                }
+            }
+        });
+        // Host-mode ports are free again once the tasks' containers are gone.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let docker = self.docker.clone();
+        let prefix = self.prefix.clone();
+        block_on(async move {
+            let nets = docker
+                .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                .await
+                .unwrap_or_default();
+            for n in nets {
+                let name = n.name.unwrap_or_default();
+                // Removed once the last task's endpoint is gone, a moment after the service.
+                for _ in 0..20 {
+                    if !name.starts_with(&prefix) || docker.remove_network(&name).await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        });
+    }
+
+    fn scale(&self, name: &str, replicas: i64) {
+        let docker = self.docker.clone();
+        let name = name.to_string();
+        block_on(async move {
+            let s = docker.inspect_service(&name, None).await.unwrap();
+            let mut spec = s.spec.unwrap();
+            spec.mode
+                .as_mut()
+                .unwrap()
+                .replicated
+                .as_mut()
+                .unwrap()
+                .replicas = Some(replicas);
+            let opts = bollard::query_parameters::UpdateServiceOptionsBuilder::default()
+                .version(s.version.unwrap().index.unwrap() as i32)
+                .build();
+            docker
+                .update_service(&name, spec, opts, None)
+                .await
+                .unwrap();
+        });
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.remove();
+        }
+    }
+}
+
+/// A scenario with a platform name of the swarm tests' own (`sw…`).
+fn scenario(fleet: &support::Fleet, platform: &str) -> Scenario {
+    let mut s = Scenario::new(fleet, platform);
+    s.platform = platform.to_string();
+    s.cleanup();
+    s
+}
+
+fn swarm_manifest(platform: &str, image: &str, sw: &Swarm, port: u16, version: &str) -> String {
+    format!(
+        r#"platform: {platform}
+services:
+  web:
+    image: {image}
+    ports: ["{port}:8080"]
+    replicas: 2
+    update: {{monitor: 3s}}
+environments:
+  prod:
+    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
+    versions:
+      web: "{version}"
+"#,
+        manager = sw.manager
+    )
+}
+
+fn set_pin(s: &Scenario, from: &str, to: &str) {
+    let text = std::fs::read_to_string(s.path()).unwrap();
+    let new = text.replace(&format!("web: \"{from}\""), &format!("web: \"{to}\""));
+    assert_ne!(text, new, "no pin {from} in the manifest");
+    s.write(&new);
+}
+
+/// What each node answers on `port`'s /version.
+fn versions(sw: &Swarm, port: u16) -> Vec<Option<String>> {
+    sw.nodes
+        .iter()
+        .map(|(_, addr)| http_get(addr, port, "/version").map(|v| v.trim().to_string()))
+        .collect()
+}
+
+fn both(v: &str) -> Vec<Option<String>> {
+    vec![Some(v.to_string()), Some(v.to_string())]
+}
+
+#[test]
+fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swapply");
+    let _services = Services::new(&sw, &s.platform);
+    s.write(&swarm_manifest(
+        &s.platform,
+        &fleet.image,
+        &sw,
+        19210,
+        "1.0.0",
+    ));
+
+    let plan = s.run(&["plan", "prod", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    let host = s.run(&["plan", "prod", "--host", "s1"]);
+    assert_eq!(host.code, 1, "{host:?}");
+    assert!(
+        host.stderr
+            .contains("--host does not apply to environment `prod`"),
+        "{host:?}"
+    );
+    assert!(
+        plan.stdout.contains("create") && plan.stdout.contains("replicas 2"),
+        "{plan:?}"
+    );
+
+    let out = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        versions(&sw, 19210),
+        both("1.0.0"),
+        "one task per node, each answering"
+    );
+
+    set_pin(&s, "1.0.0", "1.1.0");
+    let up = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    assert!(up.stdout.contains("upgrade"), "{up:?}");
+    assert_eq!(versions(&sw, 19210), both("1.1.0"));
+
+    set_pin(&s, "1.1.0", "broken");
+    let bad = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stdout.contains("rolled it back"), "{bad:?}");
+    assert_eq!(
+        versions(&sw, 19210),
+        both("1.1.0"),
+        "the old version serves on"
+    );
+    let again = s.run(&["plan", "prod"]);
+    assert!(again.stdout.contains("1.1.0 -> broken"), "{again:?}");
+}
+
+#[test]
+fn rollback_walks_back_through_the_history_and_commits_the_pin() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swrollback");
+    let _services = Services::new(&sw, &s.platform);
+    s.write(&swarm_manifest(
+        &s.platform,
+        &fleet.image,
+        &sw,
+        19211,
+        "1.0.0",
+    ));
+    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    set_pin(&s, "1.0.0", "1.1.0");
+    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    set_pin(&s, "1.1.0", "2.0.0");
+    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    assert_eq!(versions(&sw, 19211), both("2.0.0"));
+
+    let back = s.run(&["rollback", "prod", "--yes"]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(versions(&sw, 19211), both("1.1.0"));
+    let text = std::fs::read_to_string(s.path()).unwrap();
+    assert!(text.contains("web: \"1.1.0\""), "{text}");
+    let repo = git2::Repository::open(s.dir.path()).unwrap();
+    let subject = |r: &git2::Repository| {
+        r.head()
+            .unwrap()
+            .peel_to_commit()
+            .unwrap()
+            .summary()
+            .unwrap()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(subject(&repo), "rollback prod: web 2.0.0 -> 1.1.0");
+
+    // Further back, never forward again to 2.0.0.
+    let back2 = s.run(&["rollback", "prod", "--yes"]);
+    assert_eq!(back2.code, 0, "{back2:?}");
+    assert_eq!(versions(&sw, 19211), both("1.0.0"));
+    assert_eq!(subject(&repo), "rollback prod: web 1.1.0 -> 1.0.0");
+    let plan = s.run(&["plan", "prod", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the pin is what runs: {plan:?}");
+
+    let none = s.run(&["rollback", "prod", "--yes"]);
+    assert_eq!(none.code, 1, "{none:?}");
+    assert!(none.stderr.contains("nothing to go back to"), "{none:?}");
+    assert_eq!(versions(&sw, 19211), both("1.0.0"));
+}
+
+#[test]
+fn promote_from_plain_preprod_pins_the_swarm_by_digest_and_apply_deploys_it() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swpromote");
+    let _services = Services::new(&sw, &s.platform);
+    let h1 = &fleet.hosts[0];
+    s.write(&format!(
+        r#"platform: {platform}
+services:
+  web:
+    image: {image}
+    ports: ["19212:8080"]
+    replicas: 2
+    update: {{monitor: 3s}}
+environments:
+  preprod:
+    hosts:
+      {h}: {{endpoint: "{tcp}", insecure: true}}
+    versions:
+      web: "1.1.0"
+  prod:
+    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
+    versions:
+      web: "1.0.0"
+"#,
+        platform = s.platform,
+        image = fleet.image,
+        h = h1.name,
+        tcp = h1.tcp,
+        manager = sw.manager
+    ));
+    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    let tested = s.running_digest(
+        &h1.name,
+        &format!("{}-preprod-web", s.platform),
+        &fleet.image,
+    );
+    assert!(tested.starts_with("sha256:"), "{tested}");
+
+    let out = s.run(&["promote", "preprod", "prod"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = std::fs::read_to_string(s.path()).unwrap();
+    assert!(text.contains(&format!("1.1.0@{tested}")), "{text}");
+
+    let apply = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(versions(&sw, 19212), both("1.1.0"));
+    let audit = s.run(&["audit", "prod", "--format", "json"]);
+    assert_eq!(audit.code, 0, "{audit:?}");
+    let row = &audit.json()["swarm"]["prod"]["services"][0];
+    assert_eq!(row["digest"], tested.as_str(), "{audit:?}");
+}
+
+#[test]
+fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swaudit");
+    let services = Services::new(&sw, &s.platform);
+    s.write(&swarm_manifest(
+        &s.platform,
+        &fleet.image,
+        &sw,
+        19214,
+        "1.0.0",
+    ));
+    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+
+    let audit = s.run(&["audit", "prod", "--exit-code", "--format", "json"]);
+    assert_eq!(audit.code, 0, "{audit:?}");
+    let row = &audit.json()["swarm"]["prod"]["services"][0];
+    assert_eq!(row["running"], "1.0.0");
+    assert_eq!(row["status"], "ok");
+    assert_eq!(
+        row["tasks"],
+        serde_json::json!({"fpfleet-s1": 1, "fpfleet-s2": 1}),
+        "{audit:?}"
+    );
+    assert!(row["digest"].as_str().unwrap().starts_with("sha256:"));
+    let table = s.run(&["audit", "prod"]);
+    assert!(
+        table.stdout.contains("fpfleet-s1:1 fpfleet-s2:1"),
+        "{table:?}"
+    );
+
+    services.scale(&format!("{}-prod-web", s.platform), 1);
+    let drift = s.run(&["audit", "prod", "--exit-code"]);
+    assert_eq!(drift.code, 2, "{drift:?}");
+    assert!(drift.stdout.contains("scale"), "{drift:?}");
+}
+
+#[test]
+fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_own() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swlock");
+    let services = Services::new(&sw, &s.platform);
+    let docker = services.docker.clone();
+    let lock = format!("fleetpin-lock-{}-prod", s.platform);
+    let remove = |docker: bollard::Docker, lock: String| {
+        block_on(async move {
+            let _ = docker.delete_config(&lock).await;
+        })
+    };
+    remove(docker.clone(), lock.clone());
+    s.write(&swarm_manifest(
+        &s.platform,
+        &fleet.image,
+        &sw,
+        19215,
+        "1.0.0",
+    ));
+
+    // Someone else's fresh lock, on another machine.
+    let labels = std::collections::HashMap::from([
+        (
+            "io.fleetpin.lock.owner".to_string(),
+            "alice@example.test".to_string(),
+        ),
+        (
+            "io.fleetpin.lock.machine".to_string(),
+            "another-machine".to_string(),
+        ),
+        (
+            "io.fleetpin.lock.hostname".to_string(),
+            "alice-laptop".to_string(),
+        ),
+        ("io.fleetpin.lock.pid".to_string(), "4242".to_string()),
+        ("io.fleetpin.lock.ttl".to_string(), "120".to_string()),
+    ]);
+    {
+        let docker = docker.clone();
+        let lock = lock.clone();
+        block_on(async move {
+            docker
+                .create_config(bollard::models::ConfigSpec {
+                    name: Some(lock),
+                    labels: Some(labels),
+                    data: Some("eA==".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        });
+    }
+    let refused = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("locked by alice@example.test on alice-laptop (pid 4242)"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        versions(&sw, 19215),
+        vec![None, None],
+        "nothing was deployed"
+    );
+
+    let unlock = s.run(&["unlock", "prod"]);
+    assert_eq!(unlock.code, 0, "{unlock:?}");
+    assert!(
+        unlock
+            .stdout
+            .contains("removed the lock of prod (held by alice@example.test)"),
+        "{unlock:?}"
+    );
+    let out = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let left = {
+        let docker = docker.clone();
+        let lock = lock.clone();
+        block_on(async move { docker.inspect_config(&lock).await.is_ok() })
+    };
+    assert!(!left, "apply released its lock");
+}
+
+#[test]
+fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_behind_auth() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    assert!(
+        !fleet.auth_registry.is_empty(),
+        "the fleet has no auth registry (FLEET_AUTH_REGISTRY)"
+    );
+    let s = scenario(&fleet, "swauth");
+    let _services = Services::new(&sw, &s.platform);
+    let image = format!("{}/fleetpin/app", fleet.auth_registry);
+    s.write(&swarm_manifest(&s.platform, &image, &sw, 19216, "1.0.0"));
+    // No node holds the image yet: each must pull it with the credentials apply sends.
+    for (_, addr) in &sw.nodes {
+        let node = bollard::Docker::connect_with_http(
+            &format!("http://{addr}:2375"),
+            60,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .unwrap();
+        let repo = image.clone();
+        block_on(async move {
+            // By id: a task's image is held by digest, with no tag to remove it by.
+            let filters = std::collections::HashMap::from([("reference", vec![repo.as_str()])]);
+            let list = node
+                .list_images(Some(
+                    bollard::query_parameters::ListImagesOptionsBuilder::new()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .unwrap();
+            for i in list {
+                let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                    .force(true)
+                    .build();
+                node.remove_image(&i.id, Some(opts), None).await.unwrap();
+            }
+        });
+    }
+    // The operator's docker config holds the credentials, as after `docker login`.
+    let config = tempfile::tempdir().unwrap();
+    let token = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", fleet.auth_user, fleet.auth_password),
+    );
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{token}"}}}}}}"#,
+            fleet.auth_registry
+        ),
+    )
+    .unwrap();
+    let out = s.run_with(
+        &["apply", "prod", "--yes", "--health-timeout", "60"],
+        &[("DOCKER_CONFIG", config.path().to_str().unwrap())],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(versions(&sw, 19216), both("1.0.0"));
+}
