@@ -2,8 +2,11 @@
 # Every test binary of the crate, against the fleet that `tests/fleet/fleet.sh run` brought up, in
 # a few lanes at once instead of cargo test's one binary after another: the fleet's hosts idle
 # while a health gate waits, so independent suites overlap well on 2 cores. Each fleet suite uses
-# its own platform names and host ports, so they can share the hosts; the fault suite kills hosts,
-# cuts links and stops the registry, so it runs alone, first.
+# its own platform names and host ports, so they can share the hosts. Two suites disturb what
+# others use, so they run apart from the fleet suites, one after the other, beside the suites that
+# need no fleet: the fault suite kills hosts, cuts links and stops the registry; the rollout test
+# of fleet_zero rejects h3's traffic to the registry (a push or pull on h3 by another suite would
+# fail with "connection refused").
 #
 # Usage (from the repository root, the fleet up and its fleet.env exported, as fleet.sh run does):
 #   tests/suites.sh             # LANES=3 by default; SKIP="a b" leaves those binaries out
@@ -12,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LANES=${LANES:-3}
-SOLO=(fleet_faults)
+SOLO=(fleet_faults fleet_zero)
 OUT=$(mktemp -d /tmp/fleetpin-suites.XXXXXX)
 say() { printf '[suites %5ss] %s\n' "$SECONDS" "$*" >&2; }
 
@@ -66,7 +69,7 @@ declare -A WEIGHT=(
 is_solo() { local s; for s in "${SOLO[@]}"; do [ "$1" = "$s" ] && return 0; done; return 1; }
 weigh() { while read -r name exe; do echo "${WEIGHT[$name]:-30} $name $exe"; done; }
 
-# 1. The disruptive suite, beside the suites that need no fleet (it only disturbs fleet hosts).
+# 1. The disruptive suites, one after the other, beside the suites that need no fleet.
 while read -r name exe; do is_solo "$name" && echo "$name $exe"; done <"$OUT/binaries" >"$OUT/solo"
 while read -r name exe; do
     is_solo "$name" || [[ $name == fleet_* ]] || echo "$name $exe"
