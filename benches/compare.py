@@ -627,10 +627,25 @@ def slot_sizes_floor():
         teardown_one()
 
 
-def sizes_only():
-    log(f"converge 1 and 12 from empty: {ROUNDS} rounds of fleetpin / the bare-API floor on h1")
+def slot_twenty():
+    """fleetpin and the bare-API floor converging the 20 services from empty (rows `converge 20`)."""
+    d = os.path.join(WORK, "fp-sizes")
+    os.makedirs(d, exist_ok=True)
+    m = os.path.join(d, "platform.yaml")
+    manifest(m, "fpb", "one", [("h1", host(H1, "UNIX"))], 18000, {})
+    r = fp(m, "--format", "json", "apply", "one", "--yes")
+    assert fp_report(r)[1] == SERVICES
+    rec("converge 20", "fleetpin", wall=r.wall, cpu=r.cpu)
     teardown_one()
-    slots = [("fleetpin 1 and 12", slot_fleetpin_sizes), ("floor 1 and 12", slot_sizes_floor)]
+    t0, t1, t2 = floor_at_once(SERVICES)
+    rec("converge 20", "floor: bare API, at once", wall=t2 - t0, orch=t1 - t0, health=t2 - t1)
+
+
+def sizes_only():
+    log(f"converge 1, 12 and 20 from empty: {ROUNDS} rounds of fleetpin / the bare-API floor on h1")
+    teardown_one()
+    slots = [("fleetpin 1 and 12", slot_fleetpin_sizes), ("floor 1 and 12", slot_sizes_floor),
+             ("fleetpin and floor 20", slot_twenty)]
     for rnd in range(ROUNDS):
         for name, f in (slots if rnd % 2 == 0 else slots[::-1]):
             log(f"round {rnd + 1}/{ROUNDS}: {name}")

@@ -8,6 +8,13 @@
 //! one runner and the one swap, the gate, repair, the lock); `ops` (operations several commands
 //! share); `render` (what people read); `cmd` (one file per command); `app` (dispatch, the edge).
 
+/// mimalloc instead of glibc's malloc: parsing a manifest, classifying a fleet's containers and
+/// planning are allocation-heavy (small strings and maps by the hundred thousand), and glibc's
+/// malloc and free were about a third of the pure plan's time (docs/benchmarks.md). Declared in
+/// the library so that the benchmarks measure the allocator the binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod app;
 pub mod cli;
 pub mod clock;
