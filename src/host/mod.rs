@@ -14,6 +14,7 @@ pub mod report;
 pub mod rollback;
 pub mod rollout;
 pub mod runner;
+pub mod settings;
 pub mod spec;
 pub mod swap;
 pub mod waves;

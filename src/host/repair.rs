@@ -30,7 +30,7 @@ use crate::engine::{ContainerSummary, Engine, RunState};
 use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
 use crate::host::report::Progress;
-use crate::host::runner::Settings;
+use crate::host::settings::Settings;
 use crate::host::swap;
 use crate::manifest::resolve::ResolvedService;
 use crate::plan::labels;

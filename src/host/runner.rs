@@ -16,15 +16,15 @@
 
 use crate::engine::{ContainerSummary, Engine};
 use crate::host::cleanup::{self, Released};
-use crate::host::lock::{self, LockConfig};
+use crate::host::lock;
 use crate::host::repair;
 use crate::host::report::{HostReport, HostStatus, Progress, ProgressFor};
+pub use crate::host::settings::Settings;
 use crate::manifest::resolve::ResolvedService;
 use crate::plan::view::{self, HostView};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// One host to work on: how it was reached (or why not) and what is wanted there.
 pub struct Target<E> {
@@ -47,22 +47,6 @@ impl<E> Clone for Target<E> {
             changes: self.changes,
         }
     }
-}
-
-/// What is the same for every host of one run.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub platform: String,
-    pub environment: String,
-    /// Hosts worked on at once.
-    pub parallel: usize,
-    pub lock: LockConfig,
-    /// The gate's bound for what repair judges.
-    pub health_timeout: Duration,
-    /// Kept previous containers per service, for what repair confirms.
-    pub retain: u32,
-    /// Canary hosts, and what a failed host does to the rest (`host::rollout`).
-    pub rollout: crate::manifest::Rollout,
 }
 
 /// One host as its run sees it: the containers as listed under the lock (after repair), and
