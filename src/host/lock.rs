@@ -208,24 +208,20 @@ fn held_error(o: &Observed, engine_now: SystemTime, environment: &str, host: &st
     }
 }
 
-/// Takes the lock (waiting up to `config.wait` for a held one); returns it for `heartbeat` and
-/// `release`.
-pub async fn acquire<E: Engine>(
-    engine: &E,
+/// What a lock says of its owner (who, which machine and process, how long it holds without a
+/// heartbeat) and of what it locks: the labels of a host's lock container and of a Swarm
+/// environment's lock config alike, judged by the same `judge`.
+pub fn owner_labels(
+    config: &LockConfig,
     platform: &str,
     environment: &str,
-    host: &str,
-    config: &LockConfig,
-    progress: &(dyn Fn(&str) + Send + Sync),
-) -> Result<Held, LockError> {
-    let lock = name(platform, environment);
-    let here = config.machine.clone();
+) -> BTreeMap<String, String> {
     let me = std::process::id();
-    let labels = BTreeMap::from([
+    BTreeMap::from([
         (labels::LOCK_OWNER.to_string(), config.identity.clone()),
         (
             labels::LOCK_MACHINE.to_string(),
-            here.clone().unwrap_or_default(),
+            config.machine.clone().unwrap_or_default(),
         ),
         (
             labels::LOCK_HOSTNAME.to_string(),
@@ -244,7 +240,22 @@ pub async fn acquire<E: Engine>(
         ),
         (labels::PLATFORM.to_string(), platform.to_string()),
         (labels::ENVIRONMENT.to_string(), environment.to_string()),
-    ]);
+    ])
+}
+
+/// Takes the lock (waiting up to `config.wait` for a held one); returns it for `heartbeat` and
+/// `release`.
+pub async fn acquire<E: Engine>(
+    engine: &E,
+    platform: &str,
+    environment: &str,
+    host: &str,
+    config: &LockConfig,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Held, LockError> {
+    let lock = name(platform, environment);
+    let here = config.machine.clone();
+    let labels = owner_labels(config, platform, environment);
     let deadline = config.wait.map(|w| std::time::Instant::now() + w);
     let mut waiting_said = false;
     let mut settle = 0u64;

@@ -672,31 +672,7 @@ pub async fn lock<S: SwarmEngine>(
     use crate::host::lock::{LockConfig, Stale, judge};
     let config = LockConfig::new(identity, wait);
     let name = crate::host::lock::name(platform, env);
-    let me = std::process::id();
-    let labels = BTreeMap::from([
-        (labels::LOCK_OWNER.to_string(), config.identity.clone()),
-        (
-            labels::LOCK_MACHINE.to_string(),
-            config.machine.clone().unwrap_or_default(),
-        ),
-        (
-            labels::LOCK_HOSTNAME.to_string(),
-            crate::identity::hostname(),
-        ),
-        (labels::LOCK_PID.to_string(), me.to_string()),
-        (
-            labels::LOCK_PID_START.to_string(),
-            crate::identity::process_start(me)
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-        ),
-        (
-            labels::LOCK_TTL.to_string(),
-            config.ttl.as_secs().to_string(),
-        ),
-        (labels::PLATFORM.to_string(), platform.to_string()),
-        (labels::ENVIRONMENT.to_string(), env.to_string()),
-    ]);
+    let labels = crate::host::lock::owner_labels(&config, platform, env);
     let deadline = config.wait.map(|w| Instant::now() + w);
     loop {
         match engine.lock_create(&name, &labels).await {
