@@ -161,24 +161,8 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     let mut committed = None;
     if subset {
         // Nothing to write: the pin is the environment's (`outcome` named the hosts that differ).
-    } else if !moves.is_empty() && commit {
-        let edits: Vec<(String, String)> = moves
-            .iter()
-            .map(|(s, _, to)| (s.clone(), to.clone()))
-            .collect();
-        let message = pins::message("rollback", &args.env, &moves);
-        match pins::write_and_commit(
-            &loaded.path,
-            &loaded.text,
-            &args.env,
-            &edits,
-            Some(&message),
-        ) {
-            Ok(id) => committed = id.map(|id| (id, message)),
-            Err((_, e)) => notes.push(format!("the pins could not be rewritten: {e}")),
-        }
-    } else if !moves.is_empty() {
-        notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".into());
+    } else {
+        committed = write_pins(&loaded, &args.env, &moves, commit, &mut notes);
     }
     let pin_commit_failed = notes.iter().any(|n| n.starts_with("the pins could not"));
     let push = super::wants_push(m, args.push, args.no_push);
@@ -308,26 +292,7 @@ fn swarm(config: &Config, args: &RollbackArgs, loaded: &crate::manifest::Loaded)
         })
         .collect();
     let mut notes = Vec::new();
-    let mut committed = None;
-    if !moves.is_empty() && commit {
-        let edits: Vec<(String, String)> = moves
-            .iter()
-            .map(|(s, _, to)| (s.clone(), to.clone()))
-            .collect();
-        let message = pins::message("rollback", &args.env, &moves);
-        match pins::write_and_commit(
-            &loaded.path,
-            &loaded.text,
-            &args.env,
-            &edits,
-            Some(&message),
-        ) {
-            Ok(id) => committed = id.map(|id| (id, message)),
-            Err((_, e)) => notes.push(format!("the pins could not be rewritten: {e}")),
-        }
-    } else if !moves.is_empty() {
-        notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".to_string());
-    }
+    let committed = write_pins(loaded, &args.env, &moves, commit, &mut notes);
     let pin_failed = !notes.is_empty() && commit;
     if config.format == Format::Json {
         super::print_json(&json!({
@@ -355,4 +320,35 @@ fn swarm(config: &Config, args: &RollbackArgs, loaded: &crate::manifest::Loaded)
         }
     }
     Ok(super::run_exit(failed || pin_failed))
+}
+
+/// The pins a rollback moved, written back and committed (the manifest file alone), or with
+/// `--no-commit` a note that the manifest still pins what was rolled back from; plain hosts and
+/// Swarm alike. Returns the commit and its message.
+fn write_pins(
+    loaded: &crate::manifest::Loaded,
+    env: &str,
+    moves: &[(String, String, String)],
+    commit: bool,
+    notes: &mut Vec<String>,
+) -> Option<(String, String)> {
+    if moves.is_empty() {
+        return None;
+    }
+    if !commit {
+        notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".into());
+        return None;
+    }
+    let edits: Vec<(String, String)> = moves
+        .iter()
+        .map(|(s, _, to)| (s.clone(), to.clone()))
+        .collect();
+    let message = pins::message("rollback", env, moves);
+    match pins::write_and_commit(&loaded.path, &loaded.text, env, &edits, Some(&message)) {
+        Ok(id) => id.map(|id| (id, message)),
+        Err((_, e)) => {
+            notes.push(format!("the pins could not be rewritten: {e}"));
+            None
+        }
+    }
 }
