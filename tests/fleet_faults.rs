@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use support::{Scenario, fleet_sh, names, spawn_paused};
+use support::{Scenario, fault, names, spawn_paused, spawn_paused_times};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -176,7 +176,8 @@ fn ctrl_c_while_independent_services_swap_together_lets_both_finish_and_says_so(
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
-    let (child, err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 2);
+    // Ctrl-C once both swaps have started their new containers.
+    let (child, err) = spawn_paused_times(&s, &["apply", "test", "--yes"], "started", 2, &[], 2);
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
@@ -206,13 +207,17 @@ fn a_dockerd_killed_mid_apply_then_restarted_converges_on_rerun() {
     std::fs::write(&data, "orders\n").unwrap();
 
     s.write(&s.manifest(&["h2", "h3"], &[("web", 18431, VOL)], &[("web", "1.1.0")]));
-    let (child, _err) = spawn_paused(
+    // Both hosts swap side by side: kill h2's engine once both new containers are started, so
+    // it is h2's health gate (not its start) that meets the dead engine.
+    let (child, _err) = spawn_paused_times(
         &s,
         &["--connect-timeout", "2", "apply", "test", "--yes"],
         "started",
         3,
+        &[],
+        2,
     );
-    fleet_sh(&["kill-host", "h2"]);
+    let down = fault(&["kill-host", "h2"], &["start-host", "h2"]);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -226,7 +231,7 @@ fn a_dockerd_killed_mid_apply_then_restarted_converges_on_rerun() {
         "the report says h2's gate could not be judged: {stdout}"
     );
     assert!(stdout.contains("h3  converged"), "{stdout}");
-    fleet_sh(&["start-host", "h2"]);
+    down.undo();
 
     let rerun = s.run(&["apply", "test", "--yes"]);
     assert_eq!(rerun.code, 0, "{rerun:?}");
@@ -244,9 +249,9 @@ fn a_network_cut_mid_apply_then_restored_converges() {
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     s.write(&s.manifest(&["h1"], &[("web", 18441, "")], &[("web", "1.2.0")]));
     let (child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "stopped", 1);
-    fleet_sh(&["cut", "h1"]);
+    let cut = fault(&["cut", "h1"], &["restore", "h1"]);
     std::thread::sleep(Duration::from_secs(4));
-    fleet_sh(&["restore", "h1"]);
+    cut.undo();
     let out = child.wait_with_output().unwrap();
     // A 4 s cut is within a request's patience: the swap goes on once the network is back.
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -282,9 +287,9 @@ fn a_registry_stopped_during_the_pull_leaves_hosts_untouched() {
     s.remove_image("h3", &format!("{repo}:1.1.0"));
     // Stopped while fleetpin is about to pull, so the pull itself meets a dead registry.
     let (child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "pulling", 3);
-    fleet_sh(&["stop-registry"]);
+    let stopped = fault(&["stop-registry"], &["start-registry"]);
     let out = child.wait_with_output().unwrap();
-    fleet_sh(&["start-registry"]);
+    stopped.undo();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -308,11 +313,11 @@ fn a_host_down_from_the_start_is_named_and_the_others_proceed() {
         &[("web", 18461, "")],
         &[("web", "1.0.0")],
     ));
-    fleet_sh(&["kill-host", "h3"]);
+    let down = fault(&["kill-host", "h3"], &["start-host", "h3"]);
     let started = Instant::now();
     let out = s.run(&["--connect-timeout", "2", "apply", "test", "--yes"]);
     let took = started.elapsed();
-    fleet_sh(&["start-host", "h3"]);
+    down.undo();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("h3  unreachable"), "{out:?}");
     assert!(

@@ -617,6 +617,50 @@ pub fn fleet_sh(args: &[&str]) {
     assert!(status.success(), "fleet.sh {args:?} failed");
 }
 
+/// A fault put on the fleet (a killed engine, a cut network, a stopped registry) and the
+/// `fleet.sh` command that undoes it. Dropped, it undoes the fault even when the test panicked
+/// first: one failed assertion must not leave a dead host to every suite that runs after it.
+pub struct Fault {
+    undo: Vec<String>,
+    undone: bool,
+}
+
+/// Runs `fleet.sh do_args` now and `fleet.sh undo_args` when the fault is undone or dropped.
+pub fn fault(do_args: &[&str], undo_args: &[&str]) -> Fault {
+    fleet_sh(do_args);
+    Fault {
+        undo: undo_args.iter().map(|a| a.to_string()).collect(),
+        undone: false,
+    }
+}
+
+impl Fault {
+    /// Undoes the fault now (asserting that it worked).
+    pub fn undo(mut self) {
+        self.undone = true;
+        let args: Vec<&str> = self.undo.iter().map(String::as_str).collect();
+        fleet_sh(&args);
+    }
+}
+
+impl Drop for Fault {
+    fn drop(&mut self) {
+        if !self.undone {
+            // Already unwinding: report, never panic twice.
+            let ok = std::process::Command::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fleet/fleet.sh"
+            ))
+            .args(&self.undo)
+            .status()
+            .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("fleet.sh {:?} failed while undoing a fault", self.undo);
+            }
+        }
+    }
+}
+
 /// Starts fleetpin with `args`, pausing at fault point `at`, and returns once it got there.
 pub fn spawn_paused(
     s: &Scenario,
@@ -634,6 +678,20 @@ pub fn spawn_paused_with(
     at: &str,
     pause_secs: u64,
     envs: &[(&str, &str)],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    spawn_paused_times(s, args, at, pause_secs, envs, 1)
+}
+
+/// `spawn_paused_with` that returns once `times` swaps (one per host when hosts run side by
+/// side) have reached the fault point: the first host there is not necessarily the one a test
+/// is about to disturb.
+pub fn spawn_paused_times(
+    s: &Scenario,
+    args: &[&str],
+    at: &str,
+    pause_secs: u64,
+    envs: &[(&str, &str)],
+    times: usize,
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
         .current_dir(s.dir.path())
@@ -661,8 +719,12 @@ pub fn spawn_paused_with(
         }
         all
     });
-    rx.recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("fleetpin never reached fault point {at}"));
+    for reached in 0..times {
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!("fleetpin reached fault point {at} {reached} time(s), not {times}")
+            });
+    }
     (child, reader)
 }
 
