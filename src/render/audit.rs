@@ -489,9 +489,39 @@ pub fn html(a: &Audit) -> String {
             esc(r.detail.as_deref().unwrap_or(""))
         ));
     }
-    h.push_str(&format!(
-        "</tbody></table><script>{JS}</script></body></html>\n"
-    ));
+    h.push_str("</tbody></table>");
+    if !a.agents.is_empty() {
+        h.push_str(&agents_html(a));
+    }
+    h.push_str(&format!("<script>{JS}</script></body></html>\n"));
+    h
+}
+
+/// The pull agents, one row per host, as the Markdown and table show them.
+fn agents_html(a: &Audit) -> String {
+    let mut h =
+        String::from("<h2>Pull agents</h2><table id=\"agents\" class=\"sortable\"><thead><tr>");
+    for c in ["env", "host", "agent", "commit", "synced at", "reason"] {
+        h.push_str(&format!("<th>{c}</th>"));
+    }
+    h.push_str("</tr></thead><tbody>");
+    for r in &a.agents {
+        let off = r.drift();
+        h.push_str(&format!(
+            "<tr data-status=\"{}\"{}><td>{}</td><td>{}</td><td class=\"status{}\">{}</td><td><code title=\"{}\">{}</code></td><td>{}</td><td>{}</td></tr>",
+            esc(&r.state),
+            if off { " class=\"off\"" } else { "" },
+            esc(&r.environment),
+            esc(&r.host),
+            if off { "" } else { " ok" },
+            esc(&r.state),
+            esc(&opt(&r.commit)),
+            esc(r.commit.as_deref().map(short_commit).unwrap_or("-")),
+            esc(&opt(&r.synced_at)),
+            esc(&opt(&r.reason))
+        ));
+    }
+    h.push_str("</tbody></table><div class=\"legend\">An agent that is not <b>ok</b> is drift: behind the manifest's commit, holding a release back, failing, or silent for 3 intervals.</div>");
     h
 }
 
@@ -543,6 +573,57 @@ mod tests {
                 .count()
                 <= 20
         );
+    }
+
+    #[test]
+    fn the_html_report_has_the_pull_agents_with_their_state_and_reason() {
+        use crate::ops::audit::AgentRow;
+        let agent = |host: &str, state: &str, reason: Option<&str>| AgentRow {
+            environment: "prod".into(),
+            host: host.into(),
+            state: state.into(),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            synced_at: Some("2026-11-30T06:00:00Z".into()),
+            result: Some(state.into()),
+            reason: reason.map(str::to_string),
+            interval_secs: Some(30),
+        };
+        let a = Audit {
+            platform: "shop".into(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            generated_at: "2026-11-30T06:01:00Z".into(),
+            environments: vec!["prod".into()],
+            services: vec![],
+            pins: Default::default(),
+            rows: vec![],
+            agents: vec![
+                agent("web-1", "ok", None),
+                agent("web-2", "refused", Some("web <broken> failed its gate")),
+            ],
+            summary: Default::default(),
+        };
+        let page = html(&a);
+        let section = page
+            .split_once("<h2>Pull agents</h2>")
+            .expect("a Pull agents section")
+            .1;
+        assert!(
+            section.contains("<td>web-1</td><td class=\"status ok\">ok</td>"),
+            "{section}"
+        );
+        assert!(
+            section.contains("<tr data-status=\"refused\" class=\"off\"><td>prod</td><td>web-2</td><td class=\"status\">refused</td><td><code title=\"0123456789abcdef0123456789abcdef01234567\">0123456789ab</code></td>"),
+            "{section}"
+        );
+        assert!(
+            section.contains("web &lt;broken&gt; failed its gate"),
+            "{section}"
+        );
+        let no_agents = html(&Audit {
+            agents: vec![],
+            ..a
+        });
+        assert!(!no_agents.contains("Pull agents"));
     }
 
     #[test]
