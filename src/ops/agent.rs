@@ -10,6 +10,11 @@
 //! tried again until its pin or spec changes. Errors (remote or engine unreachable, a manifest
 //! that does not load, the lock held) back off exponentially. Between syncs the agent waits its
 //! interval plus a random splay, so agents restarted together do not stay in step.
+//!
+//! An agent runs no hooks (they would run on every server, with its secrets) but posts to the
+//! manifest's `notify` webhooks when its news changes: when it changed the host, or when its result
+//! differs from the sync before (the one recorded on the host, after a restart). A release refused
+//! or a remote unreachable for hours is one message, not one per interval.
 
 use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
@@ -20,8 +25,10 @@ use crate::host::lock::LockConfig;
 use crate::host::report::{HostReport, HostStatus};
 use crate::host::runner::{self, Settings as RunSettings};
 use crate::manifest::values::Endpoint;
-use crate::manifest::{self, Loaded};
+use crate::manifest::{self, Loaded, Notifier};
 use crate::ops::deploy::{self, Selection};
+use crate::ops::event::{Event, HostEntry, Outcome as Ended};
+use crate::ops::notify::{self, Sent};
 use crate::plan::labels::DeployStamp;
 use crate::plan::view;
 use std::path::{Path, PathBuf};
@@ -59,6 +66,10 @@ pub struct Outcome {
     /// Whether the result or the commit differs from the sync before.
     #[serde(skip)]
     pub changed: bool,
+    /// Whether this sync is news for the webhooks: it changed the host, or its result differs
+    /// from the sync before.
+    #[serde(skip)]
+    pub news: bool,
 }
 
 impl Outcome {
@@ -79,6 +90,11 @@ struct Agent<'a> {
     status: Option<(Arc<DockerEngine>, String, Option<String>)>,
     errors: u32,
     last: Option<(String, Option<String>)>,
+    /// The result of the sync before (read back from the host after a restart).
+    last_result: Option<String>,
+    /// The webhooks and platform of the last manifest that loaded.
+    notify: Vec<Notifier>,
+    platform: Option<String>,
 }
 
 /// Checks `--secrets`: a directory that others cannot read or enter.
@@ -175,12 +191,18 @@ pub async fn run(s: &AgentSettings, show: &dyn Fn(&Outcome)) -> bool {
         status: None,
         errors: 0,
         last: None,
+        last_result: None,
+        notify: vec![],
+        platform: None,
     };
     loop {
         let Some(outcome) = a.sync().await else {
             return true; // stopped before anything was done
         };
         show(&outcome);
+        if outcome.news {
+            a.notify(&outcome).await;
+        }
         let ok = outcome.ok();
         if s.once || crate::interrupt::interrupted() {
             return ok || crate::interrupt::interrupted();
@@ -215,6 +237,8 @@ impl Agent<'_> {
             Ok(l) => l,
             Err(e) => return Some(self.finish(Some(commit), "error", Some(e), None).await),
         };
+        self.notify = loaded.manifest.notify.clone();
+        self.platform = Some(loaded.manifest.platform.clone());
         Some(self.converge(&loaded, commit).await)
     }
 
@@ -353,6 +377,7 @@ impl Agent<'_> {
                 let before = Sync::from_labels(&c.labels);
                 if before.host == self.s.host {
                     self.refused.extend(before.refused);
+                    self.last_result.get_or_insert(before.result);
                 }
                 if let Some((_, _, id)) = &mut self.status {
                     *id = Some(c.id);
@@ -397,12 +422,64 @@ impl Agent<'_> {
         );
         let changed = self.last.as_ref() != Some(&key);
         self.last = Some(key);
+        let acted = report
+            .as_ref()
+            .is_some_and(|r| !r.actions.is_empty() || !r.repaired.is_empty());
+        // `converged` then `in-sync` is one state (the host is on the reference): not news twice.
+        let state = |r: &str| if r == "converged" { "in-sync" } else { r }.to_string();
+        let news = acted || self.last_result.as_deref().map(state) != Some(state(result));
+        self.last_result = Some(result.to_string());
         Outcome {
             sync,
             report,
             changed,
+            news,
         }
     }
+
+    /// Posts the sync to the manifest's webhooks; a failure is a warning in the agent's log.
+    async fn notify(&self, o: &Outcome) {
+        let (Some(platform), false) = (&self.platform, self.notify.is_empty()) else {
+            return;
+        };
+        let event = agent_event(platform, &self.s.environment, &self.s.identity, o);
+        for sent in notify::send_all(&self.notify, &event).await {
+            match sent {
+                Sent::Delivered { to, status } => tracing::debug!("notified {to} (HTTP {status})"),
+                Sent::Failed { to, why } => {
+                    tracing::warn!("the notification to {to} failed: {why}")
+                }
+            }
+        }
+    }
+}
+
+/// The event a webhook receives for an agent's sync: command `agent`, the host's report when the
+/// agent ran one, else the host and why the sync did not get that far.
+fn agent_event(platform: &str, environment: &str, who: &str, o: &Outcome) -> Event {
+    let ended = match o.sync.result.as_str() {
+        "in-sync" | "converged" => Ended::Success,
+        "interrupted" => Ended::Interrupted,
+        _ => Ended::Failure,
+    };
+    let commit = o.sync.commit.as_deref().unwrap_or("unknown");
+    let mut event = Event::new("agent", platform, environment, commit, who);
+    event = match &o.report {
+        Some(r) => event.ran(std::slice::from_ref(r), ended),
+        None => {
+            event.hosts.push(HostEntry {
+                host: o.sync.host.clone(),
+                status: None,
+                error: o.sync.reason.clone(),
+            });
+            event.ended(ended)
+        }
+    };
+    event.notes.push(match &o.sync.reason {
+        Some(r) => format!("{}: {r}", o.sync.result),
+        None => o.sync.result.clone(),
+    });
+    event
 }
 
 /// Says which releases are held back on this host, if any.
@@ -443,6 +520,102 @@ mod tests {
         let d = std::env::temp_dir().join(format!("fleetpin-agent-test-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    fn settings() -> AgentSettings {
+        AgentSettings {
+            repo: "git://git.example/platform.git".into(),
+            branch: None,
+            file: "fleet.yaml".into(),
+            environment: "prod".into(),
+            host: "h1".into(),
+            endpoint: Endpoint::parse("unix:///var/run/docker.sock").unwrap(),
+            secrets: None,
+            interval: Duration::from_secs(30),
+            once: false,
+            cache: std::env::temp_dir(),
+            connect_timeout: Duration::from_secs(5),
+            health_timeout: Duration::from_secs(60),
+            identity: "fleetpin-agent@h1".into(),
+        }
+    }
+
+    fn agent(s: &AgentSettings) -> Agent<'_> {
+        Agent {
+            s,
+            refused: Refused::new(),
+            recalled: false,
+            status: None,
+            errors: 0,
+            last: None,
+            last_result: None,
+            notify: vec![],
+            platform: Some("shop".into()),
+        }
+    }
+
+    /// Whether a sync with `result` (and `report`) is news to the agent `a`.
+    fn news(a: &mut Agent<'_>, result: &str, report: Option<HostReport>) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(a.finish(Some("c1".into()), result, Some("why".into()), report))
+            .news
+    }
+
+    #[test]
+    fn a_result_that_repeats_is_news_once() {
+        let s = settings();
+        let a = &mut agent(&s);
+        assert!(news(a, "error", None));
+        // Unreachable for hours: one message, not one per interval.
+        assert!(!news(a, "error", None));
+        assert!(!news(a, "error", None));
+        assert!(news(a, "in-sync", None));
+        assert!(!news(a, "in-sync", None));
+        // A sync that changed the host is news; the next one (nothing to do) is not.
+        let mut report = HostReport::new("h1", "unix:///run/docker.sock", HostStatus::Converged);
+        report.repaired.push("web: a half-done swap".into());
+        assert!(news(a, "converged", Some(report)));
+        assert!(!news(a, "in-sync", None));
+        assert!(news(a, "refused", None));
+        assert!(!news(a, "refused", None));
+    }
+
+    #[test]
+    fn after_a_restart_the_result_recorded_on_the_host_is_the_one_before() {
+        let s = settings();
+        let mut a = agent(&s);
+        a.last_result = Some("refused".into()); // what `recall` read back
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let o = rt.block_on(a.finish(Some("c1".into()), "refused", None, None));
+        assert!(!o.news, "agents restarted together do not all post again");
+    }
+
+    #[test]
+    fn a_sync_that_did_not_reach_the_host_says_why_in_the_chat_line() {
+        let s = settings();
+        let mut a = agent(&s);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let o = rt.block_on(a.finish(
+            None,
+            "error",
+            Some("git fetch git://git.example/platform.git: connection refused".into()),
+            None,
+        ));
+        let e = agent_event("shop", "prod", &s.identity, &o);
+        assert_eq!(e.command, "agent");
+        assert_eq!(e.commit, "unknown");
+        assert_eq!(e.result, Some(Ended::Failure));
+        assert_eq!(
+            e.text(),
+            "❌ fleetpin agent prod (shop) failed — by fleetpin-agent@h1, manifest unknown: \
+             h1: git fetch git://git.example/platform.git: connection refused"
+        );
     }
 
     #[test]

@@ -301,6 +301,11 @@ impl Event {
             })
             .collect();
         for h in &self.hosts {
+            // After the work, a host with no report did not get that far (an agent's fetch):
+            // say why.
+            if let (None, Some(_), Some(e)) = (h.status, self.result, &h.error) {
+                parts.push(format!("{}: {e}", h.host));
+            }
             if let Some(s) = h.status
                 && !s.ok()
                 && !self

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod webhook;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
