@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::Scenario;
+use support::webhook::{Request, receiver_on};
 
 const INTERVAL_SECS: u64 = 2;
 
@@ -236,6 +237,11 @@ fn status(s: &Scenario, host: &str) -> Option<std::collections::HashMap<String, 
     })
 }
 
+/// The bodies of the next `n` notifications (each within a minute).
+fn drain(rx: &std::sync::mpsc::Receiver<Request>, n: usize) -> Vec<serde_json::Value> {
+    (0..n).map(|_| support::webhook::next(rx).body).collect()
+}
+
 /// `test` on h1 and h2, followed by agents (`pull: true`).
 fn manifest(s: &Scenario, port: u16, version: &str) -> String {
     s.manifest(&["h1", "h2"], &[("web", port, "")], &[("web", version)])
@@ -251,6 +257,12 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let addr = bridge_address(&s.host("h1").netns);
     let _daemon = GitDaemon::start(&s.dir.path().join("served"), &addr, 19102);
     let url = format!("git://{addr}:19102/platform.git");
+    // The agents post to a webhook in the root namespace when their news changes.
+    let (hook_port, hooks) = receiver_on(&addr);
+    let manifest = |s: &Scenario, port: u16, version: &str| {
+        manifest(s, port, version)
+            + &format!("notify:\n  - webhook: http://{addr}:{hook_port}/agent\n")
+    };
     let v1 = publish(&s, &manifest(&s, port, "1.0.0"));
     // A pull environment: a push apply refuses, and audit shows the hosts have no agent yet.
     let out = s.run(&["apply", "test", "--yes"]);
@@ -293,18 +305,36 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
         },
     );
 
+    // One message per agent: each created web 1.0.0.
+    let mut posts = drain(&hooks, 2);
+    posts.sort_by_key(|b| b["hosts"][0]["host"].as_str().unwrap_or("").to_string());
+    for (post, h) in posts.iter().zip(["h1", "h2"]) {
+        assert_eq!(post["command"], "agent", "{post}");
+        assert_eq!(post["result"], "success", "{post}");
+        assert_eq!(post["commit"], v1.as_str(), "{post}");
+        assert_eq!(post["hosts"][0]["host"], h, "{post}");
+        assert_eq!(post["changes"][0]["to"], "1.0.0", "{post}");
+    }
+
     // The status container is never an orphan to plan.
     let plan = s.run(&["plan", "test", "--format", "json"]);
     assert!(!plan.stdout.contains("orphan"), "{plan:?}");
     assert!(plan.stdout.contains("\"hosts\""), "{plan:?}");
 
-    // A pushed pin reaches every host within the interval (and its splay) + 10 s, plus the
-    // gate's time on a machine shared by parallel builds (a gate took 24 s there once).
+    // A pushed pin reaches every host. How fast is measured by benches/agent_spread.py (12
+    // hosts, docs/benchmarks.md), not here: this bound only says it arrives, on a machine
+    // shared by parallel suites (a gate took 24 s there once).
     publish(&s, &manifest(&s, port, "1.1.0"));
+    let pushed = Instant::now();
     let limit = Duration::from_secs(INTERVAL_SECS + INTERVAL_SECS / 5 + 1 + 10 + 20);
     wait_for(limit, "1.1.0 serves on h1 and h2", &refs, || {
         serving("1.1.0")
     });
+    println!(
+        "1.1.0 served on h1 and h2 {:.1} s after the push (interval {INTERVAL_SECS} s)",
+        pushed.elapsed().as_secs_f64()
+    );
+    assert_eq!(drain(&hooks, 2).len(), 2, "one message per agent for 1.1.0");
 
     // A release that never gets healthy: refused on every host, once; the hosts stay on 1.1.0.
     let broken = publish(&s, &manifest(&s, port, "broken"));
@@ -346,8 +376,22 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
             "{h}: one failed container, kept for its logs"
         );
     }
+    // Each agent posted the refusal once.
+    for post in drain(&hooks, 2) {
+        assert_eq!(post["result"], "failure", "{post}");
+        assert_eq!(post["commit"], broken.as_str(), "{post}");
+        assert!(
+            post["text"].as_str().unwrap().contains("broken"),
+            "the chat line names the release: {post}"
+        );
+    }
     // Several intervals later: nothing was tried again, the containers did not grow.
     std::thread::sleep(Duration::from_secs(4 * INTERVAL_SECS + 2));
+    let again: Vec<_> = hooks.try_iter().map(|r| r.body).collect();
+    assert!(
+        again.is_empty(),
+        "a refusal that repeats is not news: {again:?}"
+    );
     for (h, (containers, failed)) in ["h1", "h2"].iter().zip(&before) {
         assert_eq!(
             &failed_of(h),
@@ -392,6 +436,26 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let md = s.run(&["audit", "test", "--format", "markdown"]);
     assert!(md.stdout.contains("## Pull agents"), "{md:?}");
     assert!(md.stdout.contains("| h1 | **refused** |"), "{md:?}");
+    let page_path = s.dir.path().join("audit.html");
+    let html = s.run(&[
+        "audit",
+        "test",
+        "--format",
+        "html",
+        "-o",
+        page_path.to_str().unwrap(),
+    ]);
+    let page = std::fs::read_to_string(&page_path).unwrap_or_else(|_| panic!("{html:?}"));
+    let section = page
+        .split_once("<h2>Pull agents</h2>")
+        .unwrap_or_else(|| panic!("no agents in the HTML report: {html:?}"))
+        .1;
+    for h in ["h1", "h2"] {
+        assert!(
+            section.contains(&format!("<td>{h}</td><td class=\"status\">refused</td>")),
+            "{h} in the HTML report: {section}"
+        );
+    }
 
     // Moving the pin back (a revert) relaunches the retained 1.0.0 container: the same id.
     let back = publish(&s, &manifest(&s, port, "1.0.0"));
@@ -416,6 +480,10 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let doc = s.run(&["audit", "test", "--format", "json"]).json();
     for a in doc["agents"].as_array().unwrap() {
         assert_eq!(a["state"], "ok", "{doc}");
+    }
+    for post in drain(&hooks, 2) {
+        assert_eq!(post["result"], "success", "{post}");
+        assert_eq!(post["commit"], back.as_str(), "{post}");
     }
 
     // SIGTERM stops an idle agent at once, exit 0.
@@ -602,4 +670,176 @@ fn on_a_pull_environment_rollback_and_promote_must_push() {
     let (code, stderr) = run(&["rollback", "b", "--yes", "--push"]);
     assert_ne!(code, Some(0));
     assert!(!stderr.contains("followed by pull agents"), "{stderr}");
+}
+
+/// `docker` (the CLI) against the engine of `host`; its stdout, or a panic with its stderr.
+fn docker(s: &Scenario, host: &str, args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", &s.host(host).unix)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} on {host}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The agent container, removed on drop.
+struct AgentBox<'a> {
+    s: &'a Scenario,
+    host: &'a str,
+    name: String,
+}
+
+impl Drop for AgentBox<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .env("DOCKER_HOST", &self.s.host(self.host).unix)
+            .output();
+    }
+}
+
+#[test]
+fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted() {
+    let fleet = require_fleet!();
+    let s = Scenario::new(&fleet, "ag5");
+    let (host, port) = ("h3", 19131);
+    // The image of packaging/agent: the release binary when CI built one, else this test's.
+    let binary = std::env::var("FLEETPIN_AGENT_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fleetpin").to_string());
+    let tag = format!("fleetpin-agent:{}", s.platform);
+    let built = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/agent/build.sh"
+    ))
+    .args(["--binary", &binary, "--tag", &tag])
+    .env("DOCKER_HOST", &s.host(host).unix)
+    .output()
+    .unwrap();
+    assert!(
+        built.status.success(),
+        "build.sh: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    println!(
+        "agent image from {binary}: {}",
+        String::from_utf8_lossy(&built.stdout).trim()
+    );
+    let layers = docker(
+        &s,
+        host,
+        &["image", "inspect", "-f", "{{len .RootFS.Layers}}", &tag],
+    );
+    assert_eq!(layers, "1", "FROM scratch: one layer, no base image");
+
+    reference(&s);
+    let addr = bridge_address(&s.host(host).netns);
+    let _daemon = GitDaemon::start(&s.dir.path().join("served"), &addr, 19132);
+    let url = format!("git://{addr}:19132/platform.git");
+    let manifest = |v: &str| {
+        s.manifest(&[host], &[("web", port, "")], &[("web", v)])
+            .replace("  test:\n", "  test:\n    pull: true\n")
+    };
+    let v1 = publish(&s, &manifest("1.0.0"));
+
+    // As docs/agent.md runs it: the host's network, its engine's socket at the default path.
+    let socket = s.host(host).unix.trim_start_matches("unix://").to_string();
+    let agent = AgentBox {
+        s: &s,
+        host,
+        name: format!("{}-agentbox", s.platform),
+    };
+    let interval = format!("{INTERVAL_SECS}s");
+    docker(
+        &s,
+        host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &agent.name,
+            "--network",
+            "host",
+            "--stop-timeout",
+            "60",
+            "-v",
+            &format!("{socket}:/var/run/docker.sock"),
+            &tag,
+            "--repo",
+            &url,
+            "--branch",
+            "main",
+            "--env",
+            "test",
+            "--host",
+            host,
+            "--interval",
+            &interval,
+            "--health-timeout",
+            "20",
+        ],
+    );
+    let logs = || {
+        Command::new("docker")
+            .args(["logs", &agent.name])
+            .env("DOCKER_HOST", &s.host(host).unix)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_default()
+    };
+    let until = |limit: Duration, what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + limit;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {limit:?}\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    until(Duration::from_secs(90), "1.0.0 serves", &|| {
+        s.get(host, port, "/version").as_deref() == Some("1.0.0")
+    });
+    until(Duration::from_secs(30), "the sync is recorded", &|| {
+        status(&s, host).is_some_and(|l| l["io.fleetpin.agent.commit"] == v1)
+    });
+    let v2 = publish(&s, &manifest("1.1.0"));
+    until(Duration::from_secs(60), "1.1.0 serves", &|| {
+        s.get(host, port, "/version").as_deref() == Some("1.1.0")
+    });
+    until(
+        Duration::from_secs(30),
+        "the second sync is recorded",
+        &|| {
+            status(&s, host).is_some_and(|l| {
+                l["io.fleetpin.agent.commit"] == v2 && l["io.fleetpin.agent.result"] == "converged"
+            })
+        },
+    );
+    let doc = s.run(&["audit", "test", "--format", "json"]).json();
+    assert_eq!(doc["agents"][0]["state"], "ok", "{doc}");
+
+    // `docker stop` (SIGTERM) of an idle agent: it exits 0 at once.
+    let stopping = Instant::now();
+    docker(&s, host, &["stop", &agent.name]);
+    let took = stopping.elapsed();
+    let code = docker(
+        &s,
+        host,
+        &["inspect", "-f", "{{.State.ExitCode}}", &agent.name],
+    );
+    assert_eq!(code, "0", "{}", logs());
+    println!("docker stop took {:.1} s", took.as_secs_f64());
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM stops it within 10 s, not the stop timeout: {took:?}"
+    );
 }
