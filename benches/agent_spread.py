@@ -121,9 +121,20 @@ def proc_mem(pid):
     return got
 
 
+def clean(fleet, hosts):
+    """Removes what an earlier run left (the `agbench` containers), so the first sync starts empty."""
+    for h in hosts:
+        sock = {**os.environ, "DOCKER_HOST": fleet[f"FLEET_{h.upper()}_UNIX"]}
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", "name=^agbench-"],
+                             capture_output=True, text=True, env=sock).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], env=sock, stdout=subprocess.DEVNULL, check=True)
+
+
 def main():
     fleet = env()
     hosts = fleet["FLEET_HOSTS"].split()
+    clean(fleet, hosts)
     work = tempfile.mkdtemp(prefix="fleetpin-agent-bench.")
     served = os.path.join(work, "served")
     bare = os.path.join(served, "platform.git")
@@ -161,7 +172,7 @@ def main():
             arrived = sorted(wait_all(fleet, hosts, v).values())
             rows.append((v, arrived))
             print(f"push {v}: first host {arrived[0]:.1f} s, median {statistics.median(arrived):.1f} s, "
-                  f"last host {arrived[-1]:.1f} s")
+                  f"last host {arrived[-1]:.1f} s (interval + 10 s = {INTERVAL + 10} s)")
 
         # Idle: every agent in sync. CPU and memory from /proc; one agent traced for its calls.
         time.sleep(2 * INTERVAL)
@@ -180,12 +191,13 @@ def main():
         kids = [after[p][1] - before[p][1] for p in before]
         mem = [proc_mem(a.pid) for a in agents]
         text = open(trace, errors="replace").read()
-        fetches = len(re.findall(r'execve\("[^"]*git", \["git", .*"fetch"', text))
+        # One sync = one `git fetch` the agent started (the lookups along PATH that fail do not count).
+        fetches = len(re.findall(r'execve\("[^"]*git", \["git", "--git-dir", [^\]]*"fetch".*\) = 0$', text, re.M))
         calls = re.findall(r'(?:write|writev|sendto)\(\d+, .*?"(GET|POST|PUT|DELETE|HEAD) (/[^ ?"\\]*)', text)
         kinds = {}
         for method, path in calls:
             path = re.sub(r"^/v[0-9.]+", "", path)
-            path = re.sub(r"/containers/[^/]+", "/containers/{id}", path)
+            path = re.sub(r"/containers/(?!json$|create$)[^/]+", "/containers/{id}", path)
             kinds[f"{method} {path}"] = kinds.get(f"{method} {path}", 0) + 1
         per_min = 60 / IDLE_SECS
         print(f"idle over {IDLE_SECS} s, per agent: own CPU {statistics.median(own) * per_min:.2f} s/min "
