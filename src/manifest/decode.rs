@@ -1120,6 +1120,17 @@ impl Decoder {
             .get("pull")
             .and_then(|x| self.boolean(x, &format!("`pull` of {what}")))
             .unwrap_or(false);
+        if pull && swarm.is_some() {
+            // An agent converges the one host it runs on; a Swarm cluster has no host of its own
+            // to converge, and its manager already reconciles the services.
+            self.problems.push(
+                Problem::new(
+                    o.key_span("pull"),
+                    format!("`pull: true` on {what}: pull agents converge plain hosts, one each; a Swarm environment is updated through its manager"),
+                )
+                .with_help("remove `pull`, and deploy this environment with `fleetpin apply` (a CI job on each push is the pull-like setup)"),
+            );
+        }
         Some(Environment {
             pull,
             max_parallel: max_parallel.flatten(),
