@@ -784,7 +784,10 @@ wait_host() { # K [unix-only]
 readonly BASE_IMAGE=fleetpin-fleet-base:build
 readonly CADDY_BASE_IMAGE=fleetpin-fleet-caddy:build
 readonly GRACEFUL_BASE_IMAGE=fleetpin-fleet-graceful:build
-readonly HEALTHCHECK_OPTS="--interval=1s --timeout=1s --start-period=1s --retries=2"
+# A check answers in milliseconds; the 5 s timeout is for a machine loaded by parallel suites and
+# builds, where starting the check process alone once took over 1 s (CI: "Health check exceeded
+# timeout (1s)" twice, a healthy release judged unhealthy). A failing check fails at once.
+readonly HEALTHCHECK_OPTS="--interval=1s --timeout=5s --start-period=1s --retries=2"
 readonly PROXY_HEALTH_PORT=8081   # the caddy proxy's healthcheck endpoint (127.0.0.1 only)
 readonly CADDY_ENTRYPOINT='["/usr/bin/caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'
 
