@@ -30,7 +30,9 @@ pub fn run(config: &Config, args: &AuditArgs) -> Result<Exit> {
         .into_iter()
         .partition(|e| loaded.manifest.environments[e].is_swarm());
     let rt = super::runtime();
-    let audit = if envs.is_empty() && !swarm_envs.is_empty() {
+    // Markdown and HTML always have the report's header and matrix, even for Swarm alone.
+    let page = matches!(config.format, Format::Markdown | Format::Html);
+    let audit = if envs.is_empty() && !swarm_envs.is_empty() && !page {
         None
     } else {
         Some(rt.block_on(collect(&loaded, &envs, config.connect_timeout))?)
@@ -43,11 +45,18 @@ pub fn run(config: &Config, args: &AuditArgs) -> Result<Exit> {
         });
         swarms.push((env.clone(), rows));
     }
-    if !swarms.is_empty() && matches!(config.format, Format::Markdown | Format::Html) {
-        return Err(Error::msg(
-            "--format markdown and html do not show Swarm environments yet; use table or json",
-        ));
-    }
+    let swarm_pages: Vec<crate::render::audit::SwarmAudit> = swarms
+        .iter()
+        .map(|(env, rows)| {
+            (
+                env.clone(),
+                match rows {
+                    Ok(rows) => Ok(rows.clone()),
+                    Err(e) => Err(e.to_string()),
+                },
+            )
+        })
+        .collect();
     let style = if args.out.is_some() {
         crate::render::Style { color: false }
     } else {
@@ -60,8 +69,12 @@ pub fn run(config: &Config, args: &AuditArgs) -> Result<Exit> {
             serde_json::to_string_pretty(a).expect("serialises") + "\n"
         }
         (Some(_), Format::Json) => String::new(),
-        (Some(a), Format::Markdown) => crate::render::audit::markdown(a),
-        (Some(a), Format::Html) => crate::render::audit::html(a),
+        (Some(a), Format::Markdown) => {
+            crate::render::audit::markdown(a) + &crate::render::audit::swarm_markdown(&swarm_pages)
+        }
+        (Some(a), Format::Html) => {
+            crate::render::audit::html_with(a, &crate::render::audit::swarm_html(&swarm_pages))
+        }
     };
     let mut swarm_unreachable = false;
     let mut swarm_drift = false;

@@ -506,6 +506,10 @@ pub struct SwarmAuditRow {
     pub tasks: BTreeMap<String, u64>,
     /// `ok` or the kind of drift (`missing`, `upgrade`, `scale`, …).
     pub status: String,
+    /// Every digest the running tasks run (one, unless an update is under way): promote
+    /// requires exactly one.
+    #[serde(skip)]
+    pub task_digests: std::collections::BTreeSet<String>,
 }
 
 /// Audits `env`: per service the pinned and running versions, the digest and the tasks per node.
@@ -527,14 +531,17 @@ pub async fn audit<S: SwarmEngine>(
     for c in &p.changes {
         let mut tasks = BTreeMap::new();
         let mut digest = None;
+        let mut task_digests = std::collections::BTreeSet::new();
         if let Some(cur) = &c.current {
             for t in engine.tasks(&cur.id).await.map_err(engine_err)? {
                 if t.desired == "running" && t.state == "running" {
                     let node = nodes.get(&t.node_id).cloned().unwrap_or(t.node_id.clone());
                     *tasks.entry(node).or_insert(0) += 1;
+                    let d = t.image.split_once('@').map(|(_, d)| d.to_string());
                     if digest.is_none() {
-                        digest = t.image.split_once('@').map(|(_, d)| d.to_string());
+                        digest = d.clone();
                     }
+                    task_digests.extend(d);
                 }
             }
         }
@@ -552,6 +559,7 @@ pub async fn audit<S: SwarmEngine>(
             replicas_running: c.current.as_ref().map(|_| tasks.values().sum()),
             tasks,
             status,
+            task_digests,
         });
     }
     Ok(rows)

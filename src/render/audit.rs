@@ -5,6 +5,7 @@
 //! that one screen is what an operations team looks at every morning.
 
 use crate::ops::audit::{Audit, Row, Status};
+use crate::ops::swarm::SwarmAuditRow;
 use crate::render::Style;
 
 /// A pin short enough for a matrix cell: `2.4.1@3b8d168`.
@@ -362,6 +363,11 @@ const JS: &str = r#"
 "#;
 
 pub fn html(a: &Audit) -> String {
+    html_with(a, "")
+}
+
+/// The HTML report with `extra` sections (the Swarm environments) after the hosts and agents.
+pub fn html_with(a: &Audit, extra: &str) -> String {
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     h.push_str(&format!(
@@ -493,7 +499,112 @@ pub fn html(a: &Audit) -> String {
     if !a.agents.is_empty() {
         h.push_str(&agents_html(a));
     }
+    h.push_str(extra);
     h.push_str(&format!("<script>{JS}</script></body></html>\n"));
+    h
+}
+
+/// A Swarm environment audited through its manager: its services, or why it could not be read.
+pub type SwarmAudit = (String, std::result::Result<Vec<SwarmAuditRow>, String>);
+
+fn swarm_tasks(r: &SwarmAuditRow) -> String {
+    if r.tasks.is_empty() {
+        return "-".into();
+    }
+    r.tasks
+        .iter()
+        .map(|(node, n)| format!("{node}:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The Swarm environments after the host matrix, one table each, for the Markdown report.
+pub fn swarm_markdown(swarms: &[SwarmAudit]) -> String {
+    let mut out = String::new();
+    for (env, rows) in swarms {
+        out.push_str(&format!("\n## Swarm environment `{env}`\n\n"));
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                out.push_str(&format!("**unreachable**: {}\n", md_escape(e)));
+                continue;
+            }
+        };
+        out.push_str("| service | pinned | running | digest | replicas | tasks per node | status |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+        for r in rows {
+            out.push_str(&format!(
+                "| {} | `{}` | `{}` | `{}` | {}/{} | {} | {} |\n",
+                r.service,
+                short_pin(&r.pinned),
+                r.running
+                    .as_deref()
+                    .map(short_pin)
+                    .unwrap_or_else(|| "-".into()),
+                short_digest(&r.digest),
+                r.replicas_running.unwrap_or(0),
+                r.replicas,
+                swarm_tasks(r),
+                if r.status == "ok" {
+                    r.status.clone()
+                } else {
+                    format!("**{}**", r.status)
+                }
+            ));
+        }
+    }
+    out
+}
+
+/// The Swarm environments for the HTML report: one sortable table each.
+pub fn swarm_html(swarms: &[SwarmAudit]) -> String {
+    let mut h = String::new();
+    for (env, rows) in swarms {
+        h.push_str(&format!(
+            "<h2>Swarm environment <code>{}</code></h2>",
+            esc(env)
+        ));
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                h.push_str(&format!("<p class=\"status\">unreachable: {}</p>", esc(e)));
+                continue;
+            }
+        };
+        h.push_str("<table class=\"sortable swarm\"><thead><tr>");
+        for c in [
+            "service",
+            "pinned",
+            "running",
+            "digest",
+            "replicas",
+            "tasks per node",
+            "status",
+        ] {
+            h.push_str(&format!("<th>{c}</th>"));
+        }
+        h.push_str("</tr></thead><tbody>");
+        for r in rows {
+            let off = r.status != "ok";
+            h.push_str(&format!(
+                "<tr data-status=\"{}\"{}><td>{}</td><td><code title=\"{}\">{}</code></td><td><code title=\"{}\">{}</code></td><td><code title=\"{}\">{}</code></td><td>{}/{}</td><td>{}</td><td class=\"status{}\">{}</td></tr>",
+                esc(&r.status),
+                if off { " class=\"off\"" } else { "" },
+                esc(&r.service),
+                esc(&r.pinned),
+                esc(&short_pin(&r.pinned)),
+                esc(&opt(&r.running)),
+                esc(&r.running.as_deref().map(short_pin).unwrap_or_else(|| "-".into())),
+                esc(&opt(&r.digest)),
+                esc(&short_digest(&r.digest)),
+                r.replicas_running.unwrap_or(0),
+                r.replicas,
+                esc(&swarm_tasks(r)),
+                if off { "" } else { " ok" },
+                esc(&r.status)
+            ));
+        }
+        h.push_str("</tbody></table>");
+    }
     h
 }
 
@@ -624,6 +735,60 @@ mod tests {
             ..a
         });
         assert!(!no_agents.contains("Pull agents"));
+    }
+
+    #[test]
+    fn swarm_environments_have_their_section_in_markdown_and_html() {
+        let row = |service: &str, status: &str, tasks: &[(&str, u64)]| SwarmAuditRow {
+            service: service.into(),
+            pinned: "1.1.0".into(),
+            running: Some("1.0.0".into()),
+            digest: Some("sha256:3b8d168f00aa".into()),
+            replicas: 2,
+            replicas_running: Some(tasks.iter().map(|(_, n)| n).sum()),
+            tasks: tasks.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
+            status: status.into(),
+            task_digests: Default::default(),
+        };
+        let swarms: Vec<SwarmAudit> = vec![
+            (
+                "prod".into(),
+                Ok(vec![
+                    row("web", "ok", &[("s1", 1), ("s2", 1)]),
+                    row("api", "scale", &[("s1", 3)]),
+                ]),
+            ),
+            ("edge".into(), Err("cannot connect to <manager>".into())),
+        ];
+        let md = swarm_markdown(&swarms);
+        assert!(md.contains("## Swarm environment `prod`"), "{md}");
+        assert!(
+            md.contains("| web | `1.1.0` | `1.0.0` | `3b8d168f00aa` | 2/2 | s1:1 s2:1 | ok |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| api | `1.1.0` | `1.0.0` | `3b8d168f00aa` | 3/2 | s1:3 | **scale** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "## Swarm environment `edge`\n\n**unreachable**: cannot connect to <manager>"
+            ),
+            "{md}"
+        );
+        let h = swarm_html(&swarms);
+        assert!(
+            h.contains("<h2>Swarm environment <code>prod</code></h2>"),
+            "{h}"
+        );
+        assert!(
+            h.contains("<td>3/2</td><td>s1:3</td><td class=\"status\">scale</td>"),
+            "{h}"
+        );
+        assert!(
+            h.contains("unreachable: cannot connect to &lt;manager&gt;"),
+            "{h}"
+        );
     }
 
     #[test]
