@@ -817,64 +817,8 @@ impl Engine for DockerEngine {
         id: &str,
         options: &LogOptions,
     ) -> impl futures::Stream<Item = Result<LogLine, EngineError>> + Send + use<> {
-        let mut b = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .timestamps(true)
-            .follow(options.follow)
-            .tail(&options.tail.map_or("all".to_string(), |n| n.to_string()));
-        if let Some(since) = options.since {
-            b = b.since(since.clamp(0, i32::MAX as i64) as i32);
-        }
-        let frames = Box::pin(self.docker.logs(id, Some(b.build())));
-        let endpoint = self.endpoint.clone();
-        let what = format!("logs of {id}");
-        // One frame may finish several lines (or none): they wait in `ready`.
-        let state = (
-            frames,
-            LineSplitter::default(),
-            std::collections::VecDeque::new(),
-            false,
-        );
-        futures_util::stream::unfold(
-            state,
-            move |(mut frames, mut split, mut ready, mut done)| {
-                let (endpoint, what) = (endpoint.clone(), what.clone());
-                async move {
-                    loop {
-                        if let Some(line) = ready.pop_front() {
-                            return Some((Ok(line), (frames, split, ready, done)));
-                        }
-                        if done {
-                            return None;
-                        }
-                        match frames.next().await {
-                            Some(Ok(frame)) => {
-                                use bollard::container::LogOutput;
-                                let (stream, bytes) = match frame {
-                                    LogOutput::StdErr { message } => (LogStream::Stderr, message),
-                                    LogOutput::StdOut { message }
-                                    | LogOutput::Console { message }
-                                    | LogOutput::StdIn { message } => (LogStream::Stdout, message),
-                                };
-                                ready.extend(split.push(stream, &bytes));
-                            }
-                            Some(Err(e)) => {
-                                done = true;
-                                return Some((
-                                    Err(map_error(&endpoint, &what, e)),
-                                    (frames, split, ready, done),
-                                ));
-                            }
-                            None => {
-                                done = true;
-                                ready.extend(split.finish());
-                            }
-                        }
-                    }
-                }
-            },
-        )
+        let frames = self.docker.logs(id, Some(log_query(options)));
+        log_lines(frames, self.endpoint.clone(), format!("logs of {id}"))
     }
 
     async fn create_lock(
@@ -970,6 +914,76 @@ pub(crate) fn map_error(endpoint: &str, what: &str, e: BError) -> EngineError {
             }
         }
     }
+}
+
+/// The log query of `logs`, for a container or a Swarm task.
+pub(crate) fn log_query(options: &LogOptions) -> bollard::query_parameters::LogsOptions {
+    let mut b = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .timestamps(true)
+        .follow(options.follow)
+        .tail(&options.tail.map_or("all".to_string(), |n| n.to_string()));
+    if let Some(since) = options.since {
+        b = b.since(since.clamp(0, i32::MAX as i64) as i32);
+    }
+    b.build()
+}
+
+/// The engine's log frames as lines, each with the engine's time; an error ends the stream.
+pub(crate) fn log_lines(
+    frames: impl futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
+    + Send
+    + 'static,
+    endpoint: String,
+    what: String,
+) -> impl futures::Stream<Item = Result<LogLine, EngineError>> + Send + 'static {
+    // One frame may finish several lines (or none): they wait in `ready`.
+    let state = (
+        Box::pin(frames),
+        LineSplitter::default(),
+        std::collections::VecDeque::new(),
+        false,
+    );
+    futures_util::stream::unfold(
+        state,
+        move |(mut frames, mut split, mut ready, mut done)| {
+            let (endpoint, what) = (endpoint.clone(), what.clone());
+            async move {
+                loop {
+                    if let Some(line) = ready.pop_front() {
+                        return Some((Ok(line), (frames, split, ready, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    match frames.next().await {
+                        Some(Ok(frame)) => {
+                            use bollard::container::LogOutput;
+                            let (stream, bytes) = match frame {
+                                LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                                LogOutput::StdOut { message }
+                                | LogOutput::Console { message }
+                                | LogOutput::StdIn { message } => (LogStream::Stdout, message),
+                            };
+                            ready.extend(split.push(stream, &bytes));
+                        }
+                        Some(Err(e)) => {
+                            done = true;
+                            return Some((
+                                Err(map_error(&endpoint, &what, e)),
+                                (frames, split, ready, done),
+                            ));
+                        }
+                        None => {
+                            done = true;
+                            ready.extend(split.finish());
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// Docker's log frames into lines. Each frame is one entry of the container's log — a line, or

@@ -146,6 +146,13 @@ pub trait SwarmEngine {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), EngineError>;
     async fn lock_remove(&self, id: &str) -> Result<(), EngineError>;
+    /// A task's output, line by line, as `Engine::logs` gives a container's (the manager fetches
+    /// it from the task's node).
+    fn task_logs(
+        &self,
+        task_id: &str,
+        options: &crate::engine::LogOptions,
+    ) -> impl futures::Stream<Item = Result<crate::engine::LogLine, EngineError>> + Send + use<Self>;
     /// Creates the attachable overlay network `name` when missing.
     async fn ensure_overlay(
         &self,
@@ -349,6 +356,22 @@ fn spec_of(w: &ServiceWant) -> ServiceSpec {
 impl SwarmEngine for DockerSwarm {
     fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    fn task_logs(
+        &self,
+        task_id: &str,
+        options: &crate::engine::LogOptions,
+    ) -> impl futures::Stream<Item = Result<crate::engine::LogLine, EngineError>> + Send + use<>
+    {
+        let frames = self
+            .docker
+            .task_logs(task_id, Some(crate::engine::docker::log_query(options)));
+        crate::engine::docker::log_lines(
+            frames,
+            self.endpoint.clone(),
+            format!("logs of task {task_id}"),
+        )
     }
 
     async fn services(&self, prefix: &str) -> Result<Vec<ServiceState>, EngineError> {

@@ -7,6 +7,7 @@
 //! the container stopped, the host was lost — so a followed fleet says what went quiet and keeps
 //! showing the rest.
 
+use crate::engine::swarm::SwarmEngine;
 use crate::engine::{ContainerSummary, Engine, EngineError, LogLine, LogOptions, RunState};
 use crate::plan::view;
 use futures::{Stream, StreamExt};
@@ -151,6 +152,33 @@ pub fn merged<E: Engine + 'static>(
         .zip(options)
         .enumerate()
         .map(|(i, (s, o))| one(i, s.engine.clone(), s.id.clone(), o.clone()).boxed());
+    futures::stream::select_all(streams)
+}
+
+/// The lines of Swarm tasks, one source each (`tasks` in source order), merged as they arrive.
+/// A task's stream ends with its task when following (`Closed`: a rolling update replaced it),
+/// or once every line asked for was shown.
+pub fn merged_tasks<S: SwarmEngine + 'static>(
+    engine: &S,
+    tasks: &[String],
+    options: &LogOptions,
+) -> impl Stream<Item = Event> + Send + 'static {
+    let follow = options.follow;
+    let streams = tasks.iter().enumerate().map(|(source, id)| {
+        let lines = Box::pin(engine.task_logs(id, options));
+        futures::stream::unfold(Some(lines), move |lines| async move {
+            let mut lines = lines?;
+            let end = match lines.next().await {
+                Some(Ok(line)) => return Some((Event::Line { source, line }, Some(lines))),
+                Some(Err(e)) if e.is_unreachable() => End::Lost(e),
+                Some(Err(e)) => End::Failed(e),
+                None if follow => End::Closed,
+                None => End::Done,
+            };
+            Some((Event::End { source, end }, None))
+        })
+        .boxed()
+    });
     futures::stream::select_all(streams)
 }
 
