@@ -13,7 +13,10 @@ use crate::manifest::pin::VersionPin;
 use crate::ops::deploy::{self, Selection};
 use crate::ops::event::{Event, Outcome};
 use crate::ops::pins;
-use crate::ops::promote::{Gate, PinMove, converged_gate, order_gate, path_gate, running_digests};
+use crate::ops::promote::{
+    Gate, PinMove, converged_gate, order_gate, path_gate, running_digests, swarm_converged_gate,
+    swarm_digests,
+};
 
 pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
     let fail = |msg: &str| Err(Error::msg(msg));
@@ -52,12 +55,6 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
         hosts: vec![],
     };
     let rt = super::runtime();
-    let prepared = rt.block_on(deploy::prepare(
-        &loaded,
-        &args.from,
-        &select,
-        config.connect_timeout,
-    ))?;
     let services: Vec<String> = from_env
         .versions
         .keys()
@@ -65,12 +62,30 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
         .cloned()
         .collect();
 
-    // The digest FROM's hosts run, per service: all hosts must agree.
-    let (digests, digest_problems) = rt.block_on(running_digests(m, &prepared, &services));
-    let mut gates = vec![
-        path_gate(m, &args.from, &args.to, args.force),
-        converged_gate(&prepared, args.force),
-    ];
+    // The digest FROM runs, per service: all its hosts (or all a Swarm service's tasks) agree.
+    let (converged, (digests, digest_problems)) = if from_env.is_swarm() {
+        let rows = rt.block_on(async {
+            let engine =
+                crate::ops::swarm::connect(&loaded, &args.from, config.connect_timeout).await?;
+            crate::ops::swarm::audit(&loaded, &args.from, &select, &engine).await
+        })?;
+        (
+            swarm_converged_gate(&rows, args.force),
+            swarm_digests(&rows),
+        )
+    } else {
+        let prepared = rt.block_on(deploy::prepare(
+            &loaded,
+            &args.from,
+            &select,
+            config.connect_timeout,
+        ))?;
+        (
+            converged_gate(&prepared, args.force),
+            rt.block_on(running_digests(m, &prepared, &services)),
+        )
+    };
+    let mut gates = vec![path_gate(m, &args.from, &args.to, args.force), converged];
     let digest_gate = Gate {
         name: "digest",
         passed: digest_problems.is_empty(),

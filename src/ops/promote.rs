@@ -11,6 +11,7 @@ use crate::engine::{Engine, Health, reference};
 use crate::manifest::Manifest;
 use crate::manifest::pin::VersionPin;
 use crate::ops::deploy::Prepared;
+use crate::ops::swarm::SwarmAuditRow;
 use crate::plan::ChangeKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -112,6 +113,76 @@ pub fn converged_gate(prepared: &[Prepared], force: bool) -> Gate {
     }
 }
 
+/// The convergence gate of a Swarm FROM: every selected service runs its pin (same spec), with
+/// all its replicas running.
+pub fn swarm_converged_gate(rows: &[SwarmAuditRow], force: bool) -> Gate {
+    let mut off = Vec::new();
+    for r in rows {
+        let running = r.replicas_running.unwrap_or(0);
+        if r.status != "ok" {
+            off.push(format!(
+                "{}: {} (runs {}, pinned {})",
+                r.service,
+                r.status,
+                r.running.as_deref().unwrap_or("nothing"),
+                r.pinned
+            ));
+        } else if running != r.replicas {
+            off.push(format!(
+                "{}: {running} of {} replicas running",
+                r.service, r.replicas
+            ));
+        }
+    }
+    let ok = off.is_empty();
+    Gate {
+        name: "converged",
+        passed: ok,
+        overridden: !ok && force,
+        details: if ok {
+            vec![format!(
+                "every service runs its pin with all its replicas ({} services)",
+                rows.len()
+            )]
+        } else {
+            off
+        },
+    }
+}
+
+/// Per service of a Swarm FROM, the tag and the one digest its running tasks run, and what
+/// prevents one (no task, no registry digest, tasks on two digests during an update).
+pub fn swarm_digests(rows: &[SwarmAuditRow]) -> (BTreeMap<String, (String, String)>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for r in rows {
+        let tag = r
+            .running
+            .as_deref()
+            .and_then(|v| VersionPin::parse(v).ok())
+            .map(|v| v.tag)
+            .unwrap_or_default();
+        match r.task_digests.len() {
+            1 => {
+                let d = r.task_digests.iter().next().expect("one").clone();
+                out.insert(r.service.clone(), (tag, d));
+            }
+            0 if r.replicas_running.unwrap_or(0) == 0 => {
+                problems.push(format!("{}: no task runs", r.service))
+            }
+            0 => problems.push(format!(
+                "{}: its tasks run an image without a registry digest (pushed nowhere?)",
+                r.service
+            )),
+            n => problems.push(format!(
+                "{}: its tasks run {n} different digests (an update under way?)",
+                r.service
+            )),
+        }
+    }
+    (out, problems)
+}
+
 /// The semver gate over the moves.
 pub fn order_gate(m: &Manifest, to: &str, moves: &[PinMove], allow_downgrade: bool) -> Gate {
     let mut down = Vec::new();
@@ -210,4 +281,65 @@ pub async fn running_digests(
         }
     }
     (out, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(service: &str, status: &str, running: (u64, u64), digests: &[&str]) -> SwarmAuditRow {
+        SwarmAuditRow {
+            service: service.into(),
+            pinned: "1.1.0".into(),
+            running: Some(if status == "ok" { "1.1.0" } else { "1.0.0" }.into()),
+            digest: digests.first().map(|d| d.to_string()),
+            replicas: running.1,
+            replicas_running: Some(running.0),
+            tasks: Default::default(),
+            status: status.into(),
+            task_digests: digests.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_swarm_is_converged_when_each_service_runs_its_pin_on_every_replica() {
+        let ok = [row("web", "ok", (2, 2), &["sha256:aa"])];
+        assert!(swarm_converged_gate(&ok, false).passed);
+        let off = [
+            row("web", "upgrade", (2, 2), &["sha256:aa"]),
+            row("api", "ok", (1, 2), &["sha256:bb"]),
+        ];
+        let g = swarm_converged_gate(&off, false);
+        assert!(!g.passed && !g.overridden);
+        assert_eq!(
+            g.details,
+            [
+                "web: upgrade (runs 1.0.0, pinned 1.1.0)",
+                "api: 1 of 2 replicas running"
+            ]
+        );
+        assert!(swarm_converged_gate(&off, true).overridden);
+    }
+
+    #[test]
+    fn a_swarm_service_promotes_the_one_digest_its_tasks_run() {
+        let rows = [
+            row("web", "ok", (2, 2), &["sha256:aa"]),
+            row("api", "ok", (2, 2), &["sha256:aa", "sha256:bb"]),
+            row("db", "missing", (0, 1), &[]),
+        ];
+        let (digests, problems) = swarm_digests(&rows);
+        assert_eq!(
+            digests.get("web"),
+            Some(&("1.1.0".to_string(), "sha256:aa".to_string()))
+        );
+        assert_eq!(digests.len(), 1);
+        assert_eq!(
+            problems,
+            [
+                "api: its tasks run 2 different digests (an update under way?)",
+                "db: no task runs"
+            ]
+        );
+    }
 }
