@@ -379,6 +379,33 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
         table.stdout.contains("fpfleet-s1:1 fpfleet-s2:1"),
         "{table:?}"
     );
+    // The reports for a ticket or a mail show the swarm too.
+    let md = s.run(&["audit", "prod", "--format", "markdown"]);
+    assert_eq!(md.code, 0, "{md:?}");
+    assert!(md.stdout.contains("## Swarm environment `prod`"), "{md:?}");
+    assert!(
+        md.stdout
+            .contains("| 2/2 | fpfleet-s1:1 fpfleet-s2:1 | ok |"),
+        "{md:?}"
+    );
+    let page_path = s.dir.path().join("audit.html");
+    let html = s.run(&[
+        "audit",
+        "prod",
+        "--format",
+        "html",
+        "-o",
+        page_path.to_str().unwrap(),
+    ]);
+    assert_eq!(html.code, 0, "{html:?}");
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    assert!(
+        page.contains("<h2>Swarm environment <code>prod</code></h2>")
+            && page.contains(
+                "<td>2/2</td><td>fpfleet-s1:1 fpfleet-s2:1</td><td class=\"status ok\">ok</td>"
+            ),
+        "{page}"
+    );
 
     services.scale(&format!("{}-prod-web", s.platform), 1);
     let drift = s.run(&["audit", "prod", "--exit-code"]);
@@ -532,4 +559,144 @@ fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_be
     );
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(versions(&sw, 19216), both("1.0.0"));
+}
+
+#[test]
+fn logs_show_each_running_task_prefixed_by_its_node() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swlogs");
+    let _services = Services::new(&sw, &s.platform);
+    s.write(&format!(
+        r#"platform: {p}
+services:
+  talker:
+    image: {i}
+    command: ["sh", "-c", "echo hello-from-$(hostname); exec httpd -f -p 8080 -h /www"]
+    replicas: 2
+    update: {{monitor: 3s}}
+environments:
+  prod:
+    swarm: {{endpoint: "{m}", insecure: true, publish: host}}
+    versions:
+      talker: "1.0.0"
+"#,
+        p = s.platform,
+        i = fleet.image,
+        m = sw.manager
+    ));
+    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+
+    // One task per node; the manager fetches each task's output from its node (which may lag
+    // the task's start by a moment).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let out = loop {
+        let out = s.run(&["logs", "prod"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        if out.stdout.lines().count() >= 2 || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let mut lines: Vec<&str> = out.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    for (line, node) in lines.iter().zip(["fpfleet-s1", "fpfleet-s2"]) {
+        assert!(
+            line.starts_with(&format!("{node} talker | hello-from-")),
+            "each task's line under its node: {out:?}"
+        );
+    }
+
+    // JSON Lines name the node and the task (service.slot).
+    let out = s.run(&["logs", "prod", "--format", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut docs: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    docs.sort_by_key(|d| d["host"].as_str().unwrap_or("").to_string());
+    assert_eq!(docs.len(), 2, "{out:?}");
+    assert_eq!(docs[0]["host"], "fpfleet-s1", "{out:?}");
+    assert_eq!(docs[1]["host"], "fpfleet-s2", "{out:?}");
+    let task = format!("{}-prod-talker.", s.platform);
+    for d in &docs {
+        assert_eq!(d["service"], "talker", "{out:?}");
+        assert!(
+            d["container"].as_str().unwrap().starts_with(&task),
+            "{out:?}"
+        );
+        assert!(d["time"].as_str().is_some(), "the engine's time: {out:?}");
+    }
+
+    // Swarm places the tasks: --host means nothing here.
+    let out = s.run(&["logs", "prod", "--host", "fpfleet-s1"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("--host does not apply"), "{out:?}");
+}
+
+#[test]
+fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
+    let fleet = require_fleet!();
+    let Some(sw) = swarm() else { return };
+    let s = scenario(&fleet, "swfrom");
+    let services = Services::new(&sw, &s.platform);
+    let h1 = &fleet.hosts[0];
+    s.write(&format!(
+        r#"platform: {platform}
+services:
+  web:
+    image: {image}
+    ports: ["19216:8080"]
+    replicas: 2
+    update: {{monitor: 3s}}
+environments:
+  preprod:
+    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
+    versions:
+      web: "1.1.0"
+  prod:
+    hosts:
+      {h}: {{endpoint: "{tcp}", insecure: true}}
+    versions:
+      web: "1.0.0"
+"#,
+        platform = s.platform,
+        image = fleet.image,
+        h = h1.name,
+        tcp = h1.tcp,
+        manager = sw.manager
+    ));
+    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    let audit = s.run(&["audit", "preprod", "--format", "json"]);
+    let tested = audit.json()["swarm"]["preprod"]["services"][0]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{audit:?}"))
+        .to_string();
+    assert!(tested.starts_with("sha256:"), "{tested}");
+
+    // Scaled by hand to one task: not the tested state, refused before any pin is written.
+    services.scale(&format!("{}-preprod-web", s.platform), 1);
+    let before = std::fs::read_to_string(s.path()).unwrap();
+    let out = s.run(&["promote", "preprod", "prod"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("converged") || out.stdout.contains("converged"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read_to_string(s.path()).unwrap(), before);
+    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0, "scaled back");
+
+    let out = s.run(&["promote", "preprod", "prod"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = std::fs::read_to_string(s.path()).unwrap();
+    assert!(text.contains(&format!("web: \"1.1.0@{tested}\"")), "{text}");
+    let apply = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(s.get(&h1.name, 19216, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(
+        s.running_digest(&h1.name, &format!("{}-prod-web", s.platform), &fleet.image),
+        tested
+    );
 }

@@ -142,3 +142,37 @@ fn one_row_per_pin_change_newest_first() {
         "{text}"
     );
 }
+
+#[test]
+fn a_swarm_environments_pins_have_a_history_too() {
+    // The history is read from git alone: a Swarm environment's pins are lines like any other.
+    let d = tempfile::tempdir().unwrap();
+    git2::Repository::init(d.path()).unwrap();
+    let swarm = |v: &str| {
+        format!(
+            "platform: acme\nservices:\n  api: {{image: r/api}}\nenvironments:\n  prod:\n    swarm: {{endpoint: \"unix:///var/run/docker.sock\"}}\n    versions: {{api: \"{v}\"}}\n"
+        )
+    };
+    commit(
+        d.path(),
+        "platform.yaml",
+        &swarm("1.0.0"),
+        "alice",
+        "api on the swarm",
+    );
+    commit(
+        d.path(),
+        "platform.yaml",
+        &swarm("1.1.0"),
+        "bob",
+        "api 1.1.0",
+    );
+    let rows = history(d.path(), &["prod"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["environment"], "prod", "{rows:?}");
+    assert_eq!(rows[0]["service"], "api", "{rows:?}");
+    assert_eq!(rows[0]["from"], "1.0.0", "{rows:?}");
+    assert_eq!(rows[0]["to"], "1.1.0", "{rows:?}");
+    assert_eq!(rows[0]["author"], "bob@acme.example", "{rows:?}");
+}
