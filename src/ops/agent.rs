@@ -184,17 +184,7 @@ pub fn next_wait(interval: Duration, errors: u32) -> Duration {
 /// Runs the agent until SIGTERM (or once with `--once`); `show` prints each sync. Returns whether
 /// the last sync succeeded.
 pub async fn run(s: &AgentSettings, show: &dyn Fn(&Outcome)) -> bool {
-    let mut a = Agent {
-        s,
-        refused: Refused::new(),
-        recalled: false,
-        status: None,
-        errors: 0,
-        last: None,
-        last_result: None,
-        notify: vec![],
-        platform: None,
-    };
+    let mut a = Agent::new(s);
     loop {
         let Some(outcome) = a.sync().await else {
             return true; // stopped before anything was done
@@ -221,7 +211,22 @@ pub async fn run(s: &AgentSettings, show: &dyn Fn(&Outcome)) -> bool {
     }
 }
 
-impl Agent<'_> {
+impl<'a> Agent<'a> {
+    /// An agent that has synced nothing yet.
+    fn new(s: &'a AgentSettings) -> Agent<'a> {
+        Agent {
+            s,
+            refused: Refused::new(),
+            recalled: false,
+            status: None,
+            errors: 0,
+            last: None,
+            last_result: None,
+            notify: vec![],
+            platform: None,
+        }
+    }
+
     /// One sync; `None` when interrupted before it did anything.
     async fn sync(&mut self) -> Option<Outcome> {
         let s = self.s;
@@ -542,15 +547,8 @@ mod tests {
 
     fn agent(s: &AgentSettings) -> Agent<'_> {
         Agent {
-            s,
-            refused: Refused::new(),
-            recalled: false,
-            status: None,
-            errors: 0,
-            last: None,
-            last_result: None,
-            notify: vec![],
             platform: Some("shop".into()),
+            ..Agent::new(s)
         }
     }
 

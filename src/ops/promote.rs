@@ -97,19 +97,24 @@ pub fn converged_gate(prepared: &[Prepared], force: bool) -> Gate {
             }
         }
     }
+    converged(
+        off,
+        force,
+        format!(
+            "every host runs its pins, healthy ({} hosts)",
+            prepared.len()
+        ),
+    )
+}
+
+/// The convergence gate: passed with `ok_line`, or refused (overridable) with what is off.
+fn converged(off: Vec<String>, force: bool, ok_line: String) -> Gate {
     let ok = off.is_empty();
     Gate {
         name: "converged",
         passed: ok,
         overridden: !ok && force,
-        details: if ok {
-            vec![format!(
-                "every host runs its pins, healthy ({} hosts)",
-                prepared.len()
-            )]
-        } else {
-            off
-        },
+        details: if ok { vec![ok_line] } else { off },
     }
 }
 
@@ -134,20 +139,14 @@ pub fn swarm_converged_gate(rows: &[SwarmAuditRow], force: bool) -> Gate {
             ));
         }
     }
-    let ok = off.is_empty();
-    Gate {
-        name: "converged",
-        passed: ok,
-        overridden: !ok && force,
-        details: if ok {
-            vec![format!(
-                "every service runs its pin with all its replicas ({} services)",
-                rows.len()
-            )]
-        } else {
-            off
-        },
-    }
+    converged(
+        off,
+        force,
+        format!(
+            "every service runs its pin with all its replicas ({} services)",
+            rows.len()
+        ),
+    )
 }
 
 /// Per service of a Swarm FROM, the tag and the one digest its running tasks run, and what
