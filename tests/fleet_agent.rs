@@ -4,7 +4,8 @@
 //! as an agent on a server would. A pushed pin reaches every host; a release that never gets
 //! healthy is refused on every host once, with no retry loop; moving the pin back relaunches the
 //! retained container; audit shows each agent; SIGTERM stops an agent at once; SIGKILL mid-swap
-//! and a restart repair; an agent also follows an ssh:// remote through the fleet's sshd.
+//! and a restart repair; an agent also follows an ssh:// remote through the fleet's sshd, and
+//! the image of packaging/agent does as a container on h3 with the engine's socket mounted.
 //! Each test owns its platform name (`ag…`) and ports (191xx).
 
 mod support;
@@ -706,7 +707,7 @@ impl Drop for AgentBox<'_> {
 
 #[test]
 fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted() {
-    let fleet = require_fleet!();
+    let (fleet, ssh) = require_ssh!();
     let s = Scenario::new(&fleet, "ag5");
     let (host, port) = ("h3", 19131);
     // The image of packaging/agent: the release binary when CI built one, else this test's.
@@ -737,10 +738,24 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
     );
     assert_eq!(layers, "1", "FROM scratch: one layer, no base image");
 
-    reference(&s);
-    let addr = bridge_address(&s.host(host).netns);
-    let _daemon = GitDaemon::start(&s.dir.path().join("served"), &addr, 19132);
-    let url = format!("git://{addr}:19132/platform.git");
+    // Over ssh:// through the fleet's sshd, the transport that needs most of the image: ssh, its
+    // key and known_hosts mounted at /root/.ssh, and the /bin/sh git runs ssh through.
+    let bare = reference(&s);
+    let url = format!("ssh://{}@{}{}", ssh.user, ssh.addr, bare.display());
+    let keys = std::path::Path::new(&ssh.config).parent().unwrap();
+    let dot_ssh = s.dir.path().join("dot-ssh");
+    std::fs::create_dir(&dot_ssh).unwrap();
+    for f in ["id_ed25519", "known_hosts"] {
+        std::fs::copy(keys.join(f), dot_ssh.join(f)).unwrap();
+    }
+    std::fs::write(
+        dot_ssh.join("config"),
+        format!(
+            "Host {}\n  IdentityFile /root/.ssh/id_ed25519\n  IdentitiesOnly yes\n  StrictHostKeyChecking yes\n",
+            ssh.addr
+        ),
+    )
+    .unwrap();
     let manifest = |v: &str| {
         s.manifest(&[host], &[("web", port, "")], &[("web", v)])
             .replace("  test:\n", "  test:\n    pull: true\n")
@@ -769,6 +784,8 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
             "60",
             "-v",
             &format!("{socket}:/var/run/docker.sock"),
+            "-v",
+            &format!("{}:/root/.ssh:ro", dot_ssh.display()),
             &tag,
             "--repo",
             &url,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pull agent's image (packaging/agent/Dockerfile) from a fleetpin binary: gathers the
-# binary, git, git's http(s) and upload-pack helpers, ssh, the libraries `ldd` lists for each,
-# CA certificates and a minimal /etc into a build context, then `docker build`s it (the legacy
-# builder: FROM scratch needs no BuildKit). DOCKER_HOST chooses the engine, as for docker itself.
+# binary, git, git's http(s) and upload-pack helpers, ssh, a /bin/sh (dash), the libraries `ldd`
+# lists for each, CA certificates and a minimal /etc into a build context, then `docker build`s it
+# (the legacy builder: FROM scratch needs no BuildKit). DOCKER_HOST chooses the engine.
 #
 # Usage: packaging/agent/build.sh [--binary PATH] [--tag TAG] [--context-only DIR]
 #   --binary        the fleetpin to put in (default: target/release/fleetpin, built if missing)
@@ -46,6 +46,10 @@ cp "$binary" "$ctx/rootfs/usr/bin/fleetpin"
 if command -v strip >/dev/null; then strip "$ctx/rootfs/usr/bin/fleetpin"; fi
 cp "$(command -v git)" "$ctx/rootfs/usr/bin/git"
 cp "$(command -v ssh)" "$ctx/rootfs/usr/bin/ssh"
+# git runs GIT_SSH_COMMAND (fleetpin's `ssh -o BatchMode=yes`, or yours), core.sshCommand and
+# credential helpers through /bin/sh: without one an ssh:// fetch fails with "cannot exec".
+mkdir -p "$ctx/rootfs/bin"
+cp "$(readlink -f "$(command -v dash || command -v sh)")" "$ctx/rootfs/bin/sh"
 core=$(git --exec-path)
 # git:// and ssh:// fetch are built into git; file:// runs upload-pack, http(s) its remote helper.
 cp "$core/git-remote-http" "$ctx/rootfs/usr/lib/git-core/git-remote-http"
@@ -54,7 +58,7 @@ ln -sf ../../bin/git "$ctx/rootfs/usr/lib/git-core/git-upload-pack"
 
 # Every library the executables link, at the path the loader looks for it.
 for exe in "$ctx/rootfs/usr/bin/fleetpin" "$ctx/rootfs/usr/bin/git" "$ctx/rootfs/usr/bin/ssh" \
-    "$ctx/rootfs/usr/lib/git-core/git-remote-http"; do
+    "$ctx/rootfs/usr/lib/git-core/git-remote-http" "$ctx/rootfs/bin/sh"; do
     ldd "$exe" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}'
 done | sort -u | while read -r lib; do
     mkdir -p "$ctx/rootfs$(dirname "$lib")"
