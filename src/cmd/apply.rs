@@ -212,26 +212,15 @@ fn swarm(config: &Config, args: &ApplyArgs, loaded: &crate::manifest::Loaded) ->
         health_timeout: args.health_timeout,
         lock_wait: args.lock_wait,
     };
-    let quiet = config.quiet || json;
-    let progress = |line: &str| {
-        if !quiet {
-            eprintln!("  {line}");
-        }
-    };
-    let results = rt.block_on(swarm::locked(
+    let progress = super::swarm_progress(config.quiet || json);
+    let results = rt.block_on(swarm::run(
+        loaded,
+        &plan,
         &engine,
-        &loaded.manifest.platform,
-        &args.env,
-        &stamp.deployed_by,
+        &stamp,
         args.lock_wait,
-        swarm::apply(
-            loaded,
-            &plan,
-            &engine,
-            &stamp,
-            flags.health_timeout(),
-            &progress,
-        ),
+        flags.health_timeout(),
+        &progress,
     ))?;
     let failed = results.iter().any(|r| !r.ok);
     if json {

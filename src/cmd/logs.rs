@@ -175,13 +175,7 @@ async fn swarm_sources(
     crate::ops::swarm::check_selection(&args.env, select)?;
     let engine = crate::ops::swarm::connect(loaded, &args.env, config.connect_timeout).await?;
     let unreachable = |e: crate::engine::EngineError| Error::msg(e.to_string());
-    let nodes: std::collections::BTreeMap<String, String> = engine
-        .nodes()
-        .await
-        .map_err(unreachable)?
-        .into_iter()
-        .map(|n| (n.id, n.hostname))
-        .collect();
+    let nodes = crate::ops::swarm::node_names(&engine).await?;
     let env = &loaded.manifest.environments[&args.env];
     let mut labels = Vec::new();
     let mut tasks = Vec::new();

@@ -228,6 +228,15 @@ impl RunFlags {
     }
 }
 
+/// Prints a Swarm run's progress lines on stderr, indented, unless `quiet`.
+fn swarm_progress(quiet: bool) -> impl Fn(&str) {
+    move |line: &str| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    }
+}
+
 /// Runs `work` over the prepared hosts as the environment's rollout says (canaries, batches, what
 /// a failure does; `opts` put changed hosts back), showing progress; Ctrl-C finishes the step in
 /// flight.

@@ -260,26 +260,15 @@ fn swarm(config: &Config, args: &RollbackArgs, loaded: &crate::manifest::Loaded)
         health_timeout: args.health_timeout,
         lock_wait: args.lock_wait,
     };
-    let quiet = config.quiet || config.format == Format::Json;
-    let progress = |line: &str| {
-        if !quiet {
-            eprintln!("  {line}");
-        }
-    };
-    let results = rt.block_on(swarm::locked(
+    let progress = super::swarm_progress(config.quiet || config.format == Format::Json);
+    let results = rt.block_on(swarm::run(
+        loaded,
+        &back,
         &engine,
-        &loaded.manifest.platform,
-        &args.env,
-        &stamp.deployed_by,
+        &stamp,
         args.lock_wait,
-        swarm::apply(
-            loaded,
-            &back,
-            &engine,
-            &stamp,
-            flags.health_timeout(),
-            &progress,
-        ),
+        flags.health_timeout(),
+        &progress,
     ))?;
     let failed = results.iter().any(|r| !r.ok) || results.len() < back.changes.len();
     let moves: Vec<(String, String, String)> = back

@@ -10,7 +10,7 @@
 
 use crate::manifest::pin::VersionPin;
 use crate::manifest::values::{PortMapping, VolumeMount, VolumeSource};
-use crate::manifest::{Healthcheck, Logging, Manifest, RestartPolicy};
+use crate::manifest::{Environment, Healthcheck, Logging, Manifest, RestartPolicy};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::hash_map::Entry;
@@ -171,16 +171,7 @@ pub fn resolve_hosts(
     hosts: &[&str],
     read_env_file: EnvFileReader,
 ) -> Result<Vec<Vec<Arc<ResolvedService>>>, ResolveError> {
-    let e = m.environments.get(env).ok_or_else(|| {
-        ResolveError::UnknownEnvironment(
-            env.to_string(),
-            m.environments
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })?;
+    let e = environment(m, env)?;
     let mut once: HashMap<&str, Arc<ResolvedService>> = HashMap::with_capacity(m.services.len());
     let mut out = Vec::with_capacity(hosts.len());
     for host in hosts {
@@ -207,14 +198,9 @@ pub fn resolve_hosts(
     Ok(out)
 }
 
-/// The services pinned in Swarm environment `env`, resolved, in manifest order: Swarm places
-/// them on its nodes, so there is no host, and no start order (`depends_on` is ignored there).
-pub fn resolve_swarm(
-    m: &Manifest,
-    env: &str,
-    read_env_file: EnvFileReader,
-) -> Result<Vec<Arc<ResolvedService>>, ResolveError> {
-    let e = m.environments.get(env).ok_or_else(|| {
+/// Environment `env`, or the error that lists the others.
+fn environment<'m>(m: &'m Manifest, env: &str) -> Result<&'m Environment, ResolveError> {
+    m.environments.get(env).ok_or_else(|| {
         ResolveError::UnknownEnvironment(
             env.to_string(),
             m.environments
@@ -223,7 +209,17 @@ pub fn resolve_swarm(
                 .collect::<Vec<_>>()
                 .join(", "),
         )
-    })?;
+    })
+}
+
+/// The services pinned in Swarm environment `env`, resolved, in manifest order: Swarm places
+/// them on its nodes, so there is no host, and no start order (`depends_on` is ignored there).
+pub fn resolve_swarm(
+    m: &Manifest,
+    env: &str,
+    read_env_file: EnvFileReader,
+) -> Result<Vec<Arc<ResolvedService>>, ResolveError> {
+    let e = environment(m, env)?;
     m.services
         .keys()
         .filter(|s| e.versions.contains_key(*s))

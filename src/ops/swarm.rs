@@ -512,6 +512,17 @@ pub struct SwarmAuditRow {
     pub task_digests: std::collections::BTreeSet<String>,
 }
 
+/// Each node's host name by its id: how tasks are shown (audit, logs).
+pub async fn node_names<S: SwarmEngine>(engine: &S) -> Result<BTreeMap<String, String>> {
+    Ok(engine
+        .nodes()
+        .await
+        .map_err(engine_err)?
+        .into_iter()
+        .map(|n| (n.id, n.hostname))
+        .collect())
+}
+
 /// Audits `env`: per service the pinned and running versions, the digest and the tasks per node.
 pub async fn audit<S: SwarmEngine>(
     loaded: &Loaded,
@@ -520,13 +531,7 @@ pub async fn audit<S: SwarmEngine>(
     engine: &S,
 ) -> Result<Vec<SwarmAuditRow>> {
     let p = plan(loaded, env, select, engine).await?;
-    let nodes: BTreeMap<String, String> = engine
-        .nodes()
-        .await
-        .map_err(engine_err)?
-        .into_iter()
-        .map(|n| (n.id, n.hostname))
-        .collect();
+    let nodes = node_names(engine).await?;
     let mut rows = Vec::new();
     for c in &p.changes {
         let mut tasks = BTreeMap::new();
@@ -753,6 +758,28 @@ pub async fn unlock<S: SwarmEngine>(engine: &S, held: &SwarmLock) {
 }
 
 /// Runs `work` holding the environment's lock, renewed while it runs, released after.
+/// Applies `plan` under the environment's lock: what apply and rollback both run on a Swarm
+/// environment (rollback's plan holds the versions it goes back to).
+pub async fn run<S: SwarmEngine>(
+    loaded: &Loaded,
+    plan: &SwarmPlan,
+    engine: &S,
+    stamp: &DeployStamp,
+    lock_wait: Option<Duration>,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<SwarmResult>> {
+    locked(
+        engine,
+        &plan.platform,
+        &plan.environment,
+        &stamp.deployed_by,
+        lock_wait,
+        apply(loaded, plan, engine, stamp, timeout, progress),
+    )
+    .await
+}
+
 pub async fn locked<S: SwarmEngine, T>(
     engine: &S,
     platform: &str,
