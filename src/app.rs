@@ -85,7 +85,9 @@ fn report(e: &Error, config: &Config) {
                 eprint!("{}", render::manifest_error(m, config.err));
             }
         }
-        Error::Message(msg) => eprintln!("{} {msg}", config.err.red("error:")),
+        Error::Message(message) | Error::Failed { message, .. } => {
+            eprintln!("{} {message}", config.err.red("error:"))
+        }
     }
 }
 

@@ -371,7 +371,7 @@ pub struct LogsArgs {
 }
 
 fn parse_since(s: &str) -> Result<crate::ops::logs::Since, String> {
-    crate::ops::logs::Since::parse(s)
+    crate::ops::logs::Since::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,9 @@ pub enum Error {
     /// Every problem of a manifest, located.
     #[error("{} has problems", .0.file)]
     Manifest(Box<ManifestError>),
+    /// What stopped a command, with its own exit code (130 when Ctrl-C stopped a hook).
+    #[error("{message}")]
+    Failed { message: String, exit: Exit },
     /// Already shown (a report was printed): only the exit code is left to give.
     #[error("already reported")]
     Reported(Exit),
@@ -41,7 +44,7 @@ impl Error {
 
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Reported(e) => *e,
+            Error::Reported(e) | Error::Failed { exit: e, .. } => *e,
             _ => Exit::Failure,
         }
     }

@@ -94,12 +94,24 @@ pub fn ensure_committable(manifest: &Path) -> Result<(), GitError> {
     }
 }
 
+/// Who authors a commit fleetpin writes for someone (a console's signed-in person).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
 /// Commits the manifest file as it is on disk, and nothing else, with `message`; returns the
 /// commit id. The commit's tree is HEAD's with the manifest's blob alone replaced, whatever else
 /// is staged; the index keeps every other staged entry, and its manifest entry gets the committed
-/// blob. A detached HEAD is refused. The author comes from git config (user.name, user.email);
-/// without them, from FLEETPIN_USER, else `fleetpin <user@host>`.
-pub fn commit_manifest(manifest: &Path, message: &str) -> Result<String, GitError> {
+/// blob. A detached HEAD is refused. The author is `author` when given (a console's signed-in
+/// person), else git config's (user.name, user.email), else `fleetpin <who>` (the actor).
+pub fn commit_manifest(
+    manifest: &Path,
+    message: &str,
+    author: Option<&Author>,
+    who: &str,
+) -> Result<String, GitError> {
     let (repo, rel) = open(manifest)?;
     if repo.head_detached().unwrap_or(false) {
         return Err(GitError::Detached);
@@ -124,7 +136,7 @@ pub fn commit_manifest(manifest: &Path, message: &str) -> Result<String, GitErro
     let mut update = git2::build::TreeUpdateBuilder::new();
     update.upsert(&rel, blob, mode);
     let tree = repo.find_tree(update.create_updated(&repo, &base)?)?;
-    let sig = signature(&repo)?;
+    let sig = signature(&repo, author, who)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
     // The index: the manifest as committed, everything else staged as it was.
@@ -134,18 +146,18 @@ pub fn commit_manifest(manifest: &Path, message: &str) -> Result<String, GitErro
     Ok(id.to_string())
 }
 
-fn signature(repo: &Repository) -> Result<Signature<'static>, GitError> {
+fn signature(
+    repo: &Repository,
+    author: Option<&Author>,
+    who: &str,
+) -> Result<Signature<'static>, GitError> {
+    if let Some(a) = author {
+        return Ok(Signature::now(&a.name, &a.email)?);
+    }
     if let Ok(sig) = repo.signature() {
         return Ok(sig.to_owned());
     }
-    let who = std::env::var("FLEETPIN_USER").unwrap_or_else(|_| {
-        format!(
-            "{}@{}",
-            std::env::var("USER").unwrap_or_else(|_| "fleetpin".into()),
-            crate::identity::hostname()
-        )
-    });
-    Ok(Signature::now("fleetpin", &who)?)
+    Ok(Signature::now("fleetpin", who)?)
 }
 
 /// The manifest as it is at `rev` (a commit, tag or branch), read from git without checking it
@@ -312,7 +324,16 @@ pub fn upstream(manifest: &Path, commit: &str) -> Result<Upstream, PushError> {
 }
 
 fn short(commit: &str) -> String {
-    commit[..12.min(commit.len())].to_string()
+    short_id(commit).to_string()
+}
+
+/// A commit id as people read it: its first 12 hex digits; anything else (`uncommitted`) as is.
+pub fn short_id(id: &str) -> &str {
+    if id.len() > 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &id[..12]
+    } else {
+        id
+    }
 }
 
 /// Pushes `commit` to the current branch's upstream with the git CLI — never forced: a remote

@@ -4,31 +4,24 @@
 //! The agent also takes SIGTERM (what systemd and `docker stop` send) the same way, and waits
 //! between syncs on `until_interrupted`, so an idle agent stops at once.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use crate::cancel::Cancel;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static TOKEN: OnceLock<Cancel> = OnceLock::new();
 static INSTALLED: AtomicBool = AtomicBool::new(false);
-static PRESSES: AtomicU32 = AtomicU32::new(0);
 static TERMINATE: AtomicBool = AtomicBool::new(false);
-static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static TERMINATED: AtomicBool = AtomicBool::new(false);
 
-fn raise() {
-    PRESSES.fetch_add(1, Ordering::SeqCst);
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    WAKE.notify_waiters();
+/// Whether the token was cancelled by SIGTERM (the agent's `docker stop`) rather than Ctrl-C.
+pub fn terminated() -> bool {
+    TERMINATED.load(Ordering::SeqCst)
 }
 
-/// Resolves once interrupted (at once when it already is).
-pub async fn until_interrupted() {
-    loop {
-        let woken = WAKE.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        if interrupted() {
-            return;
-        }
-        woken.await;
-    }
+/// The command line's one cancellation token: Ctrl-C (and SIGTERM for the agent) cancel it. Only
+/// the faces read it; they hand it to the operations they call.
+pub fn token() -> Cancel {
+    TOKEN.get_or_init(Cancel::new).clone()
 }
 
 /// Also takes SIGTERM as an interruption, on the current tokio runtime (once): the agent's way.
@@ -44,23 +37,15 @@ pub fn install_terminate() {
             return;
         };
         while term.recv().await.is_some() {
-            let first = !interrupted();
-            raise();
-            if first {
-                eprintln!("terminated: finishing the step in flight, then stopping…");
-            }
+            TERMINATED.store(true, Ordering::SeqCst);
+            token().cancel();
         }
     });
 }
 
+/// Whether Ctrl-C (or SIGTERM) reached this process.
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// How many times Ctrl-C was pressed so far: a hook (`ops::hooks`) stops at a press during its
-/// run, also after the one that interrupted the command.
-pub fn presses() -> u32 {
-    PRESSES.load(Ordering::SeqCst)
+    token().is_cancelled()
 }
 
 /// Starts listening for SIGINT on `rt`.
@@ -75,18 +60,10 @@ pub fn install() {
         return;
     }
     tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            raise();
-            eprintln!(
-                "\ninterrupted: finishing the step in flight, then stopping (service stays up)…"
-            );
-            // A second Ctrl-C is not a way out of a half-done swap: keep finishing.
-            while tokio::signal::ctrl_c().await.is_ok() {
-                PRESSES.fetch_add(1, Ordering::SeqCst);
-                eprintln!(
-                    "still finishing the step in flight; `kill -9` would leave it for the next run to repair"
-                );
-            }
+        // A second Ctrl-C is not a way out of a half-done swap: it only counts (the CLI's
+        // progress sink says so; a hook stops at it).
+        while tokio::signal::ctrl_c().await.is_ok() {
+            token().cancel();
         }
     });
 }
@@ -98,8 +75,10 @@ pub fn install() {
 /// test can kill it, its engine or its network there. Unset, it costs one environment lookup per
 /// step.
 pub async fn fault_point(name: &str) {
+    use std::io::Write;
     if std::env::var("FLEETPIN_FAULT_PAUSE").is_ok_and(|v| v == name) {
-        eprintln!("fault point {name}");
+        // A test hook, not output: the fault tests wait for this exact line on stderr.
+        let _ = writeln!(std::io::stderr(), "fault point {name}");
         let secs = std::env::var("FLEETPIN_FAULT_PAUSE_SECS")
             .ok()
             .and_then(|s| s.parse().ok())

@@ -16,6 +16,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod app;
+pub mod cancel;
 pub mod cli;
 pub mod clock;
 pub mod cmd;

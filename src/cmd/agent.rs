@@ -6,8 +6,10 @@ use crate::cli::{AgentArgs, Format};
 use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::manifest::values::Endpoint;
-use crate::ops::agent::{self, AgentSettings, Outcome};
+use crate::ops::agent::{self, AgentSettings};
+use crate::ops::context::{Actor, Ctx};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `$XDG_CACHE_HOME/fleetpin/agent/<repo and branch hashed>`, else under `$HOME/.cache`.
 fn default_cache(repo: &str, branch: Option<&str>) -> PathBuf {
@@ -30,7 +32,7 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
     let endpoint = Endpoint::parse(&args.endpoint)
         .map_err(|e| Error::msg(format!("--endpoint {}: {e}", args.endpoint)))?;
     if let Some(dir) = &args.secrets {
-        agent::check_secrets_dir(dir).map_err(Error::msg)?;
+        agent::check_secrets_dir(dir).map_err(|e| Error::msg(e.to_string()))?;
     }
     if args.interval.is_zero() {
         return Err(Error::msg("--interval must be more than 0s"));
@@ -58,53 +60,28 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
             .health_timeout
             .map(std::time::Duration::from_secs)
             .unwrap_or(crate::host::gate::DEFAULT_TIMEOUT),
-        identity,
+        identity: identity.clone(),
     };
     let rt = super::runtime();
-    let show = |o: &Outcome| show(config, o);
+    let cancel = crate::interrupt::token();
+    let sink = crate::render::agent::SyncLines {
+        json: config.format == Format::Json,
+        quiet: config.quiet,
+        verbose: config.verbose,
+        out: config.out,
+        err: config.err,
+    };
+    let ctx = Ctx::new(
+        Actor::new(identity),
+        cancel.clone(),
+        Arc::new(sink),
+        config.connect_timeout,
+    )
+    .with_vars(Arc::new(|name: &str| std::env::var(name).ok()));
     let ok = rt.block_on(async {
         crate::interrupt::install_terminate();
-        agent::run(&settings, &show).await
+        crate::render::progress::say_when_cancelled(&rt, cancel);
+        agent::run(&ctx, &settings).await
     });
     Ok(if ok { Exit::Success } else { Exit::Failure })
-}
-
-fn show(config: &Config, o: &Outcome) {
-    let acted = o.report.as_ref().is_some_and(|r| !r.actions.is_empty());
-    if config.format == Format::Json {
-        println!("{}", serde_json::to_string(o).expect("a sync serialises"));
-        return;
-    }
-    if !(o.changed || acted || config.verbose > 0) {
-        return;
-    }
-    let s = &o.sync;
-    let commit = s.commit.as_deref().map(|c| &c[..12.min(c.len())]);
-    let line = format!(
-        "{} {} {}{}{}",
-        s.synced_at,
-        s.host,
-        s.result,
-        commit.map(|c| format!(" at {c}")).unwrap_or_default(),
-        s.reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default()
-    );
-    if o.ok() {
-        if !config.quiet {
-            println!("{line}");
-        }
-    } else {
-        eprintln!("{}", config.err.yellow(&line));
-    }
-    if acted && !config.quiet {
-        print!(
-            "{}",
-            crate::render::plan::apply_report(
-                std::slice::from_ref(o.report.as_ref().unwrap()),
-                config.out
-            )
-        );
-    }
 }

@@ -60,7 +60,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
         Err(ImportError::Files(list)) => {
             if config.format == Format::Json {
                 let problems: Vec<_> = list.iter().flat_map(|m| m.to_json()).collect();
-                super::print_json(&json!({"imported": false, "problems": problems}));
+                crate::render::term::json(&json!({"imported": false, "problems": problems}));
             } else {
                 for m in &list {
                     eprint!("{}", crate::render::manifest_error(m, config.err));
@@ -98,7 +98,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
         if args.out.is_none() {
             doc["manifest"] = json!(out.text);
         }
-        super::print_json(&doc);
+        crate::render::term::json(&doc);
     } else if let Some(file) = file {
         if !config.quiet {
             println!(

@@ -6,7 +6,7 @@ use clap::CommandFactory;
 use std::io::Write;
 
 pub fn schema() -> Result<Exit> {
-    println!("{}", crate::manifest::schema::schema_json());
+    crate::render::show::schema();
     Ok(Exit::Success)
 }
 

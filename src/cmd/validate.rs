@@ -62,7 +62,7 @@ pub fn run(config: &Config) -> Result<Exit> {
             "environments": envs,
             "warnings": warnings,
         });
-        super::print_json(&doc);
+        crate::render::term::json(&doc);
     } else if !config.quiet {
         let path: Vec<String> = m
             .environments

@@ -26,6 +26,7 @@ use crate::host::report::{HostReport, HostStatus};
 use crate::host::runner::{self, Settings as RunSettings};
 use crate::manifest::values::Endpoint;
 use crate::manifest::{self, Loaded, Notifier};
+use crate::ops::context::{Ctx, Op, Progress};
 use crate::ops::deploy::{self, Selection};
 use crate::ops::event::{Event, HostEntry, Outcome as Ended};
 use crate::ops::notify::{self, Sent};
@@ -83,6 +84,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 struct Agent<'a> {
     s: &'a AgentSettings,
+    /// This agent's operation: its cancellation, sink and variables.
+    op: Op,
     refused: Refused,
     /// Whether the refused releases recorded on the host were read back (once).
     recalled: bool,
@@ -97,39 +100,61 @@ struct Agent<'a> {
     platform: Option<String>,
 }
 
+/// Why a sync could not start, or `--secrets` is refused: the agent's status says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    /// `--secrets DIR` is missing, not a directory, or readable by others.
+    #[error("{0}")]
+    Secrets(String),
+    /// A service's env_file breaks the agent's rules (only in `--secrets`, private).
+    #[error("service {service}: {why}")]
+    EnvFile { service: String, why: String },
+    /// The manifest at the fetched commit could not be read or does not name this host.
+    #[error("{0}")]
+    Manifest(String),
+}
+
 /// Checks `--secrets`: a directory that others cannot read or enter.
-pub fn check_secrets_dir(dir: &Path) -> Result<(), String> {
+pub fn check_secrets_dir(dir: &Path) -> Result<(), AgentError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(dir).map_err(|e| format!("--secrets {}: {e}", dir.display()))?;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| AgentError::Secrets(format!("--secrets {}: {e}", dir.display())))?;
     if !meta.is_dir() {
-        return Err(format!("--secrets {} is not a directory", dir.display()));
+        return Err(AgentError::Secrets(format!(
+            "--secrets {} is not a directory",
+            dir.display()
+        )));
     }
     let mode = meta.permissions().mode();
     if mode & 0o005 != 0 {
-        return Err(format!(
+        return Err(AgentError::Secrets(format!(
             "--secrets {} can be read by any user (mode {:o}); the env_files in it are secrets: `chmod o-rwx {}`",
             dir.display(),
             mode & 0o777,
             dir.display()
-        ));
+        )));
     }
     Ok(())
 }
 
 /// The env_files the services of this host read: relative paths inside `--secrets`, each not
 /// readable by others. The manifest comes from git, so a path must not leave the directory.
-fn check_env_files(loaded: &Loaded, s: &AgentSettings) -> Result<(), String> {
+fn check_env_files(loaded: &Loaded, s: &AgentSettings) -> Result<(), AgentError> {
     use std::os::unix::fs::PermissionsExt;
     let m = &loaded.manifest;
     for service in m.services_on(&s.environment, &s.host) {
         let Some(f) = &m.services[service].env_file else {
             continue;
         };
+        let refuse = |why: String| AgentError::EnvFile {
+            service: service.to_string(),
+            why,
+        };
         let Some(dir) = &s.secrets else {
-            return Err(format!(
+            return Err(AgentError::Manifest(format!(
                 "service {service} reads env_file {}: the agent reads env_files only from --secrets DIR (never from git); pass --secrets",
                 f.value
-            ));
+            )));
         };
         let rel = Path::new(&f.value);
         if rel.is_absolute()
@@ -137,20 +162,20 @@ fn check_env_files(loaded: &Loaded, s: &AgentSettings) -> Result<(), String> {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            return Err(format!(
-                "service {service}: env_file {} must be a plain relative path inside --secrets",
+            return Err(refuse(format!(
+                "env_file {} must be a plain relative path inside --secrets",
                 f.value
-            ));
+            )));
         }
         let path = dir.join(rel);
         let meta = std::fs::metadata(&path)
-            .map_err(|e| format!("service {service}: env_file {}: {e}", path.display()))?;
+            .map_err(|e| refuse(format!("env_file {}: {e}", path.display())))?;
         if meta.permissions().mode() & 0o004 != 0 {
-            return Err(format!(
-                "service {service}: env_file {} can be read by any user: `chmod o-r {}`",
+            return Err(refuse(format!(
+                "env_file {} can be read by any user: `chmod o-r {}`",
                 path.display(),
                 path.display()
-            ));
+            )));
         }
     }
     Ok(())
@@ -181,21 +206,22 @@ pub fn next_wait(interval: Duration, errors: u32) -> Duration {
     grown.min(cap) + splay(interval / 5)
 }
 
-/// Runs the agent until SIGTERM (or once with `--once`); `show` prints each sync. Returns whether
-/// the last sync succeeded.
-pub async fn run(s: &AgentSettings, show: &dyn Fn(&Outcome)) -> bool {
-    let mut a = Agent::new(s);
+/// Runs the agent until cancelled (SIGTERM on the command line), or once with `--once`; each
+/// sync is an event (`Progress::Sync`) of the operation. Returns whether the last sync succeeded.
+pub async fn run(ctx: &Ctx, s: &AgentSettings) -> bool {
+    let op = ctx.op("agent", &s.environment);
+    let mut a = Agent::new(s, &op);
     loop {
         let Some(outcome) = a.sync().await else {
             return true; // stopped before anything was done
         };
-        show(&outcome);
+        op.emit(Progress::Sync(Box::new(outcome.clone())));
         if outcome.news {
             a.notify(&outcome).await;
         }
         let ok = outcome.ok();
-        if s.once || crate::interrupt::interrupted() {
-            return ok || crate::interrupt::interrupted();
+        if s.once || ctx.cancelled() {
+            return ok || ctx.cancelled();
         }
         a.errors = if ok || outcome.sync.result == "refused" {
             0
@@ -206,16 +232,17 @@ pub async fn run(s: &AgentSettings, show: &dyn Fn(&Outcome)) -> bool {
         tracing::debug!("next sync in {:.1}s", wait.as_secs_f64());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = crate::interrupt::until_interrupted() => return true,
+            _ = ctx.cancel.cancelled() => return true,
         }
     }
 }
 
 impl<'a> Agent<'a> {
     /// An agent that has synced nothing yet.
-    fn new(s: &'a AgentSettings) -> Agent<'a> {
+    fn new(s: &'a AgentSettings, op: &Op) -> Agent<'a> {
         Agent {
             s,
+            op: op.clone(),
             refused: Refused::new(),
             recalled: false,
             status: None,
@@ -232,7 +259,7 @@ impl<'a> Agent<'a> {
         let s = self.s;
         let fetched = tokio::select! {
             r = crate::git::fetch_reference(&s.repo, s.branch.as_deref(), &s.cache) => r,
-            _ = crate::interrupt::until_interrupted() => return None,
+            _ = self.op.ctx.cancel.cancelled() => return None,
         };
         let commit = match fetched {
             Ok(c) => c,
@@ -240,7 +267,12 @@ impl<'a> Agent<'a> {
         };
         let loaded = match self.load(&commit) {
             Ok(l) => l,
-            Err(e) => return Some(self.finish(Some(commit), "error", Some(e), None).await),
+            Err(e) => {
+                return Some(
+                    self.finish(Some(commit), "error", Some(e.to_string()), None)
+                        .await,
+                );
+            }
         };
         self.notify = loaded.manifest.notify.clone();
         self.platform = Some(loaded.manifest.platform.clone());
@@ -248,17 +280,17 @@ impl<'a> Agent<'a> {
     }
 
     /// The manifest at `commit`, with env_files read from `--secrets`.
-    fn load(&self, commit: &str) -> Result<Loaded, String> {
+    fn load(&self, commit: &str) -> Result<Loaded, AgentError> {
         let s = self.s;
-        let text =
-            crate::git::read_file_at(&s.cache, commit, &s.file).map_err(|e| e.to_string())?;
+        let text = crate::git::read_file_at(&s.cache, commit, &s.file)
+            .map_err(|e| AgentError::Manifest(e.to_string()))?;
         // Relative env_file (and tls) paths are read beside `path`: in --secrets, never in git.
         let beside = s
             .secrets
             .clone()
             .unwrap_or_else(|| s.cache.join("no-secrets"))
             .join(s.file.file_name().unwrap_or_default());
-        let display = format!("{}@{}", s.file.display(), &commit[..12.min(commit.len())]);
+        let display = format!("{}@{}", s.file.display(), crate::git::short_id(commit));
         let loaded = manifest::from_text(&display, &beside, text, Some(commit.to_string()))
             .map_err(|e| {
                 let first = e
@@ -266,9 +298,10 @@ impl<'a> Agent<'a> {
                     .first()
                     .map(|p| format!(" (first, line {}: {})", p.span.line, p.message))
                     .unwrap_or_default();
-                format!("{e}{first}")
+                AgentError::Manifest(format!("{e}{first}"))
             })?;
-        fleet::hosts(&loaded, &s.environment, std::slice::from_ref(&s.host))?;
+        fleet::hosts(&loaded, &s.environment, std::slice::from_ref(&s.host))
+            .map_err(|e| AgentError::Manifest(e.to_string()))?;
         check_env_files(&loaded, s)?;
         Ok(loaded)
     }
@@ -448,7 +481,7 @@ impl<'a> Agent<'a> {
             return;
         };
         let event = agent_event(platform, &self.s.environment, &self.s.identity, o);
-        for sent in notify::send_all(&self.notify, &event).await {
+        for sent in notify::send_all(&self.notify, &event, &self.op.ctx.vars).await {
             match sent {
                 Sent::Delivered { to, status } => tracing::debug!("notified {to} (HTTP {status})"),
                 Sent::Failed { to, why } => {
@@ -515,7 +548,10 @@ mod tests {
         let dir = tempfile_dir();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let e = check_secrets_dir(&dir).unwrap_err();
-        assert!(e.contains("can be read by any user (mode 755)"), "{e}");
+        assert!(
+            e.to_string().contains("can be read by any user (mode 755)"),
+            "{e}"
+        );
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
         assert_eq!(check_secrets_dir(&dir), Ok(()));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -545,10 +581,20 @@ mod tests {
         }
     }
 
+    fn test_op() -> crate::ops::context::Op {
+        crate::ops::context::Ctx::new(
+            crate::ops::context::Actor::new("fleetpin-agent@h1"),
+            crate::cancel::Cancel::new(),
+            std::sync::Arc::new(crate::ops::context::Discard),
+            Duration::from_secs(5),
+        )
+        .op("agent", "prod")
+    }
+
     fn agent(s: &AgentSettings) -> Agent<'_> {
         Agent {
             platform: Some("shop".into()),
-            ..Agent::new(s)
+            ..Agent::new(s, &test_op())
         }
     }
 

@@ -8,12 +8,13 @@
 //! shows; the formats live in `render::audit`.
 
 use crate::engine::{ContainerSummary, Engine, Health, RunState, reference};
-use crate::error::Result;
 use crate::host::fleet;
 use crate::manifest::Loaded;
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::ResolvedService;
 use crate::ops::deploy::{self, Prepared, Selection};
+use crate::ops::error::OpResult as Result;
+use crate::ops::swarm::SwarmAuditRow;
 use crate::plan::labels;
 use crate::plan::view::{self, HostView};
 use futures::StreamExt;
@@ -300,9 +301,18 @@ enum Inspect<'a> {
     Image(&'a str),
 }
 
+/// An inspect that failed; the rows it would have filled say so.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("could not inspect {what} {id}: {reason}")]
+struct InspectFailed {
+    what: &'static str,
+    id: String,
+    reason: String,
+}
+
 enum Answer<'a> {
-    Container(&'a str, Result<Option<String>, String>),
-    Image(&'a str, Result<Vec<String>, String>),
+    Container(&'a str, std::result::Result<Option<String>, InspectFailed>),
+    Image(&'a str, std::result::Result<Vec<String>, InspectFailed>),
 }
 
 async fn host_rows(loaded: &Loaded, p: &Prepared, per_host: usize) -> Vec<Row> {
@@ -342,8 +352,10 @@ async fn host_rows(loaded: &Loaded, p: &Prepared, per_host: usize) -> Vec<Row> {
     let mut images: Vec<&str> = currents.iter().map(|c| c.image_id.as_str()).collect();
     images.sort_unstable();
     images.dedup();
-    let mut since: BTreeMap<&str, Result<Option<String>, String>> = BTreeMap::new();
-    let mut digest_of: BTreeMap<&str, Result<Vec<String>, String>> = BTreeMap::new();
+    let mut since: BTreeMap<&str, std::result::Result<Option<String>, InspectFailed>> =
+        BTreeMap::new();
+    let mut digest_of: BTreeMap<&str, std::result::Result<Vec<String>, InspectFailed>> =
+        BTreeMap::new();
     let inspects = currents
         .iter()
         .map(|c| Inspect::Container(c.id.as_str()))
@@ -357,7 +369,11 @@ async fn host_rows(loaded: &Loaded, p: &Prepared, per_host: usize) -> Vec<Row> {
                         .inspect_container(id)
                         .await
                         .map(|d| d.started_at)
-                        .map_err(|e| format!("could not inspect container {id}: {e}")),
+                        .map_err(|e| InspectFailed {
+                            what: "container",
+                            id: id.to_string(),
+                            reason: e.to_string(),
+                        }),
                 ),
                 Inspect::Image(id) => Answer::Image(
                     id,
@@ -365,7 +381,11 @@ async fn host_rows(loaded: &Loaded, p: &Prepared, per_host: usize) -> Vec<Row> {
                         .inspect_image(id)
                         .await
                         .map(|i| i.map(|i| i.repo_digests).unwrap_or_default())
-                        .map_err(|e| format!("could not inspect image {id}: {e}")),
+                        .map_err(|e| InspectFailed {
+                            what: "image",
+                            id: id.to_string(),
+                            reason: e.to_string(),
+                        }),
                 ),
             }
         })
@@ -392,12 +412,12 @@ async fn host_rows(loaded: &Loaded, p: &Prepared, per_host: usize) -> Vec<Row> {
         let mut failed = None;
         match digest_of.get(c.image_id.as_str()) {
             Some(Ok(ds)) => row.digest = reference::digest_for(ds, repo),
-            Some(Err(e)) => failed = Some(e.clone()),
+            Some(Err(e)) => failed = Some(e.to_string()),
             None => {}
         }
         match since.get(c.id.as_str()) {
             Some(Ok(t)) => row.since = t.clone(),
-            Some(Err(e)) => failed = failed.or_else(|| Some(e.clone())),
+            Some(Err(e)) => failed = failed.or_else(|| Some(e.to_string())),
             None => {}
         }
         failed
@@ -548,4 +568,72 @@ mod tests {
         // An uncommitted manifest has no commit to be behind of.
         assert_eq!(agent_state(&sync("in-sync", "b"), 10, None), "ok");
     }
+}
+
+/// What `audit` found: the plain-host environments' matrix (none when only Swarm environments
+/// were asked and the page needs no matrix) and each Swarm environment's services, or why its
+/// manager could not be read.
+pub struct AuditOutcome {
+    pub hosts: Option<Audit>,
+    pub swarms: Vec<(
+        String,
+        std::result::Result<Vec<SwarmAuditRow>, SwarmUnreachable>,
+    )>,
+}
+
+/// Why a Swarm environment's manager could not be audited.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SwarmUnreachable(pub String);
+
+impl AuditOutcome {
+    pub fn unreachable(&self) -> bool {
+        self.swarms.iter().any(|(_, r)| r.is_err())
+            || self.hosts.as_ref().is_some_and(|a| a.unreachable())
+    }
+
+    pub fn drift(&self) -> bool {
+        self.swarms.iter().any(|(_, r)| {
+            r.as_ref()
+                .is_ok_and(|rows| rows.iter().any(|r| r.status != "ok"))
+        }) || self.hosts.as_ref().is_some_and(|a| a.drift())
+    }
+}
+
+/// Audits one environment (`env`) or all of them; `matrix`: the host matrix is wanted even when
+/// only Swarm environments are audited (a report page always has its header and matrix).
+pub async fn audit(
+    ctx: &crate::ops::context::Ctx,
+    loaded: &Loaded,
+    env: Option<&str>,
+    matrix: bool,
+) -> Result<AuditOutcome> {
+    let envs: Vec<String> = match env {
+        Some(e) => {
+            deploy::environment(loaded, e)?;
+            vec![e.to_string()]
+        }
+        None => loaded.manifest.environments.keys().cloned().collect(),
+    };
+    // Plain-host environments go through the host matrix; Swarm environments are audited
+    // through their manager (services, tasks per node).
+    let (swarm_envs, envs): (Vec<String>, Vec<String>) = envs
+        .into_iter()
+        .partition(|e| loaded.manifest.environments[e].is_swarm());
+    let hosts = if envs.is_empty() && !swarm_envs.is_empty() && !matrix {
+        None
+    } else {
+        Some(collect(loaded, &envs, ctx.connect_timeout).await?)
+    };
+    let mut swarms = Vec::new();
+    for env in swarm_envs {
+        let rows = async {
+            let engine = crate::ops::swarm::connect(loaded, &env, ctx.connect_timeout).await?;
+            crate::ops::swarm::audit(loaded, &env, &Default::default(), &engine).await
+        }
+        .await
+        .map_err(|e| SwarmUnreachable(e.to_string()));
+        swarms.push((env, rows));
+    }
+    Ok(AuditOutcome { hosts, swarms })
 }

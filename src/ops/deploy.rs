@@ -5,11 +5,12 @@
 
 use crate::engine::docker::DockerEngine;
 use crate::engine::{ContainerSummary, EngineError};
-use crate::error::{Error, Result};
 use crate::host::fleet::{self, HostRef};
 use crate::host::runner::Target;
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
+use crate::ops::context::Op;
+use crate::ops::error::{OpError, OpResult as Result};
 pub use crate::plan::doc::{PLAN_FORMAT, PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::DeployStamp;
 use crate::plan::view::{self, HostView};
@@ -67,45 +68,48 @@ pub fn source_commit(loaded: &Loaded) -> Option<String> {
         .or_else(|| crate::git::manifest_commit(&loaded.path))
 }
 
-/// Who deploys, from which commit, now. Warns when the manifest is not committed.
-pub fn stamp(loaded: &Loaded, quiet: bool, commit: Option<String>) -> DeployStamp {
+/// Who deploys (the operation's actor), from which commit, now. With `warn`, says when the
+/// manifest is not committed.
+pub fn stamp(op: &Op, loaded: &Loaded, commit: Option<String>, warn: bool) -> DeployStamp {
     let commit = commit.unwrap_or_else(|| {
-        if !quiet {
-            eprintln!(
-                "warning: {} has uncommitted changes (or is not in git): containers will be labelled commit=uncommitted",
+        if warn {
+            op.warn(format!(
+                "{} has uncommitted changes (or is not in git): containers will be labelled commit=uncommitted",
                 loaded.path.display()
-            );
+            ));
         }
         "uncommitted".into()
     });
     DeployStamp {
         commit,
         deployed_at: crate::clock::rfc3339(SystemTime::now()),
-        deployed_by: operator(&loaded.path),
+        deployed_by: op.ctx.actor.id.clone(),
     }
 }
 
-/// Who the operator is: `FLEETPIN_USER`, else git's user.email (of the manifest's repository),
-/// else user@hostname.
-pub fn operator(manifest: &std::path::Path) -> String {
-    std::env::var("FLEETPIN_USER")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| crate::git::user_email(manifest))
-        .unwrap_or_else(|| {
-            format!(
-                "{}@{}",
-                crate::identity::user(),
-                crate::identity::hostname()
-            )
-        })
+/// The environment `env` of the manifest, or an error naming those there are.
+pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a crate::manifest::Environment> {
+    fleet::environment(loaded, env).map_err(OpError::Invalid)
+}
+
+/// Each `-s` service is pinned in `env`; `why` completes "`x` is not pinned in env, …".
+pub fn check_pinned(
+    env_name: &str,
+    env: &crate::manifest::Environment,
+    services: &[String],
+    why: &'static str,
+) -> Result<()> {
+    match services.iter().find(|s| !env.versions.contains_key(*s)) {
+        Some(s) => Err(OpError::not_pinned(env_name, env, s, why)),
+        None => Ok(()),
+    }
 }
 
 /// `-s` names a service of the manifest.
 pub fn check_services(loaded: &Loaded, select: &Selection) -> Result<()> {
     for s in &select.services {
         if !loaded.manifest.services.contains_key(s) {
-            return Err(Error::msg(format!(
+            return Err(OpError::Invalid(format!(
                 "there is no service `{s}` in the manifest (services: {})",
                 loaded
                     .manifest
@@ -144,7 +148,7 @@ fn resolve_hosts(
     };
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let lists = resolve::resolve_hosts(&loaded.manifest, env, &names, &reader)
-        .map_err(|e| Error::msg(e.to_string()))?;
+        .map_err(|e| OpError::Invalid(e.to_string()))?;
     let bad = unreadable.lock().unwrap().clone();
     lists
         .into_iter()
@@ -227,7 +231,7 @@ pub fn wanted(
     select: &Selection,
     lenient: bool,
 ) -> Result<Vec<Wanted>> {
-    let hosts = fleet::hosts(loaded, env, &select.hosts).map_err(Error::msg)?;
+    let hosts = fleet::hosts(loaded, env, &select.hosts).map_err(OpError::Invalid)?;
     check_services(loaded, select)?;
     resolve_hosts(loaded, hosts, select, lenient)
 }

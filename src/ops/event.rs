@@ -30,9 +30,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome of a run over hosts, as `run_exit` decides its exit code.
-    pub fn of_run(failed: bool) -> Outcome {
-        if crate::interrupt::interrupted() {
+    /// The outcome of a run over hosts: cancelled, failed or not.
+    pub fn of_run(failed: bool, cancelled: bool) -> Outcome {
+        if cancelled {
             Outcome::Interrupted
         } else if failed {
             Outcome::Failure
@@ -258,11 +258,7 @@ impl Event {
             Some(f) => format!("{f} → {}", self.environment),
             None => self.environment.clone(),
         };
-        let commit = if self.commit.len() == 40 {
-            &self.commit[..12]
-        } else {
-            &self.commit
-        };
+        let commit = crate::git::short_id(&self.commit);
         let mut line = format!(
             "{mark}fleetpin {} {target} ({}) {how} — by {}, manifest {commit}",
             self.command, self.platform, self.who
@@ -321,7 +317,7 @@ impl Event {
             line.push_str(&parts.join("; "));
         }
         if let Some(c) = &self.pin_commit {
-            line.push_str(&format!(" (pins committed {})", &c[..12.min(c.len())]));
+            line.push_str(&format!(" (pins committed {})", crate::git::short_id(c)));
         }
         line.replace('&', "&amp;")
             .replace('<', "&lt;")

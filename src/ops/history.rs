@@ -94,7 +94,7 @@ pub fn rows(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.time.max(0) as u64),
                 ),
                 author: c.author.clone(),
-                commit: c.id[..12].to_string(),
+                commit: crate::git::short_id(&c.id).to_string(),
                 environment: e,
                 service: s,
                 from,

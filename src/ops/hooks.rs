@@ -48,6 +48,8 @@ pub struct Hook<'a> {
     /// The manifest's directory.
     pub dir: &'a Path,
     pub timeout: Duration,
+    /// The operation's cancellation: a press during the hook stops it.
+    pub cancel: &'a crate::cancel::Cancel,
 }
 
 /// Runs `hook` with `event` in its environment; Ok when it exited 0. `announce` is told what runs.
@@ -100,7 +102,7 @@ pub fn run(hook: &Hook<'_>, event: &Event, announce: &dyn Fn(&str)) -> Result<()
     if let Some(f) = &event.from_environment {
         cmd.env("FLEETPIN_FROM_ENVIRONMENT", f);
     }
-    let presses = crate::interrupt::presses();
+    let presses = hook.cancel.presses();
     let mut child = cmd.spawn().map_err(|e| start(e.to_string()))?;
     let group = child.id() as i32;
     let deadline = Instant::now() + hook.timeout;
@@ -110,7 +112,7 @@ pub fn run(hook: &Hook<'_>, event: &Event, announce: &dyn Fn(&str)) -> Result<()
             Ok(None) => {}
             Err(e) => return Err(start(e.to_string())),
         }
-        if crate::interrupt::presses() > presses {
+        if hook.cancel.presses() > presses {
             stop_group(group, &mut child);
             return Err(HookError::Interrupted {
                 hook: hook.name.into(),
@@ -217,11 +219,13 @@ mod tests {
     }
 
     fn hook<'a>(command: &'a str, dir: &'a Path, timeout: Duration) -> Hook<'a> {
+        static NEVER: std::sync::OnceLock<crate::cancel::Cancel> = std::sync::OnceLock::new();
         Hook {
             name: "pre_apply",
             command,
             dir,
             timeout,
+            cancel: NEVER.get_or_init(crate::cancel::Cancel::new),
         }
     }
 

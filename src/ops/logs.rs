@@ -26,8 +26,13 @@ pub enum Since {
     At(SystemTime),
 }
 
+/// A `--since` or `--tail` value that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(String);
+
 impl Since {
-    pub fn parse(s: &str) -> Result<Since, String> {
+    pub fn parse(s: &str) -> Result<Since, BadValue> {
         let t = s.trim();
         if let Some(at) = crate::clock::parse_rfc3339(t) {
             return Ok(Since::At(at));
@@ -38,9 +43,9 @@ impl Since {
         {
             return Ok(Since::Ago(d));
         }
-        Err(format!(
+        Err(BadValue(format!(
             "`{s}` is neither a duration (10m, 1h30m, 2d) nor an RFC 3339 time (2026-03-01T12:00:00Z)"
-        ))
+        )))
     }
 
     /// Unix seconds, a duration counted back from `engine_now`.
@@ -58,13 +63,13 @@ impl Since {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tail(pub Option<usize>);
 
-pub fn parse_tail(s: &str) -> Result<Tail, String> {
+pub fn parse_tail(s: &str) -> Result<Tail, BadValue> {
     match s.trim() {
         "all" => Ok(Tail(None)),
         n => n
             .parse::<usize>()
             .map(|n| Tail(Some(n)))
-            .map_err(|_| format!("`{s}` is not a number of lines (or `all`)")),
+            .map_err(|_| BadValue(format!("`{s}` is not a number of lines (or `all`)"))),
     }
 }
 
@@ -379,5 +384,216 @@ mod tests {
                 end: End::Stopped(RunState::Exited)
             }]
         ));
+    }
+}
+
+pub use op::*;
+
+/// The operation: find the sources of a `logs` run (warning about what is missing) and merge
+/// their lines into one stream; the face shows the lines and says why each source ended.
+mod op {
+    use super::{DEFAULT_TAIL, Event, Since, Source};
+    use crate::engine::swarm::SwarmEngine;
+    use crate::host::fleet;
+    use crate::manifest::Loaded;
+    use crate::ops::context::{Ctx, Op};
+    use crate::ops::deploy::{self, Selection};
+    use crate::ops::error::{OpError, OpResult};
+    use crate::plan::view;
+    use futures::StreamExt;
+    use std::sync::Arc;
+
+    #[derive(Debug, Clone, Default)]
+    pub struct LogsInput {
+        pub env: String,
+        pub select: Selection,
+        pub since: Option<Since>,
+        /// `--tail`: `Some(None)` is all lines.
+        pub tail: Option<Option<usize>>,
+        pub follow: bool,
+    }
+
+    /// Where a source's lines come from: a host's container, or a Swarm task on its node.
+    pub struct Label {
+        pub host: String,
+        pub service: String,
+        pub container: String,
+    }
+
+    /// The sources of a `logs` run and their merged lines.
+    pub struct Found {
+        pub labels: Vec<Label>,
+        pub stream: futures::stream::BoxStream<'static, Event>,
+        /// A host could not be read at all.
+        pub failed: bool,
+    }
+
+    pub async fn logs(ctx: &Ctx, loaded: &Loaded, input: LogsInput) -> OpResult<Found> {
+        let env = deploy::environment(loaded, &input.env)?;
+        deploy::check_services(loaded, &input.select)?;
+        deploy::check_pinned(
+            &input.env,
+            env,
+            &input.select.services,
+            "so no container of it runs there",
+        )?;
+        let tail = match (input.tail, input.since) {
+            (Some(t), _) => t,
+            (None, Some(_)) => None,
+            (None, None) => Some(DEFAULT_TAIL),
+        };
+        let op = ctx.op("logs", &input.env);
+        if env.is_swarm() {
+            swarm_sources(&op, loaded, &input, tail).await
+        } else {
+            host_sources(&op, loaded, &input, tail).await
+        }
+    }
+
+    /// The current container of each selected service on every selected host.
+    async fn host_sources(
+        op: &Op,
+        loaded: &Loaded,
+        input: &LogsInput,
+        tail: Option<usize>,
+    ) -> OpResult<Found> {
+        let select = &input.select;
+        let hosts = fleet::hosts(loaded, &input.env, &select.hosts).map_err(OpError::Invalid)?;
+        let platform = loaded.manifest.platform.clone();
+        let prefix = view::prefix(&platform, &input.env);
+        let observed = fleet::observe_all(hosts, &prefix, op.ctx.connect_timeout).await;
+        let mut failed = false;
+        let mut sources = Vec::new();
+        for o in observed {
+            let name = o.host.name.clone();
+            let (engine, list) = match o.result {
+                Ok(r) => r,
+                Err(e) => {
+                    op.warn(format!("{name} is unreachable, its logs are missing: {e}"));
+                    failed = true;
+                    continue;
+                }
+            };
+            let engine = Arc::new(engine);
+            let wanted: Vec<&str> = loaded
+                .manifest
+                .services_on(&input.env, &name)
+                .into_iter()
+                .filter(|s| select.services.is_empty() || select.services.iter().any(|x| x == s))
+                .collect();
+            let (found, missing) = super::current(&platform, &input.env, &wanted, &list);
+            for s in missing {
+                op.warn(format!(
+                    "{name} {s}: no container (not deployed there yet: `fleetpin plan {}` shows it)",
+                    input.env
+                ));
+            }
+            for (service, c) in found {
+                sources.push(Source {
+                    host: name.clone(),
+                    service,
+                    container: c.name,
+                    id: c.id,
+                    engine: engine.clone(),
+                });
+            }
+        }
+        // `since` is counted back from each host's own clock.
+        let mut options = Vec::new();
+        for s in &sources {
+            options
+                .push(super::options_for(s.engine.as_ref(), input.since, tail, input.follow).await);
+        }
+        let stream = super::merged(&sources, &options).boxed();
+        let labels = sources
+            .into_iter()
+            .map(|s| Label {
+                host: s.host,
+                service: s.service,
+                container: s.container,
+            })
+            .collect();
+        Ok(Found {
+            labels,
+            stream,
+            failed,
+        })
+    }
+
+    /// A Swarm environment: the running tasks of each selected service, read through the
+    /// manager (which fetches them from their nodes), each labelled with its node's name.
+    async fn swarm_sources(
+        op: &Op,
+        loaded: &Loaded,
+        input: &LogsInput,
+        tail: Option<usize>,
+    ) -> OpResult<Found> {
+        let select = &input.select;
+        crate::ops::swarm::check_selection(&input.env, select)?;
+        let engine = crate::ops::swarm::connect(loaded, &input.env, op.ctx.connect_timeout).await?;
+        let nodes = crate::ops::swarm::node_names(&engine).await?;
+        let env = &loaded.manifest.environments[&input.env];
+        let mut labels = Vec::new();
+        let mut tasks = Vec::new();
+        for service in env.versions.keys() {
+            if !(select.services.is_empty() || select.services.contains(service)) {
+                continue;
+            }
+            let name = format!(
+                "{}{service}",
+                view::prefix(&loaded.manifest.platform, &input.env)
+            );
+            let Some(state) = engine.service(&name).await? else {
+                op.warn(format!(
+                    "{service}: no service {name} (not deployed yet: `fleetpin plan {}` shows it)",
+                    input.env
+                ));
+                continue;
+            };
+            let mut running: Vec<_> = engine
+                .tasks(&state.id)
+                .await?
+                .into_iter()
+                .filter(|t| t.state == "running")
+                .collect();
+            running.sort_by_key(|t| t.slot);
+            if running.is_empty() {
+                op.warn(format!(
+                    "{service}: no running task (`fleetpin audit {}`)",
+                    input.env
+                ));
+            }
+            for t in running {
+                labels.push(Label {
+                    host: nodes.get(&t.node_id).cloned().unwrap_or(t.node_id.clone()),
+                    service: service.clone(),
+                    container: format!("{name}.{}", t.slot.unwrap_or(0)),
+                });
+                tasks.push(t.id);
+            }
+        }
+        // `since` is counted back from the manager's clock.
+        let since = match input.since {
+            None => None,
+            Some(s) => Some(
+                s.resolve(
+                    engine
+                        .clock()
+                        .await
+                        .unwrap_or_else(|_| std::time::SystemTime::now()),
+                ),
+            ),
+        };
+        let options = crate::engine::LogOptions {
+            since,
+            tail,
+            follow: input.follow,
+        };
+        let stream = super::merged_tasks(&engine, &tasks, &options).boxed();
+        Ok(Found {
+            labels,
+            stream,
+            failed: false,
+        })
     }
 }

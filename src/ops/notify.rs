@@ -12,6 +12,7 @@
 
 use crate::manifest::values::url_origin;
 use crate::manifest::{DEFAULT_NOTIFY_TIMEOUT, Notifier};
+use crate::ops::context::Vars;
 use crate::ops::event::Event;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -36,8 +37,9 @@ pub enum Sent {
     Failed { to: String, why: String },
 }
 
-/// Posts `event` to every notifier at once, each within its own timeout.
-pub async fn send_all(notifiers: &[Notifier], event: &Event) -> Vec<Sent> {
+/// Posts `event` to every notifier at once, each within its own timeout; a `webhook_env` token
+/// is looked up with `vars` (the face's environment: the process's for the command line).
+pub async fn send_all(notifiers: &[Notifier], event: &Event, vars: &Vars) -> Vec<Sent> {
     if notifiers.is_empty() {
         return vec![];
     }
@@ -48,7 +50,7 @@ pub async fn send_all(notifiers: &[Notifier], event: &Event) -> Vec<Sent> {
                 .iter()
                 .map(|n| Sent::Failed {
                     to: url_origin(&n.webhook.value),
-                    why: why.clone(),
+                    why: why.to_string(),
                 })
                 .collect();
         }
@@ -56,11 +58,16 @@ pub async fn send_all(notifiers: &[Notifier], event: &Event) -> Vec<Sent> {
     let body = body(event);
     let sends = notifiers
         .iter()
-        .map(|n| send(client.clone(), n, body.clone()));
+        .map(|n| send(client.clone(), n, body.clone(), vars));
     futures::future::join_all(sends).await
 }
 
-fn client() -> Result<Client<Https, String>, String> {
+/// Why no HTTPS client could be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("TLS: {0}")]
+pub struct ClientError(String);
+
+fn client() -> Result<Client<Https, String>, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(found.certs);
@@ -68,7 +75,7 @@ fn client() -> Result<Client<Https, String>, String> {
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))?
+    .map_err(|e| ClientError(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -79,13 +86,13 @@ fn client() -> Result<Client<Https, String>, String> {
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
-async fn send(client: Arc<Client<Https, String>>, n: &Notifier, body: String) -> Sent {
+async fn send(client: Arc<Client<Https, String>>, n: &Notifier, body: String, vars: &Vars) -> Sent {
     let url = &n.webhook.value;
     let to = url_origin(url);
     let token = match &n.webhook_env {
         None => None,
-        Some(var) => match std::env::var(var) {
-            Ok(t) if !t.is_empty() => Some(t),
+        Some(var) => match vars(var) {
+            Some(t) if !t.is_empty() => Some(t),
             _ => {
                 return Sent::Failed {
                     to,

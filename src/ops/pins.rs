@@ -1,23 +1,51 @@
 //! The one write path for pins, shared by rollback and promote: edit an environment's pins in
 //! the manifest text (pure, `manifest::edit`), write the file, and commit it alone (`git`).
 
+use crate::ops::context::Actor;
+
+/// Why pins could not be written, and whether the file was already changed on disk.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PinWriteError {
+    #[error("{0}")]
+    Edit(String),
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
+    /// The file was written; the commit failed.
+    #[error("{0}")]
+    Commit(#[from] crate::git::GitError),
+}
+
+impl PinWriteError {
+    /// Whether the manifest file on disk was changed before the error.
+    pub fn written(&self) -> bool {
+        matches!(self, PinWriteError::Commit(_))
+    }
+}
+
 /// The one write path for pins, shared by rollback and promote: edit `env`'s pins in the
-/// manifest text, write the file, and — with a message — commit it alone. Returns the commit id
-/// when committed; an error says whether the file was already written.
+/// manifest text, write the file, and — with a message — commit it alone, authored by `actor`.
+/// Returns the commit id when committed.
 pub fn write_and_commit(
     path: &std::path::Path,
     text: &str,
     env: &str,
     edits: &[(String, String)],
     message: Option<&str>,
-) -> Result<Option<String>, (bool, String)> {
-    let new =
-        crate::manifest::edit::set_pins(text, env, edits).map_err(|e| (false, e.to_string()))?;
-    std::fs::write(path, new).map_err(|e| (false, e.to_string()))?;
+    actor: &Actor,
+) -> Result<Option<String>, PinWriteError> {
+    let new = crate::manifest::edit::set_pins(text, env, edits)
+        .map_err(|e| PinWriteError::Edit(e.to_string()))?;
+    std::fs::write(path, new).map_err(|e| PinWriteError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     match message {
-        Some(m) => crate::git::commit_manifest(path, m)
-            .map(Some)
-            .map_err(|e| (true, e.to_string())),
+        Some(m) => Ok(Some(crate::git::commit_manifest(
+            path,
+            m,
+            actor.author.as_ref(),
+            &actor.id,
+        )?)),
         None => Ok(None),
     }
 }

@@ -342,3 +342,247 @@ mod tests {
         );
     }
 }
+
+pub use op::*;
+
+/// The operation: the gates, then the pins of TO written and committed (authored by the actor)
+/// and pushed. Nothing is deployed.
+mod op {
+    use super::{
+        Gate, PinMove, converged_gate, order_gate, path_gate, running_digests,
+        swarm_converged_gate, swarm_digests,
+    };
+    use crate::manifest::Loaded;
+    use crate::manifest::pin::VersionPin;
+    use crate::ops::around::{self, Pushed};
+    use crate::ops::context::Ctx;
+    use crate::ops::deploy::{self, Selection};
+    use crate::ops::error::OpResult;
+    use crate::ops::event::{Event, Outcome};
+    use serde::Serialize;
+
+    #[derive(Debug, Clone, Default)]
+    pub struct PromoteInput {
+        pub from: String,
+        pub to: String,
+        pub services: Vec<String>,
+        /// Override the path and converged gates.
+        pub force: bool,
+        pub allow_downgrade: bool,
+        pub dry_run: bool,
+        pub no_commit: bool,
+        pub push: bool,
+        pub no_push: bool,
+    }
+
+    /// The JSON `promote --format json` prints.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct Promoted {
+        pub from: String,
+        pub to: String,
+        pub dry_run: bool,
+        pub refused: bool,
+        pub gates: Vec<Gate>,
+        pub pins: Vec<PinMove>,
+        pub written: bool,
+        pub commit: Option<String>,
+        pub push: Option<Pushed>,
+        pub error: Option<String>,
+        #[serde(skip)]
+        pub message: Option<String>,
+        /// The manifest file, for "edited, not committed".
+        #[serde(skip)]
+        pub file: String,
+    }
+
+    impl Promoted {
+        pub fn failed(&self) -> bool {
+            self.refused || self.error.is_some() || self.push.as_ref().is_some_and(|p| !p.ok)
+        }
+    }
+
+    pub async fn promote(ctx: &Ctx, loaded: &Loaded, input: PromoteInput) -> OpResult<Promoted> {
+        let m = &loaded.manifest;
+        for e in [&input.from, &input.to] {
+            deploy::environment(loaded, e)?;
+        }
+        if input.from == input.to {
+            return Err(crate::ops::error::OpError::Invalid(
+                "FROM and TO are the same environment".into(),
+            ));
+        }
+        let from_env = &m.environments[&input.from];
+        deploy::check_pinned(
+            &input.from,
+            from_env,
+            &input.services,
+            "so there is nothing to promote",
+        )?;
+        if !input.dry_run {
+            around::require_push_for_pull(
+                loaded,
+                &input.to,
+                !input.no_commit,
+                around::wants_push(m, input.push, input.no_push),
+                "promote",
+            )?;
+        }
+        if !input.dry_run && !input.no_commit {
+            crate::git::ensure_committable(&loaded.path)?;
+        }
+        let select = Selection {
+            services: input.services.clone(),
+            hosts: vec![],
+        };
+        let services: Vec<String> = from_env
+            .versions
+            .keys()
+            .filter(|s| input.services.is_empty() || input.services.contains(s))
+            .cloned()
+            .collect();
+
+        // The digest FROM runs, per service: all its hosts (or all a Swarm service's tasks) agree.
+        let (converged, (digests, digest_problems)) = if from_env.is_swarm() {
+            let engine =
+                crate::ops::swarm::connect(loaded, &input.from, ctx.connect_timeout).await?;
+            let rows = crate::ops::swarm::audit(loaded, &input.from, &select, &engine).await?;
+            (
+                swarm_converged_gate(&rows, input.force),
+                swarm_digests(&rows),
+            )
+        } else {
+            let prepared =
+                deploy::prepare(loaded, &input.from, &select, ctx.connect_timeout).await?;
+            (
+                converged_gate(&prepared, input.force),
+                running_digests(m, &prepared, &services).await,
+            )
+        };
+        let mut gates = vec![path_gate(m, &input.from, &input.to, input.force), converged];
+        let digest_gate = Gate {
+            name: "digest",
+            passed: digest_problems.is_empty(),
+            overridden: false,
+            details: if digest_problems.is_empty() {
+                vec![format!(
+                    "{} service(s), one digest each across {}",
+                    digests.len(),
+                    input.from
+                )]
+            } else {
+                digest_problems
+            },
+        };
+        let to_env = &m.environments[&input.to];
+        let moves: Vec<PinMove> = services
+            .iter()
+            .filter_map(|s| {
+                // The tag of what runs, not of FROM's pin: with --force they may differ.
+                let (tag, digest) = digests.get(s)?;
+                let new = format!("{tag}@{digest}");
+                let old = to_env.versions.get(s).map(|p| p.value.to_string());
+                (old.as_deref() != Some(new.as_str())).then(|| PinMove {
+                    service: s.clone(),
+                    from: old,
+                    to: new,
+                })
+            })
+            .collect();
+        gates.push(digest_gate);
+        gates.push(order_gate(m, &input.to, &moves, input.allow_downgrade));
+        let refused = gates.iter().any(|g| !g.passed && !g.overridden);
+
+        let mut out = Promoted {
+            from: input.from.clone(),
+            to: input.to.clone(),
+            dry_run: input.dry_run,
+            refused,
+            gates,
+            pins: moves,
+            written: false,
+            commit: None,
+            push: None,
+            error: None,
+            message: None,
+            file: loaded.path.display().to_string(),
+        };
+        if refused || out.pins.is_empty() || input.dry_run {
+            return Ok(out);
+        }
+        let op = ctx.op("promote", &input.to);
+        let event = Event::new(
+            "promote",
+            &m.platform,
+            &input.to,
+            deploy::source_commit(loaded)
+                .as_deref()
+                .unwrap_or("uncommitted"),
+            &ctx.actor.id,
+        )
+        .pins(&input.from, &out.pins, None);
+        around::pre_hook(&op, loaded, &event).await?;
+        let edits: Vec<(String, String)> = out
+            .pins
+            .iter()
+            .map(|m| (m.service.clone(), m.to.clone()))
+            .collect();
+        let tag_of = |p: &str| {
+            VersionPin::parse(p)
+                .map(|v| v.tag)
+                .unwrap_or_else(|_| p.to_string())
+        };
+        let message = crate::ops::pins::message(
+            "promote",
+            &format!("{} -> {}", input.from, input.to),
+            &out.pins
+                .iter()
+                .map(|mv| {
+                    (
+                        mv.service.clone(),
+                        mv.from
+                            .as_deref()
+                            .map(tag_of)
+                            .unwrap_or_else(|| "none".into()),
+                        tag_of(&mv.to),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        let commit_message = (!input.no_commit).then_some(message.as_str());
+        match crate::ops::pins::write_and_commit(
+            &loaded.path,
+            &loaded.text,
+            &input.to,
+            &edits,
+            commit_message,
+            &ctx.actor,
+        ) {
+            Ok(id) => {
+                out.written = true;
+                out.commit = id;
+                out.message = out.commit.as_ref().map(|_| message.clone());
+            }
+            Err(e) => {
+                out.written = e.written();
+                out.error = Some(e.to_string());
+            }
+        }
+        if let Some(id) = &out.commit
+            && around::wants_push(m, input.push, input.no_push)
+        {
+            out.push = Some(around::push(&loaded.path, id));
+        }
+        let mut event =
+            event
+                .pins(&input.from, &out.pins, Some(out.written))
+                .ended(if out.error.is_some() {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                });
+        event.pin_commit = out.commit.clone();
+        event.notes.extend(out.error.clone());
+        around::after_work(&op, loaded, &event).await;
+        Ok(out)
+    }
+}

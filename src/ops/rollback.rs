@@ -1,6 +1,16 @@
-//! What a rollback leaves to write down once the hosts are done: the pins to move (to exactly the
-//! `io.fleetpin.version` the hosts now run) and what the operator should know — hosts that did
-//! not get there, and, for a rollback of some hosts only, the hosts that now differ from the pin.
+//! `rollback`: start the previous kept container of each selected service again, on every
+//! selected host, through the one host runner and the one swap; then pin what now runs and commit
+//! (the manifest file alone), and push where asked. On a Swarm environment each service goes back
+//! through fleetpin's own history (its service label) and Swarm rolls the tasks.
+//!
+//! Everything that can refuse does so in `prepare`, before any host is touched: a service the
+//! environment does not pin, a service with nothing to go back to, hosts that would go back to
+//! different versions (`--to` settles it), a manifest that could not be committed afterwards.
+//! With `--host` on a subset of the environment's hosts, only those hosts go back, nothing is
+//! committed (the pin is the environment's), and the notes name the hosts that now differ.
+//!
+//! `outcome` (pure) decides what a rollback writes down once the hosts are done: the pins to move
+//! (to exactly the `io.fleetpin.version` the hosts now run) and what the operator should know.
 
 use crate::host::report::{ActionStatus, HostReport};
 use crate::manifest::Environment;
@@ -8,7 +18,7 @@ use std::collections::BTreeMap;
 
 /// Pin moves (service, from, to) and notes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub struct PinMoves {
     pub moves: Vec<(String, String, String)>,
     pub notes: Vec<String>,
 }
@@ -22,7 +32,7 @@ pub fn outcome(
     reports: &[HostReport],
     hosts: &[(String, Vec<String>)],
     subset: bool,
-) -> Outcome {
+) -> PinMoves {
     // What each host now runs, per service it rolled back.
     let mut running: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
     for r in reports {
@@ -35,7 +45,7 @@ pub fn outcome(
             }
         }
     }
-    let mut out = Outcome::default();
+    let mut out = PinMoves::default();
     for (service, on) in &running {
         let now = on[0].1;
         let pinned = env.versions.get(*service).map(|p| p.value.to_string());
@@ -146,5 +156,410 @@ mod tests {
             "{:?}",
             o.notes
         );
+    }
+}
+
+pub use op::*;
+
+/// The operation: prepare (everything that can refuse), then run.
+mod op {
+    use super::{PinMoves, outcome};
+    use crate::engine::swarm::DockerSwarm;
+    use crate::host::converge::Options;
+    use crate::host::report::HostReport;
+    use crate::host::rollback::Rollback;
+    use crate::manifest::Loaded;
+    use crate::ops::around::{self, Pushed};
+    use crate::ops::context::{Ctx, Progress};
+    use crate::ops::deploy::{self, Prepared, Selection};
+    use crate::ops::error::{OpError, OpResult};
+    use crate::ops::event::{Event, Outcome as Ended};
+    use crate::ops::run::RunOptions;
+    use crate::ops::swarm::{self, SwarmPlan, SwarmResult};
+    use crate::plan::rollback::agree;
+    use crate::plan::view::HostView;
+    use serde::Serialize;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone, Default)]
+    pub struct RollbackInput {
+        pub env: String,
+        pub select: Selection,
+        /// `--to VERSION`: go to this kept version (back or forward).
+        pub to: Option<String>,
+        /// `--no-commit`.
+        pub no_commit: bool,
+        /// `--push` / `--no-push` (with the manifest's `git: {push}`).
+        pub push: bool,
+        pub no_push: bool,
+        pub run: RunOptions,
+    }
+
+    /// What `run` will do.
+    pub enum RollbackPlan {
+        Hosts(Box<HostsRollback>),
+        Swarm(Box<SwarmRollback>),
+    }
+
+    pub struct HostsRollback {
+        pub input: RollbackInput,
+        /// service → the version every selected host goes back to.
+        pub targets: BTreeMap<String, String>,
+        pub prepared: Vec<Prepared>,
+        /// Only some of the environment's hosts: nothing is committed.
+        pub subset: bool,
+        commit: bool,
+    }
+
+    pub struct SwarmRollback {
+        pub input: RollbackInput,
+        pub plan: SwarmPlan,
+        engine: DockerSwarm,
+    }
+
+    impl RollbackPlan {
+        /// What is about to go back, one line each (`Rolling back billing to 2.4.0 on h1, h2.`).
+        pub fn intents(&self) -> Vec<String> {
+            match self {
+                RollbackPlan::Hosts(h) => {
+                    let hosts: Vec<&str> =
+                        h.prepared.iter().map(|p| p.host.name.as_str()).collect();
+                    h.targets
+                        .iter()
+                        .map(|(s, v)| format!("Rolling back {s} to {v} on {}.", hosts.join(", ")))
+                        .collect()
+                }
+                RollbackPlan::Swarm(s) => s
+                    .plan
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "Rolling back {} from {} to {} on swarm {}.",
+                            c.service,
+                            c.from.as_deref().unwrap_or("?"),
+                            c.to,
+                            s.plan.endpoint
+                        )
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    /// How a rollback of plain hosts ended: the JSON `rollback --format json` prints.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct HostsRolledBack {
+        pub environment: String,
+        pub ok: bool,
+        pub hosts: Vec<HostReport>,
+        pub pins: Vec<PinMove>,
+        pub pinned: bool,
+        pub commit: Option<String>,
+        pub push: Option<Pushed>,
+        pub notes: Vec<String>,
+        pub interrupted: bool,
+        /// The commit's message, when one was written.
+        #[serde(skip)]
+        pub message: Option<String>,
+    }
+
+    /// How a rollback of a Swarm environment ended.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct SwarmRolledBack {
+        pub environment: String,
+        pub ok: bool,
+        pub services: Vec<SwarmResult>,
+        pub pins: Vec<PinMove>,
+        pub commit: Option<String>,
+        pub notes: Vec<String>,
+        #[serde(skip)]
+        pub message: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize)]
+    pub struct PinMove {
+        pub service: String,
+        pub from: String,
+        pub to: String,
+    }
+
+    pub enum RollbackOutcome {
+        Hosts(HostsRolledBack),
+        Swarm(SwarmRolledBack),
+    }
+
+    impl RollbackOutcome {
+        pub fn failed(&self) -> bool {
+            match self {
+                RollbackOutcome::Hosts(h) => !h.ok,
+                RollbackOutcome::Swarm(s) => !s.ok,
+            }
+        }
+
+        pub fn interrupted(&self) -> bool {
+            matches!(self, RollbackOutcome::Hosts(h) if h.interrupted)
+        }
+    }
+
+    fn pin_moves(moves: &[(String, String, String)]) -> Vec<PinMove> {
+        moves
+            .iter()
+            .map(|(s, f, t)| PinMove {
+                service: s.clone(),
+                from: f.clone(),
+                to: t.clone(),
+            })
+            .collect()
+    }
+
+    /// Everything that can refuse, before any host is touched.
+    pub async fn prepare(
+        ctx: &Ctx,
+        loaded: &Loaded,
+        input: RollbackInput,
+    ) -> OpResult<RollbackPlan> {
+        let m = &loaded.manifest;
+        let env = deploy::environment(loaded, &input.env)?;
+        deploy::check_pinned(
+            &input.env,
+            env,
+            &input.select.services,
+            "so it has nothing to roll back",
+        )?;
+        if env.is_swarm() {
+            return prepare_swarm(ctx, loaded, input).await;
+        }
+        // A subset of the hosts goes back without touching the environment's pin.
+        let subset = !input.select.hosts.is_empty()
+            && env.hosts.keys().any(|h| !input.select.hosts.contains(h));
+        let commit = !input.no_commit && !subset;
+        around::require_push_for_pull(
+            loaded,
+            &input.env,
+            commit,
+            around::wants_push(m, input.push, input.no_push),
+            "rollback",
+        )?;
+        if commit {
+            crate::git::ensure_committable(&loaded.path)?;
+        }
+        let prepared =
+            deploy::prepare(loaded, &input.env, &input.select, ctx.connect_timeout).await?;
+        let services: Vec<String> = env
+            .versions
+            .keys()
+            .filter(|s| input.select.services.is_empty() || input.select.services.contains(s))
+            .cloned()
+            .collect();
+        let reachable: Vec<(String, &HostView, Vec<String>)> = prepared
+            .iter()
+            .filter(|p| p.engine.is_some())
+            .map(|p| {
+                (
+                    p.host.name.clone(),
+                    &p.view,
+                    p.desired.iter().map(|r| r.service.clone()).collect(),
+                )
+            })
+            .collect();
+        let targets = agree(&reachable, &services, input.to.as_deref()).map_err(|problems| {
+            OpError::Refused(format!(
+                "nothing was rolled back:\n  {}",
+                problems.join("\n  ")
+            ))
+        })?;
+        if targets.is_empty() {
+            return Err(OpError::Refused(format!(
+                "nothing to roll back: no selected host of {} runs the selected services",
+                input.env
+            )));
+        }
+        Ok(RollbackPlan::Hosts(Box::new(HostsRollback {
+            input,
+            targets,
+            prepared,
+            subset,
+            commit,
+        })))
+    }
+
+    async fn prepare_swarm(
+        ctx: &Ctx,
+        loaded: &Loaded,
+        input: RollbackInput,
+    ) -> OpResult<RollbackPlan> {
+        if !input.no_commit {
+            crate::git::ensure_committable(&loaded.path)?;
+        }
+        let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
+        let plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+        let changes = swarm::rollback_plan(&plan, input.to.as_deref()).map_err(|problems| {
+            OpError::Refused(format!(
+                "nothing was rolled back:\n  {}",
+                problems.join("\n  ")
+            ))
+        })?;
+        let plan = SwarmPlan { changes, ..plan };
+        Ok(RollbackPlan::Swarm(Box::new(SwarmRollback {
+            input,
+            plan,
+            engine,
+        })))
+    }
+
+    /// Rolls back as planned: the `pre_rollback` hook, the hosts, the pins written and committed
+    /// (authored by the actor) and pushed, then `post_rollback` or `on_failure` and the webhooks.
+    pub async fn run(ctx: &Ctx, loaded: &Loaded, plan: RollbackPlan) -> OpResult<RollbackOutcome> {
+        match plan {
+            RollbackPlan::Hosts(h) => run_hosts(ctx, loaded, *h).await.map(RollbackOutcome::Hosts),
+            RollbackPlan::Swarm(s) => run_swarm(ctx, loaded, *s).await.map(RollbackOutcome::Swarm),
+        }
+    }
+
+    async fn run_hosts(
+        ctx: &Ctx,
+        loaded: &Loaded,
+        plan: HostsRollback,
+    ) -> OpResult<HostsRolledBack> {
+        let HostsRollback {
+            input,
+            targets,
+            prepared,
+            subset,
+            commit,
+        } = plan;
+        let m = &loaded.manifest;
+        let env = &m.environments[&input.env];
+        let op = ctx.op("rollback", &input.env);
+        let stamp = deploy::stamp(&op, loaded, deploy::source_commit(loaded), false);
+        let event = Event::new(
+            "rollback",
+            &m.platform,
+            &input.env,
+            &stamp.commit,
+            &stamp.deployed_by,
+        )
+        .planned_rollback(&prepared, &targets);
+        around::pre_hook(&op, loaded, &event).await?;
+        let mut settings = input.run.settings(&op, loaded, &input.env, prepared.len());
+        // A rollback honours max_parallel and canaries, but always stops at the first failure.
+        settings.rollout.on_failure = crate::manifest::OnFailure::Stop;
+        let opts = Options {
+            retain: m.retain,
+            prune: false,
+            stamp,
+            health_timeout: input.run.health_timeout(),
+        };
+        let work = Rollback {
+            targets: targets.clone(),
+            to: input.to.clone(),
+            opts: opts.clone(),
+        };
+        // Canaries are the first hosts that have something to roll back.
+        let reports = crate::ops::run::on_hosts(&op, &prepared, &settings, &work, &opts, &|p| {
+            p.engine.is_none() || p.desired.iter().any(|r| targets.contains_key(&r.service))
+        })
+        .await;
+        let failed = reports.iter().any(|r| !r.ok());
+        let hosts: Vec<(String, Vec<String>)> = prepared
+            .iter()
+            .map(|p| {
+                (
+                    p.host.name.clone(),
+                    p.desired.iter().map(|d| d.service.clone()).collect(),
+                )
+            })
+            .collect();
+        let PinMoves { moves, mut notes } =
+            outcome(&input.env, env, &targets, &reports, &hosts, subset);
+        // Nothing to write on a subset: the pin is the environment's (`outcome` named the
+        // hosts that differ).
+        let written = if subset {
+            Ok(None)
+        } else {
+            around::write_pins(&op, loaded, &input.env, &moves, commit, &mut notes)
+        };
+        let pin_commit_failed = written.is_err();
+        let committed = written.ok().flatten();
+        let push = around::wants_push(m, input.push, input.no_push);
+        if push && committed.is_none() && input.push {
+            notes.push("--push: nothing was committed, so nothing was pushed".into());
+        }
+        let pushed = match &committed {
+            Some((id, _)) if push => Some(around::push(&loaded.path, id)),
+            _ => None,
+        };
+        let push_failed = pushed.as_ref().is_some_and(|p| !p.ok);
+        let interrupted = ctx.cancelled();
+        let mut event = event.ran(
+            &reports,
+            Ended::of_run(failed || pin_commit_failed, interrupted),
+        );
+        event.pin_commit = committed.as_ref().map(|(id, _)| id.clone());
+        event.notes = notes.clone();
+        around::after_work(&op, loaded, &event).await;
+        Ok(HostsRolledBack {
+            environment: input.env,
+            ok: !failed && !pin_commit_failed && !push_failed,
+            hosts: reports,
+            pins: pin_moves(&moves),
+            pinned: !subset && commit && committed.is_some(),
+            commit: committed.as_ref().map(|(id, _)| id.clone()),
+            push: pushed,
+            notes,
+            interrupted,
+            message: committed.map(|(_, m)| m),
+        })
+    }
+
+    async fn run_swarm(ctx: &Ctx, loaded: &Loaded, s: SwarmRollback) -> OpResult<SwarmRolledBack> {
+        let SwarmRollback {
+            input,
+            plan,
+            engine,
+        } = s;
+        let env = &loaded.manifest.environments[&input.env];
+        let op = ctx.op("rollback", &input.env);
+        let stamp = deploy::stamp(&op, loaded, deploy::source_commit(loaded), false);
+        let progress = |line: &str| {
+            op.emit(Progress::Swarm {
+                line: line.to_string(),
+            })
+        };
+        let results = swarm::run(
+            loaded,
+            &plan,
+            &engine,
+            &stamp,
+            input.run.lock_wait,
+            input.run.health_timeout(),
+            &progress,
+        )
+        .await?;
+        let failed = results.iter().any(|r| !r.ok) || results.len() < plan.changes.len();
+        let moves: Vec<(String, String, String)> = plan
+            .changes
+            .iter()
+            .filter(|c| results.iter().any(|r| r.ok && r.service == c.service))
+            .filter_map(|c| {
+                let from = env.versions.get(&c.service)?.value.to_string();
+                (from != c.to).then(|| (c.service.clone(), from, c.to.clone()))
+            })
+            .collect();
+        let commit = !input.no_commit;
+        let mut notes = Vec::new();
+        let written = around::write_pins(&op, loaded, &input.env, &moves, commit, &mut notes);
+        let pin_failed = written.is_err() || (!notes.is_empty() && commit);
+        let committed = written.ok().flatten();
+        Ok(SwarmRolledBack {
+            environment: input.env,
+            ok: !failed && !pin_failed,
+            services: results,
+            pins: pin_moves(&moves),
+            commit: committed.as_ref().map(|(id, _)| id.clone()),
+            notes,
+            message: committed.map(|(_, m)| m),
+        })
     }
 }

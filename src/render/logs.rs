@@ -99,6 +99,122 @@ fn clean(s: &str, keep_colours: bool) -> String {
     out
 }
 
+/// Prints the lines of a `logs` run (merged by time, or as they come when following, until
+/// `cancel`) and says why each source ended; true when some source's logs are incomplete.
+pub async fn show_all(
+    look: crate::render::show::Look,
+    sources: &[crate::ops::logs::Label],
+    mut stream: futures::stream::BoxStream<'static, crate::ops::logs::Event>,
+    follow: bool,
+    cancel: crate::cancel::Cancel,
+) -> bool {
+    use crate::ops::logs::{End, Event};
+    use futures::StreamExt;
+    use std::io::Write;
+    let json = look.format == crate::cli::Format::Json;
+    let names: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|s| (s.host.as_str(), s.service.as_str()))
+        .collect();
+    let printer = LogPrinter::new(&names, look.out);
+    let show = |out: &mut dyn Write, i: usize, line: &LogLine| {
+        let s = &sources[i];
+        let text = if json {
+            json_line(&s.host, &s.service, &s.container, line)
+        } else {
+            printer.text(i, line)
+        };
+        writeln!(out, "{text}")
+    };
+    let warn = |msg: String| eprintln!("{} {msg}", look.err.yellow("warning:"));
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut lost = std::collections::BTreeSet::new();
+    // Says why a source ended; true when its logs are incomplete.
+    let report =
+        |source: usize, end: &End, lost: &mut std::collections::BTreeSet<String>| -> bool {
+            let s = &sources[source];
+            match end {
+                End::Done => false,
+                End::Stopped(state) => {
+                    eprintln!(
+                        "{} {}: {} is not running ({}); no more lines from it",
+                        s.host,
+                        s.service,
+                        s.container,
+                        format!("{state:?}").to_lowercase()
+                    );
+                    false
+                }
+                End::Closed => {
+                    eprintln!(
+                        "{} {}: the engine closed the log stream of {}",
+                        s.host, s.service, s.container
+                    );
+                    false
+                }
+                End::Lost(e) => {
+                    if lost.insert(s.host.clone()) {
+                        warn(format!(
+                            "{} was lost ({e}); {}",
+                            s.host,
+                            if follow {
+                                "following the other hosts"
+                            } else {
+                                "its logs are incomplete"
+                            }
+                        ));
+                    }
+                    true
+                }
+                End::Failed(e) => {
+                    warn(format!("{} {}: {e}", s.host, s.service));
+                    true
+                }
+            }
+        };
+    let mut errors = false;
+    if follow {
+        let stop = cancel.cancelled();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                ev = stream.next() => match ev {
+                    None => break,
+                    Some(Event::Line { source, line }) => {
+                        // A closed pipe (`| head`) is the reader saying it has seen enough.
+                        if show(&mut out, source, &line).and_then(|_| out.flush()).is_err() {
+                            break;
+                        }
+                    }
+                    Some(Event::End { source, end }) => {
+                        errors |= report(source, &end, &mut lost);
+                    }
+                },
+            }
+        }
+    } else {
+        let mut lines = Vec::new();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Event::Line { source, line } => lines.push((source, line)),
+                Event::End { source, end } => {
+                    errors |= report(source, &end, &mut lost);
+                }
+            }
+        }
+        crate::ops::logs::by_time(&mut lines);
+        for (source, line) in &lines {
+            if show(&mut out, *source, line).is_err() {
+                break;
+            }
+        }
+        let _ = out.flush();
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

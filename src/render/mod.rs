@@ -2,11 +2,14 @@
 //! `--no-color`, miette snippets for manifest problems, and a plain `file:line:column` first line
 //! that editors and grep understand.
 
+pub mod agent;
 pub mod audit;
 pub mod history;
 pub mod logs;
 pub mod plan;
 pub mod progress;
+pub mod show;
+pub mod term;
 
 use crate::manifest::diagnostics::ManifestError;
 use miette::{GraphicalReportHandler, GraphicalTheme};

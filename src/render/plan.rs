@@ -34,7 +34,7 @@ pub fn plan(doc: &PlanDoc, verbose: bool, style: Style) -> String {
         "Plan for {} ({}, manifest {})\n\n",
         style.bold(&doc.environment),
         doc.platform,
-        short_commit(&doc.commit)
+        crate::git::short_id(&doc.commit)
     ));
     let width = doc
         .hosts
@@ -125,14 +125,6 @@ pub fn plan(doc: &PlanDoc, verbose: bool, style: Style) -> String {
         }
     ));
     out
-}
-
-fn short_commit(c: &str) -> &str {
-    if c.len() == 40 && c.chars().all(|x| x.is_ascii_hexdigit()) {
-        &c[..12]
-    } else {
-        c
-    }
 }
 
 /// What apply or rollback did, per host.

@@ -1,0 +1,350 @@
+//! `apply`: converge an environment's selected hosts to the manifest (or to exactly a saved
+//! plan), through the one host runner; on a Swarm environment, create or update its services and
+//! wait until Swarm completed each update. Two steps, so that a face can show the plan and ask
+//! before anything changes: `prepare` (resolve, observe, plan — nothing touched) and `run` (the
+//! hooks, the work, the webhooks), which applies exactly the plan it is given.
+
+use crate::engine::swarm::DockerSwarm;
+use crate::host::converge::{Apply, Options};
+use crate::host::report::{HostReport, HostStatus};
+use crate::manifest::Loaded;
+use crate::ops::around;
+use crate::ops::context::{Ctx, Progress};
+use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc, Prepared, Selection};
+use crate::ops::error::{OpError, OpResult};
+use crate::ops::event::{Event, Outcome};
+use crate::ops::run::RunOptions;
+use crate::ops::swarm::{self, SwarmPlan, SwarmResult};
+use crate::plan::ChangeKind;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// What to apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyInput {
+    pub env: String,
+    pub select: Selection,
+    /// Apply exactly this saved plan (`plan -o`), refused if a host changed since.
+    pub saved: Option<PathBuf>,
+    /// Remove the environment's containers the manifest no longer has.
+    pub prune: bool,
+    pub run: RunOptions,
+}
+
+/// What `run` will do, for the face to show and confirm.
+pub enum ApplyPlan {
+    Hosts(Box<HostsPlan>),
+    Swarm(Box<SwarmApply>),
+}
+
+pub struct HostsPlan {
+    pub input: ApplyInput,
+    pub prepared: Vec<Prepared>,
+    /// The plan as observed now.
+    pub doc: PlanDoc,
+    /// The saved plan being applied, if any.
+    pub saved: Option<PlanDoc>,
+    /// The commit deployed (None: uncommitted).
+    pub commit: Option<String>,
+    pending: usize,
+}
+
+impl HostsPlan {
+    /// The plan to show: the saved one when applying one.
+    pub fn shown(&self) -> &PlanDoc {
+        self.saved.as_ref().unwrap_or(&self.doc)
+    }
+}
+
+pub struct SwarmApply {
+    pub input: ApplyInput,
+    pub plan: SwarmPlan,
+    engine: DockerSwarm,
+    /// Said before asking: what Swarm ignores (`depends_on`).
+    pub warnings: Vec<String>,
+}
+
+impl ApplyPlan {
+    /// Changes to make (0: nothing to do, nothing to confirm).
+    pub fn pending(&self) -> usize {
+        match self {
+            ApplyPlan::Hosts(h) => h.pending,
+            ApplyPlan::Swarm(s) => s.plan.pending(),
+        }
+    }
+
+    pub fn environment(&self) -> &str {
+        match self {
+            ApplyPlan::Hosts(h) => &h.input.env,
+            ApplyPlan::Swarm(s) => &s.input.env,
+        }
+    }
+}
+
+/// How an apply ended.
+pub enum ApplyOutcome {
+    Hosts(HostsApplied),
+    Swarm(SwarmApplied),
+}
+
+/// The JSON `apply --format json` prints for plain hosts.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostsApplied {
+    pub environment: String,
+    pub ok: bool,
+    pub hosts: Vec<HostReport>,
+    pub interrupted: bool,
+    /// Nothing was pending: no host was touched.
+    #[serde(skip)]
+    pub nothing_to_do: bool,
+}
+
+/// The JSON `apply --format json` prints for a Swarm environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwarmApplied {
+    pub environment: String,
+    pub ok: bool,
+    pub services: Vec<SwarmResult>,
+    #[serde(skip)]
+    pub nothing_to_do: bool,
+    #[serde(skip)]
+    pub interrupted: bool,
+}
+
+impl ApplyOutcome {
+    pub fn failed(&self) -> bool {
+        match self {
+            ApplyOutcome::Hosts(h) => !h.ok,
+            ApplyOutcome::Swarm(s) => !s.ok,
+        }
+    }
+
+    pub fn interrupted(&self) -> bool {
+        match self {
+            ApplyOutcome::Hosts(h) => h.interrupted,
+            ApplyOutcome::Swarm(s) => s.interrupted,
+        }
+    }
+}
+
+fn read_plan(path: &std::path::Path) -> OpResult<PlanDoc> {
+    let file = |reason: String| OpError::File {
+        what: "read the plan",
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+    let doc = serde_json::from_str::<PlanDoc>(&text).map_err(|e| file(e.to_string()))?;
+    if doc.format != PLAN_FORMAT {
+        return Err(OpError::Invalid(format!(
+            "{}: unknown plan format `{}`",
+            path.display(),
+            doc.format
+        )));
+    }
+    Ok(doc)
+}
+
+/// Resolves, observes and plans; changes nothing.
+pub async fn prepare(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResult<ApplyPlan> {
+    let env = deploy::environment(loaded, &input.env)?;
+    if env.pull {
+        return Err(OpError::Refused(format!(
+            "environment `{}` is followed by pull agents (`pull: true`): a push apply would race them; commit the pins and `git push` — each host's `fleetpin agent` converges it (see docs/agent.md)",
+            input.env
+        )));
+    }
+    if env.is_swarm() {
+        return prepare_swarm(ctx, loaded, input).await;
+    }
+    let saved = input.saved.as_deref().map(read_plan).transpose()?;
+    if let Some(doc) = &saved
+        && (doc.environment != input.env || doc.platform != loaded.manifest.platform)
+    {
+        return Err(OpError::Invalid(format!(
+            "the plan is for {} {}, not {} {}",
+            doc.platform, doc.environment, loaded.manifest.platform, input.env
+        )));
+    }
+    let prepared = deploy::prepare(loaded, &input.env, &input.select, ctx.connect_timeout).await?;
+    let commit = deploy::source_commit(loaded);
+    let doc = deploy::plan_doc(
+        loaded,
+        &input.env,
+        commit.as_deref().unwrap_or("uncommitted"),
+        &prepared,
+    );
+    let orphans_kept = doc
+        .hosts
+        .iter()
+        .flat_map(|h| &h.changes)
+        .filter(|c| c.kind == ChangeKind::RemoveOrphan && !input.prune)
+        .count();
+    let pending = match &saved {
+        Some(s) => s.pending(),
+        None => doc.pending() - orphans_kept,
+    };
+    Ok(ApplyPlan::Hosts(Box::new(HostsPlan {
+        input,
+        prepared,
+        doc,
+        saved,
+        commit,
+        pending,
+    })))
+}
+
+async fn prepare_swarm(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResult<ApplyPlan> {
+    if input.saved.is_some() || input.prune {
+        return Err(OpError::Invalid(format!(
+            "--plan and --prune are for plain-host environments; `{}` is a Swarm cluster",
+            input.env
+        )));
+    }
+    let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
+    let plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+    let warnings = plan
+        .changes
+        .iter()
+        .filter(|c| !c.resolved.depends_on.is_empty())
+        .map(|c| {
+            format!(
+                "`depends_on` of {} is ignored in Swarm environment {}: Swarm starts services in no particular order",
+                c.service, input.env
+            )
+        })
+        .collect();
+    Ok(ApplyPlan::Swarm(Box::new(SwarmApply {
+        input,
+        plan,
+        engine,
+        warnings,
+    })))
+}
+
+/// Applies exactly `plan`: the `pre_apply` hook (a failure stops here), the work through the
+/// runner (or Swarm), then `post_apply` or `on_failure` and the webhooks.
+pub async fn run(ctx: &Ctx, loaded: &Loaded, plan: ApplyPlan) -> OpResult<ApplyOutcome> {
+    match plan {
+        ApplyPlan::Hosts(h) => run_hosts(ctx, loaded, *h).await.map(ApplyOutcome::Hosts),
+        ApplyPlan::Swarm(s) => run_swarm(ctx, loaded, *s).await.map(ApplyOutcome::Swarm),
+    }
+}
+
+async fn run_hosts(ctx: &Ctx, loaded: &Loaded, plan: HostsPlan) -> OpResult<HostsApplied> {
+    let HostsPlan {
+        input,
+        prepared,
+        doc,
+        saved,
+        commit,
+        pending,
+    } = plan;
+    let op = ctx.op("apply", &input.env);
+    if pending == 0 {
+        let hosts = prepared
+            .iter()
+            .map(|p| match &p.error {
+                Some(e) => HostReport::with_error(
+                    &p.host.name,
+                    &p.host.endpoint(),
+                    HostStatus::Unreachable,
+                    e.clone(),
+                ),
+                None => HostReport::new(&p.host.name, &p.host.endpoint(), HostStatus::Unchanged),
+            })
+            .collect();
+        return Ok(HostsApplied {
+            environment: input.env,
+            ok: !doc.has_errors(),
+            hosts,
+            interrupted: ctx.cancelled(),
+            nothing_to_do: true,
+        });
+    }
+    let stamp = deploy::stamp(&op, loaded, commit, true);
+    let event = Event::new(
+        "apply",
+        &loaded.manifest.platform,
+        &input.env,
+        &stamp.commit,
+        &stamp.deployed_by,
+    )
+    .planned_apply(saved.as_ref().unwrap_or(&doc), input.prune);
+    around::pre_hook(&op, loaded, &event).await?;
+    let settings = input.run.settings(&op, loaded, &input.env, prepared.len());
+    let opts = Options {
+        retain: loaded.manifest.retain,
+        prune: input.prune,
+        stamp,
+        health_timeout: input.run.health_timeout(),
+    };
+    let work = Apply {
+        saved,
+        select: input.select.clone(),
+        opts: opts.clone(),
+    };
+    let prune = input.prune;
+    let reports = crate::ops::run::on_hosts(&op, &prepared, &settings, &work, &opts, &|p| {
+        p.has_changes(prune)
+    })
+    .await;
+    let failed = reports.iter().any(|r| !r.ok());
+    let interrupted = ctx.cancelled();
+    around::after_work(
+        &op,
+        loaded,
+        &event.ran(&reports, Outcome::of_run(failed, interrupted)),
+    )
+    .await;
+    Ok(HostsApplied {
+        environment: input.env,
+        ok: !failed,
+        hosts: reports,
+        interrupted,
+        nothing_to_do: false,
+    })
+}
+
+async fn run_swarm(ctx: &Ctx, loaded: &Loaded, s: SwarmApply) -> OpResult<SwarmApplied> {
+    let SwarmApply {
+        input,
+        plan,
+        engine,
+        warnings: _,
+    } = s;
+    if plan.pending() == 0 {
+        return Ok(SwarmApplied {
+            environment: input.env,
+            ok: true,
+            services: vec![],
+            nothing_to_do: true,
+            interrupted: false,
+        });
+    }
+    let op = ctx.op("apply", &input.env);
+    let stamp = deploy::stamp(&op, loaded, deploy::source_commit(loaded), true);
+    let progress = |line: &str| {
+        op.emit(Progress::Swarm {
+            line: line.to_string(),
+        })
+    };
+    let results = swarm::run(
+        loaded,
+        &plan,
+        &engine,
+        &stamp,
+        input.run.lock_wait,
+        input.run.health_timeout(),
+        &progress,
+    )
+    .await?;
+    let failed = results.iter().any(|r| !r.ok);
+    Ok(SwarmApplied {
+        environment: input.env,
+        ok: !failed,
+        services: results,
+        nothing_to_do: false,
+        interrupted: ctx.cancelled(),
+    })
+}

@@ -1,0 +1,179 @@
+//! What brackets every operation that changes something, whichever face started it: the
+//! manifest's `pre_` hook before any host is touched (a failure stops the operation, after the
+//! webhooks were told it was blocked), the `post_` or `on_failure` hook and the webhooks after the
+//! work, and the push of a pin commit. Progress and warnings go to the operation's sink.
+
+use crate::manifest::Loaded;
+use crate::ops::context::{Op, Progress};
+use crate::ops::error::{OpError, OpResult};
+use crate::ops::event::{Event, Outcome};
+use crate::ops::hooks::{self, Hook, HookError};
+use crate::ops::notify::Sent;
+use serde::Serialize;
+
+/// Runs the manifest's `pre_<command>` hook, if it has one. A hook that fails, times out or is
+/// cancelled stops the operation: the webhooks are told it was blocked, and the error says which
+/// hook and how it ended.
+pub async fn pre_hook(op: &Op, loaded: &Loaded, event: &Event) -> OpResult<()> {
+    op.emit(Progress::Event(Box::new(event.clone())));
+    let name = format!("pre_{}", event.command);
+    let Some(command) = loaded.manifest.hooks.get(&name) else {
+        return Ok(());
+    };
+    let Err(e) = run_hook(op, loaded, &name, &command.value, event) else {
+        return Ok(());
+    };
+    let mut blocked = event.clone().ended(if e.interrupted() {
+        Outcome::Interrupted
+    } else {
+        Outcome::Blocked
+    });
+    blocked.notes.push(e.to_string());
+    notify(op, loaded, &blocked).await;
+    Err(OpError::Blocked(e))
+}
+
+/// After the work, whatever its outcome (never changing it): the `post_<command>` hook when it
+/// succeeded, else `on_failure`; a failing hook is a warning. Then the webhooks.
+pub async fn after_work(op: &Op, loaded: &Loaded, event: &Event) {
+    let name = match event.result {
+        Some(Outcome::Success) => format!("post_{}", event.command),
+        _ => "on_failure".to_string(),
+    };
+    if let Some(command) = loaded.manifest.hooks.get(&name)
+        && let Err(e) = run_hook(op, loaded, &name, &command.value, event)
+    {
+        op.warn(e.to_string());
+    }
+    notify(op, loaded, event).await;
+}
+
+/// One hook of the manifest, in its directory, with its timeout; the operation's cancellation
+/// reaches the hook (in its own process group).
+fn run_hook(
+    op: &Op,
+    loaded: &Loaded,
+    name: &str,
+    command: &str,
+    event: &Event,
+) -> Result<(), HookError> {
+    let dir = loaded.dir();
+    let hook = Hook {
+        name,
+        command,
+        dir: &dir,
+        timeout: loaded.manifest.hooks.timeout(),
+        cancel: op.cancel(),
+    };
+    hooks::run(&hook, event, &|line| {
+        op.emit(Progress::Hook {
+            hook: name.to_string(),
+            line: line.to_string(),
+        })
+    })
+}
+
+/// Posts the event to the manifest's webhooks; what became of each is an event.
+async fn notify(op: &Op, loaded: &Loaded, event: &Event) {
+    op.emit(Progress::Event(Box::new(event.clone())));
+    let vars = op.ctx.vars.clone();
+    for sent in crate::ops::notify::send_all(&loaded.manifest.notify, event, &vars).await {
+        op.emit(match sent {
+            Sent::Delivered { to, status } => Progress::Notified { to, status },
+            Sent::Failed { to, why } => Progress::NotifyFailed { to, why },
+        });
+    }
+}
+
+/// Whether this run pushes its pin commit: `--push`, or `git: {push: true}` unless `--no-push`.
+pub fn wants_push(m: &crate::manifest::Manifest, push: bool, no_push: bool) -> bool {
+    push || (m.git.push && !no_push)
+}
+
+/// An environment followed by pull agents (`pull: true`) takes its pins from the pushed branch:
+/// an operation that changes them must end with its commit pushed, or the agents put the old pins
+/// back at their next sync. Checked before anything is done.
+pub fn require_push_for_pull(
+    loaded: &Loaded,
+    env: &str,
+    commits: bool,
+    pushes: bool,
+    command: &str,
+) -> OpResult<()> {
+    if !loaded
+        .manifest
+        .environments
+        .get(env)
+        .is_some_and(|e| e.pull)
+        || (commits && pushes)
+    {
+        return Ok(());
+    }
+    Err(OpError::Refused(format!(
+        "environment `{env}` is followed by pull agents (`pull: true`): `{command}` must end with its pin commit pushed, or the agents would undo it at their next sync; pass --push (or set `git: {{push: true}}`){}",
+        if commits { "" } else { " and let it commit" }
+    )))
+}
+
+/// What became of a push: where the commit went, or why not (the local commit stays).
+#[derive(Debug, Clone, Serialize)]
+pub struct Pushed {
+    pub ok: bool,
+    pub to: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Pushes a pin commit to its branch's upstream (the git CLI, never forced).
+pub fn push(path: &std::path::Path, commit: &str) -> Pushed {
+    match crate::git::push(path, commit) {
+        Ok(up) => Pushed {
+            ok: true,
+            to: Some(up.to_string()),
+            error: None,
+        },
+        Err(e) => Pushed {
+            ok: false,
+            to: None,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// The pins a run writes back, committed (the manifest file alone), authored by the operation's
+/// actor; or with `commit` false, a note that the manifest still pins what was left. Returns the
+/// commit and its message; an error is also a note (the hosts already changed).
+pub fn write_pins(
+    op: &Op,
+    loaded: &Loaded,
+    env: &str,
+    moves: &[(String, String, String)],
+    commit: bool,
+    notes: &mut Vec<String>,
+) -> Result<Option<(String, String)>, crate::ops::pins::PinWriteError> {
+    if moves.is_empty() {
+        return Ok(None);
+    }
+    if !commit {
+        notes.push("--no-commit: the manifest still pins the versions rolled back from; plan and audit show the drift".into());
+        return Ok(None);
+    }
+    let edits: Vec<(String, String)> = moves
+        .iter()
+        .map(|(s, _, to)| (s.clone(), to.clone()))
+        .collect();
+    let message = crate::ops::pins::message(&op.info.command, env, moves);
+    match crate::ops::pins::write_and_commit(
+        &loaded.path,
+        &loaded.text,
+        env,
+        &edits,
+        Some(&message),
+        &op.ctx.actor,
+    ) {
+        Ok(id) => Ok(id.map(|id| (id, message))),
+        Err(e) => {
+            notes.push(format!("the pins could not be rewritten: {e}"));
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! A run over an environment's hosts, as apply and rollback start it: the runner's settings from
+//! the operation's options and the manifest, then the rollout (canaries, batches, what a failure
+//! does), each host's steps reported as the operation's events.
+
+use crate::engine::docker::DockerEngine;
+use crate::host::converge::Options;
+use crate::host::lock::LockConfig;
+use crate::host::report::HostReport;
+use crate::host::runner::{HostWork, Settings};
+use crate::manifest::Loaded;
+use crate::ops::context::{Op, Progress};
+use crate::ops::deploy::Prepared;
+use std::time::Duration;
+
+/// How a run over hosts goes, from the flags of apply and rollback.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Hosts at once (`--max-parallel`), else the environment's `max_parallel`, else all.
+    pub max_parallel: Option<u32>,
+    /// The gate's bound (`--health-timeout`), else the default.
+    pub health_timeout: Option<Duration>,
+    /// How long to wait for a host's lock (`--lock-wait`).
+    pub lock_wait: Option<Duration>,
+}
+
+impl RunOptions {
+    /// The runner's settings: the lock held by the operation's actor.
+    pub fn settings(&self, op: &Op, loaded: &Loaded, env: &str, hosts: usize) -> Settings {
+        let e = &loaded.manifest.environments[env];
+        Settings {
+            platform: loaded.manifest.platform.clone(),
+            environment: env.to_string(),
+            parallel: self
+                .max_parallel
+                .or(e.max_parallel)
+                .map(|n| n as usize)
+                .unwrap_or(hosts)
+                .max(1),
+            lock: LockConfig::new(&op.ctx.actor.id, self.lock_wait),
+            health_timeout: self.health_timeout(),
+            retain: loaded.manifest.retain,
+            rollout: e.rollout.clone(),
+        }
+    }
+
+    pub fn health_timeout(&self) -> Duration {
+        self.health_timeout
+            .unwrap_or(crate::host::gate::DEFAULT_TIMEOUT)
+    }
+}
+
+/// Runs `work` over the prepared hosts as the environment's rollout says (`opts` put changed
+/// hosts back); each host's steps are events of `op`. A cancelled operation finishes the step in
+/// flight and starts nothing new.
+pub async fn on_hosts<W: HostWork<DockerEngine>>(
+    op: &Op,
+    prepared: &[Prepared],
+    settings: &Settings,
+    work: &W,
+    opts: &Options,
+    changes: &dyn Fn(&Prepared) -> bool,
+) -> Vec<HostReport> {
+    let targets = prepared.iter().map(|p| p.target(changes(p))).collect();
+    let reports =
+        crate::host::rollout::run(targets, settings, work, opts, &|h: &str| op.host_steps(h)).await;
+    op.emit(Progress::HostsDone);
+    reports
+}

@@ -1,0 +1,50 @@
+//! The terminal itself: what the command line writes on stdout and stderr, and the one
+//! confirmation prompt. Commands hand their output here; nothing below the faces prints.
+
+use std::io::IsTerminal;
+
+/// Writes `text` on stdout as it is.
+pub fn out(text: &str) {
+    print!("{text}");
+}
+
+/// Writes one line on stderr.
+pub fn err(line: &str) {
+    eprintln!("{line}");
+}
+
+/// One JSON document on stdout, pretty.
+pub fn json(v: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("a report serialises")
+    );
+}
+
+/// Why nothing was done at the prompt.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotConfirmed {
+    #[error("stdin is not a terminal, so nobody can confirm: pass --yes to {0} without asking")]
+    NoTerminal(String),
+    #[error("nothing done: not confirmed (pass --yes to {0} without asking)")]
+    Declined(String),
+}
+
+/// Asks `question` unless `yes`; refuses when nobody can answer (stdin not a terminal).
+/// `verb` completes "pass --yes to … without asking".
+pub fn confirm(yes: bool, question: &str, verb: &str) -> Result<(), NotConfirmed> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(NotConfirmed::NoTerminal(verb.into()));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+        Ok(())
+    } else {
+        Err(NotConfirmed::Declined(verb.into()))
+    }
+}
