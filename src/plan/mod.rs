@@ -10,9 +10,9 @@ pub mod view;
 
 pub use view::{HostView, classify, prefix};
 
-use crate::engine::{ContainerSummary, Health, RunState};
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::ResolvedService;
+use crate::observed::{ContainerSummary, Health, RunState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
