@@ -2,7 +2,7 @@
 //! through a manager, where fleetpin creates and updates services and Swarm places, replaces and
 //! rolls back their tasks. The container trait's rename, stop and retain have no meaning there,
 //! so this is its own small trait (services, tasks, nodes), with bollard behind it
-//! (`DockerSwarm`); ops/swarm.rs is its only user.
+//! (`DockerSwarm`); ops/swarm.rs and host/swarm.rs are its only users.
 
 use crate::engine::EngineError;
 use crate::engine::docker::{DockerEngine, Target};

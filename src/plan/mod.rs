@@ -6,6 +6,7 @@
 pub mod doc;
 pub mod labels;
 pub mod rollback;
+pub mod swarm;
 pub mod view;
 
 pub use view::{HostView, classify, prefix};
