@@ -9,11 +9,11 @@ use crate::engine::EngineError;
 use crate::engine::docker::{Target, TlsFiles};
 use crate::engine::swarm::{DockerSwarm, ServiceState, SwarmEngine};
 use crate::error::{Error, Result};
+use crate::host::swarm::SwarmLockError;
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
 use crate::plan::ChangeKind;
 use crate::plan::doc::Selection;
-use crate::plan::labels::DeployStamp;
 use crate::plan::swarm;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 // The plan and the run moved to `plan::swarm` and `host::swarm`; their names stay reachable
 // here, where the commands have always found them.
-pub use crate::host::swarm::{DEFAULT_PARALLELISM, SwarmResult};
+pub use crate::host::swarm::{DEFAULT_PARALLELISM, SwarmResult, run};
 pub use crate::plan::swarm::{HISTORY, Past, SwarmChange, SwarmPlan, history_of};
 
 /// How to reach the environment's manager (tls files resolved against the manifest's directory).
@@ -112,20 +112,11 @@ pub async fn plan<S: SwarmEngine>(
     })
 }
 
-/// Applies `plan` under the environment's lock (`host::swarm::run`): what apply and rollback
-/// both run on a Swarm environment (rollback's plan holds the versions it goes back to).
-pub async fn run<S: SwarmEngine>(
-    loaded: &Loaded,
-    plan: &SwarmPlan,
-    engine: &S,
-    stamp: &DeployStamp,
-    lock_wait: Option<Duration>,
-    timeout: Duration,
-    progress: &dyn Fn(&str),
-) -> Result<Vec<SwarmResult>> {
-    crate::host::swarm::run(loaded, plan, engine, stamp, lock_wait, timeout, progress)
-        .await
-        .map_err(|e| Error::msg(e.to_string()))
+/// A Swarm lock not taken stops the command with the lock's own words.
+impl From<SwarmLockError> for Error {
+    fn from(e: SwarmLockError) -> Error {
+        Error::msg(e.to_string())
+    }
 }
 
 /// What `rollback` does to each selected service (`plan::swarm::rollback_plan`), its refusals
