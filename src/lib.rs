@@ -3,7 +3,8 @@
 //!
 //! Layers, each importing only those below it (docs/architecture.md draws them):
 //! `manifest` (the format: parse, check, resolve, edit pins — pure) and `engine` (the one seam to
-//! a container engine: the trait, bollard behind it, an in-memory one for tests) at the bottom;
+//! a container engine: the trait, bollard behind it, an in-memory one for tests) at the bottom,
+//! with `observed` (what an engine reports: containers, log lines, Swarm services and tasks);
 //! `plan` (pure decisions over what a host shows: roles, changes, rollback's choice); `host` (the
 //! one runner and the one swap, the gate, repair, the lock); `ops` (operations several commands
 //! share); `render` (what people read); `cmd` (one file per command); `app` (dispatch, the edge).
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod import;
 pub mod interrupt;
 pub mod manifest;
+pub mod observed;
 pub mod ops;
 pub mod plan;
 pub mod render;

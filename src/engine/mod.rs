@@ -57,57 +57,9 @@ impl EngineError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunState {
-    Created,
-    Running,
-    Restarting,
-    Paused,
-    Exited,
-    Dead,
-    Removing,
-}
-
-impl RunState {
-    pub fn parse(s: &str) -> RunState {
-        match s {
-            "created" => RunState::Created,
-            "running" => RunState::Running,
-            "restarting" => RunState::Restarting,
-            "paused" => RunState::Paused,
-            "removing" => RunState::Removing,
-            "dead" => RunState::Dead,
-            _ => RunState::Exited,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// No healthcheck, in the image or the spec.
-    None,
-    Starting,
-    Healthy,
-    Unhealthy,
-}
-
-/// A container as one list call shows it: enough to plan without inspecting each one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ContainerSummary {
-    pub id: String,
-    /// Without Docker's leading `/`.
-    pub name: String,
-    /// The image reference it was created from.
-    pub image: String,
-    pub image_id: String,
-    pub state: RunState,
-    pub health: Health,
-    pub labels: BTreeMap<String, String>,
-    /// Unix seconds.
-    pub created: i64,
-}
+/// The observed-state types live below every layer (plan and render read them without the
+/// engine); re-exported here so the seam still names them.
+pub use crate::observed::{ContainerSummary, Health, LogLine, LogStream, RunState};
 
 /// What inspecting one container adds: the health log, start time, restart policy, exit code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,24 +110,6 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Keep the stream open for new lines until the container stops.
     pub follow: bool,
-}
-
-/// Which of a container's output streams a line was written to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-}
-
-/// One line of a container's output, as the engine kept it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LogLine {
-    pub stream: LogStream,
-    /// When the engine received the line (RFC 3339 with nanoseconds, as the engine wrote it).
-    pub time: Option<String>,
-    /// Without its line ending.
-    pub line: String,
 }
 
 /// Registry credentials from the operator's docker config, never from the manifest.

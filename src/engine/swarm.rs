@@ -2,7 +2,7 @@
 //! through a manager, where fleetpin creates and updates services and Swarm places, replaces and
 //! rolls back their tasks. The container trait's rename, stop and retain have no meaning there,
 //! so this is its own small trait (services, tasks, nodes), with bollard behind it
-//! (`DockerSwarm`); ops/swarm.rs is its only user.
+//! (`DockerSwarm`); ops/swarm.rs and host/swarm.rs are its only users.
 
 use crate::engine::EngineError;
 use crate::engine::docker::{DockerEngine, Target};
@@ -59,35 +59,7 @@ pub struct ServiceWant {
     pub healthcheck: Option<(Vec<String>, Duration, Duration, u32, Duration)>,
 }
 
-/// A Swarm service as the manager reports it.
-#[derive(Debug, Clone, Default)]
-pub struct ServiceState {
-    pub id: String,
-    pub name: String,
-    pub version: u64,
-    pub labels: BTreeMap<String, String>,
-    pub image: String,
-    pub replicas: Option<u64>,
-    /// `updating`, `completed`, `rollback_started`, `rollback_completed`, `paused`, …
-    pub update_state: Option<String>,
-    pub update_message: Option<String>,
-}
-
-/// One task of a service.
-#[derive(Debug, Clone, Default)]
-pub struct TaskInfo {
-    pub id: String,
-    pub service_id: String,
-    pub node_id: String,
-    pub slot: Option<u64>,
-    pub desired: String,
-    pub state: String,
-    /// The image the task runs, with the digest Swarm resolved at create/update.
-    pub image: String,
-    /// The labels of the task's container (fleetpin's, with the spec hash).
-    pub labels: BTreeMap<String, String>,
-    pub error: Option<String>,
-}
+pub use crate::observed::{ServiceState, TaskInfo};
 
 /// A node of the cluster.
 #[derive(Debug, Clone, Default)]

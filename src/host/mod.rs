@@ -17,4 +17,5 @@ pub mod runner;
 pub mod settings;
 pub mod spec;
 pub mod swap;
+pub mod swarm;
 pub mod waves;

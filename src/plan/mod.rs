@@ -6,13 +6,14 @@
 pub mod doc;
 pub mod labels;
 pub mod rollback;
+pub mod swarm;
 pub mod view;
 
 pub use view::{HostView, classify, prefix};
 
-use crate::engine::{ContainerSummary, Health, RunState};
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::ResolvedService;
+use crate::observed::{ContainerSummary, Health, RunState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;

@@ -12,8 +12,8 @@
 //! away from as `.old-rb-`: run again, it finishes that rollback (repair confirms it) rather than
 //! going one more step back — a re-run never goes two releases back.
 
-use crate::engine::ContainerSummary;
 use crate::manifest::pin::VersionPin;
+use crate::observed::ContainerSummary;
 use crate::plan::labels;
 use crate::plan::view::HostView;
 use std::collections::BTreeMap;
@@ -178,7 +178,7 @@ pub fn agree(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Health, RunState};
+    use crate::observed::{Health, RunState};
     use crate::plan::view::classify;
 
     fn c(name: &str, version: &str, created: i64) -> ContainerSummary {

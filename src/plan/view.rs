@@ -6,7 +6,7 @@
 //! client-clock suffix in their names: "back" means created earlier on that engine, whatever the
 //! clocks of the laptops that deployed them said.
 
-use crate::engine::ContainerSummary;
+use crate::observed::ContainerSummary;
 use crate::plan::labels::{self, Role};
 use std::collections::BTreeMap;
 
@@ -157,7 +157,7 @@ impl HostView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Health, RunState};
+    use crate::observed::{Health, RunState};
 
     fn c(name: &str, service: &str, created: i64) -> ContainerSummary {
         ContainerSummary {

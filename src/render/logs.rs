@@ -2,7 +2,7 @@
 //! compose and Kamal do, so several hosts' output reads as one; or, for scripts, one JSON object
 //! per line (JSON Lines: a followed stream has no end at which one document could close).
 
-use crate::engine::LogLine;
+use crate::observed::LogLine;
 use crate::render::Style;
 use serde_json::json;
 
@@ -218,7 +218,7 @@ pub async fn show_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::LogStream;
+    use crate::observed::LogStream;
 
     fn l(text: &str) -> LogLine {
         LogLine {
