@@ -28,6 +28,9 @@ pub enum OpError {
     /// A `pre_` hook failed, timed out or was interrupted: nothing was changed.
     #[error("{0}: nothing was changed")]
     Blocked(HookError),
+    /// A Swarm environment's lock is held (or vanished once taken).
+    #[error(transparent)]
+    SwarmLock(#[from] crate::host::swarm::SwarmLockError),
     /// The manifest's repository.
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
@@ -63,7 +66,7 @@ impl OpError {
             OpError::Manifest(_) | OpError::Invalid(_) | OpError::NotPinned { .. } => {
                 Status::BadRequest
             }
-            OpError::Refused(_) | OpError::Blocked(_) => Status::Conflict,
+            OpError::Refused(_) | OpError::Blocked(_) | OpError::SwarmLock(_) => Status::Conflict,
             OpError::Engine(_) => Status::BadGateway,
             OpError::Git(_) | OpError::File { .. } => Status::Internal,
         }
