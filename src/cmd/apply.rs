@@ -6,7 +6,7 @@
 use crate::cli::{ApplyArgs, Format};
 use crate::config::Config;
 use crate::error::{Error, Exit, Result};
-use crate::host::converge::{Apply, Options};
+use crate::host::converge::Apply;
 use crate::host::report::{HostReport, HostStatus};
 use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc};
 use crate::ops::event::{Event, Outcome};
@@ -122,20 +122,14 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
         health_timeout: args.health_timeout,
         lock_wait: args.lock_wait,
     };
-    let settings = flags.settings(&loaded, &args.env, prepared.len(), &stamp.deployed_by);
-    let opts = Options {
-        retain: loaded.manifest.retain,
-        prune: args.prune,
-        stamp,
-        health_timeout: flags.health_timeout(),
-    };
+    let settings = flags.settings(&loaded, &args.env, prepared.len(), stamp);
     let work = Apply {
         saved,
         select,
-        opts: opts.clone(),
+        prune: args.prune,
     };
     let prune = args.prune;
-    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts, &|p| {
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &|p| {
         p.has_changes(prune)
     });
     let exit = finish(config, &args.env, &reports, false);

@@ -30,6 +30,7 @@ use crate::ops::deploy::Selection;
 use crate::ops::event::{Event, Outcome};
 use crate::ops::hooks::{self, Hook};
 use crate::ops::notify::Sent;
+use crate::plan::labels::DeployStamp;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -202,8 +203,14 @@ pub struct RunFlags {
 
 impl RunFlags {
     /// The runner's settings: hosts at once from the flag, else the environment's `max_parallel`,
-    /// else all; the gate's bound; the lock as this operator.
-    pub fn settings(&self, loaded: &Loaded, env: &str, hosts: usize, identity: &str) -> Settings {
+    /// else all; the gate's bound; the lock as the operator who deploys (`stamp`).
+    pub fn settings(
+        &self,
+        loaded: &Loaded,
+        env: &str,
+        hosts: usize,
+        stamp: DeployStamp,
+    ) -> Settings {
         let e = &loaded.manifest.environments[env];
         Settings {
             platform: loaded.manifest.platform.clone(),
@@ -214,10 +221,11 @@ impl RunFlags {
                 .map(|n| n as usize)
                 .unwrap_or(hosts)
                 .max(1),
-            lock: LockConfig::new(identity, self.lock_wait),
+            lock: LockConfig::new(&stamp.deployed_by, self.lock_wait),
             health_timeout: self.health_timeout(),
             retain: loaded.manifest.retain,
             rollout: e.rollout.clone(),
+            stamp,
         }
     }
 
@@ -238,15 +246,13 @@ fn swarm_progress(quiet: bool) -> impl Fn(&str) {
 }
 
 /// Runs `work` over the prepared hosts as the environment's rollout says (canaries, batches, what
-/// a failure does; `opts` put changed hosts back), showing progress; Ctrl-C finishes the step in
-/// flight.
+/// a failure does), showing progress; Ctrl-C finishes the step in flight.
 pub fn run_on_hosts<W: HostWork<DockerEngine>>(
     config: &Config,
     rt: &tokio::runtime::Runtime,
     prepared: &[Prepared],
     settings: &Settings,
     work: &W,
-    opts: &crate::host::converge::Options,
     changes: &dyn Fn(&Prepared) -> bool,
 ) -> Vec<HostReport> {
     let targets = prepared.iter().map(|p| p.target(changes(p))).collect();
@@ -256,7 +262,6 @@ pub fn run_on_hosts<W: HostWork<DockerEngine>>(
         targets,
         settings,
         work,
-        opts,
         &|h: &str| sink.host(h),
     ));
     sink.clear();

@@ -17,7 +17,6 @@ use crate::cli::{Format, RollbackArgs};
 use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::git;
-use crate::host::converge::Options;
 use crate::host::rollback::Rollback;
 use crate::ops::deploy;
 use crate::ops::event::{Event, Outcome as RunOutcome};
@@ -128,22 +127,15 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
         health_timeout: args.health_timeout,
         lock_wait: args.lock_wait,
     };
-    let mut settings = flags.settings(&loaded, &args.env, prepared.len(), &stamp.deployed_by);
+    let mut settings = flags.settings(&loaded, &args.env, prepared.len(), stamp);
     // A rollback honours max_parallel and canaries, but always stops at the first failure.
     settings.rollout.on_failure = crate::manifest::OnFailure::Stop;
-    let opts = Options {
-        retain: m.retain,
-        prune: false,
-        stamp,
-        health_timeout: flags.health_timeout(),
-    };
     let work = Rollback {
         targets: targets.clone(),
         to: args.to.clone(),
-        opts: opts.clone(),
     };
     // Canaries are the first hosts that have something to roll back.
-    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &opts, &|p| {
+    let reports = super::run_on_hosts(config, &rt, &prepared, &settings, &work, &|p| {
         p.engine.is_none() || p.desired.iter().any(|r| targets.contains_key(&r.service))
     });
     let failed = reports.iter().any(|r| !r.ok());

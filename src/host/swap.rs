@@ -27,8 +27,10 @@ use crate::engine::{ContainerSummary, CreateSpec, Engine, EngineError};
 use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
 use crate::host::report::{Failure, Progress, now_millis};
+use crate::host::runner::OnHost;
 use crate::interrupt::fault_point;
 use crate::manifest::Order;
+use crate::manifest::resolve::ResolvedService;
 use crate::plan::labels::{self, Aside};
 use crate::plan::view::HostView;
 use std::time::{Duration, Instant};
@@ -75,6 +77,44 @@ pub struct Done {
     /// The container now serving under the stable name.
     pub id: String,
     pub health_seconds: f64,
+}
+
+/// The one swap for service `r` on a host as `on.view` shows it: from what serves now to
+/// `incoming`, the stepped-aside container taking the role `aside`; the gate and `retain` are the
+/// run's (`on.settings`). What apply, rollback and a rollout's put-back call.
+pub async fn for_service<E: Engine>(
+    engine: &E,
+    r: &ResolvedService,
+    on: OnHost<'_>,
+    incoming: Incoming,
+    aside: Aside,
+    progress: Progress<'_>,
+) -> Result<Done, Failure> {
+    let OnHost {
+        view,
+        released,
+        settings,
+    } = on;
+    run(
+        engine,
+        Swap {
+            service: &r.service,
+            stable: &r.container_name,
+            current: view.current.get(&r.service),
+            incoming,
+            policy: r.restart.as_str(),
+            aside,
+            gate: settings.gate(r),
+            retain: settings.retain,
+            view,
+            order: r.order,
+            drain: r.drain,
+            networks: &r.networks,
+            released,
+        },
+        progress,
+    )
+    .await
 }
 
 /// Runs the swap; on failure the current container serves again (`Failure::restored`).

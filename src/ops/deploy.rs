@@ -7,7 +7,7 @@ use crate::engine::docker::DockerEngine;
 use crate::engine::{ContainerSummary, EngineError};
 use crate::error::{Error, Result};
 use crate::host::fleet::{self, HostRef};
-use crate::host::runner::Target;
+use crate::host::runner::{Target, Unreachable};
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
 pub use crate::plan::doc::{PLAN_FORMAT, PlanDoc, PlanHost, Selection, filter_orphans};
@@ -50,7 +50,9 @@ impl<E> Prepared<E> {
             endpoint: self.host.endpoint(),
             engine: match &self.engine {
                 Some(e) => Ok(e.clone()),
-                None => Err(self.error.clone().unwrap_or_else(|| "unreachable".into())),
+                None => Err(Unreachable {
+                    reason: self.error.clone().unwrap_or_else(|| "unreachable".into()),
+                }),
             },
             desired: self.desired.clone(),
             changes,
