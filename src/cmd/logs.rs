@@ -95,7 +95,7 @@ async fn host_sources(
     select: &deploy::Selection,
     tail: Option<usize>,
 ) -> Result<Found> {
-    let hosts = fleet::hosts(loaded, &args.env, &select.hosts).map_err(Error::msg)?;
+    let hosts = fleet::hosts(loaded, &args.env, &select.hosts)?;
     let platform = loaded.manifest.platform.clone();
     let prefix = view::prefix(&platform, &args.env);
     let observed = fleet::observe_all(hosts, &prefix, config.connect_timeout).await;

@@ -270,7 +270,7 @@ pub fn run_on_hosts<W: HostWork<DockerEngine>>(
 
 /// The environment `env` of the manifest, or an error naming those there are.
 pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a crate::manifest::Environment> {
-    crate::host::fleet::environment(loaded, env).map_err(Error::msg)
+    Ok(crate::host::fleet::environment(loaded, env)?)
 }
 
 /// Runs the manifest's `pre_<command>` hook, if it has one, before any host is touched (promote:

@@ -13,7 +13,7 @@ pub fn run(config: &Config, args: &UnlockArgs) -> Result<Exit> {
     if super::environment(&loaded, &args.env)?.is_swarm() {
         return swarm(config, args, &loaded);
     }
-    let hosts = fleet::hosts(&loaded, &args.env, &args.hosts).map_err(Error::msg)?;
+    let hosts = fleet::hosts(&loaded, &args.env, &args.hosts)?;
     let platform = loaded.manifest.platform.clone();
     let env = args.env.as_str();
     let results = super::runtime().block_on(async {

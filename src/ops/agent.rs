@@ -267,7 +267,8 @@ impl<'a> Agent<'a> {
                     .unwrap_or_default();
                 format!("{e}{first}")
             })?;
-        fleet::hosts(&loaded, &s.environment, std::slice::from_ref(&s.host))?;
+        fleet::hosts(&loaded, &s.environment, std::slice::from_ref(&s.host))
+            .map_err(|e| e.to_string())?;
         check_env_files(&loaded, s)?;
         Ok(loaded)
     }

@@ -229,7 +229,7 @@ pub fn wanted(
     select: &Selection,
     lenient: bool,
 ) -> Result<Vec<Wanted>> {
-    let hosts = fleet::hosts(loaded, env, &select.hosts).map_err(Error::msg)?;
+    let hosts = fleet::hosts(loaded, env, &select.hosts)?;
     check_services(loaded, select)?;
     resolve_hosts(loaded, hosts, select, lenient)
 }
