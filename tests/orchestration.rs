@@ -14,7 +14,7 @@ use fleetpin::host::runner::{self, HostWork, Settings, Target};
 use fleetpin::manifest::resolve::{ResolvedService, resolve_host};
 use fleetpin::ops::deploy::Selection;
 use fleetpin::plan::labels::{self, DeployStamp};
-use fleetpin::plan::rollback::agree;
+use fleetpin::plan::rollback::{Disagreement, agree};
 use fleetpin::plan::view::classify;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -123,7 +123,7 @@ fn rollback(
     engine: &Arc<MemoryEngine>,
     pinned: &str,
     to: Option<&str>,
-) -> Result<HostReport, Vec<String>> {
+) -> Result<HostReport, Vec<Disagreement>> {
     let list = block(engine.list_containers("acme-prod-")).unwrap();
     let view = classify("acme", "prod", &list);
     let services = vec!["web".to_string()];
@@ -200,7 +200,12 @@ fn three_upgrades_then_rollbacks_walk_back_and_never_forward() {
     // Nothing older: refused before anything is touched, naming what --to could pick.
     let calls = e.state.lock().unwrap().calls.len();
     let err = rollback(&e, "1.0.0", None).unwrap_err();
-    assert!(err[0].contains("rolled back from: 2.0.0, 1.1.0"), "{err:?}");
+    assert!(
+        err[0]
+            .to_string()
+            .contains("rolled back from: 2.0.0, 1.1.0"),
+        "{err:?}"
+    );
     assert_eq!(
         e.state.lock().unwrap().calls.len(),
         calls,
@@ -236,7 +241,10 @@ fn after_to_an_older_version_a_plain_rollback_never_picks_a_newer_one() {
     assert!(rollback(&e, "2.0.0", Some("1.0.0")).unwrap().ok());
     assert_eq!(running(&e).1, "1.0.0");
     let err = rollback(&e, "1.0.0", None).unwrap_err();
-    assert!(err[0].contains("nothing to roll back to"), "{err:?}");
+    assert!(
+        err[0].to_string().contains("nothing to roll back to"),
+        "{err:?}"
+    );
 }
 
 #[test]

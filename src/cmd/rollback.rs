@@ -95,7 +95,11 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
     let targets = agree(&reachable, &services, args.to.as_deref()).map_err(|problems| {
         Error::msg(format!(
             "nothing was rolled back:\n  {}",
-            problems.join("\n  ")
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
         ))
     })?;
     if targets.is_empty() {
