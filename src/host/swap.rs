@@ -157,13 +157,9 @@ async fn stop_first<E: Engine>(
         Incoming::Create(spec) => {
             let mut spec = spec.clone();
             if current.is_some() {
-                spec.name = format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"));
+                spec.name = new_name(stable, stamp);
             }
-            progress(&format!("creating {service}"));
-            tracing::debug!("{service}: creating {spec:?}");
-            let id = create(engine, &spec, progress)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            let id = create_new(engine, service, &spec, "", progress).await?;
             fault_point("created").await;
             (id, None)
         }
@@ -343,14 +339,13 @@ async fn start_first<E: Engine>(
     let (in_id, kept_name) = match &incoming {
         Incoming::Create(spec) => {
             let mut spec = (**spec).clone();
-            spec.name = format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"));
+            spec.name = new_name(stable, stamp);
             spec.aliases.clear();
-            progress(&format!("creating {service} beside the running one"));
-            tracing::debug!("{service}: creating {spec:?}");
-            let id = create(engine, &spec, progress)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            (id, None)
+            let beside = " beside the running one";
+            (
+                create_new(engine, service, &spec, beside, progress).await?,
+                None,
+            )
         }
         Incoming::Relaunch(k) => {
             let pending = labels::pending_kept_name(stable, &k.name, stamp, &k.id);
@@ -456,6 +451,26 @@ async fn start_first<E: Engine>(
         id: in_id,
         health_seconds,
     })
+}
+
+/// The name of an incoming container while the stable name is taken: `NAME.new-T`.
+fn new_name(stable: &str, stamp: u128) -> String {
+    format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"))
+}
+
+/// S1 / S1': the incoming container created (`how`: where it runs, for the progress line).
+async fn create_new<E: Engine>(
+    engine: &E,
+    service: &str,
+    spec: &CreateSpec,
+    how: &str,
+    progress: Progress<'_>,
+) -> Result<String, Failure> {
+    progress(&format!("creating {service}{how}"));
+    tracing::debug!("{service}: creating {spec:?}");
+    create(engine, spec, progress)
+        .await
+        .map_err(|e| Failure::new(service, e.to_string()))
 }
 
 /// Creates the container. If its image is gone since it was pulled or found (another run on this
