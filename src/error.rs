@@ -62,4 +62,20 @@ impl From<crate::git::GitError> for Error {
     }
 }
 
+/// Typed errors of the layers below the commands, shown as they read (`Error::Message`).
+macro_rules! shown_as_message {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::Message(e.to_string())
+            }
+        }
+    )*};
+}
+
+shown_as_message!(
+    crate::manifest::resolve::UnknownEnvironment,
+    crate::host::fleet::HostsError,
+);
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

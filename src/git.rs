@@ -16,8 +16,45 @@ pub enum GitError {
         "HEAD is detached (as in most CI checkouts), so a commit would belong to no branch and be lost at the next checkout; check out the branch first (`git switch <branch>`, or `git checkout -B <branch>` in CI), or pass --no-commit"
     )]
     Detached,
+    /// What libgit2 said.
     #[error("git: {0}")]
     Git(String),
+    /// What libgit2 said about the repository's HEAD or config, shown as it says it.
+    #[error("{0}")]
+    Repository(String),
+    #[error("git: {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("git: a bare repository has no working tree")]
+    Bare,
+    #[error("git: {0} is outside the repository's working tree")]
+    OutsideWorkTree(String),
+    #[error("git: `{rev}` is not a revision of this repository ({reason})")]
+    NoSuchRevision { rev: String, reason: String },
+    #[error("git: `{0}` does not name a commit")]
+    NotACommit(String),
+    /// `at`: the revision as given, or `commit <short id>`.
+    #[error("git: {path} does not exist at {at}")]
+    Missing { path: String, at: String },
+    #[error("git: {path}{} is not a file", at_rev(.rev))]
+    NotAFile { path: String, rev: Option<String> },
+    #[error("git: {path}{} is not UTF-8 text", at_rev(.rev))]
+    NotText { path: String, rev: Option<String> },
+    #[error("git: cannot create {path}: {reason}")]
+    CacheDir { path: String, reason: String },
+    #[error("git: cannot run `git` ({0}): the agent fetches with the git CLI; install git")]
+    NoGit(String),
+    /// `detail`: git's last lines of error, or its exit status.
+    #[error("git: fetching {branch} of {url} failed: {detail}")]
+    Fetch {
+        branch: String,
+        /// Redacted (`redact_url`).
+        url: String,
+        detail: String,
+    },
+}
+
+fn at_rev(rev: &Option<String>) -> String {
+    rev.as_ref().map(|r| format!(" at {r}")).unwrap_or_default()
 }
 
 impl From<git2::Error> for GitError {
@@ -27,23 +64,18 @@ impl From<git2::Error> for GitError {
 }
 
 fn open(manifest: &Path) -> Result<(Repository, PathBuf), GitError> {
-    let abs = std::fs::canonicalize(manifest)
-        .map_err(|e| GitError::Git(format!("{}: {e}", manifest.display())))?;
+    let abs = std::fs::canonicalize(manifest).map_err(|e| GitError::Unreadable {
+        path: manifest.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let dir = abs.parent().unwrap_or(Path::new("/"));
     let repo = Repository::discover(dir)
         .map_err(|_| GitError::NotARepository(manifest.display().to_string()))?;
-    let workdir = repo
-        .workdir()
-        .ok_or_else(|| GitError::Git("a bare repository has no working tree".into()))?;
+    let workdir = repo.workdir().ok_or(GitError::Bare)?;
     let workdir = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
     let rel = abs
         .strip_prefix(&workdir)
-        .map_err(|_| {
-            GitError::Git(format!(
-                "{} is outside the repository's working tree",
-                abs.display()
-            ))
-        })?
+        .map_err(|_| GitError::OutsideWorkTree(abs.display().to_string()))?
         .to_path_buf();
     Ok((repo, rel))
 }
@@ -116,8 +148,10 @@ pub fn commit_manifest(
     if repo.head_detached().unwrap_or(false) {
         return Err(GitError::Detached);
     }
-    let content = std::fs::read(manifest)
-        .map_err(|e| GitError::Git(format!("{}: {e}", manifest.display())))?;
+    let content = std::fs::read(manifest).map_err(|e| GitError::Unreadable {
+        path: manifest.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let blob = repo.blob(&content)?;
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let base = match &parent {
@@ -164,25 +198,44 @@ fn signature(
 /// out; returns the text and the full commit id.
 pub fn read_at_rev(manifest: &Path, rev: &str) -> Result<(String, String), GitError> {
     let (repo, rel) = open(manifest)?;
-    let obj = repo.revparse_single(rev).map_err(|e| {
-        GitError::Git(format!(
-            "`{rev}` is not a revision of this repository ({})",
-            e.message()
-        ))
-    })?;
+    let obj = repo
+        .revparse_single(rev)
+        .map_err(|e| GitError::NoSuchRevision {
+            rev: rev.to_string(),
+            reason: e.message().to_string(),
+        })?;
     let commit = obj
         .peel_to_commit()
-        .map_err(|_| GitError::Git(format!("`{rev}` does not name a commit")))?;
+        .map_err(|_| GitError::NotACommit(rev.to_string()))?;
+    let text = file_text(&repo, &commit, &rel, rev, Some(rev))?;
+    Ok((text, commit.id().to_string()))
+}
+
+/// The file `path` of `commit` as UTF-8 text; `at` names the commit in a "does not exist" error,
+/// `rev` (when the operator gave one) the others.
+fn file_text(
+    repo: &Repository,
+    commit: &git2::Commit,
+    path: &Path,
+    at: &str,
+    rev: Option<&str>,
+) -> Result<String, GitError> {
+    let shown = || path.display().to_string();
     let entry = commit
         .tree()?
-        .get_path(&rel)
-        .map_err(|_| GitError::Git(format!("{} does not exist at {rev}", rel.display())))?;
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|_| GitError::Git(format!("{} at {rev} is not a file", rel.display())))?;
-    let text = String::from_utf8(blob.content().to_vec())
-        .map_err(|_| GitError::Git(format!("{} at {rev} is not UTF-8 text", rel.display())))?;
-    Ok((text, commit.id().to_string()))
+        .get_path(path)
+        .map_err(|_| GitError::Missing {
+            path: shown(),
+            at: at.to_string(),
+        })?;
+    let blob = repo.find_blob(entry.id()).map_err(|_| GitError::NotAFile {
+        path: shown(),
+        rev: rev.map(str::to_string),
+    })?;
+    String::from_utf8(blob.content().to_vec()).map_err(|_| GitError::NotText {
+        path: shown(),
+        rev: rev.map(str::to_string),
+    })
 }
 
 /// One commit that changed the manifest: its metadata and the file before and after.
@@ -290,22 +343,19 @@ pub enum PushError {
     )]
     NoGit { reason: String, commit: String },
     #[error("{0}; the commit is kept here")]
-    Repo(String),
+    Repo(#[from] GitError),
 }
 
 /// The current branch's upstream, read from git config.
 pub fn upstream(manifest: &Path, commit: &str) -> Result<Upstream, PushError> {
-    let (repo, _) = open(manifest).map_err(|e| PushError::Repo(e.to_string()))?;
-    let head = repo
-        .head()
-        .map_err(|e| PushError::Repo(e.message().to_string()))?;
+    let (repo, _) = open(manifest)?;
+    let unreadable = |e: git2::Error| GitError::Repository(e.message().to_string());
+    let head = repo.head().map_err(unreadable)?;
     if !head.is_branch() {
-        return Err(PushError::Repo(GitError::Detached.to_string()));
+        return Err(GitError::Detached.into());
     }
     let branch = head.shorthand().unwrap_or("HEAD").to_string();
-    let config = repo
-        .config()
-        .map_err(|e| PushError::Repo(e.message().to_string()))?;
+    let config = repo.config().map_err(unreadable)?;
     let get = |key: &str| config.get_string(key).ok().filter(|s| !s.is_empty());
     match (
         get(&format!("branch.{branch}.remote")),
@@ -344,7 +394,7 @@ pub fn short_id(id: &str) -> &str {
 /// command (`GIT_SSH_COMMAND`, `GIT_SSH`, `core.sshCommand`).
 pub fn push(manifest: &Path, commit: &str) -> Result<Upstream, PushError> {
     let up = upstream(manifest, commit)?;
-    let (repo, _) = open(manifest).map_err(|e| PushError::Repo(e.to_string()))?;
+    let (repo, _) = open(manifest)?;
     let workdir = repo.workdir().unwrap_or(Path::new(".")).to_path_buf();
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
     let own_ssh = set("GIT_SSH_COMMAND")
@@ -450,8 +500,10 @@ pub async fn fetch_reference(
     cache: &Path,
 ) -> Result<String, GitError> {
     if Repository::open_bare(cache).is_err() {
-        std::fs::create_dir_all(cache)
-            .map_err(|e| GitError::Git(format!("cannot create {}: {e}", cache.display())))?;
+        std::fs::create_dir_all(cache).map_err(|e| GitError::CacheDir {
+            path: cache.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Repository::init_bare(cache)?;
     }
     let src = match branch {
@@ -472,11 +524,7 @@ pub async fn fetch_reference(
         .arg(format!("+{src}:{FOLLOWED_REF}"))
         .output()
         .await
-        .map_err(|e| {
-            GitError::Git(format!(
-                "cannot run `git` ({e}): the agent fetches with the git CLI; install git"
-            ))
-        })?;
+        .map_err(|e| GitError::NoGit(e.to_string()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr
@@ -484,16 +532,15 @@ pub async fn fetch_reference(
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
             .collect();
-        return Err(GitError::Git(format!(
-            "fetching {} of {} failed: {}",
-            branch.unwrap_or("HEAD"),
-            redact_url(url),
-            if lines.is_empty() {
+        return Err(GitError::Fetch {
+            branch: branch.unwrap_or("HEAD").to_string(),
+            url: redact_url(url),
+            detail: if lines.is_empty() {
                 format!("git exited with {}", out.status)
             } else {
                 lines[lines.len().saturating_sub(3)..].join(" / ")
-            }
-        )));
+            },
+        });
     }
     let repo = Repository::open_bare(cache)?;
     Ok(repo.refname_to_id(FOLLOWED_REF)?.to_string())
@@ -503,18 +550,8 @@ pub async fn fetch_reference(
 pub fn read_file_at(cache: &Path, commit: &str, path: &Path) -> Result<String, GitError> {
     let repo = Repository::open_bare(cache)?;
     let commit = repo.find_commit(git2::Oid::from_str(commit)?)?;
-    let entry = commit.tree()?.get_path(path).map_err(|_| {
-        GitError::Git(format!(
-            "{} does not exist at commit {}",
-            path.display(),
-            short(&commit.id().to_string())
-        ))
-    })?;
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|_| GitError::Git(format!("{} is not a file", path.display())))?;
-    String::from_utf8(blob.content().to_vec())
-        .map_err(|_| GitError::Git(format!("{} is not UTF-8 text", path.display())))
+    let at = format!("commit {}", short(&commit.id().to_string()));
+    file_text(&repo, &commit, path, &at, None)
 }
 
 #[cfg(test)]

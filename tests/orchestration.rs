@@ -7,7 +7,6 @@ use fleetpin::engine::Engine;
 use fleetpin::engine::RunState;
 use fleetpin::engine::memory::{Behaviour, MemContainer, MemoryEngine};
 use fleetpin::host::converge::Apply as ApplyWork;
-use fleetpin::host::converge::Options;
 use fleetpin::host::lock::LockConfig;
 use fleetpin::host::report::{HostReport, HostStatus};
 use fleetpin::host::rollback::Rollback as RollbackWork;
@@ -15,7 +14,7 @@ use fleetpin::host::runner::{self, HostWork, Settings, Target};
 use fleetpin::manifest::resolve::{ResolvedService, resolve_host};
 use fleetpin::ops::deploy::Selection;
 use fleetpin::plan::labels::{self, DeployStamp};
-use fleetpin::plan::rollback::agree;
+use fleetpin::plan::rollback::{Disagreement, agree};
 use fleetpin::plan::view::classify;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,19 +41,6 @@ fn registry() -> Vec<String> {
         .collect()
 }
 
-fn opts() -> Options {
-    Options {
-        retain: 3,
-        prune: false,
-        stamp: DeployStamp {
-            commit: "c".into(),
-            deployed_at: "t".into(),
-            deployed_by: "me".into(),
-        },
-        health_timeout: Duration::from_secs(2),
-    }
-}
-
 fn settings() -> Settings {
     Settings {
         platform: "acme".into(),
@@ -69,6 +55,20 @@ fn settings() -> Settings {
         health_timeout: Duration::from_secs(2),
         retain: 3,
         rollout: Default::default(),
+        stamp: DeployStamp {
+            commit: "c".into(),
+            deployed_at: "t".into(),
+            deployed_by: "me".into(),
+        },
+        cancel: Default::default(),
+    }
+}
+
+/// The settings of a run that keeps `retain` previous containers per service.
+fn retaining(retain: u32) -> Settings {
+    Settings {
+        retain,
+        ..settings()
     }
 }
 
@@ -85,6 +85,15 @@ fn run<W: HostWork<MemoryEngine>>(
     version: &str,
     work: &W,
 ) -> HostReport {
+    run_with(engine, version, work, &settings())
+}
+
+fn run_with<W: HostWork<MemoryEngine>>(
+    engine: &Arc<MemoryEngine>,
+    version: &str,
+    work: &W,
+    settings: &Settings,
+) -> HostReport {
     let target = Target {
         name: "h".into(),
         endpoint: "memory://".into(),
@@ -95,7 +104,7 @@ fn run<W: HostWork<MemoryEngine>>(
     block(runner::one_host(
         &**engine,
         &target,
-        &settings(),
+        settings,
         work,
         &|_: &str| {},
     ))
@@ -105,7 +114,7 @@ fn apply(engine: &Arc<MemoryEngine>, version: &str) -> HostReport {
     let work = ApplyWork {
         saved: None,
         select: Selection::default(),
-        opts: opts(),
+        prune: false,
     };
     run(engine, version, &work)
 }
@@ -115,7 +124,7 @@ fn rollback(
     engine: &Arc<MemoryEngine>,
     pinned: &str,
     to: Option<&str>,
-) -> Result<HostReport, Vec<String>> {
+) -> Result<HostReport, Vec<Disagreement>> {
     let list = block(engine.list_containers("acme-prod-")).unwrap();
     let view = classify("acme", "prod", &list);
     let services = vec!["web".to_string()];
@@ -123,7 +132,6 @@ fn rollback(
     let work = RollbackWork {
         targets,
         to: to.map(str::to_string),
-        opts: opts(),
     };
     Ok(run(engine, pinned, &work))
 }
@@ -193,7 +201,12 @@ fn three_upgrades_then_rollbacks_walk_back_and_never_forward() {
     // Nothing older: refused before anything is touched, naming what --to could pick.
     let calls = e.state.lock().unwrap().calls.len();
     let err = rollback(&e, "1.0.0", None).unwrap_err();
-    assert!(err[0].contains("rolled back from: 2.0.0, 1.1.0"), "{err:?}");
+    assert!(
+        err[0]
+            .to_string()
+            .contains("rolled back from: 2.0.0, 1.1.0"),
+        "{err:?}"
+    );
     assert_eq!(
         e.state.lock().unwrap().calls.len(),
         calls,
@@ -229,7 +242,10 @@ fn after_to_an_older_version_a_plain_rollback_never_picks_a_newer_one() {
     assert!(rollback(&e, "2.0.0", Some("1.0.0")).unwrap().ok());
     assert_eq!(running(&e).1, "1.0.0");
     let err = rollback(&e, "1.0.0", None).unwrap_err();
-    assert!(err[0].contains("nothing to roll back to"), "{err:?}");
+    assert!(
+        err[0].to_string().contains("nothing to roll back to"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -357,7 +373,7 @@ fn repair_finishes_or_undoes_an_interrupted_swap_and_never_marks_it_failed() {
             drop(s);
             let spec_labels = {
                 let d = desired("1.1.0");
-                labels::for_service(&d[0], &opts().stamp)
+                labels::for_service(&d[0], &settings().stamp)
             };
             e.add_container(MemContainer::new(
                 "acme-prod-web",
@@ -408,7 +424,7 @@ fn repair_after_a_release_that_does_fail_its_gate_keeps_one_failed_and_restores(
         "acme-prod-web",
         &format!("{REPO}:broken"),
         RunState::Created,
-        labels::for_service(&d[0], &opts().stamp),
+        labels::for_service(&d[0], &settings().stamp),
     ));
     let r = apply(&e, "broken");
     assert_eq!(
@@ -433,7 +449,7 @@ fn a_started_new_container_left_beside_the_old_one_is_stopped_and_removed_never_
         "acme-prod-web.new-0000000000001-0",
         &format!("{REPO}:1.1.0"),
         RunState::Running,
-        labels::for_service(&d[0], &opts().stamp),
+        labels::for_service(&d[0], &settings().stamp),
     ));
     let r = apply(&e, "1.0.0");
     assert!(r.ok(), "{r:?}");
@@ -504,19 +520,17 @@ fn kept_containers_are_bounded_by_retain_rolled_back_ones_going_first() {
     assert!(rollback(&e, "1.1.0", None).unwrap().ok());
     e.advance(5);
     // retain 3: 1.1.0 and 2.0.0 rolled back from; a new release steps 1.0.0 aside as .prev-.
-    let mut o = opts();
-    o.retain = 2;
     let work = ApplyWork {
         saved: None,
         select: Selection::default(),
-        opts: o,
+        prune: false,
     };
     e.state
         .lock()
         .unwrap()
         .registry
         .push(format!("{REPO}:3.0.0"));
-    let r = run(&e, "3.0.0", &work);
+    let r = run_with(&e, "3.0.0", &work, &retaining(2));
     assert!(r.ok(), "{r:?}");
     let rs = roles(&e);
     assert!(
@@ -554,7 +568,7 @@ fn a_digest_pin_written_in_full_matches_what_docker_reports_in_short() {
     let work = ApplyWork {
         saved: None,
         select: Selection::default(),
-        opts: opts(),
+        prune: false,
     };
     let r = block(runner::one_host(
         &*e,
@@ -665,7 +679,7 @@ fn start_first_rollback_relaunches_the_kept_container_beside_and_keeps_one_answe
 fn a_start_first_swap_killed_at_each_step_is_repaired_to_exactly_one_serving_container() {
     // Each state a kill can leave, built by hand from a finished 1.0.0 -> 1.1.0 swap's parts.
     let d = desired("1.1.0");
-    let new_labels = labels::for_service(&d[0], &opts().stamp);
+    let new_labels = labels::for_service(&d[0], &settings().stamp);
     let new_on = |alias: bool| {
         BTreeMap::from([(
             "acme-prod-default".to_string(),
@@ -812,13 +826,12 @@ fn rollout(
     let work = ApplyWork {
         saved: None,
         select: Selection::default(),
-        opts: opts(),
+        prune: false,
     };
     block(fleetpin::host::rollout::run(
         targets,
         &s,
         &work,
-        &opts(),
         &|_: &str| Box::new(|_: &str| {}),
     ))
 }
@@ -963,14 +976,12 @@ fn a_start_first_rollback_killed_at_any_step_is_finished_by_the_rerun_one_step_b
 }
 
 fn apply_retaining(engine: &Arc<MemoryEngine>, version: &str, retain: u32) -> HostReport {
-    let mut o = opts();
-    o.retain = retain;
     let work = ApplyWork {
         saved: None,
         select: Selection::default(),
-        opts: o,
+        prune: false,
     };
-    run(engine, version, &work)
+    run_with(engine, version, &work, &retaining(retain))
 }
 
 fn images(e: &MemoryEngine) -> Vec<String> {
@@ -1034,13 +1045,12 @@ fn an_image_one_service_stops_using_is_kept_for_another_service_of_the_same_run(
         resolve_host(&m, "prod", "h", &|_: &str| Ok(String::new())).unwrap()
     };
     let e = engine();
-    let mut o = opts();
-    o.retain = 1;
     let work = ApplyWork {
         saved: None,
         select: Selection::default(),
-        opts: o,
+        prune: false,
     };
+    let one_kept = retaining(1);
     let go = |web: &str, worker: &str| {
         let target = Target {
             name: "h".into(),
@@ -1052,7 +1062,7 @@ fn an_image_one_service_stops_using_is_kept_for_another_service_of_the_same_run(
         block(runner::one_host(
             &*e,
             &target,
-            &settings(),
+            &one_kept,
             &work,
             &|_: &str| {},
         ))

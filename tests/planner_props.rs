@@ -7,7 +7,7 @@
 
 use fleetpin::engine::memory::{MemContainer, MemoryEngine};
 use fleetpin::engine::{Engine, Health, RunState};
-use fleetpin::host::converge::{self, Options};
+use fleetpin::host::converge;
 use fleetpin::host::lock::LockConfig;
 use fleetpin::host::report::{HostReport, HostStatus, Progress};
 use fleetpin::host::runner::{self, HostWork, OnHost, Settings, Target};
@@ -112,7 +112,9 @@ fn container(
 }
 
 /// Apply's work as the command does it: plan under the lock, converge.
-struct Converge(Options);
+struct Converge {
+    prune: bool,
+}
 
 impl HostWork<MemoryEngine> for Converge {
     async fn work(
@@ -123,16 +125,7 @@ impl HostWork<MemoryEngine> for Converge {
         progress: Progress<'_>,
     ) -> HostReport {
         let changes = plan::plan_host(&target.desired, on.view);
-        converge::execute(
-            engine,
-            &target.name,
-            &target.desired,
-            &changes,
-            on,
-            &self.0,
-            progress,
-        )
-        .await
+        converge::execute(engine, target, &changes, on, self.prune, progress).await
     }
 }
 
@@ -183,12 +176,6 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let engine = Arc::new(engine);
         rt.block_on(async {
-            let opts = Options {
-                retain: 2,
-                prune,
-                stamp: DeployStamp { commit: "c".into(), deployed_at: "t".into(), deployed_by: "me".into() },
-                health_timeout: Duration::from_secs(1),
-            };
             let settings = Settings {
                 platform: "acme".into(),
                 environment: "prod".into(),
@@ -197,12 +184,14 @@ proptest! {
                 health_timeout: Duration::from_secs(1),
                 retain: 2,
                 rollout: Default::default(),
+                stamp: DeployStamp { commit: "c".into(), deployed_at: "t".into(), deployed_by: "me".into() },
+                cancel: Default::default(),
             };
             let list = engine.list_containers("acme-prod-").await.unwrap();
             let before = plan::classify("acme", "prod", &list);
             let changes = plan::plan_host(&desired, &before);
             let target = Target { name: "h".into(), endpoint: "memory://".into(), engine: Ok(engine.clone()), desired: desired.clone(), changes: true };
-            let work = Converge(Options { prune, ..opts });
+            let work = Converge { prune };
             let report = runner::one_host(&*engine, &target, &settings, &work, &|_: &str| {}).await;
             prop_assert!(matches!(report.status, HostStatus::Converged | HostStatus::Unchanged), "{report:?}");
 

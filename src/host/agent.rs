@@ -11,7 +11,7 @@
 //! engine's clock (what `audit` judges `stale` with).
 
 use crate::engine::{ContainerSummary, Engine, EngineError};
-use crate::host::converge::{Options, execute};
+use crate::host::converge::execute;
 use crate::host::report::{HostReport, Progress};
 use crate::host::runner::{HostWork, OnHost, Target};
 use crate::manifest::resolve::ResolvedService;
@@ -56,7 +56,6 @@ pub fn is_refused(c: &Change, desired: &[Arc<ResolvedService>], refused: &Refuse
 /// The agent's work on its host, for the runner: apply's, planned under the lock, minus the
 /// releases refused here.
 pub struct Follow {
-    pub opts: Options,
     pub refused: Refused,
 }
 
@@ -73,16 +72,7 @@ impl<E: Engine> HostWork<E> for Follow {
             &target.desired,
             &self.refused,
         );
-        execute(
-            engine,
-            &target.name,
-            &target.desired,
-            &changes,
-            on,
-            &self.opts,
-            progress,
-        )
-        .await
+        execute(engine, target, &changes, on, false, progress).await
     }
 }
 

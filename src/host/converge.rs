@@ -8,43 +8,29 @@
 //! a conflict is reported and never touched. The first failure stops the host: what follows may
 //! depend on it.
 
-use crate::engine::reference;
-use crate::engine::{ContainerSummary, Engine};
+use crate::engine::{ContainerSummary, Engine, EngineError, reference};
 use crate::host::cleanup;
-use crate::host::gate::{self, Gate};
-use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
+use crate::host::gate;
+use crate::host::report::{
+    Action, ActionStatus, Failure, HostReport, HostStatus, Progress, StepResult,
+};
 use crate::host::runner::{HostWork, OnHost, Target};
 use crate::host::spec::create_spec;
-use crate::host::swap::{self, Incoming, Swap};
+use crate::host::swap::{self, Incoming};
 use crate::host::waves;
 use crate::manifest::resolve::{MountSource, ResolvedService};
-use crate::plan::doc::{PlanDoc, PlanHost, Selection, filter_orphans};
-use crate::plan::labels::{self, Aside, DeployStamp};
+use crate::plan::doc::{PlanDoc, PlanHost, Selection, StalePlan, filter_orphans};
+use crate::plan::labels::{self, Aside};
 use crate::plan::{self, Change, ChangeKind};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub retain: u32,
-    pub prune: bool,
-    pub stamp: DeployStamp,
-    /// `--health-timeout`
-    pub health_timeout: Duration,
-}
-
-impl Options {
-    pub fn gate(&self, r: &ResolvedService) -> Gate {
-        Gate::new(self.health_timeout, r.monitor)
-    }
-}
+use std::time::Instant;
 
 /// Apply's work on one host, for the runner: the plan made under the lock (or the saved plan,
 /// refused when the host or the manifest changed since), carried out by `execute`.
 pub struct Apply {
     pub saved: Option<PlanDoc>,
     pub select: Selection,
-    pub opts: Options,
+    /// `--prune`: orphans are removed (else kept, and reported).
+    pub prune: bool,
 }
 
 impl Apply {
@@ -56,17 +42,15 @@ impl Apply {
 }
 
 impl<E: Engine> HostWork<E> for Apply {
-    fn check(&self, target: &Target<E>, list: &[ContainerSummary]) -> Result<(), String> {
+    fn check(&self, target: &Target<E>, list: &[ContainerSummary]) -> Result<(), StalePlan> {
         if self.saved.is_none() {
             return Ok(());
         }
         let Some(s) = self.saved_host(&target.name) else {
-            return Err("not in the saved plan".into());
+            return Err(StalePlan::HostNotInPlan);
         };
         if s.fingerprint.as_deref() != Some(plan::fingerprint(list).as_str()) {
-            return Err(
-                "the host changed since the plan was made; run `fleetpin plan` again".into(),
-            );
+            return Err(StalePlan::HostChanged);
         }
         // The manifest must still describe what the plan was made from.
         for c in &s.changes {
@@ -76,10 +60,9 @@ impl<E: Engine> HostWork<E> for Apply {
                     .iter()
                     .any(|r| r.service == c.service && &r.spec_hash == h)
             {
-                return Err(format!(
-                    "the manifest changed since the plan was made ({} differs); run `fleetpin plan` again",
-                    c.service
-                ));
+                return Err(StalePlan::ManifestChanged {
+                    service: c.service.clone(),
+                });
             }
         }
         Ok(())
@@ -100,33 +83,49 @@ impl<E: Engine> HostWork<E> for Apply {
             Some(s) => s.changes.clone(),
             None => filter_orphans(plan::plan_host(&target.desired, on.view), &self.select),
         };
-        execute(
-            engine,
-            &target.name,
-            &target.desired,
-            &changes,
-            on,
-            &self.opts,
-            progress,
-        )
-        .await
+        execute(engine, target, &changes, on, self.prune, progress).await
     }
+}
+
+/// Why a host's images could not all be made ready: nothing was changed on the host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// The pull failed; `anonymous` is why no credentials were used, when a helper failed.
+    #[error("pull of {image} failed: {reason}{}", anonymous.as_ref().map(|p| format!(" (pulled anonymously: {p})")).unwrap_or_default())]
+    Pull {
+        image: String,
+        reason: EngineError,
+        anonymous: Option<String>,
+    },
+    /// The engine could not say what images it holds (or create a volume or network).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A digest pin and what the host holds under that reference differ: the registry's tag
+    /// was not what was pinned; pin the digest the registry serves, or push the pinned one.
+    #[error("digest mismatch for {service}: pinned {repository}@{digest}, the host has {found}")]
+    DigestMismatch {
+        service: String,
+        repository: String,
+        digest: String,
+        /// The host's digests for it, or `no such image`.
+        found: String,
+    },
 }
 
 /// Converges one host, which the caller has locked and observed (`on`), by carrying out
 /// `changes` (as planned from `desired` and `on.view`).
 pub async fn execute<E: Engine>(
     engine: &E,
-    host: &str,
-    desired: &[Arc<ResolvedService>],
+    target: &Target<E>,
     changes: &[Change],
     on: OnHost<'_>,
-    opts: &Options,
+    prune: bool,
     progress: Progress<'_>,
 ) -> HostReport {
-    let mut report = HostReport::new(host, engine.endpoint(), HostStatus::Unchanged);
+    let desired = &target.desired;
+    let mut report = HostReport::new(&target.name, engine.endpoint(), HostStatus::Unchanged);
     let find = |s: &str| desired.iter().find(|r| r.service == s);
-    let untouched = |report: &mut HostReport, e: String| {
+    let untouched = |report: &mut HostReport, e: ImageError| {
         report.status = HostStatus::Failed;
         report.error = Some(format!("{e}; nothing was changed on this host"));
     };
@@ -182,7 +181,7 @@ pub async fn execute<E: Engine>(
         .chain(made_networks)
         .find_map(Result::err)
     {
-        untouched(&mut report, e.to_string());
+        untouched(&mut report, e.into());
         return report;
     }
 
@@ -199,7 +198,7 @@ pub async fn execute<E: Engine>(
                 report.actions.push(action);
                 continue;
             }
-            ChangeKind::RemoveOrphan if !opts.prune => {
+            ChangeKind::RemoveOrphan if !prune => {
                 action.status = ActionStatus::Skipped;
                 action.detail = Some("orphan kept: run with --prune to remove it".into());
                 report.actions.push(action);
@@ -217,19 +216,18 @@ pub async fn execute<E: Engine>(
     }
     let outcomes = waves::run(
         steps,
+        &on.settings.cancel,
         |(_, r): &StepResult| r.is_ok(),
         |(_, c, mut action): (usize, &Change, Action)| async move {
             let started = Instant::now();
             let outcome = match c.kind {
                 ChangeKind::RemoveOrphan => remove_orphan(engine, &c.service, on, progress).await,
                 ChangeKind::Restart => match (&c.container, find(&c.service)) {
-                    (Some(id), Some(r)) => {
-                        restart(engine, id, r, opts, progress, &mut action).await
-                    }
+                    (Some(id), Some(r)) => restart(engine, id, r, on, progress, &mut action).await,
                     _ => Ok(()),
                 },
                 _ => match find(&c.service) {
-                    Some(r) => replace(engine, r, c, on, opts, progress, &mut action).await,
+                    Some(r) => replace(engine, r, c, on, progress, &mut action).await,
                     None => Ok(()),
                 },
             };
@@ -238,64 +236,8 @@ pub async fn execute<E: Engine>(
         },
     )
     .await;
-    record(
-        &mut report,
-        outcomes,
-        changes,
-        "; the previous version runs again",
-    );
+    report.record(outcomes, changes, "; the previous version runs again");
     report
-}
-
-/// What one service's step did: its action, and whether it succeeded.
-pub type StepResult = (Action, Result<(), Failure>);
-
-/// Writes what each step of a host's waves became into its report: done, failed (the first
-/// failure is the report's), not started because a dependency failed, or interrupted.
-pub fn record(
-    report: &mut HostReport,
-    outcomes: Vec<(String, waves::Outcome<StepResult>)>,
-    changes: &[Change],
-    restored_note: &str,
-) {
-    let mut interrupted = false;
-    for (service, outcome) in outcomes {
-        match outcome {
-            waves::Outcome::Ran((action, Ok(()))) => {
-                if report.status == HostStatus::Unchanged {
-                    report.status = HostStatus::Converged;
-                }
-                report.actions.push(action);
-            }
-            waves::Outcome::Ran((mut action, Err(f))) => {
-                if report.failure.is_none() {
-                    report.fail(action, f, restored_note);
-                } else {
-                    action.status = ActionStatus::Failed;
-                    action.detail = Some(f.reason.clone());
-                    report.actions.push(action);
-                    report.status = HostStatus::Failed;
-                }
-            }
-            waves::Outcome::Blocked { by } => {
-                let c = changes.iter().find(|c| c.service == service);
-                let mut action = Action::new(
-                    &service,
-                    c.map(|c| c.kind).unwrap_or(ChangeKind::Change),
-                    c.and_then(|c| c.from.clone()),
-                    c.and_then(|c| c.to.clone()),
-                );
-                action.status = ActionStatus::Skipped;
-                action.detail = Some(format!("not started: it depends on {by}, which failed"));
-                report.actions.push(action);
-            }
-            waves::Outcome::Interrupted => interrupted = true,
-        }
-    }
-    if interrupted && report.status != HostStatus::Failed {
-        report.status = HostStatus::Interrupted;
-        report.error = Some("interrupted: the remaining changes were not started".into());
-    }
 }
 
 /// Pulls the image of `r` when the host lacks it, and checks a digest pin against what the host
@@ -304,7 +246,7 @@ async fn ensure_image<E: Engine>(
     engine: &E,
     r: &ResolvedService,
     progress: Progress<'_>,
-) -> Result<(), String> {
+) -> Result<(), ImageError> {
     match engine.inspect_image(&r.image_ref).await {
         Ok(Some(_)) => {}
         Ok(None) => {
@@ -320,36 +262,31 @@ async fn ensure_image<E: Engine>(
             engine
                 .pull(&r.image_ref, credentials)
                 .await
-                .map_err(|e| match &problem {
-                    None => format!("pull of {} failed: {e}", r.image_ref),
-                    Some(p) => format!(
-                        "pull of {} failed: {e} (pulled anonymously: {p})",
-                        r.image_ref
-                    ),
+                .map_err(|e| ImageError::Pull {
+                    image: r.image_ref.clone(),
+                    reason: e,
+                    anonymous: problem.map(|p| p.to_string()),
                 })?;
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     }
     // A digest pin must run exactly that image: check what the host holds under it, whatever
     // form (`nginx`, `docker.io/library/nginx`) the manifest and the engine use.
     if let Some(digest) = &r.pin.digest {
-        let found = engine
-            .inspect_image(&r.image_ref)
-            .await
-            .map_err(|e| e.to_string())?;
+        let found = engine.inspect_image(&r.image_ref).await?;
         let ok = found
             .as_ref()
             .and_then(|img| reference::digest_for(&img.repo_digests, &r.repository))
             .is_some_and(|d| &d == digest);
         if !ok {
-            return Err(format!(
-                "digest mismatch for {}: pinned {}@{digest}, the host has {}",
-                r.service,
-                r.repository,
-                found
+            return Err(ImageError::DigestMismatch {
+                service: r.service.clone(),
+                repository: r.repository.clone(),
+                digest: digest.clone(),
+                found: found
                     .map(|i| i.repo_digests.join(", "))
-                    .unwrap_or_else(|| "no such image".into())
-            ));
+                    .unwrap_or_else(|| "no such image".into()),
+            });
         }
     }
     Ok(())
@@ -360,7 +297,7 @@ async fn restart<E: Engine>(
     engine: &E,
     id: &str,
     r: &ResolvedService,
-    opts: &Options,
+    on: OnHost<'_>,
     progress: Progress<'_>,
     action: &mut Action,
 ) -> Result<(), Failure> {
@@ -373,7 +310,7 @@ async fn restart<E: Engine>(
     engine.start(id).await.map_err(|e| fail(e.to_string()))?;
     progress(&format!("waiting for {} to pass its gate", r.service));
     let h = Instant::now();
-    let judged = gate::watch(engine, id, &opts.gate(r)).await;
+    let judged = gate::watch(engine, id, &on.settings.gate(r)).await;
     action.health_seconds = h.elapsed().as_secs_f64();
     match judged {
         Ok(()) => Ok(()),
@@ -406,7 +343,6 @@ async fn replace<E: Engine>(
     r: &ResolvedService,
     c: &Change,
     on: OnHost<'_>,
-    opts: &Options,
     progress: Progress<'_>,
     action: &mut Action,
 ) -> Result<(), Failure> {
@@ -421,7 +357,11 @@ async fn replace<E: Engine>(
             action.relaunched = true;
             Incoming::Relaunch(k.clone())
         }
-        None => Incoming::Create(Box::new(create_spec(r, &r.container_name, &opts.stamp))),
+        None => Incoming::Create(Box::new(create_spec(
+            r,
+            &r.container_name,
+            &on.settings.stamp,
+        ))),
     };
     // Going back to a container created before the one serving is a rollback in all but name.
     let aside = match (&incoming, current) {
@@ -429,41 +369,7 @@ async fn replace<E: Engine>(
         _ => Aside::Previous,
     };
     action.previous = current.map(|c| c.id.clone());
-    let d = swap_service(engine, r, on, incoming, aside, opts, progress).await?;
+    let d = swap::for_service(engine, r, on, incoming, aside, progress).await?;
     action.health_seconds = d.health_seconds;
     Ok(())
-}
-
-/// The one swap for service `r` on a host as `on.view` shows it: from what serves now to
-/// `incoming`, the stepped-aside container taking the role `aside`.
-pub async fn swap_service<E: Engine>(
-    engine: &E,
-    r: &ResolvedService,
-    on: OnHost<'_>,
-    incoming: Incoming,
-    aside: Aside,
-    opts: &Options,
-    progress: Progress<'_>,
-) -> Result<swap::Done, Failure> {
-    let OnHost { view, released } = on;
-    swap::run(
-        engine,
-        Swap {
-            service: &r.service,
-            stable: &r.container_name,
-            current: view.current.get(&r.service),
-            incoming,
-            policy: r.restart.as_str(),
-            aside,
-            gate: opts.gate(r),
-            retain: opts.retain,
-            view,
-            order: r.order,
-            drain: r.drain,
-            networks: &r.networks,
-            released,
-        },
-        progress,
-    )
-    .await
 }

@@ -4,6 +4,7 @@
 
 use crate::engine::docker::{DockerEngine, Target, TlsFiles};
 use crate::engine::{ContainerSummary, Engine, EngineError};
+use crate::manifest::resolve::{UnknownEnvironment, UnknownHost, check_host};
 use crate::manifest::{Environment, Loaded};
 use std::path::Path;
 use std::time::Duration;
@@ -21,40 +22,42 @@ impl HostRef {
     }
 }
 
-/// The environment `env`, or an error that lists the known ones.
-pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a Environment, String> {
-    let m = &loaded.manifest;
-    m.environments.get(env).ok_or_else(|| {
-        format!(
-            "there is no environment `{env}` in {} (environments: {})",
-            loaded.path.display(),
-            m.environments
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+/// Why the hosts of an environment cannot be selected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostsError {
+    #[error(transparent)]
+    UnknownEnvironment(#[from] UnknownEnvironment),
+    /// A Swarm environment has no hosts of its own: the commands that serve it go through
+    /// ops::swarm; the others must not read "no hosts" as "nothing to do".
+    #[error(
+        "environment `{0}` is a Docker Swarm cluster: this command works on plain-host environments only (see docs/swarm.md for what Swarm environments support)"
+    )]
+    Swarm(String),
+    #[error(transparent)]
+    UnknownHost(#[from] UnknownHost),
+}
+
+/// The environment `env` of the loaded manifest (`Manifest::environment`), or an error that
+/// lists the known ones and names the file.
+pub fn environment<'a>(
+    loaded: &'a Loaded,
+    env: &str,
+) -> Result<&'a Environment, UnknownEnvironment> {
+    loaded
+        .manifest
+        .environment(env)
+        .map_err(|e| e.in_file(&loaded.path))
 }
 
 /// The hosts of `env`, limited to `only` when given; unknown names are errors that list the
 /// known ones.
-pub fn hosts(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<HostRef>, String> {
+pub fn hosts(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<HostRef>, HostsError> {
     let e = environment(loaded, env)?;
-    // A Swarm environment has no hosts of its own: the commands that serve it go through
-    // ops::swarm; this one does not (yet), and must not read "no hosts" as "nothing to do".
     if e.is_swarm() {
-        return Err(format!(
-            "environment `{env}` is a Docker Swarm cluster: this command works on plain-host environments only (see docs/swarm.md for what Swarm environments support)"
-        ));
+        return Err(HostsError::Swarm(env.to_string()));
     }
     for h in only {
-        if !e.hosts.contains_key(h) {
-            return Err(format!(
-                "there is no host `{h}` in environment `{env}` (hosts: {})",
-                e.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
+        check_host(env, e, h)?;
     }
     let dir = loaded.dir();
     Ok(e.hosts

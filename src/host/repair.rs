@@ -26,7 +26,7 @@
 //! leftovers are confirmed into their role; extra `.failed-` containers (one per service is the
 //! rule) are removed.
 
-use crate::engine::{ContainerSummary, Engine, RunState};
+use crate::engine::{ContainerSummary, Engine, EngineError, RunState};
 use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
 use crate::host::report::Progress;
@@ -36,6 +36,41 @@ use crate::manifest::resolve::ResolvedService;
 use crate::plan::labels;
 use crate::plan::view::{HostView, prefix};
 use std::sync::Arc;
+
+/// Why repair stopped on a host: the host is left for the next run, which repairs it again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepairError {
+    /// The engine refused a step (or stopped answering).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The engine stopped answering while a container left running was judged: nothing is
+    /// decided; the next run judges it again.
+    #[error("{why}")]
+    Unjudged { container: String, why: String },
+    /// The container that served before could not take its name back: put it back by hand
+    /// (`docker rename`, `docker start`) or run again.
+    #[error("{service}: could not put {container} back under {stable}")]
+    NotPutBack {
+        service: String,
+        container: String,
+        stable: String,
+    },
+}
+
+/// A watch's verdict for repair: failed is an answer (`Err(reason)`), not judged stops repair.
+fn judge(
+    container: &str,
+    judged: Result<(), gate::Judged>,
+) -> Result<Result<(), String>, RepairError> {
+    match judged {
+        Ok(()) => Ok(Ok(())),
+        Err(gate::Judged::Failed(reason)) => Ok(Err(reason)),
+        Err(gate::Judged::Unjudged(why)) => Err(RepairError::Unjudged {
+            container: container.to_string(),
+            why,
+        }),
+    }
+}
 
 /// What repair did on one host, for the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,10 +109,9 @@ pub async fn repair<E: Engine>(
     settings: &Settings,
     released: &Released,
     progress: Progress<'_>,
-) -> Result<Repaired, String> {
+) -> Result<Repaired, RepairError> {
     let (platform, environment) = (settings.platform.as_str(), settings.environment.as_str());
     let (timeout, retain) = (settings.health_timeout, settings.retain);
-    let e = |e: crate::engine::EngineError| e.to_string();
     let mut done = Repaired::default();
     let pre = prefix(platform, environment);
     // Services whose interrupted start-first swap was finished here: their `.old-` is done too.
@@ -105,7 +139,7 @@ pub async fn repair<E: Engine>(
         } else if p.state == RunState::Running && !old_serves {
             // A start-first swap killed after the old one stopped: the new one is what serves.
             let gate = gate_of(desired, &service, timeout);
-            let info = engine.inspect_container(&p.id).await.map_err(e)?;
+            let info = engine.inspect_container(&p.id).await?;
             let answers = info
                 .networks
                 .values()
@@ -113,11 +147,7 @@ pub async fn repair<E: Engine>(
             let judged = if answers {
                 Ok(())
             } else {
-                match gate::watch(engine, &p.id, &gate).await {
-                    Err(gate::Judged::Unjudged(why)) => return Err(why),
-                    Err(gate::Judged::Failed(r)) => Err(r),
-                    Ok(()) => Ok(()),
-                }
+                judge(&p.name, gate::watch(engine, &p.id, &gate).await)?
             };
             match judged {
                 Ok(()) => {
@@ -126,9 +156,7 @@ pub async fn repair<E: Engine>(
                         .find(|r| r.service == service)
                         .map(|r| r.networks.clone())
                         .unwrap_or_else(|| info.networks.keys().cloned().collect());
-                    swap::attach(engine, &p.id, &networks, &service, true)
-                        .await
-                        .map_err(e)?;
+                    swap::attach(engine, &p.id, &networks, &service, true).await?;
                     if let Some(old) = view.current.get(&service) {
                         // Going back to a container created earlier is a rollback's direction.
                         let role = if kept.is_some() && p.created < old.created {
@@ -143,13 +171,13 @@ pub async fn repair<E: Engine>(
                             crate::host::report::now_millis(),
                             &old.id,
                         );
-                        engine.rename(&old.id, &aside).await.map_err(e)?;
-                        swap::confirm(engine, &old.id, &aside).await.map_err(e)?;
+                        engine.rename(&old.id, &aside).await?;
+                        swap::confirm(engine, &old.id, &aside).await?;
                     }
                     for o in view.unconfirmed.get(&service).into_iter().flatten() {
-                        swap::confirm(engine, &o.id, &o.name).await.map_err(e)?;
+                        swap::confirm(engine, &o.id, &o.name).await?;
                     }
-                    engine.rename(&p.id, &stable).await.map_err(e)?;
+                    engine.rename(&p.id, &stable).await?;
                     swap::prune_kept(engine, released, &service, view, &p.id, true, retain).await;
                     finished.insert(service.clone());
                     done.notes.push(format!(
@@ -202,7 +230,7 @@ pub async fn repair<E: Engine>(
         };
         // Leftovers of earlier interruptions are previous versions like any other.
         for o in older {
-            swap::confirm(engine, &o.id, &o.name).await.map_err(e)?;
+            swap::confirm(engine, &o.id, &o.name).await?;
             done.notes.push(format!(
                 "{service}: kept {} {} left by an earlier interrupted run",
                 o.name,
@@ -217,8 +245,8 @@ pub async fn repair<E: Engine>(
                 progress(&format!(
                     "{service}: no container under its name; restarting the previous one"
                 ));
-                engine.rename(&newest.id, &stable).await.map_err(e)?;
-                engine.start(&newest.id).await.map_err(e)?;
+                engine.rename(&newest.id, &stable).await?;
+                engine.start(&newest.id).await?;
                 let ok = gate::watch(engine, &newest.id, &gate).await;
                 done.notes.push(format!(
                     "{service}: restored {} after an interrupted run{}",
@@ -249,10 +277,11 @@ pub async fn repair<E: Engine>(
                 swap::discard(engine, released, &cur.id, kept.as_deref(), &stable).await;
                 let back = swap::put_back(engine, &newest.id, &stable).await;
                 if !back {
-                    return Err(format!(
-                        "{service}: could not put {} back under {stable}",
-                        newest.name
-                    ));
+                    return Err(RepairError::NotPutBack {
+                        service: service.clone(),
+                        container: newest.name.clone(),
+                        stable,
+                    });
                 }
                 let ok = gate::watch(engine, &newest.id, &gate).await;
                 done.notes.push(format!(
@@ -271,11 +300,7 @@ pub async fn repair<E: Engine>(
                     "{service}: finishing the swap to {} an interrupted run began",
                     version(cur)
                 ));
-                let judged = match gate::watch(engine, &cur.id, &gate).await {
-                    Err(gate::Judged::Unjudged(why)) => return Err(why),
-                    Err(gate::Judged::Failed(r)) => Err(r),
-                    Ok(()) => Ok(()),
-                };
+                let judged = judge(&cur.name, gate::watch(engine, &cur.id, &gate).await)?;
                 match judged {
                     Ok(()) => {
                         // A relaunched container may have been stopped before it got its policy.
@@ -284,13 +309,8 @@ pub async fn repair<E: Engine>(
                             .get(labels::RESTART)
                             .cloned()
                             .unwrap_or_else(|| "unless-stopped".into());
-                        engine
-                            .set_restart_policy(&cur.id, &policy)
-                            .await
-                            .map_err(e)?;
-                        swap::confirm(engine, &newest.id, &newest.name)
-                            .await
-                            .map_err(e)?;
+                        engine.set_restart_policy(&cur.id, &policy).await?;
+                        swap::confirm(engine, &newest.id, &newest.name).await?;
                         swap::prune_kept(engine, released, service, view, &cur.id, true, retain)
                             .await;
                         done.notes.push(format!(
@@ -324,9 +344,7 @@ pub async fn repair<E: Engine>(
             continue;
         }
         for extra in failed.iter().skip(1) {
-            cleanup::remove_container(engine, released, extra)
-                .await
-                .map_err(e)?;
+            cleanup::remove_container(engine, released, extra).await?;
             done.notes.push(format!(
                 "{service}: removed {} (one failed container per service is kept)",
                 extra.name

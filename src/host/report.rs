@@ -1,8 +1,10 @@
 //! What a run did on one host, in one shape for apply, rollback, repair and (later) the agent:
 //! the host's status, one action per service touched, the failure that stopped it with the logs
-//! that explain it, and what was repaired first.
+//! that explain it, and what was repaired first; and how a host's steps are written into it
+//! (`HostReport::record`), the same for apply's and rollback's waves.
 
-use crate::plan::ChangeKind;
+use crate::host::waves;
+use crate::plan::{Change, ChangeKind};
 use serde::Serialize;
 use std::time::SystemTime;
 
@@ -65,6 +67,9 @@ impl Action {
         }
     }
 }
+
+/// What one service's step did: its action, and whether it succeeded.
+pub type StepResult = (Action, Result<(), Failure>);
 
 /// Why a container was not accepted, with what helps to find out.
 #[derive(Debug, Clone, Serialize)]
@@ -194,6 +199,55 @@ impl HostReport {
             if f.restored { restored_note } else { "" }
         ));
         self.failure = Some(f);
+    }
+
+    /// Writes what each step of the host's waves became: done, failed (the first failure is the
+    /// report's), not started because a dependency failed, or interrupted. `changes` name the
+    /// steps a failure blocked; `restored_note` ends the error when the failed step was undone.
+    pub fn record(
+        &mut self,
+        outcomes: Vec<(String, waves::Outcome<StepResult>)>,
+        changes: &[Change],
+        restored_note: &str,
+    ) {
+        let mut interrupted = false;
+        for (service, outcome) in outcomes {
+            match outcome {
+                waves::Outcome::Ran((action, Ok(()))) => {
+                    if self.status == HostStatus::Unchanged {
+                        self.status = HostStatus::Converged;
+                    }
+                    self.actions.push(action);
+                }
+                waves::Outcome::Ran((mut action, Err(f))) => {
+                    if self.failure.is_none() {
+                        self.fail(action, f, restored_note);
+                    } else {
+                        action.status = ActionStatus::Failed;
+                        action.detail = Some(f.reason.clone());
+                        self.actions.push(action);
+                        self.status = HostStatus::Failed;
+                    }
+                }
+                waves::Outcome::Blocked { by } => {
+                    let c = changes.iter().find(|c| c.service == service);
+                    let mut action = Action::new(
+                        &service,
+                        c.map(|c| c.kind).unwrap_or(ChangeKind::Change),
+                        c.and_then(|c| c.from.clone()),
+                        c.and_then(|c| c.to.clone()),
+                    );
+                    action.status = ActionStatus::Skipped;
+                    action.detail = Some(format!("not started: it depends on {by}, which failed"));
+                    self.actions.push(action);
+                }
+                waves::Outcome::Interrupted => interrupted = true,
+            }
+        }
+        if interrupted && self.status != HostStatus::Failed {
+            self.status = HostStatus::Interrupted;
+            self.error = Some("interrupted: the remaining changes were not started".into());
+        }
     }
 
     /// Whether every service touched ended as planned (conflicts count as failures).

@@ -5,11 +5,12 @@
 //! becomes `.rolled-back-`: never the default target of a later rollback.
 
 use crate::engine::Engine;
-use crate::host::converge::{Options, swap_service};
-use crate::host::report::{Action, ActionStatus, Failure, HostReport, HostStatus, Progress};
+use crate::host::report::{
+    Action, ActionStatus, Failure, HostReport, HostStatus, Progress, StepResult,
+};
 use crate::host::runner::{HostWork, OnHost, Target};
 use crate::host::spec::create_spec;
-use crate::host::swap::Incoming;
+use crate::host::swap::{self, Incoming};
 use crate::host::waves;
 use crate::manifest::pin::VersionPin;
 use crate::manifest::resolve::{ResolvedService, spec_hash};
@@ -38,7 +39,6 @@ pub struct Rollback {
     pub targets: BTreeMap<String, String>,
     /// `--to`, as given.
     pub to: Option<String>,
-    pub opts: Options,
 }
 
 impl<E: Engine> HostWork<E> for Rollback {
@@ -63,7 +63,7 @@ pub async fn rollback_host<E: Engine>(
     progress: Progress<'_>,
 ) -> HostReport {
     let view = on.view;
-    let (targets, to, opts) = (&plan.targets, plan.to.as_deref(), &plan.opts);
+    let (targets, to) = (&plan.targets, plan.to.as_deref());
     let mut report = HostReport::new(host, engine.endpoint(), HostStatus::Unchanged);
     // First every decision (nothing touched yet): a refusal for one service leaves the host alone.
     let mut steps = Vec::new();
@@ -135,7 +135,7 @@ pub async fn rollback_host<E: Engine>(
                     Ok(Some(_)) => Incoming::Create(Box::new(create_spec(
                         &spec,
                         &r.container_name,
-                        &opts.stamp,
+                        &on.settings.stamp,
                     ))),
                     Ok(None) => {
                         refuse(
@@ -169,7 +169,8 @@ pub async fn rollback_host<E: Engine>(
     // Then the swaps, in depends_on waves like apply's.
     let outcomes = waves::run(
         steps,
-        |(_, r): &crate::host::converge::StepResult| r.is_ok(),
+        &on.settings.cancel,
+        |(_, r): &StepResult| r.is_ok(),
         |(r, incoming, mut action): (&Arc<ResolvedService>, Incoming, Action)| async move {
             let started = Instant::now();
             progress(&format!(
@@ -178,18 +179,13 @@ pub async fn rollback_host<E: Engine>(
                 action.to.as_deref().unwrap_or("?")
             ));
             let done =
-                swap_service(engine, r, on, incoming, Aside::RolledBack, opts, progress).await;
+                swap::for_service(engine, r, on, incoming, Aside::RolledBack, progress).await;
             action.seconds = started.elapsed().as_secs_f64();
             let outcome = done.map(|d| action.health_seconds = d.health_seconds);
             (action, outcome)
         },
     )
     .await;
-    crate::host::converge::record(
-        &mut report,
-        outcomes,
-        &[],
-        "; the version that was running runs again",
-    );
+    report.record(outcomes, &[], "; the version that was running runs again");
     report
 }

@@ -8,25 +8,23 @@
 //! command go through here; the rollback command always stops on failure.
 
 use crate::engine::Engine;
-use crate::host::converge::{Options, swap_service};
 use crate::host::report::{
     Action, ActionStatus, Failure, HostReport, HostStatus, Progress, ProgressFor,
 };
 use crate::host::runner::{self, HostWork, Settings, Target};
-use crate::host::swap::Incoming;
+use crate::host::swap::{self, Incoming};
 use crate::manifest::OnFailure;
 use crate::plan::ChangeKind;
 use crate::plan::labels::{self, Aside};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Runs `work` over `targets` as the environment's rollout says; `put_back` are the options
-/// with which hosts changed by this run are put back when `on_failure` is `rollback`.
+/// Runs `work` over `targets` as the environment's rollout says; with `on_failure: rollback`,
+/// the hosts this run changed are put back with the same settings.
 pub async fn run<E: Engine, W: HostWork<E>>(
     targets: Vec<Target<E>>,
     settings: &Settings,
     work: &W,
-    put_back: &Options,
     progress_for: ProgressFor<'_>,
 ) -> Vec<HostReport> {
     let canaries: Vec<usize> = targets
@@ -78,7 +76,7 @@ pub async fn run<E: Engine, W: HostWork<E>>(
         .map(|r| r.expect("every host has a report"))
         .collect();
     if failed && settings.rollout.on_failure == OnFailure::Rollback {
-        put_back_changed(&targets, &mut reports, settings, put_back, progress_for).await;
+        put_back_changed(&targets, &mut reports, settings, progress_for).await;
     }
     reports
 }
@@ -91,7 +89,6 @@ async fn put_back_changed<E: Engine>(
     targets: &[Target<E>],
     reports: &mut [HostReport],
     settings: &Settings,
-    opts: &Options,
     progress_for: ProgressFor<'_>,
 ) {
     let mut changed = Vec::new();
@@ -112,10 +109,7 @@ async fn put_back_changed<E: Engine>(
     if changed.is_empty() {
         return;
     }
-    let work = PutBack {
-        before,
-        opts: opts.clone(),
-    };
+    let work = PutBack { before };
     // Every changed host goes back, whatever happens on another, at most `max_parallel` at once.
     let semaphore = tokio::sync::Semaphore::new(settings.parallel.max(1));
     let backs = futures::future::join_all(changed.iter().map(|t| {
@@ -126,9 +120,7 @@ async fn put_back_changed<E: Engine>(
             let progress = progress_for(&t.name);
             match &t.engine {
                 Ok(e) => runner::one_host(&**e, t, settings, work, &*progress).await,
-                Err(e) => {
-                    HostReport::with_error(&t.name, &t.endpoint, HostStatus::Unreachable, e.clone())
-                }
+                Err(e) => t.unreachable(e),
             }
         }
     }))
@@ -164,7 +156,6 @@ async fn put_back_changed<E: Engine>(
 /// Puts a host back to the containers that served before this run.
 struct PutBack {
     before: BTreeMap<String, Before>,
-    opts: Options,
 }
 
 impl<E: Engine> HostWork<E> for PutBack {
@@ -199,13 +190,12 @@ impl<E: Engine> HostWork<E> for PutBack {
                         action.to = k.labels.get(labels::VERSION).cloned();
                         action.relaunched = true;
                         progress(&format!("putting {} back", r.service));
-                        swap_service(
+                        swap::for_service(
                             engine,
                             r,
                             on,
                             Incoming::Relaunch(k.clone()),
                             Aside::RolledBack,
-                            &self.opts,
                             progress,
                         )
                         .await

@@ -21,6 +21,7 @@ use crate::host::repair;
 use crate::host::report::{HostReport, HostStatus, Progress, ProgressFor};
 pub use crate::host::settings::Settings;
 use crate::manifest::resolve::ResolvedService;
+use crate::plan::doc::StalePlan;
 use crate::plan::view::{self, HostView};
 use std::future::Future;
 use std::sync::Arc;
@@ -30,11 +31,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Target<E> {
     pub name: String,
     pub endpoint: String,
-    pub engine: Result<Arc<E>, String>,
+    pub engine: Result<Arc<E>, Unreachable>,
     pub desired: Vec<Arc<ResolvedService>>,
     /// Whether the plan has changes here (or could not tell: an unreachable host): who can be
     /// a canary.
     pub changes: bool,
+}
+
+/// Why a host could not be reached when the run began (nothing is attempted on it): what the
+/// connection said, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Unreachable {
+    pub reason: String,
+}
+
+impl<E> Target<E> {
+    /// The report of a host that could not be reached when the run began.
+    pub fn unreachable(&self, e: &Unreachable) -> HostReport {
+        HostReport::with_error(
+            &self.name,
+            &self.endpoint,
+            HostStatus::Unreachable,
+            e.to_string(),
+        )
+    }
 }
 
 impl<E> Clone for Target<E> {
@@ -49,19 +70,20 @@ impl<E> Clone for Target<E> {
     }
 }
 
-/// One host as its run sees it: the containers as listed under the lock (after repair), and
-/// where the images of the containers the run removes are noted (`cleanup`).
+/// One host as its run sees it: the containers as listed under the lock (after repair), where
+/// the images of the containers the run removes are noted (`cleanup`), and the run's settings.
 #[derive(Clone, Copy)]
 pub struct OnHost<'a> {
     pub view: &'a HostView,
     pub released: &'a Released,
+    pub settings: &'a Settings,
 }
 
 /// The part of a run that differs between apply, rollback and the agent.
 pub trait HostWork<E: Engine>: Sync {
     /// On the host as listed under the lock, before repair: an error refuses the host (a saved
     /// plan whose host changed since).
-    fn check(&self, _target: &Target<E>, _list: &[ContainerSummary]) -> Result<(), String> {
+    fn check(&self, _target: &Target<E>, _list: &[ContainerSummary]) -> Result<(), StalePlan> {
         Ok(())
     }
 
@@ -99,7 +121,7 @@ pub async fn run<E: Engine, W: HostWork<E>>(
                 .await
                 .expect("the semaphore is never closed");
             let progress = progress_for(&t.name);
-            if crate::interrupt::interrupted() {
+            if settings.cancel.is_cancelled() {
                 return HostReport::with_error(
                     &t.name,
                     &t.endpoint,
@@ -118,14 +140,7 @@ pub async fn run<E: Engine, W: HostWork<E>>(
             let engine = match &t.engine {
                 Ok(e) => e.clone(),
                 // Unreachable from the start: nothing attempted, the others go on.
-                Err(e) => {
-                    return HostReport::with_error(
-                        &t.name,
-                        &t.endpoint,
-                        HostStatus::Unreachable,
-                        e.clone(),
-                    );
-                }
+                Err(e) => return t.unreachable(e),
             };
             let r = one_host(&*engine, t, settings, work, &*progress).await;
             if !r.status.ok() {
@@ -218,7 +233,7 @@ async fn repair_and_work<E: Engine, W: HostWork<E>>(
         Err(e) => return unreachable(e.to_string()),
     };
     if let Err(e) = work.check(t, &list) {
-        return HostReport::with_error(&t.name, &t.endpoint, HostStatus::Refused, e);
+        return HostReport::with_error(&t.name, &t.endpoint, HostStatus::Refused, e.to_string());
     }
     let mut view = view::classify(&settings.platform, &settings.environment, &list);
     let repaired =
@@ -233,39 +248,31 @@ async fn repair_and_work<E: Engine, W: HostWork<E>>(
                 );
             }
         };
+    // A host stopped after repair: the report says what repair did all the same.
+    let stopped = |status: HostStatus, error: String| {
+        let mut r = HostReport::with_error(&t.name, &t.endpoint, status, error);
+        r.repaired = repaired.notes.clone();
+        r
+    };
     if repaired.acted() {
         match engine.list_containers(&prefix).await {
             Ok(l) => view = view::classify(&settings.platform, &settings.environment, &l),
-            Err(e) => {
-                let mut r = unreachable(e.to_string());
-                r.repaired = repaired.notes;
-                return r;
-            }
+            Err(e) => return stopped(HostStatus::Unreachable, e.to_string()),
         }
         if work.refuse_repaired() {
-            let mut r = HostReport::with_error(
-                &t.name,
-                &t.endpoint,
+            return stopped(
                 HostStatus::Refused,
-                "an interrupted run was repaired on this host; run `fleetpin plan` again",
+                "an interrupted run was repaired on this host; run `fleetpin plan` again".into(),
             );
-            r.repaired = repaired.notes;
-            return r;
         }
     }
-    if crate::interrupt::interrupted() {
-        let mut r = HostReport::with_error(
-            &t.name,
-            &t.endpoint,
-            HostStatus::Interrupted,
-            "not started: interrupted",
-        );
-        r.repaired = repaired.notes;
-        return r;
+    if settings.cancel.is_cancelled() {
+        return stopped(HostStatus::Interrupted, "not started: interrupted".into());
     }
     let on = OnHost {
         view: &view,
         released,
+        settings,
     };
     let mut r = work.work(engine, t, on, progress).await;
     if repaired.acted() && r.status == HostStatus::Unchanged {

@@ -1,7 +1,12 @@
 //! What is the same for every host of one run, in a module of its own: the runner hands it to
-//! repair, and repair reads it, so neither has to import the other for it.
+//! repair and to the work (`runner::OnHost::settings`), and each reads it, so none has to import
+//! another for it. One type for the whole run: retain, the gate's bound and the deploy stamp are
+//! read from here by repair, converge, rollback, the agent and a rollout's put-back alike.
 
+use crate::host::gate::Gate;
 use crate::host::lock::LockConfig;
+use crate::manifest::resolve::ResolvedService;
+use crate::plan::labels::DeployStamp;
 use std::time::Duration;
 
 /// What is the same for every host of one run.
@@ -12,10 +17,21 @@ pub struct Settings {
     /// Hosts worked on at once.
     pub parallel: usize,
     pub lock: LockConfig,
-    /// The gate's bound for what repair judges.
+    /// The gate's bound (`--health-timeout`), for the swaps and for what repair judges.
     pub health_timeout: Duration,
-    /// Kept previous containers per service, for what repair confirms.
+    /// Kept previous containers per service: what a swap prunes to and repair confirms.
     pub retain: u32,
     /// Canary hosts, and what a failed host does to the rest (`host::rollout`).
     pub rollout: crate::manifest::Rollout,
+    /// The labels of every container the run creates: commit, time, operator.
+    pub stamp: DeployStamp,
+    /// The operation's cancellation: the swaps in flight finish, no new host or service starts.
+    pub cancel: crate::cancel::Cancel,
+}
+
+impl Settings {
+    /// The gate a container of service `r` is judged by in this run.
+    pub fn gate(&self, r: &ResolvedService) -> Gate {
+        Gate::new(self.health_timeout, r.monitor)
+    }
 }

@@ -27,8 +27,10 @@ use crate::engine::{ContainerSummary, CreateSpec, Engine, EngineError};
 use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
 use crate::host::report::{Failure, Progress, now_millis};
+use crate::host::runner::OnHost;
 use crate::interrupt::fault_point;
 use crate::manifest::Order;
+use crate::manifest::resolve::ResolvedService;
 use crate::plan::labels::{self, Aside};
 use crate::plan::view::HostView;
 use std::time::{Duration, Instant};
@@ -77,6 +79,44 @@ pub struct Done {
     pub health_seconds: f64,
 }
 
+/// The one swap for service `r` on a host as `on.view` shows it: from what serves now to
+/// `incoming`, the stepped-aside container taking the role `aside`; the gate and `retain` are the
+/// run's (`on.settings`). What apply, rollback and a rollout's put-back call.
+pub async fn for_service<E: Engine>(
+    engine: &E,
+    r: &ResolvedService,
+    on: OnHost<'_>,
+    incoming: Incoming,
+    aside: Aside,
+    progress: Progress<'_>,
+) -> Result<Done, Failure> {
+    let OnHost {
+        view,
+        released,
+        settings,
+    } = on;
+    run(
+        engine,
+        Swap {
+            service: &r.service,
+            stable: &r.container_name,
+            current: view.current.get(&r.service),
+            incoming,
+            policy: r.restart.as_str(),
+            aside,
+            gate: settings.gate(r),
+            retain: settings.retain,
+            view,
+            order: r.order,
+            drain: r.drain,
+            networks: &r.networks,
+            released,
+        },
+        progress,
+    )
+    .await
+}
+
 /// Runs the swap; on failure the current container serves again (`Failure::restored`).
 pub async fn run<E: Engine>(
     engine: &E,
@@ -117,13 +157,9 @@ async fn stop_first<E: Engine>(
         Incoming::Create(spec) => {
             let mut spec = spec.clone();
             if current.is_some() {
-                spec.name = format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"));
+                spec.name = new_name(stable, stamp);
             }
-            progress(&format!("creating {service}"));
-            tracing::debug!("{service}: creating {spec:?}");
-            let id = create(engine, &spec, progress)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            let id = create_new(engine, service, &spec, "", progress).await?;
             fault_point("created").await;
             (id, None)
         }
@@ -303,14 +339,13 @@ async fn start_first<E: Engine>(
     let (in_id, kept_name) = match &incoming {
         Incoming::Create(spec) => {
             let mut spec = (**spec).clone();
-            spec.name = format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"));
+            spec.name = new_name(stable, stamp);
             spec.aliases.clear();
-            progress(&format!("creating {service} beside the running one"));
-            tracing::debug!("{service}: creating {spec:?}");
-            let id = create(engine, &spec, progress)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            (id, None)
+            let beside = " beside the running one";
+            (
+                create_new(engine, service, &spec, beside, progress).await?,
+                None,
+            )
         }
         Incoming::Relaunch(k) => {
             let pending = labels::pending_kept_name(stable, &k.name, stamp, &k.id);
@@ -416,6 +451,26 @@ async fn start_first<E: Engine>(
         id: in_id,
         health_seconds,
     })
+}
+
+/// The name of an incoming container while the stable name is taken: `NAME.new-T`.
+fn new_name(stable: &str, stamp: u128) -> String {
+    format!("{stable}{}{}", labels::NEW, labels::suffix(stamp, "0"))
+}
+
+/// S1 / S1': the incoming container created (`how`: where it runs, for the progress line).
+async fn create_new<E: Engine>(
+    engine: &E,
+    service: &str,
+    spec: &CreateSpec,
+    how: &str,
+    progress: Progress<'_>,
+) -> Result<String, Failure> {
+    progress(&format!("creating {service}{how}"));
+    tracing::debug!("{service}: creating {spec:?}");
+    create(engine, spec, progress)
+        .await
+        .map_err(|e| Failure::new(service, e.to_string()))
 }
 
 /// Creates the container. If its image is gone since it was pulled or found (another run on this

@@ -32,8 +32,10 @@ pub enum Outcome<R> {
 
 /// Runs the steps, each as soon as what it waits for succeeded (`ok` says whether a result is a
 /// success). Returns the outcomes in the steps' order.
+/// Once `cancel` is cancelled no new step starts (those in flight finish).
 pub async fn run<T, R, F, Fut>(
     steps: Vec<Step<T>>,
+    cancel: &crate::cancel::Cancel,
     ok: impl Fn(&R) -> bool,
     mut work: F,
 ) -> Vec<(String, Outcome<R>)>
@@ -69,7 +71,7 @@ where
                 break;
             }
         }
-        if !crate::interrupt::interrupted() {
+        if !cancel.is_cancelled() {
             for (i, slot) in waiting.iter_mut().enumerate() {
                 let ready = slot.as_ref().is_some_and(|s| {
                     s.after
@@ -128,6 +130,7 @@ mod tests {
         ];
         let out = run(
             steps,
+            &crate::cancel::Cancel::new(),
             |r: &bool| *r,
             |s: String| {
                 log.lock().unwrap().push(format!("start {s}"));

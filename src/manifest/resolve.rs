@@ -130,16 +130,71 @@ mod opt_secs {
     }
 }
 
+/// An environment the manifest does not have: the one lookup of an environment by name
+/// (`Manifest::environment`), for every command. The error names those there are; `file`, when
+/// known, says which manifest was read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "there is no environment `{name}`{} (environments: {})",
+    file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(),
+    known.join(", ")
+)]
+pub struct UnknownEnvironment {
+    pub name: String,
+    /// The environments there are, in manifest order.
+    pub known: Vec<String>,
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl UnknownEnvironment {
+    /// The same error, naming the manifest file it was looked up in.
+    pub fn in_file(mut self, file: &std::path::Path) -> UnknownEnvironment {
+        self.file = Some(file.to_path_buf());
+        self
+    }
+}
+
+/// A host that environment `env` does not have; the error names those it has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("there is no host `{host}` in environment `{env}` (hosts: {})", known.join(", "))]
+pub struct UnknownHost {
+    pub env: String,
+    pub host: String,
+    pub known: Vec<String>,
+}
+
+impl Manifest {
+    /// The environment `name`, or an error that lists the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, UnknownEnvironment> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| UnknownEnvironment {
+                name: name.to_string(),
+                known: self.environments.keys().cloned().collect(),
+                file: None,
+            })
+    }
+}
+
+/// Whether environment `e` (named `env`) has host `host`.
+pub fn check_host(env: &str, e: &Environment, host: &str) -> Result<(), UnknownHost> {
+    if e.hosts.contains_key(host) {
+        Ok(())
+    } else {
+        Err(UnknownHost {
+            env: env.to_string(),
+            host: host.to_string(),
+            known: e.hosts.keys().cloned().collect(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
-    #[error("there is no environment `{0}` in the manifest (environments: {1})")]
-    UnknownEnvironment(String, String),
-    #[error("there is no host `{host}` in environment `{env}` (hosts: {known})")]
-    UnknownHost {
-        env: String,
-        host: String,
-        known: String,
-    },
+    #[error(transparent)]
+    UnknownEnvironment(#[from] UnknownEnvironment),
+    #[error(transparent)]
+    UnknownHost(#[from] UnknownHost),
     #[error("cannot read env_file `{path}` of service `{service}`: {reason}")]
     EnvFile {
         service: String,
@@ -171,17 +226,11 @@ pub fn resolve_hosts(
     hosts: &[&str],
     read_env_file: EnvFileReader,
 ) -> Result<Vec<Vec<Arc<ResolvedService>>>, ResolveError> {
-    let e = environment(m, env)?;
+    let e = m.environment(env)?;
     let mut once: HashMap<&str, Arc<ResolvedService>> = HashMap::with_capacity(m.services.len());
     let mut out = Vec::with_capacity(hosts.len());
     for host in hosts {
-        if !e.hosts.contains_key(*host) {
-            return Err(ResolveError::UnknownHost {
-                env: env.to_string(),
-                host: host.to_string(),
-                known: e.hosts.keys().cloned().collect::<Vec<_>>().join(", "),
-            });
-        }
+        check_host(env, e, host)?;
         let names = m.services_on(env, host);
         let mut list = Vec::with_capacity(names.len());
         for name in start_order(m, &names) {
@@ -199,19 +248,6 @@ pub fn resolve_hosts(
 }
 
 /// Environment `env`, or the error that lists the others.
-fn environment<'m>(m: &'m Manifest, env: &str) -> Result<&'m Environment, ResolveError> {
-    m.environments.get(env).ok_or_else(|| {
-        ResolveError::UnknownEnvironment(
-            env.to_string(),
-            m.environments
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })
-}
-
 /// The services pinned in Swarm environment `env`, resolved, in manifest order: Swarm places
 /// them on its nodes, so there is no host, and no start order (`depends_on` is ignored there).
 pub fn resolve_swarm(
@@ -219,7 +255,7 @@ pub fn resolve_swarm(
     env: &str,
     read_env_file: EnvFileReader,
 ) -> Result<Vec<Arc<ResolvedService>>, ResolveError> {
-    let e = environment(m, env)?;
+    let e = m.environment(env)?;
     m.services
         .keys()
         .filter(|s| e.versions.contains_key(*s))
@@ -597,6 +633,28 @@ environments:
         assert_eq!(
             parse_env_file("# c\nexport A=\"x y\"\n\nB='z'\n").unwrap(),
             vec![("A".into(), "x y".into()), ("B".into(), "z".into())]
+        );
+    }
+
+    #[test]
+    fn an_unknown_environment_or_host_names_those_there_are() {
+        let m = manifest(M);
+        let e = m.environment("staging").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "there is no environment `staging` (environments: recette, prod)"
+        );
+        assert_eq!(
+            e.in_file(std::path::Path::new("fleet.yaml")).to_string(),
+            "there is no environment `staging` in fleet.yaml (environments: recette, prod)"
+        );
+        let prod = m.environment("prod").unwrap();
+        assert_eq!(
+            check_host("prod", prod, "p9").unwrap_err().to_string(),
+            format!(
+                "there is no host `p9` in environment `prod` (hosts: {})",
+                prod.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         );
     }
 

@@ -19,7 +19,6 @@
 use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
 use crate::host::agent::{self, Follow, Refused, Sync};
-use crate::host::converge::Options;
 use crate::host::fleet;
 use crate::host::lock::LockConfig;
 use crate::host::report::{HostReport, HostStatus};
@@ -356,19 +355,14 @@ impl<'a> Agent<'a> {
             health_timeout: s.health_timeout,
             retain: m.retain,
             rollout: Default::default(),
-        };
-        let opts = Options {
-            retain: m.retain,
-            prune: false,
             stamp: DeployStamp {
                 commit: commit.clone(),
                 deployed_at: crate::clock::rfc3339(SystemTime::now()),
                 deployed_by: s.identity.clone(),
             },
-            health_timeout: s.health_timeout,
+            cancel: self.op.ctx.cancel.clone(),
         };
         let work = Follow {
-            opts,
             refused: self.refused.clone(),
         };
         let progress = |m: &str| tracing::info!("{m}");

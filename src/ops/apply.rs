@@ -5,7 +5,7 @@
 //! hooks, the work, the webhooks), which applies exactly the plan it is given.
 
 use crate::engine::swarm::DockerSwarm;
-use crate::host::converge::{Apply, Options};
+use crate::host::converge::Apply;
 use crate::host::report::{HostReport, HostStatus};
 use crate::manifest::Loaded;
 use crate::ops::around;
@@ -272,23 +272,18 @@ async fn run_hosts(ctx: &Ctx, loaded: &Loaded, plan: HostsPlan) -> OpResult<Host
     )
     .planned_apply(saved.as_ref().unwrap_or(&doc), input.prune);
     around::pre_hook(&op, loaded, &event).await?;
-    let settings = input.run.settings(&op, loaded, &input.env, prepared.len());
-    let opts = Options {
-        retain: loaded.manifest.retain,
-        prune: input.prune,
-        stamp,
-        health_timeout: input.run.health_timeout(),
-    };
+    let settings = input
+        .run
+        .settings(&op, loaded, &input.env, prepared.len(), stamp);
     let work = Apply {
         saved,
         select: input.select.clone(),
-        opts: opts.clone(),
+        prune: input.prune,
     };
     let prune = input.prune;
-    let reports = crate::ops::run::on_hosts(&op, &prepared, &settings, &work, &opts, &|p| {
-        p.has_changes(prune)
-    })
-    .await;
+    let reports =
+        crate::ops::run::on_hosts(&op, &prepared, &settings, &work, &|p| p.has_changes(prune))
+            .await;
     let failed = reports.iter().any(|r| !r.ok());
     let interrupted = ctx.cancelled();
     around::after_work(

@@ -6,7 +6,7 @@
 use crate::engine::docker::DockerEngine;
 use crate::engine::{ContainerSummary, EngineError};
 use crate::host::fleet::{self, HostRef};
-use crate::host::runner::Target;
+use crate::host::runner::{Target, Unreachable};
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
 use crate::ops::context::Op;
@@ -51,7 +51,9 @@ impl<E> Prepared<E> {
             endpoint: self.host.endpoint(),
             engine: match &self.engine {
                 Some(e) => Ok(e.clone()),
-                None => Err(self.error.clone().unwrap_or_else(|| "unreachable".into())),
+                None => Err(Unreachable {
+                    reason: self.error.clone().unwrap_or_else(|| "unreachable".into()),
+                }),
             },
             desired: self.desired.clone(),
             changes,
@@ -89,7 +91,7 @@ pub fn stamp(op: &Op, loaded: &Loaded, commit: Option<String>, warn: bool) -> De
 
 /// The environment `env` of the manifest, or an error naming those there are.
 pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a crate::manifest::Environment> {
-    fleet::environment(loaded, env).map_err(OpError::Invalid)
+    Ok(fleet::environment(loaded, env)?)
 }
 
 /// Each `-s` service is pinned in `env`; `why` completes "`x` is not pinned in env, …".
@@ -231,7 +233,7 @@ pub fn wanted(
     select: &Selection,
     lenient: bool,
 ) -> Result<Vec<Wanted>> {
-    let hosts = fleet::hosts(loaded, env, &select.hosts).map_err(OpError::Invalid)?;
+    let hosts = fleet::hosts(loaded, env, &select.hosts)?;
     check_services(loaded, select)?;
     resolve_hosts(loaded, hosts, select, lenient)
 }

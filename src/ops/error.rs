@@ -30,7 +30,7 @@ pub enum OpError {
     Blocked(HookError),
     /// A Swarm environment's lock is held (or vanished once taken).
     #[error(transparent)]
-    SwarmLock(#[from] crate::host::swarm::SwarmLockError),
+    SwarmLock(Box<crate::host::swarm::SwarmLockError>),
     /// The manifest's repository.
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
@@ -91,6 +91,24 @@ impl OpError {
 impl From<ManifestError> for OpError {
     fn from(e: ManifestError) -> OpError {
         OpError::Manifest(Box::new(e))
+    }
+}
+
+impl From<crate::host::swarm::SwarmLockError> for OpError {
+    fn from(e: crate::host::swarm::SwarmLockError) -> OpError {
+        OpError::SwarmLock(Box::new(e))
+    }
+}
+
+impl From<crate::manifest::resolve::UnknownEnvironment> for OpError {
+    fn from(e: crate::manifest::resolve::UnknownEnvironment) -> OpError {
+        OpError::Invalid(e.to_string())
+    }
+}
+
+impl From<crate::host::fleet::HostsError> for OpError {
+    fn from(e: crate::host::fleet::HostsError) -> OpError {
+        OpError::Invalid(e.to_string())
     }
 }
 

@@ -398,7 +398,7 @@ mod op {
     use crate::manifest::Loaded;
     use crate::ops::context::{Ctx, Op};
     use crate::ops::deploy::{self, Selection};
-    use crate::ops::error::{OpError, OpResult};
+    use crate::ops::error::OpResult;
     use crate::plan::view;
     use futures::StreamExt;
     use std::sync::Arc;
@@ -458,7 +458,7 @@ mod op {
         tail: Option<usize>,
     ) -> OpResult<Found> {
         let select = &input.select;
-        let hosts = fleet::hosts(loaded, &input.env, &select.hosts).map_err(OpError::Invalid)?;
+        let hosts = fleet::hosts(loaded, &input.env, &select.hosts)?;
         let platform = loaded.manifest.platform.clone();
         let prefix = view::prefix(&platform, &input.env);
         let observed = fleet::observe_all(hosts, &prefix, op.ctx.connect_timeout).await;

@@ -165,7 +165,6 @@ pub use op::*;
 mod op {
     use super::{PinMoves, outcome};
     use crate::engine::swarm::DockerSwarm;
-    use crate::host::converge::Options;
     use crate::host::report::HostReport;
     use crate::host::rollback::Rollback;
     use crate::manifest::Loaded;
@@ -366,7 +365,11 @@ mod op {
         let targets = agree(&reachable, &services, input.to.as_deref()).map_err(|problems| {
             OpError::Refused(format!(
                 "nothing was rolled back:\n  {}",
-                problems.join("\n  ")
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
             ))
         })?;
         if targets.is_empty() {
@@ -442,22 +445,17 @@ mod op {
         )
         .planned_rollback(&prepared, &targets);
         around::pre_hook(&op, loaded, &event).await?;
-        let mut settings = input.run.settings(&op, loaded, &input.env, prepared.len());
+        let mut settings = input
+            .run
+            .settings(&op, loaded, &input.env, prepared.len(), stamp);
         // A rollback honours max_parallel and canaries, but always stops at the first failure.
         settings.rollout.on_failure = crate::manifest::OnFailure::Stop;
-        let opts = Options {
-            retain: m.retain,
-            prune: false,
-            stamp,
-            health_timeout: input.run.health_timeout(),
-        };
         let work = Rollback {
             targets: targets.clone(),
             to: input.to.clone(),
-            opts: opts.clone(),
         };
         // Canaries are the first hosts that have something to roll back.
-        let reports = crate::ops::run::on_hosts(&op, &prepared, &settings, &work, &opts, &|p| {
+        let reports = crate::ops::run::on_hosts(&op, &prepared, &settings, &work, &|p| {
             p.engine.is_none() || p.desired.iter().any(|r| targets.contains_key(&r.service))
         })
         .await;

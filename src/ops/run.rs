@@ -3,13 +3,13 @@
 //! does), each host's steps reported as the operation's events.
 
 use crate::engine::docker::DockerEngine;
-use crate::host::converge::Options;
 use crate::host::lock::LockConfig;
 use crate::host::report::HostReport;
 use crate::host::runner::{HostWork, Settings};
 use crate::manifest::Loaded;
 use crate::ops::context::{Op, Progress};
 use crate::ops::deploy::Prepared;
+use crate::plan::labels::DeployStamp;
 use std::time::Duration;
 
 /// How a run over hosts goes, from the flags of apply and rollback.
@@ -24,8 +24,15 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The runner's settings: the lock held by the operation's actor.
-    pub fn settings(&self, op: &Op, loaded: &Loaded, env: &str, hosts: usize) -> Settings {
+    /// The runner's settings: the lock held by the operation's actor, who deploys (`stamp`).
+    pub fn settings(
+        &self,
+        op: &Op,
+        loaded: &Loaded,
+        env: &str,
+        hosts: usize,
+        stamp: DeployStamp,
+    ) -> Settings {
         let e = &loaded.manifest.environments[env];
         Settings {
             platform: loaded.manifest.platform.clone(),
@@ -40,6 +47,8 @@ impl RunOptions {
             health_timeout: self.health_timeout(),
             retain: loaded.manifest.retain,
             rollout: e.rollout.clone(),
+            stamp,
+            cancel: op.cancel().clone(),
         }
     }
 
@@ -49,20 +58,19 @@ impl RunOptions {
     }
 }
 
-/// Runs `work` over the prepared hosts as the environment's rollout says (`opts` put changed
-/// hosts back); each host's steps are events of `op`. A cancelled operation finishes the step in
+/// Runs `work` over the prepared hosts as the environment's rollout says; each host's steps are
+/// events of `op`. A cancelled operation finishes the step in
 /// flight and starts nothing new.
 pub async fn on_hosts<W: HostWork<DockerEngine>>(
     op: &Op,
     prepared: &[Prepared],
     settings: &Settings,
     work: &W,
-    opts: &Options,
     changes: &dyn Fn(&Prepared) -> bool,
 ) -> Vec<HostReport> {
     let targets = prepared.iter().map(|p| p.target(changes(p))).collect();
     let reports =
-        crate::host::rollout::run(targets, settings, work, opts, &|h: &str| op.host_steps(h)).await;
+        crate::host::rollout::run(targets, settings, work, &|h: &str| op.host_steps(h)).await;
     op.emit(Progress::HostsDone);
     reports
 }

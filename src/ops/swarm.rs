@@ -28,7 +28,7 @@ pub use crate::plan::swarm::{HISTORY, Past, SwarmChange, SwarmPlan, history_of};
 
 /// How to reach the environment's manager (tls files resolved against the manifest's directory).
 pub fn target(loaded: &Loaded, env: &str) -> Result<Target> {
-    let e = crate::host::fleet::environment(loaded, env).map_err(Error::msg)?;
+    let e = crate::host::fleet::environment(loaded, env)?;
     let sw = e
         .swarm
         .as_ref()

@@ -57,7 +57,7 @@ pub async fn unlock(ctx: &Ctx, loaded: &Loaded, input: UnlockInput) -> OpResult<
     if deploy::environment(loaded, &input.env)?.is_swarm() {
         return swarm(ctx, loaded, input).await;
     }
-    let hosts = fleet::hosts(loaded, &input.env, &input.hosts).map_err(OpError::Invalid)?;
+    let hosts = fleet::hosts(loaded, &input.env, &input.hosts)?;
     let platform = loaded.manifest.platform.as_str();
     let env = input.env.as_str();
     let results = futures::future::join_all(hosts.into_iter().map(|h| async move {

@@ -15,6 +15,19 @@ pub struct Selection {
     pub hosts: Vec<String>,
 }
 
+/// Why a saved plan no longer describes a host, so `apply --plan` refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StalePlan {
+    #[error("not in the saved plan")]
+    HostNotInPlan,
+    #[error("the host changed since the plan was made; run `fleetpin plan` again")]
+    HostChanged,
+    #[error(
+        "the manifest changed since the plan was made ({service} differs); run `fleetpin plan` again"
+    )]
+    ManifestChanged { service: String },
+}
+
 /// A plan as printed with `--format json` and saved with `-o`. Secrets never appear: specs are
 /// referenced by their hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]

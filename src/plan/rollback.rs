@@ -128,6 +128,25 @@ pub fn choose(view: &HostView, service: &str, to: Option<&str>) -> Result<Choice
     }
 }
 
+/// Why the hosts cannot go back together, one problem of those `agree` found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Disagreement {
+    /// This host has nothing (or no such version) to go back to for this service.
+    #[error("{host}: {service}: {error}")]
+    NoChoice {
+        host: String,
+        service: String,
+        error: ChoiceError,
+    },
+    /// The hosts would go back to different versions: name one with `--to`.
+    #[error("{service}: the hosts would go back to different versions ({}); choose one with --to", by_version.iter().map(|(v, h)| format!("{v} on {}", h.join(", "))).collect::<Vec<_>>().join("; "))]
+    Versions {
+        service: String,
+        /// version → the hosts that would go back to it.
+        by_version: BTreeMap<String, Vec<String>>,
+    },
+}
+
 /// For each service, the one version every host would go back to, or why not: a host with
 /// nothing to go back to, or hosts that would go to different versions. `hosts` pairs each
 /// reachable host's name with its view and the services that run there.
@@ -135,11 +154,11 @@ pub fn agree(
     hosts: &[(String, &HostView, Vec<String>)],
     services: &[String],
     to: Option<&str>,
-) -> Result<BTreeMap<String, String>, Vec<String>> {
+) -> Result<BTreeMap<String, String>, Vec<Disagreement>> {
     let mut targets = BTreeMap::new();
     let mut problems = Vec::new();
     for service in services {
-        let mut by_version: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        let mut by_version: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (host, view, on_host) in hosts {
             if !on_host.contains(service) {
                 continue;
@@ -148,8 +167,12 @@ pub fn agree(
                 Ok(choice) => by_version
                     .entry(choice.version())
                     .or_default()
-                    .push(host.as_str()),
-                Err(e) => problems.push(format!("{host}: {service}: {e}")),
+                    .push(host.clone()),
+                Err(error) => problems.push(Disagreement::NoChoice {
+                    host: host.clone(),
+                    service: service.clone(),
+                    error,
+                }),
             }
         }
         match by_version.len() {
@@ -158,14 +181,10 @@ pub fn agree(
                 let (v, _) = by_version.into_iter().next().expect("one entry");
                 targets.insert(service.clone(), v);
             }
-            _ => problems.push(format!(
-                "{service}: the hosts would go back to different versions ({}); choose one with --to",
-                by_version
-                    .iter()
-                    .map(|(v, h)| format!("{v} on {}", h.join(", ")))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
+            _ => problems.push(Disagreement::Versions {
+                service: service.clone(),
+                by_version,
+            }),
         }
     }
     if problems.is_empty() {
@@ -323,7 +342,10 @@ mod tests {
             ("h2".to_string(), &b, s.clone()),
         ];
         let err = agree(&hosts, &s, None).unwrap_err();
-        assert!(err[0].contains("1.0.0 on h2; 1.1.0 on h1"), "{err:?}");
+        assert!(
+            err[0].to_string().contains("1.0.0 on h2; 1.1.0 on h1"),
+            "{err:?}"
+        );
         assert_eq!(
             agree(&hosts, &s, Some("1.0.0")).unwrap()["billing"],
             "1.0.0",
