@@ -492,29 +492,26 @@ impl Engine for DockerEngine {
         let mounts = spec
             .mounts
             .iter()
-            .map(|m| match m {
-                MountSpec::Volume {
-                    name,
-                    target,
-                    read_only,
-                } => Mount {
-                    typ: Some(MountType::VOLUME),
-                    source: Some(name.clone()),
+            .map(|m| {
+                let (typ, source, target, read_only) = match m {
+                    MountSpec::Volume {
+                        name,
+                        target,
+                        read_only,
+                    } => (MountType::VOLUME, name, target, read_only),
+                    MountSpec::Bind {
+                        path,
+                        target,
+                        read_only,
+                    } => (MountType::BIND, path, target, read_only),
+                };
+                Mount {
+                    typ: Some(typ),
+                    source: Some(source.clone()),
                     target: Some(target.clone()),
                     read_only: Some(*read_only),
                     ..Default::default()
-                },
-                MountSpec::Bind {
-                    path,
-                    target,
-                    read_only,
-                } => Mount {
-                    typ: Some(MountType::BIND),
-                    source: Some(path.clone()),
-                    target: Some(target.clone()),
-                    read_only: Some(*read_only),
-                    ..Default::default()
-                },
+                }
             })
             .collect();
         let restart = match spec.restart_policy.as_str() {

@@ -128,9 +128,7 @@ impl MemoryEngine {
             c.id = mem_id(s.next);
         }
         c.created = EPOCH + s.clock_offset + s.next as i64;
-        if !s.images.contains(&c.image) {
-            s.images.push(c.image.clone());
-        }
+        push_once(&mut s.images, &c.image);
         let id = c.id.clone();
         s.containers.push(c);
         id
@@ -141,9 +139,7 @@ impl MemoryEngine {
         let mut s = self.state.lock().unwrap();
         let id = s.image_id(source);
         s.image_ids.insert(reference.to_string(), id);
-        if !s.images.iter().any(|i| i == reference) {
-            s.images.push(reference.to_string());
-        }
+        push_once(&mut s.images, reference);
     }
 
     /// The id of the image `reference` names.
@@ -303,6 +299,13 @@ fn mem_id(n: u64) -> String {
     format!("{:016x}{n:048x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// Adds `name` to an engine's list of images, volumes or networks unless it is there already.
+fn push_once(list: &mut Vec<String>, name: &str) {
+    if !list.iter().any(|n| n == name) {
+        list.push(name.to_string());
+    }
+}
+
 fn find<'a>(s: &'a mut MemState, id: &str) -> Result<&'a mut MemContainer, EngineError> {
     s.containers
         .iter_mut()
@@ -407,9 +410,7 @@ impl Engine for MemoryEngine {
                     what: format!("manifest for {reference}"),
                 });
             }
-            if !s.images.iter().any(|i| i == reference) {
-                s.images.push(reference.to_string());
-            }
+            push_once(&mut s.images, reference);
             s.log(format!("pull {reference}"));
             Ok(())
         })
@@ -421,9 +422,7 @@ impl Engine for MemoryEngine {
         _: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
         self.with(|s| {
-            if !s.volumes.iter().any(|v| v == name) {
-                s.volumes.push(name.to_string());
-            }
+            push_once(&mut s.volumes, name);
             Ok(())
         })
     }
@@ -434,9 +433,7 @@ impl Engine for MemoryEngine {
         _: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
         self.with(|s| {
-            if !s.networks.iter().any(|v| v == name) {
-                s.networks.push(name.to_string());
-            }
+            push_once(&mut s.networks, name);
             Ok(())
         })
     }
