@@ -2075,6 +2075,15 @@ mod tests {
         p.into_iter().next().unwrap()
     }
 
+    /// A service's environment as (name, value) pairs, in order.
+    fn env_pairs(i: &Imported) -> Vec<(&str, &str)> {
+        i.svc
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
     /// The one problem of `text`, which says `needle`: its line and column.
     fn problem_says(text: &str, needle: &str) -> (u32, u32) {
         let (l, c, m) = problem(text);
@@ -2258,14 +2267,8 @@ mod tests {
             .var("PREFIX", "wp_")
             .var("SHELLISH", "x");
         let i = t.svc("services:\n  wp:\n    image: a:1\n    environment:\n      WORDPRESS_DB_HOST: ${MYSQL_HOST}\n      TABLE_PREFIX: $PREFIX\n      PORT: 3306\n      DEBUG: true\n      COST: 5$$\n      SHELLISH:\n");
-        let env: Vec<(&str, &str)> = i
-            .svc
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         assert_eq!(
-            env,
+            env_pairs(&i),
             [
                 ("COST", "5$"),
                 ("DEBUG", "true"),
@@ -2276,14 +2279,8 @@ mod tests {
             ]
         );
         let i = t.svc("services:\n  wp:\n    image: a:1\n    environment:\n      - A=1\n      - B=${MYSQL_HOST:-x}=y\n      - C=\n      - SHELLISH\n");
-        let env: Vec<(&str, &str)> = i
-            .svc
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         assert_eq!(
-            env,
+            env_pairs(&i),
             [("A", "1"), ("B", "db=y"), ("C", ""), ("SHELLISH", "x")]
         );
         // Unset variables are located errors, in both forms.
