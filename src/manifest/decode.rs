@@ -42,6 +42,19 @@ struct Decoder {
     written_services: std::collections::BTreeSet<String>,
 }
 
+/// How a top-level mapping of names is called and which names it takes (`Decoder::named`).
+struct Names {
+    /// The key, plural: `services`.
+    key: &'static str,
+    /// One of them: `service`.
+    one: &'static str,
+    /// The problem of an empty mapping.
+    empty: &'static str,
+    valid: fn(&str) -> bool,
+    /// What a valid name is, in words.
+    rule: &'static str,
+}
+
 /// A mapping being read: which keys exist, with the allowed ones checked up front.
 struct Obj<'a> {
     entries: &'a [(Key, Node)],
@@ -691,38 +704,66 @@ impl Decoder {
     }
 
     fn services(&mut self, n: &Node) -> Option<IndexMap<String, Service>> {
+        // Every service written is known before the first is read (depends_on names later ones).
+        if let Value::Map(entries) = &n.value {
+            for (k, _) in entries {
+                self.written_services.insert(k.name.clone());
+            }
+        }
+        self.named(
+            n,
+            Names {
+                key: "services",
+                one: "service",
+                empty: "`services` is empty; a platform needs at least one service",
+                valid: is_service_name,
+                rule: "a lowercase letter, then up to 30 lowercase letters, digits or `-`",
+            },
+            Self::service,
+        )
+    }
+
+    /// A top-level mapping of names to definitions (`services`, `environments`): a mapping, not
+    /// empty, each name written once and valid, each definition read by `read`.
+    fn named<T>(
+        &mut self,
+        n: &Node,
+        names: Names,
+        mut read: impl FnMut(&mut Self, &Key, &Node) -> Option<T>,
+    ) -> Option<IndexMap<String, T>> {
+        let Names {
+            key,
+            one,
+            empty,
+            valid,
+            rule,
+        } = names;
         let Value::Map(entries) = &n.value else {
             self.problem(
                 n.span,
                 format!(
-                    "`services` must be a mapping of service names to services, found {}",
+                    "`{key}` must be a mapping of {one} names to {key}, found {}",
                     n.kind()
                 ),
             );
             return None;
         };
         if entries.is_empty() {
-            self.problem(
-                n.span,
-                "`services` is empty; a platform needs at least one service",
-            );
+            self.problem(n.span, empty);
             return None;
         }
-        self.duplicate_names(entries, "`services`");
+        self.duplicate_names(entries, &format!("`{key}`"));
         let mut out = IndexMap::new();
-        for (k, _) in entries {
-            self.written_services.insert(k.name.clone());
-        }
         for (k, v) in entries {
-            if !is_service_name(&k.name) {
+            if !valid(&k.name) {
                 self.problem(
                     k.span,
-                    format!("`{}` is not a valid service name: a lowercase letter, then up to 30 lowercase letters, digits or `-`", k.name),
+                    format!("`{}` is not a valid {one} name: {rule}", k.name),
                 );
                 continue;
             }
-            if let Some(s) = self.service(k, v) {
-                out.insert(k.name.clone(), s);
+            if let Some(d) = read(self, k, v) {
+                out.insert(k.name.clone(), d);
             }
         }
         Some(out)
@@ -981,32 +1022,17 @@ impl Decoder {
     }
 
     fn environments(&mut self, n: &Node) -> Option<IndexMap<String, Environment>> {
-        let Value::Map(entries) = &n.value else {
-            self.problem(n.span, format!("`environments` must be a mapping of environment names to environments, found {}", n.kind()));
-            return None;
-        };
-        if entries.is_empty() {
-            self.problem(
-                n.span,
-                "`environments` is empty; name at least one, e.g. `prod`",
-            );
-            return None;
-        }
-        self.duplicate_names(entries, "`environments`");
-        let mut out = IndexMap::new();
-        for (k, v) in entries {
-            if !is_environment_name(&k.name) {
-                self.problem(
-                    k.span,
-                    format!("`{}` is not a valid environment name: a lowercase letter, then up to 15 lowercase letters or digits (no `-`)", k.name),
-                );
-                continue;
-            }
-            if let Some(e) = self.environment(k, v) {
-                out.insert(k.name.clone(), e);
-            }
-        }
-        Some(out)
+        self.named(
+            n,
+            Names {
+                key: "environments",
+                one: "environment",
+                empty: "`environments` is empty; name at least one, e.g. `prod`",
+                valid: is_environment_name,
+                rule: "a lowercase letter, then up to 15 lowercase letters or digits (no `-`)",
+            },
+            Self::environment,
+        )
     }
 
     fn environment(&mut self, k: &Key, n: &Node) -> Option<Environment> {
