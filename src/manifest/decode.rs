@@ -366,63 +366,63 @@ impl Decoder {
         Some(out)
     }
 
-    fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
+    /// A text that `parse` reads; its error is a problem of `what`.
+    fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        n: &Node,
+        what: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
         let s = self.text(n, what)?;
-        match parse_duration(&s) {
-            Ok(d) => Some(d),
+        match parse(&s) {
+            Ok(v) => Some(v),
             Err(e) => {
                 self.problem(n.span, format!("{what}: {e}"));
                 None
             }
         }
+    }
+
+    /// A list of texts that `parse` reads, each located; `item` names one in a type error.
+    fn parsed_list<T, E: std::fmt::Display>(
+        &mut self,
+        n: &Node,
+        what: &str,
+        item: &str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Option<Vec<Located<T>>> {
+        let items = self.seq(n, what)?;
+        let mut out = Vec::new();
+        for i in items {
+            let Some(s) = self.text(i, item) else {
+                continue;
+            };
+            match parse(&s) {
+                Ok(value) => out.push(Located {
+                    value,
+                    span: i.span,
+                }),
+                Err(e) => self.problem(i.span, format!("{what}: {e}")),
+            }
+        }
+        Some(out)
+    }
+
+    fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
+        self.parsed(n, what, parse_duration)
     }
 
     fn memory(&mut self, n: &Node, what: &str) -> Option<u64> {
-        let s = self.text(n, what)?;
-        match parse_memory(&s) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                self.problem(n.span, format!("{what}: {e}"));
-                None
-            }
-        }
+        self.parsed(n, what, parse_memory)
     }
 
     fn ports(&mut self, n: &Node, what: &str) -> Option<Vec<Located<PortMapping>>> {
-        let items = self.seq(n, what)?;
-        let mut out = Vec::new();
-        for i in items {
-            // `8080:80` unquoted is a sexagesimal number in YAML 1.1; the raw text is what was meant.
-            let Some(s) = self.text(i, "a port") else {
-                continue;
-            };
-            match PortMapping::parse(&s) {
-                Ok(p) => out.push(Located {
-                    value: p,
-                    span: i.span,
-                }),
-                Err(e) => self.problem(i.span, format!("{what}: {e}")),
-            }
-        }
-        Some(out)
+        // `8080:80` unquoted is a sexagesimal number in YAML 1.1; the raw text is what was meant.
+        self.parsed_list(n, what, "a port", PortMapping::parse)
     }
 
     fn volumes(&mut self, n: &Node, what: &str) -> Option<Vec<Located<VolumeMount>>> {
-        let items = self.seq(n, what)?;
-        let mut out = Vec::new();
-        for i in items {
-            let Some(s) = self.text(i, "a volume") else {
-                continue;
-            };
-            match VolumeMount::parse(&s) {
-                Ok(v) => out.push(Located {
-                    value: v,
-                    span: i.span,
-                }),
-                Err(e) => self.problem(i.span, format!("{what}: {e}")),
-            }
-        }
-        Some(out)
+        self.parsed_list(n, what, "a volume", VolumeMount::parse)
     }
 
     fn command(&mut self, n: &Node, what: &str) -> Option<Vec<String>> {
