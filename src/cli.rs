@@ -73,52 +73,29 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse and check the manifest; exit 0 if valid, 1 with every problem located.
-    #[command(
-        after_help = "Examples:\n  fleetpin validate\n  fleetpin -f manifests/platform.yaml validate --format json"
-    )]
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate,
     /// Show what would change on every selected host, without changing anything.
-    #[command(
-        after_help = "Examples:\n  fleetpin plan prod\n  fleetpin plan prod -s billing --host prod-1\n  fleetpin plan prod --detailed-exitcode -o prod.plan.json"
-    )]
+    #[command(after_help = PLAN_EXAMPLES)]
     Plan(PlanArgs),
     /// Converge the selected hosts to the manifest, host by host, with health gates.
-    #[command(
-        after_help = "Examples:\n  fleetpin apply recette\n  fleetpin apply prod --yes --max-parallel 1\n  fleetpin apply prod --plan prod.plan.json --yes\n  fleetpin apply prod --yes --lock-wait 10m      (CI: queue behind a running deploy)"
-    )]
+    #[command(after_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Go one release back: start the previous container of each service again, pin what runs.
-    #[command(
-        after_help = "Examples:\n  fleetpin rollback prod -s billing\n  fleetpin rollback prod -s billing --to 2.3.9 --yes\n  fleetpin rollback prod --host prod-2 --yes     (that host only; the pin is left alone)\n  fleetpin rollback prod --yes --push            (and push the pin commit to the branch's upstream)"
-    )]
+    #[command(after_help = ROLLBACK_EXAMPLES)]
     Rollback(RollbackArgs),
     /// Copy FROM's pins to TO as the digests FROM actually runs, and commit.
-    #[command(
-        after_help = "Examples:\n  fleetpin promote recette preprod\n  fleetpin promote preprod prod -s billing --dry-run\n  fleetpin promote recette preprod --push        (commit and push to the branch's upstream)"
-    )]
+    #[command(after_help = PROMOTE_EXAMPLES)]
     Promote(PromoteArgs),
     /// What runs where across the fleet, against the pins.
-    #[command(
-        after_help = "Examples:\n  fleetpin audit\n  fleetpin audit prod --exit-code\n  fleetpin audit --format html -o fleet.html"
-    )]
+    #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditArgs),
     /// The containers' logs from every selected host at once, each line prefixed by host and
     /// service.
-    #[command(
-        after_help = "Without --tail or --since, the last 100 lines of each container. Lines of several \
-containers are shown in the order they were written; with -f, as they arrive, until Ctrl-C (exit 0). \
-The manifest is --file here (-f is --follow). With --format json, one JSON object per line (JSON \
-Lines: host, service, container, stream, time, line).
-
-Examples:
-  fleetpin logs prod                              the last 100 lines of every service on every host
-  fleetpin logs prod -s billing --since 10m -f    billing, from 10 minutes ago, then follow
-  fleetpin logs prod --host prod-2 --tail 20
-  fleetpin logs prod --since 2026-03-01T12:00:00Z --tail all --format json | jq -r .line"
-    )]
+    #[command(after_help = LOGS_HELP)]
     Logs(LogsArgs),
     /// Who changed which pin when, from the manifest's git history.
-    #[command(after_help = "Examples:\n  fleetpin history prod -s billing -n 20")]
+    #[command(after_help = HISTORY_EXAMPLES)]
     History(HistoryArgs),
     /// Remove a lock left on a host by a killed run.
     Unlock(UnlockArgs),
@@ -145,14 +122,10 @@ Examples:
     #[command(after_help = IMPORT_EXAMPLES)]
     Import(ImportArgs),
     /// Print the JSON Schema (draft-07) of the manifest.
-    #[command(
-        after_help = "Use it in an editor with a first line in platform.yaml:\n  # yaml-language-server: $schema=./platform.schema.json"
-    )]
+    #[command(after_help = SCHEMA_HELP)]
     Schema,
     /// Print shell completions.
-    #[command(
-        after_help = "Examples:\n  fleetpin completions bash > /etc/bash_completion.d/fleetpin\n  fleetpin completions zsh > ~/.zfunc/_fleetpin"
-    )]
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
@@ -161,6 +134,70 @@ Examples:
     #[command(hide = true)]
     Man,
 }
+
+// The subcommands' texts after --help, written as they print.
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  fleetpin validate
+  fleetpin -f manifests/platform.yaml validate --format json";
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  fleetpin plan prod
+  fleetpin plan prod -s billing --host prod-1
+  fleetpin plan prod --detailed-exitcode -o prod.plan.json";
+
+const APPLY_EXAMPLES: &str = "\
+Examples:
+  fleetpin apply recette
+  fleetpin apply prod --yes --max-parallel 1
+  fleetpin apply prod --plan prod.plan.json --yes
+  fleetpin apply prod --yes --lock-wait 10m      (CI: queue behind a running deploy)";
+
+const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  fleetpin rollback prod -s billing
+  fleetpin rollback prod -s billing --to 2.3.9 --yes
+  fleetpin rollback prod --host prod-2 --yes     (that host only; the pin is left alone)
+  fleetpin rollback prod --yes --push            (and push the pin commit to the branch's upstream)";
+
+const PROMOTE_EXAMPLES: &str = "\
+Examples:
+  fleetpin promote recette preprod
+  fleetpin promote preprod prod -s billing --dry-run
+  fleetpin promote recette preprod --push        (commit and push to the branch's upstream)";
+
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  fleetpin audit
+  fleetpin audit prod --exit-code
+  fleetpin audit --format html -o fleet.html";
+
+const LOGS_HELP: &str = "\
+Without --tail or --since, the last 100 lines of each container. Lines of several \
+containers are shown in the order they were written; with -f, as they arrive, until Ctrl-C (exit 0). \
+The manifest is --file here (-f is --follow). With --format json, one JSON object per line (JSON \
+Lines: host, service, container, stream, time, line).
+
+Examples:
+  fleetpin logs prod                              the last 100 lines of every service on every host
+  fleetpin logs prod -s billing --since 10m -f    billing, from 10 minutes ago, then follow
+  fleetpin logs prod --host prod-2 --tail 20
+  fleetpin logs prod --since 2026-03-01T12:00:00Z --tail all --format json | jq -r .line";
+
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  fleetpin history prod -s billing -n 20";
+
+const SCHEMA_HELP: &str = "\
+Use it in an editor with a first line in platform.yaml:
+  # yaml-language-server: $schema=./platform.schema.json";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  fleetpin completions bash > /etc/bash_completion.d/fleetpin
+  fleetpin completions zsh > ~/.zfunc/_fleetpin";
 
 const AGENT_EXAMPLES: &str = "\
 Examples:

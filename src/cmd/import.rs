@@ -1,6 +1,7 @@
 //! `fleetpin import`: the arguments into an import request, the import (`import::run`), its
 //! warnings on stderr, and the manifest where it was asked for: stdout, or `-o FILE`, which is
-//! never overwritten without `--force` (a hand-edited manifest is not lost to a second import).
+//! never overwritten without `--force` (a hand-edited manifest is not lost to a second import);
+//! a device or a pipe (`-o /dev/null`) is not a file to lose and is written to as it is.
 
 use crate::cli::{Format, ImportArgs};
 use crate::config::Config;
@@ -8,19 +9,10 @@ use crate::error::{Error, Exit, Result};
 use crate::import::{self, ImportError, Request};
 use serde_json::json;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 
 pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
     super::table_or_json(config)?;
-    if let Some(out) = &args.out
-        && out.exists()
-        && !args.force
-    {
-        return Err(Error::msg(format!(
-            "{} exists; pass --force to overwrite it",
-            out.display()
-        )));
-    }
     let hosts = args
         .hosts
         .iter()
@@ -69,6 +61,14 @@ pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
             return Err(Error::Reported(Exit::Failure));
         }
     };
+    // The input is checked first (a bad compose file is worth hearing about whatever -o names);
+    // then an existing regular file is refused before any warning is printed.
+    if let Some(path) = &args.out
+        && !args.force
+        && is_regular_file(path)
+    {
+        return Err(exists(path));
+    }
     if !config.quiet {
         for w in &out.warnings {
             eprintln!("{} {w}", config.err.yellow("warning:"));
@@ -122,22 +122,36 @@ pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// Whether `path` names an existing regular file (through a symbolic link too): the only kind
+/// of output that --force guards. A device (`/dev/null`) or a pipe is written to as it is.
+fn is_regular_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+fn exists(path: &Path) -> Error {
+    Error::msg(format!(
+        "{} exists; pass --force to overwrite it",
+        path.display()
+    ))
+}
+
 /// Writes the manifest; without `force`, only if the file does not exist (checked again here,
-/// at the moment of writing).
-fn write_file(path: &PathBuf, text: &str, force: bool) -> Result<()> {
+/// at the moment of writing) or is not a regular file (a device or a pipe, opened as it is:
+/// neither created nor truncated).
+fn write_file(path: &Path, text: &str, force: bool) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true);
-    if force {
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    if special {
+        // O_TRUNC means nothing to a device or a pipe; leave it out.
+    } else if force {
         opts.create(true).truncate(true);
     } else {
         opts.create_new(true);
     }
     let mut f = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::msg(format!(
-                "{} exists; pass --force to overwrite it",
-                path.display()
-            ))
+            exists(path)
         } else {
             Error::msg(format!("cannot write {}: {e}", path.display()))
         }

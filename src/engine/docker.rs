@@ -171,6 +171,20 @@ impl DockerEngine {
         }
     }
 
+    /// The engine's whole inspect answer for container `id` (for its details, or its stop
+    /// timeout).
+    async fn inspect_raw(
+        &self,
+        id: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
+        self.timed(
+            &format!("container {id}"),
+            self.docker
+                .inspect_container(id, None::<InspectContainerOptions>),
+        )
+        .await
+    }
+
     /// Podman's version when the engine is Podman: its `/version` lists a `Podman Engine`
     /// component (Docker's lists `Engine`). An engine that does not answer is taken for Docker
     /// and asked again next time.
@@ -296,13 +310,7 @@ impl Engine for DockerEngine {
     }
 
     async fn inspect_container(&self, id: &str) -> Result<ContainerDetails, EngineError> {
-        let c = self
-            .timed(
-                &format!("container {id}"),
-                self.docker
-                    .inspect_container(id, None::<InspectContainerOptions>),
-            )
-            .await?;
+        let c = self.inspect_raw(id).await?;
         let state = c.state.unwrap_or_default();
         let health = state.health.clone();
         let health_status = health
@@ -492,29 +500,26 @@ impl Engine for DockerEngine {
         let mounts = spec
             .mounts
             .iter()
-            .map(|m| match m {
-                MountSpec::Volume {
-                    name,
-                    target,
-                    read_only,
-                } => Mount {
-                    typ: Some(MountType::VOLUME),
-                    source: Some(name.clone()),
+            .map(|m| {
+                let (typ, source, target, read_only) = match m {
+                    MountSpec::Volume {
+                        name,
+                        target,
+                        read_only,
+                    } => (MountType::VOLUME, name, target, read_only),
+                    MountSpec::Bind {
+                        path,
+                        target,
+                        read_only,
+                    } => (MountType::BIND, path, target, read_only),
+                };
+                Mount {
+                    typ: Some(typ),
+                    source: Some(source.clone()),
                     target: Some(target.clone()),
                     read_only: Some(*read_only),
                     ..Default::default()
-                },
-                MountSpec::Bind {
-                    path,
-                    target,
-                    read_only,
-                } => Mount {
-                    typ: Some(MountType::BIND),
-                    source: Some(path.clone()),
-                    target: Some(target.clone()),
-                    read_only: Some(*read_only),
-                    ..Default::default()
-                },
+                }
             })
             .collect();
         let restart = match spec.restart_policy.as_str() {
@@ -662,13 +667,7 @@ impl Engine for DockerEngine {
         let grace = match timeout {
             Some(t) => t,
             None => {
-                let c = self
-                    .timed(
-                        &format!("container {id}"),
-                        self.docker
-                            .inspect_container(id, None::<InspectContainerOptions>),
-                    )
-                    .await?;
+                let c = self.inspect_raw(id).await?;
                 c.config
                     .and_then(|c| c.stop_timeout)
                     .filter(|t| *t >= 0)

@@ -128,9 +128,7 @@ impl MemoryEngine {
             c.id = mem_id(s.next);
         }
         c.created = EPOCH + s.clock_offset + s.next as i64;
-        if !s.images.contains(&c.image) {
-            s.images.push(c.image.clone());
-        }
+        push_once(&mut s.images, &c.image);
         let id = c.id.clone();
         s.containers.push(c);
         id
@@ -141,9 +139,7 @@ impl MemoryEngine {
         let mut s = self.state.lock().unwrap();
         let id = s.image_id(source);
         s.image_ids.insert(reference.to_string(), id);
-        if !s.images.iter().any(|i| i == reference) {
-            s.images.push(reference.to_string());
-        }
+        push_once(&mut s.images, reference);
     }
 
     /// The id of the image `reference` names.
@@ -177,14 +173,7 @@ impl MemoryEngine {
     /// them, by name.
     pub fn answering(&self, network: &str, alias: &str) -> Vec<String> {
         let s = self.state.lock().unwrap();
-        s.containers
-            .iter()
-            .filter(|c| c.state == RunState::Running)
-            .filter(|c| {
-                c.networks
-                    .get(network)
-                    .is_some_and(|a| a.iter().any(|x| x == alias))
-            })
+        s.answering(network, alias)
             .map(|c| c.name.clone())
             .collect()
     }
@@ -236,9 +225,47 @@ impl MemoryEngine {
     ) -> Result<T, EngineError> {
         f(&mut self.state.lock().unwrap())
     }
+
+    /// `ensure_volume` and `ensure_network`: the name is in `list` afterwards.
+    fn ensure(
+        &self,
+        list: impl FnOnce(&mut MemState) -> &mut Vec<String>,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        push_once(list(&mut self.state.lock().unwrap()), name);
+        Ok(())
+    }
 }
 
 impl MemState {
+    /// The running containers that answer on `alias` in `network`.
+    fn answering<'a>(
+        &'a self,
+        network: &'a str,
+        alias: &'a str,
+    ) -> impl Iterator<Item = &'a MemContainer> {
+        self.containers
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .filter(move |c| {
+                c.networks
+                    .get(network)
+                    .is_some_and(|a| a.iter().any(|x| x == alias))
+            })
+    }
+
+    /// The id of the image `reference` names, and every reference to that image.
+    fn references(&self, reference: &str) -> (String, Vec<String>) {
+        let id = self.image_id(reference);
+        let refs = self
+            .images
+            .iter()
+            .filter(|i| self.image_id(i) == id)
+            .cloned()
+            .collect();
+        (id, refs)
+    }
+
     fn image_id(&self, reference: &str) -> String {
         if reference.starts_with("sha256:") {
             return reference.to_string();
@@ -278,14 +305,7 @@ impl MemState {
         self.calls.push(call);
         if let Some((network, alias)) = &self.watch {
             let now: Vec<String> = self
-                .containers
-                .iter()
-                .filter(|c| c.state == RunState::Running)
-                .filter(|c| {
-                    c.networks
-                        .get(network)
-                        .is_some_and(|a| a.iter().any(|x| x == alias))
-                })
+                .answering(network, alias)
                 .map(|c| {
                     c.labels
                         .get("io.fleetpin.version")
@@ -301,6 +321,13 @@ impl MemState {
 /// A container id that, like Docker's, differs from the others in its first characters.
 fn mem_id(n: u64) -> String {
     format!("{:016x}{n:048x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Adds `name` to an engine's list of images, volumes or networks unless it is there already.
+fn push_once(list: &mut Vec<String>, name: &str) {
+    if !list.iter().any(|n| n == name) {
+        list.push(name.to_string());
+    }
 }
 
 fn find<'a>(s: &'a mut MemState, id: &str) -> Result<&'a mut MemContainer, EngineError> {
@@ -380,13 +407,7 @@ impl Engine for MemoryEngine {
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.with(|s| {
-            let id = s.image_id(reference);
-            let tags: Vec<String> = s
-                .images
-                .iter()
-                .filter(|i| s.image_id(i) == id)
-                .cloned()
-                .collect();
+            let (id, tags) = s.references(reference);
             Ok((!tags.is_empty()).then(|| ImageInfo {
                 id: id.clone(),
                 repo_digests: tags
@@ -407,9 +428,7 @@ impl Engine for MemoryEngine {
                     what: format!("manifest for {reference}"),
                 });
             }
-            if !s.images.iter().any(|i| i == reference) {
-                s.images.push(reference.to_string());
-            }
+            push_once(&mut s.images, reference);
             s.log(format!("pull {reference}"));
             Ok(())
         })
@@ -420,12 +439,7 @@ impl Engine for MemoryEngine {
         name: &str,
         _: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        self.with(|s| {
-            if !s.volumes.iter().any(|v| v == name) {
-                s.volumes.push(name.to_string());
-            }
-            Ok(())
-        })
+        self.ensure(|s| &mut s.volumes, name)
     }
 
     async fn ensure_network(
@@ -433,12 +447,7 @@ impl Engine for MemoryEngine {
         name: &str,
         _: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        self.with(|s| {
-            if !s.networks.iter().any(|v| v == name) {
-                s.networks.push(name.to_string());
-            }
-            Ok(())
-        })
+        self.ensure(|s| &mut s.networks, name)
     }
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String, EngineError> {
@@ -600,13 +609,7 @@ impl Engine for MemoryEngine {
         // with its image unless a container uses it; by id, only an image with one tag at most.
         self.with(|s| {
             s.injected("remove_image", reference)?;
-            let id = s.image_id(reference);
-            let refs: Vec<String> = s
-                .images
-                .iter()
-                .filter(|i| s.image_id(i) == id)
-                .cloned()
-                .collect();
+            let (id, refs) = s.references(reference);
             if refs.is_empty() {
                 return Err(EngineError::NotFound {
                     what: format!("image {reference}"),

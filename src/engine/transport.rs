@@ -8,7 +8,7 @@
 use crate::engine::EngineError;
 use bollard::{BollardRequest, Docker};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -35,11 +35,19 @@ pub fn http(
     connect_timeout: Duration,
     request_timeout_secs: u64,
 ) -> Result<Docker, EngineError> {
+    pooled(addr, request_timeout_secs, http_connector(connect_timeout))
+}
+
+/// An engine reached through `connector` (plain or TLS), with idle connections kept for reuse.
+fn pooled<C>(addr: &str, request_timeout_secs: u64, connector: C) -> Result<Docker, EngineError>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
     let client = Arc::new(
         Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(IDLE_PER_HOST)
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(http_connector(connect_timeout)),
+            .build(connector),
     );
     custom(addr, request_timeout_secs, move |req| {
         let client = client.clone();
@@ -66,19 +74,20 @@ pub fn https(
         endpoint: addr.to_string(),
         reason: format!("{what} {}: {e}", p.display()),
     };
+    // Every certificate of a PEM file; `what` names the file in an error.
+    let certificates = |what: &str, p: &Path| {
+        CertificateDer::pem_file_iter(p)
+            .map_err(|e| fail(what, p, e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(what, p, e.to_string()))
+    };
     let mut roots = rustls::RootCertStore::empty();
-    let cas = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| fail("ca", ca, e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail("ca", ca, e.to_string()))?;
+    let cas = certificates("ca", ca)?;
     let (added, _) = roots.add_parsable_certificates(cas);
     if added == 0 {
         return Err(fail("ca", ca, "no certificate in it".into()));
     }
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| fail("cert", cert, e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail("cert", cert, e.to_string()))?;
+    let chain = certificates("cert", cert)?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| fail("key", key, e.to_string()))?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -89,21 +98,7 @@ pub fn https(
     .with_client_auth_cert(chain, key_der)
     .map_err(|e| fail("cert", cert, e.to_string()))?;
     let https = hyper_rustls::HttpsConnector::from((http_connector(connect_timeout), config));
-    let client = Arc::new(
-        Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(IDLE_PER_HOST)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https),
-    );
-    custom(addr, request_timeout_secs, move |req| {
-        let client = client.clone();
-        Box::pin(async move {
-            client
-                .request(req)
-                .await
-                .map_err(bollard::errors::Error::from)
-        })
-    })
+    pooled(addr, request_timeout_secs, https)
 }
 
 pub(crate) fn custom(

@@ -259,12 +259,7 @@ fn read_one(spec: &FileSpec, req: &Request) -> Result<Read, ManifestError> {
     };
     if text.trim().is_empty() {
         read.problems.push(Problem::new(
-            Span {
-                line: 1,
-                column: 1,
-                offset: 0,
-                len: 0,
-            },
+            Span::START,
             "the file is empty; a compose file needs `services`".into(),
         ));
         return Ok(read);

@@ -101,6 +101,22 @@ fn comment(indent: &str, text: &str) -> String {
     format!("{indent}# {clean}\n")
 }
 
+/// `key:` at `indent` and the map's entries one level below, quoted; nothing for an empty map.
+fn mapping(
+    out: &mut String,
+    indent: &str,
+    key: &str,
+    map: &std::collections::BTreeMap<String, String>,
+) {
+    if map.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{indent}{key}:");
+    for (k, v) in map {
+        let _ = writeln!(out, "{indent}  {}: {}", q(k), q(v));
+    }
+}
+
 fn healthcheck(out: &mut String, h: &Healthcheck) {
     out.push_str("    healthcheck:\n");
     let _ = writeln!(out, "      test: {}", args(&h.test));
@@ -176,12 +192,7 @@ pub fn manifest(doc: &Doc) -> String {
                 let _ = writeln!(out, "      - {}", q(&text));
             }
         }
-        if !s.env.is_empty() {
-            out.push_str("    env:\n");
-            for (k, v) in &s.env {
-                let _ = writeln!(out, "      {}: {}", q(k), q(v));
-            }
-        }
+        mapping(&mut out, "    ", "env", &s.env);
         if let Some(f) = &s.env_file {
             let _ = writeln!(out, "    env_file: {}", q(f));
         }
@@ -194,12 +205,7 @@ pub fn manifest(doc: &Doc) -> String {
         if let Some(u) = &s.user {
             let _ = writeln!(out, "    user: {}", q(u));
         }
-        if !s.labels.is_empty() {
-            out.push_str("    labels:\n");
-            for (k, v) in &s.labels {
-                let _ = writeln!(out, "      {}: {}", q(k), q(v));
-            }
-        }
+        mapping(&mut out, "    ", "labels", &s.labels);
         if let Some(m) = &s.memory {
             let _ = writeln!(out, "    memory: {}", q(m));
         }
@@ -209,12 +215,7 @@ pub fn manifest(doc: &Doc) -> String {
         if let Some(l) = &s.logging {
             out.push_str("    logging:\n");
             let _ = writeln!(out, "      driver: {}", q(&l.driver));
-            if !l.options.is_empty() {
-                out.push_str("      options:\n");
-                for (k, v) in &l.options {
-                    let _ = writeln!(out, "        {}: {}", q(k), q(v));
-                }
-            }
+            mapping(&mut out, "      ", "options", &l.options);
         }
         if let Some(h) = &s.healthcheck {
             healthcheck(&mut out, h);

@@ -78,16 +78,23 @@ pub fn order_in(m: &Manifest, env: &str, svc: &str) -> crate::manifest::Order {
     }
 }
 
+/// The services whose manifest says start-first, with where it says so.
+fn start_first(
+    m: &Manifest,
+) -> impl Iterator<Item = (&String, &crate::manifest::Located<crate::manifest::Order>)> {
+    m.services.iter().filter_map(|(name, s)| {
+        s.update
+            .order
+            .as_ref()
+            .filter(|o| o.value == crate::manifest::Order::StartFirst)
+            .map(|o| (name, o))
+    })
+}
+
 /// start-first on a service that publishes a host port cannot work: two containers cannot bind
 /// one port. Checked per environment, after its overrides.
 fn orders(m: &Manifest, out: &mut Vec<Problem>) {
-    for (name, s) in &m.services {
-        let Some(order) = &s.update.order else {
-            continue;
-        };
-        if order.value != crate::manifest::Order::StartFirst {
-            continue;
-        }
+    for (name, order) in start_first(m) {
         for (ename, e) in &m.environments {
             if !e.versions.contains_key(name) {
                 continue;
@@ -120,13 +127,7 @@ fn orders(m: &Manifest, out: &mut Vec<Problem>) {
 /// What is allowed but deserves a second look; `validate` prints these without failing.
 pub fn warnings(m: &Manifest) -> Vec<Problem> {
     let mut out = Vec::new();
-    for (name, s) in &m.services {
-        let Some(order) = &s.update.order else {
-            continue;
-        };
-        if order.value != crate::manifest::Order::StartFirst {
-            continue;
-        }
+    for (name, order) in start_first(m) {
         for (ename, e) in &m.environments {
             if e.versions.contains_key(name) && exposure(m, ename, name).1 {
                 out.push(Problem::new(

@@ -42,6 +42,19 @@ struct Decoder {
     written_services: std::collections::BTreeSet<String>,
 }
 
+/// How a top-level mapping of names is called and which names it takes (`Decoder::named`).
+struct Names {
+    /// The key, plural: `services`.
+    key: &'static str,
+    /// One of them: `service`.
+    one: &'static str,
+    /// The problem of an empty mapping.
+    empty: &'static str,
+    valid: fn(&str) -> bool,
+    /// What a valid name is, in words.
+    rule: &'static str,
+}
+
 /// A mapping being read: which keys exist, with the allowed ones checked up front.
 struct Obj<'a> {
     entries: &'a [(Key, Node)],
@@ -353,63 +366,63 @@ impl Decoder {
         Some(out)
     }
 
-    fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
+    /// A text that `parse` reads; its error is a problem of `what`.
+    fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        n: &Node,
+        what: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
         let s = self.text(n, what)?;
-        match parse_duration(&s) {
-            Ok(d) => Some(d),
+        match parse(&s) {
+            Ok(v) => Some(v),
             Err(e) => {
                 self.problem(n.span, format!("{what}: {e}"));
                 None
             }
         }
+    }
+
+    /// A list of texts that `parse` reads, each located; `item` names one in a type error.
+    fn parsed_list<T, E: std::fmt::Display>(
+        &mut self,
+        n: &Node,
+        what: &str,
+        item: &str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Option<Vec<Located<T>>> {
+        let items = self.seq(n, what)?;
+        let mut out = Vec::new();
+        for i in items {
+            let Some(s) = self.text(i, item) else {
+                continue;
+            };
+            match parse(&s) {
+                Ok(value) => out.push(Located {
+                    value,
+                    span: i.span,
+                }),
+                Err(e) => self.problem(i.span, format!("{what}: {e}")),
+            }
+        }
+        Some(out)
+    }
+
+    fn duration(&mut self, n: &Node, what: &str) -> Option<Duration> {
+        self.parsed(n, what, parse_duration)
     }
 
     fn memory(&mut self, n: &Node, what: &str) -> Option<u64> {
-        let s = self.text(n, what)?;
-        match parse_memory(&s) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                self.problem(n.span, format!("{what}: {e}"));
-                None
-            }
-        }
+        self.parsed(n, what, parse_memory)
     }
 
     fn ports(&mut self, n: &Node, what: &str) -> Option<Vec<Located<PortMapping>>> {
-        let items = self.seq(n, what)?;
-        let mut out = Vec::new();
-        for i in items {
-            // `8080:80` unquoted is a sexagesimal number in YAML 1.1; the raw text is what was meant.
-            let Some(s) = self.text(i, "a port") else {
-                continue;
-            };
-            match PortMapping::parse(&s) {
-                Ok(p) => out.push(Located {
-                    value: p,
-                    span: i.span,
-                }),
-                Err(e) => self.problem(i.span, format!("{what}: {e}")),
-            }
-        }
-        Some(out)
+        // `8080:80` unquoted is a sexagesimal number in YAML 1.1; the raw text is what was meant.
+        self.parsed_list(n, what, "a port", PortMapping::parse)
     }
 
     fn volumes(&mut self, n: &Node, what: &str) -> Option<Vec<Located<VolumeMount>>> {
-        let items = self.seq(n, what)?;
-        let mut out = Vec::new();
-        for i in items {
-            let Some(s) = self.text(i, "a volume") else {
-                continue;
-            };
-            match VolumeMount::parse(&s) {
-                Ok(v) => out.push(Located {
-                    value: v,
-                    span: i.span,
-                }),
-                Err(e) => self.problem(i.span, format!("{what}: {e}")),
-            }
-        }
-        Some(out)
+        self.parsed_list(n, what, "a volume", VolumeMount::parse)
     }
 
     fn command(&mut self, n: &Node, what: &str) -> Option<Vec<String>> {
@@ -691,38 +704,66 @@ impl Decoder {
     }
 
     fn services(&mut self, n: &Node) -> Option<IndexMap<String, Service>> {
+        // Every service written is known before the first is read (depends_on names later ones).
+        if let Value::Map(entries) = &n.value {
+            for (k, _) in entries {
+                self.written_services.insert(k.name.clone());
+            }
+        }
+        self.named(
+            n,
+            Names {
+                key: "services",
+                one: "service",
+                empty: "`services` is empty; a platform needs at least one service",
+                valid: is_service_name,
+                rule: "a lowercase letter, then up to 30 lowercase letters, digits or `-`",
+            },
+            Self::service,
+        )
+    }
+
+    /// A top-level mapping of names to definitions (`services`, `environments`): a mapping, not
+    /// empty, each name written once and valid, each definition read by `read`.
+    fn named<T>(
+        &mut self,
+        n: &Node,
+        names: Names,
+        mut read: impl FnMut(&mut Self, &Key, &Node) -> Option<T>,
+    ) -> Option<IndexMap<String, T>> {
+        let Names {
+            key,
+            one,
+            empty,
+            valid,
+            rule,
+        } = names;
         let Value::Map(entries) = &n.value else {
             self.problem(
                 n.span,
                 format!(
-                    "`services` must be a mapping of service names to services, found {}",
+                    "`{key}` must be a mapping of {one} names to {key}, found {}",
                     n.kind()
                 ),
             );
             return None;
         };
         if entries.is_empty() {
-            self.problem(
-                n.span,
-                "`services` is empty; a platform needs at least one service",
-            );
+            self.problem(n.span, empty);
             return None;
         }
-        self.duplicate_names(entries, "`services`");
+        self.duplicate_names(entries, &format!("`{key}`"));
         let mut out = IndexMap::new();
-        for (k, _) in entries {
-            self.written_services.insert(k.name.clone());
-        }
         for (k, v) in entries {
-            if !is_service_name(&k.name) {
+            if !valid(&k.name) {
                 self.problem(
                     k.span,
-                    format!("`{}` is not a valid service name: a lowercase letter, then up to 30 lowercase letters, digits or `-`", k.name),
+                    format!("`{}` is not a valid {one} name: {rule}", k.name),
                 );
                 continue;
             }
-            if let Some(s) = self.service(k, v) {
-                out.insert(k.name.clone(), s);
+            if let Some(d) = read(self, k, v) {
+                out.insert(k.name.clone(), d);
             }
         }
         Some(out)
@@ -981,32 +1022,17 @@ impl Decoder {
     }
 
     fn environments(&mut self, n: &Node) -> Option<IndexMap<String, Environment>> {
-        let Value::Map(entries) = &n.value else {
-            self.problem(n.span, format!("`environments` must be a mapping of environment names to environments, found {}", n.kind()));
-            return None;
-        };
-        if entries.is_empty() {
-            self.problem(
-                n.span,
-                "`environments` is empty; name at least one, e.g. `prod`",
-            );
-            return None;
-        }
-        self.duplicate_names(entries, "`environments`");
-        let mut out = IndexMap::new();
-        for (k, v) in entries {
-            if !is_environment_name(&k.name) {
-                self.problem(
-                    k.span,
-                    format!("`{}` is not a valid environment name: a lowercase letter, then up to 15 lowercase letters or digits (no `-`)", k.name),
-                );
-                continue;
-            }
-            if let Some(e) = self.environment(k, v) {
-                out.insert(k.name.clone(), e);
-            }
-        }
-        Some(out)
+        self.named(
+            n,
+            Names {
+                key: "environments",
+                one: "environment",
+                empty: "`environments` is empty; name at least one, e.g. `prod`",
+                valid: is_environment_name,
+                rule: "a lowercase letter, then up to 15 lowercase letters or digits (no `-`)",
+            },
+            Self::environment,
+        )
     }
 
     fn environment(&mut self, k: &Key, n: &Node) -> Option<Environment> {

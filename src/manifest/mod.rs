@@ -583,23 +583,12 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestError> {
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let valid = String::from_utf8_lossy(valid).to_string();
-            let line = valid.matches('\n').count() as u32 + 1;
-            let column = valid
-                .rsplit('\n')
-                .next()
-                .map(|l| l.chars().count())
-                .unwrap_or(0) as u32
-                + 1;
             return Err(ManifestError::single(
                 &display,
                 valid.clone(),
                 Problem::new(
-                    Span {
-                        line,
-                        column,
-                        offset: valid.len(),
-                        len: 0,
-                    },
+                    // Where the valid text ends.
+                    crate::manifest::yaml::span_at(&valid, valid.len(), 0),
                     "the file is not valid UTF-8 text (a binary file, or another encoding?)".into(),
                 ),
             ));

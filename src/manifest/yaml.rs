@@ -20,19 +20,23 @@ pub struct Span {
 }
 
 impl Span {
+    /// The start of a file: for a problem of the whole file (empty, no document).
+    pub const START: Span = Span {
+        line: 1,
+        column: 1,
+        offset: 0,
+        len: 0,
+    };
+
     fn of<T>(s: &Spanned<T>) -> Span {
-        let loc = s.referenced;
-        let sp = loc.span();
-        Span {
-            line: loc.line() as u32,
-            column: loc.column() as u32,
-            offset: sp.byte_offset().unwrap_or(0) as usize,
-            len: sp.byte_len().unwrap_or(0) as usize,
-        }
+        Span::at(s.referenced)
     }
 
     fn defined<T>(s: &Spanned<T>) -> Span {
-        let loc = s.defined;
+        Span::at(s.defined)
+    }
+
+    fn at(loc: serde_saphyr::Location) -> Span {
         let sp = loc.span();
         Span {
             line: loc.line() as u32,
@@ -117,12 +121,7 @@ pub struct ParseError {
 pub fn parse(text: &str) -> Result<Node, ParseError> {
     if text.trim().is_empty() {
         return Err(ParseError {
-            span: Span {
-                line: 1,
-                column: 1,
-                offset: 0,
-                len: 0,
-            },
+            span: Span::START,
             message: "the file is empty; a manifest needs at least `platform`, `services` and `environments`".into(),
         });
     }
@@ -147,12 +146,7 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
             n.defined = defined;
             if n.value == Value::Null {
                 return Err(ParseError {
-                    span: Span {
-                        line: 1,
-                        column: 1,
-                        offset: 0,
-                        len: 0,
-                    },
+                    span: Span::START,
                     message: "the file holds no YAML document (only comments?); a manifest needs at least `platform`, `services` and `environments`".into(),
                 });
             }
@@ -182,12 +176,7 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
                     offset: l.span().byte_offset().map(|o| o as usize).unwrap_or(0),
                     len: 0,
                 })
-                .unwrap_or(Span {
-                    line: 1,
-                    column: 1,
-                    offset: 0,
-                    len: 0,
-                });
+                .unwrap_or(Span::START);
             let message = clean_message(&e.to_string());
             // The scanner reports the scalar around a stray control character; point at it.
             let span = if message.contains("unexpected character") {

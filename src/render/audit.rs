@@ -26,6 +26,37 @@ pub fn short_pin(pin: &str) -> String {
     }
 }
 
+/// `short_pin` of a pin that may be absent (`-`).
+fn short_opt_pin(pin: &Option<String>) -> String {
+    pin.as_deref().map(short_pin).unwrap_or_else(|| "-".into())
+}
+
+/// The columns of the hosts' rows, the pull agents and a Swarm environment: one list each for
+/// the table, Markdown and HTML faces, so that they cannot disagree.
+const HOST_COLUMNS: [&str; 11] = [
+    "env",
+    "host",
+    "service",
+    "pinned",
+    "running",
+    "digest",
+    "state",
+    "since",
+    "deployed by",
+    "commit",
+    "status",
+];
+const AGENT_COLUMNS: [&str; 6] = ["env", "host", "agent", "commit", "synced at", "reason"];
+const SWARM_COLUMNS: [&str; 7] = [
+    "service",
+    "pinned",
+    "running",
+    "digest",
+    "replicas",
+    "tasks per node",
+    "status",
+];
+
 fn short_digest(d: &Option<String>) -> String {
     d.as_deref()
         .map(|d| d.trim_start_matches("sha256:").chars().take(12).collect())
@@ -107,19 +138,7 @@ pub fn table(a: &Audit, style: Style) -> String {
     out.push_str("\n  * a host of that environment differs from the pin (see below)\n\n");
 
     let mut b = Builder::default();
-    b.push_record([
-        "env",
-        "host",
-        "service",
-        "pinned",
-        "running",
-        "digest",
-        "state",
-        "since",
-        "deployed by",
-        "commit",
-        "status",
-    ]);
+    b.push_record(HOST_COLUMNS);
     for r in &a.rows {
         let status = match r.status {
             Status::Ok => style.green("ok"),
@@ -130,14 +149,8 @@ pub fn table(a: &Audit, style: Style) -> String {
             r.environment.clone(),
             r.host.clone(),
             r.service.clone(),
-            r.pinned
-                .as_deref()
-                .map(short_pin)
-                .unwrap_or_else(|| "-".into()),
-            r.running
-                .as_deref()
-                .map(short_pin)
-                .unwrap_or_else(|| "-".into()),
+            short_opt_pin(&r.pinned),
+            short_opt_pin(&r.running),
             short_digest(&r.digest),
             state(r),
             since(r),
@@ -176,7 +189,7 @@ fn agents_table(a: &Audit, style: Style) -> String {
     use tabled::builder::Builder;
     use tabled::settings::Style as TStyle;
     let mut b = Builder::default();
-    b.push_record(["env", "host", "agent", "commit", "synced at", "reason"]);
+    b.push_record(AGENT_COLUMNS);
     for r in &a.agents {
         let state = match r.state.as_str() {
             "ok" => style.green("ok"),
@@ -237,8 +250,7 @@ pub fn markdown(a: &Audit) -> String {
         out.push_str(&format!("| {s} | {} |\n", cells.join(" | ")));
     }
     out.push_str("\n⚠ = a host of that environment differs from the pin.\n\n## Hosts\n\n");
-    out.push_str("| env | host | service | pinned | running | digest | state | since | deployed by | commit | status |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    out.push_str(&md_header(&HOST_COLUMNS));
     for r in &a.rows {
         let status = if r.status == Status::Ok {
             "ok".to_string()
@@ -250,18 +262,8 @@ pub fn markdown(a: &Audit) -> String {
             r.environment,
             r.host,
             r.service,
-            md_escape(
-                &r.pinned
-                    .as_deref()
-                    .map(short_pin)
-                    .unwrap_or_else(|| "-".into())
-            ),
-            md_escape(
-                &r.running
-                    .as_deref()
-                    .map(short_pin)
-                    .unwrap_or_else(|| "-".into())
-            ),
+            md_escape(&short_opt_pin(&r.pinned)),
+            md_escape(&short_opt_pin(&r.running)),
             short_digest(&r.digest),
             state(r),
             since(r),
@@ -285,7 +287,8 @@ pub fn markdown(a: &Audit) -> String {
         }
     }
     if !a.agents.is_empty() {
-        out.push_str("\n## Pull agents\n\n| env | host | agent | commit | synced at | reason |\n| --- | --- | --- | --- | --- | --- |\n");
+        out.push_str("\n## Pull agents\n\n");
+        out.push_str(&md_header(&AGENT_COLUMNS));
         for r in &a.agents {
             out.push_str(&format!(
                 "| {} | {} | {} | `{}` | {} | {} |\n",
@@ -303,6 +306,30 @@ pub fn markdown(a: &Audit) -> String {
         }
     }
     out
+}
+
+/// A Markdown table's header and separator lines.
+fn md_header(columns: &[&str]) -> String {
+    format!(
+        "| {} |\n{}|\n",
+        columns.join(" | "),
+        "| --- ".repeat(columns.len())
+    )
+}
+
+/// An HTML table's head, up to the opening of its body.
+fn html_header(columns: &[&str]) -> String {
+    let mut h = String::from("<thead><tr>");
+    for c in columns {
+        h.push_str(&format!("<th>{c}</th>"));
+    }
+    h.push_str("</tr></thead><tbody>");
+    h
+}
+
+/// A cell's short text in `<code>`, the whole of it on hover.
+fn code_cell(full: &str, short: &str) -> String {
+    format!("<code title=\"{}\">{}</code>", esc(full), esc(short))
 }
 
 fn esc(s: &str) -> String {
@@ -424,24 +451,8 @@ pub fn html_with(a: &Audit, extra: &str) -> String {
         h.push_str(&format!("<option value=\"{st}\">{st}</option>"));
     }
     h.push_str("</select><span id=\"shown\"></span> rows shown</div>");
-    h.push_str("<table id=\"rows\" class=\"sortable\"><thead><tr>");
-    for c in [
-        "env",
-        "host",
-        "service",
-        "pinned",
-        "running",
-        "digest",
-        "state",
-        "since",
-        "deployed by",
-        "commit",
-        "status",
-        "detail",
-    ] {
-        h.push_str(&format!("<th>{c}</th>"));
-    }
-    h.push_str("</tr></thead><tbody>");
+    h.push_str("<table id=\"rows\" class=\"sortable\">");
+    h.push_str(&html_header(&[&HOST_COLUMNS[..], &["detail"]].concat()));
     for r in &a.rows {
         let off = r.status != Status::Ok;
         h.push_str(&format!(
@@ -453,37 +464,13 @@ pub fn html_with(a: &Audit, extra: &str) -> String {
             esc(&r.environment),
             esc(&r.host),
             esc(&r.service),
-            format!(
-                "<code title=\"{}\">{}</code>",
-                esc(&opt(&r.pinned)),
-                esc(&r
-                    .pinned
-                    .as_deref()
-                    .map(short_pin)
-                    .unwrap_or_else(|| "-".into()))
-            ),
-            format!(
-                "<code title=\"{}\">{}</code>",
-                esc(&opt(&r.running)),
-                esc(&r
-                    .running
-                    .as_deref()
-                    .map(short_pin)
-                    .unwrap_or_else(|| "-".into()))
-            ),
-            format!(
-                "<code title=\"{}\">{}</code>",
-                esc(&opt(&r.digest)),
-                esc(&short_digest(&r.digest))
-            ),
+            code_cell(&opt(&r.pinned), &short_opt_pin(&r.pinned)),
+            code_cell(&opt(&r.running), &short_opt_pin(&r.running)),
+            code_cell(&opt(&r.digest), &short_digest(&r.digest)),
             esc(&state(r)),
             esc(&since(r)),
             esc(&opt(&r.deployed_by)),
-            format!(
-                "<code title=\"{}\">{}</code>",
-                esc(&opt(&r.commit)),
-                esc(&commit(r))
-            ),
+            code_cell(&opt(&r.commit), &commit(r)),
         ];
         for c in cells {
             h.push_str(&format!("<td>{c}</td>"));
@@ -530,16 +517,13 @@ pub fn swarm_markdown(swarms: &[SwarmAudit]) -> String {
                 continue;
             }
         };
-        out.push_str("| service | pinned | running | digest | replicas | tasks per node | status |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+        out.push_str(&md_header(&SWARM_COLUMNS));
         for r in rows {
             out.push_str(&format!(
                 "| {} | `{}` | `{}` | `{}` | {}/{} | {} | {} |\n",
                 r.service,
                 short_pin(&r.pinned),
-                r.running
-                    .as_deref()
-                    .map(short_pin)
-                    .unwrap_or_else(|| "-".into()),
+                short_opt_pin(&r.running),
                 short_digest(&r.digest),
                 r.replicas_running.unwrap_or(0),
                 r.replicas,
@@ -570,19 +554,8 @@ pub fn swarm_html(swarms: &[SwarmAudit]) -> String {
                 continue;
             }
         };
-        h.push_str("<table class=\"sortable swarm\"><thead><tr>");
-        for c in [
-            "service",
-            "pinned",
-            "running",
-            "digest",
-            "replicas",
-            "tasks per node",
-            "status",
-        ] {
-            h.push_str(&format!("<th>{c}</th>"));
-        }
-        h.push_str("</tr></thead><tbody>");
+        h.push_str("<table class=\"sortable swarm\">");
+        h.push_str(&html_header(&SWARM_COLUMNS));
         for r in rows {
             let off = r.status != "ok";
             h.push_str(&format!(
@@ -593,7 +566,7 @@ pub fn swarm_html(swarms: &[SwarmAudit]) -> String {
                 esc(&r.pinned),
                 esc(&short_pin(&r.pinned)),
                 esc(&opt(&r.running)),
-                esc(&r.running.as_deref().map(short_pin).unwrap_or_else(|| "-".into())),
+                esc(&short_opt_pin(&r.running)),
                 esc(&opt(&r.digest)),
                 esc(&short_digest(&r.digest)),
                 r.replicas_running.unwrap_or(0),
@@ -610,12 +583,8 @@ pub fn swarm_html(swarms: &[SwarmAudit]) -> String {
 
 /// The pull agents, one row per host, as the Markdown and table show them.
 fn agents_html(a: &Audit) -> String {
-    let mut h =
-        String::from("<h2>Pull agents</h2><table id=\"agents\" class=\"sortable\"><thead><tr>");
-    for c in ["env", "host", "agent", "commit", "synced at", "reason"] {
-        h.push_str(&format!("<th>{c}</th>"));
-    }
-    h.push_str("</tr></thead><tbody>");
+    let mut h = String::from("<h2>Pull agents</h2><table id=\"agents\" class=\"sortable\">");
+    h.push_str(&html_header(&AGENT_COLUMNS));
     for r in &a.agents {
         let off = r.drift();
         h.push_str(&format!(
