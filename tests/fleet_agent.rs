@@ -18,22 +18,9 @@ use support::webhook::{Request, receiver_on};
 
 const INTERVAL_SECS: u64 = 2;
 
+/// Runs the git CLI in `dir` as the operator; panics on failure.
 fn git(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=ops", "-c", "user.email=ops@example.test"])
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::git::cli_as("ops", dir, args, envs)
 }
 
 /// The fleet bridge's address, as a host's namespace routes to it (its default gateway).

@@ -178,33 +178,7 @@ fn a_foreign_container_holding_the_name_is_reported_and_never_touched() {
     let s = Scenario::new(&fleet, "conflict");
     let name = format!("{}-test-web", s.platform);
     let image = format!("{}:1.0.0", fleet.image);
-    let docker = s.docker("h3");
-    let id = support::block_on(async {
-        use futures_util::StreamExt;
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&image)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(image.clone()),
-            ..Default::default()
-        };
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&name)
-            .build();
-        let id = docker.create_container(Some(opts), body).await.unwrap().id;
-        docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .unwrap();
-        id
-    });
+    let id = s.by_hand("h3", &name, &image, true);
     s.write(&s.manifest(&["h3"], &[("web", 18131, "")], &[("web", "1.1.0")]));
     let plan = s.run(&["plan", "test"]);
     assert_eq!(
@@ -492,12 +466,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
         changed,
         vec![("      web: \"1.1.0\"", "      web: \"1.0.0\"")]
     );
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let head = repo.head().unwrap().peel_to_commit().unwrap();
-    assert_eq!(
-        head.summary().unwrap(),
-        Some("rollback test: web 1.1.0 -> 1.0.0")
-    );
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(
         s.run(&["plan", "test", "--detailed-exitcode"]).code,
         0,

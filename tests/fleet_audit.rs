@@ -175,21 +175,8 @@ fn every_kind_of_drift_is_reported_in_every_format() {
             )
             .await
             .unwrap();
-        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .build();
-        docker
-            .remove_container(&format!("{p}-live-taken"), Some(opts))
-            .await
-            .unwrap();
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(image),
-            ..Default::default()
-        };
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&format!("{p}-live-taken"))
-            .build();
-        docker.create_container(Some(opts), body).await.unwrap();
+        support::docker::remove(&docker, &format!("{p}-live-taken")).await;
+        support::docker::create_plain(&docker, &format!("{p}-live-taken"), &image).await;
         let vol = docker
             .inspect_volume(&format!("{p}-live-sick"))
             .await

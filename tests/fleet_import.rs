@@ -100,13 +100,7 @@ fn docker_run(
         })
         .collect();
     support::block_on(async move {
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&image)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
+        support::docker::pull(&docker, &image).await;
         let body = bollard::models::ContainerCreateBody {
             image: Some(image.clone()),
             entrypoint: (!entrypoint.is_empty()).then_some(entrypoint),
@@ -117,21 +111,8 @@ fn docker_run(
             }),
             ..Default::default()
         };
-        let id = docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                body,
-            )
-            .await
-            .unwrap()
-            .id;
-        docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .unwrap();
+        let id = support::docker::create(&docker, None, body).await;
+        support::docker::start(&docker, &id).await;
         let code = match docker
             .wait_container(&id, None::<bollard::query_parameters::WaitContainerOptions>)
             .next()

@@ -19,12 +19,6 @@ fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn head_subject(s: &Scenario) -> String {
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let c = repo.head().unwrap().peel_to_commit().unwrap();
-    c.summary().unwrap().unwrap_or("").to_string()
-}
-
 #[test]
 fn recette_to_preprod_to_prod_by_digest() {
     let fleet = require_fleet!();
@@ -61,7 +55,7 @@ fn recette_to_preprod_to_prod_by_digest() {
         "one line per promoted pin, quoting kept, comments untouched"
     );
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote recette -> preprod: web 1.0.0 -> 1.1.0"
     );
 
@@ -81,7 +75,7 @@ fn recette_to_preprod_to_prod_by_digest() {
     let out = s.run(&["promote", "preprod", "prod"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote preprod -> prod: web 1.0.0 -> 1.1.0"
     );
     assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);

@@ -11,26 +11,7 @@ use support::Scenario;
 
 /// Runs the git CLI in `dir` (as a teammate or the operator would); panics on failure.
 fn git(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=teammate",
-            "-c",
-            "user.email=teammate@example.test",
-        ])
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::git::cli_as("teammate", dir, args, envs)
 }
 
 /// A bare repository at `path`, made the upstream of the scenario's current branch.
@@ -48,10 +29,6 @@ fn upstream(s: &Scenario, url: &str, path: &Path, envs: &[(&str, &str)]) -> Stri
 /// The commit a branch of the bare repository at `path` points to.
 fn remote_head(path: &Path, branch: &str) -> String {
     git(path, &["rev-parse", &format!("refs/heads/{branch}")], &[])
-}
-
-fn head_subject(s: &Scenario) -> String {
-    git(s.dir.path(), &["log", "-1", "--format=%s"], &[])
 }
 
 /// Writes `web`'s pin of `test` and commits it, then applies it.
@@ -82,7 +59,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     // rollback --push: the remote's branch is the pin commit.
     let out = s.run(&["rollback", "recette", "--yes", "--push"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(head_subject(&s), "rollback recette: web 1.2.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback recette: web 1.2.0 -> 1.1.0");
     assert_eq!(remote_head(&bare, &branch), s.head());
     assert!(
         out.stdout
@@ -98,7 +75,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     let out = s.run(&["promote", "recette", "preprod", "--format", "json"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote recette -> preprod: web 1.0.0 -> 1.1.0"
     );
     assert_eq!(remote_head(&bare, &branch), s.head());
@@ -114,7 +91,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     let out = s.run(&["promote", "preprod", "prod", "--no-push"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote preprod -> prod: web 1.0.0 -> 1.1.0"
     );
     assert_eq!(remote_head(&bare, &branch), pushed);
@@ -153,7 +130,7 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
     assert_eq!(out.code, 1, "{out:?}");
     // The hosts went back and the pin commit is kept here; the remote keeps the teammate's.
     assert_eq!(s.get("h1", 18921, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(remote_head(&bare, &branch), theirs);
     let doc = out.json();
     assert_eq!(doc["ok"], false, "{doc}");
@@ -173,7 +150,7 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
     git(s.dir.path(), &["pull", "-q", "--rebase"], &[]);
     git(s.dir.path(), &["push", "-q"], &[]);
     assert_eq!(remote_head(&bare, &branch), s.head());
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
 }
 
 #[test]
@@ -192,7 +169,7 @@ fn a_branch_without_upstream_is_told_how_to_set_one() {
     let out = s.run(&["promote", "recette", "preprod", "--push"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote recette -> preprod: web 1.0.0 -> 1.1.0"
     );
     assert!(
@@ -236,13 +213,13 @@ fn a_push_over_ssh_reaches_the_repository_behind_the_fleets_sshd() {
             && out.stderr.contains("is kept here"),
         "{out:?}"
     );
-    assert_eq!(head_subject(&s), "rollback test: web 1.2.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.2.0 -> 1.1.0");
     assert_eq!(remote_head(&bare, &branch), before);
 
     // With them (the operator's ssh command for git): pushed over ssh://, both commits.
     let out = s.run_with(&["rollback", "test", "--yes", "--push"], &with_key);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(remote_head(&bare, &branch), s.head());
     assert_eq!(s.get("h1", 18931, "/version").as_deref(), Some("1.0.0"));
 }

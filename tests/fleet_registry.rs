@@ -5,7 +5,6 @@
 
 mod support;
 
-use futures_util::StreamExt;
 use support::{Scenario, block_on};
 
 /// Writes `docker-credential-fleettest` into `dir`: it answers for `registry` with the fleet's
@@ -151,21 +150,8 @@ fn own_image(s: &Scenario, host: &str, source: &str, repo: &str, tags: &[&str]) 
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
     let holder = format!("{}-source-{}", s.platform, tags[0].replace('.', "-"));
     block_on(async move {
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&source)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&holder)
-            .build();
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(source.clone()),
-            ..Default::default()
-        };
-        docker.create_container(Some(opts), body).await.unwrap();
+        support::docker::pull(&docker, &source).await;
+        support::docker::create_plain(&docker, &holder, &source).await;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -193,18 +179,7 @@ fn own_image(s: &Scenario, host: &str, source: &str, repo: &str, tags: &[&str]) 
                 .tag(tag)
                 .build();
             docker.tag_image(&id, Some(opts)).await.unwrap();
-            let opts = bollard::query_parameters::PushImageOptionsBuilder::new()
-                .tag(tag)
-                .build();
-            let mut push = docker.push_image(
-                &repo,
-                Some(opts),
-                Some(bollard::auth::DockerCredentials::default()),
-            );
-            while let Some(r) = push.next().await {
-                let info = r.unwrap();
-                assert!(info.error_detail.is_none(), "push failed: {info:?}");
-            }
+            support::docker::push(&docker, &repo, tag).await;
         }
         let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
             .force(true)
@@ -258,15 +233,7 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     // The operator's own pull, with a plain API call.
     let docker = s.docker(host);
     let golden = format!("{repo}:golden");
-    block_on(async {
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&golden)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-    });
+    block_on(support::docker::pull(&docker, &golden));
     assert_eq!(
         image_tags(&s, host, &id["1.1.0"]),
         Some(vec![golden.clone()])
@@ -321,16 +288,7 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     // A container fleetpin did not create (stopped) keeps the image it uses.
     let foreign = format!("{}-foreign", s.platform);
     let (f, img) = (foreign.clone(), id["1.2.0"].clone());
-    block_on(async {
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&f)
-            .build();
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(img),
-            ..Default::default()
-        };
-        docker.create_container(Some(opts), body).await.unwrap();
-    });
+    block_on(support::docker::create_plain(&docker, &f, &img));
     s.write(&manifest("1.1.0"));
     let out = s.run(&["apply", "test", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");

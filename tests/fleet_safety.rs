@@ -37,12 +37,6 @@ fn id_of(s: &Scenario, host: &str, name: &str) -> String {
     s.inspect(host, name).id.unwrap()
 }
 
-fn head_subject(s: &Scenario) -> String {
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let head = repo.head().unwrap().peel_to_commit().unwrap();
-    head.summary().unwrap().unwrap_or("").to_string()
-}
-
 #[test]
 fn rollback_walks_back_through_three_releases_and_never_forward() {
     let fleet = require_fleet!();
@@ -63,7 +57,7 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
         ids[1],
         "the retained 1.1.0 container"
     );
-    assert_eq!(head_subject(&s), "rollback test: web 2.0.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback test: web 2.0.0 -> 1.1.0");
 
     let second = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(second.code, 0, "{second:?}");
@@ -73,7 +67,7 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
         "the second rollback goes further back, never forward: {second:?}"
     );
     assert_eq!(id_of(&s, "h1", &stable), ids[0]);
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     let mut rs = roles(&s, "h1");
     rs.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(
@@ -385,7 +379,7 @@ fn rollback_refuses_before_touching_any_host() {
     for h in hosts {
         assert_eq!(s.get(h, 18607, "/version").as_deref(), Some("1.1.0"), "{h}");
     }
-    assert_eq!(head_subject(&s), "rollback test: web 2.0.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback test: web 2.0.0 -> 1.1.0");
 }
 
 #[test]
@@ -431,30 +425,8 @@ fn a_foreign_container_on_the_name_is_a_conflict_for_rollback_and_nothing_is_dem
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     // Someone replaced the service by hand, under its name.
     let docker = s.docker("h2");
-    let image = format!("{}:2.0.0", fleet.image);
-    let name = stable.clone();
-    support::block_on(async move {
-        use futures_util::StreamExt;
-        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .build();
-        docker.remove_container(&name, Some(rm)).await.unwrap();
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&image)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(image.clone()),
-            ..Default::default()
-        };
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&name)
-            .build();
-        docker.create_container(Some(opts), body).await.unwrap();
-    });
+    support::block_on(support::docker::remove(&docker, &stable));
+    s.by_hand("h2", &stable, &format!("{}:2.0.0", fleet.image), false);
     let before = s.containers("h2");
     let out = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(out.code, 1, "{out:?}");

@@ -267,24 +267,13 @@ fn rollback_walks_back_through_the_history_and_commits_the_pin() {
     assert_eq!(versions(&sw, 19211), both("1.1.0"));
     let text = std::fs::read_to_string(s.path()).unwrap();
     assert!(text.contains("web: \"1.1.0\""), "{text}");
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let subject = |r: &git2::Repository| {
-        r.head()
-            .unwrap()
-            .peel_to_commit()
-            .unwrap()
-            .summary()
-            .unwrap()
-            .unwrap_or("")
-            .to_string()
-    };
-    assert_eq!(subject(&repo), "rollback prod: web 2.0.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback prod: web 2.0.0 -> 1.1.0");
 
     // Further back, never forward again to 2.0.0.
     let back2 = s.run(&["rollback", "prod", "--yes"]);
     assert_eq!(back2.code, 0, "{back2:?}");
     assert_eq!(versions(&sw, 19211), both("1.0.0"));
-    assert_eq!(subject(&repo), "rollback prod: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback prod: web 1.1.0 -> 1.0.0");
     let plan = s.run(&["plan", "prod", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "the pin is what runs: {plan:?}");
 

@@ -6,7 +6,12 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
+pub mod git;
+pub mod run;
 pub mod webhook;
+
+pub use run::Out;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -197,33 +202,6 @@ pub struct Scenario {
     pub dir: tempfile::TempDir,
 }
 
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 impl Scenario {
     pub fn new(fleet: &Fleet, name: &str) -> Scenario {
         let s = Scenario {
@@ -247,28 +225,22 @@ impl Scenario {
     }
 
     pub fn commit(&self, message: &str) {
-        let repo = git2::Repository::open(self.dir.path()).unwrap();
-        let mut index = repo.index().unwrap();
-        index
-            .add_path(std::path::Path::new("platform.yaml"))
-            .unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("tester", "tester@example.test").unwrap();
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .unwrap();
+        git::commit(
+            self.dir.path(),
+            &["platform.yaml"],
+            "tester",
+            "tester@example.test",
+            message,
+        );
     }
 
     pub fn head(&self) -> String {
-        let repo = git2::Repository::open(self.dir.path()).unwrap();
-        repo.head()
-            .unwrap()
-            .peel_to_commit()
-            .unwrap()
-            .id()
-            .to_string()
+        git::head(self.dir.path())
+    }
+
+    /// The subject of the manifest repository's last commit.
+    pub fn head_subject(&self) -> String {
+        git::head_subject(self.dir.path())
     }
 
     /// The plain-TCP hosts (h1..h3); the TLS host is only used by the security tests.
@@ -331,30 +303,12 @@ impl Scenario {
 
     /// `run` under a wrapper program (`faketime +2h`, …).
     pub fn run_prefixed(&self, wrapper: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Out {
-        let bin = env!("CARGO_BIN_EXE_fleetpin");
-        let mut cmd = match wrapper.split_first() {
-            Some((w, rest)) => {
-                let mut c = std::process::Command::new(w);
-                c.args(rest).arg(bin);
-                c
-            }
-            None => std::process::Command::new(bin),
-        };
-        let out = cmd
-            .current_dir(self.dir.path())
-            .args(args)
-            .envs(envs.iter().copied())
-            .env("NO_COLOR", "1")
-            .env("FLEETPIN_USER", "tester@example.test")
-            .env_remove("FLEETPIN_FILE")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-        }
+        run::output(
+            run::wrapped_in(wrapper, self.dir.path())
+                .args(args)
+                .envs(envs.iter().copied())
+                .env("FLEETPIN_USER", "tester@example.test"),
+        )
     }
 
     pub fn docker(&self, host: &str) -> bollard::Docker {
@@ -507,34 +461,16 @@ impl Scenario {
     /// Makes `repo:tag` in the test registry point at the image `source` (pulled on `host`
     /// first), as a release engineer re-pushing a tag would; returns the registry digest.
     pub fn push_as(&self, host: &str, source: &str, repo: &str, tag: &str) -> String {
-        use futures_util::StreamExt;
         let docker = self.docker(host);
         let (source, repo, tag) = (source.to_string(), repo.to_string(), tag.to_string());
         block_on(async move {
-            let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-                .from_image(&source)
-                .build();
-            let mut s = docker.create_image(Some(opts), None, None);
-            while let Some(r) = s.next().await {
-                r.unwrap();
-            }
+            docker::pull(&docker, &source).await;
             let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
                 .repo(&repo)
                 .tag(&tag)
                 .build();
             docker.tag_image(&source, Some(opts)).await.unwrap();
-            let opts = bollard::query_parameters::PushImageOptionsBuilder::new()
-                .tag(&tag)
-                .build();
-            let mut s = docker.push_image(
-                &repo,
-                Some(opts),
-                Some(bollard::auth::DockerCredentials::default()),
-            );
-            while let Some(r) = s.next().await {
-                let info = r.unwrap();
-                assert!(info.error_detail.is_none(), "push failed: {info:?}");
-            }
+            docker::push(&docker, &repo, &tag).await;
             let img = docker
                 .inspect_image(&format!("{repo}:{tag}"))
                 .await
@@ -554,6 +490,20 @@ impl Scenario {
                 )
                 .await;
             digest
+        })
+    }
+
+    /// Pulls `image` on `host` and creates the container `name` from it by hand, as someone
+    /// who is not fleetpin would (started when `start`); returns its id.
+    pub fn by_hand(&self, host: &str, name: &str, image: &str, start: bool) -> String {
+        let docker = self.docker(host);
+        block_on(async move {
+            docker::pull(&docker, image).await;
+            let id = docker::create_plain(&docker, name, image).await;
+            if start {
+                docker::start(&docker, &id).await;
+            }
+            id
         })
     }
 
@@ -695,11 +645,9 @@ pub fn spawn_paused_times(
     envs: &[(&str, &str)],
     times: usize,
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(s.dir.path())
+    let mut child = run::fleetpin_in(s.dir.path())
         .args(args)
         .envs(envs.iter().copied())
-        .env("NO_COLOR", "1")
         .env("FLEETPIN_USER", "tester@example.test")
         .env("FLEETPIN_FAULT_PAUSE", at)
         .env("FLEETPIN_FAULT_PAUSE_SECS", pause_secs.to_string())
