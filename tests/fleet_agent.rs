@@ -173,13 +173,9 @@ fn agent_args(s: &Scenario, url: &str, host: &str) -> Vec<String> {
 fn start_agent(s: &Scenario, url: &str, host: &str, envs: &[(&str, &str)]) -> Agent {
     let log = s.dir.path().join(format!("agent-{host}.log"));
     let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", &s.host(host).netns])
-        .arg(env!("CARGO_BIN_EXE_fleetpin"))
+    let child = support::run::wrapped(&["ip", "netns", "exec", &s.host(host).netns])
         .args(agent_args(s, url, host))
         .envs(envs.iter().copied())
-        .env("NO_COLOR", "1")
-        .env_remove("FLEETPIN_FILE")
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
@@ -627,18 +623,8 @@ fn on_a_pull_environment_rollback_and_promote_must_push() {
     git(dir.path(), &["add", "platform.yaml"], &[]);
     git(dir.path(), &["commit", "-qm", "m"], &[]);
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-            .current_dir(dir.path())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("FLEETPIN_FILE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let out = support::run::run_in(dir.path(), args);
+        (Some(out.code), out.stderr)
     };
     for args in [
         &["apply", "b", "--yes"][..],
@@ -699,7 +685,7 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
     let (host, port) = ("h3", 19131);
     // The image of packaging/agent: the release binary when CI built one, else this test's.
     let binary = std::env::var("FLEETPIN_AGENT_BINARY")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fleetpin").to_string());
+        .unwrap_or_else(|_| support::run::BIN.to_string());
     let tag = format!("fleetpin-agent:{}", s.platform);
     let built = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),

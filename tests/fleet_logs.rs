@@ -175,10 +175,8 @@ fn follow_says_when_a_container_stops_keeps_the_others_and_ctrl_c_exits_0() {
     assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
     let ticker = format!("{}-test-ticker", s.platform);
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(s.dir.path())
+    let mut child = support::run::fleetpin_in(s.dir.path())
         .args(["logs", "test", "-s", "ticker", "--tail", "0", "-f"])
-        .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -124,11 +124,8 @@ fn registry_credentials_come_from_the_operators_docker_config() {
     // same fleet may have left the image there: it must be pulled.)
     s.remove_image("h2", &format!("{image}:1.1.0"));
     let empty = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"));
-    let out = cmd
-        .current_dir(s.dir.path())
+    let out = support::run::fleetpin_in(s.dir.path())
         .args(["apply", "test", "--yes"])
-        .env("NO_COLOR", "1")
         .env("DOCKER_CONFIG", empty.path())
         .output()
         .unwrap();
@@ -154,10 +151,8 @@ fn registry_credentials_come_from_the_operators_docker_config() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(s.dir.path())
+    let out = support::run::fleetpin_in(s.dir.path())
         .args(["apply", "test", "--yes"])
-        .env("NO_COLOR", "1")
         .env("DOCKER_CONFIG", config.path())
         .output()
         .unwrap();

@@ -304,7 +304,8 @@ impl Scenario {
     /// `run` under a wrapper program (`faketime +2h`, …).
     pub fn run_prefixed(&self, wrapper: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Out {
         run::output(
-            run::wrapped_in(wrapper, self.dir.path())
+            run::wrapped(wrapper)
+                .current_dir(self.dir.path())
                 .args(args)
                 .envs(envs.iter().copied())
                 .env("FLEETPIN_USER", "tester@example.test"),

@@ -9,9 +9,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_fleetpin");
 /// `fleetpin`, without colours and without the caller's FLEETPIN_FILE (a test names its
 /// manifest itself).
 pub fn fleetpin() -> Command {
-    let mut c = Command::new(BIN);
-    c.env("NO_COLOR", "1").env_remove("FLEETPIN_FILE");
-    c
+    wrapped(&[])
 }
 
 /// `fleetpin()` run in `dir`.
@@ -21,18 +19,18 @@ pub fn fleetpin_in(dir: &Path) -> Command {
     c
 }
 
-/// `fleetpin_in(dir)` under a wrapper program (`faketime +2h`, `ip netns exec NS`, …): the
-/// wrapper's arguments, then the binary.
-pub fn wrapped_in(wrapper: &[&str], dir: &Path) -> Command {
-    let Some((w, rest)) = wrapper.split_first() else {
-        return fleetpin_in(dir);
+/// `fleetpin()` under a wrapper program (`faketime +2h`, `sh -c 'ulimit …; exec "$0" "$@"'`,
+/// …): the wrapper and its arguments, then the binary.
+pub fn wrapped(wrapper: &[&str]) -> Command {
+    let mut c = match wrapper.split_first() {
+        Some((w, rest)) => {
+            let mut c = Command::new(w);
+            c.args(rest).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
     };
-    let mut c = Command::new(w);
-    c.args(rest)
-        .arg(BIN)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("FLEETPIN_FILE");
+    c.env("NO_COLOR", "1").env_remove("FLEETPIN_FILE");
     c
 }
 
