@@ -684,8 +684,8 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
     let s = Scenario::new(&fleet, "ag5");
     let (host, port) = ("h3", 19131);
     // The image of packaging/agent: the release binary when CI built one, else this test's.
-    let binary = std::env::var("FLEETPIN_AGENT_BINARY")
-        .unwrap_or_else(|_| support::run::BIN.to_string());
+    let binary =
+        std::env::var("FLEETPIN_AGENT_BINARY").unwrap_or_else(|_| support::run::BIN.to_string());
     let tag = format!("fleetpin-agent:{}", s.platform);
     let built = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -149,7 +149,18 @@ fn scenario(fleet: &support::Fleet, platform: &str) -> Scenario {
     s
 }
 
-fn swarm_manifest(platform: &str, image: &str, sw: &Swarm, port: u16, version: &str) -> String {
+/// Every swarm test's setup: the swarm (or `None`, after the skip note, when it is not up), the
+/// scenario, and its Swarm services, removed now and when dropped. Bind them in this order, so
+/// that the services go before the scenario's containers.
+fn swarm_scenario(fleet: &support::Fleet, platform: &str) -> Option<(Swarm, Scenario, Services)> {
+    let sw = swarm()?;
+    let s = scenario(fleet, platform);
+    let services = Services::new(&sw, &s.platform);
+    Some((sw, s, services))
+}
+
+/// The manifest's head: platform and service `web`, two replicas on host-mode `port`.
+fn web_service(s: &Scenario, image: &str, port: u16) -> String {
     format!(
         r#"platform: {platform}
 services:
@@ -159,12 +170,53 @@ services:
     replicas: 2
     update: {{monitor: 3s}}
 environments:
-  prod:
-    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
-    versions:
-      web: "{version}"
 "#,
-        manager = sw.manager
+        platform = s.platform,
+    )
+}
+
+/// An environment's target lines: the swarm.
+fn on_swarm(sw: &Swarm) -> String {
+    format!(
+        "    swarm: {{endpoint: \"{}\", insecure: true, publish: host}}\n",
+        sw.manager
+    )
+}
+
+/// Service `web` on `port` pinned at 1.0.0 in the swarm environment `prod`.
+fn swarm_manifest(s: &Scenario, image: &str, sw: &Swarm, port: u16) -> String {
+    format!(
+        "{}  prod:\n{}    versions:\n      web: \"1.0.0\"\n",
+        web_service(s, image, port),
+        on_swarm(sw)
+    )
+}
+
+/// Service `web` on `port` in two environments, `preprod` at 1.1.0 and `prod` at 1.0.0, one of
+/// them (`swarm_env`) the swarm and the other plain host `host`.
+fn mixed_manifest(
+    s: &Scenario,
+    image: &str,
+    sw: &Swarm,
+    port: u16,
+    host: &support::FleetHost,
+    swarm_env: &str,
+) -> String {
+    let env = |name: &str| {
+        if name == swarm_env {
+            on_swarm(sw)
+        } else {
+            format!(
+                "    hosts:\n      {}: {{endpoint: \"{}\", insecure: true}}\n",
+                host.name, host.tcp
+            )
+        }
+    };
+    format!(
+        "{}  preprod:\n{}    versions:\n      web: \"1.1.0\"\n  prod:\n{}    versions:\n      web: \"1.0.0\"\n",
+        web_service(s, image, port),
+        env("preprod"),
+        env("prod"),
     )
 }
 
@@ -190,16 +242,10 @@ fn both(v: &str) -> Vec<Option<String>> {
 #[test]
 fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swapply");
-    let _services = Services::new(&sw, &s.platform);
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19210,
-        "1.0.0",
-    ));
+    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swapply") else {
+        return;
+    };
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19210));
 
     let plan = s.run(&["plan", "prod", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{plan:?}");
@@ -245,16 +291,10 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
 #[test]
 fn rollback_walks_back_through_the_history_and_commits_the_pin() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swrollback");
-    let _services = Services::new(&sw, &s.platform);
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19211,
-        "1.0.0",
-    ));
+    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swrollback") else {
+        return;
+    };
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19211));
     assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
     set_pin(&s, "1.0.0", "1.1.0");
     assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
@@ -286,35 +326,11 @@ fn rollback_walks_back_through_the_history_and_commits_the_pin() {
 #[test]
 fn promote_from_plain_preprod_pins_the_swarm_by_digest_and_apply_deploys_it() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swpromote");
-    let _services = Services::new(&sw, &s.platform);
+    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swpromote") else {
+        return;
+    };
     let h1 = &fleet.hosts[0];
-    s.write(&format!(
-        r#"platform: {platform}
-services:
-  web:
-    image: {image}
-    ports: ["19212:8080"]
-    replicas: 2
-    update: {{monitor: 3s}}
-environments:
-  preprod:
-    hosts:
-      {h}: {{endpoint: "{tcp}", insecure: true}}
-    versions:
-      web: "1.1.0"
-  prod:
-    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
-    versions:
-      web: "1.0.0"
-"#,
-        platform = s.platform,
-        image = fleet.image,
-        h = h1.name,
-        tcp = h1.tcp,
-        manager = sw.manager
-    ));
+    s.write(&mixed_manifest(&s, &fleet.image, &sw, 19212, h1, "prod"));
     assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
     let tested = s.running_digest(
         &h1.name,
@@ -340,16 +356,10 @@ environments:
 #[test]
 fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swaudit");
-    let services = Services::new(&sw, &s.platform);
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19214,
-        "1.0.0",
-    ));
+    let Some((sw, s, services)) = swarm_scenario(&fleet, "swaudit") else {
+        return;
+    };
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19214));
     assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
 
     let audit = s.run(&["audit", "prod", "--exit-code", "--format", "json"]);
@@ -405,9 +415,9 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
 #[test]
 fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_own() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swlock");
-    let services = Services::new(&sw, &s.platform);
+    let Some((sw, s, services)) = swarm_scenario(&fleet, "swlock") else {
+        return;
+    };
     let docker = services.docker.clone();
     let lock = format!("fleetpin-lock-{}-prod", s.platform);
     let remove = |docker: bollard::Docker, lock: String| {
@@ -416,13 +426,7 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
         })
     };
     remove(docker.clone(), lock.clone());
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19215,
-        "1.0.0",
-    ));
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19215));
 
     // Someone else's fresh lock, on another machine.
     let labels = std::collections::HashMap::from([
@@ -491,15 +495,15 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
 #[test]
 fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_behind_auth() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
+    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swauth") else {
+        return;
+    };
     assert!(
         !fleet.auth_registry.is_empty(),
         "the fleet has no auth registry (FLEET_AUTH_REGISTRY)"
     );
-    let s = scenario(&fleet, "swauth");
-    let _services = Services::new(&sw, &s.platform);
     let image = format!("{}/fleetpin/app", fleet.auth_registry);
-    s.write(&swarm_manifest(&s.platform, &image, &sw, 19216, "1.0.0"));
+    s.write(&swarm_manifest(&s, &image, &sw, 19216));
     // No node holds the image yet: each must pull it with the credentials apply sends.
     for (_, addr) in &sw.nodes {
         let node = bollard::Docker::connect_with_http(
@@ -553,9 +557,9 @@ fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_be
 #[test]
 fn logs_show_each_running_task_prefixed_by_its_node() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swlogs");
-    let _services = Services::new(&sw, &s.platform);
+    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swlogs") else {
+        return;
+    };
     s.write(&format!(
         r#"platform: {p}
 services:
@@ -628,35 +632,11 @@ environments:
 #[test]
 fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
     let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swfrom");
-    let services = Services::new(&sw, &s.platform);
+    let Some((sw, s, services)) = swarm_scenario(&fleet, "swfrom") else {
+        return;
+    };
     let h1 = &fleet.hosts[0];
-    s.write(&format!(
-        r#"platform: {platform}
-services:
-  web:
-    image: {image}
-    ports: ["19216:8080"]
-    replicas: 2
-    update: {{monitor: 3s}}
-environments:
-  preprod:
-    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
-    versions:
-      web: "1.1.0"
-  prod:
-    hosts:
-      {h}: {{endpoint: "{tcp}", insecure: true}}
-    versions:
-      web: "1.0.0"
-"#,
-        platform = s.platform,
-        image = fleet.image,
-        h = h1.name,
-        tcp = h1.tcp,
-        manager = sw.manager
-    ));
+    s.write(&mixed_manifest(&s, &fleet.image, &sw, 19216, h1, "preprod"));
     assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
     let audit = s.run(&["audit", "preprod", "--format", "json"]);
     let tested = audit.json()["swarm"]["preprod"]["services"][0]["digest"]

@@ -456,8 +456,7 @@ fn scale_inputs_finish_in_bounded_time_and_memory() {
 
     // The human rendering runs under a 2 GiB address-space limit, so a blow-up fails the test
     // instead of the machine.
-    let mut human =
-        support::run::wrapped(&["sh", "-c", "ulimit -v 2097152 && exec \"$0\" \"$@\""]);
+    let mut human = support::run::wrapped(&["sh", "-c", "ulimit -v 2097152 && exec \"$0\" \"$@\""]);
     human.arg("-f").arg(&unknown_path).arg("validate");
 
     let cases: Vec<(&str, Command, Option<i32>)> = vec![

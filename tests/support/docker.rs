@@ -8,7 +8,9 @@ use futures_util::StreamExt;
 
 /// `docker pull IMAGE`.
 pub async fn pull(docker: &Docker, image: &str) {
-    let opts = q::CreateImageOptionsBuilder::new().from_image(image).build();
+    let opts = q::CreateImageOptionsBuilder::new()
+        .from_image(image)
+        .build();
     let mut pull = docker.create_image(Some(opts), None, None);
     while let Some(r) = pull.next().await {
         r.unwrap();
