@@ -29,8 +29,7 @@ fn create_from_empty_then_upgrade_then_nothing_to_do() {
     }
     assert_eq!(plan.stdout.matches("  create").count(), 6, "{plan:?}");
 
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     assert_eq!(versions_on(&s, 18101), vec![Some("1.0.0".to_string()); 3]);
     assert_eq!(versions_on(&s, 18102), vec![Some("1.1.0".to_string()); 3]);
 
@@ -88,8 +87,7 @@ fn create_from_empty_then_upgrade_then_nothing_to_do() {
     }
 
     // A second apply has nothing to do and says so; plan agrees.
-    let again = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(again.code, 0, "{again:?}");
+    let again = s.apply_ok("test");
     assert!(again.stdout.contains("Nothing to do"), "{again:?}");
     assert_eq!(s.run(&["plan", "test", "--detailed-exitcode"]).code, 0);
 }
@@ -104,7 +102,7 @@ fn reconfigure_and_downgrade() {
         &[("web", 18111, "env: {MODE: blue}")],
         &[("web", "1.1.0")],
     ));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(
         &hosts,
@@ -113,8 +111,7 @@ fn reconfigure_and_downgrade() {
     ));
     let plan = s.run(&["plan", "test"]);
     assert!(plan.stdout.contains("reconfigure"), "{plan:?}");
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let env = s
         .inspect("h1", &format!("{}-test-web", s.platform))
         .config
@@ -133,7 +130,7 @@ fn reconfigure_and_downgrade() {
         plan.stdout.contains("1.1.0 -> 1.0.0  downgrade"),
         "{plan:?}"
     );
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     assert_eq!(s.get("h1", 18111, "/version").as_deref(), Some("1.0.0"));
 }
 
@@ -144,7 +141,7 @@ fn orphans_are_shown_and_removed_only_with_prune() {
     let hosts = ["h2"];
     let both = [("web", 18121, ""), ("old", 18122, "")];
     s.write(&s.manifest(&hosts, &both, &[("web", "1.0.0"), ("old", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(&hosts, &[("web", 18121, "")], &[("web", "1.0.0")]));
     let plan = s.run(&["plan", "test", "--detailed-exitcode"]);
@@ -152,8 +149,7 @@ fn orphans_are_shown_and_removed_only_with_prune() {
     assert!(plan.stdout.contains("- old"), "{plan:?}");
     assert!(plan.stdout.contains("remove-orphan"), "{plan:?}");
 
-    let keep = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(keep.code, 0, "{keep:?}");
+    s.apply_ok("test");
     assert_eq!(
         s.get("h2", 18122, "/version").as_deref(),
         Some("1.0.0"),
@@ -179,7 +175,7 @@ fn a_foreign_container_holding_the_name_is_reported_and_never_touched() {
     let name = format!("{}-test-web", s.platform);
     let image = format!("{}:1.0.0", fleet.image);
     let id = s.by_hand("h3", &name, &image, true);
-    s.write(&s.manifest(&["h3"], &[("web", 18131, "")], &[("web", "1.1.0")]));
+    s.write_web(&["h3"], 18131, "1.1.0");
     let plan = s.run(&["plan", "test"]);
     assert_eq!(
         plan.code, 1,
@@ -203,7 +199,7 @@ fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
     let s = Scenario::new(&fleet, "broken");
     let hosts = ["h1", "h2"];
     s.write(&s.manifest(&hosts, &[("web", 18141, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(&hosts, &[("web", 18141, "")], &[("web", "broken")]));
     let out = s.run(&["apply", "test", "--yes", "--max-parallel", "1"]);
@@ -245,11 +241,10 @@ fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
 fn a_tag_missing_from_the_registry_leaves_the_host_untouched() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "missing");
-    s.write(&s.manifest(&["h2"], &[("web", 18151, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.deploy(&["h2"], 18151, "1.0.0");
     let before = s.containers("h2");
 
-    s.write(&s.manifest(&["h2"], &[("web", 18151, "")], &[("web", "9.9.9")]));
+    s.write_web(&["h2"], 18151, "9.9.9");
     let out = s.run(&["apply", "test", "--yes"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("pull of"), "{out:?}");
@@ -311,11 +306,10 @@ fn an_unreachable_host_fails_the_run_but_not_the_others() {
 fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "lock");
-    s.write(&s.manifest(&["h1"], &[("web", 18171, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.deploy(&["h1"], 18171, "1.0.0");
 
     // Two applies at once: one converges, the other is refused by the lock, naming its owner.
-    s.write(&s.manifest(&["h1"], &[("web", 18171, "")], &[("web", "1.1.0")]));
+    s.write_web(&["h1"], 18171, "1.1.0");
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(|| s.run(&["apply", "test", "--yes"]));
         let b = scope.spawn(|| s.run(&["apply", "test", "--yes"]));
@@ -365,7 +359,7 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
         })
     };
     leave_a_lock();
-    s.write(&s.manifest(&["h1"], &[("web", 18171, "")], &[("web", "1.2.0")]));
+    s.write_web(&["h1"], 18171, "1.2.0");
     let refused = s.run(&["apply", "test", "--yes"]);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stdout.contains("someone@elsewhere"), "{refused:?}");
@@ -376,7 +370,7 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
     let unlock = s.run(&["unlock", "test"]);
     assert_eq!(unlock.code, 0, "{unlock:?}");
     assert!(unlock.stdout.contains("someone@elsewhere"), "{unlock:?}");
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     assert_eq!(s.get("h1", 18171, "/version").as_deref(), Some("1.2.0"));
 
     // For scripts: one JSON document.
@@ -398,7 +392,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
     s.write(&s.manifest(&hosts, &services, &[("web", "1.0.0")]));
     let nothing = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(nothing.code, 1, "nothing deployed yet: {nothing:?}");
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let none_retained = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(none_retained.code, 1, "{none_retained:?}");
     assert!(
@@ -424,7 +418,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
         .id
         .unwrap();
     s.write(&s.manifest(&hosts, &services, &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let upgraded_id = s
         .inspect("h2", &format!("{}-test-web", s.platform))
         .id
@@ -484,7 +478,7 @@ fn a_saved_plan_is_applied_exactly_and_refused_when_the_host_changed() {
         &services,
         &[("web", "1.0.0"), ("api", "1.0.0")],
     ));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(
         &["h1", "h3"],

@@ -120,10 +120,8 @@ fn every_kind_of_drift_is_reported_in_every_format() {
         None,
         true,
     ));
-    let applied = s.run(&["apply", "live", "--yes"]);
-    assert_eq!(applied.code, 0, "{applied:?}");
-    let calm = s.run(&["apply", "calm", "--yes"]);
-    assert_eq!(calm.code, 0, "{calm:?}");
+    s.apply_ok("live");
+    s.apply_ok("calm");
 
     let clean = s.run(&["audit", "--exit-code", "--format", "json"]);
     assert_eq!(clean.code, 0, "a clean fleet: {clean:?}");
@@ -389,7 +387,7 @@ fn settings_drift_is_drift_and_unreadable_secrets_are_not_guessed() {
         )
     };
     s.write(&manifest("a"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let detail = |out: &support::Out, service: &str| -> (String, String) {
         let doc = out.json();
         let r = doc["rows"]

@@ -67,7 +67,7 @@ fn fleetpin_killed_at_each_step_of_a_swap_then_a_rerun_converges() {
         let s = Scenario::new(&fleet, &format!("kill{i}"));
         let port = 18401 + i as u16;
         s.write(&s.manifest(&["h1"], &[("web", port, VOL)], &[("web", "1.0.0")]));
-        assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+        s.apply_ok("test");
         let data = volume_file(&s, "h1", "data");
         std::fs::write(&data, "written before the fault\n").unwrap();
 
@@ -120,9 +120,8 @@ fn fleetpin_killed_during_the_health_wait_of_a_bad_release_restores_the_old_one_
     let fleet = require_fleet!();
     let _one = serial();
     let s = Scenario::new(&fleet, "killbad");
-    s.write(&s.manifest(&["h2"], &[("web", 18411, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h2"], &[("web", 18411, "")], &[("web", "broken")]));
+    s.deploy(&["h2"], 18411, "1.0.0");
+    s.write_web(&["h2"], 18411, "broken");
     let (mut child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 600);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -142,7 +141,7 @@ fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
     // api waits for web (a second wave): Ctrl-C during web's swap leaves api unstarted.
     let services = [("web", 18421, ""), ("api", 18422, "depends_on: [web]")];
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
     let (child, err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 2);
     unsafe {
@@ -162,8 +161,7 @@ fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
     assert_eq!(s.get("h3", 18421, "/version").as_deref(), Some("1.1.0"));
     assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.0.0"));
     // The lock was released: the next run proceeds at once and converges.
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
+    s.apply_ok("test");
     assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.1.0"));
 }
 
@@ -174,7 +172,7 @@ fn ctrl_c_while_independent_services_swap_together_lets_both_finish_and_says_so(
     let s = Scenario::new(&fleet, "sigboth");
     let services = [("web", 18423, ""), ("api", 18424, "")];
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
     // Ctrl-C once both swaps have started their new containers.
     let (child, err) = spawn_paused_times(&s, &["apply", "test", "--yes"], "started", 2, &[], 2);
@@ -202,7 +200,7 @@ fn a_dockerd_killed_mid_apply_then_restarted_converges_on_rerun() {
     let _one = serial();
     let s = Scenario::new(&fleet, "dockerd");
     s.write(&s.manifest(&["h2", "h3"], &[("web", 18431, VOL)], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let data = volume_file(&s, "h2", "data");
     std::fs::write(&data, "orders\n").unwrap();
 
@@ -233,8 +231,7 @@ fn a_dockerd_killed_mid_apply_then_restarted_converges_on_rerun() {
     assert!(stdout.contains("h3  converged"), "{stdout}");
     down.undo();
 
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
+    s.apply_ok("test");
     assert_converged(&s, "h2", "web", "1.1.0", 18431);
     assert_converged(&s, "h3", "web", "1.1.0", 18431);
     assert_eq!(std::fs::read_to_string(&data).unwrap(), "orders\n");
@@ -245,9 +242,8 @@ fn a_network_cut_mid_apply_then_restored_converges() {
     let fleet = require_fleet!();
     let _one = serial();
     let s = Scenario::new(&fleet, "netcut");
-    s.write(&s.manifest(&["h1"], &[("web", 18441, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h1"], &[("web", 18441, "")], &[("web", "1.2.0")]));
+    s.deploy(&["h1"], 18441, "1.0.0");
+    s.write_web(&["h1"], 18441, "1.2.0");
     let (child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "stopped", 1);
     let cut = fault(&["cut", "h1"], &["restore", "h1"]);
     std::thread::sleep(Duration::from_secs(4));
@@ -258,8 +254,7 @@ fn a_network_cut_mid_apply_then_restored_converges() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("h1  converged"), "{stdout}");
     assert_converged(&s, "h1", "web", "1.2.0", 18441);
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
+    let rerun = s.apply_ok("test");
     assert!(rerun.stdout.contains("Nothing to do"), "{rerun:?}");
 }
 
@@ -280,7 +275,7 @@ fn a_registry_stopped_during_the_pull_leaves_hosts_untouched() {
         )
     };
     s.write(&manifest("1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let before = s.containers("h3");
     s.write(&manifest("1.1.0"));
     // An earlier run on this fleet may have left the image: it must be pulled.
@@ -298,8 +293,7 @@ fn a_registry_stopped_during_the_pull_leaves_hosts_untouched() {
     );
     assert_eq!(s.containers("h3"), before);
     assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.0.0"));
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
+    s.apply_ok("test");
     assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.1.0"));
 }
 
@@ -308,11 +302,7 @@ fn a_host_down_from_the_start_is_named_and_the_others_proceed() {
     let fleet = require_fleet!();
     let _one = serial();
     let s = Scenario::new(&fleet, "hostdown");
-    s.write(&s.manifest(
-        &["h1", "h2", "h3"],
-        &[("web", 18461, "")],
-        &[("web", "1.0.0")],
-    ));
+    s.write_web(&["h1", "h2", "h3"], 18461, "1.0.0");
     let down = fault(&["kill-host", "h3"], &["start-host", "h3"]);
     let started = Instant::now();
     let out = s.run(&["--connect-timeout", "2", "apply", "test", "--yes"]);
@@ -357,7 +347,7 @@ fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
         })
         .collect();
     s.write(&s.manifest(&hosts, &[("web", 18471, VOL)], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     assert_eq!(
         pids.len(),
         3,
@@ -420,10 +410,10 @@ fn fleetpin_killed_at_each_step_of_a_rollback_then_a_rerun_finishes_it() {
         let port = 18481 + i as u16;
         let stable = format!("{}-test-web", s.platform);
         s.write(&s.manifest(&["h2"], &[("web", port, VOL)], &[("web", "1.0.0")]));
-        assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+        s.apply_ok("test");
         let first = s.inspect("h2", &stable).id.unwrap();
         s.write(&s.manifest(&["h2"], &[("web", port, VOL)], &[("web", "1.1.0")]));
-        assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+        s.apply_ok("test");
 
         let (mut child, _err) = spawn_paused(&s, &["rollback", "test", "--yes"], step, 600);
         child.kill().unwrap();

@@ -232,7 +232,7 @@ fn a_failing_or_timed_out_pre_hook_leaves_every_host_untouched() {
     secrets(&s);
     let (port, rx) = receiver();
     s.write(&manifest(&s, &["h1", "h2"], "1.0.0", ""));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let before: Vec<(String, Vec<String>)> = ["h1", "h2"]
         .iter()
         .map(|h| (id(&s, h), support::names(&s, h)))
@@ -317,8 +317,7 @@ fn an_unreachable_webhook_or_a_missing_token_only_warns() {
         "notify:\n  - webhook: http://127.0.0.1:{closed}/x/SECRETPATH?k=SECRETQUERY\n    timeout: 5s\n  - webhook: https://hooks.example.invalid/y/SECRETPATH2\n    webhook_env: FLEETPIN_TEST_UNSET_TOKEN\n"
     );
     s.write(&manifest(&s, &["h1"], "1.0.0", &top));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert!(
         out.stderr.contains(&format!(
             "warning: the notification to http://127.0.0.1:{closed} failed:"

@@ -242,8 +242,7 @@ volumes:
     let moved = [(old.as_str(), "/from", true), (new.as_str(), "/to", false)];
     assert_eq!(docker_run(&s, "h1", &image, &["cp"], &copy, &moved), 0);
 
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
 
     let web = s.inspect("h1", &format!("{p}-test-web"));
     let api = s.inspect("h1", &format!("{p}-test-api"));

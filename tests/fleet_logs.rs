@@ -50,8 +50,7 @@ fn lines_from_two_hosts_each_prefixed_with_tail_and_json_lines() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "lhlogs");
     s.write(&manifest(&s, &["h1", "h2"], None));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let talker = format!("{}-test-talker", s.platform);
     let id1 = hostname(&s, "h1", &talker);
     let id2 = hostname(&s, "h2", &talker);
@@ -154,7 +153,7 @@ fn an_unreachable_host_is_a_warning_and_exit_1_and_the_others_are_shown() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "lhlogsdead");
     s.write(&manifest(&s, &["h3"], None));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     // 10.213.7.250 is in the fleet's subnet and never assigned: a host whose engine is gone.
     s.write(&manifest(&s, &["h3"], Some("tcp://10.213.7.250:2375")));
     let out = s.run(&["--connect-timeout", "2", "logs", "test", "-s", "db"]);
@@ -172,7 +171,7 @@ fn follow_says_when_a_container_stops_keeps_the_others_and_ctrl_c_exits_0() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "lhlogsfollow");
     s.write(&manifest(&s, &["h1", "h2"], None));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let ticker = format!("{}-test-ticker", s.platform);
 
     let mut child = support::run::fleetpin_in(s.dir.path())

@@ -29,7 +29,7 @@ fn recette_to_preprod_to_prod_by_digest() {
         ["1.1.0", "1.0.0", "1.0.0"],
         ["h1", "h2", "h3"],
     ));
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    s.apply_ok("recette");
     let tested = s.running_digest("h1", &format!("{}-recette-web", s.platform), &fleet.image);
     assert!(tested.starts_with("sha256:"), "{tested}");
 
@@ -59,7 +59,7 @@ fn recette_to_preprod_to_prod_by_digest() {
         "promote recette -> preprod: web 1.0.0 -> 1.1.0"
     );
 
-    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    s.apply_ok("preprod");
     assert_eq!(
         s.running_digest("h2", &format!("{}-preprod-web", s.platform), &fleet.image),
         tested
@@ -78,7 +78,7 @@ fn recette_to_preprod_to_prod_by_digest() {
         s.head_subject(),
         "promote preprod -> prod: web 1.0.0 -> 1.1.0"
     );
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
     assert_eq!(
         s.running_digest("h3", &format!("{}-prod-web", s.platform), &fleet.image),
         tested,
@@ -118,7 +118,7 @@ fn each_gate_refuses_and_can_be_overridden() {
         "{out:?}"
     );
     assert!(out.stdout.contains("Refused"), "{out:?}");
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    s.apply_ok("recette");
 
     // Skipping a stage.
     let out = s.run(&["promote", "recette", "prod", "--dry-run"]);
@@ -224,7 +224,7 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
         b = s.host("h2").tcp,
     );
     s.write(&manifest);
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    s.apply_ok("recette");
     assert_eq!(s.run(&["promote", "recette", "prod"]).code, 0);
     assert!(
         std::fs::read_to_string(s.path())
@@ -235,8 +235,7 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
     // After testing, someone re-pushes 4.0.0 with other content.
     let moved = s.push_as("h3", &format!("{}:2.0.0", fleet.image), &repo, "4.0.0");
     assert_ne!(moved, tested);
-    let out = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("prod");
     assert_eq!(
         s.running_digest("h2", &format!("{}-prod-web", s.platform), &repo),
         tested
@@ -252,9 +251,9 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
 fn rev_deploys_an_older_revision_with_its_commit_label() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "rev");
-    s.write(&s.manifest(&["h3"], &[("web", 18241, "")], &[("web", "1.0.0")]));
+    s.write_web(&["h3"], 18241, "1.0.0");
     let old = s.head();
-    s.write(&s.manifest(&["h3"], &[("web", 18241, "")], &[("web", "1.2.0")]));
+    s.write_web(&["h3"], 18241, "1.2.0");
     let plan = s.run(&["plan", "test", "--rev", "HEAD~1"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(
@@ -280,8 +279,7 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
         .unwrap()
         .replace("1.2.0", "1.1.0");
     std::fs::write(s.path(), text).unwrap();
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert!(out.stderr.contains("uncommitted"), "{out:?}");
     let labels = s
         .inspect("h3", &format!("{}-test-web", s.platform))
@@ -302,7 +300,7 @@ fn promote_commits_the_manifest_alone_and_refuses_a_detached_head() {
         ["1.1.0", "1.0.0", "1.0.0"],
         ["h1", "h2", "h3"],
     ));
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    s.apply_ok("recette");
     // An operator has a secrets file staged, not meant for this commit.
     let repo = git2::Repository::open(s.dir.path()).unwrap();
     std::fs::write(s.dir.path().join("prod.env"), "DB_PASSWORD=hunter2\n").unwrap();

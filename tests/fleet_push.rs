@@ -34,8 +34,7 @@ fn remote_head(path: &Path, branch: &str) -> String {
 /// Writes `web`'s pin of `test` and commits it, then applies it.
 fn deploy(s: &Scenario, port: u16, version: &str) {
     s.write(&s.manifest(&["h1"], &[("web", port, "")], &[("web", version)]));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
 }
 
 #[test]
@@ -49,8 +48,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
             [v, "1.0.0", "1.0.0"],
             ["h1", "h2", "h3"],
         ));
-        let out = s.run(&["apply", "recette", "--yes"]);
-        assert_eq!(out.code, 0, "{out:?}");
+        s.apply_ok("recette");
     }
     let remote = tempfile::tempdir().unwrap();
     let bare = remote.path().join("platform.git");
@@ -85,8 +83,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     assert_eq!(doc["push"]["to"], format!("origin/{branch}"), "{doc}");
 
     // --no-push: committed here only.
-    let out = s.run(&["apply", "preprod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("preprod");
     let pushed = s.head();
     let out = s.run(&["promote", "preprod", "prod", "--no-push"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -163,8 +160,7 @@ fn a_branch_without_upstream_is_told_how_to_set_one() {
         ["1.1.0", "1.0.0", "1.0.0"],
         ["h1", "h2", "h3"],
     ));
-    let out = s.run(&["apply", "recette", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("recette");
     let branch = git(s.dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"], &[]);
     let out = s.run(&["promote", "recette", "preprod", "--push"]);
     assert_eq!(out.code, 1, "{out:?}");

@@ -247,8 +247,7 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     let mut outs = Vec::new();
     for v in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
         s.write(&manifest(v));
-        let out = s.run(&["apply", "test", "--yes"]);
-        assert_eq!(out.code, 0, "{out:?}");
+        let out = s.apply_ok("test");
         assert_eq!(s.get(host, 18681, "/version").as_deref(), Some(v));
         outs.push(out);
     }
@@ -290,8 +289,7 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     let (f, img) = (foreign.clone(), id["1.2.0"].clone());
     block_on(support::docker::create_plain(&docker, &f, &img));
     s.write(&manifest("1.1.0"));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert!(!out.stdout.contains("unused image removed"), "{out:?}");
     assert_eq!(
         image_tags(&s, host, &id["1.2.0"]),

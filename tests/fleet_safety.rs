@@ -44,9 +44,7 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
     let stable = format!("{}-test-web", s.platform);
     let mut ids = Vec::new();
     for v in ["1.0.0", "1.1.0", "2.0.0"] {
-        s.write(&s.manifest(&["h1"], &[("web", 18601, "")], &[("web", v)]));
-        let out = s.run(&["apply", "test", "--yes"]);
-        assert_eq!(out.code, 0, "{out:?}");
+        s.deploy(&["h1"], 18601, v);
         ids.push(id_of(&s, "h1", &stable));
     }
     let first = s.run(&["rollback", "test", "--yes"]);
@@ -103,8 +101,7 @@ fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
     // No healthcheck at all; 1.1.0's process dies after 4 s (and the engine restarts it).
     let extra = "healthcheck: {test: [\"NONE\"]}\nupdate: {monitor: 8s}\ncommand: [\"sh\", \"-c\", \"[ \\\"$APP_VERSION\\\" = 1.1.0 ] && { httpd -p 8080 -h /www; sleep 4; exit 3; }; exec /entrypoint.sh\"]";
     s.write(&s.manifest(&["h2"], &[("web", 18602, extra)], &[("web", "1.0.0")]));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let stable = format!("{}-test-web", s.platform);
     let good = id_of(&s, "h2", &stable);
 
@@ -156,14 +153,13 @@ fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "interrupted");
     let stable = format!("{}-test-web", s.platform);
-    s.write(&s.manifest(&["h3"], &[("web", 18603, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.deploy(&["h3"], 18603, "1.0.0");
     for (to, step) in [
         ("1.1.0", "started"),
         ("2.0.0", "renamed-new"),
         ("1.2.0", "started"),
     ] {
-        s.write(&s.manifest(&["h3"], &[("web", 18603, "")], &[("web", to)]));
+        s.write_web(&["h3"], 18603, to);
         let (mut child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], step, 600);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -216,10 +212,10 @@ fn a_pin_moved_back_relaunches_the_retained_container() {
     let stable = format!("{}-test-web", s.platform);
     let services = [("web", 18604, "volumes: [\"data:/data\"]")];
     s.write(&s.manifest(&["h1"], &services, &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let first = id_of(&s, "h1", &stable);
     s.write(&s.manifest(&["h1"], &services, &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     // `git revert` of the pin commit: the manifest is byte for byte the first one again.
     s.write(&s.manifest(&["h1"], &services, &[("web", "1.0.0")]));
@@ -254,9 +250,8 @@ fn a_pin_moved_back_relaunches_the_retained_container() {
 fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "lockclock");
-    s.write(&s.manifest(&["h2"], &[("web", 18605, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h2"], &[("web", 18605, "")], &[("web", "1.1.0")]));
+    s.deploy(&["h2"], 18605, "1.0.0");
+    s.write_web(&["h2"], 18605, "1.1.0");
     // A long run: it holds the lock for ~14 s with a time to live of 6 s, renewing it.
     let ttl = [("FLEETPIN_LOCK_TTL", "6")];
     let (a, _a_err) = spawn_paused_with(&s, &["apply", "test", "--yes"], "started", 14, &ttl);
@@ -310,11 +305,10 @@ fn a_slow_graceful_stop_is_waited_out_in_full() {
     // Takes 45 s to stop on SIGTERM; it may take 60.
     let extra = "stop_timeout: 60s\ncommand: [\"sh\", \"-c\", \"trap 'sleep 45; exit 0' TERM; httpd -p 8080 -h /www; while :; do sleep 1; done\"]";
     s.write(&s.manifest(&["h3"], &[("web", 18606, extra)], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&["h3"], &[("web", 18606, extra)], &[("web", "1.1.0")]));
     let started = std::time::Instant::now();
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     assert!(
         started.elapsed() >= Duration::from_secs(45),
         "the stop was waited for"
@@ -339,9 +333,9 @@ fn rollback_refuses_before_touching_any_host() {
     let pinned =
         |web: &str, api: &str| s.manifest(&hosts, &services, &[("web", web), ("api", api)]);
     s.write(&pinned("1.0.0", "1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&pinned("1.1.0", "1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let before: Vec<_> = hosts.iter().map(|h| s.containers(h)).collect();
 
     let ghost = s.run(&["rollback", "test", "-s", "extra", "--yes"]);
@@ -365,7 +359,7 @@ fn rollback_refuses_before_touching_any_host() {
     s.write(&pinned("1.2.0", "1.0.0"));
     assert_eq!(s.run(&["apply", "test", "--yes", "--host", "h1"]).code, 0);
     s.write(&pinned("2.0.0", "1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     // h1 went 1.0.0 -> 1.1.0 -> 1.2.0 -> 2.0.0, h2 1.0.0 -> 1.1.0 -> 2.0.0.
     let split = s.run(&["rollback", "test", "-s", "web", "--yes"]);
     assert_eq!(split.code, 1, "{split:?}");
@@ -388,9 +382,9 @@ fn rollback_of_some_hosts_leaves_the_pin_and_names_the_hosts_that_differ() {
     let s = Scenario::new(&fleet, "rbsubset");
     let hosts = ["h1", "h3"];
     s.write(&s.manifest(&hosts, &[("web", 18611, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&hosts, &[("web", 18611, "")], &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let head = s.head();
     let text = std::fs::read_to_string(s.path()).unwrap();
     let out = s.run(&[
@@ -419,10 +413,8 @@ fn a_foreign_container_on_the_name_is_a_conflict_for_rollback_and_nothing_is_dem
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "rbforeign");
     let stable = format!("{}-test-web", s.platform);
-    s.write(&s.manifest(&["h2"], &[("web", 18612, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h2"], &[("web", 18612, "")], &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.deploy(&["h2"], 18612, "1.0.0");
+    s.deploy(&["h2"], 18612, "1.1.0");
     // Someone replaced the service by hand, under its name.
     let docker = s.docker("h2");
     support::block_on(support::docker::remove(&docker, &stable));

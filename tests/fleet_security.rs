@@ -47,8 +47,7 @@ fn a_tls_host_is_reached_with_the_manifests_certificates_and_refused_without_the
     let s = Scenario::new(&fleet, "tls");
 
     s.write(&tls_manifest(&s, &host, "ca.pem", "cert.pem", "key.pem"));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     assert_eq!(
         s.get(&host.name, 18501, "/version").as_deref(),
         Some("1.0.0")

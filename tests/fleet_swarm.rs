@@ -261,8 +261,7 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
         "{plan:?}"
     );
 
-    let out = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("prod");
     assert_eq!(
         versions(&sw, 19210),
         both("1.0.0"),
@@ -270,8 +269,7 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
     );
 
     set_pin(&s, "1.0.0", "1.1.0");
-    let up = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(up.code, 0, "{up:?}");
+    let up = s.apply_ok("prod");
     assert!(up.stdout.contains("upgrade"), "{up:?}");
     assert_eq!(versions(&sw, 19210), both("1.1.0"));
 
@@ -295,11 +293,11 @@ fn rollback_walks_back_through_the_history_and_commits_the_pin() {
         return;
     };
     s.write(&swarm_manifest(&s, &fleet.image, &sw, 19211));
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
     set_pin(&s, "1.0.0", "1.1.0");
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
     set_pin(&s, "1.1.0", "2.0.0");
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
     assert_eq!(versions(&sw, 19211), both("2.0.0"));
 
     let back = s.run(&["rollback", "prod", "--yes"]);
@@ -331,7 +329,7 @@ fn promote_from_plain_preprod_pins_the_swarm_by_digest_and_apply_deploys_it() {
     };
     let h1 = &fleet.hosts[0];
     s.write(&mixed_manifest(&s, &fleet.image, &sw, 19212, h1, "prod"));
-    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    s.apply_ok("preprod");
     let tested = s.running_digest(
         &h1.name,
         &format!("{}-preprod-web", s.platform),
@@ -344,8 +342,7 @@ fn promote_from_plain_preprod_pins_the_swarm_by_digest_and_apply_deploys_it() {
     let text = std::fs::read_to_string(s.path()).unwrap();
     assert!(text.contains(&format!("1.1.0@{tested}")), "{text}");
 
-    let apply = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(apply.code, 0, "{apply:?}");
+    s.apply_ok("prod");
     assert_eq!(versions(&sw, 19212), both("1.1.0"));
     let audit = s.run(&["audit", "prod", "--format", "json"]);
     assert_eq!(audit.code, 0, "{audit:?}");
@@ -360,7 +357,7 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
         return;
     };
     s.write(&swarm_manifest(&s, &fleet.image, &sw, 19214));
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
 
     let audit = s.run(&["audit", "prod", "--exit-code", "--format", "json"]);
     assert_eq!(audit.code, 0, "{audit:?}");
@@ -482,8 +479,7 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
             .contains("removed the lock of prod (held by alice@example.test)"),
         "{unlock:?}"
     );
-    let out = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("prod");
     let left = {
         let docker = docker.clone();
         let lock = lock.clone();
@@ -578,7 +574,7 @@ environments:
         i = fleet.image,
         m = sw.manager
     ));
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
 
     // One task per node; the manager fetches each task's output from its node (which may lag
     // the task's start by a moment).
@@ -637,7 +633,7 @@ fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
     };
     let h1 = &fleet.hosts[0];
     s.write(&mixed_manifest(&s, &fleet.image, &sw, 19216, h1, "preprod"));
-    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    s.apply_ok("preprod");
     let audit = s.run(&["audit", "preprod", "--format", "json"]);
     let tested = audit.json()["swarm"]["preprod"]["services"][0]["digest"]
         .as_str()
@@ -661,8 +657,7 @@ fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
     assert_eq!(out.code, 0, "{out:?}");
     let text = std::fs::read_to_string(s.path()).unwrap();
     assert!(text.contains(&format!("web: \"1.1.0@{tested}\"")), "{text}");
-    let apply = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(apply.code, 0, "{apply:?}");
+    s.apply_ok("prod");
     assert_eq!(s.get(&h1.name, 19216, "/version").as_deref(), Some("1.1.0"));
     assert_eq!(
         s.running_digest(&h1.name, &format!("{}-prod-web", s.platform), &fleet.image),

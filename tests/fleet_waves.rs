@@ -44,15 +44,13 @@ fn a_dependent_starts_after_its_dependency_passed_its_health_check() {
         [("db", v), ("api", v), ("web", v), ("cache", v)]
     }
     s.write(&s.manifest(&["h1"], &services, &pins("1.0.0")));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let name = |svc: &str| format!("{}-test-{svc}", s.platform);
     // From empty, then an upgrade of all four: each time the chain waits, the rest does not.
     for round in ["create", "upgrade"] {
         if round == "upgrade" {
             s.write(&s.manifest(&["h1"], &services, &pins("1.1.0")));
-            let out = s.run(&["apply", "test", "--yes"]);
-            assert_eq!(out.code, 0, "{out:?}");
+            s.apply_ok("test");
         }
         let db_ok = first_healthy(&s, "h1", &name("db"));
         let api_started = started_at(&s, "h1", &name("api"));
@@ -89,7 +87,7 @@ fn a_failed_service_stops_its_dependent_not_its_independent_neighbour() {
         &services,
         &[("base", "1.0.0"), ("dep", "1.0.0"), ("other", "1.0.0")],
     ));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let name = |svc: &str| format!("{}-test-{svc}", s.platform);
     let dep_id = s.inspect("h2", &name("dep")).id.unwrap();
     s.write(&s.manifest(

@@ -141,8 +141,7 @@ fn upgrade_rollback_and_a_refused_release_lose_no_request_through_the_proxy() {
     );
     let s = Scenario::new(&fleet, "zero");
     s.write(&zero_manifest(&s, "1.0.0", ""));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let plan = s.run(&["plan", "test", "--format", "json"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     // The proxy is up and serves the app.
@@ -197,7 +196,7 @@ fn killed_at_each_start_first_step_a_rerun_leaves_one_serving_and_loses_no_reque
     let stable = format!("{}-test-api", s.platform);
     let manifest = |v: &str| zero_manifest(&s, v, "").replace("18701:80", "18702:80");
     s.write(&manifest("1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let t = Instant::now();
     while s.get("h1", 18702, "/version").is_none() {
         assert!(t.elapsed() < Duration::from_secs(15), "the proxy answers");
@@ -296,7 +295,7 @@ fn a_rollout_whose_last_host_cannot_pull_ends_on_one_version_or_stops_there() {
     // on_failure: rollback — h1 (the canary) and h2 change, h3 cannot pull: all go back.
     let hosts = ["h1", "h2", "h3"];
     s.write(&m(&hosts, "1.0.0", "rollback"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&m(&hosts, "1.1.0", "rollback"));
     registry_reachable("h3", false);
     let out = s.run(&["apply", "test", "--yes", "--format", "json"]);

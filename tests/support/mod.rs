@@ -292,6 +292,34 @@ impl Scenario {
         m
     }
 
+    /// `manifest` with one service, `web` on host port `port`, pinned at `version`.
+    pub fn web(&self, hosts: &[&str], port: u16, version: &str) -> String {
+        self.manifest(hosts, &[("web", port, "")], &[("web", version)])
+    }
+
+    /// Writes and commits `web(hosts, port, version)`.
+    pub fn write_web(&self, hosts: &[&str], port: u16, version: &str) {
+        self.write(&self.web(hosts, port, version));
+    }
+
+    /// `write_web`, then an apply of `test` that must succeed.
+    pub fn deploy(&self, hosts: &[&str], port: u16, version: &str) -> Out {
+        self.write_web(hosts, port, version);
+        self.apply_ok("test")
+    }
+
+    /// `fleetpin apply ENV --yes`, which must exit 0.
+    pub fn apply_ok(&self, env: &str) -> Out {
+        let out = self.run(&["apply", env, "--yes"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        out
+    }
+
+    /// What `host` answers on `port`'s /version.
+    pub fn version(&self, host: &str, port: u16) -> Option<String> {
+        self.get(host, port, "/version")
+    }
+
     pub fn run(&self, args: &[&str]) -> Out {
         self.run_with(args, &[])
     }
@@ -345,6 +373,19 @@ impl Scenario {
             out.sort();
             out
         })
+    }
+
+    /// `containers(host)` whose name contains `part` (`.failed-`, `.prev-`, …).
+    pub fn containers_with(&self, host: &str, part: &str) -> Vec<(String, String, String)> {
+        self.containers(host)
+            .into_iter()
+            .filter(|(n, _, _)| n.contains(part))
+            .collect()
+    }
+
+    /// The container `name`'s configuration on `host`.
+    pub fn config(&self, host: &str, name: &str) -> bollard::models::ContainerConfig {
+        self.inspect(host, name).config.unwrap()
     }
 
     pub fn inspect(&self, host: &str, name: &str) -> bollard::models::ContainerInspectResponse {
