@@ -268,7 +268,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let serving = |v: &str| {
         ["h1", "h2"]
             .iter()
-            .all(|h| s.get(h, port, "/version").as_deref() == Some(v))
+            .all(|h| s.version(h, port).as_deref() == Some(v))
     };
     wait_for(
         Duration::from_secs(90),
@@ -387,7 +387,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
             containers,
             "{h}: the containers stopped changing"
         );
-        assert_eq!(s.get(h, port, "/version").as_deref(), Some("1.1.0"), "{h}");
+        assert_eq!(s.version(h, port).as_deref(), Some("1.1.0"), "{h}");
     }
 
     // audit shows each agent, at the reference's commit, refusing the release.
@@ -513,7 +513,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
     };
     let out = once(&[]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h1", port, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.0.0"));
 
     // The next release: the agent is killed once the new container has started.
     publish(
@@ -540,7 +540,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
     // Restarted, it repairs and converges.
     let out = once(&[]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h1", port, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.1.0"));
     let names: Vec<String> = s.containers("h1").into_iter().map(|(n, _, _)| n).collect();
     assert!(
         names
@@ -573,7 +573,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
     let code = agent.wait_exit(Duration::from_secs(90));
     assert_eq!(code, Some(0), "{}", agent.output());
     assert_eq!(
-        s.get("h1", port, "/version").as_deref(),
+        s.version("h1", port).as_deref(),
         Some("1.2.0"),
         "{}",
         agent.output()
@@ -605,7 +605,7 @@ fn an_agent_follows_an_ssh_remote() {
     let command = ssh.command();
     let out = s.run_with(&args, &[("GIT_SSH_COMMAND", command.as_str())]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h1", port, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.0.0"));
     let l = status(&s, "h1").expect("the sync is recorded");
     assert_eq!(l["io.fleetpin.agent.commit"], s.head());
     assert_eq!(l["io.fleetpin.agent.repo"], url);
@@ -796,14 +796,14 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
         }
     };
     until(Duration::from_secs(90), "1.0.0 serves", &|| {
-        s.get(host, port, "/version").as_deref() == Some("1.0.0")
+        s.version(host, port).as_deref() == Some("1.0.0")
     });
     until(Duration::from_secs(30), "the sync is recorded", &|| {
         status(&s, host).is_some_and(|l| l["io.fleetpin.agent.commit"] == v1)
     });
     let v2 = publish(&s, &manifest("1.1.0"));
     until(Duration::from_secs(60), "1.1.0 serves", &|| {
-        s.get(host, port, "/version").as_deref() == Some("1.1.0")
+        s.version(host, port).as_deref() == Some("1.1.0")
     });
     until(
         Duration::from_secs(30),

@@ -9,7 +9,7 @@ use support::Scenario;
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
 fn versions_on(s: &Scenario, port: u16) -> Vec<Option<String>> {
-    HOSTS.iter().map(|h| s.get(h, port, "/version")).collect()
+    HOSTS.iter().map(|h| s.version(h, port)).collect()
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn reconfigure_and_downgrade() {
         "{plan:?}"
     );
     s.apply_ok("test");
-    assert_eq!(s.get("h1", 18111, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18111).as_deref(), Some("1.0.0"));
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn orphans_are_shown_and_removed_only_with_prune() {
 
     s.apply_ok("test");
     assert_eq!(
-        s.get("h2", 18122, "/version").as_deref(),
+        s.version("h2", 18122).as_deref(),
         Some("1.0.0"),
         "kept without --prune"
     );
@@ -165,7 +165,7 @@ fn orphans_are_shown_and_removed_only_with_prune() {
         "{:?}",
         s.containers("h2")
     );
-    assert_eq!(s.get("h2", 18121, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18121).as_deref(), Some("1.0.0"));
 }
 
 #[test]
@@ -219,16 +219,12 @@ fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
     );
     for h in hosts {
         assert_eq!(
-            s.get(h, 18141, "/version").as_deref(),
+            s.version(h, 18141).as_deref(),
             Some("1.0.0"),
             "{h} serves the old version"
         );
     }
-    let failed: Vec<_> = s
-        .containers("h1")
-        .into_iter()
-        .filter(|(n, _, _)| n.contains(".failed-"))
-        .collect();
+    let failed: Vec<_> = s.containers_with("h1", ".failed-");
     assert_eq!(failed.len(), 1, "the failed container is kept for its logs");
     assert_eq!(failed[0].1, "exited");
     assert!(
@@ -254,7 +250,7 @@ fn a_tag_missing_from_the_registry_leaves_the_host_untouched() {
         before,
         "no container created, stopped or renamed"
     );
-    assert_eq!(s.get("h2", 18151, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18151).as_deref(), Some("1.0.0"));
 }
 
 #[test]
@@ -295,7 +291,7 @@ fn an_unreachable_host_fails_the_run_but_not_the_others() {
     assert_eq!(dead["status"], "unreachable");
     for h in ["h1", "h3"] {
         assert_eq!(
-            s.get(h, 18161, "/version").as_deref(),
+            s.version(h, 18161).as_deref(),
             Some("1.0.0"),
             "{h} converged"
         );
@@ -323,7 +319,7 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
         refused.stdout.contains("tester@example.test"),
         "the owner is named: {refused:?}"
     );
-    assert_eq!(s.get("h1", 18171, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18171).as_deref(), Some("1.1.0"));
 
     // A lock left by a killed run on another machine: apply refuses, `unlock` removes it, apply
     // proceeds.
@@ -371,7 +367,7 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
     assert_eq!(unlock.code, 0, "{unlock:?}");
     assert!(unlock.stdout.contains("someone@elsewhere"), "{unlock:?}");
     s.apply_ok("test");
-    assert_eq!(s.get("h1", 18171, "/version").as_deref(), Some("1.2.0"));
+    assert_eq!(s.version("h1", 18171).as_deref(), Some("1.2.0"));
 
     // For scripts: one JSON document.
     leave_a_lock();
@@ -429,7 +425,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
     let out = s.run(&["rollback", "test", "-s", "web", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
     for h in hosts {
-        assert_eq!(s.get(h, 18181, "/version").as_deref(), Some("1.0.0"), "{h}");
+        assert_eq!(s.version(h, 18181).as_deref(), Some("1.0.0"), "{h}");
     }
     // The very container that ran before the upgrade, started again: no new container.
     let now = s.inspect("h2", &format!("{}-test-web", s.platform));
@@ -527,12 +523,12 @@ fn a_saved_plan_is_applied_exactly_and_refused_when_the_host_changed() {
             .contains("changed since the plan"),
         "{out:?}"
     );
-    assert_eq!(s.get("h1", 18191, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18191).as_deref(), Some("1.1.0"));
     assert_eq!(
-        s.get("h3", 18191, "/version").as_deref(),
+        s.version("h3", 18191).as_deref(),
         Some("1.0.0"),
         "the refused host is untouched"
     );
     // Exactly the plan: the stopped api on h3 was not restarted, nothing else changed on h1.
-    assert_eq!(s.get("h3", 18192, "/version"), None);
+    assert_eq!(s.version("h3", 18192), None);
 }

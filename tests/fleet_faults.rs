@@ -34,7 +34,7 @@ fn assert_converged(s: &Scenario, host: &str, service: &str, version: &str, port
         "{host}: {list:?}"
     );
     assert_eq!(
-        s.get(host, port, "/version").as_deref(),
+        s.version(host, port).as_deref(),
         Some(version),
         "{host} answers"
     );
@@ -84,11 +84,7 @@ fn fleetpin_killed_at_each_step_of_a_swap_then_a_rerun_converges() {
             "written before the fault\n",
             "{step}"
         );
-        let prev: Vec<_> = s
-            .containers("h1")
-            .into_iter()
-            .filter(|(n, _, _)| n.contains(".prev-"))
-            .collect();
+        let prev: Vec<_> = s.containers_with("h1", ".prev-");
         assert_eq!(
             prev.len(),
             1,
@@ -158,11 +154,11 @@ fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("interrupted"), "{stdout}");
     // web finished its swap; api was not started; both answer.
-    assert_eq!(s.get("h3", 18421, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18421).as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18422).as_deref(), Some("1.0.0"));
     // The lock was released: the next run proceeds at once and converges.
     s.apply_ok("test");
-    assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18422).as_deref(), Some("1.1.0"));
 }
 
 #[test]
@@ -185,8 +181,8 @@ fn ctrl_c_while_independent_services_swap_together_lets_both_finish_and_says_so(
     assert_eq!(out.status.code(), Some(130), "{stderr}\n{stdout}");
     // Both swaps were in flight (one wave): each finished, and the report says the run was
     // interrupted, though every line of it is `done`.
-    assert_eq!(s.get("h3", 18423, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(s.get("h3", 18424, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18423).as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18424).as_deref(), Some("1.1.0"));
     assert!(
         stdout.contains("interrupted: the steps in flight finished"),
         "{stdout}"
@@ -292,9 +288,9 @@ fn a_registry_stopped_during_the_pull_leaves_hosts_untouched() {
         "{stdout}"
     );
     assert_eq!(s.containers("h3"), before);
-    assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18451).as_deref(), Some("1.0.0"));
     s.apply_ok("test");
-    assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18451).as_deref(), Some("1.1.0"));
 }
 
 #[test]
@@ -315,14 +311,14 @@ fn a_host_down_from_the_start_is_named_and_the_others_proceed() {
         "one timeout, not a hang: {took:?}"
     );
     for h in ["h1", "h2"] {
-        assert_eq!(s.get(h, 18461, "/version").as_deref(), Some("1.0.0"), "{h}");
+        assert_eq!(s.version(h, 18461).as_deref(), Some("1.0.0"), "{h}");
     }
     assert_eq!(
         s.run(&["apply", "test", "--yes"]).code,
         0,
         "h3 converges once back"
     );
-    assert_eq!(s.get("h3", 18461, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18461).as_deref(), Some("1.0.0"));
 }
 
 fn open_fds(pid: &str) -> usize {
@@ -368,7 +364,7 @@ fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
         assert_eq!(up.code, 0, "cycle {cycle}: {up:?}");
         for h in hosts {
             assert_eq!(
-                s.get(h, 18471, "/version").as_deref(),
+                s.version(h, 18471).as_deref(),
                 Some("1.1.0"),
                 "cycle {cycle} {h}"
             );
@@ -377,7 +373,7 @@ fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
         assert_eq!(back.code, 0, "cycle {cycle}: {back:?}");
         for h in hosts {
             assert_eq!(
-                s.get(h, 18471, "/version").as_deref(),
+                s.version(h, 18471).as_deref(),
                 Some("1.0.0"),
                 "cycle {cycle} {h}"
             );

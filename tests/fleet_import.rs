@@ -327,8 +327,8 @@ volumes:
     assert_eq!(policy(&api), "no");
 
     // And they serve: each its version, and the page from the bind mount.
-    assert_eq!(s.get("h1", 18750, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(s.get("h1", 18751, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18750).as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18751).as_deref(), Some("1.1.0"));
     assert_eq!(
         s.get("h1", 18750, "/extra/hello.txt").as_deref(),
         Some("from the host")

@@ -23,12 +23,7 @@ fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
 fn recette_to_preprod_to_prod_by_digest() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "path");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18201,
-        ["1.1.0", "1.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
+    s.write_path(18201, ["1.1.0", "1.0.0", "1.0.0"]);
     s.apply_ok("recette");
     let tested = s.running_digest("h1", &format!("{}-recette-web", s.platform), &fleet.image);
     assert!(tested.starts_with("sha256:"), "{tested}");
@@ -84,7 +79,7 @@ fn recette_to_preprod_to_prod_by_digest() {
         tested,
         "prod runs byte for byte what recette tested"
     );
-    assert_eq!(s.get("h3", 18201, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18201).as_deref(), Some("1.1.0"));
 
     // history shows who moved which pin.
     let h = s.run(&["history", "prod", "--format", "json"]);
@@ -103,12 +98,7 @@ fn recette_to_preprod_to_prod_by_digest() {
 fn each_gate_refuses_and_can_be_overridden() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "gates");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18211,
-        ["1.1.0", "2.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
+    s.write_path(18211, ["1.1.0", "2.0.0", "1.0.0"]);
 
     // Not converged: recette never deployed.
     let out = s.run(&["promote", "recette", "preprod"]);
@@ -241,7 +231,7 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
         tested
     );
     assert_eq!(
-        s.get("h2", 18231, "/version").as_deref(),
+        s.version("h2", 18231).as_deref(),
         Some("1.1.0"),
         "the tested content runs"
     );
@@ -262,7 +252,7 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
     );
     let out = s.run(&["apply", "test", "--rev", "HEAD~1", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h3", 18241, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18241).as_deref(), Some("1.0.0"));
     let labels = s
         .inspect("h3", &format!("{}-test-web", s.platform))
         .config
@@ -294,12 +284,7 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
 fn promote_commits_the_manifest_alone_and_refuses_a_detached_head() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "staged");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18251,
-        ["1.1.0", "1.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
+    s.write_path(18251, ["1.1.0", "1.0.0", "1.0.0"]);
     s.apply_ok("recette");
     // An operator has a secrets file staged, not meant for this commit.
     let repo = git2::Repository::open(s.dir.path()).unwrap();

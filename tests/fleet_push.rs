@@ -42,12 +42,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "ps-push-local");
     for v in ["1.0.0", "1.1.0", "1.2.0"] {
-        s.write(&s.path_manifest(
-            &fleet.image,
-            18911,
-            [v, "1.0.0", "1.0.0"],
-            ["h1", "h2", "h3"],
-        ));
+        s.write_path(18911, [v, "1.0.0", "1.0.0"]);
         s.apply_ok("recette");
     }
     let remote = tempfile::tempdir().unwrap();
@@ -126,7 +121,7 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
     let out = s.run(&["rollback", "test", "--yes", "--push", "--format", "json"]);
     assert_eq!(out.code, 1, "{out:?}");
     // The hosts went back and the pin commit is kept here; the remote keeps the teammate's.
-    assert_eq!(s.get("h1", 18921, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18921).as_deref(), Some("1.0.0"));
     assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(remote_head(&bare, &branch), theirs);
     let doc = out.json();
@@ -154,12 +149,7 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
 fn a_branch_without_upstream_is_told_how_to_set_one() {
     let fleet = require_fleet!();
     let s = Scenario::new(&fleet, "ps-push-noup");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18941,
-        ["1.1.0", "1.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
+    s.write_path(18941, ["1.1.0", "1.0.0", "1.0.0"]);
     s.apply_ok("recette");
     let branch = git(s.dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"], &[]);
     let out = s.run(&["promote", "recette", "preprod", "--push"]);
@@ -217,5 +207,5 @@ fn a_push_over_ssh_reaches_the_repository_behind_the_fleets_sshd() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(remote_head(&bare, &branch), s.head());
-    assert_eq!(s.get("h1", 18931, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18931).as_deref(), Some("1.0.0"));
 }

@@ -102,7 +102,7 @@ fn a_pull_from_a_registry_behind_auth_works_only_through_the_credential_helper()
     // On PATH: asked once, with the registry's host on stdin, and the pull goes through.
     let out = run_fleetpin(&s, &["apply", "test", "--yes"], config.path(), &with_helper);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h3", 18680, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18680).as_deref(), Some("1.0.0"));
     assert_eq!(
         std::fs::read_to_string(helpers.path().join("asked")).unwrap(),
         format!("{}\n", fleet.auth_registry)
@@ -125,7 +125,7 @@ fn a_pull_from_a_registry_behind_auth_works_only_through_the_credential_helper()
     s.write(&manifest("1.1.0"));
     let out = run_fleetpin(&s, &["apply", "test", "--yes"], config.path(), &with_helper);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h3", 18680, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18680).as_deref(), Some("1.1.0"));
 }
 
 /// The image ids of a host, or whether one is there, through the Engine API.
@@ -248,7 +248,7 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     for v in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
         s.write(&manifest(v));
         let out = s.apply_ok("test");
-        assert_eq!(s.get(host, 18681, "/version").as_deref(), Some(v));
+        assert_eq!(s.version(host, 18681).as_deref(), Some(v));
         outs.push(out);
     }
     // 1.2.0 let 1.0.0's container go, and with it its image; 2.0.0 let 1.1.0's go, whose image

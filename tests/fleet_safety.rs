@@ -49,7 +49,7 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
     }
     let first = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(first.code, 0, "{first:?}");
-    assert_eq!(s.get("h1", 18601, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18601).as_deref(), Some("1.1.0"));
     assert_eq!(
         id_of(&s, "h1", &stable),
         ids[1],
@@ -60,7 +60,7 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
     let second = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(second.code, 0, "{second:?}");
     assert_eq!(
-        s.get("h1", 18601, "/version").as_deref(),
+        s.version("h1", 18601).as_deref(),
         Some("1.0.0"),
         "the second rollback goes further back, never forward: {second:?}"
     );
@@ -90,7 +90,7 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
     // `--to` may still name any retained version.
     let to = s.run(&["rollback", "test", "--to", "2.0.0", "--yes"]);
     assert_eq!(to.code, 0, "{to:?}");
-    assert_eq!(s.get("h1", 18601, "/version").as_deref(), Some("2.0.0"));
+    assert_eq!(s.version("h1", 18601).as_deref(), Some("2.0.0"));
     assert_eq!(id_of(&s, "h1", &stable), ids[2]);
 }
 
@@ -124,7 +124,7 @@ fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
         good,
         "the good container serves again"
     );
-    assert_eq!(s.get("h2", 18602, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18602).as_deref(), Some("1.0.0"));
     let policy = s
         .inspect("h2", &stable)
         .host_config
@@ -169,7 +169,7 @@ fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_
             "killed at {step} on the way to {to}: {rerun:?}"
         );
         assert!(rerun.stdout.contains("repaired"), "{rerun:?}");
-        assert_eq!(s.get("h3", 18603, "/version").as_deref(), Some(to));
+        assert_eq!(s.version("h3", 18603).as_deref(), Some(to));
         let rs = roles(&s, "h3");
         assert!(
             !rs.iter().any(|(r, _, _)| r == ".failed"),
@@ -238,7 +238,7 @@ fn a_pin_moved_back_relaunches_the_retained_container() {
         first,
         "the very container, no new one"
     );
-    assert_eq!(s.get("h1", 18604, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18604).as_deref(), Some("1.0.0"));
     assert_eq!(
         s.run(&["plan", "test", "--detailed-exitcode"]).code,
         0,
@@ -278,7 +278,7 @@ fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
         "{}",
         String::from_utf8_lossy(&a.stdout)
     );
-    assert_eq!(s.get("h2", 18605, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h2", 18605).as_deref(), Some("1.1.0"));
     // Released: no lock and no heartbeat container left.
     let docker = s.docker("h2");
     let lock = format!("fleetpin-lock-{}-test", s.platform);
@@ -313,7 +313,7 @@ fn a_slow_graceful_stop_is_waited_out_in_full() {
         started.elapsed() >= Duration::from_secs(45),
         "the stop was waited for"
     );
-    assert_eq!(s.get("h3", 18606, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18606).as_deref(), Some("1.1.0"));
     let prev = s
         .containers("h3")
         .into_iter()
@@ -371,7 +371,7 @@ fn rollback_refuses_before_touching_any_host() {
     let to = s.run(&["rollback", "test", "-s", "web", "--to", "1.1.0", "--yes"]);
     assert_eq!(to.code, 0, "{to:?}");
     for h in hosts {
-        assert_eq!(s.get(h, 18607, "/version").as_deref(), Some("1.1.0"), "{h}");
+        assert_eq!(s.version(h, 18607).as_deref(), Some("1.1.0"), "{h}");
     }
     assert_eq!(s.head_subject(), "rollback test: web 2.0.0 -> 1.1.0");
 }
@@ -404,8 +404,8 @@ fn rollback_of_some_hosts_leaves_the_pin_and_names_the_hosts_that_differ() {
         text,
         "the file is untouched"
     );
-    assert_eq!(s.get("h3", 18611, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(s.get("h1", 18611, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18611).as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18611).as_deref(), Some("1.1.0"));
 }
 
 #[test]

@@ -48,10 +48,7 @@ fn a_tls_host_is_reached_with_the_manifests_certificates_and_refused_without_the
 
     s.write(&tls_manifest(&s, &host, "ca.pem", "cert.pem", "key.pem"));
     s.apply_ok("test");
-    assert_eq!(
-        s.get(&host.name, 18501, "/version").as_deref(),
-        Some("1.0.0")
-    );
+    assert_eq!(s.version(&host.name, 18501).as_deref(), Some("1.0.0"));
 
     // The server's certificate is not signed by the CA we trust.
     s.write(&tls_manifest(
@@ -161,7 +158,7 @@ fn registry_credentials_come_from_the_operators_docker_config() {
         !stdout.contains(&fleet.auth_password),
         "the password is never printed"
     );
-    assert_eq!(s.get("h2", 18511, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h2", 18511).as_deref(), Some("1.1.0"));
 }
 
 #[test]

@@ -658,7 +658,7 @@ fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
     let text = std::fs::read_to_string(s.path()).unwrap();
     assert!(text.contains(&format!("web: \"1.1.0@{tested}\"")), "{text}");
     s.apply_ok("prod");
-    assert_eq!(s.get(&h1.name, 19216, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version(&h1.name, 19216).as_deref(), Some("1.1.0"));
     assert_eq!(
         s.running_digest(&h1.name, &format!("{}-prod-web", s.platform), &fleet.image),
         tested

@@ -122,7 +122,7 @@ fn a_failed_service_stops_its_dependent_not_its_independent_neighbour() {
         dep_id,
         "the dependent is untouched"
     );
-    assert_eq!(s.get("h2", 18812, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(s.get("h2", 18813, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(s.get("h2", 18811, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18812).as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18813).as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h2", 18811).as_deref(), Some("1.0.0"));
 }

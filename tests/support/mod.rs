@@ -579,6 +579,11 @@ impl Scenario {
         })
     }
 
+    /// Writes and commits `path_manifest` of the fleet's image on h1, h2 and h3.
+    pub fn write_path(&self, port: u16, pins: [&str; 3]) {
+        self.write(&self.path_manifest(&self.fleet.image, port, pins, ["h1", "h2", "h3"]));
+    }
+
     /// A three-environment manifest (recette on `hosts[0]`, preprod on `hosts[1]`, prod on
     /// `hosts[2]`), with comments, for promotion tests.
     pub fn path_manifest(
