@@ -234,8 +234,7 @@ fn manifest(s: &Scenario, port: u16, version: &str) -> String {
 
 #[test]
 fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_moved_back() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ag1");
+    let (_, s) = fleet_scenario!("ag1");
     let port = 19101;
     reference(&s);
     let addr = bridge_address(&s.host("h1").netns);
@@ -496,8 +495,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
 
 #[test]
 fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_finishes_it() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ag2");
+    let (_, s) = fleet_scenario!("ag2");
     let port = 19111;
     let bare = reference(&s);
     let url = format!("file://{}", bare.display());

@@ -14,8 +14,7 @@ fn versions_on(s: &Scenario, port: u16) -> Vec<Option<String>> {
 
 #[test]
 fn create_from_empty_then_upgrade_then_nothing_to_do() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "create");
+    let (_, s) = fleet_scenario!("create");
     let services = [
         ("web", 18101, "volumes: [\"web-data:/data\"]"),
         ("api", 18102, "depends_on: [web]"),
@@ -94,8 +93,7 @@ fn create_from_empty_then_upgrade_then_nothing_to_do() {
 
 #[test]
 fn reconfigure_and_downgrade() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "reconf");
+    let (_, s) = fleet_scenario!("reconf");
     let hosts = ["h1"];
     s.write(&s.manifest(
         &hosts,
@@ -136,8 +134,7 @@ fn reconfigure_and_downgrade() {
 
 #[test]
 fn orphans_are_shown_and_removed_only_with_prune() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "orphan");
+    let (_, s) = fleet_scenario!("orphan");
     let hosts = ["h2"];
     let both = [("web", 18121, ""), ("old", 18122, "")];
     s.write(&s.manifest(&hosts, &both, &[("web", "1.0.0"), ("old", "1.0.0")]));
@@ -170,8 +167,7 @@ fn orphans_are_shown_and_removed_only_with_prune() {
 
 #[test]
 fn a_foreign_container_holding_the_name_is_reported_and_never_touched() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "conflict");
+    let (fleet, s) = fleet_scenario!("conflict");
     let name = format!("{}-test-web", s.platform);
     let image = format!("{}:1.0.0", fleet.image);
     let id = s.by_hand("h3", &name, &image, true);
@@ -195,8 +191,7 @@ fn a_foreign_container_holding_the_name_is_reported_and_never_touched() {
 
 #[test]
 fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "broken");
+    let (_, s) = fleet_scenario!("broken");
     let hosts = ["h1", "h2"];
     s.write(&s.manifest(&hosts, &[("web", 18141, "")], &[("web", "1.0.0")]));
     s.apply_ok("test");
@@ -235,8 +230,7 @@ fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
 
 #[test]
 fn a_tag_missing_from_the_registry_leaves_the_host_untouched() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "missing");
+    let (_, s) = fleet_scenario!("missing");
     s.deploy(&["h2"], 18151, "1.0.0");
     let before = s.containers("h2");
 
@@ -255,8 +249,7 @@ fn a_tag_missing_from_the_registry_leaves_the_host_untouched() {
 
 #[test]
 fn an_unreachable_host_fails_the_run_but_not_the_others() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "dead");
+    let (_, s) = fleet_scenario!("dead");
     // 10.213.7.250 is in the fleet's subnet and never assigned: a host whose engine is gone.
     let hosts = ["h1", "tcp://10.213.7.250:2375", "h3"];
     s.write(&s.manifest(&hosts, &[("web", 18161, "")], &[("web", "1.0.0")]));
@@ -300,8 +293,7 @@ fn an_unreachable_host_fails_the_run_but_not_the_others() {
 
 #[test]
 fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lock");
+    let (_, s) = fleet_scenario!("lock");
     s.deploy(&["h1"], 18171, "1.0.0");
 
     // Two applies at once: one converges, the other is refused by the lock, naming its owner.
@@ -381,8 +373,7 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
 
 #[test]
 fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rollback");
+    let (_, s) = fleet_scenario!("rollback");
     let hosts = ["h2", "h3"];
     let services = [("web", 18181, "volumes: [\"data:/data\"]")];
     s.write(&s.manifest(&hosts, &services, &[("web", "1.0.0")]));
@@ -466,8 +457,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
 
 #[test]
 fn a_saved_plan_is_applied_exactly_and_refused_when_the_host_changed() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "saved");
+    let (_, s) = fleet_scenario!("saved");
     let services = [("web", 18191, ""), ("api", 18192, "")];
     s.write(&s.manifest(
         &["h1", "h3"],

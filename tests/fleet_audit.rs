@@ -112,8 +112,7 @@ fn scrub(s: &Scenario, text: &str) -> String {
 
 #[test]
 fn every_kind_of_drift_is_reported_in_every_format() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "audit");
+    let (fleet, s) = fleet_scenario!("audit");
     s.write(&manifest(
         &s,
         &[BASE.as_slice(), &[("gone", "1.0.0")]].concat(),
@@ -328,8 +327,7 @@ fn check_in_chromium(page: &std::path::Path) {
 
 #[test]
 fn an_unreachable_host_is_a_row_and_exit_code_1() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "auditdead");
+    let (_, s) = fleet_scenario!("auditdead");
     // Its own host ports: the other audit test runs `fine` on h3 too, at the same time.
     s.write(
         &manifest(
@@ -373,8 +371,7 @@ fn an_unreachable_host_is_a_row_and_exit_code_1() {
 
 #[test]
 fn settings_drift_is_drift_and_unreadable_secrets_are_not_guessed() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "auditspec");
+    let (_, s) = fleet_scenario!("auditspec");
     std::fs::write(s.dir.path().join("app.env"), "TOKEN=abc\n").unwrap();
     let manifest = |mode: &str| {
         s.manifest(

@@ -70,8 +70,7 @@ fn id(s: &Scenario, host: &str) -> String {
 
 #[test]
 fn hooks_see_the_change_never_an_env_file_value_and_the_receiver_gets_each_outcome() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhhooks");
+    let (_, s) = fleet_scenario!("lhhooks");
     secrets(&s);
     let (port, rx) = receiver();
     let top = format!(
@@ -227,8 +226,7 @@ fn hooks_see_the_change_never_an_env_file_value_and_the_receiver_gets_each_outco
 
 #[test]
 fn a_failing_or_timed_out_pre_hook_leaves_every_host_untouched() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhhookpre");
+    let (_, s) = fleet_scenario!("lhhookpre");
     secrets(&s);
     let (port, rx) = receiver();
     s.write(&manifest(&s, &["h1", "h2"], "1.0.0", ""));
@@ -304,8 +302,7 @@ fn a_failing_or_timed_out_pre_hook_leaves_every_host_untouched() {
 
 #[test]
 fn an_unreachable_webhook_or_a_missing_token_only_warns() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhhooknotify");
+    let (_, s) = fleet_scenario!("lhhooknotify");
     secrets(&s);
     // A port nobody listens on any more.
     let closed = TcpListener::bind("127.0.0.1:0")

@@ -132,8 +132,7 @@ fn docker_run(
 
 #[test]
 fn an_imported_compose_file_applies_and_its_containers_carry_its_settings() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "import");
+    let (fleet, s) = fleet_scenario!("import");
     let p = s.platform.clone();
     let h1 = s.host("h1").tcp.clone();
     // The bind mount's host directory (the fleet's engines share this machine's filesystem),

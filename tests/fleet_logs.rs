@@ -47,8 +47,7 @@ fn sorted(text: &str) -> Vec<String> {
 
 #[test]
 fn lines_from_two_hosts_each_prefixed_with_tail_and_json_lines() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhlogs");
+    let (_, s) = fleet_scenario!("lhlogs");
     s.write(&manifest(&s, &["h1", "h2"], None));
     s.apply_ok("test");
     let talker = format!("{}-test-talker", s.platform);
@@ -150,8 +149,7 @@ fn lines_from_two_hosts_each_prefixed_with_tail_and_json_lines() {
 
 #[test]
 fn an_unreachable_host_is_a_warning_and_exit_1_and_the_others_are_shown() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhlogsdead");
+    let (_, s) = fleet_scenario!("lhlogsdead");
     s.write(&manifest(&s, &["h3"], None));
     s.apply_ok("test");
     // 10.213.7.250 is in the fleet's subnet and never assigned: a host whose engine is gone.
@@ -168,8 +166,7 @@ fn an_unreachable_host_is_a_warning_and_exit_1_and_the_others_are_shown() {
 
 #[test]
 fn follow_says_when_a_container_stops_keeps_the_others_and_ctrl_c_exits_0() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhlogsfollow");
+    let (_, s) = fleet_scenario!("lhlogsfollow");
     s.write(&manifest(&s, &["h1", "h2"], None));
     s.apply_ok("test");
     let ticker = format!("{}-test-ticker", s.platform);

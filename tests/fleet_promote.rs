@@ -4,8 +4,6 @@
 
 mod support;
 
-use support::Scenario;
-
 fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
     assert_eq!(
         a.lines().count(),
@@ -21,8 +19,7 @@ fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
 
 #[test]
 fn recette_to_preprod_to_prod_by_digest() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "path");
+    let (fleet, s) = fleet_scenario!("path");
     s.write_path(18201, ["1.1.0", "1.0.0", "1.0.0"]);
     s.apply_ok("recette");
     let tested = s.running_digest("h1", &format!("{}-recette-web", s.platform), &fleet.image);
@@ -96,8 +93,7 @@ fn recette_to_preprod_to_prod_by_digest() {
 
 #[test]
 fn each_gate_refuses_and_can_be_overridden() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "gates");
+    let (_, s) = fleet_scenario!("gates");
     s.write_path(18211, ["1.1.0", "2.0.0", "1.0.0"]);
 
     // Not converged: recette never deployed.
@@ -172,8 +168,7 @@ fn each_gate_refuses_and_can_be_overridden() {
 
 #[test]
 fn hosts_running_different_images_under_one_pin_are_refused() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "split");
+    let (fleet, s) = fleet_scenario!("split");
     let repo = format!("{}/fleetpin/split", fleet.registry);
     s.push_as("h1", &format!("{}:1.0.0", fleet.image), &repo, "3.0.0");
     let manifest = format!(
@@ -203,8 +198,7 @@ fn hosts_running_different_images_under_one_pin_are_refused() {
 
 #[test]
 fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "moved");
+    let (fleet, s) = fleet_scenario!("moved");
     let repo = format!("{}/fleetpin/moved", fleet.registry);
     let tested = s.push_as("h1", &format!("{}:1.1.0", fleet.image), &repo, "4.0.0");
     let manifest = format!(
@@ -239,8 +233,7 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
 
 #[test]
 fn rev_deploys_an_older_revision_with_its_commit_label() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rev");
+    let (_, s) = fleet_scenario!("rev");
     s.write_web(&["h3"], 18241, "1.0.0");
     let old = s.head();
     s.write_web(&["h3"], 18241, "1.2.0");
@@ -282,8 +275,7 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
 
 #[test]
 fn promote_commits_the_manifest_alone_and_refuses_a_detached_head() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "staged");
+    let (_, s) = fleet_scenario!("staged");
     s.write_path(18251, ["1.1.0", "1.0.0", "1.0.0"]);
     s.apply_ok("recette");
     // An operator has a secrets file staged, not meant for this commit.

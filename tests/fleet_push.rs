@@ -39,8 +39,7 @@ fn deploy(s: &Scenario, port: u16, version: &str) {
 
 #[test]
 fn rollback_and_promote_push_their_commit_to_the_upstream() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ps-push-local");
+    let (_, s) = fleet_scenario!("ps-push-local");
     for v in ["1.0.0", "1.1.0", "1.2.0"] {
         s.write_path(18911, [v, "1.0.0", "1.0.0"]);
         s.apply_ok("recette");
@@ -92,8 +91,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
 
 #[test]
 fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ps-push-reject");
+    let (_, s) = fleet_scenario!("ps-push-reject");
     deploy(&s, 18921, "1.0.0");
     deploy(&s, 18921, "1.1.0");
     let remote = tempfile::tempdir().unwrap();
@@ -147,8 +145,7 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
 
 #[test]
 fn a_branch_without_upstream_is_told_how_to_set_one() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ps-push-noup");
+    let (_, s) = fleet_scenario!("ps-push-noup");
     s.write_path(18941, ["1.1.0", "1.0.0", "1.0.0"]);
     s.apply_ok("recette");
     let branch = git(s.dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"], &[]);

@@ -217,8 +217,7 @@ fn forget_own_images(s: &Scenario, host: &str) {
 
 #[test]
 fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "cc-imgclean");
+    let (fleet, s) = fleet_scenario!("cc-imgclean");
     let host = "h2";
     let repo = format!("{}/fleetpin/imgclean", fleet.registry);
     forget_own_images(&s, host);

@@ -39,8 +39,7 @@ fn id_of(s: &Scenario, host: &str, name: &str) -> String {
 
 #[test]
 fn rollback_walks_back_through_three_releases_and_never_forward() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "walkback");
+    let (_, s) = fleet_scenario!("walkback");
     let stable = format!("{}-test-web", s.platform);
     let mut ids = Vec::new();
     for v in ["1.0.0", "1.1.0", "2.0.0"] {
@@ -96,8 +95,7 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
 
 #[test]
 fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "crashloop");
+    let (_, s) = fleet_scenario!("crashloop");
     // No healthcheck at all; 1.1.0's process dies after 4 s (and the engine restarts it).
     let extra = "healthcheck: {test: [\"NONE\"]}\nupdate: {monitor: 8s}\ncommand: [\"sh\", \"-c\", \"[ \\\"$APP_VERSION\\\" = 1.1.0 ] && { httpd -p 8080 -h /www; sleep 4; exit 3; }; exec /entrypoint.sh\"]";
     s.write(&s.manifest(&["h2"], &[("web", 18602, extra)], &[("web", "1.0.0")]));
@@ -150,8 +148,7 @@ fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
 
 #[test]
 fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_failed() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "interrupted");
+    let (_, s) = fleet_scenario!("interrupted");
     let stable = format!("{}-test-web", s.platform);
     s.deploy(&["h3"], 18603, "1.0.0");
     for (to, step) in [
@@ -207,8 +204,7 @@ fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_
 
 #[test]
 fn a_pin_moved_back_relaunches_the_retained_container() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "revert");
+    let (_, s) = fleet_scenario!("revert");
     let stable = format!("{}-test-web", s.platform);
     let services = [("web", 18604, "volumes: [\"data:/data\"]")];
     s.write(&s.manifest(&["h1"], &services, &[("web", "1.0.0")]));
@@ -248,8 +244,7 @@ fn a_pin_moved_back_relaunches_the_retained_container() {
 
 #[test]
 fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lockclock");
+    let (_, s) = fleet_scenario!("lockclock");
     s.deploy(&["h2"], 18605, "1.0.0");
     s.write_web(&["h2"], 18605, "1.1.0");
     // A long run: it holds the lock for ~14 s with a time to live of 6 s, renewing it.
@@ -300,8 +295,7 @@ fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
 
 #[test]
 fn a_slow_graceful_stop_is_waited_out_in_full() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "slowstop");
+    let (_, s) = fleet_scenario!("slowstop");
     // Takes 45 s to stop on SIGTERM; it may take 60.
     let extra = "stop_timeout: 60s\ncommand: [\"sh\", \"-c\", \"trap 'sleep 45; exit 0' TERM; httpd -p 8080 -h /www; while :; do sleep 1; done\"]";
     s.write(&s.manifest(&["h3"], &[("web", 18606, extra)], &[("web", "1.0.0")]));
@@ -325,8 +319,7 @@ fn a_slow_graceful_stop_is_waited_out_in_full() {
 
 #[test]
 fn rollback_refuses_before_touching_any_host() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rbscope");
+    let (_, s) = fleet_scenario!("rbscope");
     let services = [("web", 18607, ""), ("api", 18608, ""), ("extra", 18609, "")];
     let hosts = ["h1", "h2"];
     // `extra` is in the manifest but not pinned in `test`.
@@ -378,8 +371,7 @@ fn rollback_refuses_before_touching_any_host() {
 
 #[test]
 fn rollback_of_some_hosts_leaves_the_pin_and_names_the_hosts_that_differ() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rbsubset");
+    let (_, s) = fleet_scenario!("rbsubset");
     let hosts = ["h1", "h3"];
     s.write(&s.manifest(&hosts, &[("web", 18611, "")], &[("web", "1.0.0")]));
     s.apply_ok("test");
@@ -410,8 +402,7 @@ fn rollback_of_some_hosts_leaves_the_pin_and_names_the_hosts_that_differ() {
 
 #[test]
 fn a_foreign_container_on_the_name_is_a_conflict_for_rollback_and_nothing_is_demoted() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rbforeign");
+    let (fleet, s) = fleet_scenario!("rbforeign");
     let stable = format!("{}-test-web", s.platform);
     s.deploy(&["h2"], 18612, "1.0.0");
     s.deploy(&["h2"], 18612, "1.1.0");

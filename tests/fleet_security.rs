@@ -163,8 +163,7 @@ fn registry_credentials_come_from_the_operators_docker_config() {
 
 #[test]
 fn secret_values_never_appear_in_any_output_label_log_or_plan_file() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "secret");
+    let (_, s) = fleet_scenario!("secret");
     const SECRET: &str = "s3cr3t-Value-4242";
     std::fs::write(
         s.dir.path().join("app.env"),

@@ -149,14 +149,16 @@ fn scenario(fleet: &support::Fleet, platform: &str) -> Scenario {
     s
 }
 
-/// Every swarm test's setup: the swarm (or `None`, after the skip note, when it is not up), the
-/// scenario, and its Swarm services, removed now and when dropped. Bind them in this order, so
-/// that the services go before the scenario's containers.
-fn swarm_scenario(fleet: &support::Fleet, platform: &str) -> Option<(Swarm, Scenario, Services)> {
+/// Every swarm test's setup: the fleet and the swarm (or `None`, after the skip note, when
+/// either is not up; under CI, a panic), the scenario, and its Swarm services, removed now and
+/// when dropped. Bind them in this order, so that the services go before the scenario's
+/// containers.
+fn swarm_scenario(platform: &str) -> Option<(support::Fleet, Swarm, Scenario, Services)> {
+    let fleet = support::fleet()?;
     let sw = swarm()?;
-    let s = scenario(fleet, platform);
+    let s = scenario(&fleet, platform);
     let services = Services::new(&sw, &s.platform);
-    Some((sw, s, services))
+    Some((fleet, sw, s, services))
 }
 
 /// The manifest's head: platform and service `web`, two replicas on host-mode `port`.
@@ -241,8 +243,7 @@ fn both(v: &str) -> Vec<Option<String>> {
 
 #[test]
 fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
-    let fleet = require_fleet!();
-    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swapply") else {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swapply") else {
         return;
     };
     s.write(&swarm_manifest(&s, &fleet.image, &sw, 19210));
@@ -288,8 +289,7 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
 
 #[test]
 fn rollback_walks_back_through_the_history_and_commits_the_pin() {
-    let fleet = require_fleet!();
-    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swrollback") else {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swrollback") else {
         return;
     };
     s.write(&swarm_manifest(&s, &fleet.image, &sw, 19211));
@@ -323,8 +323,7 @@ fn rollback_walks_back_through_the_history_and_commits_the_pin() {
 
 #[test]
 fn promote_from_plain_preprod_pins_the_swarm_by_digest_and_apply_deploys_it() {
-    let fleet = require_fleet!();
-    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swpromote") else {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swpromote") else {
         return;
     };
     let h1 = &fleet.hosts[0];
@@ -352,8 +351,7 @@ fn promote_from_plain_preprod_pins_the_swarm_by_digest_and_apply_deploys_it() {
 
 #[test]
 fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
-    let fleet = require_fleet!();
-    let Some((sw, s, services)) = swarm_scenario(&fleet, "swaudit") else {
+    let Some((fleet, sw, s, services)) = swarm_scenario("swaudit") else {
         return;
     };
     s.write(&swarm_manifest(&s, &fleet.image, &sw, 19214));
@@ -411,8 +409,7 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
 
 #[test]
 fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_own() {
-    let fleet = require_fleet!();
-    let Some((sw, s, services)) = swarm_scenario(&fleet, "swlock") else {
+    let Some((fleet, sw, s, services)) = swarm_scenario("swlock") else {
         return;
     };
     let docker = services.docker.clone();
@@ -490,8 +487,7 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
 
 #[test]
 fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_behind_auth() {
-    let fleet = require_fleet!();
-    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swauth") else {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swauth") else {
         return;
     };
     assert!(
@@ -552,8 +548,7 @@ fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_be
 
 #[test]
 fn logs_show_each_running_task_prefixed_by_its_node() {
-    let fleet = require_fleet!();
-    let Some((sw, s, _services)) = swarm_scenario(&fleet, "swlogs") else {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swlogs") else {
         return;
     };
     s.write(&format!(
@@ -627,8 +622,7 @@ environments:
 
 #[test]
 fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
-    let fleet = require_fleet!();
-    let Some((sw, s, services)) = swarm_scenario(&fleet, "swfrom") else {
+    let Some((fleet, sw, s, services)) = swarm_scenario("swfrom") else {
         return;
     };
     let h1 = &fleet.hosts[0];

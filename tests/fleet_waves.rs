@@ -32,8 +32,7 @@ fn t(rfc3339: &str) -> std::time::SystemTime {
 
 #[test]
 fn a_dependent_starts_after_its_dependency_passed_its_health_check() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "waves");
+    let (_, s) = fleet_scenario!("waves");
     let services = [
         ("db", 18801, ""),
         ("api", 18802, "depends_on: [db]"),
@@ -75,8 +74,7 @@ fn a_dependent_starts_after_its_dependency_passed_its_health_check() {
 
 #[test]
 fn a_failed_service_stops_its_dependent_not_its_independent_neighbour() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "wavefail");
+    let (_, s) = fleet_scenario!("wavefail");
     let services = [
         ("base", 18811, ""),
         ("dep", 18812, "depends_on: [base]"),

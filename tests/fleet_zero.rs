@@ -191,8 +191,7 @@ fn upgrade_rollback_and_a_refused_release_lose_no_request_through_the_proxy() {
 
 #[test]
 fn killed_at_each_start_first_step_a_rerun_leaves_one_serving_and_loses_no_request() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "zerokill");
+    let (_, s) = fleet_scenario!("zerokill");
     let stable = format!("{}-test-api", s.platform);
     let manifest = |v: &str| zero_manifest(&s, v, "").replace("18701:80", "18702:80");
     s.write(&manifest("1.0.0"));

@@ -193,6 +193,17 @@ macro_rules! require_fleet {
     };
 }
 
+/// Every fleet test's opening: the fleet (skipping or failing as `require_fleet!` does) and
+/// the test's `Scenario` named `$name`, as `(fleet, scenario)`.
+#[macro_export]
+macro_rules! fleet_scenario {
+    ($name:expr) => {{
+        let fleet = require_fleet!();
+        let s = support::Scenario::new(&fleet, $name);
+        (fleet, s)
+    }};
+}
+
 /// One test's private corner of the fleet: its own platform name (so tests run in parallel
 /// without touching each other's containers), its own manifest in a temp git repository, and
 /// its own host ports.
