@@ -199,6 +199,13 @@ fn wait_for(limit: Duration, what: &str, agents: &[&Agent], mut cond: impl FnMut
     }
 }
 
+/// Waits (a minute at most) until `agent` is paused at fault point `started`.
+fn wait_started(agent: &Agent, what: &str) {
+    wait_for(Duration::from_secs(60), what, &[agent], || {
+        agent.output().contains("fault point started")
+    });
+}
+
 /// The id of the container named `name` on `host`.
 fn id_of(s: &Scenario, host: &str, name: &str) -> String {
     s.inspect(host, name).id.unwrap_or_default()
@@ -206,19 +213,11 @@ fn id_of(s: &Scenario, host: &str, name: &str) -> String {
 
 /// The labels of the agent's status container on `host`, if there is one.
 fn status(s: &Scenario, host: &str) -> Option<std::collections::HashMap<String, String>> {
-    let docker = s.docker(host);
     let name = format!("{}-test.agent", s.platform);
-    support::block_on(async move {
-        docker
-            .inspect_container(
-                &name,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-            .ok()
-            .and_then(|c| c.config)
-            .and_then(|c| c.labels)
-    })
+    s.try_inspect(host, &name)
+        .ok()
+        .and_then(|c| c.config)
+        .and_then(|c| c.labels)
 }
 
 /// The bodies of the next `n` notifications (each within a minute).
@@ -419,16 +418,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let md = s.run(&["audit", "test", "--format", "markdown"]);
     assert!(md.stdout.contains("## Pull agents"), "{md:?}");
     assert!(md.stdout.contains("| h1 | **refused** |"), "{md:?}");
-    let page_path = s.dir.path().join("audit.html");
-    let html = s.run(&[
-        "audit",
-        "test",
-        "--format",
-        "html",
-        "-o",
-        page_path.to_str().unwrap(),
-    ]);
-    let page = std::fs::read_to_string(&page_path).unwrap_or_else(|_| panic!("{html:?}"));
+    let (html, page) = s.audit_html(&["test"]);
     let section = page
         .split_once("<h2>Pull agents</h2>")
         .unwrap_or_else(|| panic!("no agents in the HTML report: {html:?}"))
@@ -519,12 +509,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
         &s.manifest(&["h1"], &[("web", port, "")], &[("web", "1.1.0")]),
     );
     let mut agent = start_agent(&s, &url, "h1", &[("FLEETPIN_FAULT_PAUSE", "started")]);
-    wait_for(
-        Duration::from_secs(60),
-        "the agent reaches the fault point",
-        &[&agent],
-        || agent.output().contains("fault point started"),
-    );
+    wait_started(&agent, "the agent reaches the fault point");
     agent.signal(libc::SIGKILL);
     assert!(agent.wait_exit(Duration::from_secs(10)).is_some());
     assert!(
@@ -561,12 +546,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
             ("FLEETPIN_FAULT_PAUSE_SECS", "3"),
         ],
     );
-    wait_for(
-        Duration::from_secs(60),
-        "the agent is mid-swap",
-        &[&agent],
-        || agent.output().contains("fault point started"),
-    );
+    wait_started(&agent, "the agent is mid-swap");
     agent.signal(libc::SIGTERM);
     let code = agent.wait_exit(Duration::from_secs(90));
     assert_eq!(code, Some(0), "{}", agent.output());
@@ -646,18 +626,9 @@ fn on_a_pull_environment_rollback_and_promote_must_push() {
 
 /// `docker` (the CLI) against the engine of `host`; its stdout, or a panic with its stderr.
 fn docker(s: &Scenario, host: &str, args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", &s.host(host).unix)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} on {host}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let mut cmd = Command::new("docker");
+    cmd.args(args).env("DOCKER_HOST", &s.host(host).unix);
+    support::run::stdout_ok(&mut cmd, &format!("docker {args:?} on {host}"))
 }
 
 /// The agent container, removed on drop.

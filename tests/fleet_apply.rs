@@ -69,14 +69,7 @@ fn create_from_empty_then_upgrade_then_nothing_to_do() {
         assert_eq!(prev.len(), 1, "{h}: {list:?}");
         assert_eq!(prev[0].2, "1.0.0");
         assert_eq!(prev[0].1, "exited");
-        let policy = s
-            .inspect(h, &prev[0].0)
-            .host_config
-            .unwrap()
-            .restart_policy
-            .unwrap()
-            .name
-            .unwrap();
+        let policy = s.restart_policy(h, &prev[0].0);
         assert_eq!(policy.to_string(), "no");
         assert_eq!(
             list.iter().filter(|(_, st, _)| st == "running").count(),
@@ -111,9 +104,7 @@ fn reconfigure_and_downgrade() {
     assert!(plan.stdout.contains("reconfigure"), "{plan:?}");
     s.apply_ok("test");
     let env = s
-        .inspect("h1", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h1", &format!("{}-test-web", s.platform))
         .env
         .unwrap();
     assert!(env.contains(&"MODE=green".to_string()), "{env:?}");

@@ -251,23 +251,15 @@ fn every_kind_of_drift_is_reported_in_every_format() {
     assert!(md.stdout.contains("| drifty | **1.2.0** ⚠ |"), "{md:?}");
     insta::assert_snapshot!("audit_markdown", scrub(&s, &md.stdout));
 
-    let html_path = s.dir.path().join("audit.html");
-    let html = s.run(&[
-        "audit",
-        "--format",
-        "html",
-        "-o",
-        html_path.to_str().unwrap(),
-    ]);
+    let (html, page) = s.audit_html(&[]);
     assert_eq!(html.code, 0, "{html:?}");
-    let page = std::fs::read_to_string(&html_path).unwrap();
     assert!(
         !page.contains("http://") && !page.contains("https://"),
         "self-contained: no external asset"
     );
     assert!(page.contains("class=\"drift\""));
     insta::assert_snapshot!("audit_html", scrub(&s, &page));
-    check_in_chromium(&html_path);
+    check_in_chromium(&s.dir.path().join("audit.html"));
 }
 
 /// The page loads in a real headless Chromium without a script error, runs its script (which

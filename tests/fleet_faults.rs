@@ -95,14 +95,7 @@ fn fleetpin_killed_at_each_step_of_a_swap_then_a_rerun_converges() {
             !names(&s, "h1").iter().any(|n| n.contains(".failed-")),
             "killed at {step}: interrupted is not failed"
         );
-        let policy = s
-            .inspect("h1", &prev[0].0)
-            .host_config
-            .unwrap()
-            .restart_policy
-            .unwrap()
-            .name
-            .unwrap();
+        let policy = s.restart_policy("h1", &prev[0].0);
         assert_eq!(
             policy.to_string(),
             "no",

@@ -25,12 +25,7 @@ fn manifest(s: &Scenario, hosts: &[&str], version: &str, top: &str) -> String {
         p = s.platform,
         i = s.fleet.image
     );
-    for h in hosts {
-        m.push_str(&format!(
-            "      {h}: {{endpoint: \"{}\", insecure: true}}\n",
-            s.host(h).tcp
-        ));
-    }
+    m.push_str(&s.host_lines(hosts));
     m.push_str(&format!(
         "    versions:\n      web: \"{version}\"\n  next:\n    hosts:\n      h3: {{endpoint: \"{}\", insecure: true}}\n    versions:\n      web: \"1.0.0\"\n",
         s.host("h3").tcp
@@ -94,9 +89,7 @@ fn hooks_see_the_change_never_an_env_file_value_and_the_receiver_gets_each_outco
     );
     // The container does carry the env_file value: the hooks never saw it.
     let env = s
-        .inspect("h1", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h1", &format!("{}-test-web", s.platform))
         .env
         .unwrap();
     assert!(env.contains(&format!("DB_PASSWORD={SECRET}")));

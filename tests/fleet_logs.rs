@@ -18,12 +18,7 @@ fn manifest(s: &Scenario, hosts: &[&str], extra_host: Option<&str>) -> String {
         p = s.platform,
         i = s.fleet.image
     );
-    for h in hosts {
-        m.push_str(&format!(
-            "      {h}: {{endpoint: \"{}\", insecure: true}}\n",
-            s.host(h).tcp
-        ));
-    }
+    m.push_str(&s.host_lines(hosts));
     if let Some(ep) = extra_host {
         m.push_str(&format!(
             "      dead: {{endpoint: \"{ep}\", insecure: true}}\n"

@@ -247,9 +247,7 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(s.version("h3", 18241).as_deref(), Some("1.0.0"));
     let labels = s
-        .inspect("h3", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h3", &format!("{}-test-web", s.platform))
         .labels
         .unwrap();
     assert_eq!(labels["io.fleetpin.commit"], old);
@@ -265,9 +263,7 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
     let out = s.apply_ok("test");
     assert!(out.stderr.contains("uncommitted"), "{out:?}");
     let labels = s
-        .inspect("h3", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h3", &format!("{}-test-web", s.platform))
         .labels
         .unwrap();
     assert_eq!(labels["io.fleetpin.commit"], "uncommitted");

@@ -130,15 +130,9 @@ fn a_pull_from_a_registry_behind_auth_works_only_through_the_credential_helper()
 
 /// The image ids of a host, or whether one is there, through the Engine API.
 fn image_tags(s: &Scenario, host: &str, id: &str) -> Option<Vec<String>> {
-    let docker = s.docker(host);
-    let id = id.to_string();
-    block_on(async move {
-        docker
-            .inspect_image(&id)
-            .await
-            .ok()
-            .map(|i| i.repo_tags.unwrap_or_default())
-    })
+    s.inspect_image(host, id)
+        .ok()
+        .map(|i| i.repo_tags.unwrap_or_default())
 }
 
 /// An image of its own for `repo:tag` in the fleet's registry, made from `source` (so that it

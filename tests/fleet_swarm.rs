@@ -382,17 +382,8 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
             .contains("| 2/2 | fpfleet-s1:1 fpfleet-s2:1 | ok |"),
         "{md:?}"
     );
-    let page_path = s.dir.path().join("audit.html");
-    let html = s.run(&[
-        "audit",
-        "prod",
-        "--format",
-        "html",
-        "-o",
-        page_path.to_str().unwrap(),
-    ]);
+    let (html, page) = s.audit_html(&["prod"]);
     assert_eq!(html.code, 0, "{html:?}");
-    let page = std::fs::read_to_string(&page_path).unwrap();
     assert!(
         page.contains("<h2>Swarm environment <code>prod</code></h2>")
             && page.contains(

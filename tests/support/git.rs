@@ -2,7 +2,7 @@
 //! the git CLI (as a teammate or the operator would run it). Fleet-free.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Commits `files` (already written, relative to `dir`) on HEAD as `name <email>`.
 pub fn commit(dir: &Path, files: &[&str], name: &str, email: &str, message: &str) {
@@ -41,22 +41,14 @@ pub fn head_subject(dir: &Path) -> String {
 /// Runs the git CLI in `dir` as `user` (`user@example.test`); panics on failure; returns its
 /// trimmed stdout.
 pub fn cli_as(user: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
         .arg(dir)
         .arg("-c")
         .arg(format!("user.name={user}"))
         .arg("-c")
         .arg(format!("user.email={user}@example.test"))
         .args(args)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        .envs(envs.iter().copied());
+    super::run::stdout_ok(&mut cmd, &format!("git {args:?} failed"))
 }

@@ -267,6 +267,19 @@ impl Scenario {
         self.fleet.hosts.iter().find(|h| h.name == name).unwrap()
     }
 
+    /// An environment's `hosts:` entries for fleet hosts `hosts`, by their plain-TCP endpoint.
+    pub fn host_lines(&self, hosts: &[&str]) -> String {
+        hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "      {h}: {{endpoint: \"{}\", insecure: true}}\n",
+                    self.host(h).tcp
+                )
+            })
+            .collect()
+    }
+
     /// A manifest: `services` are (name, host port, extra YAML lines); `versions` the pins of
     /// environment `test` on `hosts`.
     pub fn manifest(
@@ -400,6 +413,15 @@ impl Scenario {
     }
 
     pub fn inspect(&self, host: &str, name: &str) -> bollard::models::ContainerInspectResponse {
+        self.try_inspect(host, name).unwrap()
+    }
+
+    /// `inspect`, for a container that may not be there.
+    pub fn try_inspect(
+        &self,
+        host: &str,
+        name: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, bollard::errors::Error> {
         let docker = self.docker(host);
         let name = name.to_string();
         block_on(async move {
@@ -409,8 +431,36 @@ impl Scenario {
                     None::<bollard::query_parameters::InspectContainerOptions>,
                 )
                 .await
-                .unwrap()
         })
+    }
+
+    /// The image `reference` (a name or an id) on `host`, if it is there.
+    pub fn inspect_image(
+        &self,
+        host: &str,
+        reference: &str,
+    ) -> Result<bollard::models::ImageInspect, bollard::errors::Error> {
+        let docker = self.docker(host);
+        let reference = reference.to_string();
+        block_on(async move { docker.inspect_image(&reference).await })
+    }
+
+    /// The restart policy of the container `name` on `host` (`no`, `unless-stopped`, …).
+    pub fn restart_policy(&self, host: &str, name: &str) -> String {
+        let hc = self.inspect(host, name).host_config.unwrap();
+        hc.restart_policy.unwrap().name.unwrap().to_string()
+    }
+
+    /// `fleetpin audit ARGS… --format html -o audit.html`: the run and the page it wrote (a
+    /// panic showing the run when it wrote none).
+    pub fn audit_html(&self, args: &[&str]) -> (Out, String) {
+        let path = self.dir.path().join("audit.html");
+        let mut all = vec!["audit"];
+        all.extend(args);
+        all.extend(["--format", "html", "-o", path.to_str().unwrap()]);
+        let out = self.run(&all);
+        let page = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{out:?}"));
+        (out, page)
     }
 
     /// GET http://{host addr}:{port}{path}, with a short timeout; None when nothing answers.
@@ -575,19 +625,13 @@ impl Scenario {
     /// The registry digest of the image the container `name` on `host` runs.
     pub fn running_digest(&self, host: &str, name: &str, repo: &str) -> String {
         let image = self.inspect(host, name).image.unwrap();
-        let docker = self.docker(host);
-        let repo = repo.to_string();
-        block_on(async move {
-            docker
-                .inspect_image(&image)
-                .await
-                .unwrap()
-                .repo_digests
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
-                .unwrap_or_default()
-        })
+        self.inspect_image(host, &image)
+            .unwrap()
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// Writes and commits `path_manifest` of the fleet's image on h1, h2 and h3.
@@ -618,13 +662,16 @@ impl Scenario {
     }
 }
 
+/// Runs `tests/fleet/fleet.sh ARGS…`; whether it ran and succeeded.
+fn fleet_sh_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn fleet_sh(args: &[&str]) {
-    let status =
-        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
-            .args(args)
-            .status()
-            .unwrap();
-    assert!(status.success(), "fleet.sh {args:?} failed");
+    assert!(fleet_sh_ok(args), "fleet.sh {args:?} failed");
 }
 
 /// A fault put on the fleet (a killed engine, a cut network, a stopped registry) and the
@@ -657,14 +704,7 @@ impl Drop for Fault {
     fn drop(&mut self) {
         if !self.undone {
             // Already unwinding: report, never panic twice.
-            let ok = std::process::Command::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fleet/fleet.sh"
-            ))
-            .args(&self.undo)
-            .status()
-            .is_ok_and(|s| s.success());
-            if !ok {
+            if !fleet_sh_ok(&self.undo) {
                 eprintln!("fleet.sh {:?} failed while undoing a fault", self.undo);
             }
         }

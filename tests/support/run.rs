@@ -77,6 +77,18 @@ pub fn output(cmd: &mut Command) -> Out {
     cmd.stdin(Stdio::null()).output().unwrap().into()
 }
 
+/// Runs `cmd` (any program) to its end with no stdin: its trimmed stdout, or a panic with
+/// `what` and its stderr when it fails.
+pub fn stdout_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// `fleetpin ARGS…` in `dir`, to its end.
 pub fn run_in(dir: &Path, args: &[&str]) -> Out {
     output(fleetpin_in(dir).args(args))
