@@ -208,10 +208,7 @@ fn mixed_manifest(
         if name == swarm_env {
             on_swarm(sw)
         } else {
-            format!(
-                "    hosts:\n      {}: {{endpoint: \"{}\", insecure: true}}\n",
-                host.name, host.tcp
-            )
+            format!("    hosts:\n{}", s.host_lines(&[&host.name]))
         }
     };
     format!(
