@@ -424,14 +424,8 @@ impl Scenario {
     ) -> Result<bollard::models::ContainerInspectResponse, bollard::errors::Error> {
         let docker = self.docker(host);
         let name = name.to_string();
-        block_on(async move {
-            docker
-                .inspect_container(
-                    &name,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                )
-                .await
-        })
+        let opts = None::<bollard::query_parameters::InspectContainerOptions>;
+        block_on(async move { docker.inspect_container(&name, opts).await })
     }
 
     /// The image `reference` (a name or an id) on `host`, if it is there.
