@@ -1,4 +1,6 @@
-//! What integration tests know about the private Docker fleet (tests/fleet/fleet.sh).
+//! The test crates' one shared support. `run` (the fleetpin binary) and `git` need no fleet and
+//! are what the fleet-free crates use; the rest is what integration tests know about the
+//! private Docker fleet (tests/fleet/fleet.sh), read only when a test asks for the fleet.
 //!
 //! The fleet script writes its addresses to a KEY=VALUE file; tests read it here. When the fleet
 //! is not up, a test must not pass silently: under CI it fails with the command that starts the
