@@ -1,8 +1,9 @@
 //! The real binary, run in a temp dir: exit codes of the contract, output snapshots (insta, with
 //! the temp path filtered out), JSON on stdout only, colours off without a terminal.
 
-use assert_cmd::Command;
-use std::path::Path;
+mod support;
+
+use support::run::fleetpin_in as fleetpin;
 
 const GOOD: &str = r#"# a small platform
 platform: acme
@@ -41,14 +42,6 @@ environments:
     verisons:
       billing: latest
 "#;
-
-fn fleetpin(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("fleetpin").unwrap();
-    c.current_dir(dir)
-        .env_remove("FLEETPIN_FILE")
-        .env("NO_COLOR", "1");
-    c
-}
 
 fn dir_with(manifest: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -174,9 +167,7 @@ fn completions_and_man_page_come_from_the_same_definition() {
 #[test]
 fn no_colour_when_output_is_not_a_terminal() {
     let d = dir_with(BAD);
-    let mut c = Command::cargo_bin("fleetpin").unwrap();
-    let out = c
-        .current_dir(d.path())
+    let out = fleetpin(d.path())
         .env_remove("NO_COLOR")
         .arg("validate")
         .output()

@@ -2,6 +2,8 @@
 //! headed by `# expect: LINE:COLUMN: SUBSTRING` lines. The real binary must exit 1, contact no host,
 //! and report a problem at exactly each expected place with a message containing the substring.
 
+mod support;
+
 use assert_cmd::Command;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -60,14 +62,11 @@ fn every_bad_manifest_is_rejected_at_the_expected_place() {
         // Each file gets 10 seconds of CPU (`ulimit -t`: a blow-up is killed by SIGXCPU and
         // fails here; a busy machine, which stretches the wall clock, does not) and a generous
         // wall-clock hang guard.
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg("ulimit -t 10 && exec \"$0\" \"$@\"")
-            .arg(env!("CARGO_BIN_EXE_fleetpin"))
+        let sh = ["sh", "-c", "ulimit -t 10 && exec \"$0\" \"$@\""];
+        let out = Command::from_std(support::run::wrapped(&sh))
             .arg("-f")
             .arg(&file)
             .args(["validate", "--format", "json"])
-            .env_remove("FLEETPIN_FILE")
             .timeout(Duration::from_secs(120))
             .output()
             .unwrap();
@@ -132,12 +131,10 @@ fn every_bad_manifest_is_rejected_at_the_expected_place() {
 fn human_output_names_file_line_and_column() {
     for file in corpus() {
         let expects = expectations(&file);
-        let out = Command::cargo_bin("fleetpin")
-            .unwrap()
+        let out = support::run::fleetpin()
             .arg("-f")
             .arg(&file)
             .arg("validate")
-            .env("NO_COLOR", "1")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1));

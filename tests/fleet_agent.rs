@@ -18,22 +18,9 @@ use support::webhook::{Request, receiver_on};
 
 const INTERVAL_SECS: u64 = 2;
 
+/// Runs the git CLI in `dir` as the operator; panics on failure.
 fn git(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=ops", "-c", "user.email=ops@example.test"])
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::git::cli_as("ops", dir, args, envs)
 }
 
 /// The fleet bridge's address, as a host's namespace routes to it (its default gateway).
@@ -186,13 +173,9 @@ fn agent_args(s: &Scenario, url: &str, host: &str) -> Vec<String> {
 fn start_agent(s: &Scenario, url: &str, host: &str, envs: &[(&str, &str)]) -> Agent {
     let log = s.dir.path().join(format!("agent-{host}.log"));
     let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", &s.host(host).netns])
-        .arg(env!("CARGO_BIN_EXE_fleetpin"))
+    let child = support::run::wrapped(&["ip", "netns", "exec", &s.host(host).netns])
         .args(agent_args(s, url, host))
         .envs(envs.iter().copied())
-        .env("NO_COLOR", "1")
-        .env_remove("FLEETPIN_FILE")
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
@@ -216,6 +199,13 @@ fn wait_for(limit: Duration, what: &str, agents: &[&Agent], mut cond: impl FnMut
     }
 }
 
+/// Waits (a minute at most) until `agent` is paused at fault point `started`.
+fn wait_started(agent: &Agent, what: &str) {
+    wait_for(Duration::from_secs(60), what, &[agent], || {
+        agent.output().contains("fault point started")
+    });
+}
+
 /// The id of the container named `name` on `host`.
 fn id_of(s: &Scenario, host: &str, name: &str) -> String {
     s.inspect(host, name).id.unwrap_or_default()
@@ -223,19 +213,11 @@ fn id_of(s: &Scenario, host: &str, name: &str) -> String {
 
 /// The labels of the agent's status container on `host`, if there is one.
 fn status(s: &Scenario, host: &str) -> Option<std::collections::HashMap<String, String>> {
-    let docker = s.docker(host);
     let name = format!("{}-test.agent", s.platform);
-    support::block_on(async move {
-        docker
-            .inspect_container(
-                &name,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-            .ok()
-            .and_then(|c| c.config)
-            .and_then(|c| c.labels)
-    })
+    s.try_inspect(host, &name)
+        .ok()
+        .and_then(|c| c.config)
+        .and_then(|c| c.labels)
 }
 
 /// The bodies of the next `n` notifications (each within a minute).
@@ -251,8 +233,7 @@ fn manifest(s: &Scenario, port: u16, version: &str) -> String {
 
 #[test]
 fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_moved_back() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ag1");
+    let (_, s) = fleet_scenario!("ag1");
     let port = 19101;
     reference(&s);
     let addr = bridge_address(&s.host("h1").netns);
@@ -285,7 +266,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let serving = |v: &str| {
         ["h1", "h2"]
             .iter()
-            .all(|h| s.get(h, port, "/version").as_deref() == Some(v))
+            .all(|h| s.version(h, port).as_deref() == Some(v))
     };
     wait_for(
         Duration::from_secs(90),
@@ -404,7 +385,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
             containers,
             "{h}: the containers stopped changing"
         );
-        assert_eq!(s.get(h, port, "/version").as_deref(), Some("1.1.0"), "{h}");
+        assert_eq!(s.version(h, port).as_deref(), Some("1.1.0"), "{h}");
     }
 
     // audit shows each agent, at the reference's commit, refusing the release.
@@ -437,16 +418,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let md = s.run(&["audit", "test", "--format", "markdown"]);
     assert!(md.stdout.contains("## Pull agents"), "{md:?}");
     assert!(md.stdout.contains("| h1 | **refused** |"), "{md:?}");
-    let page_path = s.dir.path().join("audit.html");
-    let html = s.run(&[
-        "audit",
-        "test",
-        "--format",
-        "html",
-        "-o",
-        page_path.to_str().unwrap(),
-    ]);
-    let page = std::fs::read_to_string(&page_path).unwrap_or_else(|_| panic!("{html:?}"));
+    let (html, page) = s.audit_html(&["test"]);
     let section = page
         .split_once("<h2>Pull agents</h2>")
         .unwrap_or_else(|| panic!("no agents in the HTML report: {html:?}"))
@@ -513,8 +485,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
 
 #[test]
 fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_finishes_it() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ag2");
+    let (_, s) = fleet_scenario!("ag2");
     let port = 19111;
     let bare = reference(&s);
     let url = format!("file://{}", bare.display());
@@ -530,7 +501,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
     };
     let out = once(&[]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h1", port, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.0.0"));
 
     // The next release: the agent is killed once the new container has started.
     publish(
@@ -538,12 +509,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
         &s.manifest(&["h1"], &[("web", port, "")], &[("web", "1.1.0")]),
     );
     let mut agent = start_agent(&s, &url, "h1", &[("FLEETPIN_FAULT_PAUSE", "started")]);
-    wait_for(
-        Duration::from_secs(60),
-        "the agent reaches the fault point",
-        &[&agent],
-        || agent.output().contains("fault point started"),
-    );
+    wait_started(&agent, "the agent reaches the fault point");
     agent.signal(libc::SIGKILL);
     assert!(agent.wait_exit(Duration::from_secs(10)).is_some());
     assert!(
@@ -557,7 +523,7 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
     // Restarted, it repairs and converges.
     let out = once(&[]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h1", port, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.1.0"));
     let names: Vec<String> = s.containers("h1").into_iter().map(|(n, _, _)| n).collect();
     assert!(
         names
@@ -580,17 +546,12 @@ fn an_agent_killed_mid_swap_repairs_when_restarted_and_one_terminated_mid_swap_f
             ("FLEETPIN_FAULT_PAUSE_SECS", "3"),
         ],
     );
-    wait_for(
-        Duration::from_secs(60),
-        "the agent is mid-swap",
-        &[&agent],
-        || agent.output().contains("fault point started"),
-    );
+    wait_started(&agent, "the agent is mid-swap");
     agent.signal(libc::SIGTERM);
     let code = agent.wait_exit(Duration::from_secs(90));
     assert_eq!(code, Some(0), "{}", agent.output());
     assert_eq!(
-        s.get("h1", port, "/version").as_deref(),
+        s.version("h1", port).as_deref(),
         Some("1.2.0"),
         "{}",
         agent.output()
@@ -622,7 +583,7 @@ fn an_agent_follows_an_ssh_remote() {
     let command = ssh.command();
     let out = s.run_with(&args, &[("GIT_SSH_COMMAND", command.as_str())]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h1", port, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.0.0"));
     let l = status(&s, "h1").expect("the sync is recorded");
     assert_eq!(l["io.fleetpin.agent.commit"], s.head());
     assert_eq!(l["io.fleetpin.agent.repo"], url);
@@ -640,18 +601,8 @@ fn on_a_pull_environment_rollback_and_promote_must_push() {
     git(dir.path(), &["add", "platform.yaml"], &[]);
     git(dir.path(), &["commit", "-qm", "m"], &[]);
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-            .current_dir(dir.path())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("FLEETPIN_FILE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let out = support::run::run_in(dir.path(), args);
+        (Some(out.code), out.stderr)
     };
     for args in [
         &["apply", "b", "--yes"][..],
@@ -675,18 +626,9 @@ fn on_a_pull_environment_rollback_and_promote_must_push() {
 
 /// `docker` (the CLI) against the engine of `host`; its stdout, or a panic with its stderr.
 fn docker(s: &Scenario, host: &str, args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", &s.host(host).unix)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} on {host}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let mut cmd = Command::new("docker");
+    cmd.args(args).env("DOCKER_HOST", &s.host(host).unix);
+    support::run::stdout_ok(&mut cmd, &format!("docker {args:?} on {host}"))
 }
 
 /// The agent container, removed on drop.
@@ -711,8 +653,8 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
     let s = Scenario::new(&fleet, "ag5");
     let (host, port) = ("h3", 19131);
     // The image of packaging/agent: the release binary when CI built one, else this test's.
-    let binary = std::env::var("FLEETPIN_AGENT_BINARY")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fleetpin").to_string());
+    let binary =
+        std::env::var("FLEETPIN_AGENT_BINARY").unwrap_or_else(|_| support::run::BIN.to_string());
     let tag = format!("fleetpin-agent:{}", s.platform);
     let built = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -823,14 +765,14 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
         }
     };
     until(Duration::from_secs(90), "1.0.0 serves", &|| {
-        s.get(host, port, "/version").as_deref() == Some("1.0.0")
+        s.version(host, port).as_deref() == Some("1.0.0")
     });
     until(Duration::from_secs(30), "the sync is recorded", &|| {
         status(&s, host).is_some_and(|l| l["io.fleetpin.agent.commit"] == v1)
     });
     let v2 = publish(&s, &manifest("1.1.0"));
     until(Duration::from_secs(60), "1.1.0 serves", &|| {
-        s.get(host, port, "/version").as_deref() == Some("1.1.0")
+        s.version(host, port).as_deref() == Some("1.1.0")
     });
     until(
         Duration::from_secs(30),

@@ -9,13 +9,12 @@ use support::Scenario;
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
 fn versions_on(s: &Scenario, port: u16) -> Vec<Option<String>> {
-    HOSTS.iter().map(|h| s.get(h, port, "/version")).collect()
+    HOSTS.iter().map(|h| s.version(h, port)).collect()
 }
 
 #[test]
 fn create_from_empty_then_upgrade_then_nothing_to_do() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "create");
+    let (_, s) = fleet_scenario!("create");
     let services = [
         ("web", 18101, "volumes: [\"web-data:/data\"]"),
         ("api", 18102, "depends_on: [web]"),
@@ -29,8 +28,7 @@ fn create_from_empty_then_upgrade_then_nothing_to_do() {
     }
     assert_eq!(plan.stdout.matches("  create").count(), 6, "{plan:?}");
 
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     assert_eq!(versions_on(&s, 18101), vec![Some("1.0.0".to_string()); 3]);
     assert_eq!(versions_on(&s, 18102), vec![Some("1.1.0".to_string()); 3]);
 
@@ -71,14 +69,7 @@ fn create_from_empty_then_upgrade_then_nothing_to_do() {
         assert_eq!(prev.len(), 1, "{h}: {list:?}");
         assert_eq!(prev[0].2, "1.0.0");
         assert_eq!(prev[0].1, "exited");
-        let policy = s
-            .inspect(h, &prev[0].0)
-            .host_config
-            .unwrap()
-            .restart_policy
-            .unwrap()
-            .name
-            .unwrap();
+        let policy = s.restart_policy(h, &prev[0].0);
         assert_eq!(policy.to_string(), "no");
         assert_eq!(
             list.iter().filter(|(_, st, _)| st == "running").count(),
@@ -88,23 +79,21 @@ fn create_from_empty_then_upgrade_then_nothing_to_do() {
     }
 
     // A second apply has nothing to do and says so; plan agrees.
-    let again = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(again.code, 0, "{again:?}");
+    let again = s.apply_ok("test");
     assert!(again.stdout.contains("Nothing to do"), "{again:?}");
     assert_eq!(s.run(&["plan", "test", "--detailed-exitcode"]).code, 0);
 }
 
 #[test]
 fn reconfigure_and_downgrade() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "reconf");
+    let (_, s) = fleet_scenario!("reconf");
     let hosts = ["h1"];
     s.write(&s.manifest(
         &hosts,
         &[("web", 18111, "env: {MODE: blue}")],
         &[("web", "1.1.0")],
     ));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(
         &hosts,
@@ -113,12 +102,9 @@ fn reconfigure_and_downgrade() {
     ));
     let plan = s.run(&["plan", "test"]);
     assert!(plan.stdout.contains("reconfigure"), "{plan:?}");
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let env = s
-        .inspect("h1", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h1", &format!("{}-test-web", s.platform))
         .env
         .unwrap();
     assert!(env.contains(&"MODE=green".to_string()), "{env:?}");
@@ -133,18 +119,17 @@ fn reconfigure_and_downgrade() {
         plan.stdout.contains("1.1.0 -> 1.0.0  downgrade"),
         "{plan:?}"
     );
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    assert_eq!(s.get("h1", 18111, "/version").as_deref(), Some("1.0.0"));
+    s.apply_ok("test");
+    assert_eq!(s.version("h1", 18111).as_deref(), Some("1.0.0"));
 }
 
 #[test]
 fn orphans_are_shown_and_removed_only_with_prune() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "orphan");
+    let (_, s) = fleet_scenario!("orphan");
     let hosts = ["h2"];
     let both = [("web", 18121, ""), ("old", 18122, "")];
     s.write(&s.manifest(&hosts, &both, &[("web", "1.0.0"), ("old", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(&hosts, &[("web", 18121, "")], &[("web", "1.0.0")]));
     let plan = s.run(&["plan", "test", "--detailed-exitcode"]);
@@ -152,10 +137,9 @@ fn orphans_are_shown_and_removed_only_with_prune() {
     assert!(plan.stdout.contains("- old"), "{plan:?}");
     assert!(plan.stdout.contains("remove-orphan"), "{plan:?}");
 
-    let keep = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(keep.code, 0, "{keep:?}");
+    s.apply_ok("test");
     assert_eq!(
-        s.get("h2", 18122, "/version").as_deref(),
+        s.version("h2", 18122).as_deref(),
         Some("1.0.0"),
         "kept without --prune"
     );
@@ -169,43 +153,16 @@ fn orphans_are_shown_and_removed_only_with_prune() {
         "{:?}",
         s.containers("h2")
     );
-    assert_eq!(s.get("h2", 18121, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18121).as_deref(), Some("1.0.0"));
 }
 
 #[test]
 fn a_foreign_container_holding_the_name_is_reported_and_never_touched() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "conflict");
+    let (fleet, s) = fleet_scenario!("conflict");
     let name = format!("{}-test-web", s.platform);
     let image = format!("{}:1.0.0", fleet.image);
-    let docker = s.docker("h3");
-    let id = support::block_on(async {
-        use futures_util::StreamExt;
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&image)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(image.clone()),
-            ..Default::default()
-        };
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&name)
-            .build();
-        let id = docker.create_container(Some(opts), body).await.unwrap().id;
-        docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .unwrap();
-        id
-    });
-    s.write(&s.manifest(&["h3"], &[("web", 18131, "")], &[("web", "1.1.0")]));
+    let id = s.by_hand("h3", &name, &image, true);
+    s.write_web(&["h3"], 18131, "1.1.0");
     let plan = s.run(&["plan", "test"]);
     assert_eq!(
         plan.code, 1,
@@ -225,11 +182,10 @@ fn a_foreign_container_holding_the_name_is_reported_and_never_touched() {
 
 #[test]
 fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "broken");
+    let (_, s) = fleet_scenario!("broken");
     let hosts = ["h1", "h2"];
     s.write(&s.manifest(&hosts, &[("web", 18141, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(&hosts, &[("web", 18141, "")], &[("web", "broken")]));
     let out = s.run(&["apply", "test", "--yes", "--max-parallel", "1"]);
@@ -249,16 +205,12 @@ fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
     );
     for h in hosts {
         assert_eq!(
-            s.get(h, 18141, "/version").as_deref(),
+            s.version(h, 18141).as_deref(),
             Some("1.0.0"),
             "{h} serves the old version"
         );
     }
-    let failed: Vec<_> = s
-        .containers("h1")
-        .into_iter()
-        .filter(|(n, _, _)| n.contains(".failed-"))
-        .collect();
+    let failed: Vec<_> = s.containers_with("h1", ".failed-");
     assert_eq!(failed.len(), 1, "the failed container is kept for its logs");
     assert_eq!(failed[0].1, "exited");
     assert!(
@@ -269,13 +221,11 @@ fn an_image_that_never_gets_healthy_is_replaced_by_the_old_one_again() {
 
 #[test]
 fn a_tag_missing_from_the_registry_leaves_the_host_untouched() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "missing");
-    s.write(&s.manifest(&["h2"], &[("web", 18151, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let (_, s) = fleet_scenario!("missing");
+    s.deploy(&["h2"], 18151, "1.0.0");
     let before = s.containers("h2");
 
-    s.write(&s.manifest(&["h2"], &[("web", 18151, "")], &[("web", "9.9.9")]));
+    s.write_web(&["h2"], 18151, "9.9.9");
     let out = s.run(&["apply", "test", "--yes"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("pull of"), "{out:?}");
@@ -285,13 +235,12 @@ fn a_tag_missing_from_the_registry_leaves_the_host_untouched() {
         before,
         "no container created, stopped or renamed"
     );
-    assert_eq!(s.get("h2", 18151, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18151).as_deref(), Some("1.0.0"));
 }
 
 #[test]
 fn an_unreachable_host_fails_the_run_but_not_the_others() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "dead");
+    let (_, s) = fleet_scenario!("dead");
     // 10.213.7.250 is in the fleet's subnet and never assigned: a host whose engine is gone.
     let hosts = ["h1", "tcp://10.213.7.250:2375", "h3"];
     s.write(&s.manifest(&hosts, &[("web", 18161, "")], &[("web", "1.0.0")]));
@@ -326,7 +275,7 @@ fn an_unreachable_host_fails_the_run_but_not_the_others() {
     assert_eq!(dead["status"], "unreachable");
     for h in ["h1", "h3"] {
         assert_eq!(
-            s.get(h, 18161, "/version").as_deref(),
+            s.version(h, 18161).as_deref(),
             Some("1.0.0"),
             "{h} converged"
         );
@@ -335,13 +284,11 @@ fn an_unreachable_host_fails_the_run_but_not_the_others() {
 
 #[test]
 fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lock");
-    s.write(&s.manifest(&["h1"], &[("web", 18171, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let (_, s) = fleet_scenario!("lock");
+    s.deploy(&["h1"], 18171, "1.0.0");
 
     // Two applies at once: one converges, the other is refused by the lock, naming its owner.
-    s.write(&s.manifest(&["h1"], &[("web", 18171, "")], &[("web", "1.1.0")]));
+    s.write_web(&["h1"], 18171, "1.1.0");
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(|| s.run(&["apply", "test", "--yes"]));
         let b = scope.spawn(|| s.run(&["apply", "test", "--yes"]));
@@ -355,7 +302,7 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
         refused.stdout.contains("tester@example.test"),
         "the owner is named: {refused:?}"
     );
-    assert_eq!(s.get("h1", 18171, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18171).as_deref(), Some("1.1.0"));
 
     // A lock left by a killed run on another machine: apply refuses, `unlock` removes it, apply
     // proceeds.
@@ -391,7 +338,7 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
         })
     };
     leave_a_lock();
-    s.write(&s.manifest(&["h1"], &[("web", 18171, "")], &[("web", "1.2.0")]));
+    s.write_web(&["h1"], 18171, "1.2.0");
     let refused = s.run(&["apply", "test", "--yes"]);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stdout.contains("someone@elsewhere"), "{refused:?}");
@@ -402,8 +349,8 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
     let unlock = s.run(&["unlock", "test"]);
     assert_eq!(unlock.code, 0, "{unlock:?}");
     assert!(unlock.stdout.contains("someone@elsewhere"), "{unlock:?}");
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    assert_eq!(s.get("h1", 18171, "/version").as_deref(), Some("1.2.0"));
+    s.apply_ok("test");
+    assert_eq!(s.version("h1", 18171).as_deref(), Some("1.2.0"));
 
     // For scripts: one JSON document.
     leave_a_lock();
@@ -417,14 +364,13 @@ fn the_lock_keeps_two_runs_apart_and_unlock_removes_a_stale_one() {
 
 #[test]
 fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rollback");
+    let (_, s) = fleet_scenario!("rollback");
     let hosts = ["h2", "h3"];
     let services = [("web", 18181, "volumes: [\"data:/data\"]")];
     s.write(&s.manifest(&hosts, &services, &[("web", "1.0.0")]));
     let nothing = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(nothing.code, 1, "nothing deployed yet: {nothing:?}");
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let none_retained = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(none_retained.code, 1, "{none_retained:?}");
     assert!(
@@ -450,7 +396,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
         .id
         .unwrap();
     s.write(&s.manifest(&hosts, &services, &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let upgraded_id = s
         .inspect("h2", &format!("{}-test-web", s.platform))
         .id
@@ -461,7 +407,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
     let out = s.run(&["rollback", "test", "-s", "web", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
     for h in hosts {
-        assert_eq!(s.get(h, 18181, "/version").as_deref(), Some("1.0.0"), "{h}");
+        assert_eq!(s.version(h, 18181).as_deref(), Some("1.0.0"), "{h}");
     }
     // The very container that ran before the upgrade, started again: no new container.
     let now = s.inspect("h2", &format!("{}-test-web", s.platform));
@@ -492,12 +438,7 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
         changed,
         vec![("      web: \"1.1.0\"", "      web: \"1.0.0\"")]
     );
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let head = repo.head().unwrap().peel_to_commit().unwrap();
-    assert_eq!(
-        head.summary().unwrap(),
-        Some("rollback test: web 1.1.0 -> 1.0.0")
-    );
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(
         s.run(&["plan", "test", "--detailed-exitcode"]).code,
         0,
@@ -507,15 +448,14 @@ fn rollback_restores_the_previous_version_in_place_and_commits_the_pin() {
 
 #[test]
 fn a_saved_plan_is_applied_exactly_and_refused_when_the_host_changed() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "saved");
+    let (_, s) = fleet_scenario!("saved");
     let services = [("web", 18191, ""), ("api", 18192, "")];
     s.write(&s.manifest(
         &["h1", "h3"],
         &services,
         &[("web", "1.0.0"), ("api", "1.0.0")],
     ));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     s.write(&s.manifest(
         &["h1", "h3"],
@@ -564,12 +504,12 @@ fn a_saved_plan_is_applied_exactly_and_refused_when_the_host_changed() {
             .contains("changed since the plan"),
         "{out:?}"
     );
-    assert_eq!(s.get("h1", 18191, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18191).as_deref(), Some("1.1.0"));
     assert_eq!(
-        s.get("h3", 18191, "/version").as_deref(),
+        s.version("h3", 18191).as_deref(),
         Some("1.0.0"),
         "the refused host is untouched"
     );
     // Exactly the plan: the stopped api on h3 was not restarted, nothing else changed on h1.
-    assert_eq!(s.get("h3", 18192, "/version"), None);
+    assert_eq!(s.version("h3", 18192), None);
 }

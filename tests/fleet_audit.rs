@@ -112,18 +112,15 @@ fn scrub(s: &Scenario, text: &str) -> String {
 
 #[test]
 fn every_kind_of_drift_is_reported_in_every_format() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "audit");
+    let (fleet, s) = fleet_scenario!("audit");
     s.write(&manifest(
         &s,
         &[BASE.as_slice(), &[("gone", "1.0.0")]].concat(),
         None,
         true,
     ));
-    let applied = s.run(&["apply", "live", "--yes"]);
-    assert_eq!(applied.code, 0, "{applied:?}");
-    let calm = s.run(&["apply", "calm", "--yes"]);
-    assert_eq!(calm.code, 0, "{calm:?}");
+    s.apply_ok("live");
+    s.apply_ok("calm");
 
     let clean = s.run(&["audit", "--exit-code", "--format", "json"]);
     assert_eq!(clean.code, 0, "a clean fleet: {clean:?}");
@@ -175,21 +172,8 @@ fn every_kind_of_drift_is_reported_in_every_format() {
             )
             .await
             .unwrap();
-        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .build();
-        docker
-            .remove_container(&format!("{p}-live-taken"), Some(opts))
-            .await
-            .unwrap();
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(image),
-            ..Default::default()
-        };
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&format!("{p}-live-taken"))
-            .build();
-        docker.create_container(Some(opts), body).await.unwrap();
+        support::docker::remove(&docker, &format!("{p}-live-taken")).await;
+        support::docker::create_plain(&docker, &format!("{p}-live-taken"), &image).await;
         let vol = docker
             .inspect_volume(&format!("{p}-live-sick"))
             .await
@@ -267,23 +251,15 @@ fn every_kind_of_drift_is_reported_in_every_format() {
     assert!(md.stdout.contains("| drifty | **1.2.0** ⚠ |"), "{md:?}");
     insta::assert_snapshot!("audit_markdown", scrub(&s, &md.stdout));
 
-    let html_path = s.dir.path().join("audit.html");
-    let html = s.run(&[
-        "audit",
-        "--format",
-        "html",
-        "-o",
-        html_path.to_str().unwrap(),
-    ]);
+    let (html, page) = s.audit_html(&[]);
     assert_eq!(html.code, 0, "{html:?}");
-    let page = std::fs::read_to_string(&html_path).unwrap();
     assert!(
         !page.contains("http://") && !page.contains("https://"),
         "self-contained: no external asset"
     );
     assert!(page.contains("class=\"drift\""));
     insta::assert_snapshot!("audit_html", scrub(&s, &page));
-    check_in_chromium(&html_path);
+    check_in_chromium(&s.dir.path().join("audit.html"));
 }
 
 /// The page loads in a real headless Chromium without a script error, runs its script (which
@@ -343,8 +319,7 @@ fn check_in_chromium(page: &std::path::Path) {
 
 #[test]
 fn an_unreachable_host_is_a_row_and_exit_code_1() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "auditdead");
+    let (_, s) = fleet_scenario!("auditdead");
     // Its own host ports: the other audit test runs `fine` on h3 too, at the same time.
     s.write(
         &manifest(
@@ -388,8 +363,7 @@ fn an_unreachable_host_is_a_row_and_exit_code_1() {
 
 #[test]
 fn settings_drift_is_drift_and_unreadable_secrets_are_not_guessed() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "auditspec");
+    let (_, s) = fleet_scenario!("auditspec");
     std::fs::write(s.dir.path().join("app.env"), "TOKEN=abc\n").unwrap();
     let manifest = |mode: &str| {
         s.manifest(
@@ -402,7 +376,7 @@ fn settings_drift_is_drift_and_unreadable_secrets_are_not_guessed() {
         )
     };
     s.write(&manifest("a"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let detail = |out: &support::Out, service: &str| -> (String, String) {
         let doc = out.json();
         let r = doc["rows"]

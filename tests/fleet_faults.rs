@@ -34,7 +34,7 @@ fn assert_converged(s: &Scenario, host: &str, service: &str, version: &str, port
         "{host}: {list:?}"
     );
     assert_eq!(
-        s.get(host, port, "/version").as_deref(),
+        s.version(host, port).as_deref(),
         Some(version),
         "{host} answers"
     );
@@ -67,7 +67,7 @@ fn fleetpin_killed_at_each_step_of_a_swap_then_a_rerun_converges() {
         let s = Scenario::new(&fleet, &format!("kill{i}"));
         let port = 18401 + i as u16;
         s.write(&s.manifest(&["h1"], &[("web", port, VOL)], &[("web", "1.0.0")]));
-        assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+        s.apply_ok("test");
         let data = volume_file(&s, "h1", "data");
         std::fs::write(&data, "written before the fault\n").unwrap();
 
@@ -84,11 +84,7 @@ fn fleetpin_killed_at_each_step_of_a_swap_then_a_rerun_converges() {
             "written before the fault\n",
             "{step}"
         );
-        let prev: Vec<_> = s
-            .containers("h1")
-            .into_iter()
-            .filter(|(n, _, _)| n.contains(".prev-"))
-            .collect();
+        let prev: Vec<_> = s.containers_with("h1", ".prev-");
         assert_eq!(
             prev.len(),
             1,
@@ -99,14 +95,7 @@ fn fleetpin_killed_at_each_step_of_a_swap_then_a_rerun_converges() {
             !names(&s, "h1").iter().any(|n| n.contains(".failed-")),
             "killed at {step}: interrupted is not failed"
         );
-        let policy = s
-            .inspect("h1", &prev[0].0)
-            .host_config
-            .unwrap()
-            .restart_policy
-            .unwrap()
-            .name
-            .unwrap();
+        let policy = s.restart_policy("h1", &prev[0].0);
         assert_eq!(
             policy.to_string(),
             "no",
@@ -120,9 +109,8 @@ fn fleetpin_killed_during_the_health_wait_of_a_bad_release_restores_the_old_one_
     let fleet = require_fleet!();
     let _one = serial();
     let s = Scenario::new(&fleet, "killbad");
-    s.write(&s.manifest(&["h2"], &[("web", 18411, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h2"], &[("web", 18411, "")], &[("web", "broken")]));
+    s.deploy(&["h2"], 18411, "1.0.0");
+    s.write_web(&["h2"], 18411, "broken");
     let (mut child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 600);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -142,7 +130,7 @@ fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
     // api waits for web (a second wave): Ctrl-C during web's swap leaves api unstarted.
     let services = [("web", 18421, ""), ("api", 18422, "depends_on: [web]")];
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
     let (child, err) = spawn_paused(&s, &["apply", "test", "--yes"], "started", 2);
     unsafe {
@@ -159,12 +147,11 @@ fn ctrl_c_finishes_the_step_in_flight_restores_service_and_exits_130() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("interrupted"), "{stdout}");
     // web finished its swap; api was not started; both answer.
-    assert_eq!(s.get("h3", 18421, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18421).as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18422).as_deref(), Some("1.0.0"));
     // The lock was released: the next run proceeds at once and converges.
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
-    assert_eq!(s.get("h3", 18422, "/version").as_deref(), Some("1.1.0"));
+    s.apply_ok("test");
+    assert_eq!(s.version("h3", 18422).as_deref(), Some("1.1.0"));
 }
 
 #[test]
@@ -174,7 +161,7 @@ fn ctrl_c_while_independent_services_swap_together_lets_both_finish_and_says_so(
     let s = Scenario::new(&fleet, "sigboth");
     let services = [("web", 18423, ""), ("api", 18424, "")];
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.0.0"), ("api", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&["h3"], &services, &[("web", "1.1.0"), ("api", "1.1.0")]));
     // Ctrl-C once both swaps have started their new containers.
     let (child, err) = spawn_paused_times(&s, &["apply", "test", "--yes"], "started", 2, &[], 2);
@@ -187,8 +174,8 @@ fn ctrl_c_while_independent_services_swap_together_lets_both_finish_and_says_so(
     assert_eq!(out.status.code(), Some(130), "{stderr}\n{stdout}");
     // Both swaps were in flight (one wave): each finished, and the report says the run was
     // interrupted, though every line of it is `done`.
-    assert_eq!(s.get("h3", 18423, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(s.get("h3", 18424, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18423).as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18424).as_deref(), Some("1.1.0"));
     assert!(
         stdout.contains("interrupted: the steps in flight finished"),
         "{stdout}"
@@ -202,7 +189,7 @@ fn a_dockerd_killed_mid_apply_then_restarted_converges_on_rerun() {
     let _one = serial();
     let s = Scenario::new(&fleet, "dockerd");
     s.write(&s.manifest(&["h2", "h3"], &[("web", 18431, VOL)], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let data = volume_file(&s, "h2", "data");
     std::fs::write(&data, "orders\n").unwrap();
 
@@ -233,8 +220,7 @@ fn a_dockerd_killed_mid_apply_then_restarted_converges_on_rerun() {
     assert!(stdout.contains("h3  converged"), "{stdout}");
     down.undo();
 
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
+    s.apply_ok("test");
     assert_converged(&s, "h2", "web", "1.1.0", 18431);
     assert_converged(&s, "h3", "web", "1.1.0", 18431);
     assert_eq!(std::fs::read_to_string(&data).unwrap(), "orders\n");
@@ -245,9 +231,8 @@ fn a_network_cut_mid_apply_then_restored_converges() {
     let fleet = require_fleet!();
     let _one = serial();
     let s = Scenario::new(&fleet, "netcut");
-    s.write(&s.manifest(&["h1"], &[("web", 18441, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h1"], &[("web", 18441, "")], &[("web", "1.2.0")]));
+    s.deploy(&["h1"], 18441, "1.0.0");
+    s.write_web(&["h1"], 18441, "1.2.0");
     let (child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], "stopped", 1);
     let cut = fault(&["cut", "h1"], &["restore", "h1"]);
     std::thread::sleep(Duration::from_secs(4));
@@ -258,8 +243,7 @@ fn a_network_cut_mid_apply_then_restored_converges() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("h1  converged"), "{stdout}");
     assert_converged(&s, "h1", "web", "1.2.0", 18441);
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
+    let rerun = s.apply_ok("test");
     assert!(rerun.stdout.contains("Nothing to do"), "{rerun:?}");
 }
 
@@ -280,7 +264,7 @@ fn a_registry_stopped_during_the_pull_leaves_hosts_untouched() {
         )
     };
     s.write(&manifest("1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let before = s.containers("h3");
     s.write(&manifest("1.1.0"));
     // An earlier run on this fleet may have left the image: it must be pulled.
@@ -297,10 +281,9 @@ fn a_registry_stopped_during_the_pull_leaves_hosts_untouched() {
         "{stdout}"
     );
     assert_eq!(s.containers("h3"), before);
-    assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.0.0"));
-    let rerun = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(rerun.code, 0, "{rerun:?}");
-    assert_eq!(s.get("h3", 18451, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18451).as_deref(), Some("1.0.0"));
+    s.apply_ok("test");
+    assert_eq!(s.version("h3", 18451).as_deref(), Some("1.1.0"));
 }
 
 #[test]
@@ -308,11 +291,7 @@ fn a_host_down_from_the_start_is_named_and_the_others_proceed() {
     let fleet = require_fleet!();
     let _one = serial();
     let s = Scenario::new(&fleet, "hostdown");
-    s.write(&s.manifest(
-        &["h1", "h2", "h3"],
-        &[("web", 18461, "")],
-        &[("web", "1.0.0")],
-    ));
+    s.write_web(&["h1", "h2", "h3"], 18461, "1.0.0");
     let down = fault(&["kill-host", "h3"], &["start-host", "h3"]);
     let started = Instant::now();
     let out = s.run(&["--connect-timeout", "2", "apply", "test", "--yes"]);
@@ -325,14 +304,14 @@ fn a_host_down_from_the_start_is_named_and_the_others_proceed() {
         "one timeout, not a hang: {took:?}"
     );
     for h in ["h1", "h2"] {
-        assert_eq!(s.get(h, 18461, "/version").as_deref(), Some("1.0.0"), "{h}");
+        assert_eq!(s.version(h, 18461).as_deref(), Some("1.0.0"), "{h}");
     }
     assert_eq!(
         s.run(&["apply", "test", "--yes"]).code,
         0,
         "h3 converges once back"
     );
-    assert_eq!(s.get("h3", 18461, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18461).as_deref(), Some("1.0.0"));
 }
 
 fn open_fds(pid: &str) -> usize {
@@ -357,7 +336,7 @@ fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
         })
         .collect();
     s.write(&s.manifest(&hosts, &[("web", 18471, VOL)], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     assert_eq!(
         pids.len(),
         3,
@@ -378,7 +357,7 @@ fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
         assert_eq!(up.code, 0, "cycle {cycle}: {up:?}");
         for h in hosts {
             assert_eq!(
-                s.get(h, 18471, "/version").as_deref(),
+                s.version(h, 18471).as_deref(),
                 Some("1.1.0"),
                 "cycle {cycle} {h}"
             );
@@ -387,7 +366,7 @@ fn fifty_upgrade_and_rollback_cycles_on_three_hosts_leak_nothing() {
         assert_eq!(back.code, 0, "cycle {cycle}: {back:?}");
         for h in hosts {
             assert_eq!(
-                s.get(h, 18471, "/version").as_deref(),
+                s.version(h, 18471).as_deref(),
                 Some("1.0.0"),
                 "cycle {cycle} {h}"
             );
@@ -420,10 +399,10 @@ fn fleetpin_killed_at_each_step_of_a_rollback_then_a_rerun_finishes_it() {
         let port = 18481 + i as u16;
         let stable = format!("{}-test-web", s.platform);
         s.write(&s.manifest(&["h2"], &[("web", port, VOL)], &[("web", "1.0.0")]));
-        assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+        s.apply_ok("test");
         let first = s.inspect("h2", &stable).id.unwrap();
         s.write(&s.manifest(&["h2"], &[("web", port, VOL)], &[("web", "1.1.0")]));
-        assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+        s.apply_ok("test");
 
         let (mut child, _err) = spawn_paused(&s, &["rollback", "test", "--yes"], step, 600);
         child.kill().unwrap();
@@ -448,11 +427,9 @@ fn fleetpin_killed_at_each_step_of_a_rollback_then_a_rerun_finishes_it() {
                 .any(|n| n.contains(".failed-") || n.contains(".old-")),
             "killed at {step}: {list:?}"
         );
-        let repo = git2::Repository::open(s.dir.path()).unwrap();
-        let head = repo.head().unwrap().peel_to_commit().unwrap();
         assert_eq!(
-            head.summary().unwrap(),
-            Some("rollback test: web 1.1.0 -> 1.0.0"),
+            s.head_subject(),
+            "rollback test: web 1.1.0 -> 1.0.0",
             "killed at {step}"
         );
     }

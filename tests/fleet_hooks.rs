@@ -25,12 +25,7 @@ fn manifest(s: &Scenario, hosts: &[&str], version: &str, top: &str) -> String {
         p = s.platform,
         i = s.fleet.image
     );
-    for h in hosts {
-        m.push_str(&format!(
-            "      {h}: {{endpoint: \"{}\", insecure: true}}\n",
-            s.host(h).tcp
-        ));
-    }
+    m.push_str(&s.host_lines(hosts));
     m.push_str(&format!(
         "    versions:\n      web: \"{version}\"\n  next:\n    hosts:\n      h3: {{endpoint: \"{}\", insecure: true}}\n    versions:\n      web: \"1.0.0\"\n",
         s.host("h3").tcp
@@ -70,8 +65,7 @@ fn id(s: &Scenario, host: &str) -> String {
 
 #[test]
 fn hooks_see_the_change_never_an_env_file_value_and_the_receiver_gets_each_outcome() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhhooks");
+    let (_, s) = fleet_scenario!("lhhooks");
     secrets(&s);
     let (port, rx) = receiver();
     let top = format!(
@@ -95,9 +89,7 @@ fn hooks_see_the_change_never_an_env_file_value_and_the_receiver_gets_each_outco
     );
     // The container does carry the env_file value: the hooks never saw it.
     let env = s
-        .inspect("h1", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h1", &format!("{}-test-web", s.platform))
         .env
         .unwrap();
     assert!(env.contains(&format!("DB_PASSWORD={SECRET}")));
@@ -227,12 +219,11 @@ fn hooks_see_the_change_never_an_env_file_value_and_the_receiver_gets_each_outco
 
 #[test]
 fn a_failing_or_timed_out_pre_hook_leaves_every_host_untouched() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhhookpre");
+    let (_, s) = fleet_scenario!("lhhookpre");
     secrets(&s);
     let (port, rx) = receiver();
     s.write(&manifest(&s, &["h1", "h2"], "1.0.0", ""));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let before: Vec<(String, Vec<String>)> = ["h1", "h2"]
         .iter()
         .map(|h| (id(&s, h), support::names(&s, h)))
@@ -304,8 +295,7 @@ fn a_failing_or_timed_out_pre_hook_leaves_every_host_untouched() {
 
 #[test]
 fn an_unreachable_webhook_or_a_missing_token_only_warns() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhhooknotify");
+    let (_, s) = fleet_scenario!("lhhooknotify");
     secrets(&s);
     // A port nobody listens on any more.
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -317,8 +307,7 @@ fn an_unreachable_webhook_or_a_missing_token_only_warns() {
         "notify:\n  - webhook: http://127.0.0.1:{closed}/x/SECRETPATH?k=SECRETQUERY\n    timeout: 5s\n  - webhook: https://hooks.example.invalid/y/SECRETPATH2\n    webhook_env: FLEETPIN_TEST_UNSET_TOKEN\n"
     );
     s.write(&manifest(&s, &["h1"], "1.0.0", &top));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert!(
         out.stderr.contains(&format!(
             "warning: the notification to http://127.0.0.1:{closed} failed:"

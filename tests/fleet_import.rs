@@ -100,13 +100,7 @@ fn docker_run(
         })
         .collect();
     support::block_on(async move {
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&image)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
+        support::docker::pull(&docker, &image).await;
         let body = bollard::models::ContainerCreateBody {
             image: Some(image.clone()),
             entrypoint: (!entrypoint.is_empty()).then_some(entrypoint),
@@ -117,21 +111,8 @@ fn docker_run(
             }),
             ..Default::default()
         };
-        let id = docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                body,
-            )
-            .await
-            .unwrap()
-            .id;
-        docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .unwrap();
+        let id = support::docker::create(&docker, None, body).await;
+        support::docker::start(&docker, &id).await;
         let code = match docker
             .wait_container(&id, None::<bollard::query_parameters::WaitContainerOptions>)
             .next()
@@ -151,8 +132,7 @@ fn docker_run(
 
 #[test]
 fn an_imported_compose_file_applies_and_its_containers_carry_its_settings() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "import");
+    let (fleet, s) = fleet_scenario!("import");
     let p = s.platform.clone();
     let h1 = s.host("h1").tcp.clone();
     // The bind mount's host directory (the fleet's engines share this machine's filesystem),
@@ -261,8 +241,7 @@ volumes:
     let moved = [(old.as_str(), "/from", true), (new.as_str(), "/to", false)];
     assert_eq!(docker_run(&s, "h1", &image, &["cp"], &copy, &moved), 0);
 
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
 
     let web = s.inspect("h1", &format!("{p}-test-web"));
     let api = s.inspect("h1", &format!("{p}-test-api"));
@@ -347,8 +326,8 @@ volumes:
     assert_eq!(policy(&api), "no");
 
     // And they serve: each its version, and the page from the bind mount.
-    assert_eq!(s.get("h1", 18750, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(s.get("h1", 18751, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18750).as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18751).as_deref(), Some("1.1.0"));
     assert_eq!(
         s.get("h1", 18750, "/extra/hello.txt").as_deref(),
         Some("from the host")

@@ -18,12 +18,7 @@ fn manifest(s: &Scenario, hosts: &[&str], extra_host: Option<&str>) -> String {
         p = s.platform,
         i = s.fleet.image
     );
-    for h in hosts {
-        m.push_str(&format!(
-            "      {h}: {{endpoint: \"{}\", insecure: true}}\n",
-            s.host(h).tcp
-        ));
-    }
+    m.push_str(&s.host_lines(hosts));
     if let Some(ep) = extra_host {
         m.push_str(&format!(
             "      dead: {{endpoint: \"{ep}\", insecure: true}}\n"
@@ -47,11 +42,9 @@ fn sorted(text: &str) -> Vec<String> {
 
 #[test]
 fn lines_from_two_hosts_each_prefixed_with_tail_and_json_lines() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhlogs");
+    let (_, s) = fleet_scenario!("lhlogs");
     s.write(&manifest(&s, &["h1", "h2"], None));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let talker = format!("{}-test-talker", s.platform);
     let id1 = hostname(&s, "h1", &talker);
     let id2 = hostname(&s, "h2", &talker);
@@ -151,10 +144,9 @@ fn lines_from_two_hosts_each_prefixed_with_tail_and_json_lines() {
 
 #[test]
 fn an_unreachable_host_is_a_warning_and_exit_1_and_the_others_are_shown() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhlogsdead");
+    let (_, s) = fleet_scenario!("lhlogsdead");
     s.write(&manifest(&s, &["h3"], None));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     // 10.213.7.250 is in the fleet's subnet and never assigned: a host whose engine is gone.
     s.write(&manifest(&s, &["h3"], Some("tcp://10.213.7.250:2375")));
     let out = s.run(&["--connect-timeout", "2", "logs", "test", "-s", "db"]);
@@ -169,16 +161,13 @@ fn an_unreachable_host_is_a_warning_and_exit_1_and_the_others_are_shown() {
 
 #[test]
 fn follow_says_when_a_container_stops_keeps_the_others_and_ctrl_c_exits_0() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lhlogsfollow");
+    let (_, s) = fleet_scenario!("lhlogsfollow");
     s.write(&manifest(&s, &["h1", "h2"], None));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let ticker = format!("{}-test-ticker", s.platform);
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(s.dir.path())
+    let mut child = support::run::fleetpin_in(s.dir.path())
         .args(["logs", "test", "-s", "ticker", "--tail", "0", "-f"])
-        .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

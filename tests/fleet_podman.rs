@@ -212,8 +212,7 @@ fn apply_upgrade_rollback_and_audit_on_podman() {
     assert!(plan.stdout.contains("+ web  -> 1.0.0  create"), "{plan:?}");
 
     // The first step on a fresh host is the lock (its image imported once per host).
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert_eq!(t.get(19001, "/version").as_deref(), Some("1.0.0"));
     // The image's HEALTHCHECK never runs on Podman without systemd: said, and gated by monitor.
     assert!(
@@ -241,8 +240,7 @@ fn apply_upgrade_rollback_and_audit_on_podman() {
     s.write(&t.manifest(&services, &[("web", "1.1.0")]));
     let plan = s.run(&["plan", "test"]);
     assert!(plan.stdout.contains("1.0.0 -> 1.1.0  upgrade"), "{plan:?}");
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert_eq!(t.get(19001, "/version").as_deref(), Some("1.1.0"));
     let warning = format!(
         "{}: Podman {version} cannot change a container's restart policy (no container-update \
@@ -287,8 +285,7 @@ fn without_healthcheck_the_monitor_gates_on_podman() {
     let s = &t.s;
     let services = web(&fleet.image, 19011, "    healthcheck: {test: [\"NONE\"]}\n");
     s.write(&t.manifest(&services, &[("web", "1.0.0")]));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert!(!out.stderr.contains("has a healthcheck"), "{out:?}");
     assert_eq!(t.get(19011, "/version").as_deref(), Some("1.0.0"));
 
@@ -336,8 +333,7 @@ fn service_aliases_through_podman_networking() {
         &services("start-first"),
         &[("api", "1.0.0"), ("client", "1.0.0")],
     ));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let upstream = |want: &str| {
         // The client polls every 200 ms; 150 looks (30 s) bound a DNS that never answers.
         for _ in 0..150 {
@@ -364,8 +360,7 @@ fn service_aliases_through_podman_networking() {
         &services("start-first"),
         &[("api", "1.1.0"), ("client", "1.0.0")],
     ));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     assert!(upstream("1.1.0"), "the alias follows the new api");
 }
 
@@ -383,8 +378,7 @@ fn promote_by_digest_on_podman() {
         tcp = t.p.tcp
     );
     s.write(&m);
-    let out = s.run(&["apply", "recette", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("recette");
     let digest = {
         let c = inspect(&t.p, &format!("{}-recette-web", s.platform));
         let image = c["Image"].as_str().unwrap().to_string();
@@ -407,8 +401,7 @@ fn promote_by_digest_on_podman() {
         after.contains(&format!("      web: '1.1.0@{digest}'")),
         "{after}"
     );
-    let out = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("prod");
     let c = inspect(&t.p, &format!("{}-prod-web", s.platform));
     assert_eq!(
         c["Config"]["Labels"]["io.fleetpin.version"],

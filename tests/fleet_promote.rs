@@ -4,8 +4,6 @@
 
 mod support;
 
-use support::Scenario;
-
 fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
     assert_eq!(
         a.lines().count(),
@@ -19,23 +17,11 @@ fn changed_lines(a: &str, b: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn head_subject(s: &Scenario) -> String {
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let c = repo.head().unwrap().peel_to_commit().unwrap();
-    c.summary().unwrap().unwrap_or("").to_string()
-}
-
 #[test]
 fn recette_to_preprod_to_prod_by_digest() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "path");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18201,
-        ["1.1.0", "1.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    let (fleet, s) = fleet_scenario!("path");
+    s.write_path(18201, ["1.1.0", "1.0.0", "1.0.0"]);
+    s.apply_ok("recette");
     let tested = s.running_digest("h1", &format!("{}-recette-web", s.platform), &fleet.image);
     assert!(tested.starts_with("sha256:"), "{tested}");
 
@@ -61,11 +47,11 @@ fn recette_to_preprod_to_prod_by_digest() {
         "one line per promoted pin, quoting kept, comments untouched"
     );
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote recette -> preprod: web 1.0.0 -> 1.1.0"
     );
 
-    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    s.apply_ok("preprod");
     assert_eq!(
         s.running_digest("h2", &format!("{}-preprod-web", s.platform), &fleet.image),
         tested
@@ -81,16 +67,16 @@ fn recette_to_preprod_to_prod_by_digest() {
     let out = s.run(&["promote", "preprod", "prod"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote preprod -> prod: web 1.0.0 -> 1.1.0"
     );
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
     assert_eq!(
         s.running_digest("h3", &format!("{}-prod-web", s.platform), &fleet.image),
         tested,
         "prod runs byte for byte what recette tested"
     );
-    assert_eq!(s.get("h3", 18201, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18201).as_deref(), Some("1.1.0"));
 
     // history shows who moved which pin.
     let h = s.run(&["history", "prod", "--format", "json"]);
@@ -107,14 +93,8 @@ fn recette_to_preprod_to_prod_by_digest() {
 
 #[test]
 fn each_gate_refuses_and_can_be_overridden() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "gates");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18211,
-        ["1.1.0", "2.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
+    let (_, s) = fleet_scenario!("gates");
+    s.write_path(18211, ["1.1.0", "2.0.0", "1.0.0"]);
 
     // Not converged: recette never deployed.
     let out = s.run(&["promote", "recette", "preprod"]);
@@ -124,7 +104,7 @@ fn each_gate_refuses_and_can_be_overridden() {
         "{out:?}"
     );
     assert!(out.stdout.contains("Refused"), "{out:?}");
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    s.apply_ok("recette");
 
     // Skipping a stage.
     let out = s.run(&["promote", "recette", "prod", "--dry-run"]);
@@ -188,8 +168,7 @@ fn each_gate_refuses_and_can_be_overridden() {
 
 #[test]
 fn hosts_running_different_images_under_one_pin_are_refused() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "split");
+    let (fleet, s) = fleet_scenario!("split");
     let repo = format!("{}/fleetpin/split", fleet.registry);
     s.push_as("h1", &format!("{}:1.0.0", fleet.image), &repo, "3.0.0");
     let manifest = format!(
@@ -219,8 +198,7 @@ fn hosts_running_different_images_under_one_pin_are_refused() {
 
 #[test]
 fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "moved");
+    let (fleet, s) = fleet_scenario!("moved");
     let repo = format!("{}/fleetpin/moved", fleet.registry);
     let tested = s.push_as("h1", &format!("{}:1.1.0", fleet.image), &repo, "4.0.0");
     let manifest = format!(
@@ -230,7 +208,7 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
         b = s.host("h2").tcp,
     );
     s.write(&manifest);
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    s.apply_ok("recette");
     assert_eq!(s.run(&["promote", "recette", "prod"]).code, 0);
     assert!(
         std::fs::read_to_string(s.path())
@@ -241,14 +219,13 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
     // After testing, someone re-pushes 4.0.0 with other content.
     let moved = s.push_as("h3", &format!("{}:2.0.0", fleet.image), &repo, "4.0.0");
     assert_ne!(moved, tested);
-    let out = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("prod");
     assert_eq!(
         s.running_digest("h2", &format!("{}-prod-web", s.platform), &repo),
         tested
     );
     assert_eq!(
-        s.get("h2", 18231, "/version").as_deref(),
+        s.version("h2", 18231).as_deref(),
         Some("1.1.0"),
         "the tested content runs"
     );
@@ -256,11 +233,10 @@ fn a_tag_moved_after_promotion_never_reaches_the_next_environment() {
 
 #[test]
 fn rev_deploys_an_older_revision_with_its_commit_label() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rev");
-    s.write(&s.manifest(&["h3"], &[("web", 18241, "")], &[("web", "1.0.0")]));
+    let (_, s) = fleet_scenario!("rev");
+    s.write_web(&["h3"], 18241, "1.0.0");
     let old = s.head();
-    s.write(&s.manifest(&["h3"], &[("web", 18241, "")], &[("web", "1.2.0")]));
+    s.write_web(&["h3"], 18241, "1.2.0");
     let plan = s.run(&["plan", "test", "--rev", "HEAD~1"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(
@@ -269,11 +245,9 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
     );
     let out = s.run(&["apply", "test", "--rev", "HEAD~1", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h3", 18241, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18241).as_deref(), Some("1.0.0"));
     let labels = s
-        .inspect("h3", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h3", &format!("{}-test-web", s.platform))
         .labels
         .unwrap();
     assert_eq!(labels["io.fleetpin.commit"], old);
@@ -286,13 +260,10 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
         .unwrap()
         .replace("1.2.0", "1.1.0");
     std::fs::write(s.path(), text).unwrap();
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert!(out.stderr.contains("uncommitted"), "{out:?}");
     let labels = s
-        .inspect("h3", &format!("{}-test-web", s.platform))
-        .config
-        .unwrap()
+        .config("h3", &format!("{}-test-web", s.platform))
         .labels
         .unwrap();
     assert_eq!(labels["io.fleetpin.commit"], "uncommitted");
@@ -300,15 +271,9 @@ fn rev_deploys_an_older_revision_with_its_commit_label() {
 
 #[test]
 fn promote_commits_the_manifest_alone_and_refuses_a_detached_head() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "staged");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18251,
-        ["1.1.0", "1.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
-    assert_eq!(s.run(&["apply", "recette", "--yes"]).code, 0);
+    let (_, s) = fleet_scenario!("staged");
+    s.write_path(18251, ["1.1.0", "1.0.0", "1.0.0"]);
+    s.apply_ok("recette");
     // An operator has a secrets file staged, not meant for this commit.
     let repo = git2::Repository::open(s.dir.path()).unwrap();
     std::fs::write(s.dir.path().join("prod.env"), "DB_PASSWORD=hunter2\n").unwrap();

@@ -11,26 +11,7 @@ use support::Scenario;
 
 /// Runs the git CLI in `dir` (as a teammate or the operator would); panics on failure.
 fn git(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=teammate",
-            "-c",
-            "user.email=teammate@example.test",
-        ])
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::git::cli_as("teammate", dir, args, envs)
 }
 
 /// A bare repository at `path`, made the upstream of the scenario's current branch.
@@ -50,30 +31,18 @@ fn remote_head(path: &Path, branch: &str) -> String {
     git(path, &["rev-parse", &format!("refs/heads/{branch}")], &[])
 }
 
-fn head_subject(s: &Scenario) -> String {
-    git(s.dir.path(), &["log", "-1", "--format=%s"], &[])
-}
-
 /// Writes `web`'s pin of `test` and commits it, then applies it.
 fn deploy(s: &Scenario, port: u16, version: &str) {
     s.write(&s.manifest(&["h1"], &[("web", port, "")], &[("web", version)]));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
 }
 
 #[test]
 fn rollback_and_promote_push_their_commit_to_the_upstream() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ps-push-local");
+    let (_, s) = fleet_scenario!("ps-push-local");
     for v in ["1.0.0", "1.1.0", "1.2.0"] {
-        s.write(&s.path_manifest(
-            &fleet.image,
-            18911,
-            [v, "1.0.0", "1.0.0"],
-            ["h1", "h2", "h3"],
-        ));
-        let out = s.run(&["apply", "recette", "--yes"]);
-        assert_eq!(out.code, 0, "{out:?}");
+        s.write_path(18911, [v, "1.0.0", "1.0.0"]);
+        s.apply_ok("recette");
     }
     let remote = tempfile::tempdir().unwrap();
     let bare = remote.path().join("platform.git");
@@ -82,7 +51,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     // rollback --push: the remote's branch is the pin commit.
     let out = s.run(&["rollback", "recette", "--yes", "--push"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(head_subject(&s), "rollback recette: web 1.2.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback recette: web 1.2.0 -> 1.1.0");
     assert_eq!(remote_head(&bare, &branch), s.head());
     assert!(
         out.stdout
@@ -98,7 +67,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     let out = s.run(&["promote", "recette", "preprod", "--format", "json"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote recette -> preprod: web 1.0.0 -> 1.1.0"
     );
     assert_eq!(remote_head(&bare, &branch), s.head());
@@ -108,13 +77,12 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
     assert_eq!(doc["push"]["to"], format!("origin/{branch}"), "{doc}");
 
     // --no-push: committed here only.
-    let out = s.run(&["apply", "preprod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("preprod");
     let pushed = s.head();
     let out = s.run(&["promote", "preprod", "prod", "--no-push"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote preprod -> prod: web 1.0.0 -> 1.1.0"
     );
     assert_eq!(remote_head(&bare, &branch), pushed);
@@ -123,8 +91,7 @@ fn rollback_and_promote_push_their_commit_to_the_upstream() {
 
 #[test]
 fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ps-push-reject");
+    let (_, s) = fleet_scenario!("ps-push-reject");
     deploy(&s, 18921, "1.0.0");
     deploy(&s, 18921, "1.1.0");
     let remote = tempfile::tempdir().unwrap();
@@ -152,8 +119,8 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
     let out = s.run(&["rollback", "test", "--yes", "--push", "--format", "json"]);
     assert_eq!(out.code, 1, "{out:?}");
     // The hosts went back and the pin commit is kept here; the remote keeps the teammate's.
-    assert_eq!(s.get("h1", 18921, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.version("h1", 18921).as_deref(), Some("1.0.0"));
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(remote_head(&bare, &branch), theirs);
     let doc = out.json();
     assert_eq!(doc["ok"], false, "{doc}");
@@ -173,26 +140,19 @@ fn a_rejected_push_exits_1_and_keeps_the_local_commit() {
     git(s.dir.path(), &["pull", "-q", "--rebase"], &[]);
     git(s.dir.path(), &["push", "-q"], &[]);
     assert_eq!(remote_head(&bare, &branch), s.head());
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
 }
 
 #[test]
 fn a_branch_without_upstream_is_told_how_to_set_one() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "ps-push-noup");
-    s.write(&s.path_manifest(
-        &fleet.image,
-        18941,
-        ["1.1.0", "1.0.0", "1.0.0"],
-        ["h1", "h2", "h3"],
-    ));
-    let out = s.run(&["apply", "recette", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let (_, s) = fleet_scenario!("ps-push-noup");
+    s.write_path(18941, ["1.1.0", "1.0.0", "1.0.0"]);
+    s.apply_ok("recette");
     let branch = git(s.dir.path(), &["rev-parse", "--abbrev-ref", "HEAD"], &[]);
     let out = s.run(&["promote", "recette", "preprod", "--push"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(
-        head_subject(&s),
+        s.head_subject(),
         "promote recette -> preprod: web 1.0.0 -> 1.1.0"
     );
     assert!(
@@ -236,13 +196,13 @@ fn a_push_over_ssh_reaches_the_repository_behind_the_fleets_sshd() {
             && out.stderr.contains("is kept here"),
         "{out:?}"
     );
-    assert_eq!(head_subject(&s), "rollback test: web 1.2.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.2.0 -> 1.1.0");
     assert_eq!(remote_head(&bare, &branch), before);
 
     // With them (the operator's ssh command for git): pushed over ssh://, both commits.
     let out = s.run_with(&["rollback", "test", "--yes", "--push"], &with_key);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     assert_eq!(remote_head(&bare, &branch), s.head());
-    assert_eq!(s.get("h1", 18931, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18931).as_deref(), Some("1.0.0"));
 }

@@ -5,7 +5,6 @@
 
 mod support;
 
-use futures_util::StreamExt;
 use support::{Scenario, block_on};
 
 /// Writes `docker-credential-fleettest` into `dir`: it answers for `registry` with the fleet's
@@ -103,7 +102,7 @@ fn a_pull_from_a_registry_behind_auth_works_only_through_the_credential_helper()
     // On PATH: asked once, with the registry's host on stdin, and the pull goes through.
     let out = run_fleetpin(&s, &["apply", "test", "--yes"], config.path(), &with_helper);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h3", 18680, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h3", 18680).as_deref(), Some("1.0.0"));
     assert_eq!(
         std::fs::read_to_string(helpers.path().join("asked")).unwrap(),
         format!("{}\n", fleet.auth_registry)
@@ -126,20 +125,14 @@ fn a_pull_from_a_registry_behind_auth_works_only_through_the_credential_helper()
     s.write(&manifest("1.1.0"));
     let out = run_fleetpin(&s, &["apply", "test", "--yes"], config.path(), &with_helper);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(s.get("h3", 18680, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18680).as_deref(), Some("1.1.0"));
 }
 
 /// The image ids of a host, or whether one is there, through the Engine API.
 fn image_tags(s: &Scenario, host: &str, id: &str) -> Option<Vec<String>> {
-    let docker = s.docker(host);
-    let id = id.to_string();
-    block_on(async move {
-        docker
-            .inspect_image(&id)
-            .await
-            .ok()
-            .map(|i| i.repo_tags.unwrap_or_default())
-    })
+    s.inspect_image(host, id)
+        .ok()
+        .map(|i| i.repo_tags.unwrap_or_default())
 }
 
 /// An image of its own for `repo:tag` in the fleet's registry, made from `source` (so that it
@@ -151,21 +144,8 @@ fn own_image(s: &Scenario, host: &str, source: &str, repo: &str, tags: &[&str]) 
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
     let holder = format!("{}-source-{}", s.platform, tags[0].replace('.', "-"));
     block_on(async move {
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&source)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&holder)
-            .build();
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(source.clone()),
-            ..Default::default()
-        };
-        docker.create_container(Some(opts), body).await.unwrap();
+        support::docker::pull(&docker, &source).await;
+        support::docker::create_plain(&docker, &holder, &source).await;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -193,18 +173,7 @@ fn own_image(s: &Scenario, host: &str, source: &str, repo: &str, tags: &[&str]) 
                 .tag(tag)
                 .build();
             docker.tag_image(&id, Some(opts)).await.unwrap();
-            let opts = bollard::query_parameters::PushImageOptionsBuilder::new()
-                .tag(tag)
-                .build();
-            let mut push = docker.push_image(
-                &repo,
-                Some(opts),
-                Some(bollard::auth::DockerCredentials::default()),
-            );
-            while let Some(r) = push.next().await {
-                let info = r.unwrap();
-                assert!(info.error_detail.is_none(), "push failed: {info:?}");
-            }
+            support::docker::push(&docker, &repo, tag).await;
         }
         let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
             .force(true)
@@ -242,8 +211,7 @@ fn forget_own_images(s: &Scenario, host: &str) {
 
 #[test]
 fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "cc-imgclean");
+    let (fleet, s) = fleet_scenario!("cc-imgclean");
     let host = "h2";
     let repo = format!("{}/fleetpin/imgclean", fleet.registry);
     forget_own_images(&s, host);
@@ -258,15 +226,7 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     // The operator's own pull, with a plain API call.
     let docker = s.docker(host);
     let golden = format!("{repo}:golden");
-    block_on(async {
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&golden)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-    });
+    block_on(support::docker::pull(&docker, &golden));
     assert_eq!(
         image_tags(&s, host, &id["1.1.0"]),
         Some(vec![golden.clone()])
@@ -280,9 +240,8 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     let mut outs = Vec::new();
     for v in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
         s.write(&manifest(v));
-        let out = s.run(&["apply", "test", "--yes"]);
-        assert_eq!(out.code, 0, "{out:?}");
-        assert_eq!(s.get(host, 18681, "/version").as_deref(), Some(v));
+        let out = s.apply_ok("test");
+        assert_eq!(s.version(host, 18681).as_deref(), Some(v));
         outs.push(out);
     }
     // 1.2.0 let 1.0.0's container go, and with it its image; 2.0.0 let 1.1.0's go, whose image
@@ -321,19 +280,9 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
     // A container fleetpin did not create (stopped) keeps the image it uses.
     let foreign = format!("{}-foreign", s.platform);
     let (f, img) = (foreign.clone(), id["1.2.0"].clone());
-    block_on(async {
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&f)
-            .build();
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(img),
-            ..Default::default()
-        };
-        docker.create_container(Some(opts), body).await.unwrap();
-    });
+    block_on(support::docker::create_plain(&docker, &f, &img));
     s.write(&manifest("1.1.0"));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = s.apply_ok("test");
     assert!(!out.stdout.contains("unused image removed"), "{out:?}");
     assert_eq!(
         image_tags(&s, host, &id["1.2.0"]),

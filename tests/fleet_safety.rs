@@ -37,43 +37,34 @@ fn id_of(s: &Scenario, host: &str, name: &str) -> String {
     s.inspect(host, name).id.unwrap()
 }
 
-fn head_subject(s: &Scenario) -> String {
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let head = repo.head().unwrap().peel_to_commit().unwrap();
-    head.summary().unwrap().unwrap_or("").to_string()
-}
-
 #[test]
 fn rollback_walks_back_through_three_releases_and_never_forward() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "walkback");
+    let (_, s) = fleet_scenario!("walkback");
     let stable = format!("{}-test-web", s.platform);
     let mut ids = Vec::new();
     for v in ["1.0.0", "1.1.0", "2.0.0"] {
-        s.write(&s.manifest(&["h1"], &[("web", 18601, "")], &[("web", v)]));
-        let out = s.run(&["apply", "test", "--yes"]);
-        assert_eq!(out.code, 0, "{out:?}");
+        s.deploy(&["h1"], 18601, v);
         ids.push(id_of(&s, "h1", &stable));
     }
     let first = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(first.code, 0, "{first:?}");
-    assert_eq!(s.get("h1", 18601, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h1", 18601).as_deref(), Some("1.1.0"));
     assert_eq!(
         id_of(&s, "h1", &stable),
         ids[1],
         "the retained 1.1.0 container"
     );
-    assert_eq!(head_subject(&s), "rollback test: web 2.0.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback test: web 2.0.0 -> 1.1.0");
 
     let second = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(second.code, 0, "{second:?}");
     assert_eq!(
-        s.get("h1", 18601, "/version").as_deref(),
+        s.version("h1", 18601).as_deref(),
         Some("1.0.0"),
         "the second rollback goes further back, never forward: {second:?}"
     );
     assert_eq!(id_of(&s, "h1", &stable), ids[0]);
-    assert_eq!(head_subject(&s), "rollback test: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback test: web 1.1.0 -> 1.0.0");
     let mut rs = roles(&s, "h1");
     rs.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(
@@ -98,19 +89,17 @@ fn rollback_walks_back_through_three_releases_and_never_forward() {
     // `--to` may still name any retained version.
     let to = s.run(&["rollback", "test", "--to", "2.0.0", "--yes"]);
     assert_eq!(to.code, 0, "{to:?}");
-    assert_eq!(s.get("h1", 18601, "/version").as_deref(), Some("2.0.0"));
+    assert_eq!(s.version("h1", 18601).as_deref(), Some("2.0.0"));
     assert_eq!(id_of(&s, "h1", &stable), ids[2]);
 }
 
 #[test]
 fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "crashloop");
+    let (_, s) = fleet_scenario!("crashloop");
     // No healthcheck at all; 1.1.0's process dies after 4 s (and the engine restarts it).
     let extra = "healthcheck: {test: [\"NONE\"]}\nupdate: {monitor: 8s}\ncommand: [\"sh\", \"-c\", \"[ \\\"$APP_VERSION\\\" = 1.1.0 ] && { httpd -p 8080 -h /www; sleep 4; exit 3; }; exec /entrypoint.sh\"]";
     s.write(&s.manifest(&["h2"], &[("web", 18602, extra)], &[("web", "1.0.0")]));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let stable = format!("{}-test-web", s.platform);
     let good = id_of(&s, "h2", &stable);
 
@@ -133,7 +122,7 @@ fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
         good,
         "the good container serves again"
     );
-    assert_eq!(s.get("h2", 18602, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18602).as_deref(), Some("1.0.0"));
     let policy = s
         .inspect("h2", &stable)
         .host_config
@@ -159,17 +148,15 @@ fn a_crash_looping_release_without_healthcheck_fails_its_gate() {
 
 #[test]
 fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_failed() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "interrupted");
+    let (_, s) = fleet_scenario!("interrupted");
     let stable = format!("{}-test-web", s.platform);
-    s.write(&s.manifest(&["h3"], &[("web", 18603, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.deploy(&["h3"], 18603, "1.0.0");
     for (to, step) in [
         ("1.1.0", "started"),
         ("2.0.0", "renamed-new"),
         ("1.2.0", "started"),
     ] {
-        s.write(&s.manifest(&["h3"], &[("web", 18603, "")], &[("web", to)]));
+        s.write_web(&["h3"], 18603, to);
         let (mut child, _err) = spawn_paused(&s, &["apply", "test", "--yes"], step, 600);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -179,7 +166,7 @@ fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_
             "killed at {step} on the way to {to}: {rerun:?}"
         );
         assert!(rerun.stdout.contains("repaired"), "{rerun:?}");
-        assert_eq!(s.get("h3", 18603, "/version").as_deref(), Some(to));
+        assert_eq!(s.version("h3", 18603).as_deref(), Some(to));
         let rs = roles(&s, "h3");
         assert!(
             !rs.iter().any(|(r, _, _)| r == ".failed"),
@@ -217,15 +204,14 @@ fn killed_during_or_just_before_the_gate_of_a_healthy_release_nothing_is_marked_
 
 #[test]
 fn a_pin_moved_back_relaunches_the_retained_container() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "revert");
+    let (_, s) = fleet_scenario!("revert");
     let stable = format!("{}-test-web", s.platform);
     let services = [("web", 18604, "volumes: [\"data:/data\"]")];
     s.write(&s.manifest(&["h1"], &services, &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let first = id_of(&s, "h1", &stable);
     s.write(&s.manifest(&["h1"], &services, &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
 
     // `git revert` of the pin commit: the manifest is byte for byte the first one again.
     s.write(&s.manifest(&["h1"], &services, &[("web", "1.0.0")]));
@@ -248,7 +234,7 @@ fn a_pin_moved_back_relaunches_the_retained_container() {
         first,
         "the very container, no new one"
     );
-    assert_eq!(s.get("h1", 18604, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18604).as_deref(), Some("1.0.0"));
     assert_eq!(
         s.run(&["plan", "test", "--detailed-exitcode"]).code,
         0,
@@ -258,11 +244,9 @@ fn a_pin_moved_back_relaunches_the_retained_container() {
 
 #[test]
 fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "lockclock");
-    s.write(&s.manifest(&["h2"], &[("web", 18605, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h2"], &[("web", 18605, "")], &[("web", "1.1.0")]));
+    let (_, s) = fleet_scenario!("lockclock");
+    s.deploy(&["h2"], 18605, "1.0.0");
+    s.write_web(&["h2"], 18605, "1.1.0");
     // A long run: it holds the lock for ~14 s with a time to live of 6 s, renewing it.
     let ttl = [("FLEETPIN_LOCK_TTL", "6")];
     let (a, _a_err) = spawn_paused_with(&s, &["apply", "test", "--yes"], "started", 14, &ttl);
@@ -289,7 +273,7 @@ fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
         "{}",
         String::from_utf8_lossy(&a.stdout)
     );
-    assert_eq!(s.get("h2", 18605, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h2", 18605).as_deref(), Some("1.1.0"));
     // Released: no lock and no heartbeat container left.
     let docker = s.docker("h2");
     let lock = format!("fleetpin-lock-{}-test", s.platform);
@@ -311,21 +295,19 @@ fn the_lock_is_renewed_judged_by_the_engines_clock_and_can_be_waited_for() {
 
 #[test]
 fn a_slow_graceful_stop_is_waited_out_in_full() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "slowstop");
+    let (_, s) = fleet_scenario!("slowstop");
     // Takes 45 s to stop on SIGTERM; it may take 60.
     let extra = "stop_timeout: 60s\ncommand: [\"sh\", \"-c\", \"trap 'sleep 45; exit 0' TERM; httpd -p 8080 -h /www; while :; do sleep 1; done\"]";
     s.write(&s.manifest(&["h3"], &[("web", 18606, extra)], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&["h3"], &[("web", 18606, extra)], &[("web", "1.1.0")]));
     let started = std::time::Instant::now();
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     assert!(
         started.elapsed() >= Duration::from_secs(45),
         "the stop was waited for"
     );
-    assert_eq!(s.get("h3", 18606, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18606).as_deref(), Some("1.1.0"));
     let prev = s
         .containers("h3")
         .into_iter()
@@ -337,17 +319,16 @@ fn a_slow_graceful_stop_is_waited_out_in_full() {
 
 #[test]
 fn rollback_refuses_before_touching_any_host() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rbscope");
+    let (_, s) = fleet_scenario!("rbscope");
     let services = [("web", 18607, ""), ("api", 18608, ""), ("extra", 18609, "")];
     let hosts = ["h1", "h2"];
     // `extra` is in the manifest but not pinned in `test`.
     let pinned =
         |web: &str, api: &str| s.manifest(&hosts, &services, &[("web", web), ("api", api)]);
     s.write(&pinned("1.0.0", "1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&pinned("1.1.0", "1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let before: Vec<_> = hosts.iter().map(|h| s.containers(h)).collect();
 
     let ghost = s.run(&["rollback", "test", "-s", "extra", "--yes"]);
@@ -371,7 +352,7 @@ fn rollback_refuses_before_touching_any_host() {
     s.write(&pinned("1.2.0", "1.0.0"));
     assert_eq!(s.run(&["apply", "test", "--yes", "--host", "h1"]).code, 0);
     s.write(&pinned("2.0.0", "1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     // h1 went 1.0.0 -> 1.1.0 -> 1.2.0 -> 2.0.0, h2 1.0.0 -> 1.1.0 -> 2.0.0.
     let split = s.run(&["rollback", "test", "-s", "web", "--yes"]);
     assert_eq!(split.code, 1, "{split:?}");
@@ -383,20 +364,19 @@ fn rollback_refuses_before_touching_any_host() {
     let to = s.run(&["rollback", "test", "-s", "web", "--to", "1.1.0", "--yes"]);
     assert_eq!(to.code, 0, "{to:?}");
     for h in hosts {
-        assert_eq!(s.get(h, 18607, "/version").as_deref(), Some("1.1.0"), "{h}");
+        assert_eq!(s.version(h, 18607).as_deref(), Some("1.1.0"), "{h}");
     }
-    assert_eq!(head_subject(&s), "rollback test: web 2.0.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback test: web 2.0.0 -> 1.1.0");
 }
 
 #[test]
 fn rollback_of_some_hosts_leaves_the_pin_and_names_the_hosts_that_differ() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rbsubset");
+    let (_, s) = fleet_scenario!("rbsubset");
     let hosts = ["h1", "h3"];
     s.write(&s.manifest(&hosts, &[("web", 18611, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&s.manifest(&hosts, &[("web", 18611, "")], &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let head = s.head();
     let text = std::fs::read_to_string(s.path()).unwrap();
     let out = s.run(&[
@@ -416,45 +396,20 @@ fn rollback_of_some_hosts_leaves_the_pin_and_names_the_hosts_that_differ() {
         text,
         "the file is untouched"
     );
-    assert_eq!(s.get("h3", 18611, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(s.get("h1", 18611, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18611).as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18611).as_deref(), Some("1.1.0"));
 }
 
 #[test]
 fn a_foreign_container_on_the_name_is_a_conflict_for_rollback_and_nothing_is_demoted() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "rbforeign");
+    let (fleet, s) = fleet_scenario!("rbforeign");
     let stable = format!("{}-test-web", s.platform);
-    s.write(&s.manifest(&["h2"], &[("web", 18612, "")], &[("web", "1.0.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
-    s.write(&s.manifest(&["h2"], &[("web", 18612, "")], &[("web", "1.1.0")]));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.deploy(&["h2"], 18612, "1.0.0");
+    s.deploy(&["h2"], 18612, "1.1.0");
     // Someone replaced the service by hand, under its name.
     let docker = s.docker("h2");
-    let image = format!("{}:2.0.0", fleet.image);
-    let name = stable.clone();
-    support::block_on(async move {
-        use futures_util::StreamExt;
-        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .build();
-        docker.remove_container(&name, Some(rm)).await.unwrap();
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(&image)
-            .build();
-        let mut pull = docker.create_image(Some(opts), None, None);
-        while let Some(r) = pull.next().await {
-            r.unwrap();
-        }
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(image.clone()),
-            ..Default::default()
-        };
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(&name)
-            .build();
-        docker.create_container(Some(opts), body).await.unwrap();
-    });
+    support::block_on(support::docker::remove(&docker, &stable));
+    s.by_hand("h2", &stable, &format!("{}:2.0.0", fleet.image), false);
     let before = s.containers("h2");
     let out = s.run(&["rollback", "test", "--yes"]);
     assert_eq!(out.code, 1, "{out:?}");

@@ -47,12 +47,8 @@ fn a_tls_host_is_reached_with_the_manifests_certificates_and_refused_without_the
     let s = Scenario::new(&fleet, "tls");
 
     s.write(&tls_manifest(&s, &host, "ca.pem", "cert.pem", "key.pem"));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(
-        s.get(&host.name, 18501, "/version").as_deref(),
-        Some("1.0.0")
-    );
+    s.apply_ok("test");
+    assert_eq!(s.version(&host.name, 18501).as_deref(), Some("1.0.0"));
 
     // The server's certificate is not signed by the CA we trust.
     s.write(&tls_manifest(
@@ -124,11 +120,8 @@ fn registry_credentials_come_from_the_operators_docker_config() {
     // same fleet may have left the image there: it must be pulled.)
     s.remove_image("h2", &format!("{image}:1.1.0"));
     let empty = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"));
-    let out = cmd
-        .current_dir(s.dir.path())
+    let out = support::run::fleetpin_in(s.dir.path())
         .args(["apply", "test", "--yes"])
-        .env("NO_COLOR", "1")
         .env("DOCKER_CONFIG", empty.path())
         .output()
         .unwrap();
@@ -154,10 +147,8 @@ fn registry_credentials_come_from_the_operators_docker_config() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(s.dir.path())
+    let out = support::run::fleetpin_in(s.dir.path())
         .args(["apply", "test", "--yes"])
-        .env("NO_COLOR", "1")
         .env("DOCKER_CONFIG", config.path())
         .output()
         .unwrap();
@@ -167,13 +158,12 @@ fn registry_credentials_come_from_the_operators_docker_config() {
         !stdout.contains(&fleet.auth_password),
         "the password is never printed"
     );
-    assert_eq!(s.get("h2", 18511, "/version").as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h2", 18511).as_deref(), Some("1.1.0"));
 }
 
 #[test]
 fn secret_values_never_appear_in_any_output_label_log_or_plan_file() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "secret");
+    let (_, s) = fleet_scenario!("secret");
     const SECRET: &str = "s3cr3t-Value-4242";
     std::fs::write(
         s.dir.path().join("app.env"),

@@ -44,10 +44,7 @@ fn plan_and_apply_over_ssh_with_and_without_a_port() {
     assert!(plan.stdout.contains("+ web  -> 1.0.0  create"), "{plan:?}");
     let apply = s.run_with(&["apply", "plain", "--yes"], &env);
     assert_eq!(apply.code, 0, "{apply:?}");
-    assert_eq!(
-        s.get(&ssh.host, 18901, "/version").as_deref(),
-        Some("1.0.0")
-    );
+    assert_eq!(s.version(&ssh.host, 18901).as_deref(), Some("1.0.0"));
     let calls = lines(&log);
     assert!(!calls.is_empty(), "fleetpin ran no ssh at all");
     for c in &calls {
@@ -70,10 +67,7 @@ fn plan_and_apply_over_ssh_with_and_without_a_port() {
     );
     let apply = s.run_with(&["apply", "port", "--yes"], &env);
     assert_eq!(apply.code, 0, "{apply:?}");
-    assert_eq!(
-        s.get(&ssh.host, 18902, "/version").as_deref(),
-        Some("1.1.0")
-    );
+    assert_eq!(s.version(&ssh.host, 18902).as_deref(), Some("1.1.0"));
     let calls = lines(&log);
     assert!(!calls.is_empty());
     for c in &calls {

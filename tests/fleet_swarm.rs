@@ -149,7 +149,20 @@ fn scenario(fleet: &support::Fleet, platform: &str) -> Scenario {
     s
 }
 
-fn swarm_manifest(platform: &str, image: &str, sw: &Swarm, port: u16, version: &str) -> String {
+/// Every swarm test's setup: the fleet and the swarm (or `None`, after the skip note, when
+/// either is not up; under CI, a panic), the scenario, and its Swarm services, removed now and
+/// when dropped. Bind them in this order, so that the services go before the scenario's
+/// containers.
+fn swarm_scenario(platform: &str) -> Option<(support::Fleet, Swarm, Scenario, Services)> {
+    let fleet = support::fleet()?;
+    let sw = swarm()?;
+    let s = scenario(&fleet, platform);
+    let services = Services::new(&sw, &s.platform);
+    Some((fleet, sw, s, services))
+}
+
+/// The manifest's head: platform and service `web`, two replicas on host-mode `port`.
+fn web_service(s: &Scenario, image: &str, port: u16) -> String {
     format!(
         r#"platform: {platform}
 services:
@@ -159,12 +172,50 @@ services:
     replicas: 2
     update: {{monitor: 3s}}
 environments:
-  prod:
-    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
-    versions:
-      web: "{version}"
 "#,
-        manager = sw.manager
+        platform = s.platform,
+    )
+}
+
+/// An environment's target lines: the swarm.
+fn on_swarm(sw: &Swarm) -> String {
+    format!(
+        "    swarm: {{endpoint: \"{}\", insecure: true, publish: host}}\n",
+        sw.manager
+    )
+}
+
+/// Service `web` on `port` pinned at 1.0.0 in the swarm environment `prod`.
+fn swarm_manifest(s: &Scenario, image: &str, sw: &Swarm, port: u16) -> String {
+    format!(
+        "{}  prod:\n{}    versions:\n      web: \"1.0.0\"\n",
+        web_service(s, image, port),
+        on_swarm(sw)
+    )
+}
+
+/// Service `web` on `port` in two environments, `preprod` at 1.1.0 and `prod` at 1.0.0, one of
+/// them (`swarm_env`) the swarm and the other plain host `host`.
+fn mixed_manifest(
+    s: &Scenario,
+    image: &str,
+    sw: &Swarm,
+    port: u16,
+    host: &support::FleetHost,
+    swarm_env: &str,
+) -> String {
+    let env = |name: &str| {
+        if name == swarm_env {
+            on_swarm(sw)
+        } else {
+            format!("    hosts:\n{}", s.host_lines(&[&host.name]))
+        }
+    };
+    format!(
+        "{}  preprod:\n{}    versions:\n      web: \"1.1.0\"\n  prod:\n{}    versions:\n      web: \"1.0.0\"\n",
+        web_service(s, image, port),
+        env("preprod"),
+        env("prod"),
     )
 }
 
@@ -189,17 +240,10 @@ fn both(v: &str) -> Vec<Option<String>> {
 
 #[test]
 fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swapply");
-    let _services = Services::new(&sw, &s.platform);
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19210,
-        "1.0.0",
-    ));
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swapply") else {
+        return;
+    };
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19210));
 
     let plan = s.run(&["plan", "prod", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{plan:?}");
@@ -215,8 +259,7 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
         "{plan:?}"
     );
 
-    let out = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("prod");
     assert_eq!(
         versions(&sw, 19210),
         both("1.0.0"),
@@ -224,8 +267,7 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
     );
 
     set_pin(&s, "1.0.0", "1.1.0");
-    let up = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(up.code, 0, "{up:?}");
+    let up = s.apply_ok("prod");
     assert!(up.stdout.contains("upgrade"), "{up:?}");
     assert_eq!(versions(&sw, 19210), both("1.1.0"));
 
@@ -244,22 +286,15 @@ fn apply_serves_on_both_nodes_an_upgrade_rolls_and_a_broken_release_exits_1() {
 
 #[test]
 fn rollback_walks_back_through_the_history_and_commits_the_pin() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swrollback");
-    let _services = Services::new(&sw, &s.platform);
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19211,
-        "1.0.0",
-    ));
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swrollback") else {
+        return;
+    };
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19211));
+    s.apply_ok("prod");
     set_pin(&s, "1.0.0", "1.1.0");
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
     set_pin(&s, "1.1.0", "2.0.0");
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
     assert_eq!(versions(&sw, 19211), both("2.0.0"));
 
     let back = s.run(&["rollback", "prod", "--yes"]);
@@ -267,24 +302,13 @@ fn rollback_walks_back_through_the_history_and_commits_the_pin() {
     assert_eq!(versions(&sw, 19211), both("1.1.0"));
     let text = std::fs::read_to_string(s.path()).unwrap();
     assert!(text.contains("web: \"1.1.0\""), "{text}");
-    let repo = git2::Repository::open(s.dir.path()).unwrap();
-    let subject = |r: &git2::Repository| {
-        r.head()
-            .unwrap()
-            .peel_to_commit()
-            .unwrap()
-            .summary()
-            .unwrap()
-            .unwrap_or("")
-            .to_string()
-    };
-    assert_eq!(subject(&repo), "rollback prod: web 2.0.0 -> 1.1.0");
+    assert_eq!(s.head_subject(), "rollback prod: web 2.0.0 -> 1.1.0");
 
     // Further back, never forward again to 2.0.0.
     let back2 = s.run(&["rollback", "prod", "--yes"]);
     assert_eq!(back2.code, 0, "{back2:?}");
     assert_eq!(versions(&sw, 19211), both("1.0.0"));
-    assert_eq!(subject(&repo), "rollback prod: web 1.1.0 -> 1.0.0");
+    assert_eq!(s.head_subject(), "rollback prod: web 1.1.0 -> 1.0.0");
     let plan = s.run(&["plan", "prod", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "the pin is what runs: {plan:?}");
 
@@ -296,37 +320,12 @@ fn rollback_walks_back_through_the_history_and_commits_the_pin() {
 
 #[test]
 fn promote_from_plain_preprod_pins_the_swarm_by_digest_and_apply_deploys_it() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swpromote");
-    let _services = Services::new(&sw, &s.platform);
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swpromote") else {
+        return;
+    };
     let h1 = &fleet.hosts[0];
-    s.write(&format!(
-        r#"platform: {platform}
-services:
-  web:
-    image: {image}
-    ports: ["19212:8080"]
-    replicas: 2
-    update: {{monitor: 3s}}
-environments:
-  preprod:
-    hosts:
-      {h}: {{endpoint: "{tcp}", insecure: true}}
-    versions:
-      web: "1.1.0"
-  prod:
-    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
-    versions:
-      web: "1.0.0"
-"#,
-        platform = s.platform,
-        image = fleet.image,
-        h = h1.name,
-        tcp = h1.tcp,
-        manager = sw.manager
-    ));
-    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    s.write(&mixed_manifest(&s, &fleet.image, &sw, 19212, h1, "prod"));
+    s.apply_ok("preprod");
     let tested = s.running_digest(
         &h1.name,
         &format!("{}-preprod-web", s.platform),
@@ -339,8 +338,7 @@ environments:
     let text = std::fs::read_to_string(s.path()).unwrap();
     assert!(text.contains(&format!("1.1.0@{tested}")), "{text}");
 
-    let apply = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(apply.code, 0, "{apply:?}");
+    s.apply_ok("prod");
     assert_eq!(versions(&sw, 19212), both("1.1.0"));
     let audit = s.run(&["audit", "prod", "--format", "json"]);
     assert_eq!(audit.code, 0, "{audit:?}");
@@ -350,18 +348,11 @@ environments:
 
 #[test]
 fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swaudit");
-    let services = Services::new(&sw, &s.platform);
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19214,
-        "1.0.0",
-    ));
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    let Some((fleet, sw, s, services)) = swarm_scenario("swaudit") else {
+        return;
+    };
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19214));
+    s.apply_ok("prod");
 
     let audit = s.run(&["audit", "prod", "--exit-code", "--format", "json"]);
     assert_eq!(audit.code, 0, "{audit:?}");
@@ -388,17 +379,8 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
             .contains("| 2/2 | fpfleet-s1:1 fpfleet-s2:1 | ok |"),
         "{md:?}"
     );
-    let page_path = s.dir.path().join("audit.html");
-    let html = s.run(&[
-        "audit",
-        "prod",
-        "--format",
-        "html",
-        "-o",
-        page_path.to_str().unwrap(),
-    ]);
+    let (html, page) = s.audit_html(&["prod"]);
     assert_eq!(html.code, 0, "{html:?}");
-    let page = std::fs::read_to_string(&page_path).unwrap();
     assert!(
         page.contains("<h2>Swarm environment <code>prod</code></h2>")
             && page.contains(
@@ -415,10 +397,9 @@ fn audit_shows_tasks_per_node_and_a_manual_scale_exits_2() {
 
 #[test]
 fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_own() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swlock");
-    let services = Services::new(&sw, &s.platform);
+    let Some((fleet, sw, s, services)) = swarm_scenario("swlock") else {
+        return;
+    };
     let docker = services.docker.clone();
     let lock = format!("fleetpin-lock-{}-prod", s.platform);
     let remove = |docker: bollard::Docker, lock: String| {
@@ -427,13 +408,7 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
         })
     };
     remove(docker.clone(), lock.clone());
-    s.write(&swarm_manifest(
-        &s.platform,
-        &fleet.image,
-        &sw,
-        19215,
-        "1.0.0",
-    ));
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19215));
 
     // Someone else's fresh lock, on another machine.
     let labels = std::collections::HashMap::from([
@@ -489,8 +464,7 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
             .contains("removed the lock of prod (held by alice@example.test)"),
         "{unlock:?}"
     );
-    let out = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("prod");
     let left = {
         let docker = docker.clone();
         let lock = lock.clone();
@@ -501,16 +475,15 @@ fn the_lock_is_a_cluster_config_a_held_one_refuses_apply_and_a_run_releases_its_
 
 #[test]
 fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_behind_auth() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swauth") else {
+        return;
+    };
     assert!(
         !fleet.auth_registry.is_empty(),
         "the fleet has no auth registry (FLEET_AUTH_REGISTRY)"
     );
-    let s = scenario(&fleet, "swauth");
-    let _services = Services::new(&sw, &s.platform);
     let image = format!("{}/fleetpin/app", fleet.auth_registry);
-    s.write(&swarm_manifest(&s.platform, &image, &sw, 19216, "1.0.0"));
+    s.write(&swarm_manifest(&s, &image, &sw, 19216));
     // No node holds the image yet: each must pull it with the credentials apply sends.
     for (_, addr) in &sw.nodes {
         let node = bollard::Docker::connect_with_http(
@@ -563,10 +536,9 @@ fn registry_credentials_go_with_the_service_so_the_nodes_pull_from_a_registry_be
 
 #[test]
 fn logs_show_each_running_task_prefixed_by_its_node() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swlogs");
-    let _services = Services::new(&sw, &s.platform);
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swlogs") else {
+        return;
+    };
     s.write(&format!(
         r#"platform: {p}
 services:
@@ -585,7 +557,7 @@ environments:
         i = fleet.image,
         m = sw.manager
     ));
-    assert_eq!(s.run(&["apply", "prod", "--yes"]).code, 0);
+    s.apply_ok("prod");
 
     // One task per node; the manager fetches each task's output from its node (which may lag
     // the task's start by a moment).
@@ -638,37 +610,12 @@ environments:
 
 #[test]
 fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
-    let fleet = require_fleet!();
-    let Some(sw) = swarm() else { return };
-    let s = scenario(&fleet, "swfrom");
-    let services = Services::new(&sw, &s.platform);
+    let Some((fleet, sw, s, services)) = swarm_scenario("swfrom") else {
+        return;
+    };
     let h1 = &fleet.hosts[0];
-    s.write(&format!(
-        r#"platform: {platform}
-services:
-  web:
-    image: {image}
-    ports: ["19216:8080"]
-    replicas: 2
-    update: {{monitor: 3s}}
-environments:
-  preprod:
-    swarm: {{endpoint: "{manager}", insecure: true, publish: host}}
-    versions:
-      web: "1.1.0"
-  prod:
-    hosts:
-      {h}: {{endpoint: "{tcp}", insecure: true}}
-    versions:
-      web: "1.0.0"
-"#,
-        platform = s.platform,
-        image = fleet.image,
-        h = h1.name,
-        tcp = h1.tcp,
-        manager = sw.manager
-    ));
-    assert_eq!(s.run(&["apply", "preprod", "--yes"]).code, 0);
+    s.write(&mixed_manifest(&s, &fleet.image, &sw, 19216, h1, "preprod"));
+    s.apply_ok("preprod");
     let audit = s.run(&["audit", "preprod", "--format", "json"]);
     let tested = audit.json()["swarm"]["preprod"]["services"][0]["digest"]
         .as_str()
@@ -692,9 +639,8 @@ environments:
     assert_eq!(out.code, 0, "{out:?}");
     let text = std::fs::read_to_string(s.path()).unwrap();
     assert!(text.contains(&format!("web: \"1.1.0@{tested}\"")), "{text}");
-    let apply = s.run(&["apply", "prod", "--yes"]);
-    assert_eq!(apply.code, 0, "{apply:?}");
-    assert_eq!(s.get(&h1.name, 19216, "/version").as_deref(), Some("1.1.0"));
+    s.apply_ok("prod");
+    assert_eq!(s.version(&h1.name, 19216).as_deref(), Some("1.1.0"));
     assert_eq!(
         s.running_digest(&h1.name, &format!("{}-prod-web", s.platform), &fleet.image),
         tested

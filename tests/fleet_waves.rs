@@ -32,8 +32,7 @@ fn t(rfc3339: &str) -> std::time::SystemTime {
 
 #[test]
 fn a_dependent_starts_after_its_dependency_passed_its_health_check() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "waves");
+    let (_, s) = fleet_scenario!("waves");
     let services = [
         ("db", 18801, ""),
         ("api", 18802, "depends_on: [db]"),
@@ -44,15 +43,13 @@ fn a_dependent_starts_after_its_dependency_passed_its_health_check() {
         [("db", v), ("api", v), ("web", v), ("cache", v)]
     }
     s.write(&s.manifest(&["h1"], &services, &pins("1.0.0")));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let name = |svc: &str| format!("{}-test-{svc}", s.platform);
     // From empty, then an upgrade of all four: each time the chain waits, the rest does not.
     for round in ["create", "upgrade"] {
         if round == "upgrade" {
             s.write(&s.manifest(&["h1"], &services, &pins("1.1.0")));
-            let out = s.run(&["apply", "test", "--yes"]);
-            assert_eq!(out.code, 0, "{out:?}");
+            s.apply_ok("test");
         }
         let db_ok = first_healthy(&s, "h1", &name("db"));
         let api_started = started_at(&s, "h1", &name("api"));
@@ -77,8 +74,7 @@ fn a_dependent_starts_after_its_dependency_passed_its_health_check() {
 
 #[test]
 fn a_failed_service_stops_its_dependent_not_its_independent_neighbour() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "wavefail");
+    let (_, s) = fleet_scenario!("wavefail");
     let services = [
         ("base", 18811, ""),
         ("dep", 18812, "depends_on: [base]"),
@@ -89,7 +85,7 @@ fn a_failed_service_stops_its_dependent_not_its_independent_neighbour() {
         &services,
         &[("base", "1.0.0"), ("dep", "1.0.0"), ("other", "1.0.0")],
     ));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let name = |svc: &str| format!("{}-test-{svc}", s.platform);
     let dep_id = s.inspect("h2", &name("dep")).id.unwrap();
     s.write(&s.manifest(
@@ -124,7 +120,7 @@ fn a_failed_service_stops_its_dependent_not_its_independent_neighbour() {
         dep_id,
         "the dependent is untouched"
     );
-    assert_eq!(s.get("h2", 18812, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(s.get("h2", 18813, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(s.get("h2", 18811, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18812).as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18813).as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h2", 18811).as_deref(), Some("1.0.0"));
 }

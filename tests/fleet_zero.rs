@@ -141,13 +141,12 @@ fn upgrade_rollback_and_a_refused_release_lose_no_request_through_the_proxy() {
     );
     let s = Scenario::new(&fleet, "zero");
     s.write(&zero_manifest(&s, "1.0.0", ""));
-    let out = s.run(&["apply", "test", "--yes"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    s.apply_ok("test");
     let plan = s.run(&["plan", "test", "--format", "json"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     // The proxy is up and serves the app.
     let t = Instant::now();
-    while s.get("h1", 18701, "/version").as_deref() != Some("1.0.0") {
+    while s.version("h1", 18701).as_deref() != Some("1.0.0") {
         assert!(t.elapsed() < Duration::from_secs(15), "the proxy answers");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -192,14 +191,13 @@ fn upgrade_rollback_and_a_refused_release_lose_no_request_through_the_proxy() {
 
 #[test]
 fn killed_at_each_start_first_step_a_rerun_leaves_one_serving_and_loses_no_request() {
-    let fleet = require_fleet!();
-    let s = Scenario::new(&fleet, "zerokill");
+    let (_, s) = fleet_scenario!("zerokill");
     let stable = format!("{}-test-api", s.platform);
     let manifest = |v: &str| zero_manifest(&s, v, "").replace("18701:80", "18702:80");
     s.write(&manifest("1.0.0"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     let t = Instant::now();
-    while s.get("h1", 18702, "/version").is_none() {
+    while s.version("h1", 18702).is_none() {
         assert!(t.elapsed() < Duration::from_secs(15), "the proxy answers");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -245,7 +243,7 @@ fn killed_at_each_start_first_step_a_rerun_leaves_one_serving_and_loses_no_reque
             api.iter().any(|(n, _, _)| n.contains(".prev-")),
             "killed at {step}: {api:?}"
         );
-        assert_eq!(s.get("h1", 18702, "/version").as_deref(), Some(to));
+        assert_eq!(s.version("h1", 18702).as_deref(), Some(to));
     }
 }
 
@@ -296,7 +294,7 @@ fn a_rollout_whose_last_host_cannot_pull_ends_on_one_version_or_stops_there() {
     // on_failure: rollback — h1 (the canary) and h2 change, h3 cannot pull: all go back.
     let hosts = ["h1", "h2", "h3"];
     s.write(&m(&hosts, "1.0.0", "rollback"));
-    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.apply_ok("test");
     s.write(&m(&hosts, "1.1.0", "rollback"));
     registry_reachable("h3", false);
     let out = s.run(&["apply", "test", "--yes", "--format", "json"]);
@@ -310,11 +308,7 @@ fn a_rollout_whose_last_host_cannot_pull_ends_on_one_version_or_stops_there() {
         "{doc}"
     );
     for h in hosts {
-        assert_eq!(
-            s.get(h, 18703, "/version").as_deref(),
-            Some("1.0.0"),
-            "{h} is back"
-        );
+        assert_eq!(s.version(h, 18703).as_deref(), Some("1.0.0"), "{h} is back");
     }
 
     // on_failure: stop — h1 (canary) changes, h3 fails, h2 after it is untouched.
@@ -329,7 +323,7 @@ fn a_rollout_whose_last_host_cannot_pull_ends_on_one_version_or_stops_there() {
             .contains("Hosts — changed: h1; failed: h3; untouched: h2."),
         "{out:?}"
     );
-    assert_eq!(s.get("h1", 18703, "/version").as_deref(), Some("1.1.0"));
-    assert_eq!(s.get("h3", 18703, "/version").as_deref(), Some("1.0.0"));
-    assert_eq!(s.get("h2", 18703, "/version").as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h1", 18703).as_deref(), Some("1.1.0"));
+    assert_eq!(s.version("h3", 18703).as_deref(), Some("1.0.0"));
+    assert_eq!(s.version("h2", 18703).as_deref(), Some("1.0.0"));
 }

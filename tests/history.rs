@@ -2,21 +2,15 @@
 //! first, filtered by environment and service, limited with -n; commits that do not touch the
 //! manifest are skipped.
 
-use assert_cmd::Command;
+mod support;
+
 use std::path::Path;
+use support::run::fleetpin_in;
 
 fn commit(dir: &Path, file: &str, text: &str, who: &str, message: &str) {
     std::fs::write(dir.join(file), text).unwrap();
-    let repo = git2::Repository::open(dir).unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new(file)).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now(who, &format!("{who}@acme.example")).unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap();
+    let email = format!("{who}@acme.example");
+    support::git::commit(dir, &[file], who, &email, message);
 }
 
 fn manifest(prod_billing: &str, prod_crm: &str, recette_billing: &str) -> String {
@@ -26,13 +20,10 @@ fn manifest(prod_billing: &str, prod_crm: &str, recette_billing: &str) -> String
 }
 
 fn history(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::cargo_bin("fleetpin")
-        .unwrap()
-        .current_dir(dir)
+    let out = fleetpin_in(dir)
         .arg("history")
         .args(args)
         .args(["--format", "json"])
-        .env_remove("FLEETPIN_FILE")
         .output()
         .unwrap();
     assert_eq!(
@@ -129,11 +120,8 @@ fn one_row_per_pin_change_newest_first() {
     let limited = history(d.path(), &["-n", "2"]);
     assert_eq!(limited.as_array().unwrap().len(), 2);
 
-    let table = Command::cargo_bin("fleetpin")
-        .unwrap()
-        .current_dir(d.path())
+    let table = fleetpin_in(d.path())
         .args(["history", "prod", "-s", "billing"])
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);

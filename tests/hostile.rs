@@ -10,6 +10,8 @@
 //!
 //! Timing figures are printed to stderr: `cargo test --test hostile -- --nocapture` shows them.
 
+mod support;
+
 use fleetpin::manifest::diagnostics::{ManifestError, Problem};
 use fleetpin::render::{Style, manifest_error};
 use proptest::prelude::*;
@@ -20,7 +22,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fleetpin");
 const MIB: usize = 1024 * 1024;
 
 /// Tests that measure time, and the CPU-heavy property tests, take turns: a timing bound must not
@@ -120,12 +121,8 @@ fn run(cmd: &mut Command, limit: Duration) -> Run {
 
 /// `fleetpin -f FILE ARGS…`, without colours and without the caller's FLEETPIN_FILE.
 fn fleetpin(file: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("-f")
-        .arg(file)
-        .args(args)
-        .env_remove("FLEETPIN_FILE")
-        .env("NO_COLOR", "1");
+    let mut c = support::run::fleetpin();
+    c.arg("-f").arg(file).args(args);
     c
 }
 
@@ -459,16 +456,8 @@ fn scale_inputs_finish_in_bounded_time_and_memory() {
 
     // The human rendering runs under a 2 GiB address-space limit, so a blow-up fails the test
     // instead of the machine.
-    let mut human = Command::new("sh");
-    human
-        .arg("-c")
-        .arg("ulimit -v 2097152 && exec \"$0\" \"$@\"")
-        .arg(BIN)
-        .arg("-f")
-        .arg(&unknown_path)
-        .arg("validate")
-        .env_remove("FLEETPIN_FILE")
-        .env("NO_COLOR", "1");
+    let mut human = support::run::wrapped(&["sh", "-c", "ulimit -v 2097152 && exec \"$0\" \"$@\""]);
+    human.arg("-f").arg(&unknown_path).arg("validate");
 
     let cases: Vec<(&str, Command, Option<i32>)> = vec![
         (

@@ -4,42 +4,12 @@
 //! headed by `# expect: [FILE:]LINE:COLUMN: SUBSTRING` lines and optional `# args:` lines) fails
 //! with exit 1 and exactly the expected located problems; `-o` never overwrites without --force.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::run::run_in as fleetpin;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/import");
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn fleetpin(dir: &Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("FLEETPIN_FILE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
-}
 
 fn dirs(under: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join(under))

@@ -4,7 +4,8 @@
 //! inspect that fails must show in its row, never leave a silent gap. Correctness only: the
 //! timings are benches/sim/scale.sh's.
 
-use assert_cmd::cargo::cargo_bin;
+mod support;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ fn fleet(dir: &Path, hosts: usize, services: usize, base: u16, extra: &[&str]) -
             &(base - 1).to_string(),
         ])
         .arg("--bin")
-        .arg(cargo_bin("fleetpin"))
+        .arg(support::run::BIN)
         .arg("-o")
         .arg(&manifest)
         .arg("--spec-hashes")
@@ -85,10 +86,8 @@ fn fleet(dir: &Path, hosts: usize, services: usize, base: u16, extra: &[&str]) -
 
 /// `fleetpin audit --format json` under `ulimit -n fds`: exit code and document.
 fn audit(dir: &Path, fds: u32) -> (i32, Value) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
-        .arg(cargo_bin("fleetpin"))
+    let ulimit = format!("ulimit -n {fds} && exec \"$0\" \"$@\"");
+    let out = support::run::wrapped(&["sh", "-c", &ulimit])
         .args(["-q", "--no-color", "-f"])
         .arg(dir.join("sim.yaml"))
         .args(["audit", "--format", "json"])

@@ -1,4 +1,6 @@
-//! What integration tests know about the private Docker fleet (tests/fleet/fleet.sh).
+//! The test crates' one shared support. `run` (the fleetpin binary) and `git` need no fleet and
+//! are what the fleet-free crates use; the rest is what integration tests know about the
+//! private Docker fleet (tests/fleet/fleet.sh), read only when a test asks for the fleet.
 //!
 //! The fleet script writes its addresses to a KEY=VALUE file; tests read it here. When the fleet
 //! is not up, a test must not pass silently: under CI it fails with the command that starts the
@@ -6,7 +8,12 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
+pub mod git;
+pub mod run;
 pub mod webhook;
+
+pub use run::Out;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -188,6 +195,17 @@ macro_rules! require_fleet {
     };
 }
 
+/// Every fleet test's opening: the fleet (skipping or failing as `require_fleet!` does) and
+/// the test's `Scenario` named `$name`, as `(fleet, scenario)`.
+#[macro_export]
+macro_rules! fleet_scenario {
+    ($name:expr) => {{
+        let fleet = require_fleet!();
+        let s = support::Scenario::new(&fleet, $name);
+        (fleet, s)
+    }};
+}
+
 /// One test's private corner of the fleet: its own platform name (so tests run in parallel
 /// without touching each other's containers), its own manifest in a temp git repository, and
 /// its own host ports.
@@ -195,33 +213,6 @@ pub struct Scenario {
     pub fleet: Fleet,
     pub platform: String,
     pub dir: tempfile::TempDir,
-}
-
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
 }
 
 impl Scenario {
@@ -247,28 +238,22 @@ impl Scenario {
     }
 
     pub fn commit(&self, message: &str) {
-        let repo = git2::Repository::open(self.dir.path()).unwrap();
-        let mut index = repo.index().unwrap();
-        index
-            .add_path(std::path::Path::new("platform.yaml"))
-            .unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("tester", "tester@example.test").unwrap();
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .unwrap();
+        git::commit(
+            self.dir.path(),
+            &["platform.yaml"],
+            "tester",
+            "tester@example.test",
+            message,
+        );
     }
 
     pub fn head(&self) -> String {
-        let repo = git2::Repository::open(self.dir.path()).unwrap();
-        repo.head()
-            .unwrap()
-            .peel_to_commit()
-            .unwrap()
-            .id()
-            .to_string()
+        git::head(self.dir.path())
+    }
+
+    /// The subject of the manifest repository's last commit.
+    pub fn head_subject(&self) -> String {
+        git::head_subject(self.dir.path())
     }
 
     /// The plain-TCP hosts (h1..h3); the TLS host is only used by the security tests.
@@ -282,6 +267,19 @@ impl Scenario {
 
     pub fn host(&self, name: &str) -> &FleetHost {
         self.fleet.hosts.iter().find(|h| h.name == name).unwrap()
+    }
+
+    /// An environment's `hosts:` entries for fleet hosts `hosts`, by their plain-TCP endpoint.
+    pub fn host_lines(&self, hosts: &[&str]) -> String {
+        hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "      {h}: {{endpoint: \"{}\", insecure: true}}\n",
+                    self.host(h).tcp
+                )
+            })
+            .collect()
     }
 
     /// A manifest: `services` are (name, host port, extra YAML lines); `versions` the pins of
@@ -320,6 +318,34 @@ impl Scenario {
         m
     }
 
+    /// `manifest` with one service, `web` on host port `port`, pinned at `version`.
+    pub fn web(&self, hosts: &[&str], port: u16, version: &str) -> String {
+        self.manifest(hosts, &[("web", port, "")], &[("web", version)])
+    }
+
+    /// Writes and commits `web(hosts, port, version)`.
+    pub fn write_web(&self, hosts: &[&str], port: u16, version: &str) {
+        self.write(&self.web(hosts, port, version));
+    }
+
+    /// `write_web`, then an apply of `test` that must succeed.
+    pub fn deploy(&self, hosts: &[&str], port: u16, version: &str) -> Out {
+        self.write_web(hosts, port, version);
+        self.apply_ok("test")
+    }
+
+    /// `fleetpin apply ENV --yes`, which must exit 0.
+    pub fn apply_ok(&self, env: &str) -> Out {
+        let out = self.run(&["apply", env, "--yes"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        out
+    }
+
+    /// What `host` answers on `port`'s /version.
+    pub fn version(&self, host: &str, port: u16) -> Option<String> {
+        self.get(host, port, "/version")
+    }
+
     pub fn run(&self, args: &[&str]) -> Out {
         self.run_with(args, &[])
     }
@@ -331,30 +357,13 @@ impl Scenario {
 
     /// `run` under a wrapper program (`faketime +2h`, …).
     pub fn run_prefixed(&self, wrapper: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Out {
-        let bin = env!("CARGO_BIN_EXE_fleetpin");
-        let mut cmd = match wrapper.split_first() {
-            Some((w, rest)) => {
-                let mut c = std::process::Command::new(w);
-                c.args(rest).arg(bin);
-                c
-            }
-            None => std::process::Command::new(bin),
-        };
-        let out = cmd
-            .current_dir(self.dir.path())
-            .args(args)
-            .envs(envs.iter().copied())
-            .env("NO_COLOR", "1")
-            .env("FLEETPIN_USER", "tester@example.test")
-            .env_remove("FLEETPIN_FILE")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-        }
+        run::output(
+            run::wrapped(wrapper)
+                .current_dir(self.dir.path())
+                .args(args)
+                .envs(envs.iter().copied())
+                .env("FLEETPIN_USER", "tester@example.test"),
+        )
     }
 
     pub fn docker(&self, host: &str) -> bollard::Docker {
@@ -392,18 +401,62 @@ impl Scenario {
         })
     }
 
+    /// `containers(host)` whose name contains `part` (`.failed-`, `.prev-`, …).
+    pub fn containers_with(&self, host: &str, part: &str) -> Vec<(String, String, String)> {
+        self.containers(host)
+            .into_iter()
+            .filter(|(n, _, _)| n.contains(part))
+            .collect()
+    }
+
+    /// The container `name`'s configuration on `host`.
+    pub fn config(&self, host: &str, name: &str) -> bollard::models::ContainerConfig {
+        self.inspect(host, name).config.unwrap()
+    }
+
     pub fn inspect(&self, host: &str, name: &str) -> bollard::models::ContainerInspectResponse {
+        self.try_inspect(host, name).unwrap()
+    }
+
+    /// `inspect`, for a container that may not be there.
+    pub fn try_inspect(
+        &self,
+        host: &str,
+        name: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, bollard::errors::Error> {
         let docker = self.docker(host);
         let name = name.to_string();
-        block_on(async move {
-            docker
-                .inspect_container(
-                    &name,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                )
-                .await
-                .unwrap()
-        })
+        let opts = None::<bollard::query_parameters::InspectContainerOptions>;
+        block_on(async move { docker.inspect_container(&name, opts).await })
+    }
+
+    /// The image `reference` (a name or an id) on `host`, if it is there.
+    pub fn inspect_image(
+        &self,
+        host: &str,
+        reference: &str,
+    ) -> Result<bollard::models::ImageInspect, bollard::errors::Error> {
+        let docker = self.docker(host);
+        let reference = reference.to_string();
+        block_on(async move { docker.inspect_image(&reference).await })
+    }
+
+    /// The restart policy of the container `name` on `host` (`no`, `unless-stopped`, …).
+    pub fn restart_policy(&self, host: &str, name: &str) -> String {
+        let hc = self.inspect(host, name).host_config.unwrap();
+        hc.restart_policy.unwrap().name.unwrap().to_string()
+    }
+
+    /// `fleetpin audit ARGS… --format html -o audit.html`: the run and the page it wrote (a
+    /// panic showing the run when it wrote none).
+    pub fn audit_html(&self, args: &[&str]) -> (Out, String) {
+        let path = self.dir.path().join("audit.html");
+        let mut all = vec!["audit"];
+        all.extend(args);
+        all.extend(["--format", "html", "-o", path.to_str().unwrap()]);
+        let out = self.run(&all);
+        let page = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{out:?}"));
+        (out, page)
     }
 
     /// GET http://{host addr}:{port}{path}, with a short timeout; None when nothing answers.
@@ -507,34 +560,16 @@ impl Scenario {
     /// Makes `repo:tag` in the test registry point at the image `source` (pulled on `host`
     /// first), as a release engineer re-pushing a tag would; returns the registry digest.
     pub fn push_as(&self, host: &str, source: &str, repo: &str, tag: &str) -> String {
-        use futures_util::StreamExt;
         let docker = self.docker(host);
         let (source, repo, tag) = (source.to_string(), repo.to_string(), tag.to_string());
         block_on(async move {
-            let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-                .from_image(&source)
-                .build();
-            let mut s = docker.create_image(Some(opts), None, None);
-            while let Some(r) = s.next().await {
-                r.unwrap();
-            }
+            docker::pull(&docker, &source).await;
             let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
                 .repo(&repo)
                 .tag(&tag)
                 .build();
             docker.tag_image(&source, Some(opts)).await.unwrap();
-            let opts = bollard::query_parameters::PushImageOptionsBuilder::new()
-                .tag(&tag)
-                .build();
-            let mut s = docker.push_image(
-                &repo,
-                Some(opts),
-                Some(bollard::auth::DockerCredentials::default()),
-            );
-            while let Some(r) = s.next().await {
-                let info = r.unwrap();
-                assert!(info.error_detail.is_none(), "push failed: {info:?}");
-            }
+            docker::push(&docker, &repo, &tag).await;
             let img = docker
                 .inspect_image(&format!("{repo}:{tag}"))
                 .await
@@ -557,6 +592,20 @@ impl Scenario {
         })
     }
 
+    /// Pulls `image` on `host` and creates the container `name` from it by hand, as someone
+    /// who is not fleetpin would (started when `start`); returns its id.
+    pub fn by_hand(&self, host: &str, name: &str, image: &str, start: bool) -> String {
+        let docker = self.docker(host);
+        block_on(async move {
+            docker::pull(&docker, image).await;
+            let id = docker::create_plain(&docker, name, image).await;
+            if start {
+                docker::start(&docker, &id).await;
+            }
+            id
+        })
+    }
+
     /// Removes an image from a host (so that the next deploy has to pull it), if it is there.
     pub fn remove_image(&self, host: &str, reference: &str) {
         let docker = self.docker(host);
@@ -572,19 +621,18 @@ impl Scenario {
     /// The registry digest of the image the container `name` on `host` runs.
     pub fn running_digest(&self, host: &str, name: &str, repo: &str) -> String {
         let image = self.inspect(host, name).image.unwrap();
-        let docker = self.docker(host);
-        let repo = repo.to_string();
-        block_on(async move {
-            docker
-                .inspect_image(&image)
-                .await
-                .unwrap()
-                .repo_digests
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
-                .unwrap_or_default()
-        })
+        self.inspect_image(host, &image)
+            .unwrap()
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Writes and commits `path_manifest` of the fleet's image on h1, h2 and h3.
+    pub fn write_path(&self, port: u16, pins: [&str; 3]) {
+        self.write(&self.path_manifest(&self.fleet.image, port, pins, ["h1", "h2", "h3"]));
     }
 
     /// A three-environment manifest (recette on `hosts[0]`, preprod on `hosts[1]`, prod on
@@ -610,13 +658,16 @@ impl Scenario {
     }
 }
 
+/// Runs `tests/fleet/fleet.sh ARGS…`; whether it ran and succeeded.
+fn fleet_sh_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn fleet_sh(args: &[&str]) {
-    let status =
-        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fleet/fleet.sh"))
-            .args(args)
-            .status()
-            .unwrap();
-    assert!(status.success(), "fleet.sh {args:?} failed");
+    assert!(fleet_sh_ok(args), "fleet.sh {args:?} failed");
 }
 
 /// A fault put on the fleet (a killed engine, a cut network, a stopped registry) and the
@@ -649,14 +700,7 @@ impl Drop for Fault {
     fn drop(&mut self) {
         if !self.undone {
             // Already unwinding: report, never panic twice.
-            let ok = std::process::Command::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fleet/fleet.sh"
-            ))
-            .args(&self.undo)
-            .status()
-            .is_ok_and(|s| s.success());
-            if !ok {
+            if !fleet_sh_ok(&self.undo) {
                 eprintln!("fleet.sh {:?} failed while undoing a fault", self.undo);
             }
         }
@@ -695,11 +739,9 @@ pub fn spawn_paused_times(
     envs: &[(&str, &str)],
     times: usize,
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(s.dir.path())
+    let mut child = run::fleetpin_in(s.dir.path())
         .args(args)
         .envs(envs.iter().copied())
-        .env("NO_COLOR", "1")
         .env("FLEETPIN_USER", "tester@example.test")
         .env("FLEETPIN_FAULT_PAUSE", at)
         .env("FLEETPIN_FAULT_PAUSE_SECS", pause_secs.to_string())

@@ -1,0 +1,54 @@
+//! Git helpers shared by the test crates: commits through libgit2 (as fleetpin reads them) and
+//! the git CLI (as a teammate or the operator would run it). Fleet-free.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Commits `files` (already written, relative to `dir`) on HEAD as `name <email>`.
+pub fn commit(dir: &Path, files: &[&str], name: &str, email: &str, message: &str) {
+    let repo = git2::Repository::open(dir).unwrap();
+    let mut index = repo.index().unwrap();
+    for f in files {
+        index.add_path(Path::new(f)).unwrap();
+    }
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now(name, email).unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap();
+}
+
+/// The id of the commit HEAD points to.
+pub fn head(dir: &Path) -> String {
+    let repo = git2::Repository::open(dir).unwrap();
+    repo.head()
+        .unwrap()
+        .peel_to_commit()
+        .unwrap()
+        .id()
+        .to_string()
+}
+
+/// The subject line of the commit HEAD points to.
+pub fn head_subject(dir: &Path) -> String {
+    let repo = git2::Repository::open(dir).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    head.summary().unwrap().unwrap_or("").to_string()
+}
+
+/// Runs the git CLI in `dir` as `user` (`user@example.test`); panics on failure; returns its
+/// trimmed stdout.
+pub fn cli_as(user: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(dir)
+        .arg("-c")
+        .arg(format!("user.name={user}"))
+        .arg("-c")
+        .arg(format!("user.email={user}@example.test"))
+        .args(args)
+        .envs(envs.iter().copied());
+    super::run::stdout_ok(&mut cmd, &format!("git {args:?} failed"))
+}
