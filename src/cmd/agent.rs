@@ -56,10 +56,11 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
             .clone()
             .unwrap_or_else(|| default_cache(&args.repo, args.branch.as_deref())),
         connect_timeout: config.connect_timeout,
-        health_timeout: args
-            .health_timeout
-            .map(std::time::Duration::from_secs)
-            .unwrap_or(crate::host::gate::DEFAULT_TIMEOUT),
+        health_timeout: crate::ops::run::RunOptions {
+            health_timeout: args.health_timeout.map(std::time::Duration::from_secs),
+            ..Default::default()
+        }
+        .health_timeout(),
         identity: identity.clone(),
     };
     let rt = super::runtime();

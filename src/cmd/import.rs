@@ -3,11 +3,10 @@
 //! never overwritten without `--force` (a hand-edited manifest is not lost to a second import);
 //! a device or a pipe (`-o /dev/null`) is not a file to lose and is written to as it is.
 
-use crate::cli::{Format, ImportArgs};
+use crate::cli::ImportArgs;
 use crate::config::Config;
 use crate::error::{Error, Exit, Result};
 use crate::import::{self, ImportError, Request};
-use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 
@@ -50,14 +49,7 @@ pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
         Err(ImportError::Usage(m)) => return Err(Error::msg(m)),
         Err(ImportError::Invalid(m)) => return Err(m.into()),
         Err(ImportError::Files(list)) => {
-            if config.format == Format::Json {
-                let problems: Vec<_> = list.iter().flat_map(|m| m.to_json()).collect();
-                crate::render::term::json(&json!({"imported": false, "problems": problems}));
-            } else {
-                for m in &list {
-                    eprint!("{}", crate::render::manifest_error(m, config.err));
-                }
-            }
+            crate::render::show::import_problems(super::look(config), &list);
             return Err(Error::Reported(Exit::Failure));
         }
     };
@@ -69,56 +61,12 @@ pub fn run(config: &Config, args: &ImportArgs) -> Result<Exit> {
     {
         return Err(exists(path));
     }
-    if !config.quiet {
-        for w in &out.warnings {
-            eprintln!("{} {w}", config.err.yellow("warning:"));
-        }
-    }
+    let look = super::look(config);
+    crate::render::show::import_warnings(look, &out.warnings);
     if let Some(path) = &args.out {
         write_file(path, &out.text, args.force)?;
     }
-    let file = args.out.as_ref().map(|p| p.display().to_string());
-    if config.format == Format::Json {
-        let warnings: Vec<_> = out
-            .warnings
-            .iter()
-            .map(|w| {
-                json!({"file": w.file, "line": w.span.line, "column": w.span.column, "message": w.message})
-            })
-            .collect();
-        let mut doc = json!({
-            "imported": true,
-            "file": file,
-            "platform": out.platform,
-            "environment": out.environment,
-            "services": out.services,
-            "hosts": out.hosts,
-            "warnings": warnings,
-        });
-        if args.out.is_none() {
-            doc["manifest"] = json!(out.text);
-        }
-        crate::render::term::json(&doc);
-    } else if let Some(file) = file {
-        if !config.quiet {
-            println!(
-                "{} wrote {file}: platform {}, {} service{}, environment {} on {} host{}",
-                config.out.green("✓"),
-                config.out.bold(&out.platform),
-                out.services.len(),
-                if out.services.len() == 1 { "" } else { "s" },
-                out.environment,
-                out.hosts.len(),
-                if out.hosts.len() == 1 { "" } else { "s" },
-            );
-            println!(
-                "  next: fleetpin -f {file} validate && fleetpin -f {file} plan {}",
-                out.environment
-            );
-        }
-    } else {
-        print!("{}", out.text);
-    }
+    crate::render::show::imported(look, &out, args.out.as_deref());
     Ok(Exit::Success)
 }
 

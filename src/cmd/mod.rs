@@ -20,8 +20,7 @@ pub mod validate;
 use crate::cli::{Format, Selection as CliSelection};
 use crate::config::Config;
 use crate::error::{Error, Exit, Result};
-use crate::manifest::diagnostics::{ManifestError, Problem};
-use crate::manifest::{self, Loaded};
+use crate::manifest::Loaded;
 use crate::ops::context::{Actor, Ctx};
 use crate::ops::deploy::Selection;
 use crate::render::show::Look;
@@ -41,22 +40,7 @@ pub fn table_or_json(config: &Config) -> Result<()> {
 /// Loads the manifest named by `-f`, at git revision `rev` when given (read from git, not
 /// checked out; relative env_file and tls paths still come from the working tree).
 pub fn load(config: &Config, rev: Option<&str>) -> Result<Loaded> {
-    Ok(match rev {
-        None => manifest::load(&config.file)?,
-        Some(r) => load_at_rev(&config.file, r)?,
-    })
-}
-
-fn load_at_rev(path: &Path, rev: &str) -> Result<Loaded, ManifestError> {
-    let display = format!("{}@{rev}", path.display());
-    let (text, commit) = crate::git::read_at_rev(path, rev).map_err(|e| {
-        ManifestError::single(
-            &display,
-            String::new(),
-            Problem::new(Default::default(), e.to_string()),
-        )
-    })?;
-    manifest::from_text(&display, path, text, Some(commit))
+    Ok(crate::ops::deploy::load(&config.file, rev)?)
 }
 
 /// The runtime the operations run on.
@@ -74,22 +58,6 @@ pub fn selection(s: &CliSelection) -> Selection {
         services: s.services.clone(),
         hosts: s.hosts.clone(),
     }
-}
-
-/// Who the operator is: `FLEETPIN_USER`, else git's user.email (of the manifest's repository),
-/// else user@hostname.
-pub fn operator(manifest: &Path) -> String {
-    std::env::var("FLEETPIN_USER")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| crate::git::user_email(manifest))
-        .unwrap_or_else(|| {
-            format!(
-                "{}@{}",
-                crate::identity::user(),
-                crate::identity::hostname()
-            )
-        })
 }
 
 /// The context of an operation started from the command line: the operator, the terminal as
@@ -113,7 +81,12 @@ pub fn context(
         config.err,
     );
     Ctx::new(
-        Actor::new(operator(manifest)),
+        Actor::operator(
+            manifest,
+            std::env::var("FLEETPIN_USER")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        ),
         cancel,
         Arc::new(sink),
         config.connect_timeout,

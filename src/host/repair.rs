@@ -57,14 +57,19 @@ pub enum RepairError {
     },
 }
 
-/// A watch's verdict for repair: failed is an answer (`Err(reason)`), not judged stops repair.
+/// A container failed its gate: an answer repair acts on, not an error that stops it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+struct GateFailed(String);
+
+/// A watch's verdict for repair: failed is an answer (`Err(GateFailed)`), not judged stops repair.
 fn judge(
     container: &str,
     judged: Result<(), gate::Judged>,
-) -> Result<Result<(), String>, RepairError> {
+) -> Result<Result<(), GateFailed>, RepairError> {
     match judged {
         Ok(()) => Ok(Ok(())),
-        Err(gate::Judged::Failed(reason)) => Ok(Err(reason)),
+        Err(gate::Judged::Failed(reason)) => Ok(Err(GateFailed(reason))),
         Err(gate::Judged::Unjudged(why)) => Err(RepairError::Unjudged {
             container: container.to_string(),
             why,

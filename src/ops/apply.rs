@@ -9,7 +9,7 @@ use crate::host::converge::Apply;
 use crate::host::report::{HostReport, HostStatus};
 use crate::manifest::Loaded;
 use crate::ops::around;
-use crate::ops::context::{Ctx, Progress};
+use crate::ops::context::Ctx;
 use crate::ops::deploy::{self, PLAN_FORMAT, PlanDoc, Prepared, Selection};
 use crate::ops::error::{OpError, OpResult};
 use crate::ops::event::{Event, Outcome};
@@ -318,22 +318,7 @@ async fn run_swarm(ctx: &Ctx, loaded: &Loaded, s: SwarmApply) -> OpResult<SwarmA
         });
     }
     let op = ctx.op("apply", &input.env);
-    let stamp = deploy::stamp(&op, loaded, deploy::source_commit(loaded), true);
-    let progress = |line: &str| {
-        op.emit(Progress::Swarm {
-            line: line.to_string(),
-        })
-    };
-    let results = swarm::run(
-        loaded,
-        &plan,
-        &engine,
-        &stamp,
-        input.run.lock_wait,
-        input.run.health_timeout(),
-        &progress,
-    )
-    .await?;
+    let results = crate::ops::run::on_swarm(&op, loaded, &plan, &engine, &input.run).await?;
     let failed = results.iter().any(|r| !r.ok);
     Ok(SwarmApplied {
         environment: input.env,

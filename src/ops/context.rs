@@ -28,6 +28,22 @@ impl Actor {
             author: None,
         }
     }
+
+    /// The operator at a terminal: `named` (the command line's `FLEETPIN_USER`), else git's
+    /// user.email in the manifest's repository, else user@hostname; commits by git's identity.
+    pub fn operator(manifest: &std::path::Path, named: Option<String>) -> Actor {
+        Actor::new(
+            named
+                .or_else(|| crate::git::user_email(manifest))
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}@{}",
+                        crate::identity::user(),
+                        crate::identity::hostname()
+                    )
+                }),
+        )
+    }
 }
 
 /// The variables an operation may read by name (a webhook's `webhook_env` token): the process

@@ -61,6 +61,29 @@ impl<E> Prepared<E> {
     }
 }
 
+/// The manifest at `file`, or at git revision `rev` of it (read from git, not checked out;
+/// relative env_file and tls paths still come from the working tree).
+pub fn load(file: &std::path::Path, rev: Option<&str>) -> Result<Loaded> {
+    use crate::manifest::diagnostics::{ManifestError, Problem};
+    let Some(rev) = rev else {
+        return Ok(crate::manifest::load(file)?);
+    };
+    let display = format!("{}@{rev}", file.display());
+    let (text, commit) = crate::git::read_at_rev(file, rev).map_err(|e| {
+        ManifestError::single(
+            &display,
+            String::new(),
+            Problem::new(Default::default(), e.to_string()),
+        )
+    })?;
+    Ok(crate::manifest::from_text(
+        &display,
+        file,
+        text,
+        Some(commit),
+    )?)
+}
+
 /// The commit a deploy comes from: the `--rev` commit, else HEAD when the file is committed and
 /// unchanged, else none (`uncommitted`).
 pub fn source_commit(loaded: &Loaded) -> Option<String> {

@@ -169,7 +169,7 @@ mod op {
     use crate::host::rollback::Rollback;
     use crate::manifest::Loaded;
     use crate::ops::around::{self, Pushed};
-    use crate::ops::context::{Ctx, Progress};
+    use crate::ops::context::Ctx;
     use crate::ops::deploy::{self, Prepared, Selection};
     use crate::ops::error::{OpError, OpResult};
     use crate::ops::event::{Event, Outcome as Ended};
@@ -301,6 +301,15 @@ mod op {
         }
     }
 
+    /// Every reason the hosts (or the Swarm services) cannot go back, one per line.
+    fn nothing_rolled_back(problems: &[impl std::fmt::Display]) -> OpError {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        OpError::Refused(format!(
+            "nothing was rolled back:\n  {}",
+            lines.join("\n  ")
+        ))
+    }
+
     fn pin_moves(moves: &[(String, String, String)]) -> Vec<PinMove> {
         moves
             .iter()
@@ -362,16 +371,8 @@ mod op {
                 )
             })
             .collect();
-        let targets = agree(&reachable, &services, input.to.as_deref()).map_err(|problems| {
-            OpError::Refused(format!(
-                "nothing was rolled back:\n  {}",
-                problems
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n  ")
-            ))
-        })?;
+        let targets = agree(&reachable, &services, input.to.as_deref())
+            .map_err(|problems| nothing_rolled_back(&problems))?;
         if targets.is_empty() {
             return Err(OpError::Refused(format!(
                 "nothing to roll back: no selected host of {} runs the selected services",
@@ -397,12 +398,8 @@ mod op {
         }
         let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
         let plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
-        let changes = swarm::rollback_plan(&plan, input.to.as_deref()).map_err(|problems| {
-            OpError::Refused(format!(
-                "nothing was rolled back:\n  {}",
-                problems.join("\n  ")
-            ))
-        })?;
+        let changes = swarm::rollback_plan(&plan, input.to.as_deref())
+            .map_err(|problems| nothing_rolled_back(&problems))?;
         let plan = SwarmPlan { changes, ..plan };
         Ok(RollbackPlan::Swarm(Box::new(SwarmRollback {
             input,
@@ -519,22 +516,7 @@ mod op {
         } = s;
         let env = &loaded.manifest.environments[&input.env];
         let op = ctx.op("rollback", &input.env);
-        let stamp = deploy::stamp(&op, loaded, deploy::source_commit(loaded), false);
-        let progress = |line: &str| {
-            op.emit(Progress::Swarm {
-                line: line.to_string(),
-            })
-        };
-        let results = swarm::run(
-            loaded,
-            &plan,
-            &engine,
-            &stamp,
-            input.run.lock_wait,
-            input.run.health_timeout(),
-            &progress,
-        )
-        .await?;
+        let results = crate::ops::run::on_swarm(&op, loaded, &plan, &engine, &input.run).await?;
         let failed = results.iter().any(|r| !r.ok) || results.len() < plan.changes.len();
         let moves: Vec<(String, String, String)> = plan
             .changes

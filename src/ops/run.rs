@@ -74,3 +74,35 @@ pub async fn on_hosts<W: HostWork<DockerEngine>>(
     op.emit(Progress::HostsDone);
     reports
 }
+
+/// Applies a Swarm environment's `plan` under its lock (apply's plan, or rollback's, which holds
+/// the versions it goes back to); each progress line is an event of `op`.
+pub async fn on_swarm(
+    op: &Op,
+    loaded: &Loaded,
+    plan: &crate::plan::swarm::SwarmPlan,
+    engine: &crate::engine::swarm::DockerSwarm,
+    options: &RunOptions,
+) -> crate::ops::error::OpResult<Vec<crate::host::swarm::SwarmResult>> {
+    let stamp = crate::ops::deploy::stamp(
+        op,
+        loaded,
+        crate::ops::deploy::source_commit(loaded),
+        op.info.command == "apply",
+    );
+    let progress = |line: &str| {
+        op.emit(Progress::Swarm {
+            line: line.to_string(),
+        })
+    };
+    Ok(crate::host::swarm::run(
+        loaded,
+        plan,
+        engine,
+        &stamp,
+        options.lock_wait,
+        options.health_timeout(),
+        &progress,
+    )
+    .await?)
+}

@@ -119,15 +119,7 @@ impl From<SwarmLockError> for Error {
     }
 }
 
-/// What `rollback` does to each selected service (`plan::swarm::rollback_plan`), its refusals
-/// as the lines the command prints.
-pub fn rollback_plan(
-    plan: &SwarmPlan,
-    to: Option<&str>,
-) -> std::result::Result<Vec<SwarmChange>, Vec<String>> {
-    swarm::rollback_plan(plan, to)
-        .map_err(|refusals| refusals.iter().map(ToString::to_string).collect())
-}
+pub use crate::plan::swarm::rollback_plan;
 
 /// One service of a Swarm environment as audit sees it.
 #[derive(Debug, Clone, Serialize)]

@@ -393,3 +393,121 @@ pub fn nothing_to_read(look: Look, env: &str) {
         look.err.yellow("warning:")
     ));
 }
+
+/// `import`: every problem of the compose files, located (or one JSON document).
+pub fn import_problems(look: Look, list: &[crate::manifest::diagnostics::ManifestError]) {
+    if look.json() {
+        let problems: Vec<_> = list.iter().flat_map(|m| m.to_json()).collect();
+        term::json(&json!({"imported": false, "problems": problems}));
+    } else {
+        for m in list {
+            eprint!("{}", crate::render::manifest_error(m, look.err));
+        }
+    }
+}
+
+/// `import`: where meaning changed, on stderr.
+pub fn import_warnings(look: Look, warnings: &[impl std::fmt::Display]) {
+    if !look.quiet {
+        for w in warnings {
+            term::err(&format!("{} {w}", look.err.yellow("warning:")));
+        }
+    }
+}
+
+/// `import`: the manifest on stdout, or where it was written and what to do next.
+pub fn imported(look: Look, out: &crate::import::Output, file: Option<&std::path::Path>) {
+    let file = file.map(|p| p.display().to_string());
+    if look.json() {
+        let warnings: Vec<_> = out
+            .warnings
+            .iter()
+            .map(|w| {
+                json!({"file": w.file, "line": w.span.line, "column": w.span.column, "message": w.message})
+            })
+            .collect();
+        let mut doc = json!({
+            "imported": true,
+            "file": file,
+            "platform": out.platform,
+            "environment": out.environment,
+            "services": out.services,
+            "hosts": out.hosts,
+            "warnings": warnings,
+        });
+        if file.is_none() {
+            doc["manifest"] = json!(out.text);
+        }
+        term::json(&doc);
+    } else if let Some(file) = file {
+        if !look.quiet {
+            term::out(&format!(
+                "{} wrote {file}: platform {}, {} service{}, environment {} on {} host{}\n",
+                look.out.green("✓"),
+                look.out.bold(&out.platform),
+                out.services.len(),
+                if out.services.len() == 1 { "" } else { "s" },
+                out.environment,
+                out.hosts.len(),
+                if out.hosts.len() == 1 { "" } else { "s" },
+            ));
+            term::out(&format!(
+                "  next: fleetpin -f {file} validate && fleetpin -f {file} plan {}\n",
+                out.environment
+            ));
+        }
+    } else {
+        term::out(&out.text);
+    }
+}
+
+/// `validate`: the warnings, then what the manifest describes (or one JSON document).
+pub fn valid(look: Look, loaded: &crate::manifest::Loaded, warnings: &[String]) {
+    let m = &loaded.manifest;
+    import_warnings(look, warnings);
+    let file = loaded.path.display().to_string();
+    if look.json() {
+        let envs: Vec<_> = m
+            .environments
+            .iter()
+            .map(|(name, e)| {
+                json!({
+                    "name": name,
+                    "hosts": e.hosts.keys().collect::<Vec<_>>(),
+                    "pins": e.versions.iter().map(|(s, p)| (s.clone(), serde_json::Value::String(p.value.to_string()))).collect::<serde_json::Map<String, serde_json::Value>>(),
+                })
+            })
+            .collect();
+        term::json(&json!({
+            "valid": true,
+            "file": file,
+            "platform": m.platform,
+            "services": m.services.keys().collect::<Vec<_>>(),
+            "environments": envs,
+            "warnings": warnings,
+        }));
+    } else if !look.quiet {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let path: Vec<String> = m
+            .environments
+            .iter()
+            .map(|(name, e)| {
+                format!(
+                    "{name} ({} host{}, {} pin{})",
+                    e.hosts.len(),
+                    plural(e.hosts.len()),
+                    e.versions.len(),
+                    plural(e.versions.len())
+                )
+            })
+            .collect();
+        term::out(&format!(
+            "{} {file} is valid: platform {}, {} service{}\n  path: {}\n",
+            look.out.green("✓"),
+            look.out.bold(&m.platform),
+            m.services.len(),
+            plural(m.services.len()),
+            path.join(" -> ")
+        ));
+    }
+}
