@@ -1,6 +1,6 @@
 //! From the spanned YAML tree to the typed manifest, collecting every problem instead of stopping
 //! at the first: unknown fields (with a "did you mean"), wrong types, malformed values. Checks that
-//! need the whole manifest (unknown services, cycles, port clashes) live in `validate`.
+//! need the whole manifest (unknown services, cycles, port clashes) live in `checks`.
 
 use crate::manifest::diagnostics::Problem;
 use crate::manifest::pin::VersionPin;

@@ -1,7 +1,7 @@
 //! The manifest v1: the typed model of `platform.yaml`, and how to load it.
 //!
 //! These types are the one description of the format: `decode` fills them from the YAML tree,
-//! `validate` checks what spans several places, and `fleetpin schema` derives the JSON Schema from
+//! `checks` checks what spans several places, and `fleetpin schema` derives the JSON Schema from
 //! them, so the schema cannot drift from what the parser accepts. Spans are kept beside the values
 //! (skipped by the schema) because every later error and every pin edit points back into the file.
 
