@@ -48,6 +48,7 @@ fn settings() -> Settings {
         parallel: 1,
         lock: LockConfig {
             identity: "me".into(),
+            operation: "apply apply-1".into(),
             machine: None,
             ttl: Duration::from_secs(60),
             wait: None,

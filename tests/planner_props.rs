@@ -180,7 +180,7 @@ proptest! {
                 platform: "acme".into(),
                 environment: "prod".into(),
                 parallel: 1,
-                lock: LockConfig { identity: "me".into(), machine: None, ttl: Duration::from_secs(60), wait: None },
+                lock: LockConfig { identity: "me".into(), operation: "apply apply-1".into(), machine: None, ttl: Duration::from_secs(60), wait: None },
                 health_timeout: Duration::from_secs(1),
                 retain: 2,
                 rollout: Default::default(),

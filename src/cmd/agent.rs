@@ -62,6 +62,7 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
         }
         .health_timeout(),
         identity: identity.clone(),
+        lock_ttl: super::lock_ttl(),
     };
     let rt = super::runtime();
     let cancel = crate::interrupt::token();

@@ -22,6 +22,7 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
             max_parallel: args.max_parallel,
             health_timeout: args.health_timeout.map(std::time::Duration::from_secs),
             lock_wait: args.lock_wait,
+            lock_ttl: super::lock_ttl(),
         },
     };
     let plan = rt.block_on(apply::prepare(&ctx, &loaded, input))?;

@@ -94,6 +94,16 @@ pub fn context(
     .with_vars(Arc::new(|name: &str| std::env::var(name).ok()))
 }
 
+/// `FLEETPIN_LOCK_TTL`: seconds a lock holds without a heartbeat (at least 3), for operators on
+/// slow links and for tests.
+pub fn lock_ttl() -> Option<std::time::Duration> {
+    std::env::var("FLEETPIN_LOCK_TTL")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s >= 3)
+        .map(std::time::Duration::from_secs)
+}
+
 /// How the terminal shows things.
 pub fn look(config: &Config) -> Look {
     Look {

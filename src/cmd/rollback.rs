@@ -24,6 +24,7 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
             max_parallel: None,
             health_timeout: args.health_timeout.map(std::time::Duration::from_secs),
             lock_wait: args.lock_wait,
+            lock_ttl: super::lock_ttl(),
         },
     };
     let plan = rt.block_on(rollback::prepare(&ctx, &loaded, input))?;

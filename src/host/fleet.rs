@@ -7,6 +7,7 @@ use crate::engine::{ContainerSummary, Engine, EngineError};
 use crate::manifest::resolve::{UnknownEnvironment, UnknownHost, check_host};
 use crate::manifest::{Environment, Loaded};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -158,14 +159,55 @@ fn spread_within(hosts: usize, connections: usize) -> Spread {
 }
 
 /// A host, connected and listed, or why not.
-pub struct Observation {
+pub struct Observation<E = DockerEngine> {
     pub host: HostRef,
-    pub result: Result<(DockerEngine, Vec<ContainerSummary>), EngineError>,
+    pub result: Result<(Arc<E>, Vec<ContainerSummary>), EngineError>,
+}
+
+/// How an operation reaches a host's engine: Docker for both faces (`Docker`), an in-memory
+/// engine per host for the orchestration tests. The one place a host's endpoint becomes an
+/// engine.
+pub trait Connect: Send + Sync {
+    type Engine: Engine + 'static;
+
+    fn connect(
+        &self,
+        host: &HostRef,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Arc<Self::Engine>, EngineError>> + Send;
+}
+
+/// Docker engines, reached at each host's endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Docker;
+
+impl Connect for Docker {
+    type Engine = DockerEngine;
+
+    async fn connect(
+        &self,
+        host: &HostRef,
+        timeout: Duration,
+    ) -> Result<Arc<DockerEngine>, EngineError> {
+        DockerEngine::connect(&host.target, timeout)
+            .await
+            .map(Arc::new)
+    }
 }
 
 /// Connects to every host and lists its containers named with `prefix`, all concurrently (plan
 /// and apply; audit, which reads more of each host, goes a `spread` at a time).
 pub async fn observe_all(hosts: Vec<HostRef>, prefix: &str, timeout: Duration) -> Vec<Observation> {
+    observe_all_on(&Docker, hosts, prefix, timeout).await
+}
+
+/// `observe_all` through `connect`.
+pub async fn observe_all_on<C: Connect>(
+    connect: &C,
+    hosts: Vec<HostRef>,
+    prefix: &str,
+    timeout: Duration,
+) -> Vec<Observation<C::Engine>> {
     // One connection per host stays open after its list (apply goes on with it), so the hosts
     // must fit in the descriptors: say so rather than fail host after host with EMFILE.
     let budget = descriptor_limit().saturating_sub(RESERVED_FDS) as usize;
@@ -176,13 +218,28 @@ pub async fn observe_all(hosts: Vec<HostRef>, prefix: &str, timeout: Duration) -
             descriptor_limit()
         );
     }
-    futures::future::join_all(hosts.into_iter().map(|host| observe(host, prefix, timeout))).await
+    futures::future::join_all(
+        hosts
+            .into_iter()
+            .map(|host| observe_on(connect, host, prefix, timeout)),
+    )
+    .await
 }
 
 /// Connects to one host and lists its containers named with `prefix`.
 pub async fn observe(host: HostRef, prefix: &str, timeout: Duration) -> Observation {
+    observe_on(&Docker, host, prefix, timeout).await
+}
+
+/// `observe` through `connect`.
+pub async fn observe_on<C: Connect>(
+    connect: &C,
+    host: HostRef,
+    prefix: &str,
+    timeout: Duration,
+) -> Observation<C::Engine> {
     let result = async {
-        let engine = DockerEngine::connect(&host.target, timeout).await?;
+        let engine = connect.connect(&host, timeout).await?;
         // The first request says whether the host answers: within the connect timeout.
         let list = tokio::time::timeout(timeout, engine.list_containers(prefix))
             .await

@@ -37,10 +37,12 @@ fn beat_prefix(lock_name: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "locked by {owner} on {machine} (pid {pid}) since {taken_at}; it expires {expires}; if that run was killed: fleetpin unlock {environment} --host {host}"
+        "locked by {owner} on {machine} (pid {pid}){operation} since {taken_at}; it expires {expires}; if that run was killed: fleetpin unlock {environment} --host {host}"
     )]
     Held {
         owner: String,
+        /// ` for apply (apply-…)`, or nothing for a lock that does not say.
+        operation: String,
         machine: String,
         pid: String,
         taken_at: String,
@@ -56,6 +58,8 @@ pub enum LockError {
 #[derive(Debug, Clone)]
 pub struct LockConfig {
     pub identity: String,
+    /// The operation that holds it (`apply apply-18f…-1`): shown to whoever finds it held.
+    pub operation: String,
     /// This machine's id (`identity::machine_id`), if it has one.
     pub machine: Option<String>,
     pub ttl: Duration,
@@ -64,18 +68,19 @@ pub struct LockConfig {
 }
 
 impl LockConfig {
-    /// The TTL: `FLEETPIN_LOCK_TTL` seconds (operators on slow links, and tests), else the default.
-    pub fn new(identity: &str, wait: Option<Duration>) -> LockConfig {
-        let ttl = std::env::var("FLEETPIN_LOCK_TTL")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|s| *s >= 3)
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_TTL);
+    /// The lock `identity` takes for `operation`; `ttl` (the command line's `FLEETPIN_LOCK_TTL`,
+    /// for operators on slow links and tests), else the default.
+    pub fn new(
+        identity: &str,
+        operation: &str,
+        wait: Option<Duration>,
+        ttl: Option<Duration>,
+    ) -> LockConfig {
         LockConfig {
             identity: identity.to_string(),
+            operation: operation.to_string(),
             machine: crate::identity::machine_id(),
-            ttl,
+            ttl: ttl.unwrap_or(DEFAULT_TTL),
             wait,
         }
     }
@@ -190,6 +195,15 @@ pub fn judge(observed: &Observed, engine_now: SystemTime, here: Option<&str>) ->
     Stale::Fresh
 }
 
+/// ` for apply (apply-…)` from a lock's labels, or nothing when it does not say.
+pub fn operation_of(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .get(labels::LOCK_OPERATION)
+        .filter(|o| !o.is_empty())
+        .map(|o| format!(" for {o}"))
+        .unwrap_or_default()
+}
+
 fn held_error(o: &Observed, engine_now: SystemTime, environment: &str, host: &str) -> LockError {
     let get = |k: &str| o.lock.labels.get(k).cloned().unwrap_or_else(|| "?".into());
     let expires_at = crate::clock::from_unix(o.last_beat) + ttl_of(&o.lock);
@@ -199,6 +213,7 @@ fn held_error(o: &Observed, engine_now: SystemTime, environment: &str, host: &st
     };
     LockError::Held {
         owner: get(labels::LOCK_OWNER),
+        operation: operation_of(&o.lock.labels),
         machine: get(labels::LOCK_HOSTNAME),
         pid: get(labels::LOCK_PID),
         taken_at: crate::clock::rfc3339(crate::clock::from_unix(o.lock.created)),
@@ -219,6 +234,7 @@ pub fn owner_labels(
     let me = std::process::id();
     BTreeMap::from([
         (labels::LOCK_OWNER.to_string(), config.identity.clone()),
+        (labels::LOCK_OPERATION.to_string(), config.operation.clone()),
         (
             labels::LOCK_MACHINE.to_string(),
             config.machine.clone().unwrap_or_default(),
@@ -436,6 +452,7 @@ mod tests {
     fn config(who: &str, ttl: u64) -> LockConfig {
         LockConfig {
             identity: who.into(),
+            operation: "apply apply-1".into(),
             machine: Some("this-machine".into()),
             ttl: Duration::from_secs(ttl),
             wait: None,
@@ -475,6 +492,37 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_names_the_operation_that_holds_it() {
+        let engine = MemoryEngine::new(vec![]);
+        let alice = LockConfig {
+            operation: "rollback rollback-9".into(),
+            ..config("alice", 60)
+        };
+        let held = acquire(&engine, "acme", "prod", "h1", &alice, &quiet)
+            .await
+            .unwrap();
+        let list = engine.list_containers(&name("acme", "prod")).await.unwrap();
+        assert_eq!(
+            list[0].labels[labels::LOCK_OPERATION],
+            "rollback rollback-9"
+        );
+        // Another machine's run finds it held, and by what.
+        let bob = LockConfig {
+            machine: Some("other-machine".into()),
+            ..config("bob", 60)
+        };
+        let e = acquire(&engine, "acme", "prod", "h1", &bob, &quiet)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("locked by alice on ")
+                && e.to_string().contains(") for rollback rollback-9 since "),
+            "{e}"
+        );
+        release(&engine, &held).await;
     }
 
     #[tokio::test]

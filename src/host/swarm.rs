@@ -295,11 +295,13 @@ async fn apply_one<S: SwarmEngine>(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SwarmLockError {
     #[error(
-        "{environment} is locked by {owner} on {machine} (pid {pid}) since {since}; it expires within {ttl}s unless renewed; if that run was killed: fleetpin unlock {environment}"
+        "{environment} is locked by {owner} on {machine} (pid {pid}){operation} since {since}; it expires within {ttl}s unless renewed; if that run was killed: fleetpin unlock {environment}"
     )]
     Held {
         environment: String,
         owner: String,
+        /// ` for apply (apply-…)`, or nothing for a lock that does not say.
+        operation: String,
         machine: String,
         pid: String,
         since: String,
@@ -346,12 +348,10 @@ pub async fn acquire<S: SwarmEngine>(
     engine: &S,
     platform: &str,
     env: &str,
-    identity: &str,
-    wait: Option<Duration>,
+    config: &LockConfig,
 ) -> Result<SwarmLock, SwarmLockError> {
-    let config = LockConfig::new(identity, wait);
     let name = lock::name(platform, env);
-    let labels = lock::owner_labels(&config, platform, env);
+    let labels = lock::owner_labels(config, platform, env);
     let deadline = config.wait.map(|w| Instant::now() + w);
     loop {
         match engine.lock_create(&name, &labels).await {
@@ -391,6 +391,7 @@ pub async fn acquire<S: SwarmEngine>(
         return Err(SwarmLockError::Held {
             environment: env.to_string(),
             owner: get(labels::LOCK_OWNER),
+            operation: lock::operation_of(&held.labels),
             machine: get(labels::LOCK_HOSTNAME),
             pid: get(labels::LOCK_PID),
             since: crate::clock::rfc3339(crate::clock::from_unix(held.created)),
@@ -425,7 +426,7 @@ pub async fn run<S: SwarmEngine>(
     plan: &SwarmPlan,
     engine: &S,
     stamp: &DeployStamp,
-    lock_wait: Option<Duration>,
+    lock: &LockConfig,
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<SwarmResult>, SwarmLockError> {
@@ -433,8 +434,7 @@ pub async fn run<S: SwarmEngine>(
         engine,
         &plan.platform,
         &plan.environment,
-        &stamp.deployed_by,
-        lock_wait,
+        lock,
         apply(loaded, plan, engine, stamp, timeout, progress),
     )
     .await
@@ -445,11 +445,10 @@ pub async fn locked<S: SwarmEngine, T>(
     engine: &S,
     platform: &str,
     env: &str,
-    identity: &str,
-    wait: Option<Duration>,
+    lock: &LockConfig,
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, SwarmLockError> {
-    let mut held = acquire(engine, platform, env, identity, wait).await?;
+    let mut held = acquire(engine, platform, env, lock).await?;
     let out = {
         let renew = keep(engine, &mut held);
         tokio::pin!(renew);
@@ -490,6 +489,7 @@ mod tests {
         let e = SwarmLockError::Held {
             environment: "prod".into(),
             owner: "ann".into(),
+            operation: String::new(),
             machine: "laptop".into(),
             pid: "42".into(),
             since: "2026-01-01T00:00:00Z".into(),

@@ -53,6 +53,8 @@ pub struct AgentSettings {
     pub health_timeout: Duration,
     /// Who deploys, on the containers and the lock.
     pub identity: String,
+    /// How long the host's lock holds without a heartbeat (`FLEETPIN_LOCK_TTL`), else the default.
+    pub lock_ttl: Option<Duration>,
 }
 
 /// What one sync did.
@@ -351,7 +353,12 @@ impl<'a> Agent<'a> {
             platform: m.platform.clone(),
             environment: s.environment.clone(),
             parallel: 1,
-            lock: LockConfig::new(&s.identity, None),
+            lock: LockConfig::new(
+                &s.identity,
+                &format!("agent {}", self.op.info.id),
+                None,
+                s.lock_ttl,
+            ),
             health_timeout: s.health_timeout,
             retain: m.retain,
             rollout: Default::default(),
@@ -572,6 +579,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             health_timeout: Duration::from_secs(60),
             identity: "fleetpin-agent@h1".into(),
+            lock_ttl: None,
         }
     }
 

@@ -4,8 +4,11 @@
 //! before anything changes: `prepare` (resolve, observe, plan — nothing touched) and `run` (the
 //! hooks, the work, the webhooks), which applies exactly the plan it is given.
 
+use crate::engine::Engine;
+use crate::engine::docker::DockerEngine;
 use crate::engine::swarm::DockerSwarm;
 use crate::host::converge::Apply;
+use crate::host::fleet::{Connect, Docker};
 use crate::host::report::{HostReport, HostStatus};
 use crate::manifest::Loaded;
 use crate::ops::around;
@@ -32,14 +35,14 @@ pub struct ApplyInput {
 }
 
 /// What `run` will do, for the face to show and confirm.
-pub enum ApplyPlan {
-    Hosts(Box<HostsPlan>),
+pub enum ApplyPlan<E = DockerEngine> {
+    Hosts(Box<HostsPlan<E>>),
     Swarm(Box<SwarmApply>),
 }
 
-pub struct HostsPlan {
+pub struct HostsPlan<E = DockerEngine> {
     pub input: ApplyInput,
-    pub prepared: Vec<Prepared>,
+    pub prepared: Vec<Prepared<E>>,
     /// The plan as observed now.
     pub doc: PlanDoc,
     /// The saved plan being applied, if any.
@@ -49,7 +52,7 @@ pub struct HostsPlan {
     pending: usize,
 }
 
-impl HostsPlan {
+impl<E> HostsPlan<E> {
     /// The plan to show: the saved one when applying one.
     pub fn shown(&self) -> &PlanDoc {
         self.saved.as_ref().unwrap_or(&self.doc)
@@ -64,7 +67,7 @@ pub struct SwarmApply {
     pub warnings: Vec<String>,
 }
 
-impl ApplyPlan {
+impl<E> ApplyPlan<E> {
     /// Changes to make (0: nothing to do, nothing to confirm).
     pub fn pending(&self) -> usize {
         match self {
@@ -147,6 +150,16 @@ fn read_plan(path: &std::path::Path) -> OpResult<PlanDoc> {
 
 /// Resolves, observes and plans; changes nothing.
 pub async fn prepare(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResult<ApplyPlan> {
+    prepare_on(ctx, &Docker, loaded, input).await
+}
+
+/// `prepare`, the hosts reached through `connect`.
+pub async fn prepare_on<C: Connect>(
+    ctx: &Ctx,
+    connect: &C,
+    loaded: &Loaded,
+    input: ApplyInput,
+) -> OpResult<ApplyPlan<C::Engine>> {
     let env = deploy::environment(loaded, &input.env)?;
     if env.pull {
         return Err(OpError::Refused(format!(
@@ -166,7 +179,15 @@ pub async fn prepare(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResult<
             doc.platform, doc.environment, loaded.manifest.platform, input.env
         )));
     }
-    let prepared = deploy::prepare(loaded, &input.env, &input.select, ctx.connect_timeout).await?;
+    let prepared = deploy::prepare_on(
+        connect,
+        loaded,
+        &input.env,
+        &input.select,
+        ctx.connect_timeout,
+        false,
+    )
+    .await?;
     let commit = deploy::source_commit(loaded);
     let doc = deploy::plan_doc(
         loaded,
@@ -194,7 +215,7 @@ pub async fn prepare(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResult<
     })))
 }
 
-async fn prepare_swarm(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResult<ApplyPlan> {
+async fn prepare_swarm<E>(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResult<ApplyPlan<E>> {
     if input.saved.is_some() || input.prune {
         return Err(OpError::Invalid(format!(
             "--plan and --prune are for plain-host environments; `{}` is a Swarm cluster",
@@ -224,14 +245,22 @@ async fn prepare_swarm(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpResul
 
 /// Applies exactly `plan`: the `pre_apply` hook (a failure stops here), the work through the
 /// runner (or Swarm), then `post_apply` or `on_failure` and the webhooks.
-pub async fn run(ctx: &Ctx, loaded: &Loaded, plan: ApplyPlan) -> OpResult<ApplyOutcome> {
+pub async fn run<E: Engine + 'static>(
+    ctx: &Ctx,
+    loaded: &Loaded,
+    plan: ApplyPlan<E>,
+) -> OpResult<ApplyOutcome> {
     match plan {
         ApplyPlan::Hosts(h) => run_hosts(ctx, loaded, *h).await.map(ApplyOutcome::Hosts),
         ApplyPlan::Swarm(s) => run_swarm(ctx, loaded, *s).await.map(ApplyOutcome::Swarm),
     }
 }
 
-async fn run_hosts(ctx: &Ctx, loaded: &Loaded, plan: HostsPlan) -> OpResult<HostsApplied> {
+async fn run_hosts<E: Engine + 'static>(
+    ctx: &Ctx,
+    loaded: &Loaded,
+    plan: HostsPlan<E>,
+) -> OpResult<HostsApplied> {
     let HostsPlan {
         input,
         prepared,

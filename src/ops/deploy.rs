@@ -229,10 +229,30 @@ async fn prepare_with(
     connect_timeout: Duration,
     lenient: bool,
 ) -> Result<Vec<Prepared>> {
+    prepare_on(
+        &fleet::Docker,
+        loaded,
+        env,
+        select,
+        connect_timeout,
+        lenient,
+    )
+    .await
+}
+
+/// `prepare` with the hosts reached through `connect` (`lenient`: as for audit).
+pub async fn prepare_on<C: fleet::Connect>(
+    connect: &C,
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    connect_timeout: Duration,
+    lenient: bool,
+) -> Result<Vec<Prepared<C::Engine>>> {
     let wanted = wanted(loaded, env, select, lenient)?;
     let prefix = view::prefix(&loaded.manifest.platform, env);
     let hosts = wanted.iter().map(|w| w.host.clone()).collect();
-    let observed = fleet::observe_all(hosts, &prefix, connect_timeout).await;
+    let observed = fleet::observe_all_on(connect, hosts, &prefix, connect_timeout).await;
     Ok(wanted
         .into_iter()
         .zip(observed)
@@ -263,13 +283,13 @@ pub fn wanted(
 
 /// One host, as observed; with `plan`, its changes planned (audit judges each row itself, in
 /// `ops::audit::status_of`).
-pub fn prepared(
+pub fn prepared<E>(
     loaded: &Loaded,
     select: &Selection,
     w: Wanted,
-    observed: std::result::Result<(DockerEngine, Vec<ContainerSummary>), EngineError>,
+    observed: std::result::Result<(Arc<E>, Vec<ContainerSummary>), EngineError>,
     plan: bool,
-) -> Prepared {
+) -> Prepared<E> {
     let Wanted {
         host,
         desired,
@@ -287,7 +307,7 @@ pub fn prepared(
             Prepared {
                 host,
                 desired,
-                engine: Some(Arc::new(engine)),
+                engine: Some(engine),
                 error: None,
                 fingerprint: Some(fingerprint),
                 changes,

@@ -401,7 +401,6 @@ mod op {
     use crate::ops::error::OpResult;
     use crate::plan::view;
     use futures::StreamExt;
-    use std::sync::Arc;
 
     #[derive(Debug, Clone, Default)]
     pub struct LogsInput {
@@ -474,7 +473,6 @@ mod op {
                     continue;
                 }
             };
-            let engine = Arc::new(engine);
             let wanted: Vec<&str> = loaded
                 .manifest
                 .services_on(&input.env, &name)

@@ -164,7 +164,10 @@ pub use op::*;
 /// The operation: prepare (everything that can refuse), then run.
 mod op {
     use super::{PinMoves, outcome};
+    use crate::engine::Engine;
+    use crate::engine::docker::DockerEngine;
     use crate::engine::swarm::DockerSwarm;
+    use crate::host::fleet::{Connect, Docker};
     use crate::host::report::HostReport;
     use crate::host::rollback::Rollback;
     use crate::manifest::Loaded;
@@ -195,16 +198,16 @@ mod op {
     }
 
     /// What `run` will do.
-    pub enum RollbackPlan {
-        Hosts(Box<HostsRollback>),
+    pub enum RollbackPlan<E = DockerEngine> {
+        Hosts(Box<HostsRollback<E>>),
         Swarm(Box<SwarmRollback>),
     }
 
-    pub struct HostsRollback {
+    pub struct HostsRollback<E = DockerEngine> {
         pub input: RollbackInput,
         /// service → the version every selected host goes back to.
         pub targets: BTreeMap<String, String>,
-        pub prepared: Vec<Prepared>,
+        pub prepared: Vec<Prepared<E>>,
         /// Only some of the environment's hosts: nothing is committed.
         pub subset: bool,
         commit: bool,
@@ -216,7 +219,7 @@ mod op {
         engine: DockerSwarm,
     }
 
-    impl RollbackPlan {
+    impl<E> RollbackPlan<E> {
         /// What is about to go back, one line each (`Rolling back billing to 2.4.0 on h1, h2.`).
         pub fn intents(&self) -> Vec<String> {
             match self {
@@ -327,6 +330,16 @@ mod op {
         loaded: &Loaded,
         input: RollbackInput,
     ) -> OpResult<RollbackPlan> {
+        prepare_on(ctx, &Docker, loaded, input).await
+    }
+
+    /// `prepare`, the hosts reached through `connect`.
+    pub async fn prepare_on<C: Connect>(
+        ctx: &Ctx,
+        connect: &C,
+        loaded: &Loaded,
+        input: RollbackInput,
+    ) -> OpResult<RollbackPlan<C::Engine>> {
         let m = &loaded.manifest;
         let env = deploy::environment(loaded, &input.env)?;
         deploy::check_pinned(
@@ -352,8 +365,15 @@ mod op {
         if commit {
             crate::git::ensure_committable(&loaded.path)?;
         }
-        let prepared =
-            deploy::prepare(loaded, &input.env, &input.select, ctx.connect_timeout).await?;
+        let prepared = deploy::prepare_on(
+            connect,
+            loaded,
+            &input.env,
+            &input.select,
+            ctx.connect_timeout,
+            false,
+        )
+        .await?;
         let services: Vec<String> = env
             .versions
             .keys()
@@ -388,11 +408,11 @@ mod op {
         })))
     }
 
-    async fn prepare_swarm(
+    async fn prepare_swarm<E>(
         ctx: &Ctx,
         loaded: &Loaded,
         input: RollbackInput,
-    ) -> OpResult<RollbackPlan> {
+    ) -> OpResult<RollbackPlan<E>> {
         if !input.no_commit {
             crate::git::ensure_committable(&loaded.path)?;
         }
@@ -410,17 +430,21 @@ mod op {
 
     /// Rolls back as planned: the `pre_rollback` hook, the hosts, the pins written and committed
     /// (authored by the actor) and pushed, then `post_rollback` or `on_failure` and the webhooks.
-    pub async fn run(ctx: &Ctx, loaded: &Loaded, plan: RollbackPlan) -> OpResult<RollbackOutcome> {
+    pub async fn run<E: Engine + 'static>(
+        ctx: &Ctx,
+        loaded: &Loaded,
+        plan: RollbackPlan<E>,
+    ) -> OpResult<RollbackOutcome> {
         match plan {
             RollbackPlan::Hosts(h) => run_hosts(ctx, loaded, *h).await.map(RollbackOutcome::Hosts),
             RollbackPlan::Swarm(s) => run_swarm(ctx, loaded, *s).await.map(RollbackOutcome::Swarm),
         }
     }
 
-    async fn run_hosts(
+    async fn run_hosts<E: Engine + 'static>(
         ctx: &Ctx,
         loaded: &Loaded,
-        plan: HostsRollback,
+        plan: HostsRollback<E>,
     ) -> OpResult<HostsRolledBack> {
         let HostsRollback {
             input,

@@ -2,7 +2,6 @@
 //! the operation's options and the manifest, then the rollout (canaries, batches, what a failure
 //! does), each host's steps reported as the operation's events.
 
-use crate::engine::docker::DockerEngine;
 use crate::host::lock::LockConfig;
 use crate::host::report::HostReport;
 use crate::host::runner::{HostWork, Settings};
@@ -21,6 +20,9 @@ pub struct RunOptions {
     pub health_timeout: Option<Duration>,
     /// How long to wait for a host's lock (`--lock-wait`).
     pub lock_wait: Option<Duration>,
+    /// How long a lock holds without a heartbeat (the command line's `FLEETPIN_LOCK_TTL`), else
+    /// the default.
+    pub lock_ttl: Option<Duration>,
 }
 
 impl RunOptions {
@@ -43,13 +45,23 @@ impl RunOptions {
                 .map(|n| n as usize)
                 .unwrap_or(hosts)
                 .max(1),
-            lock: LockConfig::new(&op.ctx.actor.id, self.lock_wait),
+            lock: self.lock(op),
             health_timeout: self.health_timeout(),
             retain: loaded.manifest.retain,
             rollout: e.rollout.clone(),
             stamp,
             cancel: op.cancel().clone(),
         }
+    }
+
+    /// The lock `op` takes: its actor, its command and id.
+    pub fn lock(&self, op: &Op) -> LockConfig {
+        LockConfig::new(
+            &op.ctx.actor.id,
+            &format!("{} {}", op.info.command, op.info.id),
+            self.lock_wait,
+            self.lock_ttl,
+        )
     }
 
     pub fn health_timeout(&self) -> Duration {
@@ -61,12 +73,12 @@ impl RunOptions {
 /// Runs `work` over the prepared hosts as the environment's rollout says; each host's steps are
 /// events of `op`. A cancelled operation finishes the step in
 /// flight and starts nothing new.
-pub async fn on_hosts<W: HostWork<DockerEngine>>(
+pub async fn on_hosts<E: crate::engine::Engine + 'static, W: HostWork<E>>(
     op: &Op,
-    prepared: &[Prepared],
+    prepared: &[Prepared<E>],
     settings: &Settings,
     work: &W,
-    changes: &dyn Fn(&Prepared) -> bool,
+    changes: &dyn Fn(&Prepared<E>) -> bool,
 ) -> Vec<HostReport> {
     let targets = prepared.iter().map(|p| p.target(changes(p))).collect();
     let reports =
@@ -100,7 +112,7 @@ pub async fn on_swarm(
         plan,
         engine,
         &stamp,
-        options.lock_wait,
+        &options.lock(op),
         options.health_timeout(),
         &progress,
     )

@@ -22,6 +22,8 @@ pub const DEPLOYED_BY: &str = "io.fleetpin.deployed-by";
 pub const RESTART: &str = "io.fleetpin.restart";
 /// Who holds a lock: the operator's identity.
 pub const LOCK_OWNER: &str = "io.fleetpin.lock.owner";
+/// The operation holding the lock: its command and id (`apply apply-18f…-1`).
+pub const LOCK_OPERATION: &str = "io.fleetpin.lock.operation";
 /// The holder's machine id (`/etc/machine-id`), empty when it has none: a process can only be
 /// judged dead on the machine it ran on.
 pub const LOCK_MACHINE: &str = "io.fleetpin.lock.machine";
