@@ -197,25 +197,10 @@ pub fn agree(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::{Health, RunState};
     use crate::plan::view::classify;
 
     fn c(name: &str, version: &str, created: i64) -> ContainerSummary {
-        ContainerSummary {
-            id: name.into(),
-            name: name.into(),
-            image: "r".into(),
-            image_id: "i".into(),
-            state: RunState::Exited,
-            health: Health::None,
-            labels: BTreeMap::from([
-                (labels::PLATFORM.into(), "acme".into()),
-                (labels::ENVIRONMENT.into(), "prod".into()),
-                (labels::SERVICE.into(), "billing".into()),
-                (labels::VERSION.into(), version.into()),
-            ]),
-            created,
-        }
+        crate::plan::view::fixture(name, name, "billing", Some(version), created)
     }
 
     fn target(view: &HostView, to: Option<&str>) -> Result<String, ChoiceError> {

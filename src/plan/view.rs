@@ -154,26 +154,42 @@ impl HostView {
     }
 }
 
+/// A stopped container of acme's prod (of `version`, when given), for the planner's unit tests.
+#[cfg(test)]
+pub(crate) fn fixture(
+    id: &str,
+    name: &str,
+    service: &str,
+    version: Option<&str>,
+    created: i64,
+) -> ContainerSummary {
+    use crate::observed::{Health, RunState};
+    let mut labels = BTreeMap::from([
+        (labels::PLATFORM.to_string(), "acme".to_string()),
+        (labels::ENVIRONMENT.into(), "prod".into()),
+        (labels::SERVICE.into(), service.into()),
+    ]);
+    if let Some(v) = version {
+        labels.insert(labels::VERSION.into(), v.into());
+    }
+    ContainerSummary {
+        id: id.into(),
+        name: name.into(),
+        image: "r".into(),
+        image_id: "i".into(),
+        state: RunState::Exited,
+        health: Health::None,
+        labels,
+        created,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::{Health, RunState};
 
     fn c(name: &str, service: &str, created: i64) -> ContainerSummary {
-        ContainerSummary {
-            id: format!("id-{name}"),
-            name: name.into(),
-            image: "r".into(),
-            image_id: "i".into(),
-            state: RunState::Exited,
-            health: Health::None,
-            labels: BTreeMap::from([
-                (labels::PLATFORM.into(), "acme".into()),
-                (labels::ENVIRONMENT.into(), "prod".into()),
-                (labels::SERVICE.into(), service.into()),
-            ]),
-            created,
-        }
+        fixture(&format!("id-{name}"), name, service, None, created)
     }
 
     #[test]
