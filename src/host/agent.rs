@@ -197,6 +197,29 @@ pub async fn write_status<E: Engine>(
     }
 }
 
+/// What one sync of a pull agent did: the sync recorded on the host, and its run there.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub sync: Sync,
+    /// The run on the host, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<HostReport>,
+    /// Whether the result or the commit differs from the sync before.
+    #[serde(skip)]
+    pub changed: bool,
+    /// Whether this sync is news for the webhooks: it changed the host, or its result differs
+    /// from the sync before.
+    #[serde(skip)]
+    pub news: bool,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        matches!(self.sync.result.as_str(), "in-sync" | "converged")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

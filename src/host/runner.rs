@@ -22,7 +22,7 @@ use crate::host::report::{HostReport, HostStatus, Progress, ProgressFor};
 pub use crate::host::settings::Settings;
 use crate::manifest::resolve::ResolvedService;
 use crate::plan::doc::StalePlan;
-use crate::plan::view::{self, HostView};
+use crate::plan::view;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,14 +70,7 @@ impl<E> Clone for Target<E> {
     }
 }
 
-/// One host as its run sees it: the containers as listed under the lock (after repair), where
-/// the images of the containers the run removes are noted (`cleanup`), and the run's settings.
-#[derive(Clone, Copy)]
-pub struct OnHost<'a> {
-    pub view: &'a HostView,
-    pub released: &'a Released,
-    pub settings: &'a Settings,
-}
+pub use crate::host::settings::OnHost;
 
 /// The part of a run that differs between apply, rollback and the agent.
 pub trait HostWork<E: Engine>: Sync {

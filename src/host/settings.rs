@@ -1,5 +1,5 @@
 //! What is the same for every host of one run, in a module of its own: the runner hands it to
-//! repair and to the work (`runner::OnHost::settings`), and each reads it, so none has to import
+//! repair and to the work (`OnHost::settings`), and each reads it, so none has to import
 //! another for it. One type for the whole run: retain, the gate's bound and the deploy stamp are
 //! read from here by repair, converge, rollback, the agent and a rollout's put-back alike.
 
@@ -34,4 +34,15 @@ impl Settings {
     pub fn gate(&self, r: &ResolvedService) -> Gate {
         Gate::new(self.health_timeout, r.monitor)
     }
+}
+
+/// One host as its run sees it: the containers as listed under the lock (after repair), where
+/// the images of the containers the run removes are noted (`cleanup`), and the run's settings.
+/// Here, beside the settings, so that the swap, the works and the runner all read it without
+/// importing each other.
+#[derive(Clone, Copy)]
+pub struct OnHost<'a> {
+    pub view: &'a crate::plan::view::HostView,
+    pub released: &'a crate::host::cleanup::Released,
+    pub settings: &'a Settings,
 }

@@ -27,7 +27,7 @@ use crate::engine::{ContainerSummary, CreateSpec, Engine, EngineError};
 use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
 use crate::host::report::{Failure, Progress, now_millis};
-use crate::host::runner::OnHost;
+use crate::host::settings::OnHost;
 use crate::interrupt::fault_point;
 use crate::manifest::Order;
 use crate::manifest::resolve::ResolvedService;

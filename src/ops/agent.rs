@@ -57,28 +57,7 @@ pub struct AgentSettings {
     pub lock_ttl: Option<Duration>,
 }
 
-/// What one sync did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Outcome {
-    #[serde(flatten)]
-    pub sync: Sync,
-    /// The run on the host, when there was one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<HostReport>,
-    /// Whether the result or the commit differs from the sync before.
-    #[serde(skip)]
-    pub changed: bool,
-    /// Whether this sync is news for the webhooks: it changed the host, or its result differs
-    /// from the sync before.
-    #[serde(skip)]
-    pub news: bool,
-}
-
-impl Outcome {
-    pub fn ok(&self) -> bool {
-        matches!(self.sync.result.as_str(), "in-sync" | "converged")
-    }
-}
+pub use crate::host::agent::Outcome;
 
 /// The longest wait after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

@@ -176,7 +176,7 @@ pub enum Progress {
     /// The webhook document: before the work (no result yet) and once it ended.
     Event(Box<Event>),
     /// A pull agent's sync ended.
-    Sync(Box<crate::ops::agent::Outcome>),
+    Sync(Box<crate::host::agent::Outcome>),
 }
 
 /// One event of one operation.

@@ -3,63 +3,21 @@
 //! before any host is contacted), observe all hosts at once, and plan each with the pure planner.
 //! Also the saved plan's document and who and what a deploy records.
 
-use crate::engine::docker::DockerEngine;
 use crate::engine::{ContainerSummary, EngineError};
 use crate::host::fleet::{self, HostRef};
-use crate::host::runner::{Target, Unreachable};
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
 use crate::ops::context::Op;
 use crate::ops::error::{OpError, OpResult as Result};
+use crate::plan;
 pub use crate::plan::doc::{PLAN_FORMAT, PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::DeployStamp;
 use crate::plan::view::{self, HostView};
-use crate::plan::{self, Change};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// One selected host: how to reach it, what is wanted there, and what was seen.
-pub struct Prepared<E = DockerEngine> {
-    pub host: HostRef,
-    pub desired: Vec<Arc<ResolvedService>>,
-    pub engine: Option<Arc<E>>,
-    pub error: Option<String>,
-    pub fingerprint: Option<String>,
-    pub changes: Vec<Change>,
-    /// The host's containers, sorted by role.
-    pub view: HostView,
-    /// Services whose env_file could not be read (audit only): their spec hash is not known.
-    pub unchecked: BTreeSet<String>,
-}
-
-impl<E> Prepared<E> {
-    /// Whether apply has anything to do here (or cannot tell: unreachable); orphans count only
-    /// when they are to be removed.
-    pub fn has_changes(&self, prune: bool) -> bool {
-        self.engine.is_none()
-            || self.view.needs_repair()
-            || self.changes.iter().any(|c| {
-                c.kind.is_pending() && (prune || c.kind != crate::plan::ChangeKind::RemoveOrphan)
-            })
-    }
-
-    /// The runner's view of this host; `changes`: whether it can be a canary.
-    pub fn target(&self, changes: bool) -> Target<E> {
-        Target {
-            name: self.host.name.clone(),
-            endpoint: self.host.endpoint(),
-            engine: match &self.engine {
-                Some(e) => Ok(e.clone()),
-                None => Err(Unreachable {
-                    reason: self.error.clone().unwrap_or_else(|| "unreachable".into()),
-                }),
-            },
-            desired: self.desired.clone(),
-            changes,
-        }
-    }
-}
+pub use crate::ops::prepared::Prepared;
 
 /// The manifest at `file`, or at git revision `rev` of it (read from git, not checked out;
 /// relative env_file and tls paths still come from the working tree).

@@ -7,12 +7,21 @@
 //! the work, the result the report gave it.
 
 use crate::host::report::{ActionStatus, HostReport, HostStatus};
-use crate::ops::deploy::Prepared;
-use crate::ops::promote::PinMove;
+use crate::ops::prepared::Prepared;
 use crate::plan::doc::PlanDoc;
 use crate::plan::{ChangeKind, rollback::version_of};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// One pin promote moves in TO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinMove {
+    pub service: String,
+    /// TO's pin before (none when TO did not pin the service yet).
+    pub from: Option<String>,
+    /// The pin written: `tag@sha256:…`.
+    pub to: String,
+}
 
 /// The version of the document, for receivers that check.
 pub const EVENT_FORMAT: &str = "fleetpin-event/1";

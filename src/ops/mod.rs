@@ -19,6 +19,7 @@ pub mod logs;
 pub mod notify;
 pub mod pins;
 pub mod plan;
+pub mod prepared;
 pub mod promote;
 pub mod rollback;
 pub mod run;

@@ -25,14 +25,7 @@ pub struct Gate {
     pub details: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PinMove {
-    pub service: String,
-    /// TO's pin before (none when TO did not pin the service yet).
-    pub from: Option<String>,
-    /// The pin written: `tag@sha256:…`.
-    pub to: String,
-}
+pub use crate::ops::event::PinMove;
 
 /// The path gate: TO must come right after FROM in the order of `environments`.
 pub fn path_gate(m: &Manifest, from: &str, to: &str, force: bool) -> Gate {
