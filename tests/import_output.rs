@@ -3,25 +3,23 @@
 //! existing regular file wants --force; and the compose file is checked before the output path,
 //! so a bad compose file is reported even when -o names a file that exists.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use support::run::{Out, run_in};
 
 const GOOD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/import/good/wordpress");
 const BAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/import/bad");
 
-fn fleetpin(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetpin"))
-        .current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("FLEETPIN_FILE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
+/// The bad fixture's `build` file imported for prod, with `extra` after it.
+fn import_build(extra: &[&str]) -> Out {
+    let args = [
+        &["import", "001-build.yml", "--env", "prod"][..],
+        &["--host", "h1=unix:///var/run/docker.sock"],
+        extra,
+    ]
+    .concat();
+    run_in(Path::new(BAD), &args)
 }
 
 /// The wordpress fixture's command line, with `-o out` and `extra` after it.
@@ -38,18 +36,18 @@ fn good_args(out: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn run_good(out: &str, extra: &[&str]) -> Output {
+fn run_good(out: &str, extra: &[&str]) -> Out {
     let args = good_args(out, extra);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    fleetpin(Path::new(GOOD), &argv)
+    run_in(Path::new(GOOD), &argv)
 }
 
 #[test]
 fn out_dev_null_is_written_not_refused() {
     let out = run_good("/dev/null", &[]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let (stdout, stderr) = (out.stdout.clone(), out.stderr.clone());
     assert_eq!(
-        out.status.code(),
+        Some(out.code),
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
@@ -62,7 +60,10 @@ fn out_dev_null_is_written_not_refused() {
 fn out_a_named_pipe_receives_the_manifest() {
     let tmp = tempfile::tempdir().unwrap();
     let fifo: PathBuf = tmp.path().join("manifest.pipe");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     // The reader must be open before the writer's open returns: read in a thread.
     let reader = {
@@ -70,14 +71,14 @@ fn out_a_named_pipe_receives_the_manifest() {
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
     let out = run_good(&fifo.display().to_string(), &[]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    if out.status.code() != Some(0) {
+    let (stdout, stderr) = (out.stdout.clone(), out.stderr.clone());
+    if Some(out.code) != Some(0) {
         // Unblock the reader so that the failure is reported, not a hang.
         let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
     }
     let read = reader.join().unwrap();
     assert_eq!(
-        out.status.code(),
+        Some(out.code),
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
@@ -90,22 +91,10 @@ fn a_bad_compose_file_is_reported_before_an_existing_output_file() {
     let target = tmp.path().join("platform.yaml");
     std::fs::write(&target, "# hand-edited\n").unwrap();
     let t = target.display().to_string();
-    let out = fleetpin(
-        Path::new(BAD),
-        &[
-            "import",
-            "001-build.yml",
-            "--env",
-            "prod",
-            "--host",
-            "h1=unix:///var/run/docker.sock",
-            "-o",
-            &t,
-        ],
-    );
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let out = import_build(&["-o", &t]);
+    let (stdout, stderr) = (out.stdout.clone(), out.stderr.clone());
     assert_eq!(
-        out.status.code(),
+        Some(out.code),
         Some(1),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
@@ -126,8 +115,8 @@ fn a_good_compose_file_still_does_not_overwrite_a_regular_file_without_force() {
     std::fs::write(&target, "# hand-edited\n").unwrap();
     let t = target.display().to_string();
     let out = run_good(&t, &[]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = out.stderr.clone();
+    assert_eq!(Some(out.code), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("{t} exists; pass --force to overwrite it")),
         "{stderr}"
