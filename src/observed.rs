@@ -109,3 +109,14 @@ pub struct TaskInfo {
     pub labels: BTreeMap<String, String>,
     pub error: Option<String>,
 }
+
+/// A network as an engine reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkInfo {
+    pub name: String,
+    /// `bridge`, `overlay`, …
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+    /// The containers attached to it, by id.
+    pub containers: Vec<String>,
+}

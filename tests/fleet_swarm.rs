@@ -646,3 +646,268 @@ fn promote_from_a_swarm_preprod_pins_the_digest_its_tasks_run() {
         tested
     );
 }
+
+/// Moving tests' plain containers and local networks on the swarm's nodes (which `Scenario`
+/// does not clean, its hosts being the plain fleet's): removed now and when dropped.
+struct PlainNodes {
+    nodes: Vec<bollard::Docker>,
+    prefix: String,
+}
+
+impl PlainNodes {
+    fn new(sw: &Swarm, platform: &str) -> PlainNodes {
+        let p = PlainNodes {
+            nodes: sw
+                .nodes
+                .iter()
+                .map(|(_, addr)| {
+                    bollard::Docker::connect_with_http(
+                        &format!("http://{addr}:2375"),
+                        60,
+                        bollard::API_DEFAULT_VERSION,
+                    )
+                    .unwrap()
+                })
+                .collect(),
+            prefix: format!("{platform}-"),
+        };
+        p.remove();
+        p
+    }
+
+    /// (node index, container name, running) of the plain containers of the platform: the
+    /// containers that are not a Swarm task.
+    fn plain(&self) -> Vec<(usize, String, bool)> {
+        let mut out = Vec::new();
+        for (i, d) in self.nodes.iter().enumerate() {
+            let d = d.clone();
+            let list = block_on(async move {
+                let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .build();
+                d.list_containers(Some(opts)).await.unwrap_or_default()
+            });
+            for c in list {
+                let labels = c.labels.clone().unwrap_or_default();
+                let name = c
+                    .names
+                    .clone()
+                    .unwrap_or_default()
+                    .first()
+                    .cloned()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string();
+                if name.starts_with(&self.prefix)
+                    && !labels.contains_key("com.docker.swarm.service.name")
+                {
+                    let running = c.state.as_ref().map(|s| format!("{s:?}").to_lowercase())
+                        == Some("running".into());
+                    out.push((i, name, running));
+                }
+            }
+        }
+        out
+    }
+
+    fn remove(&self) {
+        for d in &self.nodes {
+            let d = d.clone();
+            let prefix = self.prefix.clone();
+            block_on(async move {
+                let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .build();
+                for c in d.list_containers(Some(opts)).await.unwrap_or_default() {
+                    let labels = c.labels.unwrap_or_default();
+                    let name = c
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .cloned()
+                        .unwrap_or_default();
+                    if name.trim_start_matches('/').starts_with(&prefix)
+                        && !labels.contains_key("com.docker.swarm.service.name")
+                    {
+                        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                            .force(true)
+                            .build();
+                        let _ = d
+                            .remove_container(name.trim_start_matches('/'), Some(rm))
+                            .await;
+                    }
+                }
+                for n in d
+                    .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                    .await
+                    .unwrap_or_default()
+                {
+                    let name = n.name.unwrap_or_default();
+                    if name.starts_with(&prefix) && n.driver.as_deref() == Some("bridge") {
+                        let _ = d.remove_network(&name).await;
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl Drop for PlainNodes {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.remove();
+        }
+    }
+}
+
+/// Service `web` on `port` at `version` in `prod` on the swarm's nodes as plain hosts.
+fn plain_on_nodes(s: &Scenario, image: &str, sw: &Swarm, port: u16, version: &str) -> String {
+    let hosts: String = sw
+        .nodes
+        .iter()
+        .map(|(n, addr)| {
+            format!("      {n}: {{endpoint: \"tcp://{addr}:2375\", insecure: true}}\n")
+        })
+        .collect();
+    format!(
+        "platform: {platform}\nservices:\n  web:\n    image: {image}\n    ports: [\"{port}:8080\"]\n    update: {{monitor: 3s}}\nenvironments:\n  prod:\n    hosts:\n{hosts}    versions:\n      web: \"{version}\"\n",
+        platform = s.platform,
+    )
+}
+
+#[test]
+fn moving_prod_from_plain_hosts_to_swarm_on_the_same_machines_is_one_apply() {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swmove") else {
+        return;
+    };
+    let nodes = PlainNodes::new(&sw, &s.platform);
+    s.write(&plain_on_nodes(&s, &fleet.image, &sw, 19240, "1.0.0"));
+    s.apply_ok("prod");
+    assert_eq!(
+        versions(&sw, 19240),
+        both("1.0.0"),
+        "plain containers serve"
+    );
+
+    // The same machines as a Swarm: prod switches to `swarm:`, 2 replicas, host-mode ports.
+    let mut text = swarm_manifest(&s, &fleet.image, &sw, 19240);
+    text = text.replace("web: \"1.0.0\"", "web: \"1.1.0\"");
+    s.write(&text);
+    let plan = s.run(&["plan", "prod"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    for (node, _) in &sw.nodes {
+        assert!(
+            plan.stdout.contains(&format!("retires on {node}")),
+            "{plan:?}"
+        );
+    }
+    assert!(
+        plan.stdout.contains("stop swmove-prod-web (1.0.0)")
+            && plan.stdout.contains("remove network swmove-prod-default")
+            && plan.stdout.contains("interruption"),
+        "{plan:?}"
+    );
+    let json = s.run(&["plan", "prod", "--format", "json"]).json();
+    assert_eq!(json["retire"].as_array().unwrap().len(), 2, "{json}");
+
+    let out = s.apply_ok("prod");
+    assert!(out.stdout.contains("retired"), "{out:?}");
+    assert_eq!(
+        versions(&sw, 19240),
+        both("1.1.0"),
+        "2/2 tasks serve, one per node"
+    );
+    assert!(
+        nodes.plain().iter().all(|(_, _, running)| !running),
+        "no plain container of prod runs: {:?}",
+        nodes.plain()
+    );
+    assert!(
+        nodes.plain().is_empty(),
+        "retired ones removed: {:?}",
+        nodes.plain()
+    );
+    let audit = s.run(&["audit", "prod", "--exit-code"]);
+    assert_eq!(audit.code, 0, "{audit:?}");
+    // Done: the old hosts are history, a second apply has nothing to do.
+    let again = s.run(&["plan", "prod", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{again:?}");
+
+    // And back to plain hosts: refused while the cluster runs prod's services.
+    s.write(&plain_on_nodes(&s, &fleet.image, &sw, 19240, "1.1.0"));
+    let back = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(back.code, 1, "{back:?}");
+    assert!(
+        back.stderr
+            .contains("the cluster still runs its services (swmove-prod-web)"),
+        "{back:?}"
+    );
+    assert_eq!(versions(&sw, 19240), both("1.1.0"), "nothing changed");
+}
+
+#[test]
+fn a_move_whose_release_never_becomes_healthy_gives_the_hosts_back() {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swmoveback") else {
+        return;
+    };
+    let nodes = PlainNodes::new(&sw, &s.platform);
+    s.write(&plain_on_nodes(&s, &fleet.image, &sw, 19241, "1.0.0"));
+    s.apply_ok("prod");
+    let before: Vec<String> = nodes.plain().into_iter().map(|(_, n, _)| n).collect();
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let mut text = swarm_manifest(&s, &fleet.image, &sw, 19241);
+    text = text.replace("web: \"1.0.0\"", "web: \"broken\"");
+    s.write(&text);
+    let out = s.run(&["apply", "prod", "--yes", "--health-timeout", "30"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("was undone"), "{out:?}");
+    assert_eq!(
+        versions(&sw, 19241),
+        both("1.0.0"),
+        "the plain containers serve again: {out:?}"
+    );
+    let after: Vec<(usize, String, bool)> = nodes.plain();
+    assert!(
+        after
+            .iter()
+            .all(|(_, n, running)| *running && before.contains(n)),
+        "the same containers, under their names, running: {after:?}"
+    );
+    let docker = manager(&sw);
+    let left = block_on(async move { docker.inspect_service("swmoveback-prod-web", None).await });
+    assert!(left.is_err(), "the move's service is removed: {left:?}");
+}
+
+#[test]
+fn a_network_of_the_overlays_name_that_fleetpin_did_not_create_stops_the_move() {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swforeign") else {
+        return;
+    };
+    let nodes = PlainNodes::new(&sw, &s.platform);
+    // prod's last plain-host commit names the nodes; one of them has a stranger's network.
+    s.write(&plain_on_nodes(&s, &fleet.image, &sw, 19242, "1.0.0"));
+    let d = nodes.nodes[1].clone();
+    block_on(async move {
+        d.create_network(bollard::models::NetworkCreateRequest {
+            name: "swforeign-prod-default".into(),
+            driver: Some("bridge".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19242));
+    let out = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let node = &sw.nodes[1].0;
+    assert!(
+        out.stderr.contains(&format!(
+            "{node} has a network swforeign-prod-default (bridge) that fleetpin did not create"
+        )),
+        "{out:?}"
+    );
+    let docker = manager(&sw);
+    let left = block_on(async move { docker.inspect_service("swforeign-prod-web", None).await });
+    assert!(left.is_err(), "nothing was created: {left:?}");
+}

@@ -14,6 +14,7 @@ use crate::engine::{
     Health, ImageInfo, ImageRemoved, LogLine, LogOptions, LogStream, MountSpec, RunState,
 };
 use crate::manifest::values::Endpoint;
+use crate::observed::NetworkInfo;
 use bollard::Docker;
 use bollard::errors::Error as BError;
 use bollard::models::{
@@ -638,6 +639,36 @@ impl Engine for DockerEngine {
         self.timed(
             &format!("connecting {id} to {network}"),
             self.docker.connect_network(network, req),
+        )
+        .await
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkInfo>, EngineError> {
+        match self
+            .timed(
+                &format!("network {name}"),
+                self.docker.inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                ),
+            )
+            .await
+        {
+            Ok(n) => Ok(Some(NetworkInfo {
+                name: n.name.unwrap_or_default(),
+                driver: n.driver.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+                containers: n.containers.unwrap_or_default().into_keys().collect(),
+            })),
+            Err(EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.timed(
+            &format!("removing network {name}"),
+            self.docker.remove_network(name),
         )
         .await
     }

@@ -9,6 +9,7 @@ use crate::engine::{
     ContainerDetails, ContainerSummary, CreateSpec, Credentials, Engine, EngineError, EngineInfo,
     Health, ImageInfo, ImageRemoved, LogLine, LogOptions, RunState,
 };
+use crate::observed::NetworkInfo;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -86,6 +87,8 @@ pub struct MemState {
     pub behaviour: BTreeMap<String, Behaviour>,
     pub volumes: Vec<String>,
     pub networks: Vec<String>,
+    /// The labels each network was created with.
+    pub network_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Failures to inject: the next call of `op` (`create`, `stop`, `rename`, `start`,
     /// `remove`, `pull`, `set_restart_policy`, `remove_image`) on a container whose id or name
     /// (or image reference) contains the text fails once; `vanish` removes the image a create
@@ -445,9 +448,39 @@ impl Engine for MemoryEngine {
     async fn ensure_network(
         &self,
         name: &str,
-        _: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
+        self.with(|s| {
+            s.network_labels
+                .entry(name.to_string())
+                .or_insert_with(|| labels.clone());
+            Ok(())
+        })?;
         self.ensure(|s| &mut s.networks, name)
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkInfo>, EngineError> {
+        self.with(|s| {
+            Ok(s.networks.iter().any(|n| n == name).then(|| NetworkInfo {
+                name: name.to_string(),
+                driver: "bridge".into(),
+                labels: s.network_labels.get(name).cloned().unwrap_or_default(),
+                containers: s
+                    .containers
+                    .iter()
+                    .filter(|c| c.networks.contains_key(name))
+                    .map(|c| c.id.clone())
+                    .collect(),
+            }))
+        })
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.with(|s| {
+            s.networks.retain(|n| n != name);
+            s.network_labels.remove(name);
+            Ok(())
+        })
     }
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String, EngineError> {

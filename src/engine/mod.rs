@@ -59,7 +59,7 @@ impl EngineError {
 
 /// The observed-state types live below every layer (plan and render read them without the
 /// engine); re-exported here so the seam still names them.
-pub use crate::observed::{ContainerSummary, Health, LogLine, LogStream, RunState};
+pub use crate::observed::{ContainerSummary, Health, LogLine, LogStream, NetworkInfo, RunState};
 
 /// What inspecting one container adds: the health log, start time, restart policy, exit code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -249,6 +249,15 @@ pub trait Engine: Send + Sync {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// The network `name`, if the engine has one.
+    fn network(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<NetworkInfo>, EngineError>> + Send;
+
+    /// Removes the network `name` (no container may be attached).
+    fn remove_network(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Creates the container (stopped); returns its id.
     fn create_container(

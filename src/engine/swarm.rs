@@ -131,6 +131,10 @@ pub trait SwarmEngine {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<(), EngineError>;
+    /// Removes a service and its tasks (a move to Swarm that failed gives its hosts back).
+    async fn remove_service(&self, id: &str) -> Result<(), EngineError>;
+    /// Removes the network `name` when it exists and nothing uses it.
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
 }
 
 /// A manager reached with bollard, over the same transports as a plain host.
@@ -578,6 +582,26 @@ impl SwarmEngine for DockerSwarm {
                 status_code: 409, ..
             }) => Ok(()),
             Err(e) => Err(self.err(&format!("create network {name}"), e)),
+        }
+    }
+
+    async fn remove_service(&self, id: &str) -> Result<(), EngineError> {
+        match self.docker.delete_service(id).await {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(&format!("remove service {id}"), e)),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(&format!("remove network {name}"), e)),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod converge;
 pub mod fleet;
 pub mod gate;
 pub mod lock;
+pub mod moving;
 pub mod repair;
 pub mod report;
 pub mod rollback;

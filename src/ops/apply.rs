@@ -65,6 +65,8 @@ pub struct SwarmApply {
     engine: DockerSwarm,
     /// Said before asking: what Swarm ignores (`depends_on`).
     pub warnings: Vec<String>,
+    /// Moving from plain hosts: the engine of each host in `plan.retire`.
+    old: Vec<std::sync::Arc<DockerEngine>>,
 }
 
 impl<E> ApplyPlan<E> {
@@ -108,6 +110,9 @@ pub struct SwarmApplied {
     pub environment: String,
     pub ok: bool,
     pub services: Vec<SwarmResult>,
+    /// Moving from plain hosts: what was retired, or undone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     #[serde(skip)]
     pub nothing_to_do: bool,
     #[serde(skip)]
@@ -179,6 +184,7 @@ pub async fn prepare_on<C: Connect>(
             doc.platform, doc.environment, loaded.manifest.platform, input.env
         )));
     }
+    crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env).await?;
     let prepared = deploy::prepare_on(
         connect,
         loaded,
@@ -223,7 +229,12 @@ async fn prepare_swarm<E>(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpRe
         )));
     }
     let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
-    let plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+    let mut plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+    let (retire, old) = crate::ops::moving::retirements(ctx, loaded, &input.env, &plan)
+        .await?
+        .into_iter()
+        .unzip();
+    plan.retire = retire;
     let warnings = plan
         .changes
         .iter()
@@ -240,6 +251,7 @@ async fn prepare_swarm<E>(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpRe
         plan,
         engine,
         warnings,
+        old,
     })))
 }
 
@@ -336,6 +348,7 @@ async fn run_swarm(ctx: &Ctx, loaded: &Loaded, s: SwarmApply) -> OpResult<SwarmA
         plan,
         engine,
         warnings: _,
+        old,
     } = s;
     if plan.pending() == 0 {
         return Ok(SwarmApplied {
@@ -344,16 +357,23 @@ async fn run_swarm(ctx: &Ctx, loaded: &Loaded, s: SwarmApply) -> OpResult<SwarmA
             services: vec![],
             nothing_to_do: true,
             interrupted: false,
+            notes: vec![],
         });
     }
     let op = ctx.op("apply", &input.env);
-    let results = crate::ops::run::on_swarm(&op, loaded, &plan, &engine, &input.run).await?;
-    let failed = results.iter().any(|r| !r.ok);
+    let (results, notes) = if plan.retire.is_empty() {
+        let results = crate::ops::run::on_swarm(&op, loaded, &plan, &engine, &input.run).await?;
+        (results, vec![])
+    } else {
+        crate::ops::moving::run_move(&op, loaded, &plan, &engine, &old, &input.run).await?
+    };
+    let failed = results.iter().any(|r| !r.ok) || results.len() < plan.pending();
     Ok(SwarmApplied {
         environment: input.env,
         ok: !failed,
         services: results,
         nothing_to_do: false,
         interrupted: ctx.cancelled(),
+        notes,
     })
 }

@@ -16,6 +16,7 @@ pub mod event;
 pub mod history;
 pub mod hooks;
 pub mod logs;
+pub mod moving;
 pub mod notify;
 pub mod pins;
 pub mod plan;

@@ -47,9 +47,15 @@ pub async fn plan(ctx: &Ctx, loaded: &Loaded, input: PlanInput) -> OpResult<Plan
             )));
         }
         let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
-        let plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+        let mut plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+        plan.retire = crate::ops::moving::retirements(ctx, loaded, &input.env, &plan)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
         return Ok(PlanOutcome::Swarm(plan));
     }
+    crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env).await?;
     let commit = deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into());
     let prepared = deploy::prepare(loaded, &input.env, &input.select, ctx.connect_timeout).await?;
     let doc = deploy::plan_doc(loaded, &input.env, &commit, &prepared);

@@ -109,6 +109,7 @@ pub async fn plan<S: SwarmEngine>(
         environment: env.to_string(),
         endpoint: engine.endpoint().to_string(),
         changes: swarm::changes(desired, &running, &replicas),
+        retire: vec![],
     })
 }
 

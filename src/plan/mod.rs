@@ -5,6 +5,7 @@
 
 pub mod doc;
 pub mod labels;
+pub mod moving;
 pub mod rollback;
 pub mod swarm;
 pub mod view;

@@ -55,6 +55,9 @@ pub struct SwarmPlan {
     pub environment: String,
     pub endpoint: String,
     pub changes: Vec<SwarmChange>,
+    /// Moving from plain hosts: what each host the environment ran on before gives up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retire: Vec<crate::plan::moving::Retirement>,
 }
 
 impl SwarmPlan {
@@ -320,6 +323,7 @@ mod tests {
             environment: "prod".into(),
             endpoint: "unix:///var/run/docker.sock".into(),
             changes: changes(desired, &running, &|_| 1),
+            retire: vec![],
         }
     }
 
@@ -373,6 +377,7 @@ mod tests {
             environment: "prod".into(),
             endpoint: "e".into(),
             changes: cs,
+            retire: vec![],
         };
         assert_eq!(p.pending(), 2);
     }

@@ -277,6 +277,32 @@ pub fn swarm_plan(p: &crate::ops::swarm::SwarmPlan, style: Style) -> String {
             r
         ));
     }
+    for r in &p.retire {
+        out.push_str(&format!(
+            "  retires on {} ({}), moving {} from plain hosts:\n",
+            r.host, r.endpoint, p.environment
+        ));
+        for c in &r.containers {
+            out.push_str(&format!(
+                "    stop {} ({}): kept aside until the services converged, started again if one fails\n",
+                c.name, c.version
+            ));
+        }
+        for k in &r.kept {
+            out.push_str(&format!("    remove {k} once the move succeeded\n"));
+        }
+        for n in &r.networks {
+            out.push_str(&format!(
+                "    remove network {n}: the overlay of that name replaces it\n"
+            ));
+        }
+    }
+    if !p.retire.is_empty() {
+        out.push_str(&format!(
+            "  {}: the plain containers stop before the Swarm services start (a published port moves to the tasks)\n",
+            style.yellow("interruption")
+        ));
+    }
     let pending = p.pending();
     out.push_str(&format!(
         "{pending} change{} pending\n",

@@ -119,6 +119,9 @@ pub fn apply(look: Look, outcome: &ApplyOutcome) {
                         r.message
                     ));
                 }
+                for n in &s.notes {
+                    term::out(&format!("note: {n}\n"));
+                }
             }
         }
     }
