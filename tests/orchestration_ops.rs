@@ -317,3 +317,73 @@ fn cancelling_one_operation_leaves_the_other_running() {
     let last = documents(&bob_events).pop().unwrap();
     assert_eq!(last["result"], "interrupted");
 }
+
+#[test]
+fn a_move_to_swarm_steps_a_hosts_containers_aside_and_can_put_them_back_as_they_were() {
+    use fleetpin::engine::Engine;
+    use fleetpin::host::gate::Gate;
+    use fleetpin::host::moving;
+    use fleetpin::plan::moving::retirement;
+    let p = deployed("acme", "prod");
+    let engine = p.hosts.0["h1"].clone();
+    let serving = |e: &MemoryEngine| {
+        let s = e.state.lock().unwrap();
+        s.containers
+            .iter()
+            .find(|c| c.name == "acme-prod-web")
+            .map(|c| (c.id.clone(), c.state, c.networks.clone()))
+    };
+    let (id, _, networks) = serving(&engine).expect("1.1.0 serves");
+    assert_eq!(
+        networks["acme-prod-default"],
+        ["web"],
+        "answers on its alias"
+    );
+
+    let list = block(engine.list_containers("acme-prod-")).unwrap();
+    let view = fleetpin::plan::view::classify("acme", "prod", &list);
+    let nets = [(
+        "acme-prod-default".to_string(),
+        block(engine.network("acme-prod-default")).unwrap(),
+    )];
+    let r = retirement("acme", "prod", "h1", "memory://h1", &view, &nets).unwrap();
+    assert_eq!(r.containers[0].id, id);
+    assert_eq!(r.kept.len(), 1, "1.0.0 is kept: {:?}", r.kept);
+    assert_eq!(r.networks, ["acme-prod-default"]);
+
+    let done = block(moving::retire(&*engine, &r, &|_: &str| {})).unwrap();
+    assert!(serving(&engine).is_none(), "nothing under the stable name");
+    assert!(
+        block(engine.network("acme-prod-default"))
+            .unwrap()
+            .is_none(),
+        "the overlay may take the name"
+    );
+
+    // The move failed: the very container serves again, on its network, with its alias.
+    let gate = Gate::new(Duration::from_secs(2), Duration::ZERO);
+    let problems = block(moving::put_back(
+        &*engine,
+        "acme",
+        "prod",
+        &done,
+        &gate,
+        &|_: &str| {},
+    ));
+    assert!(problems.is_empty(), "{problems:?}");
+    let (back, state, networks) = serving(&engine).expect("back under its name");
+    assert_eq!(back, id);
+    assert_eq!(state, fleetpin::engine::RunState::Running);
+    assert_eq!(networks["acme-prod-default"], ["web"]);
+    assert_eq!(p.running(), "1.1.0");
+
+    // Or it succeeded: what it stepped aside and what was kept are removed.
+    let done = block(moving::retire(&*engine, &r, &|_: &str| {})).unwrap();
+    assert!(block(moving::finish(&*engine, &r, &done, &|_: &str| {})).is_empty());
+    assert!(
+        block(engine.list_containers("acme-prod-"))
+            .unwrap()
+            .is_empty(),
+        "no container of prod left on the old host"
+    );
+}
