@@ -203,22 +203,24 @@ mod tests {
         crate::plan::view::fixture(name, name, "billing", Some(version), created)
     }
 
+    /// acme prod's containers of billing as (name, version, created).
+    fn view(cs: &[(&str, &str, i64)]) -> HostView {
+        let list: Vec<ContainerSummary> = cs.iter().map(|(n, v, t)| c(n, v, *t)).collect();
+        classify("acme", "prod", &list)
+    }
+
     fn target(view: &HostView, to: Option<&str>) -> Result<String, ChoiceError> {
         choose(view, "billing", to).map(|c| c.version())
     }
 
     #[test]
     fn back_means_the_newest_prev_created_before_the_running_one() {
-        let view = classify(
-            "acme",
-            "prod",
-            &[
-                c("acme-prod-billing", "2.4.1", 40),
-                c("acme-prod-billing.prev-0000000000001-a", "2.3.0", 10),
-                c("acme-prod-billing.prev-0000000000002-b", "2.4.0", 20),
-                c("acme-prod-billing.failed-0000000000003-c", "2.4.2", 30),
-            ],
-        );
+        let view = view(&[
+            ("acme-prod-billing", "2.4.1", 40),
+            ("acme-prod-billing.prev-0000000000001-a", "2.3.0", 10),
+            ("acme-prod-billing.prev-0000000000002-b", "2.4.0", 20),
+            ("acme-prod-billing.failed-0000000000003-c", "2.4.2", 30),
+        ]);
         assert_eq!(target(&view, None).unwrap(), "2.4.0");
         assert_eq!(target(&view, Some("2.3.0")).unwrap(), "2.3.0");
         assert_eq!(
@@ -235,26 +237,18 @@ mod tests {
     #[test]
     fn two_rollbacks_go_two_steps_back_never_forward() {
         // 1.0.0 -> 1.1.0 -> 2.0.0, then one rollback: 1.1.0 runs, 2.0.0 was rolled back from.
-        let after_one = classify(
-            "acme",
-            "prod",
-            &[
-                c("acme-prod-billing", "1.1.0", 20),
-                c("acme-prod-billing.prev-1-a", "1.0.0", 10),
-                c("acme-prod-billing.rolled-back-3-b", "2.0.0", 30),
-            ],
-        );
+        let after_one = view(&[
+            ("acme-prod-billing", "1.1.0", 20),
+            ("acme-prod-billing.prev-1-a", "1.0.0", 10),
+            ("acme-prod-billing.rolled-back-3-b", "2.0.0", 30),
+        ]);
         assert_eq!(target(&after_one, None).unwrap(), "1.0.0");
         // After the second one nothing is older: an error, naming what --to could pick.
-        let after_two = classify(
-            "acme",
-            "prod",
-            &[
-                c("acme-prod-billing", "1.0.0", 10),
-                c("acme-prod-billing.rolled-back-4-a", "1.1.0", 20),
-                c("acme-prod-billing.rolled-back-3-b", "2.0.0", 30),
-            ],
-        );
+        let after_two = view(&[
+            ("acme-prod-billing", "1.0.0", 10),
+            ("acme-prod-billing.rolled-back-4-a", "1.1.0", 20),
+            ("acme-prod-billing.rolled-back-3-b", "2.0.0", 30),
+        ]);
         assert_eq!(
             target(&after_two, None),
             Err(ChoiceError::NothingRetained(vec![
@@ -268,15 +262,11 @@ mod tests {
     #[test]
     fn after_to_an_older_version_back_never_picks_a_newer_one() {
         // `--to 1.0.0` from 2.0.0: 1.1.0 is a .prev- but created after 1.0.0.
-        let view = classify(
-            "acme",
-            "prod",
-            &[
-                c("acme-prod-billing", "1.0.0", 10),
-                c("acme-prod-billing.prev-2-a", "1.1.0", 20),
-                c("acme-prod-billing.rolled-back-3-b", "2.0.0", 30),
-            ],
-        );
+        let view = view(&[
+            ("acme-prod-billing", "1.0.0", 10),
+            ("acme-prod-billing.prev-2-a", "1.1.0", 20),
+            ("acme-prod-billing.rolled-back-3-b", "2.0.0", 30),
+        ]);
         assert!(matches!(
             target(&view, None),
             Err(ChoiceError::NothingRetained(_))
@@ -286,15 +276,11 @@ mod tests {
     #[test]
     fn a_rollback_killed_half_way_is_finished_not_repeated() {
         // Killed after the kept 1.1.0 took the name: 2.0.0 is stepped aside, unconfirmed.
-        let view = classify(
-            "acme",
-            "prod",
-            &[
-                c("acme-prod-billing", "1.1.0", 20),
-                c("acme-prod-billing.prev-1-a", "1.0.0", 10),
-                c("acme-prod-billing.old-rb-3-b", "2.0.0", 30),
-            ],
-        );
+        let view = view(&[
+            ("acme-prod-billing", "1.1.0", 20),
+            ("acme-prod-billing.prev-1-a", "1.0.0", 10),
+            ("acme-prod-billing.old-rb-3-b", "2.0.0", 30),
+        ]);
         assert_eq!(target(&view, None).unwrap(), "1.1.0");
         assert!(matches!(
             choose(&view, "billing", None),
@@ -305,22 +291,14 @@ mod tests {
 
     #[test]
     fn hosts_must_agree_before_any_is_touched() {
-        let a = classify(
-            "acme",
-            "prod",
-            &[
-                c("acme-prod-billing", "2.0.0", 30),
-                c("acme-prod-billing.prev-1-a", "1.1.0", 20),
-            ],
-        );
-        let b = classify(
-            "acme",
-            "prod",
-            &[
-                c("acme-prod-billing", "2.0.0", 30),
-                c("acme-prod-billing.prev-1-a", "1.0.0", 10),
-            ],
-        );
+        let a = view(&[
+            ("acme-prod-billing", "2.0.0", 30),
+            ("acme-prod-billing.prev-1-a", "1.1.0", 20),
+        ]);
+        let b = view(&[
+            ("acme-prod-billing", "2.0.0", 30),
+            ("acme-prod-billing.prev-1-a", "1.0.0", 10),
+        ]);
         let s = vec!["billing".to_string()];
         let hosts = vec![
             ("h1".to_string(), &a, s.clone()),
