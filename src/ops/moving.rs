@@ -17,10 +17,11 @@ use crate::plan::swarm::SwarmPlan;
 use crate::plan::view;
 use std::sync::Arc;
 
-/// The manifest as it was at the newest commit in which `env` ran on plain hosts, if any.
+/// The manifest as it was at the newest commit in which `env` ran on plain hosts (`swarm`:
+/// on a Swarm), if any. A manifest outside git has no history: nothing to move from.
 fn last_with(loaded: &Loaded, env: &str, swarm: bool) -> OpResult<Option<Loaded>> {
     let mut found = None;
-    crate::git::walk_file_changes(&loaded.path, |change| {
+    let walked = crate::git::walk_file_changes(&loaded.path, |change| {
         let Some(text) = change.after else {
             return true;
         };
@@ -44,7 +45,10 @@ fn last_with(loaded: &Loaded, env: &str, swarm: bool) -> OpResult<Option<Loaded>
             }
             _ => true,
         }
-    })?;
+    });
+    if let Err(e) = walked {
+        tracing::debug!("no history to move {env} from: {e}");
+    }
     Ok(found)
 }
 
