@@ -34,5 +34,6 @@ pub mod observed;
 pub mod ops;
 pub mod plan;
 pub mod render;
+pub mod secrets;
 
 pub use app::run;
