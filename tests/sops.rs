@@ -321,3 +321,45 @@ fn identities_are_found_where_sops_looks() {
         Err(SopsError::Io { .. })
     ));
 }
+
+#[test]
+fn other_encryption_rules_decrypt_and_check() {
+    // encrypted_regex, with the MAC over encrypted values only.
+    let doc = open("regex.yaml", "alice");
+    assert_eq!(
+        get(&doc, &KeyPath::dotted("billing.db_url")),
+        "postgres://billing:pw@db/billing"
+    );
+    assert_eq!(get(&doc, &key(&["replicas", "1", "password"])), "pw-one");
+    assert_eq!(get(&doc, &KeyPath::dotted("billing.port")), "5432");
+    assert_eq!(get(&doc, &KeyPath::dotted("debug")), "true");
+    let regex = text("regex.yaml");
+    // With mac_only_encrypted a value left in clear is outside the MAC, as in sops...
+    let changed = regex.replace("port_unencrypted: 8080", "port_unencrypted: 9090");
+    let doc = SopsFile::parse("regex.yaml", &changed)
+        .unwrap()
+        .decrypt(&ids("alice"))
+        .unwrap();
+    assert_eq!(get(&doc, &KeyPath::dotted("port_unencrypted")), "9090");
+    // ...but an encrypted one is not.
+    let line = regex
+        .lines()
+        .find(|l| l.trim_start().starts_with("db_url:"))
+        .unwrap();
+    mac_error(
+        "regex.yaml",
+        regex.replace(line, &flip_after(line, "data:")),
+    );
+
+    // encrypted_suffix in a dotenv file.
+    let doc = open("suffix.env", "alice");
+    assert_eq!(
+        pairs(&doc),
+        owned(&[("TOKEN_secret", "s-1"), ("HOST", "h.example.test")])
+    );
+    let env = text("suffix.env");
+    mac_error(
+        "suffix.env",
+        env.replace("HOST=h.example.test", "HOST=evil"),
+    );
+}

@@ -84,6 +84,25 @@ export SOPS_AGE_KEY_FILE="$PWD/alice.agekey"
 "$SOPS" rotate --in-place "$work/rotated.yaml"
 cp "$work/rotated.yaml" rotated.yaml
 
+# Other rules for which values are encrypted: only keys matching a regex, with the MAC over the
+# encrypted values only (set by a creation rule: the CLI has no flag for it); and a dotenv file
+# where only keys ending in `_secret` are encrypted.
+cat > "$work/.sops.yaml" <<CONF
+creation_rules:
+  - path_regex: .*
+    age: "$ALICE"
+    encrypted_regex: "^(password|db_url)$"
+    mac_only_encrypted: true
+CONF
+cp "$work/app.yaml" "$work/regex.yaml"
+(cd "$work" && "$SOPS" --encrypt --input-type yaml --output-type yaml regex.yaml) > regex.yaml
+cat > "$work/suffix.env" <<'PLAIN'
+TOKEN_secret=s-1
+HOST=h.example.test
+PLAIN
+"$SOPS" --encrypt --age "$ALICE" --encrypted-suffix _secret --input-type dotenv --output-type dotenv \
+  "$work/suffix.env" > suffix.env
+
 # Two key groups with a Shamir threshold of 2: fleetpin refuses these.
 cat > "$work/.sops.yaml" <<CONF
 creation_rules:
