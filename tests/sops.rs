@@ -363,3 +363,13 @@ fn other_encryption_rules_decrypt_and_check() {
         env.replace("HOST=h.example.test", "HOST=evil"),
     );
 }
+
+#[test]
+fn scalars_in_clear_enter_the_mac_as_sops_typed_them() {
+    let doc = open("scalars.yaml", "alice");
+    assert_eq!(get(&doc, &KeyPath::dotted("secret")), "s");
+    assert_eq!(
+        get(&doc, &KeyPath::dotted("clear_unencrypted.yes_word")),
+        "yes"
+    );
+}

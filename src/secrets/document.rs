@@ -189,13 +189,25 @@ fn looks_dotenv(text: &str) -> bool {
 
 fn yaml(file: &str, text: &str) -> Result<Node, SopsError> {
     let mut options = serde_saphyr::Options::default();
-    // A snippet would quote the file's lines, values included.
     options.with_snippet = false;
     options.alias_limits.max_total_replayed_events = 200_000;
     options.alias_limits.max_alias_expansions_per_anchor = 10_000;
+    // Type plain scalars as sops's YAML library (yaml.v3) does, since values left in clear enter
+    // the MAC as it types them: `yes`/`on` stay strings, `012` is octal, `.inf` a float.
+    options.strict_booleans = true;
+    options.legacy_octal_numbers = true;
+    options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::PassThrough;
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| SopsError::Parse {
         file: file.to_string(),
-        reason: format!("not valid YAML: {e}"),
+        // Only where: the parser's messages may quote a scalar, and values stay out of errors.
+        reason: match e.location() {
+            Some(at) => format!(
+                "not valid YAML (line {}, column {})",
+                at.line(),
+                at.column()
+            ),
+            None => "not valid YAML".to_string(),
+        },
     })
 }
 
@@ -335,6 +347,38 @@ mod tests {
             p.data[2].1,
             Node::List(vec![Node::Bool(true), Node::Float(1.5), Node::Null])
         );
+    }
+
+    #[test]
+    fn plain_scalars_are_typed_as_yaml_v3_does() {
+        let root = yaml(
+            "f",
+            "a: yes\nb: 0x10\nc: ~\nd: 1e3\ne: .inf\nf: 012\ng: \"5\"\nh: True\n",
+        )
+        .unwrap();
+        let Node::Map(items) = root else { panic!() };
+        let values: Vec<_> = items.into_iter().map(|(_, v)| v).collect();
+        assert_eq!(
+            values,
+            [
+                Node::Str("yes".into()),
+                Node::Int(16),
+                Node::Null,
+                Node::Float(1000.0),
+                Node::Float(f64::INFINITY),
+                Node::Int(10),
+                Node::Str("5".into()),
+                Node::Bool(true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_yaml_error_quotes_nothing() {
+        let Err(SopsError::Parse { reason, .. }) = parse("f", "a: [secret-value\n") else {
+            panic!()
+        };
+        assert!(!reason.contains("secret"), "{reason}");
     }
 
     #[test]

@@ -103,6 +103,24 @@ PLAIN
 "$SOPS" --encrypt --age "$ALICE" --encrypted-suffix _secret --input-type dotenv --output-type dotenv \
   "$work/suffix.env" > suffix.env
 
+# Plain scalars left in clear enter the MAC as sops's YAML library types them.
+cat > "$work/scalars.yaml" <<'PLAIN'
+clear_unencrypted:
+  yes_word: yes
+  hex: 0x10
+  exp: 1e3
+  inf: .inf
+  octal: 012
+  quoted: "5"
+  bool: True
+  float: 2.50
+  big: 12345678901
+  date: 2026-01-01
+  tilde: ~
+secret: s
+PLAIN
+enc "$work/scalars.yaml" scalars.yaml yaml "$ALICE"
+
 # Two key groups with a Shamir threshold of 2: fleetpin refuses these.
 cat > "$work/.sops.yaml" <<CONF
 creation_rules:
