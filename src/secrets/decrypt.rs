@@ -35,7 +35,8 @@ const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
 pub struct SopsFile {
     name: String,
     format: Format,
-    data: Vec<(String, Node)>,
+    /// The document without `sops`: always a map.
+    data: Node,
     age: Vec<AgeStanza>,
     mac: String,
     lastmodified: String,
@@ -184,7 +185,7 @@ impl SopsFile {
         Ok(SopsFile {
             name: name.to_string(),
             format: parsed.format,
-            data: parsed.data,
+            data: Node::Map(parsed.data),
             age,
             mac,
             lastmodified,
@@ -222,15 +223,9 @@ impl SopsFile {
         if self.mac_only_encrypted {
             walk.hash.update(MAC_ONLY_ENCRYPTED_INIT);
         }
-        let mut root = Vec::with_capacity(self.data.len());
-        for (k, v) in &self.data {
-            walk.path.push(k);
-            walk.shown.0.push(KeyStep::Key(k.clone()));
-            let value = walk.node(v)?;
-            walk.path.pop();
-            walk.shown.0.pop();
-            root.push((k.clone(), value));
-        }
+        let Plain::Map(root) = walk.node(&self.data)? else {
+            unreachable!("a map walks to a map")
+        };
         let computed = hex::encode_upper(walk.hash.finalize());
 
         let mac_error = || SopsError::Mac {
