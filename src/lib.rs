@@ -8,6 +8,7 @@
 //! `plan` (pure decisions over what a host shows: roles, changes, rollback's choice); `host` (the
 //! one runner and the one swap, the gate, repair, the lock); `ops` (operations several commands
 //! share); `render` (what people read); `cmd` (one file per command); `app` (dispatch, the edge).
+//! `secrets` stands apart, importing none of them: SOPS files (age) read and checked in memory.
 
 /// mimalloc instead of glibc's malloc: parsing a manifest, classifying a fleet's containers and
 /// planning are allocation-heavy (small strings and maps by the hundred thousand), and glibc's
@@ -34,5 +35,6 @@ pub mod observed;
 pub mod ops;
 pub mod plan;
 pub mod render;
+pub mod secrets;
 
 pub use app::run;
