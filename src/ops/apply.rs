@@ -184,7 +184,6 @@ pub async fn prepare_on<C: Connect>(
             doc.platform, doc.environment, loaded.manifest.platform, input.env
         )));
     }
-    crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env).await?;
     let prepared = deploy::prepare_on(
         connect,
         loaded,
@@ -194,6 +193,7 @@ pub async fn prepare_on<C: Connect>(
         false,
     )
     .await?;
+    crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env, &prepared).await?;
     let commit = deploy::source_commit(loaded);
     let doc = deploy::plan_doc(
         loaded,

@@ -116,10 +116,23 @@ pub async fn retirements(
     Ok(out)
 }
 
-/// Before a plain apply of `env`: refused while the Swarm cluster `env` last ran on still runs
-/// its services (their published ports and names are the plain containers'). A cluster that
-/// cannot be reached is not evidence: the apply goes on.
-pub async fn check_back_from_swarm(ctx: &Ctx, loaded: &Loaded, env: &str) -> OpResult<()> {
+/// Before a plain apply of `env` that creates containers (a move back creates them all; an
+/// upgrade creates none, so the common path reads no history): refused while the Swarm cluster
+/// `env` last ran on still runs its services (their published ports and names are the plain
+/// containers'). A cluster that cannot be reached is not evidence: the apply goes on.
+pub async fn check_back_from_swarm<E>(
+    ctx: &Ctx,
+    loaded: &Loaded,
+    env: &str,
+    prepared: &[crate::ops::prepared::Prepared<E>],
+) -> OpResult<()> {
+    let creates = prepared
+        .iter()
+        .flat_map(|p| &p.changes)
+        .any(|c| c.kind == ChangeKind::Create);
+    if !creates {
+        return Ok(());
+    }
     let Some(old) = last_with(loaded, env, true)? else {
         return Ok(());
     };

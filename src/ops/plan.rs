@@ -55,9 +55,9 @@ pub async fn plan(ctx: &Ctx, loaded: &Loaded, input: PlanInput) -> OpResult<Plan
             .collect();
         return Ok(PlanOutcome::Swarm(plan));
     }
-    crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env).await?;
     let commit = deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into());
     let prepared = deploy::prepare(loaded, &input.env, &input.select, ctx.connect_timeout).await?;
+    crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env, &prepared).await?;
     let doc = deploy::plan_doc(loaded, &input.env, &commit, &prepared);
     if let Some(out) = &input.out {
         let json = serde_json::to_string_pretty(&doc).expect("a plan serialises");
