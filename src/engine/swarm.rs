@@ -152,6 +152,21 @@ impl DockerSwarm {
         })
     }
 
+    /// A removal: what is already gone (404) is removed.
+    fn removed(
+        &self,
+        what: &str,
+        r: Result<(), bollard::errors::Error>,
+    ) -> Result<(), EngineError> {
+        match r {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.err(what, e)),
+        }
+    }
+
     fn err(&self, what: &str, e: bollard::errors::Error) -> EngineError {
         crate::engine::docker::map_error(&self.endpoint, what, e)
     }
@@ -586,33 +601,18 @@ impl SwarmEngine for DockerSwarm {
     }
 
     async fn remove_service(&self, id: &str) -> Result<(), EngineError> {
-        match self.docker.delete_service(id).await {
-            Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(self.err(&format!("remove service {id}"), e)),
-        }
+        let r = self.docker.delete_service(id).await.map(|_| ());
+        self.removed(&format!("remove service {id}"), r)
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
-        match self.docker.remove_network(name).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(self.err(&format!("remove network {name}"), e)),
-        }
+        let r = self.docker.remove_network(name).await;
+        self.removed(&format!("remove network {name}"), r)
     }
 
     async fn lock_remove(&self, id: &str) -> Result<(), EngineError> {
-        match self.docker.delete_config(id).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(self.err(&format!("remove config {id}"), e)),
-        }
+        let r = self.docker.delete_config(id).await;
+        self.removed(&format!("remove config {id}"), r)
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
