@@ -447,9 +447,13 @@ pub struct AgentArgs {
         default_value = "unix:///var/run/docker.sock"
     )]
     pub endpoint: String,
-    /// The directory env_files are read from (not readable by other users).
+    /// The directory plain env_files are read from (not readable by other users).
     #[arg(long, value_name = "DIR")]
     pub secrets: Option<PathBuf>,
+    /// An age identity file (`age-keygen`'s output, not readable by other users) that opens
+    /// this environment's SOPS files; SOPS_AGE_KEY_FILE and SOPS_AGE_KEY are read as well.
+    #[arg(long, value_name = "FILE")]
+    pub age_identity: Option<PathBuf>,
     /// Sync once and exit: 0 when the host is in sync, 1 otherwise.
     #[arg(long)]
     pub once: bool,

@@ -546,6 +546,63 @@ pub async fn fetch_reference(
     Ok(repo.refname_to_id(FOLLOWED_REF)?.to_string())
 }
 
+/// Where the files of a commit are read: the working tree's repository (the command line), or an
+/// agent's bare cache. `dir` is the manifest's directory inside the repository.
+#[derive(Debug, Clone)]
+pub enum CommitFiles {
+    Worktree {
+        manifest: PathBuf,
+        commit: String,
+    },
+    Cache {
+        cache: PathBuf,
+        dir: PathBuf,
+        commit: String,
+    },
+}
+
+impl CommitFiles {
+    pub fn commit(&self) -> &str {
+        match self {
+            CommitFiles::Worktree { commit, .. } | CommitFiles::Cache { commit, .. } => commit,
+        }
+    }
+
+    /// The file `rel` (relative to the manifest's directory) at the commit, or `None` when the
+    /// commit has no such file.
+    pub fn read(&self, rel: &str) -> Result<Option<String>, GitError> {
+        let (repo, path) = match self {
+            CommitFiles::Worktree { manifest, .. } => {
+                let (repo, m) = open(manifest)?;
+                let dir = m.parent().map(Path::to_path_buf).unwrap_or_default();
+                (repo, dir.join(rel))
+            }
+            CommitFiles::Cache { cache, dir, .. } => (Repository::open_bare(cache)?, dir.join(rel)),
+        };
+        // `a/../b` is not a tree path: normalise the way a checkout would resolve it.
+        let mut parts: Vec<std::ffi::OsString> = Vec::new();
+        for c in path.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    if parts.pop().is_none() {
+                        return Ok(None);
+                    }
+                }
+                std::path::Component::Normal(p) => parts.push(p.to_os_string()),
+                _ => {}
+            }
+        }
+        let path: PathBuf = parts.iter().collect();
+        let commit = repo.find_commit(git2::Oid::from_str(self.commit())?)?;
+        let at = format!("commit {}", short(self.commit()));
+        match file_text(&repo, &commit, &path, &at, None) {
+            Ok(t) => Ok(Some(t)),
+            Err(GitError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The file `path` of the repository (`cache`, bare) at `commit`, as UTF-8 text.
 pub fn read_file_at(cache: &Path, commit: &str, path: &Path) -> Result<String, GitError> {
     let repo = Repository::open_bare(cache)?;

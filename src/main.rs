@@ -8,5 +8,10 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // SAFETY: the first thing the process does, before any thread: SOPS_AGE_KEY* are taken out
+    // of the environment so that no child process inherits a key.
+    unsafe {
+        fleetpin::secrets::take_process_keys();
+    }
     fleetpin::run(std::env::args_os())
 }

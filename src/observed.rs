@@ -92,6 +92,9 @@ pub struct ServiceState {
     /// `updating`, `completed`, `rollback_started`, `rollback_completed`, `paused`, …
     pub update_state: Option<String>,
     pub update_message: Option<String>,
+    /// The tasks' environment as the spec sets it, in memory only: compared with the secrets
+    /// wanted, never shown (`Secret` redacts itself).
+    pub env: BTreeMap<String, crate::secrets::Secret>,
 }
 
 /// One task of a service.

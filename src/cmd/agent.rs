@@ -34,6 +34,16 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
     if let Some(dir) = &args.secrets {
         agent::check_secrets_dir(dir).map_err(|e| Error::msg(e.to_string()))?;
     }
+    let keys = match &args.age_identity {
+        Some(file) => {
+            agent::check_identity_file(file).map_err(|e| Error::msg(e.to_string()))?;
+            let keys = crate::secrets::process_keys().with_file(file.clone());
+            keys.get()
+                .map_err(|e| Error::msg(format!("--age-identity: {e}")))?;
+            Arc::new(keys)
+        }
+        None => crate::secrets::process_keys(),
+    };
     if args.interval.is_zero() {
         return Err(Error::msg("--interval must be more than 0s"));
     }
@@ -79,7 +89,8 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
         Arc::new(sink),
         config.connect_timeout,
     )
-    .with_vars(Arc::new(|name: &str| std::env::var(name).ok()));
+    .with_vars(Arc::new(|name: &str| std::env::var(name).ok()))
+    .with_keys(keys);
     let ok = rt.block_on(async {
         crate::interrupt::install_terminate();
         crate::render::progress::say_when_cancelled(&rt, cancel);

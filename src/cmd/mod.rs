@@ -92,6 +92,7 @@ pub fn context(
         config.connect_timeout,
     )
     .with_vars(Arc::new(|name: &str| std::env::var(name).ok()))
+    .with_keys(crate::secrets::process_keys())
 }
 
 /// `FLEETPIN_LOCK_TTL`: seconds a lock holds without a heartbeat (at least 3), for operators on

@@ -310,6 +310,16 @@ impl Engine for DockerEngine {
             .collect())
     }
 
+    async fn container_env(
+        &self,
+        id: &str,
+    ) -> Result<BTreeMap<String, crate::secrets::Secret>, EngineError> {
+        let c = self.inspect_raw(id).await?;
+        Ok(super::env_map(
+            c.config.and_then(|c| c.env).unwrap_or_default(),
+        ))
+    }
+
     async fn inspect_container(&self, id: &str) -> Result<ContainerDetails, EngineError> {
         let c = self.inspect_raw(id).await?;
         let state = c.state.unwrap_or_default();

@@ -34,6 +34,8 @@ pub struct MemContainer {
     pub ever_started: bool,
     /// Network → the aliases it answers on there.
     pub networks: BTreeMap<String, Vec<String>>,
+    /// `KEY=VALUE`, as created.
+    pub env: Vec<String>,
 }
 
 impl MemContainer {
@@ -56,6 +58,7 @@ impl MemContainer {
             restart_count: 0,
             ever_started: state != RunState::Created,
             networks: BTreeMap::new(),
+            env: vec![],
         }
     }
 }
@@ -408,6 +411,13 @@ impl Engine for MemoryEngine {
         })
     }
 
+    async fn container_env(
+        &self,
+        id: &str,
+    ) -> Result<BTreeMap<String, crate::secrets::Secret>, EngineError> {
+        self.with(|s| Ok(super::env_map(find(s, id)?.env.clone())))
+    }
+
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.with(|s| {
             let (id, tags) = s.references(reference);
@@ -521,6 +531,7 @@ impl Engine for MemoryEngine {
                     .iter()
                     .map(|n| (n.clone(), spec.aliases.clone()))
                     .collect(),
+                env: spec.env.clone(),
             });
             s.log(format!("create {}", spec.name));
             Ok(id)

@@ -14,6 +14,7 @@ pub mod ssh;
 pub mod swarm;
 pub mod transport;
 
+use crate::secrets::Secret;
 use futures::Stream;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -203,6 +204,18 @@ impl std::fmt::Debug for CreateSpec {
     }
 }
 
+/// `KEY=VALUE` lines as a map of secrets (a line without `=` is a name with an empty value, as
+/// Docker reads it).
+pub fn env_map(lines: Vec<String>) -> BTreeMap<String, Secret> {
+    lines
+        .into_iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), Secret::new(v.to_string())),
+            None => (l, Secret::new(String::new())),
+        })
+        .collect()
+}
+
 pub trait Engine: Send + Sync {
     /// The address this engine was reached at, for messages.
     fn endpoint(&self) -> &str;
@@ -223,6 +236,13 @@ pub trait Engine: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<ContainerDetails, EngineError>> + Send;
+
+    /// A container's environment (Docker's `Config.Env`), by name, in memory only: the values are
+    /// compared with the secrets a service should have, never shown.
+    fn container_env(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, Secret>, EngineError>> + Send;
 
     /// The image if it is present on the host.
     fn inspect_image(

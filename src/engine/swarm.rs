@@ -190,6 +190,12 @@ fn service_state(s: bollard::models::Service) -> ServiceState {
         .and_then(|t| t.container_spec.as_ref())
         .and_then(|c| c.image.clone())
         .unwrap_or_default();
+    let env = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default();
     let replicas = spec
         .mode
         .as_ref()
@@ -209,6 +215,7 @@ fn service_state(s: bollard::models::Service) -> ServiceState {
             .and_then(|u| u.state)
             .map(|st| st.to_string()),
         update_message: s.update_status.and_then(|u| u.message),
+        env: crate::engine::env_map(env),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
     DEFAULT_RETAIN, Environment, Git, Healthcheck, Hooks, Host, Located, Logging, Manifest,
     ManifestSpans, Notifier, OnFailure, Order, Override, Publish, RestartPolicy, Rollout, Service,
-    Swarm, Tls, Update,
+    SopsRef, Swarm, Tls, Update,
 };
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -364,6 +364,94 @@ impl Decoder {
             }
         }
         Some(out)
+    }
+
+    /// An `env` mapping: plain values, and `{sops: FILE, key: PATH}` entries apart.
+    fn env_map(
+        &mut self,
+        n: &Node,
+        what: &str,
+    ) -> Option<(BTreeMap<String, String>, BTreeMap<String, Located<SopsRef>>)> {
+        let mut plain = n.clone();
+        let mut secret = BTreeMap::new();
+        if let Value::Map(entries) = &mut plain.value {
+            let mut kept = Vec::with_capacity(entries.len());
+            for (k, v) in std::mem::take(entries) {
+                if !matches!(v.value, Value::Map(_)) {
+                    kept.push((k, v));
+                    continue;
+                }
+                if let Err(rule) = valid_env_key(&k.name) {
+                    self.problem(k.span, format!("`{}` in {what}: {rule}", k.name));
+                    continue;
+                }
+                if let Some(r) = self.sops_ref(&v, &format!("`{}` in {what}", k.name)) {
+                    secret.insert(k.name.clone(), r);
+                }
+            }
+            *entries = kept;
+        }
+        let plain = self.string_map(&plain, what, valid_env_key)?;
+        Some((plain, secret))
+    }
+
+    /// `{sops: FILE, key: a.b}` or `{sops: FILE, key: [a, "b.c", 0]}`.
+    fn sops_ref(&mut self, n: &Node, what: &str) -> Option<Located<SopsRef>> {
+        use crate::secrets::{KeyPath, KeyStep};
+        let o = self.obj(n, what, &["sops", "key"])?;
+        let file = self
+            .required(&o, "sops", what)
+            .and_then(|f| self.nonempty_text(f, &format!("`sops` of {what}")));
+        let key = self.required(&o, "key", what).and_then(|k| {
+            let kw = format!("`key` of {what}");
+            match &k.value {
+                Value::Seq(items) if !items.is_empty() => {
+                    let mut steps = Vec::with_capacity(items.len());
+                    for i in items {
+                        match &i.value {
+                            Value::Int(x) if *x >= 0 && *x <= u32::MAX as i128 => {
+                                steps.push(KeyStep::Index(*x as usize))
+                            }
+                            Value::Str(s) if !s.is_empty() => steps.push(KeyStep::Key(s.clone())),
+                            _ => {
+                                self.problem(
+                                    i.span,
+                                    format!("each item of {kw} must be a map key (a non-empty string) or a list index (a whole number), found {}", i.kind()),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                    if !matches!(steps.first(), Some(KeyStep::Key(_))) {
+                        self.problem(k.span, format!("{kw} must start with a map key"));
+                        return None;
+                    }
+                    Some(KeyPath(steps))
+                }
+                Value::Seq(_) => {
+                    self.problem(k.span, format!("{kw} is an empty list"));
+                    None
+                }
+                _ => {
+                    let s = self.nonempty_text(k, &kw)?;
+                    if s.split('.').any(str::is_empty) {
+                        self.problem(
+                            k.span,
+                            format!("{kw} `{s}` has an empty part; a key that holds a dot is written as a list: [a, \"b.c\"]"),
+                        );
+                        return None;
+                    }
+                    Some(KeyPath::dotted(&s))
+                }
+            }
+        });
+        Some(Located {
+            value: SopsRef {
+                file: file?,
+                key: key?,
+            },
+            span: n.span,
+        })
     }
 
     /// A text that `parse` reads; its error is a problem of `what`.
@@ -813,7 +901,7 @@ impl Decoder {
             .map(|x| self.volumes(x, &format!("`volumes` of {what}")));
         let env = o
             .get("env")
-            .map(|x| self.string_map(x, &format!("`env` of {what}"), valid_env_key));
+            .map(|x| self.env_map(x, &format!("`env` of {what}")));
         let env_file = o
             .get("env_file")
             .map(|x| self.located_text(x, &format!("`env_file` of {what}")));
@@ -918,7 +1006,8 @@ impl Decoder {
             image: image.unwrap_or_default(),
             ports: ports.flatten().unwrap_or_default(),
             volumes: volumes.flatten().unwrap_or_default(),
-            env: env.flatten().unwrap_or_default(),
+            env: env.clone().flatten().map(|e| e.0).unwrap_or_default(),
+            secret_env: env.flatten().map(|e| e.1).unwrap_or_default(),
             env_file: env_file.flatten(),
             command: command.flatten(),
             entrypoint: entrypoint.flatten(),
@@ -1388,10 +1477,12 @@ impl Decoder {
             ) else {
                 continue;
             };
+            let env = o
+                .get("env")
+                .and_then(|x| self.env_map(x, &format!("`env` of {ow}")));
             let ov = Override {
-                env: o
-                    .get("env")
-                    .and_then(|x| self.string_map(x, &format!("`env` of {ow}"), valid_env_key)),
+                env: env.as_ref().map(|e| e.0.clone()),
+                secret_env: env.map(|e| e.1).unwrap_or_default(),
                 ports: o
                     .get("ports")
                     .and_then(|x| self.ports(x, &format!("`ports` of {ow}"))),

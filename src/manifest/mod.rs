@@ -183,10 +183,15 @@ pub struct Service {
     /// Mounts: `NAME:PATH[:ro]` (a named volume, never deleted by fleetpin) or `/HOST/PATH:PATH[:ro]`.
     #[schemars(with = "Vec<VolumeSchema>")]
     pub volumes: Vec<Located<VolumeMount>>,
-    /// Environment variables (values are printed by `docker inspect`: put secrets in `env_file`).
+    /// Environment variables: a value, or `{sops: FILE, key: PATH}` — one value of a SOPS-encrypted
+    /// YAML/JSON file in git, decrypted at deploy time and never printed (docs/secrets.md).
+    #[schemars(with = "BTreeMap<String, EnvValueSchema>")]
     pub env: BTreeMap<String, String>,
-    /// A file of `KEY=VALUE` lines, relative to the manifest; its values are never printed, logged or
-    /// put in labels.
+    /// The `{sops, key}` entries of `env`.
+    #[schemars(skip)]
+    pub secret_env: BTreeMap<String, Located<SopsRef>>,
+    /// A file of variables, relative to the manifest: plain `KEY=VALUE` lines, or a SOPS-encrypted
+    /// dotenv, YAML or JSON file; its values are never printed, logged or put in labels.
     #[schemars(with = "Option<String>")]
     pub env_file: Option<Located<String>>,
     /// Command (arguments to the entrypoint), as a list.
@@ -227,6 +232,51 @@ pub struct Service {
     pub replicas: Option<Located<u32>>,
     #[schemars(skip)]
     pub span: Span,
+}
+
+/// One value of a SOPS file, as an `env` entry names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SopsRef {
+    /// Relative to the manifest, read at the commit being deployed.
+    pub file: String,
+    pub key: crate::secrets::KeyPath,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged)]
+enum EnvValueSchema {
+    Value(String),
+    Sops(SopsRefSchema),
+}
+
+/// One value of a SOPS-encrypted YAML or JSON file.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(deny_unknown_fields)]
+struct SopsRefSchema {
+    /// The SOPS file, relative to the manifest (read at the commit being deployed).
+    #[schemars(length(min = 1))]
+    sops: String,
+    /// Map keys joined by dots (`billing.db_url`), or a list of map keys and list indexes
+    /// (`[billing, "db.url"]`, `[replicas, 0, password]`).
+    key: KeyPathSchema,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged)]
+enum KeyPathSchema {
+    Dotted(#[schemars(length(min = 1))] String),
+    Steps(#[schemars(length(min = 1))] Vec<KeyStepSchema>),
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged)]
+enum KeyStepSchema {
+    Key(String),
+    Index(u32),
 }
 
 /// Tasks of a service in a Swarm environment when `replicas` is written nowhere.
@@ -518,8 +568,12 @@ pub struct Tls {
 #[derive(Debug, Clone, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Override {
-    /// Merged over the service's env (keys given here win).
+    /// Merged over the service's env (keys given here win); values as in the service's `env`.
+    #[schemars(with = "Option<BTreeMap<String, EnvValueSchema>>")]
     pub env: Option<BTreeMap<String, String>>,
+    /// The `{sops, key}` entries of `env`.
+    #[schemars(skip)]
+    pub secret_env: BTreeMap<String, Located<SopsRef>>,
     #[schemars(with = "Option<Vec<PortSchema>>")]
     pub ports: Option<Vec<Located<PortMapping>>>,
     #[schemars(with = "Option<Vec<VolumeSchema>>")]
@@ -547,6 +601,9 @@ pub struct Loaded {
     pub text: String,
     /// The commit it was read from with `--rev`; `None` for the working tree.
     pub rev_commit: Option<String>,
+    /// An agent's bare clone, where the commit's SOPS files are read (the command line reads
+    /// them from the working tree's repository).
+    pub cache: Option<crate::git::CommitFiles>,
 }
 
 impl Loaded {
@@ -601,6 +658,7 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestError> {
         path: path.to_path_buf(),
         text,
         rev_commit: None,
+        cache: None,
     })
 }
 
@@ -619,6 +677,7 @@ pub fn from_text(
         path: path.to_path_buf(),
         text,
         rev_commit,
+        cache: None,
     })
 }
 

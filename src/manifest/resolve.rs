@@ -5,12 +5,19 @@
 //! The hash is what lets `plan` tell `reconfigure` from `unchanged` without reading back every
 //! setting from Docker: same input, same hash; any change that needs a new container, a new hash.
 //! It covers the resolved spec only (never the commit or deployed-* labels), and includes
-//! `SPEC_HASH_SCHEME` so that changing what is hashed is a deliberate, visible step. Secret values
-//! enter it only as their own SHA-256, so the label reveals nothing usable.
+//! `SPEC_HASH_SCHEME` so that changing what is hashed is a deliberate, visible step.
+//!
+//! Secret values are not in it — only their names: a hash of a short password in a label or a
+//! saved plan could be tested against guesses offline. A changed value is found by comparing
+//! with the container's own environment (`plan::secrets`). Scheme 1 mixed each value's SHA-256
+//! in; `legacy_hash` recomputes it in memory only, so that a container deployed by an older
+//! fleetpin plans `unchanged` and upgrading fleetpin redeploys nothing.
 
 use crate::manifest::pin::VersionPin;
 use crate::manifest::values::{PortMapping, VolumeMount, VolumeSource};
 use crate::manifest::{Environment, Healthcheck, Logging, Manifest, RestartPolicy};
+use crate::secrets::KeyPath;
+pub use crate::secrets::Secret;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::hash_map::Entry;
@@ -19,40 +26,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Bump when the hashed content changes meaning; every container then plans as `reconfigure`.
-pub const SPEC_HASH_SCHEME: u32 = 1;
+/// Bump when the hashed content changes meaning (and keep recognising the previous scheme, as
+/// `legacy_hash` does for 1, or every container plans `reconfigure`).
+pub const SPEC_HASH_SCHEME: u32 = 2;
 
 /// The network a service joins when it names none, so neighbours reach it by name as in compose.
 pub const DEFAULT_NETWORK: &str = "default";
-
-/// A value read from an `env_file`: never printed, logged, serialised or put in a label.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Secret {
-        Secret(s)
-    }
-    /// The value itself, for the one place that needs it: the container's environment.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    fn digest(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<secret>")
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mount {
@@ -84,6 +63,8 @@ pub struct ResolvedService {
     pub ports: Vec<PortMapping>,
     pub mounts: Vec<Mount>,
     pub env: BTreeMap<String, String>,
+    /// Values from env_files and SOPS files: only their names are ever shown or hashed.
+    #[serde(serialize_with = "names_only")]
     pub secret_env: BTreeMap<String, Secret>,
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
@@ -109,6 +90,36 @@ pub struct ResolvedService {
     #[serde(with = "secs")]
     pub drain: Duration,
     pub spec_hash: String,
+    /// The scheme-1 hash, in memory only (see the module comment).
+    #[serde(skip)]
+    pub legacy_hash: LegacyHash,
+}
+
+/// A scheme-1 spec hash: it mixes digests of secret values, so it is compared and never shown.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LegacyHash(String);
+
+impl LegacyHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LegacyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<scheme 1>")
+    }
+}
+
+impl ResolvedService {
+    /// Whether a container labelled with `hash` runs this spec (under either scheme).
+    pub fn hash_matches(&self, hash: &str) -> bool {
+        hash == self.spec_hash || hash == self.legacy_hash.0
+    }
+}
+
+fn names_only<S: serde::Serializer>(m: &BTreeMap<String, Secret>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.keys())
 }
 
 mod secs {
@@ -201,10 +212,37 @@ pub enum ResolveError {
         path: String,
         reason: String,
     },
+    #[error("cannot read the secret `{variable}` of service `{service}`: {reason}")]
+    Sops {
+        service: String,
+        variable: String,
+        reason: String,
+    },
 }
 
-/// Reads an `env_file` by the path written in the manifest; injected so resolution stays pure.
-pub type EnvFileReader<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+/// Where secret values come from, by the paths written in the manifest; injected so resolution
+/// stays pure. Errors name the file and key, never a value.
+pub trait Secrets {
+    /// The variables of env_file `path`: plain `KEY=VALUE` lines or a SOPS file.
+    fn env_file(&self, path: &str) -> Result<Vec<(String, Secret)>, String>;
+    /// One value of SOPS file `file`.
+    fn sops_value(&self, file: &str, key: &KeyPath) -> Result<Secret, String>;
+}
+
+/// A plain reader (tests, tools): env_files are dotenv text; SOPS values are not available.
+impl<F: Fn(&str) -> Result<String, String>> Secrets for F {
+    fn env_file(&self, path: &str) -> Result<Vec<(String, Secret)>, String> {
+        Ok(parse_env_file(&self(path)?)?
+            .into_iter()
+            .map(|(k, v)| (k, Secret::new(v)))
+            .collect())
+    }
+    fn sops_value(&self, file: &str, _key: &KeyPath) -> Result<Secret, String> {
+        Err(format!("{file}: no SOPS reader here"))
+    }
+}
+
+pub type EnvFileReader<'a> = &'a dyn Secrets;
 
 /// The services of `host` in `env`, fully resolved, in start order (dependencies first).
 pub fn resolve_host(
@@ -317,27 +355,7 @@ fn resolve_one(
     let pin = e.versions[name].value.clone();
     let prefix = format!("{}-{}", m.platform, env);
 
-    let mut env_vars = s.env.clone();
-    if let Some(extra) = ov.and_then(|o| o.env.as_ref()) {
-        env_vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    let mut secret_env = BTreeMap::new();
-    if let Some(file) = &s.env_file {
-        let text = read_env_file(&file.value).map_err(|reason| ResolveError::EnvFile {
-            service: name.to_string(),
-            path: file.value.clone(),
-            reason,
-        })?;
-        for (k, v) in parse_env_file(&text).map_err(|reason| ResolveError::EnvFile {
-            service: name.to_string(),
-            path: file.value.clone(),
-            reason,
-        })? {
-            // A secret wins over a plain value of the same name, and is never shown as plain.
-            env_vars.remove(&k);
-            secret_env.insert(k, Secret::new(v));
-        }
-    }
+    let (env_vars, secret_env) = environment(name, s, ov, read_env_file)?;
 
     let volumes: &Vec<crate::manifest::Located<VolumeMount>> =
         ov.and_then(|o| o.volumes.as_ref()).unwrap_or(&s.volumes);
@@ -401,9 +419,60 @@ fn resolve_one(
         order: crate::manifest::checks::order_in(m, env, name),
         drain: s.update.drain.unwrap_or(crate::manifest::DEFAULT_DRAIN),
         spec_hash: String::new(),
+        legacy_hash: LegacyHash::default(),
     };
     r.spec_hash = spec_hash(&r);
+    r.legacy_hash = legacy_hash(&r);
     Ok(r)
+}
+
+/// The plain and the secret variables of a service in one environment. Later sources win, and a
+/// name is either plain or secret: the service's `env`, the environment's override of it, then
+/// the env_file (a secret is never shown as a plain value).
+fn environment(
+    name: &str,
+    s: &crate::manifest::Service,
+    ov: Option<&crate::manifest::Override>,
+    secrets: EnvFileReader,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, Secret>), ResolveError> {
+    let mut plain = s.env.clone();
+    let mut refs: BTreeMap<&str, &crate::manifest::Located<crate::manifest::SopsRef>> =
+        s.secret_env.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    if let Some(o) = ov {
+        for (k, v) in o.env.iter().flatten() {
+            refs.remove(k.as_str());
+            plain.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &o.secret_env {
+            plain.remove(k);
+            refs.insert(k, v);
+        }
+    }
+    let mut secret = BTreeMap::new();
+    for (k, r) in refs {
+        let v = secrets
+            .sops_value(&r.value.file, &r.value.key)
+            .map_err(|reason| ResolveError::Sops {
+                service: name.to_string(),
+                variable: k.to_string(),
+                reason,
+            })?;
+        secret.insert(k.to_string(), v);
+    }
+    if let Some(file) = &s.env_file {
+        let pairs = secrets
+            .env_file(&file.value)
+            .map_err(|reason| ResolveError::EnvFile {
+                service: name.to_string(),
+                path: file.value.clone(),
+                reason,
+            })?;
+        for (k, v) in pairs {
+            plain.remove(&k);
+            secret.insert(k, v);
+        }
+    }
+    Ok((plain, secret))
 }
 
 /// `KEY=VALUE` lines; `#` comments, blank lines and a leading `export ` are allowed, and one pair
@@ -445,8 +514,26 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// The hash of everything that shapes the container (see the module comment).
+/// The hash of everything that shapes the container (see the module comment): the secrets' names,
+/// not their values.
 pub fn spec_hash(r: &ResolvedService) -> String {
+    let names = r.secret_env.keys().map(|k| (k.as_str(), String::new()));
+    hashed(r, SPEC_HASH_SCHEME, names.collect())
+}
+
+/// Scheme 1, in memory only, to recognise containers an older fleetpin deployed: it mixed in a
+/// SHA-256 of each secret value. Never stored, printed or sent anywhere.
+fn legacy_hash(r: &ResolvedService) -> LegacyHash {
+    let digests = r.secret_env.iter().map(|(k, v)| {
+        (
+            k.as_str(),
+            hex::encode(Sha256::digest(v.expose().as_bytes())),
+        )
+    });
+    LegacyHash(hashed(r, 1, digests.collect()))
+}
+
+fn hashed(r: &ResolvedService, scheme: u32, secret_env: BTreeMap<&str, String>) -> String {
     #[derive(Serialize)]
     struct Hashed<'a> {
         scheme: u32,
@@ -472,18 +559,14 @@ pub fn spec_hash(r: &ResolvedService) -> String {
         alias: &'a str,
     }
     let h = Hashed {
-        scheme: SPEC_HASH_SCHEME,
+        scheme,
         container_name: &r.container_name,
         image_ref: &r.image_ref,
         version: r.pin.to_string(),
         ports: r.ports.iter().map(|p| p.to_string()).collect(),
         mounts: &r.mounts,
         env: &r.env,
-        secret_env: r
-            .secret_env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.digest()))
-            .collect(),
+        secret_env,
         command: &r.command,
         entrypoint: &r.entrypoint,
         user: &r.user,
@@ -609,14 +692,6 @@ environments:
         let a = resolve_host(&m, "prod", "p1", &secrets).unwrap();
         let b = resolve_host(&m, "prod", "p1", &secrets).unwrap();
         assert_eq!(a[1].spec_hash, b[1].spec_hash);
-        let changed = resolve_host(&m, "prod", "p1", &|_: &str| {
-            Ok("PASSWORD=other\n".to_string())
-        })
-        .unwrap();
-        assert_ne!(
-            a[1].spec_hash, changed[1].spec_hash,
-            "a secret change needs a new container"
-        );
         let m2 = manifest(&M.replace("2.4.0", "2.4.2"));
         let c = resolve_host(&m2, "prod", "p1", &secrets).unwrap();
         assert_ne!(a[1].spec_hash, c[1].spec_hash);
@@ -624,6 +699,103 @@ environments:
         let m3 = manifest(&M.replace("env: {A: \"1\"}", "env: {A: \"1\", B: x}"));
         let d = resolve_host(&m3, "prod", "p1", &secrets).unwrap();
         assert_ne!(a[1].spec_hash, d[1].spec_hash);
+    }
+
+    #[test]
+    fn secret_values_stay_out_of_the_hash_but_their_names_do_not() {
+        let m = manifest(M);
+        let a = resolve_host(&m, "prod", "p1", &secrets).unwrap();
+        let other = resolve_host(&m, "prod", "p1", &|_: &str| {
+            Ok("PASSWORD=other\n".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            a[1].spec_hash, other[1].spec_hash,
+            "a value is found by comparing with the container, never hashed"
+        );
+        let renamed = resolve_host(&m, "prod", "p1", &|_: &str| {
+            Ok("PASSWD=hunter2\n".to_string())
+        })
+        .unwrap();
+        assert_ne!(a[1].spec_hash, renamed[1].spec_hash);
+    }
+
+    /// The hashes fleetpin 0.x (scheme 1) wrote on these very containers: they must still be
+    /// recognised, so that upgrading fleetpin redeploys nothing.
+    #[test]
+    fn containers_labelled_by_scheme_one_are_recognised() {
+        let m = manifest(M);
+        let a = resolve_host(&m, "prod", "p1", &secrets).unwrap();
+        let db = "864fa2e068a39878482726ce5dad17fb6dcc687e445649f77a51af5beaeaf363";
+        let billing = "890d338f94ba39b6ead63f8b5b6adf6ca35662c5d87ae74e90a51b96e834f5cd";
+        assert_ne!(a[0].spec_hash, db);
+        assert!(a[0].hash_matches(db));
+        assert!(a[1].hash_matches(billing));
+        assert!(!a[0].hash_matches(billing));
+        // The old scheme's hash of another value does not match: that container is replaced.
+        let other = resolve_host(&m, "prod", "p1", &|_: &str| {
+            Ok("PASSWORD=other\n".to_string())
+        })
+        .unwrap();
+        assert!(!other[1].hash_matches(billing));
+        // And it is never shown: not in Debug, not in JSON.
+        assert!(!format!("{:?}", a[1]).contains(billing));
+        assert!(!serde_json::to_string(&*a[1]).unwrap().contains(billing));
+    }
+
+    #[test]
+    fn sops_values_and_plain_ones_override_each_other_per_environment() {
+        use crate::secrets::KeyPath;
+        struct Fake;
+        impl Secrets for Fake {
+            fn env_file(&self, _: &str) -> Result<Vec<(String, Secret)>, String> {
+                Ok(vec![])
+            }
+            fn sops_value(&self, file: &str, key: &KeyPath) -> Result<Secret, String> {
+                Ok(Secret::new(format!("{file}#{key}")))
+            }
+        }
+        let m = manifest(
+            r#"
+platform: acme
+services:
+  api:
+    image: r/api
+    env:
+      PLAIN: a
+      DB: {sops: s/all.yaml, key: db.url}
+      TOKEN: {sops: s/all.yaml, key: [api, "tok.en"]}
+environments:
+  recette:
+    hosts: {r1: {endpoint: "unix:///var/run/docker.sock"}}
+    versions: {api: "1"}
+    overrides:
+      api:
+        env:
+          DB: recette-db
+          PLAIN: {sops: s/rec.yaml, key: [list, 0, v]}
+  prod:
+    hosts: {p1: {endpoint: "unix:///var/run/docker.sock"}}
+    versions: {api: "1"}
+"#,
+        );
+        let rec = &resolve_host(&m, "recette", "r1", &Fake).unwrap()[0];
+        assert_eq!(
+            rec.env,
+            BTreeMap::from([("DB".into(), "recette-db".into())])
+        );
+        assert_eq!(rec.secret_env["PLAIN"].expose(), "s/rec.yaml#list[0].v");
+        assert_eq!(
+            rec.secret_env["TOKEN"].expose(),
+            "s/all.yaml#api[\"tok.en\"]"
+        );
+        assert!(!rec.secret_env.contains_key("DB"));
+        let prod = &resolve_host(&m, "prod", "p1", &Fake).unwrap()[0];
+        assert_eq!(prod.env, BTreeMap::from([("PLAIN".into(), "a".into())]));
+        assert_eq!(prod.secret_env["DB"].expose(), "s/all.yaml#db.url");
+        let json = serde_json::to_string(prod).unwrap();
+        assert!(json.contains(r#""secret_env":["DB","TOKEN"]"#), "{json}");
+        assert!(!json.contains("s/all.yaml#"), "{json}");
     }
 
     #[test]

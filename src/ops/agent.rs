@@ -117,6 +117,21 @@ pub fn check_secrets_dir(dir: &Path) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Checks `--age-identity`: a file that others cannot read.
+pub fn check_identity_file(file: &Path) -> Result<(), AgentError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(file)
+        .map_err(|e| AgentError::Secrets(format!("--age-identity {}: {e}", file.display())))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(AgentError::Secrets(format!(
+            "--age-identity {} can be read by any user; it opens the environment's secrets: `chmod o-r {}`",
+            file.display(),
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The env_files the services of this host read: relative paths inside `--secrets`, each not
 /// readable by others. The manifest comes from git, so a path must not leave the directory.
 fn check_env_files(loaded: &Loaded, s: &AgentSettings) -> Result<(), AgentError> {
@@ -130,6 +145,20 @@ fn check_env_files(loaded: &Loaded, s: &AgentSettings) -> Result<(), AgentError>
             service: service.to_string(),
             why,
         };
+        // In git: a SOPS file travels with the reference; a plain one has no place there.
+        if let Some(files) = &loaded.cache {
+            match files.read(&f.value) {
+                Ok(Some(text)) if crate::secrets::is_sops(&text) => continue,
+                Ok(Some(_)) => {
+                    return Err(refuse(format!(
+                        "env_file {} is committed to git in plain text: encrypt it with sops (docs/secrets.md), or keep it out of git and in --secrets",
+                        f.value
+                    )));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(refuse(format!("env_file {}: {e}", f.value))),
+            }
+        }
         let Some(dir) = &s.secrets else {
             return Err(AgentError::Manifest(format!(
                 "service {service} reads env_file {}: the agent reads env_files only from --secrets DIR (never from git); pass --secrets",
@@ -271,7 +300,7 @@ impl<'a> Agent<'a> {
             .unwrap_or_else(|| s.cache.join("no-secrets"))
             .join(s.file.file_name().unwrap_or_default());
         let display = format!("{}@{}", s.file.display(), crate::git::short_id(commit));
-        let loaded = manifest::from_text(&display, &beside, text, Some(commit.to_string()))
+        let mut loaded = manifest::from_text(&display, &beside, text, Some(commit.to_string()))
             .map_err(|e| {
                 let first = e
                     .problems
@@ -280,6 +309,12 @@ impl<'a> Agent<'a> {
                     .unwrap_or_default();
                 AgentError::Manifest(format!("{e}{first}"))
             })?;
+        // SOPS files are read in git, at this commit.
+        loaded.cache = Some(crate::git::CommitFiles::Cache {
+            cache: s.cache.clone(),
+            dir: s.file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            commit: commit.to_string(),
+        });
         fleet::hosts(&loaded, &s.environment, std::slice::from_ref(&s.host))
             .map_err(|e| AgentError::Manifest(e.to_string()))?;
         check_env_files(&loaded, s)?;
@@ -293,14 +328,15 @@ impl<'a> Agent<'a> {
             services: vec![],
             hosts: vec![s.host.clone()],
         };
-        let mut wanted = match deploy::wanted(loaded, &s.environment, &select, false) {
-            Ok(w) => w,
-            Err(e) => {
-                return self
-                    .finish(Some(commit), "error", Some(e.to_string()), None)
-                    .await;
-            }
-        };
+        let mut wanted =
+            match deploy::wanted(loaded, &s.environment, &select, false, &self.op.ctx.keys) {
+                Ok(w) => w,
+                Err(e) => {
+                    return self
+                        .finish(Some(commit), "error", Some(e.to_string()), None)
+                        .await;
+                }
+            };
         let Some(mut w) = wanted.pop() else {
             let why = format!("no host {} in {}", s.host, s.environment);
             return self.finish(Some(commit), "error", Some(why), None).await;
@@ -308,7 +344,7 @@ impl<'a> Agent<'a> {
         w.host.target.endpoint = s.endpoint.clone();
         let prefix = view::prefix(&m.platform, &s.environment);
         let observed = fleet::observe(w.host.clone(), &prefix, s.connect_timeout).await;
-        let p = deploy::prepared(loaded, &select, w, observed.result, true);
+        let p = deploy::prepared(loaded, &select, w, observed.result, true).await;
         let Some(engine) = p.engine.clone() else {
             let why = p.error.clone().unwrap_or_else(|| "unreachable".into());
             return self.finish(Some(commit), "error", Some(why), None).await;

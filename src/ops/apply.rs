@@ -172,6 +172,7 @@ pub async fn prepare_on<C: Connect>(
             input.env
         )));
     }
+    crate::ops::secrets::warn_plain_committed(ctx, loaded, "apply", &input.env);
     if env.is_swarm() {
         return prepare_swarm(ctx, loaded, input).await;
     }
@@ -191,6 +192,7 @@ pub async fn prepare_on<C: Connect>(
         &input.select,
         ctx.connect_timeout,
         false,
+        &ctx.keys,
     )
     .await?;
     crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env, &prepared).await?;
@@ -229,7 +231,7 @@ async fn prepare_swarm<E>(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpRe
         )));
     }
     let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
-    let mut plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+    let mut plan = swarm::plan(loaded, &input.env, &input.select, &engine, &ctx.keys).await?;
     let (retire, old) = crate::ops::moving::retirements(ctx, loaded, &input.env, &plan)
         .await?
         .into_iter()

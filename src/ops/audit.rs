@@ -140,7 +140,7 @@ pub fn status_of(
     if !settings_known {
         return (
             Status::Ok,
-            Some("settings not checked: an env_file is not readable here".into()),
+            Some("settings not checked: a secret file (env_file or SOPS) cannot be read or opened here".into()),
         );
     }
     if cur.labels.get(labels::SPEC_HASH) != Some(&want.spec_hash) {
@@ -468,12 +468,17 @@ async fn host_rows(loaded: &Loaded, p: &Prepared, per_host: usize) -> Vec<Row> {
     rows
 }
 
-pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration) -> Result<Audit> {
+pub async fn collect(
+    loaded: &Loaded,
+    envs: &[String],
+    connect_timeout: Duration,
+    keys: &crate::secrets::Keys,
+) -> Result<Audit> {
     let select = Selection::default();
     // Every host resolved first: a bad manifest stops here, before any host is contacted.
     let mut wanted = Vec::new();
     for env in envs {
-        wanted.extend(deploy::wanted(loaded, env, &select, true)?);
+        wanted.extend(deploy::wanted(loaded, env, &select, true, keys)?);
     }
     // Hosts a window at a time, each observed, inspected and turned into rows, then let go (its
     // connections closed, its containers dropped): memory and descriptors follow the window, not
@@ -489,7 +494,7 @@ pub async fn collect(loaded: &Loaded, envs: &[String], connect_timeout: Duration
                 async move {
                     let prefix = view::prefix(platform, &w.host.environment);
                     let observed = fleet::observe(w.host.clone(), &prefix, connect_timeout).await;
-                    let p = deploy::prepared(loaded, select, w, observed.result, false);
+                    let p = deploy::prepared(loaded, select, w, observed.result, false).await;
                     let pull = loaded.manifest.environments[&p.host.environment].pull;
                     let agent = agent_row(loaded, &p, reference, pull).await;
                     (i, host_rows(loaded, &p, spread.per_host).await, agent)
@@ -623,13 +628,13 @@ pub async fn audit(
     let hosts = if envs.is_empty() && !swarm_envs.is_empty() && !matrix {
         None
     } else {
-        Some(collect(loaded, &envs, ctx.connect_timeout).await?)
+        Some(collect(loaded, &envs, ctx.connect_timeout, &ctx.keys).await?)
     };
     let mut swarms = Vec::new();
     for env in swarm_envs {
         let rows = async {
             let engine = crate::ops::swarm::connect(loaded, &env, ctx.connect_timeout).await?;
-            crate::ops::swarm::audit(loaded, &env, &Default::default(), &engine).await
+            crate::ops::swarm::audit(loaded, &env, &Default::default(), &engine, &ctx.keys).await
         }
         .await
         .map_err(|e| SwarmUnreachable(e.to_string()));

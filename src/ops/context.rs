@@ -7,6 +7,7 @@
 use crate::cancel::Cancel;
 use crate::git::Author;
 use crate::ops::event::Event;
+use crate::secrets::Keys;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,8 @@ pub struct Ctx {
     pub sink: Arc<dyn Sink>,
     pub connect_timeout: Duration,
     pub vars: Vars,
+    /// The age identities that open the reference's SOPS files.
+    pub keys: Arc<Keys>,
 }
 
 impl Ctx {
@@ -74,7 +77,13 @@ impl Ctx {
             sink,
             connect_timeout,
             vars: Arc::new(|_: &str| None),
+            keys: Arc::new(Keys::none()),
         }
+    }
+
+    pub fn with_keys(mut self, keys: Arc<Keys>) -> Ctx {
+        self.keys = keys;
+        self
     }
 
     pub fn with_vars(mut self, vars: Vars) -> Ctx {

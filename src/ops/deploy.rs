@@ -3,18 +3,20 @@
 //! before any host is contacted), observe all hosts at once, and plan each with the pure planner.
 //! Also the saved plan's document and who and what a deploy records.
 
-use crate::engine::{ContainerSummary, EngineError};
+use crate::engine::{ContainerSummary, Engine, EngineError};
 use crate::host::fleet::{self, HostRef};
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
 use crate::ops::context::Op;
 use crate::ops::error::{OpError, OpResult as Result};
+use crate::ops::secrets::{self, SecretFiles};
 use crate::plan;
 pub use crate::plan::doc::{PLAN_FORMAT, PlanDoc, PlanHost, Selection, filter_orphans};
 use crate::plan::labels::DeployStamp;
 use crate::plan::view::{self, HostView};
+use crate::secrets::Keys;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use crate::ops::prepared::Prepared;
@@ -107,32 +109,28 @@ pub fn check_services(loaded: &Loaded, select: &Selection) -> Result<()> {
     Ok(())
 }
 
-/// Resolves every host; with `lenient`, an unreadable env_file resolves as empty and its service
-/// is recorded as unchecked (audit never creates containers, and secrets are often not at hand).
+/// Resolves every host; with `lenient`, an unreadable env_file or SOPS file resolves as empty and
+/// its services are recorded as unchecked (audit never creates containers, and secrets are often
+/// not at hand).
 fn resolve_hosts(
     loaded: &Loaded,
     hosts: Vec<HostRef>,
     select: &Selection,
     lenient: bool,
+    keys: &Keys,
 ) -> Result<Vec<Wanted>> {
-    let dir = loaded.dir();
-    let unreadable: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-    let reader = |p: &str| match std::fs::read_to_string(dir.join(p)) {
-        Ok(t) => Ok(t),
-        Err(_) if lenient => {
-            unreadable.lock().unwrap().insert(p.to_string());
-            Ok(String::new())
-        }
-        Err(e) => Err(e.to_string()),
-    };
     // All hosts are of one environment: each service is resolved once (`resolve_hosts`).
-    let Some(env) = hosts.first().map(|h| h.environment.as_str()) else {
+    let Some(env) = hosts.first().map(|h| h.environment.clone()) else {
         return Ok(vec![]);
     };
+    let mut files = SecretFiles::new(loaded, keys, secrets::policy(loaded, &env));
+    if lenient {
+        files = files.lenient();
+    }
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-    let lists = resolve::resolve_hosts(&loaded.manifest, env, &names, &reader)
+    let lists = resolve::resolve_hosts(&loaded.manifest, &env, &names, &files)
         .map_err(|e| OpError::Invalid(e.to_string()))?;
-    let bad = unreadable.lock().unwrap().clone();
+    let bad = files.unreadable();
     lists
         .into_iter()
         .zip(hosts)
@@ -140,10 +138,9 @@ fn resolve_hosts(
             let unchecked = list
                 .iter()
                 .filter(|r| {
-                    loaded.manifest.services[&r.service]
-                        .env_file
-                        .as_ref()
-                        .is_some_and(|f| bad.contains(&f.value))
+                    secrets::files_of(&loaded.manifest, &env, &r.service)
+                        .iter()
+                        .any(|f| bad.contains(*f))
                 })
                 .map(|r| r.service.clone())
                 .collect();
@@ -165,8 +162,9 @@ pub async fn prepare(
     env: &str,
     select: &Selection,
     connect_timeout: Duration,
+    keys: &Keys,
 ) -> Result<Vec<Prepared>> {
-    prepare_with(loaded, env, select, connect_timeout, false).await
+    prepare_with(loaded, env, select, connect_timeout, false, keys).await
 }
 
 /// `prepare` for audit, which never creates containers: a missing env_file reads as empty, and
@@ -176,8 +174,9 @@ pub async fn prepare_lenient(
     env: &str,
     select: &Selection,
     connect_timeout: Duration,
+    keys: &Keys,
 ) -> Result<Vec<Prepared>> {
-    prepare_with(loaded, env, select, connect_timeout, true).await
+    prepare_with(loaded, env, select, connect_timeout, true, keys).await
 }
 
 async fn prepare_with(
@@ -186,6 +185,7 @@ async fn prepare_with(
     select: &Selection,
     connect_timeout: Duration,
     lenient: bool,
+    keys: &Keys,
 ) -> Result<Vec<Prepared>> {
     prepare_on(
         &fleet::Docker,
@@ -194,6 +194,7 @@ async fn prepare_with(
         select,
         connect_timeout,
         lenient,
+        keys,
     )
     .await
 }
@@ -206,16 +207,17 @@ pub async fn prepare_on<C: fleet::Connect>(
     select: &Selection,
     connect_timeout: Duration,
     lenient: bool,
+    keys: &Keys,
 ) -> Result<Vec<Prepared<C::Engine>>> {
-    let wanted = wanted(loaded, env, select, lenient)?;
+    let wanted = wanted(loaded, env, select, lenient, keys)?;
     let prefix = view::prefix(&loaded.manifest.platform, env);
     let hosts = wanted.iter().map(|w| w.host.clone()).collect();
     let observed = fleet::observe_all_on(connect, hosts, &prefix, connect_timeout).await;
-    Ok(wanted
-        .into_iter()
-        .zip(observed)
-        .map(|(w, o)| prepared(loaded, select, w, o.result, !lenient))
-        .collect())
+    let mut out = Vec::with_capacity(wanted.len());
+    for (w, o) in wanted.into_iter().zip(observed) {
+        out.push(prepared(loaded, select, w, o.result, !lenient).await);
+    }
+    Ok(out)
 }
 
 /// What the manifest wants on one selected host, before the host is contacted.
@@ -233,15 +235,16 @@ pub fn wanted(
     env: &str,
     select: &Selection,
     lenient: bool,
+    keys: &Keys,
 ) -> Result<Vec<Wanted>> {
     let hosts = fleet::hosts(loaded, env, &select.hosts)?;
     check_services(loaded, select)?;
-    resolve_hosts(loaded, hosts, select, lenient)
+    resolve_hosts(loaded, hosts, select, lenient, keys)
 }
 
 /// One host, as observed; with `plan`, its changes planned (audit judges each row itself, in
 /// `ops::audit::status_of`).
-pub fn prepared<E>(
+pub async fn prepared<E: Engine>(
     loaded: &Loaded,
     select: &Selection,
     w: Wanted,
@@ -256,7 +259,8 @@ pub fn prepared<E>(
     match observed {
         Ok((engine, list)) => {
             let fingerprint = plan::fingerprint(&list);
-            let view = view::classify_owned(&loaded.manifest.platform, &host.environment, list);
+            let mut view = view::classify_owned(&loaded.manifest.platform, &host.environment, list);
+            view.stale_secrets = stale_secrets(&*engine, &desired, &view).await;
             let changes = if plan {
                 filter_orphans(plan::plan_host(&desired, &view), select)
             } else {
@@ -284,6 +288,40 @@ pub fn prepared<E>(
             unchecked,
         },
     }
+}
+
+/// The containers of `view` that would serve a service with secrets as they are (the current one
+/// and the kept ones, when their spec hash matches) but whose environment lacks one of the values
+/// wanted now. Their environment is read only for services with secrets, compared in memory and
+/// dropped; one that cannot be read counts as stale (it is replaced, never trusted).
+async fn stale_secrets<E: Engine>(
+    engine: &E,
+    desired: &[Arc<ResolvedService>],
+    view: &HostView,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for r in desired.iter().filter(|r| !r.secret_env.is_empty()) {
+        let candidates = view
+            .current
+            .get(&r.service)
+            .into_iter()
+            .chain(view.kept(&r.service))
+            .filter(|c| {
+                c.labels
+                    .get(crate::plan::labels::SPEC_HASH)
+                    .is_some_and(|h| r.hash_matches(h))
+            });
+        for c in candidates {
+            let differs = match engine.container_env(&c.id).await {
+                Ok(env) => plan::secrets_differ(r, &env),
+                Err(_) => true,
+            };
+            if differs {
+                out.insert(c.id.clone());
+            }
+        }
+    }
+    out
 }
 
 pub fn plan_doc<E>(loaded: &Loaded, env: &str, commit: &str, prepared: &[Prepared<E>]) -> PlanDoc {

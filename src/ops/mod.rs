@@ -24,5 +24,7 @@ pub mod prepared;
 pub mod promote;
 pub mod rollback;
 pub mod run;
+pub mod secrets;
 pub mod swarm;
 pub mod unlock;
+pub mod validate;

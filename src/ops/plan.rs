@@ -39,6 +39,7 @@ impl PlanOutcome {
 }
 
 pub async fn plan(ctx: &Ctx, loaded: &Loaded, input: PlanInput) -> OpResult<PlanOutcome> {
+    crate::ops::secrets::warn_plain_committed(ctx, loaded, "plan", &input.env);
     if deploy::environment(loaded, &input.env)?.is_swarm() {
         if input.out.is_some() {
             return Err(OpError::Invalid(format!(
@@ -47,7 +48,7 @@ pub async fn plan(ctx: &Ctx, loaded: &Loaded, input: PlanInput) -> OpResult<Plan
             )));
         }
         let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
-        let mut plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+        let mut plan = swarm::plan(loaded, &input.env, &input.select, &engine, &ctx.keys).await?;
         plan.retire = crate::ops::moving::retirements(ctx, loaded, &input.env, &plan)
             .await?
             .into_iter()
@@ -56,7 +57,14 @@ pub async fn plan(ctx: &Ctx, loaded: &Loaded, input: PlanInput) -> OpResult<Plan
         return Ok(PlanOutcome::Swarm(plan));
     }
     let commit = deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into());
-    let prepared = deploy::prepare(loaded, &input.env, &input.select, ctx.connect_timeout).await?;
+    let prepared = deploy::prepare(
+        loaded,
+        &input.env,
+        &input.select,
+        ctx.connect_timeout,
+        &ctx.keys,
+    )
+    .await?;
     crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env, &prepared).await?;
     let doc = deploy::plan_doc(loaded, &input.env, &commit, &prepared);
     if let Some(out) = &input.out {

@@ -438,14 +438,16 @@ mod op {
         let (converged, (digests, digest_problems)) = if from_env.is_swarm() {
             let engine =
                 crate::ops::swarm::connect(loaded, &input.from, ctx.connect_timeout).await?;
-            let rows = crate::ops::swarm::audit(loaded, &input.from, &select, &engine).await?;
+            let rows =
+                crate::ops::swarm::audit(loaded, &input.from, &select, &engine, &ctx.keys).await?;
             (
                 swarm_converged_gate(&rows, input.force),
                 swarm_digests(&rows),
             )
         } else {
             let prepared =
-                deploy::prepare(loaded, &input.from, &select, ctx.connect_timeout).await?;
+                deploy::prepare(loaded, &input.from, &select, ctx.connect_timeout, &ctx.keys)
+                    .await?;
             (
                 converged_gate(&prepared, input.force),
                 running_digests(m, &prepared, &services).await,

@@ -16,6 +16,34 @@ use crate::host::report::{ActionStatus, HostReport};
 use crate::manifest::Environment;
 use std::collections::BTreeMap;
 
+/// What the operator must know when a container started again holds other secret values than
+/// the reference's current ones (names of services and hosts only).
+pub fn secret_notes(
+    env_name: &str,
+    stale: &BTreeMap<String, Vec<String>>,
+    reports: &[HostReport],
+) -> Vec<String> {
+    stale
+        .iter()
+        .filter_map(|(service, hosts)| {
+            let back: Vec<&str> = reports
+                .iter()
+                .filter(|r| hosts.contains(&r.host))
+                .filter(|r| {
+                    r.actions
+                        .iter()
+                        .any(|a| &a.service == service && a.status == ActionStatus::Done)
+                })
+                .map(|r| r.host.as_str())
+                .collect();
+            (!back.is_empty()).then(|| format!(
+                "{service} on {} runs again with secret values that differ from the reference's current ones: `fleetpin plan {env_name}` shows it as reconfigure, `fleetpin apply {env_name}` gives it the current values",
+                back.join(", ")
+            ))
+        })
+        .collect()
+}
+
 /// Pin moves (service, from, to) and notes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PinMoves {
@@ -163,7 +191,7 @@ pub use op::*;
 
 /// The operation: prepare (everything that can refuse), then run.
 mod op {
-    use super::{PinMoves, outcome};
+    use super::{PinMoves, outcome, secret_notes};
     use crate::engine::Engine;
     use crate::engine::docker::DockerEngine;
     use crate::engine::swarm::DockerSwarm;
@@ -211,6 +239,9 @@ mod op {
         /// Only some of the environment's hosts: nothing is committed.
         pub subset: bool,
         commit: bool,
+        /// service → the hosts where the container going back has other secret values than
+        /// the reference's current ones.
+        pub stale_secrets: BTreeMap<String, Vec<String>>,
     }
 
     pub struct SwarmRollback {
@@ -372,6 +403,7 @@ mod op {
             &input.select,
             ctx.connect_timeout,
             false,
+            &ctx.keys,
         )
         .await?;
         let services: Vec<String> = env
@@ -399,13 +431,48 @@ mod op {
                 input.env
             )));
         }
+        let stale_secrets = stale_secrets(&prepared, &targets).await;
         Ok(RollbackPlan::Hosts(Box::new(HostsRollback {
             input,
             targets,
             prepared,
             subset,
             commit,
+            stale_secrets,
         })))
+    }
+
+    /// Where a kept container of the target version has other secret values than the ones the
+    /// reference holds now (read from its environment, compared in memory, dropped).
+    async fn stale_secrets<E: Engine>(
+        prepared: &[Prepared<E>],
+        targets: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in prepared {
+            let Some(engine) = &p.engine else { continue };
+            for r in p.desired.iter().filter(|r| !r.secret_env.is_empty()) {
+                let Some(target) = targets.get(&r.service) else {
+                    continue;
+                };
+                for c in p.view.kept(&r.service) {
+                    if c.labels.get(crate::plan::labels::VERSION) != Some(target) {
+                        continue;
+                    }
+                    let differs = match engine.container_env(&c.id).await {
+                        Ok(env) => crate::plan::secrets_differ(r, &env),
+                        Err(_) => false,
+                    };
+                    if differs {
+                        out.entry(r.service.clone())
+                            .or_default()
+                            .push(p.host.name.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        out
     }
 
     async fn prepare_swarm<E>(
@@ -417,7 +484,7 @@ mod op {
             crate::git::ensure_committable(&loaded.path)?;
         }
         let engine = swarm::connect(loaded, &input.env, ctx.connect_timeout).await?;
-        let plan = swarm::plan(loaded, &input.env, &input.select, &engine).await?;
+        let plan = swarm::plan(loaded, &input.env, &input.select, &engine, &ctx.keys).await?;
         let changes = swarm::rollback_plan(&plan, input.to.as_deref())
             .map_err(|problems| nothing_rolled_back(&problems))?;
         let plan = SwarmPlan { changes, ..plan };
@@ -452,6 +519,7 @@ mod op {
             prepared,
             subset,
             commit,
+            stale_secrets,
         } = plan;
         let m = &loaded.manifest;
         let env = &m.environments[&input.env];
@@ -492,6 +560,7 @@ mod op {
             .collect();
         let PinMoves { moves, mut notes } =
             outcome(&input.env, env, &targets, &reports, &hosts, subset);
+        notes.extend(secret_notes(&input.env, &stale_secrets, &reports));
         // Nothing to write on a subset: the pin is the environment's (`outcome` named the
         // hosts that differ).
         let written = if subset {

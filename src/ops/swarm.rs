@@ -12,9 +12,11 @@ use crate::error::{Error, Result};
 use crate::host::swarm::SwarmLockError;
 use crate::manifest::Loaded;
 use crate::manifest::resolve::{self, ResolvedService};
+use crate::ops::secrets::SecretFiles;
 use crate::plan::ChangeKind;
 use crate::plan::doc::Selection;
 use crate::plan::swarm;
+use crate::secrets::Keys;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -74,11 +76,15 @@ pub async fn connect(loaded: &Loaded, env: &str, timeout: Duration) -> Result<Do
 }
 
 /// The selected pinned services of `env`, resolved.
-fn resolved(loaded: &Loaded, env: &str, select: &Selection) -> Result<Vec<Arc<ResolvedService>>> {
+fn resolved(
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    keys: &Keys,
+) -> Result<Vec<Arc<ResolvedService>>> {
     crate::ops::deploy::check_services(loaded, select)?;
-    let dir = loaded.dir();
-    let reader = |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string());
-    let all = resolve::resolve_swarm(&loaded.manifest, env, &reader)
+    let files = SecretFiles::new(loaded, keys, crate::ops::secrets::policy(loaded, env));
+    let all = resolve::resolve_swarm(&loaded.manifest, env, &files)
         .map_err(|e| Error::msg(e.to_string()))?;
     Ok(all
         .into_iter()
@@ -92,9 +98,10 @@ pub async fn plan<S: SwarmEngine>(
     env: &str,
     select: &Selection,
     engine: &S,
+    keys: &Keys,
 ) -> Result<SwarmPlan> {
     check_selection(env, select)?;
-    let desired = resolved(loaded, env, select)?;
+    let desired = resolved(loaded, env, select, keys)?;
     let prefix = crate::plan::view::prefix(&loaded.manifest.platform, env);
     let running: BTreeMap<String, ServiceState> = engine
         .services(&prefix)
@@ -161,8 +168,9 @@ pub async fn audit<S: SwarmEngine>(
     env: &str,
     select: &Selection,
     engine: &S,
+    keys: &Keys,
 ) -> Result<Vec<SwarmAuditRow>> {
-    let p = plan(loaded, env, select, engine).await?;
+    let p = plan(loaded, env, select, engine, keys).await?;
     let nodes = node_names(engine).await?;
     let mut rows = Vec::new();
     for c in &p.changes {

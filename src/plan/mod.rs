@@ -103,6 +103,16 @@ pub struct Change {
     pub interruption: bool,
 }
 
+/// Why a container whose spec is current is replaced anyway (no value is ever named).
+pub const STALE_SECRETS: &str =
+    "secret values changed (its environment differs from the reference's secrets)";
+
+/// Whether a container's environment lacks or differs from one of the secrets of `r` (compared
+/// in memory; nothing of either side is kept or shown).
+pub fn secrets_differ(r: &ResolvedService, env: &BTreeMap<String, crate::secrets::Secret>) -> bool {
+    r.secret_env.iter().any(|(k, v)| env.get(k) != Some(v))
+}
+
 /// The kind of change from the running version `from` to the pin `to`.
 pub fn compare(from: &str, to: &VersionPin) -> ChangeKind {
     match VersionPin::parse(from) {
@@ -157,7 +167,7 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
         // Relaunch, don't rebuild: a kept container with the very spec wanted is started again
         // (looked up only for a replacement: most services of a large fleet are unchanged).
         let relaunch = || {
-            view.relaunchable(&r.service, &r.spec_hash)
+            view.relaunchable(&r.service, &[&r.spec_hash, r.legacy_hash.as_str()])
                 .map(|k| k.id.clone())
         };
         let Some(cur) = view.current.get(&r.service) else {
@@ -172,10 +182,17 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
         let running = cur.labels.get(labels::VERSION).cloned().unwrap_or_default();
         let mut kind = kind_from(&running);
         let mut reason = None;
-        if kind == ChangeKind::Unchanged && cur.labels.get(labels::SPEC_HASH) != Some(&r.spec_hash)
+        if kind == ChangeKind::Unchanged
+            && !cur
+                .labels
+                .get(labels::SPEC_HASH)
+                .is_some_and(|h| r.hash_matches(h))
         {
             kind = ChangeKind::Reconfigure;
             reason = Some("the settings changed (spec hash differs)".into());
+        } else if kind == ChangeKind::Unchanged && view.stale_secrets.contains(&cur.id) {
+            kind = ChangeKind::Reconfigure;
+            reason = Some(STALE_SECRETS.into());
         }
         if kind == ChangeKind::Unchanged {
             if cur.state != RunState::Running {

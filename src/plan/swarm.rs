@@ -80,7 +80,11 @@ pub fn kind(
     let from = s.labels.get(labels::VERSION).cloned();
     let hash = s.labels.get(labels::SPEC_HASH);
     let kind = match &from {
-        Some(f) if *f == to && hash == Some(&r.spec_hash) => {
+        Some(f)
+            if *f == to
+                && hash.is_some_and(|h| r.hash_matches(h))
+                && !crate::plan::secrets_differ(r, &s.env) =>
+        {
             if s.replicas == Some(replicas) {
                 ChangeKind::Unchanged
             } else {

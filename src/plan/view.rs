@@ -24,6 +24,9 @@ pub struct HostView {
     pub unconfirmed: BTreeMap<String, Vec<ContainerSummary>>,
     /// Containers fleetpin did not create holding one of its stable names, by name.
     pub foreign: BTreeMap<String, ContainerSummary>,
+    /// Containers whose secret values differ from the ones wanted now (their spec hash, which
+    /// holds no value, cannot tell): filled by whoever read their environment.
+    pub stale_secrets: std::collections::BTreeSet<String>,
 }
 
 pub fn prefix(platform: &str, environment: &str) -> String {
@@ -129,16 +132,22 @@ impl HostView {
         all
     }
 
-    /// The newest kept container of a service whose spec hash is `spec_hash`: the one `apply`
-    /// starts again rather than creating a new one. The same pick as the first match in `kept`
-    /// (names are unique on a host, so the order has no ties), without building the list.
-    pub fn relaunchable(&self, service: &str, spec_hash: &str) -> Option<&ContainerSummary> {
+    /// The newest kept container of a service whose spec hash is one of `hashes` and whose
+    /// secrets are current: the one `apply` starts again rather than creating a new one. The same
+    /// pick as the first match in `kept` (names are unique on a host, so the order has no ties),
+    /// without building the list.
+    pub fn relaunchable(&self, service: &str, hashes: &[&str]) -> Option<&ContainerSummary> {
         self.retained
             .get(service)
             .into_iter()
             .flatten()
             .chain(self.rolled_back.get(service).into_iter().flatten())
-            .filter(|k| k.labels.get(labels::SPEC_HASH).map(String::as_str) == Some(spec_hash))
+            .filter(|k| {
+                k.labels
+                    .get(labels::SPEC_HASH)
+                    .is_some_and(|h| hashes.contains(&h.as_str()))
+                    && !self.stale_secrets.contains(&k.id)
+            })
             .max_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)))
     }
 
@@ -227,11 +236,11 @@ mod tests {
                 .into_iter()
                 .find(|k| k.labels.get(labels::SPEC_HASH).map(String::as_str) == Some(hash))
                 .map(|k| k.name.clone());
-            let picked = v.relaunchable("web", hash).map(|k| k.name.clone());
+            let picked = v.relaunchable("web", &[hash]).map(|k| k.name.clone());
             assert_eq!(picked, first_in_kept, "{hash}");
         }
         assert_eq!(
-            v.relaunchable("web", "h1").unwrap().name,
+            v.relaunchable("web", &["h1"]).unwrap().name,
             "acme-prod-web.prev-0000000000001-b"
         );
     }

@@ -1,10 +1,11 @@
 //! The age identities that open SOPS files, found where the `sops` CLI finds them. The caller
 //! passes the variable lookup, so that tests and the agent decide what "the environment" is.
 
-use super::SopsError;
+use super::{Secret, SopsError};
 use age::x25519;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// age identities (X25519 `AGE-SECRET-KEY-1…` lines) to decrypt with.
 #[derive(Default, Clone)]
@@ -74,6 +75,113 @@ impl Identities {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &dyn age::Identity> {
         self.keys.iter().map(|k| k as &dyn age::Identity)
+    }
+}
+
+/// The identities an operation may open SOPS files with: the variables `sops` reads, captured
+/// once (the command line takes them out of its own environment at start, so that no child
+/// process inherits a key), plus an agent's `--age-identity` file. Read on first need, so that a
+/// command with no SOPS file never fails on a broken key file.
+pub struct Keys {
+    vars: Vec<(&'static str, Secret)>,
+    file: Option<PathBuf>,
+    loaded: OnceLock<Result<Identities, String>>,
+}
+
+/// The variables `Identities::from_vars` reads.
+pub const KEY_VARS: [&str; 4] = [
+    "SOPS_AGE_KEY_FILE",
+    "SOPS_AGE_KEY",
+    "XDG_CONFIG_HOME",
+    "HOME",
+];
+
+impl Keys {
+    /// No identity at all.
+    pub fn none() -> Keys {
+        Keys::from_vars(&|_| None, None)
+    }
+
+    /// `KEY_VARS` through `var`, and an identity file (`--age-identity`).
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>, file: Option<PathBuf>) -> Keys {
+        Keys {
+            vars: KEY_VARS
+                .iter()
+                .filter_map(|k| var(k).map(|v| (*k, Secret::new(v))))
+                .collect(),
+            file,
+            loaded: OnceLock::new(),
+        }
+    }
+
+    /// The same variables, and the identity file `file` (an agent's `--age-identity`).
+    pub fn with_file(&self, file: PathBuf) -> Keys {
+        Keys {
+            vars: self.vars.clone(),
+            file: Some(file),
+            loaded: OnceLock::new(),
+        }
+    }
+
+    /// The identities, read the first time they are asked for; the error names the file or the
+    /// variable and the line, never a key.
+    pub fn get(&self) -> Result<&Identities, String> {
+        self.loaded
+            .get_or_init(|| {
+                let var = |k: &str| {
+                    self.vars
+                        .iter()
+                        .find(|(n, _)| *n == k)
+                        .map(|(_, v)| v.expose().to_string())
+                };
+                let mut ids = match &self.file {
+                    Some(f) => Identities::from_file(f).map_err(|e| e.to_string())?,
+                    None => Identities::default(),
+                };
+                ids.keys
+                    .extend(Identities::from_vars(&var).map_err(|e| e.to_string())?.keys);
+                Ok(ids)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+static PROCESS: OnceLock<Arc<Keys>> = OnceLock::new();
+
+/// Captures the process's key variables for [`process_keys`] and removes every `SOPS_AGE_KEY*`
+/// variable from the environment, so that no hook, git, ssh or credential helper inherits a key.
+///
+/// # Safety
+/// Changes the process environment: call it at the very start of `main`, before any thread.
+pub unsafe fn take_process_keys() {
+    let keys = Arc::new(Keys::from_vars(&|k| std::env::var(k).ok(), None));
+    let _ = PROCESS.set(keys);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SOPS_AGE_KEY") {
+            // SAFETY: the caller guarantees no other thread runs yet.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+}
+
+/// The keys captured at start, or (when fleetpin runs as a library, e.g. in tests) read from the
+/// environment now.
+pub fn process_keys() -> Arc<Keys> {
+    PROCESS
+        .get_or_init(|| Arc::new(Keys::from_vars(&|k| std::env::var(k).ok(), None)))
+        .clone()
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys")
+            .field(
+                "vars",
+                &self.vars.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            )
+            .field("file", &self.file)
+            .finish()
     }
 }
 

@@ -13,12 +13,12 @@ mod identity;
 
 pub use decrypt::{Decrypted, SopsFile};
 pub use document::is_sops;
-pub use identity::Identities;
+pub use identity::{Identities, KEY_VARS, Keys, process_keys, take_process_keys};
 
 use std::fmt;
 
 /// A secret value: never printed. Debug and Display show `***`; `expose()` gives the value.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
