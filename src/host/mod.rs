@@ -15,6 +15,7 @@ pub mod report;
 pub mod rollback;
 pub mod rollout;
 pub mod runner;
+pub mod secrets;
 pub mod settings;
 pub mod spec;
 pub mod swap;

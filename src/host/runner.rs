@@ -229,6 +229,7 @@ async fn repair_and_work<E: Engine, W: HostWork<E>>(
         return HostReport::with_error(&t.name, &t.endpoint, HostStatus::Refused, e.to_string());
     }
     let mut view = view::classify(&settings.platform, &settings.environment, &list);
+    view.stale_secrets = super::secrets::stale(engine, &t.desired, &view).await;
     let repaired =
         match repair::repair(engine, &view, &t.desired, settings, released, progress).await {
             Ok(r) => r,
@@ -249,7 +250,10 @@ async fn repair_and_work<E: Engine, W: HostWork<E>>(
     };
     if repaired.acted() {
         match engine.list_containers(&prefix).await {
-            Ok(l) => view = view::classify(&settings.platform, &settings.environment, &l),
+            Ok(l) => {
+                view = view::classify(&settings.platform, &settings.environment, &l);
+                view.stale_secrets = super::secrets::stale(engine, &t.desired, &view).await;
+            }
             Err(e) => return stopped(HostStatus::Unreachable, e.to_string()),
         }
         if work.refuse_repaired() {

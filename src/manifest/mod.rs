@@ -244,7 +244,7 @@ pub struct SopsRef {
 
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-#[schemars(untagged)]
+#[schemars(untagged, rename = "EnvValue")]
 enum EnvValueSchema {
     Value(String),
     Sops(SopsRefSchema),
@@ -253,7 +253,7 @@ enum EnvValueSchema {
 /// One value of a SOPS-encrypted YAML or JSON file.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, rename = "SopsValue")]
 struct SopsRefSchema {
     /// The SOPS file, relative to the manifest (read at the commit being deployed).
     #[schemars(length(min = 1))]
@@ -265,7 +265,7 @@ struct SopsRefSchema {
 
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-#[schemars(untagged)]
+#[schemars(untagged, rename = "SopsKeyPath")]
 enum KeyPathSchema {
     Dotted(#[schemars(length(min = 1))] String),
     Steps(#[schemars(length(min = 1))] Vec<KeyStepSchema>),
@@ -273,7 +273,7 @@ enum KeyPathSchema {
 
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-#[schemars(untagged)]
+#[schemars(untagged, rename = "SopsKeyStep")]
 enum KeyStepSchema {
     Key(String),
     Index(u32),

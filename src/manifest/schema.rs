@@ -21,6 +21,7 @@ const REQUIRED: &[&str] = &[
     "cert",
     "key",
     "webhook",
+    "sops",
 ];
 
 const SERVICE_NAME: &str = "^[a-z][a-z0-9-]{0,30}$";
@@ -84,11 +85,13 @@ fn adjust(v: &mut Value) {
             json!([{"required": ["hosts"]}, {"required": ["swarm"]}]),
         );
     }
-    for (def, field) in [
-        ("Service", "env"),
-        ("Service", "labels"),
-        ("Override", "env"),
-        ("Logging", "options"),
+    // An env value may also be one value of a SOPS file.
+    let env_value = json!({"anyOf": [scalar(), {"$ref": "#/definitions/SopsValue"}]});
+    for (def, field, value) in [
+        ("Service", "env", &env_value),
+        ("Service", "labels", &scalar()),
+        ("Override", "env", &env_value),
+        ("Logging", "options", &scalar()),
     ] {
         if let Some(p) = defs
             .get_mut(def)
@@ -96,9 +99,10 @@ fn adjust(v: &mut Value) {
             .and_then(|p| p.get_mut(field))
             .and_then(Value::as_object_mut)
         {
-            p.insert("additionalProperties".into(), scalar());
+            p.insert("additionalProperties".into(), value.clone());
         }
     }
+    defs.remove("EnvValue");
     // A healthcheck test may be one shell command string.
     if let Some(p) = defs
         .get_mut("Healthcheck")

@@ -328,6 +328,26 @@ impl<'a> Agent<'a> {
             services: vec![],
             hosts: vec![s.host.clone()],
         };
+        // The engine first: whatever stops the sync after this is recorded in the host's status
+        // (a secret no identity here opens, say), where audit shows it.
+        let host = match fleet::hosts(loaded, &s.environment, std::slice::from_ref(&s.host)) {
+            Ok(mut h) if h.len() == 1 => {
+                let mut h = h.remove(0);
+                h.target.endpoint = s.endpoint.clone();
+                h
+            }
+            _ => {
+                let why = format!("no host {} in {}", s.host, s.environment);
+                return self.finish(Some(commit), "error", Some(why), None).await;
+            }
+        };
+        let prefix = view::prefix(&m.platform, &s.environment);
+        let observed = fleet::observe(host.clone(), &prefix, s.connect_timeout).await;
+        if let Ok((engine, _)) = &observed.result {
+            let status_id = self.status.as_ref().and_then(|(_, _, id)| id.clone());
+            self.status = Some((engine.clone(), m.platform.clone(), status_id));
+            self.recall(engine, &m.platform).await;
+        }
         let mut wanted =
             match deploy::wanted(loaded, &s.environment, &select, false, &self.op.ctx.keys) {
                 Ok(w) => w,
@@ -341,17 +361,12 @@ impl<'a> Agent<'a> {
             let why = format!("no host {} in {}", s.host, s.environment);
             return self.finish(Some(commit), "error", Some(why), None).await;
         };
-        w.host.target.endpoint = s.endpoint.clone();
-        let prefix = view::prefix(&m.platform, &s.environment);
-        let observed = fleet::observe(w.host.clone(), &prefix, s.connect_timeout).await;
+        w.host = host;
         let p = deploy::prepared(loaded, &select, w, observed.result, true).await;
-        let Some(engine) = p.engine.clone() else {
+        if p.engine.is_none() {
             let why = p.error.clone().unwrap_or_else(|| "unreachable".into());
             return self.finish(Some(commit), "error", Some(why), None).await;
-        };
-        let status_id = self.status.as_ref().and_then(|(_, _, id)| id.clone());
-        self.status = Some((engine.clone(), m.platform.clone(), status_id));
-        self.recall(&engine, &m.platform).await;
+        }
         // A refused release is forgotten once its pin or spec changed (or it left this host).
         self.refused.retain(|service, hash| {
             p.desired

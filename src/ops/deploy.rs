@@ -260,7 +260,7 @@ pub async fn prepared<E: Engine>(
         Ok((engine, list)) => {
             let fingerprint = plan::fingerprint(&list);
             let mut view = view::classify_owned(&loaded.manifest.platform, &host.environment, list);
-            view.stale_secrets = stale_secrets(&*engine, &desired, &view).await;
+            view.stale_secrets = crate::host::secrets::stale(&*engine, &desired, &view).await;
             let changes = if plan {
                 filter_orphans(plan::plan_host(&desired, &view), select)
             } else {
@@ -288,40 +288,6 @@ pub async fn prepared<E: Engine>(
             unchecked,
         },
     }
-}
-
-/// The containers of `view` that would serve a service with secrets as they are (the current one
-/// and the kept ones, when their spec hash matches) but whose environment lacks one of the values
-/// wanted now. Their environment is read only for services with secrets, compared in memory and
-/// dropped; one that cannot be read counts as stale (it is replaced, never trusted).
-async fn stale_secrets<E: Engine>(
-    engine: &E,
-    desired: &[Arc<ResolvedService>],
-    view: &HostView,
-) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for r in desired.iter().filter(|r| !r.secret_env.is_empty()) {
-        let candidates = view
-            .current
-            .get(&r.service)
-            .into_iter()
-            .chain(view.kept(&r.service))
-            .filter(|c| {
-                c.labels
-                    .get(crate::plan::labels::SPEC_HASH)
-                    .is_some_and(|h| r.hash_matches(h))
-            });
-        for c in candidates {
-            let differs = match engine.container_env(&c.id).await {
-                Ok(env) => plan::secrets_differ(r, &env),
-                Err(_) => true,
-            };
-            if differs {
-                out.insert(c.id.clone());
-            }
-        }
-    }
-    out
 }
 
 pub fn plan_doc<E>(loaded: &Loaded, env: &str, commit: &str, prepared: &[Prepared<E>]) -> PlanDoc {
