@@ -583,11 +583,8 @@ impl CommitFiles {
         let mut parts: Vec<std::ffi::OsString> = Vec::new();
         for c in path.components() {
             match c {
-                std::path::Component::ParentDir => {
-                    if parts.pop().is_none() {
-                        return Ok(None);
-                    }
-                }
+                std::path::Component::ParentDir if parts.pop().is_none() => return Ok(None),
+                std::path::Component::ParentDir => {}
                 std::path::Component::Normal(p) => parts.push(p.to_os_string()),
                 _ => {}
             }

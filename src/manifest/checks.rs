@@ -425,6 +425,34 @@ fn paths(m: &Manifest, out: &mut Vec<Problem>) {
         if let Some(f) = &s.env_file {
             check(f, format!("`env_file` of service `{sname}`"), out);
         }
+        for (var, r) in &s.secret_env {
+            let file = Located {
+                value: r.value.file.clone(),
+                span: r.span,
+            };
+            check(
+                &file,
+                format!("the SOPS file of `{var}` in service `{sname}`"),
+                out,
+            );
+        }
+    }
+    for (ename, e) in &m.environments {
+        for (sname, o) in &e.overrides {
+            for (var, r) in &o.secret_env {
+                let file = Located {
+                    value: r.value.file.clone(),
+                    span: r.span,
+                };
+                check(
+                    &file,
+                    format!(
+                        "the SOPS file of `{var}` in the override of `{sname}` in environment `{ename}`"
+                    ),
+                    out,
+                );
+            }
+        }
     }
     for (ename, e) in &m.environments {
         for (hname, h) in &e.hosts {

@@ -55,6 +55,9 @@ struct Names {
     rule: &'static str,
 }
 
+/// The `{sops, key}` entries of an `env` mapping, by variable.
+type SopsEnv = BTreeMap<String, Located<SopsRef>>;
+
 /// A mapping being read: which keys exist, with the allowed ones checked up front.
 struct Obj<'a> {
     entries: &'a [(Key, Node)],
@@ -367,11 +370,7 @@ impl Decoder {
     }
 
     /// An `env` mapping: plain values, and `{sops: FILE, key: PATH}` entries apart.
-    fn env_map(
-        &mut self,
-        n: &Node,
-        what: &str,
-    ) -> Option<(BTreeMap<String, String>, BTreeMap<String, Located<SopsRef>>)> {
+    fn env_map(&mut self, n: &Node, what: &str) -> Option<(BTreeMap<String, String>, SopsEnv)> {
         let mut plain = n.clone();
         let mut secret = BTreeMap::new();
         if let Value::Map(entries) = &mut plain.value {
@@ -399,9 +398,17 @@ impl Decoder {
     fn sops_ref(&mut self, n: &Node, what: &str) -> Option<Located<SopsRef>> {
         use crate::secrets::{KeyPath, KeyStep};
         let o = self.obj(n, what, &["sops", "key"])?;
-        let file = self
-            .required(&o, "sops", what)
-            .and_then(|f| self.nonempty_text(f, &format!("`sops` of {what}")));
+        let file = self.required(&o, "sops", what).and_then(|f| {
+            let s = self.nonempty_text(f, &format!("`sops` of {what}"))?;
+            if s.starts_with('/') {
+                self.problem(
+                    f.span,
+                    format!("`sops` of {what} is an absolute path; SOPS files are read from git, at the commit deployed: write a path relative to the manifest"),
+                );
+                return None;
+            }
+            Some(s)
+        });
         let key = self.required(&o, "key", what).and_then(|k| {
             let kw = format!("`key` of {what}");
             match &k.value {

@@ -426,6 +426,8 @@ fn resolve_one(
     Ok(r)
 }
 
+type SecretEnv = BTreeMap<String, Secret>;
+
 /// The plain and the secret variables of a service in one environment. Later sources win, and a
 /// name is either plain or secret: the service's `env`, the environment's override of it, then
 /// the env_file (a secret is never shown as a plain value).
@@ -434,7 +436,7 @@ fn environment(
     s: &crate::manifest::Service,
     ov: Option<&crate::manifest::Override>,
     secrets: EnvFileReader,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, Secret>), ResolveError> {
+) -> Result<(BTreeMap<String, String>, SecretEnv), ResolveError> {
     let mut plain = s.env.clone();
     let mut refs: BTreeMap<&str, &crate::manifest::Located<crate::manifest::SopsRef>> =
         s.secret_env.iter().map(|(k, v)| (k.as_str(), v)).collect();

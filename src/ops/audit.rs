@@ -143,10 +143,23 @@ pub fn status_of(
             Some("settings not checked: a secret file (env_file or SOPS) cannot be read or opened here".into()),
         );
     }
-    if cur.labels.get(labels::SPEC_HASH) != Some(&want.spec_hash) {
+    if !cur
+        .labels
+        .get(labels::SPEC_HASH)
+        .is_some_and(|h| want.hash_matches(h))
+    {
         return (
             Status::Drift,
             Some("settings differ from the manifest (spec hash); plan shows reconfigure".into()),
+        );
+    }
+    if view.stale_secrets.contains(&cur.id) {
+        return (
+            Status::Drift,
+            Some(format!(
+                "{}; plan shows reconfigure",
+                crate::plan::STALE_SECRETS
+            )),
         );
     }
     (Status::Ok, None)
@@ -572,6 +585,58 @@ mod tests {
         assert_eq!(agent_state(&sync("locked", "b"), 10, Some("a")), "locked");
         // An uncommitted manifest has no commit to be behind of.
         assert_eq!(agent_state(&sync("in-sync", "b"), 10, None), "ok");
+    }
+
+    #[test]
+    fn an_older_fleetpins_hash_is_in_sync_and_stale_secrets_are_drift() {
+        let m = crate::manifest::parse_str(
+            "platform: acme\nservices:\n  web: {image: r/web, env_file: web.env}\nenvironments:\n  prod:\n    hosts: {h: {endpoint: \"unix:///x.sock\"}}\n    versions: {web: \"1.0\"}\n",
+        )
+        .unwrap();
+        let want = crate::manifest::resolve::resolve_host(&m, "prod", "h", &|_: &str| {
+            Ok("PASSWORD=hunter2\n".to_string())
+        })
+        .unwrap()
+        .remove(0);
+        let running = |hash: &str| {
+            let stamp = crate::plan::labels::DeployStamp {
+                commit: "c".into(),
+                deployed_at: "t".into(),
+                deployed_by: "me".into(),
+            };
+            let mut labels = crate::plan::labels::for_service(&want, &stamp);
+            labels.insert(labels::SPEC_HASH.into(), hash.into());
+            crate::observed::ContainerSummary {
+                id: "c1".into(),
+                name: "acme-prod-web".into(),
+                image: "r/web:1.0".into(),
+                image_id: "sha256:1".into(),
+                state: RunState::Running,
+                health: Health::None,
+                labels,
+                created: 1,
+            }
+        };
+        let view =
+            |hash: &str| crate::plan::view::classify_owned("acme", "prod", vec![running(hash)]);
+        assert_eq!(
+            status_of(&want, &view(&want.spec_hash), None, true).0,
+            Status::Ok
+        );
+        assert_eq!(
+            status_of(&want, &view(want.legacy_hash.as_str()), None, true).0,
+            Status::Ok,
+            "a container an older fleetpin deployed is in sync"
+        );
+        assert_eq!(
+            status_of(&want, &view("other"), None, true).0,
+            Status::Drift
+        );
+        let mut stale = view(&want.spec_hash);
+        stale.stale_secrets.insert("c1".into());
+        let (status, detail) = status_of(&want, &stale, None, true);
+        assert_eq!(status, Status::Drift);
+        assert!(detail.unwrap().starts_with(crate::plan::STALE_SECRETS));
     }
 }
 
