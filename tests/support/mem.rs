@@ -135,7 +135,7 @@ impl Repo {
 
     /// The short id of HEAD, as fleetpin names a commit in messages.
     pub fn head_short(&self) -> String {
-        super::git::head(self.root())[..7].to_string()
+        fleetpin::git::short_id(&super::git::head(self.root())).to_string()
     }
 
     /// The manifest, as the command line loads it (HEAD's when it is committed and unchanged).

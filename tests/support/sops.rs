@@ -41,9 +41,17 @@ fn is_executable(p: &Path) -> bool {
 /// `$var`, else `name` on PATH, else `fallback`; `None` after a skip note (outside CI), a panic
 /// under CI.
 fn find(var: &str, name: &str, fallback: Option<&str>) -> Option<PathBuf> {
-    let found = std::env::var_os(var)
+    let named = std::env::var_os(var)
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+        .map(PathBuf::from);
+    // Named but wrong is a mistake to fix, not a tool to look for elsewhere.
+    if let Some(p) = &named {
+        assert!(
+            is_executable(p),
+            "${var} is {p:?}, which is not an executable"
+        );
+    }
+    let found = named
         .or_else(|| on_path(name))
         .or_else(|| fallback.map(PathBuf::from).filter(|p| is_executable(p)));
     if found.is_none() {
