@@ -1,6 +1,7 @@
-//! The test crates' one shared support. `run` (the fleetpin binary) and `git` need no fleet and
-//! are what the fleet-free crates use; the rest is what integration tests know about the
-//! private Docker fleet (tests/fleet/fleet.sh), read only when a test asks for the fleet.
+//! The test crates' one shared support. `run` (the fleetpin binary), `git`, `mem` (in-memory
+//! hosts) and `sops` (the real sops CLI) need no fleet and are what the fleet-free crates use; the
+//! rest is what integration tests know about the private Docker fleet (tests/fleet/fleet.sh),
+//! read only when a test asks for the fleet.
 //!
 //! The fleet script writes its addresses to a KEY=VALUE file; tests read it here. When the fleet
 //! is not up, a test must not pass silently: under CI it fails with the command that starts the
@@ -10,7 +11,9 @@
 
 pub mod docker;
 pub mod git;
+pub mod mem;
 pub mod run;
+pub mod sops;
 pub mod webhook;
 
 pub use run::Out;
