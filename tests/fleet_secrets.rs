@@ -9,8 +9,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use support::Scenario;
+use support::sops::{AgeKey, Sops};
 use support::webhook::receiver;
 
 const ENV_FILE_VALUE: &str = "envfile-S3cr3t-7781";
@@ -20,89 +20,15 @@ const FIRST: &str = "first-S3cr3t-5520";
 const NEW_DB_URL: &str = "postgres://billing:db-N3w-S3cr3t-1203@db/billing";
 const VALUES: [&str; 5] = [ENV_FILE_VALUE, DB_URL, API_KEY, FIRST, NEW_DB_URL];
 
-/// A tool the tests need: `$var`, else on PATH, else `fallback`. In CI a missing tool fails the
-/// test (never a skip): `.ci/run` installs them.
-fn tool(var: &str, name: &str, fallback: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(var) {
-        return PathBuf::from(p);
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file());
-    on_path
-        .or_else(|| {
-            Path::new(fallback)
-                .is_file()
-                .then(|| PathBuf::from(fallback))
-        })
-        .unwrap_or_else(|| panic!("`{name}` is needed (set {var}); .ci/run installs it"))
+/// Encrypts `plain` into `secrets/NAME` of the scenario for `recipients`.
+fn encrypt(sops: &Sops, s: &Scenario, name: &str, plain: &str, recipients: &[&AgeKey]) {
+    let dir = s.dir.path().join("secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    sops.encrypt(&dir, name, plain, recipients);
 }
 
-fn sops_bin() -> PathBuf {
-    tool("FLEETPIN_TEST_SOPS", "sops", "/tmp/sopsvenv/bin/sops")
-}
-
-/// An age key pair made by `age-keygen`: the identity file (mode 600) and its public key.
-struct AgeKey {
-    file: PathBuf,
-    public: String,
-}
-
-fn age_key(dir: &Path, name: &str) -> AgeKey {
-    let file = dir.join(format!("{name}.agekey"));
-    let out = Command::new(tool(
-        "FLEETPIN_TEST_AGE_KEYGEN",
-        "age-keygen",
-        "/usr/bin/age-keygen",
-    ))
-    .arg("-o")
-    .arg(&file)
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "age-keygen: {out:?}");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    AgeKey { file, public }
-}
-
-/// Runs sops in `dir` (where `.sops.yaml` is) with `key` as its identity; panics on failure.
-fn sops(dir: &Path, key: &AgeKey, args: &[&str]) {
-    let out = Command::new(sops_bin())
-        .current_dir(dir)
-        .args(args)
-        .env("SOPS_AGE_KEY_FILE", &key.file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "sops {args:?}: {out:?}");
-}
-
-/// `.sops.yaml`: every file under secrets/ for these recipients.
-fn rules(dir: &Path, recipients: &[&AgeKey]) {
-    let list: Vec<&str> = recipients.iter().map(|k| k.public.as_str()).collect();
-    std::fs::write(
-        dir.join(".sops.yaml"),
-        format!(
-            "creation_rules:\n  - path_regex: secrets/.*\n    age: \"{}\"\n",
-            list.join(",")
-        ),
-    )
-    .unwrap();
-}
-
-/// Writes the plain text of `rel` and encrypts it in place with sops.
-fn encrypt(dir: &Path, key: &AgeKey, rel: &str, plain: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, plain).unwrap();
-    sops(dir, key, &["--encrypt", "--in-place", rel]);
+fn secret_file(s: &Scenario, name: &str) -> PathBuf {
+    s.dir.path().join("secrets").join(name)
 }
 
 fn prod_yaml(db_url: &str) -> String {
@@ -113,16 +39,15 @@ fn prod_yaml(db_url: &str) -> String {
 
 /// The secret files, encrypted for `key`, and a manifest that reads them: an env_file (dotenv),
 /// and three values of a YAML file (a dotted path, a key holding a dot, a list index).
-fn setup(s: &Scenario, key: &AgeKey, top: &str, port: u16) -> String {
-    let dir = s.dir.path();
-    rules(dir, &[key]);
+fn setup(sops: &Sops, s: &Scenario, key: &AgeKey, top: &str, port: u16) -> String {
     encrypt(
-        dir,
-        key,
-        "secrets/app.env",
+        sops,
+        s,
+        "app.env",
         &format!("APP_SECRET={ENV_FILE_VALUE}\n"),
+        &[key],
     );
-    encrypt(dir, key, "secrets/prod.yaml", &prod_yaml(DB_URL));
+    encrypt(sops, s, "prod.yaml", &prod_yaml(DB_URL), &[key]);
     let extra = "env_file: secrets/app.env\nenv:\n  MODE: plain\n  DB_URL: {sops: secrets/prod.yaml, key: billing.db_url}\n  API_KEY: {sops: secrets/prod.yaml, key: [billing, \"api.key\"]}\n  FIRST: {sops: secrets/prod.yaml, key: [replicas, 0, password]}";
     let m = s
         .manifest(&["h1"], &[("web", port, extra)], &[("web", "1.0.0")])
@@ -163,15 +88,16 @@ fn assert_clean(what: &str, text: &str) {
 #[test]
 fn sops_values_reach_the_container_and_nothing_else_and_a_new_value_redeploys() {
     let (_, s) = fleet_scenario!("sops1");
+    let sops = require_sops!();
     let port = 19301;
     let dir = s.dir.path();
-    let ops = age_key(dir, "ops");
-    let other = age_key(dir, "other");
+    let ops = sops.key(dir, "ops");
+    let other = sops.key(dir, "other");
     let (hook_port, rx) = receiver();
     let top = format!(
         "hooks:\n  pre_apply: 'env > pre-apply.env'\n  post_apply: 'env > post-apply.env'\nnotify:\n  - webhook: http://127.0.0.1:{hook_port}/in\n"
     );
-    let manifest = setup(&s, &ops, &top, port);
+    let manifest = setup(&sops, &s, &ops, &top, port);
     let key_file = ops.file.to_str().unwrap();
     // The identity reaches fleetpin both ways sops reads it: a file and the key inline.
     let inline = std::fs::read_to_string(&ops.file).unwrap();
@@ -232,16 +158,16 @@ fn sops_values_reach_the_container_and_nothing_else_and_a_new_value_redeploys() 
 
     // sops updatekeys (a recipient added) and sops rotate (a new data key): the values are the
     // same, so nothing is redeployed.
-    rules(dir, &[&ops, &other]);
-    sops(dir, &ops, &["updatekeys", "-y", "secrets/prod.yaml"]);
-    sops(dir, &ops, &["updatekeys", "-y", "secrets/app.env"]);
+    for f in ["prod.yaml", "app.env"] {
+        sops.updatekeys(&secret_file(&s, f), &ops, &[&ops, &other]);
+    }
     commit_all(&s, &manifest, "a recipient added");
     let plan = run(&["plan", "test", "--format", "json"], &with_key).json();
     assert_eq!(
         plan["hosts"][0]["changes"][0]["kind"], "unchanged",
         "{plan}"
     );
-    sops(dir, &ops, &["rotate", "--in-place", "secrets/prod.yaml"]);
+    sops.rotate(&secret_file(&s, "prod.yaml"), &ops);
     commit_all(&s, &manifest, "data key rotated");
     let other_key = [("SOPS_AGE_KEY_FILE", other.file.to_str().unwrap())];
     let plan = run(&["plan", "test", "--format", "json"], &other_key).json();
@@ -251,7 +177,7 @@ fn sops_values_reach_the_container_and_nothing_else_and_a_new_value_redeploys() 
     );
 
     // A changed value redeploys, found by comparing with the container's environment.
-    encrypt(dir, &ops, "secrets/prod.yaml", &prod_yaml(NEW_DB_URL));
+    encrypt(&sops, &s, "prod.yaml", &prod_yaml(NEW_DB_URL), &[&ops]);
     commit_all(&s, &manifest, "new database password");
     let plan = run(&["plan", "test", "--format", "json"], &with_key).json();
     let change = &plan["hosts"][0]["changes"][0];
@@ -277,11 +203,9 @@ fn sops_values_reach_the_container_and_nothing_else_and_a_new_value_redeploys() 
     );
 
     // A wrong identity: exit 1 before any host is touched, naming the file and its recipients.
-    let stranger = age_key(
-        &std::env::temp_dir(),
-        &format!("stranger-{}", std::process::id()),
-    );
-    encrypt(dir, &ops, "secrets/prod.yaml", &prod_yaml(DB_URL));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stranger = sops.key(elsewhere.path(), "stranger");
+    encrypt(&sops, &s, "prod.yaml", &prod_yaml(DB_URL), &[&ops]);
     commit_all(&s, &manifest, "the old password again");
     let o = run(
         &["apply", "test", "--yes", "-vv"],
@@ -294,7 +218,6 @@ fn sops_values_reach_the_container_and_nothing_else_and_a_new_value_redeploys() 
     );
     assert!(o.stderr.contains("no age identity"), "{o:?}");
     assert_eq!(id(&s), second, "nothing was touched");
-    std::fs::remove_file(&stranger.file).unwrap();
 
     // A tampered file: one character of a value's ciphertext changed, committed.
     let path = dir.join("secrets/prod.yaml");
@@ -346,17 +269,18 @@ fn pull_manifest(s: &Scenario, port: u16) -> String {
 #[test]
 fn an_agent_decrypts_with_its_own_identity_and_without_one_refuses_and_says_why() {
     let (_, s) = fleet_scenario!("sopsag");
+    let sops = require_sops!();
     let port = 19311;
     let dir = s.dir.path();
-    let prod = age_key(dir, "prod");
-    rules(dir, &[&prod]);
+    let prod = sops.key(dir, "prod");
     encrypt(
-        dir,
-        &prod,
-        "secrets/app.env",
+        &sops,
+        &s,
+        "app.env",
         &format!("APP_SECRET={ENV_FILE_VALUE}\n"),
+        &[&prod],
     );
-    encrypt(dir, &prod, "secrets/prod.yaml", &prod_yaml(DB_URL));
+    encrypt(&sops, &s, "prod.yaml", &prod_yaml(DB_URL), &[&prod]);
     let manifest = pull_manifest(&s, port);
     commit_all(&s, &manifest, "prod secrets in the reference");
     let bare = dir.join("served.git");
@@ -423,7 +347,7 @@ fn an_agent_decrypts_with_its_own_identity_and_without_one_refuses_and_says_why(
     assert_clean("the agent's output", &format!("{}{}", o.stdout, o.stderr));
 
     // A new value, and an agent with no identity: the sync is refused, the container stays.
-    encrypt(dir, &prod, "secrets/prod.yaml", &prod_yaml(NEW_DB_URL));
+    encrypt(&sops, &s, "prod.yaml", &prod_yaml(NEW_DB_URL), &[&prod]);
     commit_all(&s, &manifest, "new database password");
     push();
     let o = agent(None);

