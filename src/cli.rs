@@ -309,6 +309,10 @@ pub struct ApplyArgs {
     /// failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lock_wait: Option<std::time::Duration>,
+    /// Deploy although a deploy window holds changes; REASON is recorded in the event and the
+    /// notification (an emergency door that leaves a trace).
+    #[arg(long, value_name = "REASON")]
+    pub override_window: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -343,6 +347,10 @@ pub struct RollbackArgs {
     /// Wait up to this long for a host's lock held by another run (e.g. `10m`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lock_wait: Option<std::time::Duration>,
+    /// `--to` a newer version although a deploy window holds changes; REASON is recorded in
+    /// the event, the notification and the commit. (Going back is never held.)
+    #[arg(long, value_name = "REASON")]
+    pub override_window: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +381,10 @@ pub struct PromoteArgs {
     /// Do not push the pin commit, even with `git: {push: true}` in the manifest.
     #[arg(long)]
     pub no_push: bool,
+    /// Promote although a deploy window of TO holds changes; REASON is recorded in the event,
+    /// the notification and the commit.
+    #[arg(long, value_name = "REASON")]
+    pub override_window: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +466,17 @@ pub struct AgentArgs {
     /// this environment's SOPS files; SOPS_AGE_KEY_FILE and SOPS_AGE_KEY are read as well.
     #[arg(long, value_name = "FILE")]
     pub age_identity: Option<PathBuf>,
+    /// SSH allowed signers (`principal key` lines): every commit followed must be signed by one
+    /// of them (and by the environment's `trust.signers`, if any).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// A dedicated GnuPG home whose keys may sign the commits followed (never a personal one).
+    #[arg(long, value_name = "DIR")]
+    pub gpg_home: Option<PathBuf>,
+    /// Accept this commit even though it does not descend from the one the host runs (a
+    /// deliberate rewind of the followed branch).
+    #[arg(long, value_name = "COMMIT")]
+    pub accept: Option<String>,
     /// Sync once and exit: 0 when the host is in sync, 1 otherwise.
     #[arg(long)]
     pub once: bool,

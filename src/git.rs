@@ -143,6 +143,7 @@ pub fn commit_manifest(
     message: &str,
     author: Option<&Author>,
     who: &str,
+    sign: Option<&crate::trust::Signing>,
 ) -> Result<String, GitError> {
     let (repo, rel) = open(manifest)?;
     if repo.head_detached().unwrap_or(false) {
@@ -172,7 +173,26 @@ pub fn commit_manifest(
     let tree = repo.find_tree(update.create_updated(&repo, &base)?)?;
     let sig = signature(&repo, author, who)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    let id = match sign {
+        None => repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?,
+        Some(signing) => {
+            // As `git commit -S`: the commit object signed, then the branch moved to it.
+            let buffer = repo.commit_create_buffer(&sig, &sig, message, &tree, &parents)?;
+            let text = std::str::from_utf8(&buffer)
+                .map_err(|_| GitError::Git("the commit is not UTF-8 text".into()))?;
+            let signature = signing
+                .sign(&buffer)
+                .map_err(|e| GitError::Repository(e.to_string()))?;
+            let id = repo.commit_signed(text, &signature, None)?;
+            let head = repo.find_reference("HEAD")?;
+            let branch = head
+                .symbolic_target()?
+                .map(str::to_string)
+                .ok_or(GitError::Detached)?;
+            repo.reference(&branch, id, true, message)?;
+            id
+        }
+    };
     // The index: the manifest as committed, everything else staged as it was.
     let mut index = repo.index()?;
     index.add_path(&rel)?;
@@ -598,6 +618,21 @@ impl CommitFiles {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether `commit` is `ancestor` or descends from it, in the bare repository `cache`.
+pub fn descends(cache: &Path, commit: &str, ancestor: &str) -> Result<bool, GitError> {
+    let repo = Repository::open_bare(cache)?;
+    let c = git2::Oid::from_str(commit)?;
+    let a = git2::Oid::from_str(ancestor)?;
+    if c == a {
+        return Ok(true);
+    }
+    if repo.find_commit(a).is_err() {
+        // A commit the cache does not have (another repository, or history rewritten away).
+        return Ok(false);
+    }
+    Ok(repo.graph_descendant_of(c, a)?)
 }
 
 /// The file `path` of the repository (`cache`, bare) at `commit`, as UTF-8 text.

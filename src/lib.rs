@@ -36,5 +36,6 @@ pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod secrets;
+pub mod trust;
 
 pub use app::run;

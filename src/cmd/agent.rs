@@ -73,6 +73,15 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
         .health_timeout(),
         identity: identity.clone(),
         lock_ttl: super::lock_ttl(),
+        trust: (args.allowed_signers.is_some() || args.gpg_home.is_some()).then(|| {
+            crate::trust::TrustRoot {
+                allowed_signers: args.allowed_signers.clone(),
+                gpg_home: args.gpg_home.clone(),
+                source: "the agent's --allowed-signers / --gpg-home".into(),
+                ..Default::default()
+            }
+        }),
+        accept: args.accept.clone(),
     };
     let rt = super::runtime();
     let cancel = crate::interrupt::token();

@@ -24,6 +24,7 @@ pub fn run(config: &Config, args: &ApplyArgs) -> Result<Exit> {
             lock_wait: args.lock_wait,
             lock_ttl: super::lock_ttl(),
         },
+        override_window: args.override_window.clone(),
     };
     let plan = rt.block_on(apply::prepare(&ctx, &loaded, input))?;
     let look = super::look(config);

@@ -22,6 +22,7 @@ pub fn run(config: &Config, args: &PromoteArgs) -> Result<Exit> {
         no_commit: args.no_commit,
         push: args.push,
         no_push: args.no_push,
+        override_window: args.override_window.clone(),
     };
     let outcome = rt.block_on(promote::promote(&ctx, &loaded, input))?;
     show::promote(super::look(config), &outcome);

@@ -26,6 +26,7 @@ pub fn run(config: &Config, args: &RollbackArgs) -> Result<Exit> {
             lock_wait: args.lock_wait,
             lock_ttl: super::lock_ttl(),
         },
+        override_window: args.override_window.clone(),
     };
     let plan = rt.block_on(rollback::prepare(&ctx, &loaded, input))?;
     if !config.quiet {

@@ -622,13 +622,22 @@ mod tests {
         assert!(e.to_string().contains("x.io"), "{e}");
     }
 
-    /// A helper script in a temp dir: `body` is sh, reading the server URL on stdin.
+    /// A helper script in a temp dir: `body` is sh, reading the server URL on stdin. The
+    /// executable is written by a child process (`install`), never through a descriptor of this
+    /// one: a test on another thread that forks meanwhile would inherit that descriptor, and
+    /// running the script would fail with "Text file busy".
     fn helper(body: &str) -> (tempfile::TempDir, PathBuf) {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("script");
+        std::fs::write(&text, format!("#!/bin/sh\n{body}\n")).unwrap();
         let p = dir.path().join("docker-credential-t");
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ok = std::process::Command::new("install")
+            .arg("-m755")
+            .arg(&text)
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(ok.success());
         (dir, p)
     }
 

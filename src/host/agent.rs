@@ -91,6 +91,8 @@ pub struct Sync {
     pub interval_secs: u64,
     pub refused: Refused,
     pub repo: String,
+    /// The last commit this host converged to (in sync): what a new commit must descend from.
+    pub applied: Option<String>,
 }
 
 /// Labels hold at most this much of a reason.
@@ -129,6 +131,10 @@ impl Sync {
                 .join(","),
         );
         l.insert(labels::AGENT_REPO.into(), self.repo.clone());
+        l.insert(
+            labels::AGENT_APPLIED.into(),
+            self.applied.clone().unwrap_or_default(),
+        );
         l
     }
 
@@ -149,6 +155,7 @@ impl Sync {
                 .map(|(s, h)| (s.to_string(), h.to_string()))
                 .collect(),
             repo: get(labels::AGENT_REPO),
+            applied: some(labels::AGENT_APPLIED),
         }
     }
 }
@@ -238,6 +245,7 @@ mod tests {
                 ("api".into(), "sha256:2".into()),
             ]),
             repo: "git://x/r.git".into(),
+            applied: Some("abb".into()),
         };
         let l = s.labels("p", "prod");
         assert_eq!(l[labels::PLATFORM], "p");

@@ -55,6 +55,11 @@ pub struct AgentSettings {
     pub identity: String,
     /// How long the host's lock holds without a heartbeat (`FLEETPIN_LOCK_TTL`), else the default.
     pub lock_ttl: Option<Duration>,
+    /// `--allowed-signers` / `--gpg-home`: when given, every commit must be signed by them.
+    pub trust: Option<crate::trust::TrustRoot>,
+    /// `--accept COMMIT`: a commit that does not descend from the one the host runs, accepted
+    /// once (a deliberate rewind).
+    pub accept: Option<String>,
 }
 
 pub use crate::host::agent::Outcome;
@@ -75,6 +80,8 @@ struct Agent<'a> {
     last: Option<(String, Option<String>)>,
     /// The result of the sync before (read back from the host after a restart).
     last_result: Option<String>,
+    /// The last commit this host converged to: a new one must descend from it.
+    applied: Option<String>,
     /// The webhooks and platform of the last manifest that loaded.
     notify: Vec<Notifier>,
     platform: Option<String>,
@@ -258,6 +265,7 @@ impl<'a> Agent<'a> {
             errors: 0,
             last: None,
             last_result: None,
+            applied: None,
             notify: vec![],
             platform: None,
         }
@@ -367,6 +375,17 @@ impl<'a> Agent<'a> {
             let why = p.error.clone().unwrap_or_else(|| "unreachable".into());
             return self.finish(Some(commit), "error", Some(why), None).await;
         }
+        if let Some(why) = self.trust_refusal(loaded, &commit) {
+            return self.finish(Some(commit), "refused", Some(why), None).await;
+        }
+        // A deploy window holds a new commit (by the engine's clock); when it opens, the newest
+        // commit is applied, not each one held in turn. The commit the host runs is still kept.
+        if self.applied.as_deref() != Some(commit.as_str())
+            && let Some(engine) = &p.engine
+            && let Some(h) = crate::ops::windows::hold(loaded, &s.environment, [&**engine]).await
+        {
+            return self.finish(Some(commit), "held", Some(h.message), None).await;
+        }
         // A refused release is forgotten once its pin or spec changed (or it left this host).
         self.refused.retain(|service, hash| {
             p.desired
@@ -435,6 +454,51 @@ impl<'a> Agent<'a> {
             .await
     }
 
+    /// Why `commit` may not be applied here, if it may not: it does not descend from the commit
+    /// this host runs (a replay of an older signed commit; `--accept` lets one through), or it
+    /// must be signed — the agent has its own allowed signers, or the manifest deployed or the
+    /// one the host runs says `trust: {signed: true}` — and is not, by an allowed signer.
+    fn trust_refusal(&self, loaded: &Loaded, commit: &str) -> Option<String> {
+        use crate::git::short_id;
+        let s = self.s;
+        if let Some(applied) = &self.applied
+            && s.accept.as_deref() != Some(commit)
+        {
+            match crate::git::descends(&s.cache, commit, applied) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Some(format!(
+                        "refused: {} is not a descendant of {} (the commit this host runs); `--accept {}` rewinds deliberately",
+                        short_id(commit),
+                        short_id(applied),
+                        short_id(commit)
+                    ));
+                }
+                Err(e) => return Some(format!("refused: {e}")),
+            }
+        }
+        let env = &s.environment;
+        let running: std::collections::BTreeSet<String> = self.applied.iter().cloned().collect();
+        let required = s.trust.is_some()
+            || crate::ops::trust::signed_here(loaded, env)
+            || crate::ops::trust::signed_in(env, &running, |c| {
+                crate::git::read_file_at(&s.cache, c, &s.file).ok()
+            });
+        if !required {
+            return None;
+        }
+        let root = s.trust.clone().unwrap_or_default();
+        crate::trust::verify(
+            &s.cache,
+            commit,
+            &root,
+            env,
+            &crate::ops::trust::signers(loaded, env),
+        )
+        .err()
+        .map(|e| e.to_string())
+    }
+
     /// Once: the releases refused on this host by an earlier run of the agent.
     async fn recall(&mut self, engine: &DockerEngine, platform: &str) {
         if self.recalled {
@@ -447,6 +511,9 @@ impl<'a> Agent<'a> {
                 if before.host == self.s.host {
                     self.refused.extend(before.refused);
                     self.last_result.get_or_insert(before.result);
+                    if self.applied.is_none() {
+                        self.applied = before.applied;
+                    }
                 }
                 if let Some((_, _, id)) = &mut self.status {
                     *id = Some(c.id);
@@ -464,6 +531,11 @@ impl<'a> Agent<'a> {
         report: Option<HostReport>,
     ) -> Outcome {
         let s = self.s;
+        let applied = if matches!(result, "in-sync" | "converged") {
+            commit.clone()
+        } else {
+            self.applied.clone()
+        };
         let sync = Sync {
             host: s.host.clone(),
             commit,
@@ -473,7 +545,9 @@ impl<'a> Agent<'a> {
             interval_secs: s.interval.as_secs().max(1),
             refused: self.refused.clone(),
             repo: crate::git::redact_url(&s.repo),
+            applied,
         };
+        self.applied = sync.applied.clone();
         if let Some((engine, platform, id)) = &mut self.status {
             match agent::write_status(&**engine, platform, &s.environment, id.as_deref(), &sync)
                 .await
@@ -610,6 +684,8 @@ mod tests {
             health_timeout: Duration::from_secs(60),
             identity: "fleetpin-agent@h1".into(),
             lock_ttl: None,
+            trust: None,
+            accept: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct ApplyInput {
     /// Remove the environment's containers the manifest no longer has.
     pub prune: bool,
     pub run: RunOptions,
+    /// `--override-window "REASON"`: deploy although a deploy window holds changes.
+    pub override_window: Option<String>,
 }
 
 /// What `run` will do, for the face to show and confirm.
@@ -50,6 +52,8 @@ pub struct HostsPlan<E = DockerEngine> {
     /// The commit deployed (None: uncommitted).
     pub commit: Option<String>,
     pending: usize,
+    /// A deploy window overridden: the line recorded in the event and the notification.
+    pub window: Option<String>,
 }
 
 impl<E> HostsPlan<E> {
@@ -197,6 +201,24 @@ pub async fn prepare_on<C: Connect>(
     .await?;
     crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env, &prepared).await?;
     let commit = deploy::source_commit(loaded);
+    // Who may change this environment: checked before any host is touched.
+    let running: std::collections::BTreeSet<String> = prepared
+        .iter()
+        .flat_map(|p| p.view.current.values())
+        .filter_map(|c| c.labels.get(crate::plan::labels::COMMIT).cloned())
+        .filter(|c| c != "uncommitted")
+        .collect();
+    let signer = crate::ops::trust::check_deploy(loaded, &input.env, commit.as_deref(), &running)?;
+    if let (Some(_), Some(doc), Some(commit)) = (&signer, &saved, &commit)
+        && &doc.commit != commit
+    {
+        return Err(OpError::Refused(format!(
+            "refused: the plan was made from {} and HEAD is {}: `{}` deploys only what a signed commit holds; plan again",
+            crate::git::short_id(&doc.commit),
+            crate::git::short_id(commit),
+            input.env
+        )));
+    }
     let doc = deploy::plan_doc(
         loaded,
         &input.env,
@@ -213,6 +235,19 @@ pub async fn prepare_on<C: Connect>(
         Some(s) => s.pending(),
         None => doc.pending() - orphans_kept,
     };
+    // A deploy window holds changes, by the hosts' clock: nothing to do is never held.
+    let window = if pending > 0 {
+        let engines = prepared.iter().filter_map(|p| p.engine.as_deref());
+        let hold = crate::ops::windows::hold(loaded, &input.env, engines).await;
+        crate::ops::windows::gate(
+            "apply",
+            &input.env,
+            hold.as_ref(),
+            input.override_window.as_deref(),
+        )?
+    } else {
+        None
+    };
     Ok(ApplyPlan::Hosts(Box::new(HostsPlan {
         input,
         prepared,
@@ -220,6 +255,7 @@ pub async fn prepare_on<C: Connect>(
         saved,
         commit,
         pending,
+        window,
     })))
 }
 
@@ -237,6 +273,18 @@ async fn prepare_swarm<E>(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpRe
         .into_iter()
         .unzip();
     plan.retire = retire;
+    // Swarm's manager answers no clock here: this machine's is used (docs/trust.md).
+    if plan.pending() > 0 {
+        let hold = crate::ops::windows::hold_at(loaded, &input.env, std::time::SystemTime::now());
+        if let Some(w) = crate::ops::windows::gate(
+            "apply",
+            &input.env,
+            hold.as_ref(),
+            input.override_window.as_deref(),
+        )? {
+            ctx.op("apply", &input.env).warn(w);
+        }
+    }
     let warnings = plan
         .changes
         .iter()
@@ -282,6 +330,7 @@ async fn run_hosts<E: Engine + 'static>(
         saved,
         commit,
         pending,
+        window,
     } = plan;
     let op = ctx.op("apply", &input.env);
     if pending == 0 {
@@ -306,7 +355,7 @@ async fn run_hosts<E: Engine + 'static>(
         });
     }
     let stamp = deploy::stamp(&op, loaded, commit, true);
-    let event = Event::new(
+    let mut event = Event::new(
         "apply",
         &loaded.manifest.platform,
         &input.env,
@@ -314,6 +363,10 @@ async fn run_hosts<E: Engine + 'static>(
         &stamp.deployed_by,
     )
     .planned_apply(saved.as_ref().unwrap_or(&doc), input.prune);
+    if let Some(w) = &window {
+        op.warn(w.clone());
+        event.window_override = Some(w.clone());
+    }
     around::pre_hook(&op, loaded, &event).await?;
     let settings = input
         .run

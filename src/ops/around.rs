@@ -149,6 +149,7 @@ pub fn write_pins(
     moves: &[(String, String, String)],
     commit: bool,
     notes: &mut Vec<String>,
+    how: &crate::ops::pins::CommitHow,
 ) -> Result<Option<(String, String)>, crate::ops::pins::PinWriteError> {
     if moves.is_empty() {
         return Ok(None);
@@ -161,7 +162,7 @@ pub fn write_pins(
         .iter()
         .map(|(s, _, to)| (s.clone(), to.clone()))
         .collect();
-    let message = crate::ops::pins::message(&op.info.command, env, moves);
+    let message = how.message(&crate::ops::pins::message(&op.info.command, env, moves));
     match crate::ops::pins::write_and_commit(
         &loaded.path,
         &loaded.text,
@@ -169,6 +170,7 @@ pub fn write_pins(
         &edits,
         Some(&message),
         &op.ctx.actor,
+        how.signing.as_ref(),
     ) {
         Ok(id) => Ok(id.map(|id| (id, message))),
         Err(e) => {

@@ -192,6 +192,9 @@ pub struct Audit {
     /// The pull agents: one per host that has one (or whose environment has `pull: true`).
     pub agents: Vec<AgentRow>,
     pub summary: BTreeMap<String, usize>,
+    /// Environments whose changes a deploy window holds now: by which window, until when.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<String, String>,
 }
 
 /// A host's pull agent, from its status container (`host::agent`).
@@ -551,6 +554,13 @@ pub async fn collect(
         rows,
         agents,
         summary,
+        held: envs
+            .iter()
+            .filter_map(|e| {
+                crate::ops::windows::hold_at(loaded, e, std::time::SystemTime::now())
+                    .map(|h| (e.clone(), h.message))
+            })
+            .collect(),
     })
 }
 
@@ -569,6 +579,7 @@ mod tests {
             interval_secs: 30,
             refused: Default::default(),
             repo: "git://x/r.git".into(),
+            applied: None,
         }
     }
 

@@ -318,5 +318,6 @@ pub fn plan_doc<E>(loaded: &Loaded, env: &str, commit: &str, prepared: &[Prepare
             })
             .collect(),
         summary,
+        held: None,
     }
 }

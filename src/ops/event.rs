@@ -78,6 +78,9 @@ pub struct Event {
     pub pin_commit: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// `--override-window "REASON"`: which window was overridden, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_override: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +124,7 @@ impl Event {
             changes: vec![],
             pin_commit: None,
             notes: vec![],
+            window_override: None,
         }
     }
 

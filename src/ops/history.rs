@@ -18,6 +18,10 @@ pub struct Row {
     pub from: Option<String>,
     pub to: Option<String>,
     pub subject: String,
+    /// Who signed the commit, as git judges it with the operator's allowed signers
+    /// (`ops@acme.example`, `unverified key SHA256:…`, `bad signature`); none when unsigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 /// environment -> service -> pin, as written; empty when the text does not parse.
@@ -82,6 +86,7 @@ pub fn rows(
     limit: Option<usize>,
 ) -> Result<Vec<Row>, crate::git::GitError> {
     let mut rows = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     crate::git::walk_file_changes(manifest, |c| {
         let before = c.before.as_deref().unwrap_or("");
         let after = c.after.as_deref().unwrap_or("");
@@ -100,12 +105,24 @@ pub fn rows(
                 from,
                 to,
                 subject: c.subject.clone(),
+                signed_by: None,
             });
+            ids.push(c.id.clone());
         }
         limit.is_none_or(|n| rows.len() < n)
     })?;
     if let Some(n) = limit {
         rows.truncate(n);
+        ids.truncate(n);
+    }
+    let dir = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let root = crate::trust::TrustRoot::from_git_config(&dir);
+    let signed = crate::trust::signatures(&dir, &ids, &root);
+    for (row, id) in rows.iter_mut().zip(&ids) {
+        row.signed_by = signed.get(id).cloned();
     }
     Ok(rows)
 }

@@ -26,5 +26,7 @@ pub mod rollback;
 pub mod run;
 pub mod secrets;
 pub mod swarm;
+pub mod trust;
 pub mod unlock;
 pub mod validate;
+pub mod windows;

@@ -22,6 +22,24 @@ impl PinWriteError {
     }
 }
 
+/// How a pins commit is written: signed (`ops::trust::signing`), and with a trailer paragraph
+/// (a deploy window overridden, and why).
+#[derive(Debug, Clone, Default)]
+pub struct CommitHow {
+    pub signing: Option<crate::trust::Signing>,
+    pub trailer: Option<String>,
+}
+
+impl CommitHow {
+    /// `message`, with the trailer as its last paragraph.
+    pub fn message(&self, message: &str) -> String {
+        match &self.trailer {
+            Some(t) => format!("{message}\n\n{t}"),
+            None => message.to_string(),
+        }
+    }
+}
+
 /// The one write path for pins, shared by rollback and promote: edit `env`'s pins in the
 /// manifest text, write the file, and — with a message — commit it alone, authored by `actor`.
 /// Returns the commit id when committed.
@@ -32,6 +50,7 @@ pub fn write_and_commit(
     edits: &[(String, String)],
     message: Option<&str>,
     actor: &Actor,
+    sign: Option<&crate::trust::Signing>,
 ) -> Result<Option<String>, PinWriteError> {
     let new = crate::manifest::edit::set_pins(text, env, edits)
         .map_err(|e| PinWriteError::Edit(e.to_string()))?;
@@ -45,6 +64,7 @@ pub fn write_and_commit(
             m,
             actor.author.as_ref(),
             &actor.id,
+            sign,
         )?)),
         None => Ok(None),
     }

@@ -66,7 +66,13 @@ pub async fn plan(ctx: &Ctx, loaded: &Loaded, input: PlanInput) -> OpResult<Plan
     )
     .await?;
     crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env, &prepared).await?;
-    let doc = deploy::plan_doc(loaded, &input.env, &commit, &prepared);
+    let mut doc = deploy::plan_doc(loaded, &input.env, &commit, &prepared);
+    if doc.pending() > 0 {
+        let engines = prepared.iter().filter_map(|p| p.engine.as_deref());
+        doc.held = crate::ops::windows::hold(loaded, &input.env, engines)
+            .await
+            .map(|h| h.message);
+    }
     if let Some(out) = &input.out {
         let json = serde_json::to_string_pretty(&doc).expect("a plan serialises");
         std::fs::write(out, json + "\n").map_err(|e| OpError::File {

@@ -366,6 +366,8 @@ mod op {
         pub no_commit: bool,
         pub push: bool,
         pub no_push: bool,
+        /// `--override-window "REASON"`: promote although a deploy window of TO holds changes.
+        pub override_window: Option<String>,
     }
 
     /// The JSON `promote --format json` prints.
@@ -504,8 +506,16 @@ mod op {
         if refused || out.pins.is_empty() || input.dry_run {
             return Ok(out);
         }
+        // Promoting into TO changes it: a deploy window of TO holds it like apply.
+        let hold = crate::ops::windows::hold_of(ctx, loaded, &input.to).await;
+        let window = crate::ops::windows::gate(
+            "promote into",
+            &input.to,
+            hold.as_ref(),
+            input.override_window.as_deref(),
+        )?;
         let op = ctx.op("promote", &input.to);
-        let event = Event::new(
+        let mut event = Event::new(
             "promote",
             &m.platform,
             &input.to,
@@ -515,6 +525,7 @@ mod op {
             &ctx.actor.id,
         )
         .pins(&input.from, &out.pins, None);
+        event.window_override = window.clone();
         around::pre_hook(&op, loaded, &event).await?;
         let edits: Vec<(String, String)> = out
             .pins
@@ -543,7 +554,17 @@ mod op {
                 })
                 .collect::<Vec<_>>(),
         );
+        let message = crate::ops::pins::CommitHow {
+            signing: None,
+            trailer: window,
+        }
+        .message(&message);
         let commit_message = (!input.no_commit).then_some(message.as_str());
+        let signing = if input.no_commit {
+            None
+        } else {
+            crate::ops::trust::signing(loaded, &input.to)?
+        };
         match crate::ops::pins::write_and_commit(
             &loaded.path,
             &loaded.text,
@@ -551,6 +572,7 @@ mod op {
             &edits,
             commit_message,
             &ctx.actor,
+            signing.as_ref(),
         ) {
             Ok(id) => {
                 out.written = true;

@@ -223,6 +223,8 @@ mod op {
         pub push: bool,
         pub no_push: bool,
         pub run: RunOptions,
+        /// `--override-window "REASON"`: `--to` a newer version although a window holds it.
+        pub override_window: Option<String>,
     }
 
     /// What `run` will do.
@@ -242,12 +244,19 @@ mod op {
         /// service → the hosts where the container going back has other secret values than
         /// the reference's current ones.
         pub stale_secrets: BTreeMap<String, Vec<String>>,
+        /// How the pins' commit is signed (checked before any host is touched).
+        signing: Option<crate::trust::Signing>,
+        /// Said when a deploy window holds changes now: going back runs all the same.
+        window: Option<String>,
+        /// `--override-window`: the line recorded (rollback --to a newer version only).
+        window_override: Option<String>,
     }
 
     pub struct SwarmRollback {
         pub input: RollbackInput,
         pub plan: SwarmPlan,
         engine: DockerSwarm,
+        signing: Option<crate::trust::Signing>,
     }
 
     impl<E> RollbackPlan<E> {
@@ -432,6 +441,46 @@ mod op {
             )));
         }
         let stale_secrets = stale_secrets(&prepared, &targets).await;
+        let input_env = input.env.clone();
+        // Going back is never held; `--to` a newer version than a host runs is a change like
+        // apply's, and held like it.
+        let hold = crate::ops::windows::hold(
+            loaded,
+            &input.env,
+            prepared.iter().filter_map(|p| p.engine.as_deref()),
+        )
+        .await;
+        let forward = prepared.iter().any(|p| {
+            p.view.current.iter().any(|(service, c)| {
+                let (Some(target), Some(running)) =
+                    (targets.get(service), c.labels.get(crate::plan::labels::VERSION))
+                else {
+                    return false;
+                };
+                crate::manifest::pin::VersionPin::parse(target).is_ok_and(|t| {
+                    crate::plan::compare(running, &t) == crate::plan::ChangeKind::Upgrade
+                })
+            })
+        });
+        let (window, window_override) = match &hold {
+            Some(h) if forward => {
+                let o = crate::ops::windows::gate(
+                    "rollback --to",
+                    &input.env,
+                    Some(h),
+                    input.override_window.as_deref(),
+                )?;
+                (o.clone(), o)
+            }
+            Some(h) => (
+                Some(format!(
+                    "rolled back while changes are {}: going back is never held",
+                    h.message
+                )),
+                None,
+            ),
+            None => (None, None),
+        };
         Ok(RollbackPlan::Hosts(Box::new(HostsRollback {
             input,
             targets,
@@ -439,6 +488,13 @@ mod op {
             subset,
             commit,
             stale_secrets,
+            window,
+            window_override,
+            signing: if commit {
+                crate::ops::trust::signing(loaded, &input_env)?
+            } else {
+                None
+            },
         })))
     }
 
@@ -488,10 +544,16 @@ mod op {
         let changes = swarm::rollback_plan(&plan, input.to.as_deref())
             .map_err(|problems| nothing_rolled_back(&problems))?;
         let plan = SwarmPlan { changes, ..plan };
+        let signing = if input.no_commit {
+            None
+        } else {
+            crate::ops::trust::signing(loaded, &input.env)?
+        };
         Ok(RollbackPlan::Swarm(Box::new(SwarmRollback {
             input,
             plan,
             engine,
+            signing,
         })))
     }
 
@@ -520,6 +582,9 @@ mod op {
             subset,
             commit,
             stale_secrets,
+            signing,
+            window,
+            window_override,
         } = plan;
         let m = &loaded.manifest;
         let env = &m.environments[&input.env];
@@ -561,12 +626,24 @@ mod op {
         let PinMoves { moves, mut notes } =
             outcome(&input.env, env, &targets, &reports, &hosts, subset);
         notes.extend(secret_notes(&input.env, &stale_secrets, &reports));
+        notes.extend(window.clone());
         // Nothing to write on a subset: the pin is the environment's (`outcome` named the
         // hosts that differ).
         let written = if subset {
             Ok(None)
         } else {
-            around::write_pins(&op, loaded, &input.env, &moves, commit, &mut notes)
+            around::write_pins(
+                &op,
+                loaded,
+                &input.env,
+                &moves,
+                commit,
+                &mut notes,
+                &crate::ops::pins::CommitHow {
+                    signing,
+                    trailer: window_override.clone(),
+                },
+            )
         };
         let pin_commit_failed = written.is_err();
         let committed = written.ok().flatten();
@@ -586,6 +663,7 @@ mod op {
         );
         event.pin_commit = committed.as_ref().map(|(id, _)| id.clone());
         event.notes = notes.clone();
+        event.window_override = window_override;
         around::after_work(&op, loaded, &event).await;
         Ok(HostsRolledBack {
             environment: input.env,
@@ -606,6 +684,7 @@ mod op {
             input,
             plan,
             engine,
+            signing,
         } = s;
         let env = &loaded.manifest.environments[&input.env];
         let op = ctx.op("rollback", &input.env);
@@ -622,7 +701,18 @@ mod op {
             .collect();
         let commit = !input.no_commit;
         let mut notes = Vec::new();
-        let written = around::write_pins(&op, loaded, &input.env, &moves, commit, &mut notes);
+        let written = around::write_pins(
+            &op,
+            loaded,
+            &input.env,
+            &moves,
+            commit,
+            &mut notes,
+            &crate::ops::pins::CommitHow {
+                signing,
+                trailer: None,
+            },
+        );
         let pin_failed = written.is_err() || (!notes.is_empty() && commit);
         let committed = written.ok().flatten();
         Ok(SwarmRolledBack {

@@ -39,6 +39,9 @@ pub struct PlanDoc {
     pub created_at: String,
     pub hosts: Vec<PlanHost>,
     pub summary: BTreeMap<String, usize>,
+    /// A deploy window holds changes now: by which window, until when (apply would refuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

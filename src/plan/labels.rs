@@ -48,6 +48,7 @@ pub const AGENT_REASON: &str = "io.fleetpin.agent.reason";
 pub const AGENT_INTERVAL: &str = "io.fleetpin.agent.interval";
 pub const AGENT_FAILED: &str = "io.fleetpin.agent.failed";
 pub const AGENT_REPO: &str = "io.fleetpin.agent.repo";
+pub const AGENT_APPLIED: &str = "io.fleetpin.agent.applied";
 
 pub const PREV: &str = ".prev-";
 /// A previous container that a rollback stepped away from: retained (it counts in `retain`,

@@ -180,6 +180,9 @@ pub fn table(a: &Audit, style: Style) -> String {
     if !a.agents.is_empty() {
         out.push_str(&agents_table(a, style));
     }
+    for (env, why) in &a.held {
+        out.push_str(&style.yellow(&format!("\n{env}: changes are {why}\n")));
+    }
     out.push_str(&format!("\n{}\n", summary_line(a)));
     out
 }
@@ -681,6 +684,7 @@ mod tests {
                 agent("web-2", "refused", Some("web <broken> failed its gate")),
             ],
             summary: Default::default(),
+            held: Default::default(),
         };
         let page = html(&a);
         let section = page

@@ -14,7 +14,9 @@ pub fn short(pin: &Option<String>) -> String {
 
 pub fn table(rows: &[Row]) -> String {
     let mut b = tabled::builder::Builder::default();
-    b.push_record([
+    // Who signed: a column once any change is signed.
+    let signed = rows.iter().any(|r| r.signed_by.is_some());
+    let mut head = vec![
         "date",
         "author",
         "commit",
@@ -22,9 +24,13 @@ pub fn table(rows: &[Row]) -> String {
         "service",
         "from -> to",
         "subject",
-    ]);
+    ];
+    if signed {
+        head.push("signed by");
+    }
+    b.push_record(head);
     for r in rows {
-        b.push_record([
+        let mut line = vec![
             r.date.replace('T', " ").trim_end_matches('Z').to_string(),
             r.author.clone(),
             r.commit[..8].to_string(),
@@ -32,7 +38,11 @@ pub fn table(rows: &[Row]) -> String {
             r.service.clone(),
             format!("{} -> {}", short(&r.from), short(&r.to)),
             r.subject.clone(),
-        ]);
+        ];
+        if signed {
+            line.push(r.signed_by.clone().unwrap_or_else(|| "-".into()));
+        }
+        b.push_record(line);
     }
     let mut table = b.build();
     table.with(tabled::settings::Style::sharp());

@@ -124,6 +124,11 @@ pub fn plan(doc: &PlanDoc, verbose: bool, style: Style) -> String {
             String::new()
         }
     ));
+    if let Some(h) = &doc.held {
+        out.push_str(&style.yellow(&format!(
+            "Changes are {h}: apply refuses them until then (--override-window \"REASON\" for an emergency).\n"
+        )));
+    }
     out
 }
 
