@@ -9,9 +9,9 @@ use crate::manifest::values::{
 };
 use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
-    DEFAULT_RETAIN, Environment, Git, Healthcheck, Hooks, Host, Located, Logging, Manifest,
-    ManifestSpans, Notifier, OnFailure, Order, Override, Publish, RestartPolicy, Rollout, Service,
-    SopsRef, Swarm, Tls, Update,
+    DEFAULT_RETAIN, Environment, Git, Healthcheck, Hooks, Host, Located, Logging, MAX_WINDOW,
+    Manifest, ManifestSpans, Notifier, OnFailure, Order, Override, Publish, RestartPolicy, Rollout,
+    Service, Signer, SopsRef, Swarm, Tls, Trust, Update, Window, WindowKind,
 };
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -1144,6 +1144,9 @@ impl Decoder {
                 "max_parallel",
                 "rollout",
                 "pull",
+                "trust",
+                "timezone",
+                "windows",
             ],
         )?;
         // A missing field is reported at the name of what lacks it.
@@ -1253,7 +1256,15 @@ impl Decoder {
                 .with_help("remove `pull`, and deploy this environment with `fleetpin apply` (a CI job on each push is the pull-like setup)"),
             );
         }
+        let trust = o
+            .get("trust")
+            .and_then(|x| self.trust(x, &what, o.key_span("trust")));
+        let timezone = o.get("timezone").and_then(|x| self.timezone(x, &what));
+        let windows = o.get("windows").and_then(|x| self.windows(x, &what));
         Some(Environment {
+            trust: trust.unwrap_or_default(),
+            timezone,
+            windows: windows.unwrap_or_default(),
             pull,
             max_parallel: max_parallel.flatten(),
             rollout: rollout.flatten().unwrap_or_default(),
@@ -1264,6 +1275,168 @@ impl Decoder {
             span: k.span,
             versions_span,
             version_keys,
+        })
+    }
+
+    /// `trust: {signed: BOOL, signers: [PRINCIPAL | FINGERPRINT…]}`.
+    fn trust(&mut self, n: &Node, env_what: &str, at: Span) -> Option<Trust> {
+        let what = format!("`trust` of {env_what}");
+        let mut o = self.obj(n, &what, &["signed", "signers"])?;
+        o.span = at;
+        let signed = self
+            .required(&o, "signed", &what)
+            .and_then(|x| self.boolean(x, &format!("`signed` of {what}")));
+        let sw = format!("`signers` of {what}");
+        let signers = o.get("signers").and_then(|x| {
+            let items = self.seq(x, &sw)?;
+            if items.is_empty() {
+                self.problems.push(
+                    Problem::new(x.span, format!("{sw} is empty: no commit could be deployed"))
+                        .with_help("list SSH principals or OpenPGP fingerprints, or leave `signers` out to accept every allowed signer"),
+                );
+                return None;
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for i in items {
+                let Some(s) = self.text(i, &format!("each item of {sw}")) else {
+                    continue;
+                };
+                match parse_signer(&s) {
+                    Ok(value) => out.push(Located {
+                        value,
+                        span: i.span,
+                    }),
+                    Err(help) => self.problems.push(
+                        Problem::new(
+                            i.span,
+                            format!("{sw}: an unknown signer form `{s}`; expected an SSH principal (e.g. ops@acme.example) or an OpenPGP fingerprint (40 hexadecimal digits)"),
+                        )
+                        .with_help(help),
+                    ),
+                }
+            }
+            Some(out)
+        });
+        // `signers` alone would read as protection while nothing is verified.
+        if o.get("signers").is_some() && signed == Some(false) {
+            self.problems.push(
+                Problem::new(
+                    o.key_span("signers"),
+                    format!("{sw} without `signed: true` does nothing: no signature is verified"),
+                )
+                .with_help("add `signed: true`, or remove `signers`"),
+            );
+        }
+        Some(Trust {
+            signed: signed?,
+            signers: signers.unwrap_or_default(),
+            span: at,
+        })
+    }
+
+    /// `timezone: Europe/Paris`: a name of the bundled IANA database.
+    fn timezone(&mut self, n: &Node, env_what: &str) -> Option<Located<jiff::tz::TimeZone>> {
+        let what = format!("`timezone` of {env_what}");
+        let name = self.nonempty_text(n, &what)?;
+        match jiff::tz::db().get(name.trim()) {
+            Ok(value) => Some(Located {
+                value,
+                span: n.span,
+            }),
+            Err(_) => {
+                let names: Vec<String> = jiff::tz::db()
+                    .available()
+                    .map(|z| z.as_str().to_string())
+                    .collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let help = did_you_mean(name.trim(), &names, &[]).unwrap_or_else(|| {
+                    "write an IANA name such as Europe/Paris, America/New_York or UTC".into()
+                });
+                self.problems.push(
+                    Problem::new(
+                        n.span,
+                        format!("{what}: `{name}` is not a time zone of the IANA database"),
+                    )
+                    .with_help(help),
+                );
+                None
+            }
+        }
+    }
+
+    /// `windows: [{deny: CRON, duration: D} | {allow: CRON, duration: D}, …]`.
+    fn windows(&mut self, n: &Node, env_what: &str) -> Option<Vec<Window>> {
+        let items = self.seq(n, &format!("`windows` of {env_what}"))?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.window(item, &format!("window {} of {env_what}", i + 1)) {
+                Some(w) => out.push(w),
+                None => ok = false,
+            }
+        }
+        // A window that could not be read is not dropped silently: the manifest fails anyway.
+        ok.then_some(out)
+    }
+
+    fn window(&mut self, n: &Node, what: &str) -> Option<Window> {
+        let o = self.obj(n, what, &["allow", "deny", "duration"])?;
+        let kind = match (o.get("allow"), o.get("deny")) {
+            (Some(_), Some(_)) => {
+                self.problems.push(
+                    Problem::new(
+                        o.key_span("deny"),
+                        format!("{what} has both `allow` and `deny`; an entry is one or the other"),
+                    )
+                    .with_help("write two entries"),
+                );
+                None
+            }
+            (None, None) => {
+                self.problems.push(
+                    Problem::new(n.span, format!("{what} has neither `allow` nor `deny`"))
+                        .with_help("write e.g. {deny: \"0 16 * * FRI\", duration: 64h}"),
+                );
+                None
+            }
+            (Some(_), None) => Some(WindowKind::Allow),
+            (None, Some(_)) => Some(WindowKind::Deny),
+        };
+        let cron = kind.and_then(|k| {
+            let x = o.get(k.as_str())?;
+            let sw = format!("`{}` of {what}", k.as_str());
+            let s = self.nonempty_text(x, &sw)?;
+            match parse_schedule(&s) {
+                Ok(c) => Some((s.split_whitespace().collect::<Vec<_>>().join(" "), c)),
+                Err(e) => {
+                    let mut p = Problem::new(x.span, format!("{sw}: {}", e.message));
+                    if e.syntax {
+                        p = p.with_help(SCHEDULE_HELP);
+                    }
+                    self.problems.push(p);
+                    None
+                }
+            }
+        });
+        let duration = self.required(&o, "duration", what).and_then(|x| {
+            let dw = format!("`duration` of {what}");
+            let s = self.text(x, &dw)?;
+            match parse_window_duration(&s) {
+                Ok(d) => Some((d, s.trim().to_string())),
+                Err(e) => {
+                    self.problem(x.span, format!("{dw}: {e}"));
+                    None
+                }
+            }
+        });
+        let ((schedule, cron), (duration, duration_text)) = (cron?, duration?);
+        Some(Window {
+            kind: kind?,
+            schedule,
+            cron,
+            duration,
+            duration_text,
+            span: n.span,
         })
     }
 
@@ -1523,6 +1696,139 @@ impl Decoder {
     }
 }
 
+/// An allowed signer of `trust.signers`: an OpenPGP fingerprint (40 hexadecimal digits, kept in
+/// upper case as GnuPG prints it) or an SSH principal as an allowed signers file names it. The
+/// error is the help: what is wrong with the text.
+pub fn parse_signer(s: &str) -> Result<Signer, String> {
+    let t = s.trim();
+    let is_hex = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_hexdigit());
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    if hex.len() == 40 && is_hex(hex) {
+        return Ok(Signer::Fingerprint(hex.to_ascii_uppercase()));
+    }
+    if t.is_empty() {
+        return Err("the signer is empty".into());
+    }
+    if t.chars().any(|c| c.is_control()) {
+        return Err("it contains a control character".into());
+    }
+    if t.chars().any(char::is_whitespace) {
+        let joined: String = t.split_whitespace().collect();
+        if joined.len() == 40 && is_hex(&joined) {
+            return Err(format!(
+                "a fingerprint is written without spaces: {}",
+                joined.to_ascii_uppercase()
+            ));
+        }
+        return Err("an SSH principal has no spaces".into());
+    }
+    if is_hex(hex) && hex.len() >= 16 && hex.chars().any(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "{} hexadecimal digits: a key id or a shortened fingerprint? Write the key's whole fingerprint, 40 digits (`gpg --fingerprint`)",
+            hex.len()
+        ));
+    }
+    if t.contains([',', '"', '\'']) {
+        return Err(
+            "an SSH principal has no comma or quote (an allowed signers file separates principals with commas)"
+                .into(),
+        );
+    }
+    if t.contains(['*', '?']) || t.starts_with('!') {
+        return Err("patterns are for the allowed signers file; here a principal is named exactly, as `git verify-commit` reports it".into());
+    }
+    Ok(Signer::Principal(t.to_string()))
+}
+
+/// What a window's schedule is, for the help of a schedule that does not read.
+const SCHEDULE_HELP: &str = "5 fields: minute hour day-of-month month day-of-week, e.g. \"0 16 * * FRI\" (Fridays at 16:00) or \"0 7 * * MON-FRI\"";
+
+/// Why a schedule was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleError {
+    pub message: String,
+    /// It does not read as cron (rather than: it reads, but never happens).
+    pub syntax: bool,
+}
+
+impl std::fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A window's schedule: 5 cron fields (minute hour day-of-month month day-of-week), with ranges,
+/// lists, steps and day and month names (any case); when both day fields are restricted a day
+/// matches if either does (croner's default, as in Vixie cron). croner's extensions (`L`, `W`,
+/// `#`, a `+` before the weekday field for AND) read too; seconds, years and `@daily`-style
+/// nicknames do not.
+pub fn parse_schedule(s: &str) -> Result<croner::Cron, ScheduleError> {
+    use croner::parser::{CronParser, Seconds, Year};
+    let syntax = |message| ScheduleError {
+        message,
+        syntax: true,
+    };
+    let fields = s.split_whitespace().count();
+    if fields != 5 {
+        return Err(syntax(format!(
+            "`{}` has {fields} field{}; a schedule has 5",
+            s.trim(),
+            if fields == 1 { "" } else { "s" }
+        )));
+    }
+    let cron = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(s)
+        .map_err(|e| {
+            let e = e.to_string();
+            syntax(format!(
+                "`{}` is not a cron schedule ({})",
+                s.trim(),
+                e.trim_end_matches('.')
+            ))
+        })?;
+    // A schedule with no start at all (`0 0 30 2 *`) would make its window never happen. A
+    // cron schedule repeats every 400 years at most: one start after any instant is enough.
+    let from = jiff::civil::date(2000, 1, 1).at(0, 0, 0, 0);
+    if cron.find_next_occurrence(&from, true).is_err() {
+        return Err(ScheduleError {
+            message: format!("`{}` never happens", s.trim()),
+            syntax: false,
+        });
+    }
+    Ok(cron)
+}
+
+/// A window's duration, in the manifest's duration syntax (`64h`, `2d 16h`, `90m`): elapsed
+/// time, more than zero and at most a week (a window is looked for at most that far back).
+pub fn parse_window_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "`{s}` is not a duration; expected a number with a unit, e.g. \"64h\", \"2d 16h\", \"90m\""
+        ));
+    }
+    let d = humantime::parse_duration(t).map_err(|_| {
+        format!(
+            "`{s}` is not a duration; expected a number with a unit, e.g. \"64h\", \"2d 16h\", \"90m\""
+        )
+    })?;
+    if d.is_zero() {
+        return Err(format!("`{s}` is zero; a window lasts some time"));
+    }
+    if d > MAX_WINDOW {
+        return Err(format!(
+            "`{s}` is longer than a week, the longest a window may last; write windows that start more often"
+        ));
+    }
+    Ok(d)
+}
+
 /// An empty value has no place of its own: show its key; a written `~` or `null` is shown itself.
 fn null_at(k: &Key, v: &Node) -> Span {
     if v.raw.as_deref().is_some_and(|r| !r.is_empty()) {
@@ -1603,6 +1909,194 @@ pub fn check_repository(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    /// A one-environment manifest with `extra` (indented 4) in environment `prod`.
+    fn with_prod(extra: &str) -> Result<crate::manifest::Manifest, Vec<String>> {
+        let text = format!(
+            "platform: acme
+services: {{api: {{image: registry.acme.internal:5000/acme/api}}}}
+environments:
+  prod:
+    hosts: {{p1: {{endpoint: \"unix:///var/run/docker.sock\"}}}}
+    versions: {{api: \"1.0.0\"}}
+{extra}"
+        );
+        crate::manifest::parse_str(&text).map_err(|ps| {
+            ps.into_iter()
+                .map(|p| match p.help {
+                    Some(h) => format!("{}:{}: {} | {h}", p.span.line, p.span.column, p.message),
+                    None => format!("{}:{}: {}", p.span.line, p.span.column, p.message),
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn trust_timezone_and_windows_are_read() {
+        let m = with_prod(
+            "    trust: {signed: true, signers: [ops@acme.example, 0xabcdef0123456789abcdef0123456789ABCDEF01]}
+    timezone: europe/paris
+    windows:
+      - {deny: \"0 16 * * FRI\", duration: 64h}
+      - {allow: \"0  7 * * mon-fri\", duration: 12h}
+",
+        )
+        .unwrap();
+        let prod = &m.environments["prod"];
+        assert!(prod.trust.signed);
+        let signers: Vec<_> = prod.trust.signers.iter().map(|s| s.value.clone()).collect();
+        assert_eq!(
+            signers,
+            vec![
+                crate::manifest::Signer::Principal("ops@acme.example".into()),
+                crate::manifest::Signer::Fingerprint(
+                    "ABCDEF0123456789ABCDEF0123456789ABCDEF01".into()
+                ),
+            ]
+        );
+        assert_eq!(prod.time_zone().iana_name(), Some("Europe/Paris"));
+        assert_eq!(prod.windows.len(), 2);
+        assert_eq!(prod.windows[0].kind, crate::manifest::WindowKind::Deny);
+        assert_eq!(prod.windows[0].duration, Duration::from_secs(64 * 3600));
+        assert_eq!(prod.windows[0].describe(), "deny 0 16 * * FRI for 64h");
+        assert_eq!(prod.windows[1].describe(), "allow 0 7 * * mon-fri for 12h");
+        assert_eq!(prod.windows[1].span.line, 11);
+        // Unwritten: unsigned, UTC, always open.
+        let plain = with_prod("").unwrap();
+        let prod = &plain.environments["prod"];
+        assert_eq!(prod.trust, crate::manifest::Trust::default());
+        assert_eq!(prod.time_zone(), jiff::tz::TimeZone::UTC);
+        assert!(prod.windows.is_empty());
+        // `signed: false` is allowed, and so is an empty list of windows.
+        let off = with_prod("    trust: {signed: false}\n    windows: []\n").unwrap();
+        assert!(!off.environments["prod"].trust.signed);
+    }
+
+    #[test]
+    fn trust_problems_are_located() {
+        let e = with_prod("    trust: {signers: [ops@acme.example]}\n").unwrap_err();
+        assert_eq!(
+            e,
+            vec![
+                "7:5: `trust` of environment `prod` has no `signed`, which is required".to_string()
+            ]
+        );
+        let e = with_prod("    trust: {signed: false, signers: [ops@acme.example]}\n").unwrap_err();
+        assert_eq!(
+            e,
+            vec!["7:28: `signers` of `trust` of environment `prod` without `signed: true` does nothing: no signature is verified | add `signed: true`, or remove `signers`".to_string()]
+        );
+        let e = with_prod("    trust: {signed: true, signers: []}\n").unwrap_err();
+        assert!(
+            e[0].starts_with("7:36: `signers` of `trust` of environment `prod` is empty"),
+            "{e:?}"
+        );
+        let e = with_prod("    trust: {signed: \"yes\"}\n").unwrap_err();
+        assert!(e[0].contains("must be true or false"), "{e:?}");
+        let e = with_prod(
+            "    trust:
+      signed: true
+      signers:
+        - \"\"
+        - ops team
+        - \"ABCD EF01 2345 6789 ABCD  EF01 2345 6789 ABCD EF01\"
+        - 0123456789ABCDEF
+        - \"a,b\"
+        - \"*@acme.example\"
+        - \"ops\\u0007\"
+",
+        )
+        .unwrap_err();
+        let expect = [
+            ("10:11", "`\"`: the signer is empty"),
+            ("11:11", "`ops team`: an SSH principal has no spaces"),
+            (
+                "12:11",
+                "written without spaces: ABCDEF0123456789ABCDEF0123456789ABCDEF01",
+            ),
+            ("13:11", "16 hexadecimal digits: a key id"),
+            ("14:11", "no comma or quote"),
+            ("15:11", "patterns are for the allowed signers file"),
+            ("16:11", "a control character"),
+        ];
+        assert_eq!(e.len(), expect.len(), "{e:#?}");
+        for (got, (at, part)) in e.iter().zip(expect) {
+            assert!(
+                got.starts_with(&format!(
+                    "{at}: `signers` of `trust` of environment `prod`: an unknown signer form"
+                )),
+                "{got}"
+            );
+            assert!(
+                got.contains(part) || part.starts_with('`'),
+                "{got} lacks {part}"
+            );
+        }
+    }
+
+    #[test]
+    fn timezone_problems_are_located() {
+        let e = with_prod("    timezone: Europe/Pariss\n").unwrap_err();
+        assert_eq!(
+            e,
+            vec!["7:15: `timezone` of environment `prod`: `Europe/Pariss` is not a time zone of the IANA database | did you mean `Europe/Paris`?".to_string()]
+        );
+        let e = with_prod("    timezone: CEST+2\n").unwrap_err();
+        assert_eq!(
+            e,
+            vec!["7:15: `timezone` of environment `prod`: `CEST+2` is not a time zone of the IANA database | write an IANA name such as Europe/Paris, America/New_York or UTC".to_string()]
+        );
+        let e = with_prod("    timezone: \"\"\n").unwrap_err();
+        assert!(e[0].contains("is empty"), "{e:?}");
+    }
+
+    #[test]
+    fn window_problems_are_located() {
+        let e = with_prod(
+            "    windows:
+      - {deny: \"0 16 * * FRY\", duration: 64h}
+      - {allow: \"0 7 * *\", duration: 12h}
+      - {deny: \"0 0 30 2 *\", duration: 1h}
+      - {deny: \"@daily\", duration: 1h}
+      - {deny: \"0 16 * * FRI\", duration: 8d}
+      - {deny: \"0 16 * * FRI\", duration: 0s}
+      - {deny: \"0 16 * * FRI\", duration: 64}
+      - {deny: \"0 16 * * FRI\"}
+      - {allow: \"0 7 * * *\", deny: \"0 16 * * FRI\", duration: 1h}
+      - {duration: 1h}
+      - {deny: \"0 16 * * FRI\", duration: 1h, reason: freeze}
+      - \"0 16 * * FRI\"
+",
+        )
+        .unwrap_err();
+        let expect = [
+            "8:16: `deny` of window 1 of environment `prod`: `0 16 * * FRY` is not a cron schedule (Pattern contains illegal characters: CronPattern contains illegal character 'F' in part 'FRY') | 5 fields: minute hour day-of-month month day-of-week, e.g. \"0 16 * * FRI\"",
+            "9:17: `allow` of window 2 of environment `prod`: `0 7 * *` has 4 fields; a schedule has 5 | 5 fields: minute hour",
+            "10:16: `deny` of window 3 of environment `prod`: `0 0 30 2 *` never happens",
+            "11:16: `deny` of window 4 of environment `prod`: `@daily` has 1 field; a schedule has 5 | 5 fields",
+            "12:42: `duration` of window 5 of environment `prod`: `8d` is longer than a week, the longest a window may last; write windows that start more often",
+            "13:42: `duration` of window 6 of environment `prod`: `0s` is zero; a window lasts some time",
+            "14:42: `duration` of window 7 of environment `prod`: `64` is not a duration; expected a number with a unit, e.g. \"64h\", \"2d 16h\", \"90m\"",
+            "15:9: window 8 of environment `prod` has no `duration`, which is required",
+            "16:30: window 9 of environment `prod` has both `allow` and `deny`; an entry is one or the other | write two entries",
+            "17:9: window 10 of environment `prod` has neither `allow` nor `deny` | write e.g. {deny: \"0 16 * * FRI\", duration: 64h}",
+            "18:46: unknown field `reason` in window 11 of environment `prod`; expected one of: allow, deny, duration",
+            "19:9: window 12 of environment `prod` must be a mapping, found a string",
+        ];
+        assert_eq!(e.len(), expect.len(), "{e:#?}");
+        for (got, want) in e.iter().zip(expect) {
+            assert!(
+                got.starts_with(want),
+                "{got}\n  does not start with\n{want}"
+            );
+        }
+        // A schedule that never happens is not a syntax problem: no cron help.
+        assert!(!e[2].contains('|'), "{}", e[2]);
+        // A week is the longest, in any unit.
+        assert!(with_prod("    windows: [{deny: \"0 9 * * MON\", duration: 1w}]\n").is_ok());
+        assert!(with_prod("    windows: [{deny: \"0 9 * * MON\", duration: 6d 24h}]\n").is_ok());
+        assert!(with_prod("    windows: [{deny: \"0 9 * * MON\", duration: 7d 1s}]\n").is_err());
+    }
 
     #[test]
     fn hooks_and_notify_are_read() {

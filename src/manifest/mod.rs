@@ -481,6 +481,16 @@ pub struct Environment {
     pub versions: IndexMap<ServiceName, Located<VersionPin>>,
     /// Per-service changes for this environment.
     pub overrides: IndexMap<ServiceName, Override>,
+    /// Who may change this environment: commits deployed here must carry a good signature.
+    pub trust: Trust,
+    /// The IANA time zone `windows` are read in, e.g. `Europe/Paris` (default UTC).
+    #[schemars(with = "Option<TimeZoneSchema>")]
+    pub timezone: Option<Located<jiff::tz::TimeZone>>,
+    /// When this environment may change: `allow` and `deny` entries, a 5-field cron schedule
+    /// in `timezone` and a duration (elapsed time, at most a week). Deny wins; where allow
+    /// entries exist, changes happen only inside one. No entries: always.
+    #[schemars(with = "Vec<WindowSchema>")]
+    pub windows: Vec<Window>,
     #[schemars(skip)]
     pub span: Span,
     #[schemars(skip)]
@@ -551,7 +561,151 @@ impl Environment {
     pub fn is_swarm(&self) -> bool {
         self.swarm.is_some()
     }
+
+    /// The time zone its windows are read in: `timezone`, else UTC.
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        self.timezone
+            .as_ref()
+            .map(|z| z.value.clone())
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
 }
+
+/// An environment's `trust`: whether what is deployed there must be signed, and by whom.
+#[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Trust {
+    /// The commit deployed here must carry a good signature (SSH or OpenPGP, as `git
+    /// verify-commit` judges it) from an allowed signer of the operator's or the agent's
+    /// configuration — never of the repository.
+    pub signed: bool,
+    /// Narrows the allowed signers for this environment (never widens them): SSH principals as
+    /// the allowed signers file names them (e.g. `ops@acme.example`), or OpenPGP fingerprints
+    /// of 40 hexadecimal digits. Only with `signed: true`.
+    #[schemars(with = "Vec<SignerSchema>", length(min = 1))]
+    pub signers: Vec<Located<Signer>>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// One allowed signer of an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signer {
+    /// An SSH principal, as the allowed signers file names it (often an email address).
+    Principal(String),
+    /// An OpenPGP key's fingerprint: 40 hexadecimal digits, upper case.
+    Fingerprint(String),
+}
+
+impl Signer {
+    /// How it is written (a fingerprint in upper case).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Signer::Principal(p) | Signer::Fingerprint(p) => p,
+        }
+    }
+}
+
+/// One entry of an environment's `windows`.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub kind: WindowKind,
+    /// The cron schedule as written (trimmed), e.g. `0 16 * * FRI`.
+    pub schedule: String,
+    /// The schedule, parsed: start times, wall-clock times of the environment's zone.
+    pub cron: croner::Cron,
+    /// How long each window lasts from a start, in elapsed time: 0 < duration <= a week.
+    pub duration: Duration,
+    /// The duration as written, e.g. `64h`, for messages.
+    pub duration_text: String,
+    /// The entry in the manifest.
+    pub span: Span,
+}
+
+impl Window {
+    /// The entry as written: `deny 0 16 * * FRI for 64h`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} for {}",
+            self.kind.as_str(),
+            self.schedule,
+            self.duration_text
+        )
+    }
+}
+
+/// Whether a window lets changes through or holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Allow,
+    Deny,
+}
+
+impl WindowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Allow => "allow",
+            WindowKind::Deny => "deny",
+        }
+    }
+}
+
+/// The longest duration of a window: a start is looked for at most this far back.
+pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// An IANA time zone name: `Europe/Paris`, `America/New_York`, `UTC`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct TimeZoneSchema(#[schemars(length(min = 1))] String);
+
+/// An SSH principal (no space, comma, quote, control character or pattern) or an OpenPGP
+/// fingerprint (40 hexadecimal digits).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct SignerSchema(#[schemars(regex(pattern = r#"^[^\s,"'*?!][^\s,"'*?]*$"#))] String);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged, rename = "Window")]
+enum WindowSchema {
+    Deny(DenyWindowSchema),
+    Allow(AllowWindowSchema),
+}
+
+/// No change from each start of `deny` for `duration`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(deny_unknown_fields, rename = "DenyWindow")]
+struct DenyWindowSchema {
+    /// A 5-field cron schedule: minute hour day-of-month month day-of-week, e.g. `0 16 * * FRI`.
+    deny: CronSchema,
+    /// How long each window lasts (elapsed time), at most a week: `64h`, `2d 16h`.
+    duration: WindowDurationSchema,
+}
+
+/// Changes from each start of `allow` for `duration` (and, where allow entries exist, only then).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(deny_unknown_fields, rename = "AllowWindow")]
+struct AllowWindowSchema {
+    /// A 5-field cron schedule: minute hour day-of-month month day-of-week, e.g. `0 7 * * MON-FRI`.
+    allow: CronSchema,
+    /// How long each window lasts (elapsed time), at most a week: `12h`.
+    duration: WindowDurationSchema,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct CronSchema(#[schemars(regex(pattern = r"^\s*\S+(\s+\S+){4}\s*$"))] String);
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct WindowDurationSchema(
+    #[schemars(regex(
+        pattern = r"^(\d+(\.\d+)?\s*(ns|us|ms|s|m|h|d|w|sec|min|hour|day|week)s?\s*)+$"
+    ))]
+    String,
+);
 
 #[derive(Debug, Clone, JsonSchema)]
 #[schemars(deny_unknown_fields)]

@@ -22,6 +22,10 @@ const REQUIRED: &[&str] = &[
     "key",
     "webhook",
     "sops",
+    "signed",
+    "allow",
+    "deny",
+    "duration",
 ];
 
 const SERVICE_NAME: &str = "^[a-z][a-z0-9-]{0,30}$";
@@ -155,5 +159,25 @@ mod tests {
         let service_required = s["definitions"]["Service"]["required"].as_array().unwrap();
         assert_eq!(service_required, &vec![serde_json::json!("image")]);
         assert!(s["definitions"]["Healthcheck"]["properties"]["test"]["anyOf"].is_array());
+    }
+
+    #[test]
+    fn windows_are_one_of_allow_or_deny_and_trust_requires_signed() {
+        let s = super::schema_value();
+        let d = &s["definitions"];
+        assert_eq!(d["Trust"]["required"], serde_json::json!(["signed"]));
+        assert_eq!(
+            d["DenyWindow"]["required"],
+            serde_json::json!(["deny", "duration"])
+        );
+        assert_eq!(
+            d["AllowWindow"]["required"],
+            serde_json::json!(["allow", "duration"])
+        );
+        assert_eq!(d["DenyWindow"]["additionalProperties"], false);
+        let env = &d["Environment"]["properties"];
+        assert_eq!(env["windows"]["items"]["$ref"], "#/definitions/Window");
+        assert!(env["timezone"].is_object());
+        assert!(env["trust"].is_object());
     }
 }

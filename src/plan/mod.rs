@@ -9,6 +9,7 @@ pub mod moving;
 pub mod rollback;
 pub mod swarm;
 pub mod view;
+pub mod windows;
 
 pub use view::{HostView, classify, prefix};
 
