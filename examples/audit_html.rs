@@ -156,6 +156,7 @@ fn main() {
         rows,
         agents: vec![],
         summary,
+        held: Default::default(),
     };
     print!("{}", fleetpin::render::audit::html(&audit));
 }

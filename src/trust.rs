@@ -434,7 +434,8 @@ impl Signing {
                     .ok_or_else(|| SignError("no user.signingkey".into()))?;
                 if key.starts_with("key::") {
                     return Err(SignError(
-                        "a literal user.signingkey (key::…) is not supported: name the key's file".into(),
+                        "a literal user.signingkey (key::…) is not supported: name the key's file"
+                            .into(),
                     ));
                 }
                 c.args(["-Y", "sign", "-n", "git", "-f"]).arg(key);
@@ -464,8 +465,16 @@ impl Signing {
         let sig = String::from_utf8_lossy(&out.stdout).to_string();
         if !out.status.success() || sig.trim().is_empty() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-            return Err(SignError(format!("{} failed: {}", self.program, last.trim())));
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            return Err(SignError(format!(
+                "{} failed: {}",
+                self.program,
+                last.trim()
+            )));
         }
         Ok(sig)
     }

@@ -103,7 +103,12 @@ fn a_signed_environment_deploys_only_what_an_allowed_signer_of_it_signed() {
     set("user.email", "ops@acme.example");
     set("user.name", "ops");
 
-    commit(&s, &signed_manifest(&s, port, "1.0.0"), Some(&ops), "signed by ops");
+    commit(
+        &s,
+        &signed_manifest(&s, port, "1.0.0"),
+        Some(&ops),
+        "signed by ops",
+    );
     let o = s.run(&["apply", "test", "--yes"]);
     assert_eq!(o.code, 0, "{o:?}");
     let first = web_id(&s, "h1");
@@ -113,7 +118,10 @@ fn a_signed_environment_deploys_only_what_an_allowed_signer_of_it_signed() {
         let o = s.run(&["apply", "test", "--yes"]);
         assert_eq!(o.code, 1, "{what}: {o:?}");
         assert!(o.stderr.contains(expect), "{what}: {o:?}");
-        assert!(o.stderr.contains(&c[..12]), "{what} names the commit: {o:?}");
+        assert!(
+            o.stderr.contains(&c[..12]),
+            "{what} names the commit: {o:?}"
+        );
         assert_eq!(web_id(&s, "h1"), first, "{what}: nothing was touched");
     };
     refused(
@@ -153,7 +161,11 @@ fn a_signed_environment_deploys_only_what_an_allowed_signer_of_it_signed() {
     let o = s.run(&["apply", "test", "--yes"]);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("uncommitted changes"), "{o:?}");
-    assert!(git(&s, &[], &["checkout", "platform.yaml"]).status.success());
+    assert!(
+        git(&s, &[], &["checkout", "platform.yaml"])
+            .status
+            .success()
+    );
 
     // The rollback commit fleetpin writes is signed with the operator's signing configuration.
     set("gpg.format", "ssh");
@@ -318,7 +330,8 @@ fn an_agent_with_allowed_signers_refuses_unsigned_commits_and_replays() {
             .unwrap()
             .success()
     );
-    let pull = |v: &str| signed_manifest(&s, port, v).replace("  test:\n", "  test:\n    pull: true\n");
+    let pull =
+        |v: &str| signed_manifest(&s, port, v).replace("  test:\n", "  test:\n    pull: true\n");
     let trust = ["--allowed-signers", allowed.to_str().unwrap()];
 
     let v1 = commit(&s, &pull("1.0.0"), Some(&ops), "1.0.0");
@@ -460,7 +473,10 @@ fn an_agent_holds_pushed_pins_while_a_window_lasts_then_applies_the_newest_once(
             .manifest(&["h1"], &[("web", port, "")], &[("web", v)])
             .replace("  test:\n", "  test:\n    pull: true\n");
         if let Some(w) = window {
-            m = m.replace("    pull: true\n", &format!("    pull: true\n    windows:\n{w}"));
+            m = m.replace(
+                "    pull: true\n",
+                &format!("    pull: true\n    windows:\n{w}"),
+            );
         }
         m
     };
@@ -496,7 +512,10 @@ fn an_agent_holds_pushed_pins_while_a_window_lasts_then_applies_the_newest_once(
         if o.code == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the window ended: {o:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window ended: {o:?}"
+        );
         std::thread::sleep(std::time::Duration::from_secs(5));
     }
     assert_eq!(s.version("h1", port).as_deref(), Some("1.2.0"));

@@ -384,7 +384,9 @@ impl<'a> Agent<'a> {
             && let Some(engine) = &p.engine
             && let Some(h) = crate::ops::windows::hold(loaded, &s.environment, [&**engine]).await
         {
-            return self.finish(Some(commit), "held", Some(h.message), None).await;
+            return self
+                .finish(Some(commit), "held", Some(h.message), None)
+                .await;
         }
         // A refused release is forgotten once its pin or spec changed (or it left this host).
         self.refused.retain(|service, hash| {

@@ -452,9 +452,10 @@ mod op {
         .await;
         let forward = prepared.iter().any(|p| {
             p.view.current.iter().any(|(service, c)| {
-                let (Some(target), Some(running)) =
-                    (targets.get(service), c.labels.get(crate::plan::labels::VERSION))
-                else {
+                let (Some(target), Some(running)) = (
+                    targets.get(service),
+                    c.labels.get(crate::plan::labels::VERSION),
+                ) else {
                     return false;
                 };
                 crate::manifest::pin::VersionPin::parse(target).is_ok_and(|t| {

@@ -22,7 +22,7 @@ pub fn signers(loaded: &Loaded, env: &str) -> Vec<String> {
             e.trust
                 .signers
                 .iter()
-                .map(|s| s.value.to_string())
+                .map(|s| s.value.as_str().to_string())
                 .collect()
         })
         .unwrap_or_default()
@@ -105,15 +105,9 @@ pub fn check_deploy(
         }
     }
     let root = TrustRoot::from_git_config(&repo_dir(loaded));
-    crate::trust::verify(
-        &repo_dir(loaded),
-        commit,
-        &root,
-        env,
-        &signers(loaded, env),
-    )
-    .map(Some)
-    .map_err(|e| OpError::Refused(e.to_string()))
+    crate::trust::verify(&repo_dir(loaded), commit, &root, env, &signers(loaded, env))
+        .map(Some)
+        .map_err(|e| OpError::Refused(e.to_string()))
 }
 
 /// How the commit fleetpin writes for `env` is signed: with the operator's signing

@@ -92,10 +92,9 @@ pub fn gate(
         return Ok(None);
     };
     match override_reason {
-        Some(reason) if !reason.trim().is_empty() => Ok(Some(format!(
-            "window overridden ({}): {reason}",
-            h.message
-        ))),
+        Some(reason) if !reason.trim().is_empty() => {
+            Ok(Some(format!("window overridden ({}): {reason}", h.message)))
+        }
         _ => Err(OpError::Refused(format!(
             "{command} {env}: changes are {}; nothing was changed. For an emergency: --override-window \"REASON\" (the reason is recorded in the event, the notification and the commit)",
             h.message
