@@ -51,7 +51,7 @@ fn commit(s: &Scenario, manifest: &str, key: Option<&Path>, message: &str) -> St
     std::fs::write(s.path(), manifest).unwrap();
     assert!(git(s, &[], &["add", "platform.yaml"]).status.success());
     let mut config = vec![];
-    let mut args = vec!["commit", "-q", "-m", message];
+    let mut args = vec!["commit", "-q", "--allow-empty", "-m", message];
     if let Some(k) = key {
         config.push("gpg.format=ssh".to_string());
         config.push(format!("user.signingkey={}", k.display()));
