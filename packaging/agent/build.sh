@@ -29,7 +29,7 @@ if [ -z "$binary" ]; then
     [ -x "$binary" ] || (cd "$root" && cargo build --release --bin fleetpin)
 fi
 [ -x "$binary" ] || { echo "build.sh: $binary is not an executable" >&2; exit 1; }
-for tool in git ssh ldd; do
+for tool in git ssh ssh-keygen ldd; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool is needed here (apt-get install git openssh-client)" >&2; exit 1; }
 done
 
@@ -46,6 +46,14 @@ cp "$binary" "$ctx/rootfs/usr/bin/fleetpin"
 if command -v strip >/dev/null; then strip "$ctx/rootfs/usr/bin/fleetpin"; fi
 cp "$(command -v git)" "$ctx/rootfs/usr/bin/git"
 cp "$(command -v ssh)" "$ctx/rootfs/usr/bin/ssh"
+# Signed references (docs/trust.md): git verifies SSH signatures with ssh-keygen, OpenPGP ones
+# with gpg (included when this machine has it: apt-get install gnupg).
+cp "$(command -v ssh-keygen)" "$ctx/rootfs/usr/bin/ssh-keygen"
+verifiers="$ctx/rootfs/usr/bin/ssh-keygen"
+if command -v gpg >/dev/null; then
+    cp "$(command -v gpg)" "$ctx/rootfs/usr/bin/gpg"
+    verifiers="$verifiers $ctx/rootfs/usr/bin/gpg"
+fi
 # git runs GIT_SSH_COMMAND (fleetpin's `ssh -o BatchMode=yes`, or yours), core.sshCommand and
 # credential helpers through /bin/sh: without one an ssh:// fetch fails with "cannot exec".
 mkdir -p "$ctx/rootfs/bin"
@@ -58,7 +66,7 @@ ln -sf ../../bin/git "$ctx/rootfs/usr/lib/git-core/git-upload-pack"
 
 # Every library the executables link, at the path the loader looks for it.
 for exe in "$ctx/rootfs/usr/bin/fleetpin" "$ctx/rootfs/usr/bin/git" "$ctx/rootfs/usr/bin/ssh" \
-    "$ctx/rootfs/usr/lib/git-core/git-remote-http" "$ctx/rootfs/bin/sh"; do
+    "$ctx/rootfs/usr/lib/git-core/git-remote-http" "$ctx/rootfs/bin/sh" $verifiers; do
     ldd "$exe" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}'
 done | sort -u | while read -r lib; do
     mkdir -p "$ctx/rootfs$(dirname "$lib")"

@@ -273,6 +273,20 @@ async fn prepare_swarm<E>(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpRe
         .into_iter()
         .unzip();
     plan.retire = retire;
+    // Who may change this environment: the services' commits say what runs now.
+    let running: std::collections::BTreeSet<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.current.as_ref())
+        .filter_map(|s| s.labels.get(crate::plan::labels::COMMIT).cloned())
+        .filter(|c| c != "uncommitted")
+        .collect();
+    crate::ops::trust::check_deploy(
+        loaded,
+        &input.env,
+        deploy::source_commit(loaded).as_deref(),
+        &running,
+    )?;
     // Swarm's manager answers no clock here: this machine's is used (docs/trust.md).
     if plan.pending() > 0 {
         let hold = crate::ops::windows::hold_at(loaded, &input.env, std::time::SystemTime::now());
