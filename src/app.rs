@@ -109,6 +109,7 @@ fn dispatch(command: Command, config: &Config) -> crate::error::Result<Exit> {
         Command::Unlock(args) => cmd::unlock::run(config, &args),
         Command::Import(args) => cmd::import::run(config, &args),
         Command::Agent(args) => cmd::agent::run(config, &args),
+        Command::Serve(args) => cmd::serve::run(config, &args),
     }
 }
 

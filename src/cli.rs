@@ -105,11 +105,18 @@ pub enum Command {
     /// ssh config, agent, known_hosts and credential helpers apply), reads the manifest (--file,
     /// a path inside the repository) at that commit, and converges HOST of ENV through the same
     /// lock, repair, swap, gate and retention as `apply`. A release that failed its gate here is
-    /// not tried again until its pin or spec changes. env_files are read from --secrets, never
-    /// from git. No hooks, no commit, no push, no prune. SIGTERM: an idle agent exits at once; mid
+    /// not tried again until its pin or spec changes. SOPS files come with the commit (opened with
+    /// --age-identity); plain env_files are read from --secrets, never from git. No hooks, no
+    /// commit, no push, no prune. SIGTERM: an idle agent exits at once; mid
     /// swap it finishes the swap and exits 0. Each sync is recorded on the host for `audit`.
     #[command(after_help = AGENT_EXAMPLES)]
     Agent(AgentArgs),
+    /// The fleet over HTTP: an API, metrics, sign-in and rights per environment
+    ///
+    /// For those who won't use a CLI: a JSON API under `/api/v1/` (described at
+    /// `/api/v1/openapi.json`), Prometheus metrics, sign-in by OpenID Connect or API tokens, and
+    /// rights per environment (docs/console.md). `serve token …` manages the API tokens.
+    Serve(ServeArgs),
     /// Write a manifest from the docker compose files a team already has.
     ///
     /// Carries services, image tags (as the pins of --env), ports, volumes, environment,
@@ -486,6 +493,62 @@ pub struct AgentArgs {
     /// Seconds to wait for a new container to pass its gate (default 120).
     #[arg(long, value_name = "SECONDS")]
     pub health_timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8420")]
+    pub listen: String,
+    /// The reference to follow (a clone is kept fetched); default: the manifest's repository.
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// The console's configuration: identities, roles, OpenID settings (docs/console.md).
+    #[arg(long, value_name = "FILE", default_value = "serve.yaml")]
+    pub config: PathBuf,
+    /// TLS certificate (PEM); with --tls-key, serve HTTPS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// API tokens for scripts: stored hashed, shown once, accepted only in the Authorization
+    /// header.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        /// The console's configuration (where the token store is).
+        #[arg(long, value_name = "FILE", default_value = "serve.yaml", global = true)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// `view`, `deploy` or `admin` (deploy and override deploy windows).
+        #[arg(long)]
+        role: String,
+        /// Only these environments (repeatable; default: all).
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+        /// How long it is valid, e.g. `90d` (default: until revoked).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// The tokens: name, role, environments, created, expires (never a secret).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Args)]

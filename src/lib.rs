@@ -36,6 +36,7 @@ pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod secrets;
+pub mod serve;
 pub mod trust;
 
 pub use app::run;

@@ -14,6 +14,7 @@ pub mod misc;
 pub mod plan;
 pub mod promote;
 pub mod rollback;
+pub mod serve;
 pub mod unlock;
 pub mod validate;
 

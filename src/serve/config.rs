@@ -1,0 +1,1 @@
+//! `serve.yaml`: the console's configuration.

@@ -1,0 +1,1 @@
+//! API tokens for scripts: created with a secret shown once, stored hashed.
