@@ -154,6 +154,7 @@ fn person(name: &str, email: &str) -> (Ctx, Arc<Recorder>, Cancel) {
                 name: name.into(),
                 email: email.into(),
             }),
+            subject: None,
         },
         cancel.clone(),
         recorder.clone(),

@@ -239,7 +239,9 @@ pub async fn run(ctx: &Ctx, s: &AgentSettings) -> bool {
         if s.once || ctx.cancelled() {
             return ok || ctx.cancelled();
         }
-        a.errors = if ok || outcome.sync.result == "refused" {
+        // A refusal or a deploy window is a steady state, not a failure to back off from: a
+        // window that opens is seen within one interval.
+        a.errors = if ok || matches!(outcome.sync.result.as_str(), "refused" | "held") {
             0
         } else {
             a.errors + 1
@@ -291,8 +293,17 @@ impl<'a> Agent<'a> {
                 );
             }
         };
-        self.notify = loaded.manifest.notify.clone();
         self.platform = Some(loaded.manifest.platform.clone());
+        // Webhooks come from a commit that passed the trust checks, never from one being
+        // refused (it could send the refusal anywhere): else from the commit the host runs.
+        if self.trust_refusal(&loaded, &commit).is_none() {
+            self.notify = loaded.manifest.notify.clone();
+        } else if self.notify.is_empty()
+            && let Some(a) = self.applied.clone()
+            && let Ok(running) = self.load(&a)
+        {
+            self.notify = running.manifest.notify.clone();
+        }
         Some(self.converge(&loaded, commit).await)
     }
 
@@ -463,8 +474,12 @@ impl<'a> Agent<'a> {
     fn trust_refusal(&self, loaded: &Loaded, commit: &str) -> Option<String> {
         use crate::git::short_id;
         let s = self.s;
+        let accepted = s
+            .accept
+            .as_deref()
+            .is_some_and(|a| a.len() >= 7 && commit.starts_with(a));
         if let Some(applied) = &self.applied
-            && s.accept.as_deref() != Some(commit)
+            && !accepted
         {
             match crate::git::descends(&s.cache, commit, applied) {
                 Ok(true) => {}
@@ -490,15 +505,12 @@ impl<'a> Agent<'a> {
             return None;
         }
         let root = s.trust.clone().unwrap_or_default();
-        crate::trust::verify(
-            &s.cache,
-            commit,
-            &root,
-            env,
-            &crate::ops::trust::signers(loaded, env),
-        )
-        .err()
-        .map(|e| e.to_string())
+        let lists = crate::ops::trust::signer_lists(loaded, env, &running, |c| {
+            crate::git::read_file_at(&s.cache, c, &s.file).ok()
+        });
+        crate::ops::trust::verify_all(&s.cache, commit, &root, env, &lists)
+            .err()
+            .map(|e| e.to_string())
     }
 
     /// Once: the releases refused on this host by an earlier run of the agent.

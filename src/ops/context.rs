@@ -20,6 +20,9 @@ use std::time::Duration;
 pub struct Actor {
     pub id: String,
     pub author: Option<Author>,
+    /// Who the console signed in (the OpenID subject, or the token's id): the commits it writes
+    /// for them carry a `Fleetpin-Actor: id (subject)` trailer.
+    pub subject: Option<String>,
 }
 
 impl Actor {
@@ -27,6 +30,7 @@ impl Actor {
         Actor {
             id: id.into(),
             author: None,
+            subject: None,
         }
     }
 

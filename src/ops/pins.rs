@@ -58,7 +58,12 @@ pub fn write_and_commit(
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    match message {
+    // A console's action: who asked, beyond the author line (which a console sets too).
+    let message = message.map(|m| match &actor.subject {
+        Some(subject) => format!("{m}\n\nFleetpin-Actor: {} ({subject})", actor.id),
+        None => m.to_string(),
+    });
+    match message.as_deref() {
         Some(m) => Ok(Some(crate::git::commit_manifest(
             path,
             m,

