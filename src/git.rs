@@ -620,6 +620,25 @@ impl CommitFiles {
     }
 }
 
+/// Those of `commits` that carry a signature (a `gpgsig` header), read in-process.
+pub fn signed(manifest: &Path, commits: &[String]) -> Vec<String> {
+    let Ok((repo, _)) = open(manifest) else {
+        return vec![];
+    };
+    let mut out: Vec<String> = commits
+        .iter()
+        .filter(|c| {
+            git2::Oid::from_str(c)
+                .ok()
+                .is_some_and(|oid| repo.extract_signature(&oid, None).is_ok())
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether `commit` is `ancestor` or descends from it, in the bare repository `cache`.
 pub fn descends(cache: &Path, commit: &str, ancestor: &str) -> Result<bool, GitError> {
     let repo = Repository::open_bare(cache)?;

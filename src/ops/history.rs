@@ -119,8 +119,13 @@ pub fn rows(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    // Only signed commits are asked of git (in-process, the header is enough to tell).
+    let signed_ids = crate::git::signed(manifest, &ids);
+    if signed_ids.is_empty() {
+        return Ok(rows);
+    }
     let root = crate::trust::TrustRoot::from_git_config(&dir);
-    let signed = crate::trust::signatures(&dir, &ids, &root);
+    let signed = crate::trust::signatures(&dir, &signed_ids, &root);
     for (row, id) in rows.iter_mut().zip(&ids) {
         row.signed_by = signed.get(id).cloned();
     }
