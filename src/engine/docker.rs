@@ -178,12 +178,25 @@ impl DockerEngine {
         &self,
         id: &str,
     ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
-        self.timed(
-            &format!("container {id}"),
-            self.docker
-                .inspect_container(id, None::<InspectContainerOptions>),
-        )
-        .await
+        // Podman reports a container between two restarts as `stopped`, a state Docker's API
+        // (and bollard) does not have: that answer is read again a moment later.
+        let mut tries = 0;
+        loop {
+            let r = self
+                .timed(
+                    &format!("container {id}"),
+                    self.docker
+                        .inspect_container(id, None::<InspectContainerOptions>),
+                )
+                .await;
+            match r {
+                Err(e) if tries < 20 && e.to_string().contains("unknown variant `stopped`") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Podman's version when the engine is Podman: its `/version` lists a `Podman Engine`
