@@ -484,6 +484,9 @@ pub struct AgentArgs {
     /// deliberate rewind of the followed branch).
     #[arg(long, value_name = "COMMIT")]
     pub accept: Option<String>,
+    /// Serve the agent's own metrics (Prometheus text format) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Sync once and exit: 0 when the host is in sync, 1 otherwise.
     #[arg(long)]
     pub once: bool,

@@ -92,10 +92,18 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
         out: config.out,
         err: config.err,
     };
+    let mut sink: Arc<dyn crate::ops::context::Sink> = Arc::new(sink);
+    if let Some(addr) = &args.metrics_listen {
+        use crate::serve::agent_metrics::{AgentMetrics, Tee, serve};
+        let metrics = AgentMetrics::new();
+        rt.block_on(serve(addr, metrics.clone()))
+            .map_err(|e| Error::msg(format!("--metrics-listen {addr}: {e}")))?;
+        sink = Arc::new(Tee(sink, metrics));
+    }
     let ctx = Ctx::new(
         Actor::new(identity),
         cancel.clone(),
-        Arc::new(sink),
+        sink,
         config.connect_timeout,
     )
     .with_vars(Arc::new(|name: &str| std::env::var(name).ok()))

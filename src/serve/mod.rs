@@ -4,6 +4,7 @@
 //! OpenID Connect or API tokens; who may do what: rights per environment). Handlers only
 //! extract, check the right, call an operation and answer its typed outcome.
 
+pub mod agent_metrics;
 pub mod api;
 pub mod cache;
 pub mod cli;
