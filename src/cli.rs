@@ -545,7 +545,7 @@ pub enum TokenCommand {
         #[arg(long = "env", value_name = "ENV")]
         envs: Vec<String>,
         /// How long it is valid, e.g. `90d` (default: until revoked).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = crate::serve::cli::parse_expiry)]
         expires: Option<std::time::Duration>,
     },
     /// The tokens: name, role, environments, created, expires (never a secret).

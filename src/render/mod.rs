@@ -8,6 +8,7 @@ pub mod history;
 pub mod logs;
 pub mod plan;
 pub mod progress;
+pub mod serve;
 pub mod show;
 pub mod term;
 

@@ -1,0 +1,325 @@
+//! `fleetpin serve token create|list|revoke` through the binary, in a temp dir holding a
+//! serve.yaml: the secret shown once and stored nowhere, listings without secrets, revocation,
+//! expiry, and the usage errors. Fleet-free.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use support::Out;
+use support::run::fleetpin_in;
+
+fn console() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("serve.yaml"), "# defaults\n").unwrap();
+    d
+}
+
+fn token(dir: &Path, args: &[&str]) -> Out {
+    fleetpin_in(dir)
+        .args(["serve", "token"])
+        .args(args)
+        .output()
+        .unwrap()
+        .into()
+}
+
+fn store(dir: &Path) -> std::path::PathBuf {
+    dir.join("fleetpin-serve").join("tokens.json")
+}
+
+/// Creates a token and returns its secret.
+fn create(dir: &Path, args: &[&str]) -> String {
+    let out = token(dir, &[&["create"], args].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout.trim_end().to_string()
+}
+
+#[test]
+fn create_prints_the_secret_once_and_stores_only_its_hash() {
+    let d = console();
+    let out = token(
+        d.path(),
+        &[
+            "create", "--name", "ci", "--role", "deploy", "--env", "recette",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // stdout is the secret alone, for `$(…)`.
+    let secret = out.stdout.strip_suffix('\n').unwrap();
+    assert!(!secret.contains('\n'), "{:?}", out.stdout);
+    let body = secret.strip_prefix("fpt_").expect("the secret starts fpt_");
+    assert_eq!(body.len(), 43, "32 bytes in base64url without padding");
+    assert!(
+        out.stderr.contains("cannot be shown again"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(body), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+
+    let file = store(d.path());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(body), "the store holds the secret:\n{text}");
+    assert!(text.contains("\"sha256\""), "{text}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+    // Nothing shows it again.
+    for args in [&["list"][..], &["list", "--format", "json"]] {
+        let out = token(d.path(), args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(!out.stdout.contains(body) && !out.stderr.contains(body));
+    }
+}
+
+#[test]
+fn list_shows_every_token_without_secret_or_hash() {
+    let d = console();
+    let a = create(
+        d.path(),
+        &[
+            "--name", "ci", "--role", "deploy", "--env", "recette", "--env", "preprod",
+        ],
+    );
+    let b = create(
+        d.path(),
+        &["--name", "grafana", "--role", "view", "--expires", "90d"],
+    );
+
+    let out = token(d.path(), &["list"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for word in [
+        "ci",
+        "deploy",
+        "recette, preprod",
+        "grafana",
+        "view",
+        "all environments",
+        "never",
+    ] {
+        assert!(out.stdout.contains(word), "{word} missing:\n{}", out.stdout);
+    }
+    let text = std::fs::read_to_string(store(d.path())).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let hashes: Vec<String> = file["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["sha256"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hashes.len(), 2);
+
+    let json = token(d.path(), &["list", "--format", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let v = json.json();
+    let list = v.as_array().expect("a JSON array of tokens");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["name"], "ci");
+    assert_eq!(list[0]["role"], "deploy");
+    assert_eq!(list[0]["envs"], serde_json::json!(["recette", "preprod"]));
+    assert!(list[0]["expires_at"].is_null());
+    assert!(list[0]["id"].as_str().unwrap().starts_with("tok_"));
+    assert_eq!(list[1]["name"], "grafana");
+    assert!(list[1]["envs"].is_null(), "null: every environment");
+    assert!(list[1]["expires_at"].is_string());
+    for t in list {
+        assert!(
+            t.get("sha256").is_none() && t.get("secret").is_none(),
+            "{t}"
+        );
+    }
+    for shown in [&out.stdout, &json.stdout] {
+        for secret in [&a, &b] {
+            assert!(!shown.contains(&secret[4..]));
+        }
+        for h in &hashes {
+            assert!(!shown.contains(h.as_str()), "a hash is listed:\n{shown}");
+        }
+    }
+}
+
+#[test]
+fn expires_takes_days_and_create_can_answer_json() {
+    let d = console();
+    let out = fleetpin_in(d.path())
+        .args([
+            "--format",
+            "json",
+            "serve",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "admin",
+            "--expires",
+            "90d",
+        ])
+        .output()
+        .unwrap();
+    let out = Out::from(out);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["name"], "ci");
+    assert_eq!(v["role"], "admin");
+    let secret = v["secret"].as_str().unwrap();
+    assert!(secret.starts_with("fpt_"));
+    let time = |k: &str| humantime::parse_rfc3339(v[k].as_str().unwrap()).unwrap();
+    assert_eq!(
+        time("expires_at")
+            .duration_since(time("created_at"))
+            .unwrap(),
+        std::time::Duration::from_secs(90 * 86_400)
+    );
+    assert!(
+        !std::fs::read_to_string(store(d.path()))
+            .unwrap()
+            .contains(&secret[4..])
+    );
+}
+
+#[test]
+fn expired_tokens_are_marked_in_the_list() {
+    let d = console();
+    create(
+        d.path(),
+        &["--name", "brief", "--role", "view", "--expires", "1s"],
+    );
+    create(
+        d.path(),
+        &["--name", "long", "--role", "view", "--expires", "1h"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let out = token(d.path(), &["list"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{}", out.stdout))
+            .to_string()
+    };
+    assert!(line("brief").contains("(expired)"), "{}", out.stdout);
+    assert!(!line("long").contains("(expired)"), "{}", out.stdout);
+}
+
+#[test]
+fn revoke_removes_a_token_and_an_unknown_name_fails() {
+    let d = console();
+    create(d.path(), &["--name", "ci", "--role", "view"]);
+    create(d.path(), &["--name", "keep", "--role", "view"]);
+    let out = token(d.path(), &["revoke", "ci"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(out.stderr.contains("revoked token `ci`"), "{}", out.stderr);
+    let v = token(d.path(), &["list", "--format", "json"]).json();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keep"]);
+
+    let again = token(d.path(), &["revoke", "ci"]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again
+            .stderr
+            .contains("no token named `ci` (fleetpin serve token list shows them)"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn a_wrong_role_fails_clearly_and_creates_nothing() {
+    let d = console();
+    let out = token(d.path(), &["create", "--name", "ci", "--role", "owner"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("unknown role `owner`: a role is view, deploy or admin"),
+        "{}",
+        out.stderr
+    );
+    assert!(!d.path().join("fleetpin-serve").exists());
+}
+
+#[test]
+fn usage_errors_exit_1_with_a_clear_message() {
+    let d = console();
+    create(d.path(), &["--name", "ci", "--role", "view"]);
+    let taken = token(d.path(), &["create", "--name", "ci", "--role", "admin"]);
+    assert_eq!(taken.code, 1);
+    assert!(taken.stdout.is_empty());
+    assert!(
+        taken.stderr.contains("a token named `ci` exists already"),
+        "{}",
+        taken.stderr
+    );
+
+    let bad_name = token(d.path(), &["create", "--name", "a b", "--role", "view"]);
+    assert_eq!(bad_name.code, 1);
+    assert!(
+        bad_name.stderr.contains("cannot name a token"),
+        "{}",
+        bad_name.stderr
+    );
+
+    let bad_expiry = token(
+        d.path(),
+        &["create", "--name", "x", "--role", "view", "--expires", "90"],
+    );
+    assert_eq!(bad_expiry.code, 1);
+    assert!(
+        bad_expiry.stderr.contains("not a duration"),
+        "{}",
+        bad_expiry.stderr
+    );
+
+    let markdown = token(d.path(), &["list", "--format", "markdown"]);
+    assert_eq!(markdown.code, 1);
+
+    // Still only the first token.
+    let v = token(d.path(), &["list", "--format", "json"]).json();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn serve_yaml_is_required_and_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let out = token(d.path(), &["list"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("serve.yaml") && out.stderr.contains("no such file"),
+        "{}",
+        out.stderr
+    );
+
+    std::fs::write(d.path().join("serve.yaml"), "state_dirr: x\n").unwrap();
+    let out = token(d.path(), &["list"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("state_dirr"), "{}", out.stderr);
+
+    // --config elsewhere, with its own state_dir.
+    std::fs::create_dir(d.path().join("conf")).unwrap();
+    std::fs::write(d.path().join("conf/console.yaml"), "state_dir: state\n").unwrap();
+    let out = token(
+        d.path(),
+        &[
+            "create",
+            "--config",
+            "conf/console.yaml",
+            "--name",
+            "ci",
+            "--role",
+            "view",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(d.path().join("conf/state/tokens.json").is_file());
+}
