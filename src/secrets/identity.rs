@@ -84,7 +84,7 @@ impl Identities {
 /// command with no SOPS file never fails on a broken key file.
 pub struct Keys {
     vars: Vec<(&'static str, Secret)>,
-    file: Option<PathBuf>,
+    files: Vec<PathBuf>,
     loaded: OnceLock<Result<Identities, String>>,
 }
 
@@ -109,16 +109,21 @@ impl Keys {
                 .iter()
                 .filter_map(|k| var(k).map(|v| (*k, Secret::new(v))))
                 .collect(),
-            file,
+            files: file.into_iter().collect(),
             loaded: OnceLock::new(),
         }
     }
 
     /// The same variables, and the identity file `file` (an agent's `--age-identity`).
     pub fn with_file(&self, file: PathBuf) -> Keys {
+        self.with_files(vec![file])
+    }
+
+    /// The same variables, and these identity files (a console's, one per environment).
+    pub fn with_files(&self, files: Vec<PathBuf>) -> Keys {
         Keys {
             vars: self.vars.clone(),
-            file: Some(file),
+            files,
             loaded: OnceLock::new(),
         }
     }
@@ -134,10 +139,11 @@ impl Keys {
                         .find(|(n, _)| *n == k)
                         .map(|(_, v)| v.expose().to_string())
                 };
-                let mut ids = match &self.file {
-                    Some(f) => Identities::from_file(f).map_err(|e| e.to_string())?,
-                    None => Identities::default(),
-                };
+                let mut ids = Identities::default();
+                for f in &self.files {
+                    ids.keys
+                        .extend(Identities::from_file(f).map_err(|e| e.to_string())?.keys);
+                }
                 ids.keys
                     .extend(Identities::from_vars(&var).map_err(|e| e.to_string())?.keys);
                 Ok(ids)
@@ -180,7 +186,7 @@ impl fmt::Debug for Keys {
                 "vars",
                 &self.vars.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             )
-            .field("file", &self.file)
+            .field("files", &self.files)
             .finish()
     }
 }

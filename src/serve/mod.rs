@@ -37,22 +37,36 @@ pub fn random_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// How the server reads an API token: the token store named by the configuration.
-fn token_checker(_config: &std::path::Path) -> Result<server::TokenCheck, ServeError> {
-    Ok(std::sync::Arc::new(|_: &str| None))
+/// How the server reads an API token: the token store of the configuration (read again when
+/// the file changes: a revoked token stops working without a restart).
+fn token_checker(config: &config::ServeConfig) -> server::TokenCheck {
+    let store = tokens::TokenStore::for_config(config);
+    std::sync::Arc::new(move |secret: &str| {
+        let now = std::time::SystemTime::now();
+        let t = store.verify(secret, now)?;
+        let _ = store.record_use(&t.name, now);
+        Some(t.principal())
+    })
 }
 
 /// Runs the server until interrupted.
 pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
+    let settings =
+        config::ServeConfig::load(&args.config).map_err(|e| ServeError::Config(e.to_string()))?;
+    settings
+        .create_state_dir()
+        .map_err(|e| ServeError::Config(format!("{}: {e}", settings.state_dir.display())))?;
+    // The identities that open each environment's SOPS files, beside sops's own variables.
+    let keys = crate::secrets::process_keys()
+        .as_ref()
+        .with_files(settings.age_identities.values().cloned().collect());
     let app = std::sync::Arc::new(server::App {
         manifest: config.file.clone(),
-        keys: crate::secrets::process_keys(),
+        keys: std::sync::Arc::new(keys),
         connect_timeout: config.connect_timeout,
-        tokens: token_checker(&args.config)?,
-        sessions: session::Sessions::new(
-            std::time::Duration::from_secs(3600),
-            std::time::Duration::from_secs(12 * 3600),
-        ),
+        tokens: token_checker(&settings),
+        break_glass: settings.break_glass,
+        sessions: session::Sessions::new(settings.session.idle, settings.session.max),
         operations: Default::default(),
         cache: Default::default(),
         counters: Default::default(),

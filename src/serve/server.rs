@@ -28,6 +28,8 @@ pub struct App {
     pub keys: Arc<Keys>,
     pub connect_timeout: Duration,
     pub tokens: TokenCheck,
+    /// serve.yaml's `break_glass`: an API token may open a browser session.
+    pub break_glass: bool,
     pub sessions: Sessions,
     pub operations: super::operations::Operations,
     pub cache: super::cache::FleetCache,
@@ -67,6 +69,8 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/auth/break-glass", post(break_glass))
+        .route("/auth/logout", post(logout))
         .merge(api)
         .layer(middleware::from_fn(headers))
         .with_state(app)
@@ -145,6 +149,67 @@ async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next)
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+#[derive(serde::Deserialize)]
+struct BreakGlass {
+    token: String,
+}
+
+/// When the OpenID provider is down and serve.yaml enables it: an API token opens a browser
+/// session (same rights as the token). Answers the session's CSRF token.
+async fn break_glass(
+    State(app): State<Arc<App>>,
+    axum::Json(body): axum::Json<BreakGlass>,
+) -> Response {
+    if !app.break_glass {
+        return api::error(
+            StatusCode::NOT_FOUND,
+            "break-glass sign-in is off (serve.yaml: break_glass: true)",
+        );
+    }
+    let Some(principal) = (app.tokens)(body.token.trim()) else {
+        return api::error(StatusCode::UNAUTHORIZED, "invalid or expired API token");
+    };
+    tracing::warn!("break-glass sign-in as {}", principal.id);
+    let (cookie, csrf) = app.sessions.create(principal);
+    let mut res = json(StatusCode::OK, &serde_json::json!({ "csrf": csrf }));
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&cookie)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// The session cookie: HttpOnly (no script reads it), SameSite=Lax, the whole site.
+pub fn session_cookie(value: &str) -> String {
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/")
+}
+
+/// Sign-out: the session no longer opens anything (its CSRF token required).
+async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(c) = cookie(&headers, COOKIE) else {
+        return api::error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let Some(live) = app.sessions.get(&c) else {
+        return api::error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !same(sent, &live.csrf) {
+        return api::error(
+            StatusCode::FORBIDDEN,
+            "missing or wrong CSRF token (X-CSRF-Token)",
+        );
+    }
+    app.sessions.revoke(&c);
+    let mut res = json(StatusCode::OK, &serde_json::json!({ "signed_out": true }));
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("fleetpin_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
+    );
+    res
 }
 
 /// `IntoResponse` for plain JSON documents.

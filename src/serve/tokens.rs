@@ -745,7 +745,12 @@ mod tests {
         assert_eq!(mode(s.path().parent().unwrap()), 0o700);
         // A state directory beside serve.yaml may sit in a repository: git is told to ignore it.
         let ignore = s.path().parent().unwrap().join(".gitignore");
-        assert!(fs::read_to_string(ignore).unwrap().lines().any(|l| l == "*"));
+        assert!(
+            fs::read_to_string(ignore)
+                .unwrap()
+                .lines()
+                .any(|l| l == "*")
+        );
         // Rewritten (a revocation) it stays 0600, and no temp file is left.
         s.create("other", Role::View, &[], None, at(T0)).unwrap();
         s.revoke("other").unwrap();

@@ -1,0 +1,396 @@
+//! `fleetpin serve` on the private fleet: the API over the very operations the CLI runs, behind
+//! API tokens and rights per environment. A `view` token reads only its environment and gets 403
+//! on every action; a `deploy` token applies exactly the plan it was shown (a plan that changed
+//! since is refused) and rolls back, the commit authored by it with a `Fleetpin-Actor:` trailer;
+//! a browser session (break-glass here) needs its CSRF token on every action; `/metrics` is
+//! Prometheus text; no env_file value in any answer or event. Platform `t-srv`, ports 195xx.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::Scenario;
+
+const SECRET: &str = "srv-S3cr3t-Value-6612";
+
+/// A `fleetpin serve` process, killed on drop.
+struct Server {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange (Connection: close): status, headers (lower-case names), body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let hs: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = hs
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, hs, body)
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n.min(after.len())]);
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn token(s: &Scenario, name: &str, role: &str, env: &str) -> String {
+    let o = s.run(&[
+        "serve",
+        "token",
+        "create",
+        "--name",
+        name,
+        "--role",
+        role,
+        "--env",
+        env,
+        "--config",
+        "serve.yaml",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    o.stdout.trim().to_string()
+}
+
+fn start(s: &Scenario, port: u16) -> Server {
+    let log = s.dir.path().join("serve.log");
+    let child = support::run::wrapped(&[])
+        .current_dir(s.dir.path())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            "serve.yaml",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(s.dir.path().join("serve.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server { child, log }
+}
+
+/// Waits for operation `id` to end; its snapshot.
+fn wait(port: u16, auth: &str, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (code, _, body) = http(
+            port,
+            "GET",
+            &format!("/api/v1/operations/{id}"),
+            &[("Authorization", auth)],
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["running"] == false {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "the operation ended: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn the_api_runs_the_operations_with_rights_per_environment() {
+    let (_, s) = fleet_scenario!("srv");
+    let (port, web_port, other_port) = (19501, 19502, 19503);
+    let dir = s.dir.path();
+    std::fs::write(dir.join("web.env"), format!("DB_PASSWORD={SECRET}\n")).unwrap();
+    let manifest = |v: &str| {
+        let m = s.manifest(
+            &["h1"],
+            &[("web", web_port, "env_file: web.env")],
+            &[("web", v)],
+        );
+        m + &format!(
+            "  other:\n    hosts:\n      h2: {{endpoint: \"{}\", insecure: true}}\n    versions:\n      web: \"1.0.0\"\n",
+            s.host("h2").tcp
+        )
+    };
+    let _ = other_port;
+    std::fs::write(dir.join("serve.yaml"), "break_glass: true\n").unwrap();
+    s.write(&manifest("1.0.0"));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&manifest("1.1.0"));
+    let viewer = token(&s, "viewer", "view", "test");
+    let deployer = token(&s, "deployer", "deploy", "test");
+    let srv = start(&s, port);
+    let mut answers: Vec<String> = Vec::new();
+
+    // Nothing but /healthz without a sign-in.
+    assert_eq!(http(port, "GET", "/healthz", &[], None).0, 200);
+    let (code, hs, _) = http(port, "GET", "/api/v1/audit", &[], None);
+    assert_eq!(code, 401);
+    assert!(
+        hs.iter().any(|(k, v)| k == "content-security-policy"
+            && v.contains("frame-ancestors 'none'")
+            && !v.contains("unsafe-inline")),
+        "{hs:?}"
+    );
+
+    // view: reads its environment only; every action 403.
+    let v = bearer(&viewer);
+    let (code, _, body) = http(port, "GET", "/api/v1/audit", &[("Authorization", &v)], None);
+    assert_eq!(code, 200, "{body}");
+    answers.push(body.clone());
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        doc["hosts"]["environments"],
+        serde_json::json!(["test"]),
+        "{doc}"
+    );
+    assert!(doc["age_seconds"].is_number());
+    for (method, path) in [
+        ("POST", "/api/v1/environments/test/apply"),
+        ("POST", "/api/v1/environments/test/rollback"),
+        ("POST", "/api/v1/environments/test/unlock"),
+    ] {
+        let (code, _, body) = http(port, method, path, &[("Authorization", &v)], Some("{}"));
+        assert_eq!(code, 403, "{path}: {body}");
+    }
+    let (code, _, _) = http(
+        port,
+        "GET",
+        "/api/v1/environments/other/plan",
+        &[("Authorization", &v)],
+        None,
+    );
+    assert_eq!(code, 403, "view on test only");
+
+    // deploy: the plan, then apply exactly it.
+    let d = bearer(&deployer);
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/environments/test/plan",
+        &[("Authorization", &d)],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    answers.push(body.clone());
+    let plan: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let plan_id = plan["plan_id"].as_str().unwrap().to_string();
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/apply",
+        &[("Authorization", &d)],
+        Some(r#"{"plan_id": "0000000000000000"}"#),
+    );
+    assert_eq!(code, 409, "a plan that changed since is refused: {body}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/apply",
+        &[("Authorization", &d)],
+        Some(&format!(r#"{{"plan_id": "{plan_id}"}}"#)),
+    );
+    assert_eq!(code, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["operation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait(port, &d, &id);
+    answers.push(done.to_string());
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.1.0"));
+    let (_, _, events) = http(
+        port,
+        "GET",
+        &format!("/api/v1/operations/{id}/events"),
+        &[("Authorization", &d)],
+        None,
+    );
+    assert!(events.contains("event: end"), "{events}");
+    answers.push(events);
+
+    // Rollback through the API: the previous version serves, the commit is authored by the
+    // token with the trailer.
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/rollback",
+        &[("Authorization", &d)],
+        Some("{}"),
+    );
+    assert_eq!(code, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["operation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait(port, &d, &id);
+    answers.push(done.to_string());
+    assert_eq!(
+        s.version("h1", web_port).as_deref(),
+        Some("1.0.0"),
+        "{done}"
+    );
+    let log = support::git::cli_as("ops", dir, &["log", "-1", "--format=%an <%ae>%n%B"], &[]);
+    assert!(log.starts_with("token:deployer"), "{log}");
+    assert!(
+        log.contains("Fleetpin-Actor: token:deployer (tok_"),
+        "{log}"
+    );
+
+    // A browser session (break-glass): every action needs its CSRF token.
+    let (code, hs, body) = http(
+        port,
+        "POST",
+        "/auth/break-glass",
+        &[],
+        Some(&format!(r#"{{"token": "{deployer}"}}"#)),
+    );
+    assert_eq!(code, 200, "{body}");
+    let csrf = serde_json::from_str::<serde_json::Value>(&body).unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cookie = hs
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    assert!(
+        hs.iter()
+            .any(|(k, v)| k == "set-cookie" && v.contains("HttpOnly") && v.contains("SameSite")),
+        "{hs:?}"
+    );
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/unlock",
+        &[("Cookie", &cookie)],
+        Some("{}"),
+    );
+    assert_eq!(code, 403, "no CSRF token: {body}");
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/unlock",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        Some("{}"),
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // /metrics: Prometheus text, the caller's environments only.
+    let (code, _, metrics) = http(port, "GET", "/metrics", &[("Authorization", &v)], None);
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("fleetpin_service_info{")
+            && metrics.contains("environment=\"test\"")
+            && !metrics.contains("environment=\"other\""),
+        "{metrics}"
+    );
+    if let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nprint(len(list(p(sys.stdin.read()))))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(metrics.as_bytes())?;
+            c.wait_with_output()
+        })
+    {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No module named") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "prometheus_client is needed in CI"
+            );
+        } else {
+            assert!(out.status.success(), "prometheus_client parses it: {err}");
+        }
+    }
+    answers.push(metrics);
+
+    // The OpenAPI document is served and names the paths.
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/openapi.json",
+        &[("Authorization", &v)],
+        None,
+    );
+    assert_eq!(code, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["paths"]["/api/v1/environments/{env}/apply"].is_object());
+
+    for a in &answers {
+        assert!(!a.contains(SECRET), "a secret value in an answer:\n{a}");
+    }
+    let _ = std::fs::read_to_string(&srv.log);
+}
