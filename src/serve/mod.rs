@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod operations;
 pub mod rights;
@@ -43,6 +44,18 @@ fn token_checker(_config: &std::path::Path) -> Result<server::TokenCheck, ServeE
 
 /// Runs the server until interrupted.
 pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
+    // Stopgap until serve.yaml carries `oidc:` (and the trusted proxies): FLEETPIN_OIDC_*.
+    let vars = |k: &str| std::env::var(k).ok();
+    let transport = oidc::Transport {
+        tls: args.tls_cert.is_some(),
+        trusted_proxies: vec![],
+    };
+    let oidc = match oidc::OidcSettings::from_env(&vars)? {
+        Some(settings) => Some(std::sync::Arc::new(oidc::Oidc::new(
+            settings, &vars, transport,
+        )?)),
+        None => None,
+    };
     let app = std::sync::Arc::new(server::App {
         manifest: config.file.clone(),
         keys: crate::secrets::process_keys(),
@@ -55,6 +68,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         operations: Default::default(),
         cache: Default::default(),
         counters: Default::default(),
+        oidc,
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -63,7 +77,9 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
             reason: e.to_string(),
         })?;
     let cancel = crate::interrupt::token();
-    axum::serve(listener, server::router(app))
+    // The peer's address: a proxy's forwarded headers are trusted only from its own.
+    let service = server::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await
         .map_err(|e| ServeError::Listen {

@@ -32,6 +32,8 @@ pub struct App {
     pub operations: super::operations::Operations,
     pub cache: super::cache::FleetCache,
     pub counters: super::metrics::Operations,
+    /// OpenID Connect sign-in, when configured.
+    pub oidc: Option<Arc<super::oidc::Oidc>>,
 }
 
 impl App {
@@ -67,6 +69,11 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        // Sign-in and sign-out: before a session exists, so outside `authenticate` (sign-out
+        // checks the session's CSRF token itself).
+        .route("/auth/login", get(super::oidc::login))
+        .route("/auth/callback", get(super::oidc::callback))
+        .route("/auth/logout", post(super::oidc::logout))
         .merge(api)
         .layer(middleware::from_fn(headers))
         .with_state(app)
@@ -91,7 +98,7 @@ async fn headers(req: Request, next: Next) -> Response {
     res
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
