@@ -561,9 +561,21 @@ fn the_code_flow_with_pkce_signs_in_and_sign_out_revokes() {
     );
     assert_eq!(r.status, 401, "the old cookie opens nothing: {}", r.body);
 
-    // A form sign-out (the console's button) goes back to /.
+    // A form sign-out (the console's button) goes back to /. Signing in again ends the
+    // browser's previous session.
     let r = s.sign_in(&mut b, "alice", "/");
     assert_eq!(r.status, 302);
+    let before = b.cookie("fleetpin_session").unwrap().clone();
+    let r = s.sign_in(&mut b, "alice", "/");
+    assert_eq!(r.status, 302);
+    assert_ne!(b.cookie("fleetpin_session").unwrap(), &before);
+    let r = http(
+        "GET",
+        &s.url("/api/v1/whoami"),
+        &[("cookie", format!("fleetpin_session={before}"))],
+        "",
+    );
+    assert_eq!(r.status, 401, "the previous session ended: {}", r.body);
     let csrf = signed_in(&s, &mut b).json()["csrf"]
         .as_str()
         .unwrap()

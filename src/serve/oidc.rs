@@ -739,7 +739,7 @@ pub async fn callback(
     if !same(&sha(&browser), &pending.browser) {
         return refuse(SignInError::new(
             StatusCode::BAD_REQUEST,
-            "this sign-in was started in another browser: sign in again",
+            "this sign-in was started in another browser, or at another address than the redirect URL: sign in again",
         ));
     }
     // RFC 9207: an answer naming another issuer is a mix-up.
@@ -775,6 +775,10 @@ pub async fn callback(
         ));
     }
     tracing::info!("signed in: {} ({})", who.id, who.subject);
+    // A session this browser had before ends here: one browser, one session.
+    if let Some(old) = cookie(&headers, COOKIE) {
+        app.sessions.revoke(&old);
+    }
     let (session, _csrf) = app.sessions.create(Principal {
         id: who.id,
         subject: who.subject,
