@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod operations;
 pub mod rights;
@@ -60,6 +61,41 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
     let keys = crate::secrets::process_keys()
         .as_ref()
         .with_files(settings.age_identities.values().cloned().collect());
+    // OpenID Connect: serve.yaml's `oidc:`, else FLEETPIN_OIDC_* (for tests and trials).
+    let vars = |k: &str| std::env::var(k).ok();
+    let transport = oidc::Transport {
+        tls: args.tls_cert.is_some(),
+        trusted_proxies: settings.trusted_proxies.iter().map(|r| r.addr).collect(),
+    };
+    let oidc_settings = match &settings.oidc {
+        Some(c) => Some(oidc::OidcSettings {
+            issuer: c.issuer.clone(),
+            client_id: c.client_id.clone(),
+            client_secret_env: c.client_secret_env.clone(),
+            redirect_url: c
+                .redirect_url
+                .clone()
+                .or_else(|| {
+                    settings
+                        .public_url
+                        .as_ref()
+                        .map(|u| format!("{}/auth/callback", u.trim_end_matches('/')))
+                })
+                .ok_or_else(|| {
+                    ServeError::Config(
+                        "oidc: set redirect_url (or public_url): the console's /auth/callback as browsers reach it".into(),
+                    )
+                })?,
+            scopes: c.scopes.iter().filter(|s| *s != "openid").cloned().collect(),
+            groups_claim: c.groups_claim.clone(),
+            roles: c.roles.clone(),
+        }),
+        None => oidc::OidcSettings::from_env(&vars)?,
+    };
+    let oidc = match oidc_settings {
+        Some(s) => Some(std::sync::Arc::new(oidc::Oidc::new(s, &vars, transport)?)),
+        None => None,
+    };
     let app = std::sync::Arc::new(server::App {
         manifest: config.file.clone(),
         keys: std::sync::Arc::new(keys),
@@ -70,6 +106,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         operations: Default::default(),
         cache: Default::default(),
         counters: Default::default(),
+        oidc,
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -78,7 +115,9 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
             reason: e.to_string(),
         })?;
     let cancel = crate::interrupt::token();
-    axum::serve(listener, server::router(app))
+    // The peer's address: a proxy's forwarded headers are trusted only from its own.
+    let service = server::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await
         .map_err(|e| ServeError::Listen {

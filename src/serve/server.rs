@@ -34,6 +34,8 @@ pub struct App {
     pub operations: super::operations::Operations,
     pub cache: super::cache::FleetCache,
     pub counters: super::metrics::Operations,
+    /// OpenID Connect sign-in, when configured.
+    pub oidc: Option<Arc<super::oidc::Oidc>>,
 }
 
 impl App {
@@ -69,8 +71,12 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        // Sign-in and sign-out: before a session exists, so outside `authenticate` (sign-out
+        // checks the session's CSRF token itself).
+        .route("/auth/login", get(super::oidc::login))
+        .route("/auth/callback", get(super::oidc::callback))
+        .route("/auth/logout", post(super::oidc::logout))
         .route("/auth/break-glass", post(break_glass))
-        .route("/auth/logout", post(logout))
         .merge(api)
         .layer(middleware::from_fn(headers))
         .with_state(app)
@@ -95,7 +101,7 @@ async fn headers(req: Request, next: Next) -> Response {
     res
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -183,33 +189,6 @@ async fn break_glass(
 /// The session cookie: HttpOnly (no script reads it), SameSite=Lax, the whole site.
 pub fn session_cookie(value: &str) -> String {
     format!("{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/")
-}
-
-/// Sign-out: the session no longer opens anything (its CSRF token required).
-async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some(c) = cookie(&headers, COOKIE) else {
-        return api::error(StatusCode::UNAUTHORIZED, "not signed in");
-    };
-    let Some(live) = app.sessions.get(&c) else {
-        return api::error(StatusCode::UNAUTHORIZED, "not signed in");
-    };
-    let sent = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !same(sent, &live.csrf) {
-        return api::error(
-            StatusCode::FORBIDDEN,
-            "missing or wrong CSRF token (X-CSRF-Token)",
-        );
-    }
-    app.sessions.revoke(&c);
-    let mut res = json(StatusCode::OK, &serde_json::json!({ "signed_out": true }));
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("fleetpin_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
-    );
-    res
 }
 
 /// `IntoResponse` for plain JSON documents.
