@@ -52,6 +52,11 @@ fn token_checker(config: &config::ServeConfig) -> server::TokenCheck {
 
 /// Runs the server until interrupted.
 pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
+    if args.tls_cert.is_some() || args.repo.is_some() {
+        return Err(ServeError::Config(
+            "--tls-cert/--tls-key and --repo are not supported yet: put a TLS proxy in front (docs/console.md) and run serve in a clone of the reference".into(),
+        ));
+    }
     let settings =
         config::ServeConfig::load(&args.config).map_err(|e| ServeError::Config(e.to_string()))?;
     settings
