@@ -545,7 +545,7 @@ pub enum TokenCommand {
         #[arg(long = "env", value_name = "ENV")]
         envs: Vec<String>,
         /// How long it is valid, e.g. `90d` (default: until revoked).
-        #[arg(long, value_name = "DURATION", value_parser = crate::serve::cli::parse_expiry)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_expiry)]
         expires: Option<std::time::Duration>,
     },
     /// The tokens: name, role, environments, created, expires (never a secret).
@@ -561,4 +561,19 @@ pub struct UnlockArgs {
     /// Only this host (repeatable).
     #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
+}
+
+/// `--expires`: how long a token lives, `90d`, `12h`, `1y` (more than a second; a bare number
+/// has no unit and is refused).
+pub fn parse_expiry(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let msg = || format!("`{s}` is not a duration; expected a number with a unit, e.g. 90d, 12h");
+    if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(msg());
+    }
+    match humantime::parse_duration(t) {
+        Ok(d) if d.as_secs() == 0 => Err(format!("`{s}`: a token must live longer than that")),
+        Ok(d) => Ok(d),
+        Err(_) => Err(msg()),
+    }
 }

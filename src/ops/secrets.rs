@@ -58,7 +58,12 @@ impl<'a> SecretFiles<'a> {
     /// unchanged, an agent's fetched commit).
     pub fn new(loaded: &Loaded, keys: &'a Keys, plain_in_git: PlainInGit) -> SecretFiles<'a> {
         let commit = loaded.cache.clone().or_else(|| {
-            crate::ops::deploy::source_commit(loaded).map(|commit| CommitFiles::Worktree {
+            // As `deploy::source_commit`: the --rev commit, else HEAD for a committed manifest.
+            let commit = loaded
+                .rev_commit
+                .clone()
+                .or_else(|| crate::git::manifest_commit(&loaded.path));
+            commit.map(|commit| CommitFiles::Worktree {
                 manifest: loaded.path.clone(),
                 commit,
             })

@@ -4,12 +4,13 @@
 //! followed; errors answer `{"error": …}` with the CLI's own words and a status that says
 //! whose fault it is.
 
+use super::app::{App, Caller};
 use super::cache::View;
+use super::error::json;
 use super::operations::{Operation, Streamed};
 use super::rights::Right;
-use super::server::{App, Caller, json};
 use crate::ops::context::{Actor, Ctx};
-use crate::ops::error::{OpError, Status};
+use crate::ops::error::OpError;
 use crate::plan::doc::{PlanDoc, Selection};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
@@ -20,67 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// An error as the API answers it.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn forbidden(right: Right, env: &str) -> ApiError {
-        let what = match right {
-            Right::View => "view",
-            Right::Deploy => "deploy to",
-            Right::OverrideWindow => "override the deploy windows of",
-        };
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("you may not {what} environment `{env}`"),
-        )
-    }
-}
-
-impl From<OpError> for ApiError {
-    fn from(e: OpError) -> ApiError {
-        let status = match e.status() {
-            Status::BadRequest => StatusCode::BAD_REQUEST,
-            Status::Conflict => StatusCode::CONFLICT,
-            Status::BadGateway => StatusCode::BAD_GATEWAY,
-            Status::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let message = match &e {
-            OpError::Manifest(m) => {
-                let first = m
-                    .problems
-                    .first()
-                    .map(|p| format!(": line {}: {}", p.span.line, p.message))
-                    .unwrap_or_default();
-                format!("{e}{first}")
-            }
-            _ => e.to_string(),
-        };
-        ApiError::new(status, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error(self.status, &self.message)
-    }
-}
-
-/// `{"error": message}` with `status`.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    json(status, &serde_json::json!({ "error": message }))
-}
+pub use super::error::{ApiError, error};
 
 type Result<T> = std::result::Result<T, ApiError>;
 

@@ -55,10 +55,10 @@ impl FleetCache {
         &self,
         commit: &str,
         read: F,
-    ) -> Result<Arc<Reading>, super::api::ApiError>
+    ) -> Result<Arc<Reading>, super::error::ApiError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<AuditOutcome, super::api::ApiError>>,
+        Fut: std::future::Future<Output = Result<AuditOutcome, super::error::ApiError>>,
     {
         let fresh = |r: &Option<Arc<Reading>>| {
             r.as_ref()

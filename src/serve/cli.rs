@@ -8,7 +8,7 @@ use super::tokens::TokenStore;
 use crate::cli::TokenCommand;
 use crate::config::Config;
 use crate::error::{Error, Exit, Result};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub fn token(config: &Config, file: &std::path::Path, command: &TokenCommand) -> Result<Exit> {
     crate::cmd::table_or_json(config)?;
@@ -47,24 +47,9 @@ pub fn token(config: &Config, file: &std::path::Path, command: &TokenCommand) ->
     Ok(Exit::Success)
 }
 
-/// `--expires`: how long a token lives, `90d`, `12h`, `1y` (more than a second; a bare number
-/// has no unit and is refused).
-pub fn parse_expiry(s: &str) -> std::result::Result<Duration, String> {
-    let t = s.trim();
-    let msg = || format!("`{s}` is not a duration; expected a number with a unit, e.g. 90d, 12h");
-    if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(msg());
-    }
-    match humantime::parse_duration(t) {
-        Ok(d) if d.as_secs() == 0 => Err(format!("`{s}`: a token must live longer than that")),
-        Ok(d) => Ok(d),
-        Err(_) => Err(msg()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::parse_expiry;
+    use crate::cli::parse_expiry;
     use std::time::Duration;
 
     #[test]

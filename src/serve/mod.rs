@@ -6,9 +6,11 @@
 
 pub mod agent_metrics;
 pub mod api;
+pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod metrics;
 pub mod oidc;
 pub mod openapi;
@@ -40,7 +42,7 @@ pub fn random_id() -> String {
 
 /// How the server reads an API token: the token store of the configuration (read again when
 /// the file changes: a revoked token stops working without a restart).
-fn token_checker(config: &config::ServeConfig) -> server::TokenCheck {
+fn token_checker(config: &config::ServeConfig) -> app::TokenCheck {
     let store = tokens::TokenStore::for_config(config);
     std::sync::Arc::new(move |secret: &str| {
         let now = std::time::SystemTime::now();
@@ -101,7 +103,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         Some(s) => Some(std::sync::Arc::new(oidc::Oidc::new(s, &vars, transport)?)),
         None => None,
     };
-    let app = std::sync::Arc::new(server::App {
+    let app = std::sync::Arc::new(app::App {
         manifest: config.file.clone(),
         keys: std::sync::Arc::new(keys),
         connect_timeout: config.connect_timeout,

@@ -11,10 +11,10 @@
 //! Its HTTP goes through the hyper client the rest of fleetpin uses (system roots, no
 //! redirects followed, bounded answers and time), not a second HTTP stack.
 
-use super::api;
+use super::app::App;
+use super::error as api;
 use super::rights::{Grant, Principal};
-use super::server::{App, cookie};
-use super::session::{COOKIE, same};
+use super::session::{COOKIE, cookie, same};
 use super::{ServeError, random_id};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, Query, State};

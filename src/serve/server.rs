@@ -4,54 +4,16 @@
 //! sniffing). Nothing but `/healthz` answers without a sign-in.
 
 use super::api;
-use super::rights::Principal;
-use super::session::{COOKIE, Live, Sessions, same};
-use crate::manifest::Loaded;
-use crate::secrets::Keys;
+use super::app::{App, Caller};
+use super::error::json;
+use super::session::{COOKIE, cookie, same};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Reads an API token's secret: who it is, if it is valid now.
-pub type TokenCheck = Arc<dyn Fn(&str) -> Option<Principal> + Send + Sync>;
-
-/// What every request can reach.
-pub struct App {
-    /// The manifest followed (the working tree's file, or the fetched reference).
-    pub manifest: PathBuf,
-    pub keys: Arc<Keys>,
-    pub connect_timeout: Duration,
-    pub tokens: TokenCheck,
-    /// serve.yaml's `break_glass`: an API token may open a browser session.
-    pub break_glass: bool,
-    pub sessions: Sessions,
-    pub operations: super::operations::Operations,
-    pub cache: super::cache::FleetCache,
-    pub counters: super::metrics::Operations,
-    /// OpenID Connect sign-in, when configured.
-    pub oidc: Option<Arc<super::oidc::Oidc>>,
-}
-
-impl App {
-    /// The manifest as it is now.
-    pub fn load(&self) -> Result<Loaded, api::ApiError> {
-        crate::ops::deploy::load(&self.manifest, None).map_err(api::ApiError::from)
-    }
-}
-
-/// Who is calling, and how: a token (no CSRF: a header a cross-site page cannot set) or a
-/// session (its CSRF token required on state-changing requests).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Principal,
-    pub session: Option<Live>,
-}
 
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
@@ -99,17 +61,6 @@ async fn headers(req: Request, next: Next) -> Response {
     set(h, "referrer-policy", "no-referrer");
     set(h, "cache-control", "no-store");
     res
-}
-
-pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }
 
 /// Who is calling: an API token (`Authorization: Bearer …`, only there) or a live session; a
@@ -189,14 +140,4 @@ async fn break_glass(
 /// The session cookie: HttpOnly (no script reads it), SameSite=Lax, the whole site.
 pub fn session_cookie(value: &str) -> String {
     format!("{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/")
-}
-
-/// `IntoResponse` for plain JSON documents.
-pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
-    )
-        .into_response()
 }

@@ -94,6 +94,18 @@ impl Sessions {
     }
 }
 
+/// The value of cookie `name` in a request's headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
 /// Equal, in time that does not depend on where they differ.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
