@@ -142,6 +142,17 @@ fn a_signed_environment_deploys_only_what_an_allowed_signer_of_it_signed() {
         signed_manifest(&s, port, "1.1.0"),
         "who may not sign for `test`",
     );
+    // dev signs a commit that adds itself to the signers: the commit the hosts run names only
+    // ops, so the list cannot be widened by the commit it would let through.
+    refused(
+        "signed by dev, adding dev to the signers",
+        Some(&dev),
+        signed_manifest(&s, port, "1.1.0").replace(
+            "signers: [ops@acme.example]",
+            "signers: [ops@acme.example, dev@acme.example]",
+        ),
+        "who may not sign for `test`",
+    );
     // An unsigned commit that deletes the line: the hosts run a commit that says signed.
     refused(
         "unsigned, removing signed: true",
