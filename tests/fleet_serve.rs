@@ -377,6 +377,18 @@ fn the_api_runs_the_operations_with_rights_per_environment() {
     }
     answers.push(metrics);
 
+    // Logs of the environment, secret values masked (none in the answer).
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/environments/test/logs?tail=20",
+        &[("Authorization", &v)],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.trim_start().starts_with('['), "{body}");
+    answers.push(body);
+
     // The OpenAPI document is served and names the paths.
     let (code, _, body) = http(
         port,

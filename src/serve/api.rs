@@ -598,3 +598,117 @@ pub async fn metrics(
     )
         .into_response())
 }
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    service: Option<String>,
+    tail: Option<usize>,
+}
+
+/// One line of `GET …/logs`, a secret value of the environment masked.
+#[derive(Serialize)]
+struct LogLineDoc {
+    host: String,
+    service: String,
+    stream: crate::observed::LogStream,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+    line: String,
+}
+
+/// Every occurrence of a secret value replaced by `***` (values shorter than 4 characters are
+/// left alone: they would mask half the text and reveal what they are).
+pub fn mask(line: &str, secrets: &[String]) -> String {
+    let mut out = line.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// The last lines of the environment's containers (`logs --tail`), secret values masked.
+pub async fn logs(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response> {
+    use futures::StreamExt;
+    let loaded = app.load()?;
+    known(&loaded, &env)?;
+    require(&caller, Right::View, &env)?;
+    let ctx = context(&app, &caller, Arc::new(crate::ops::context::Discard));
+    let select = Selection {
+        services: q.service.clone().into_iter().collect(),
+        hosts: vec![],
+    };
+    // The values to mask: every secret the environment's services get (those that can be read
+    // here; an unreadable file masks nothing, and its values reach no container either).
+    let secrets: Vec<String> =
+        crate::ops::deploy::wanted(&loaded, &env, &Selection::default(), true, &app.keys)
+            .map(|ws| {
+                ws.iter()
+                    .flat_map(|w| w.desired.iter())
+                    .flat_map(|r| r.secret_env.values().map(|v| v.expose().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+    let tail = q.tail.unwrap_or(100).min(10_000);
+    let lines = blocking(move || async move {
+        let input = crate::ops::logs::LogsInput {
+            env,
+            select,
+            since: None,
+            tail: Some(Some(tail)),
+            follow: false,
+        };
+        let found = crate::ops::logs::logs(&ctx, &loaded, input)
+            .await
+            .map_err(ApiError::from)?;
+        let mut out = Vec::new();
+        let mut ended = 0;
+        let mut stream = found.stream;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while ended < found.labels.len() {
+            let next = tokio::time::timeout_at(deadline, stream.next()).await;
+            match next {
+                Ok(Some(crate::ops::logs::Event::Line { source, line })) => {
+                    let l = &found.labels[source];
+                    out.push(LogLineDoc {
+                        host: l.host.clone(),
+                        service: l.service.clone(),
+                        stream: line.stream,
+                        time: line.time,
+                        line: mask(&line.line, &secrets),
+                    });
+                }
+                Ok(Some(crate::ops::logs::Event::End { .. })) => ended += 1,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    #[test]
+    fn secret_values_are_masked_in_log_lines() {
+        let secrets = vec!["hunter22".to_string(), "pw".to_string()];
+        assert_eq!(
+            mask("login with hunter22 then hunter22 again", &secrets),
+            "login with *** then *** again"
+        );
+        assert_eq!(
+            mask("a pw of two letters stays", &secrets),
+            "a pw of two letters stays"
+        );
+        assert_eq!(mask("nothing here", &[]), "nothing here");
+    }
+}
