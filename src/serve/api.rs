@@ -59,10 +59,11 @@ fn require(caller: &Caller, right: Right, env: &str) -> Result<()> {
     }
 }
 
+/// The environment exists: else 404, the CLI's words (which name those there are).
 fn known(loaded: &crate::manifest::Loaded, env: &str) -> Result<()> {
     crate::ops::deploy::environment(loaded, env)
         .map(|_| ())
-        .map_err(ApiError::from)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, ApiError::from(e).message))
 }
 
 /// The environments `caller` may view, in manifest order.

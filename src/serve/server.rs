@@ -45,9 +45,23 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Every answer: no inline script, no framing, no sniffing, no referrer, no caching of data.
+/// Every answer: no inline script, no framing, no sniffing, no referrer, no caching of data; and
+/// an error is always the JSON document (axum's own rejections — a bad query, a body that is
+/// not the JSON expected — are plain text until here).
 async fn headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    let status = res.status();
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if (status.is_client_error() || status.is_server_error()) && plain {
+        let body = axum::body::to_bytes(std::mem::take(res.body_mut()), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        res = api::error(status, String::from_utf8_lossy(&body).trim());
+    }
     let h = res.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
