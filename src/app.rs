@@ -80,7 +80,7 @@ fn report(e: &Error, config: &Config) {
         Error::Manifest(m) => {
             if config.format == Format::Json {
                 let doc = json!({"valid": false, "file": m.file, "problems": m.to_json()});
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                render::term::json(&doc);
             } else {
                 eprint!("{}", render::manifest_error(m, config.err));
             }

@@ -2,12 +2,9 @@
 //! share one code path.
 
 fn main() -> std::process::ExitCode {
-    // `fleetpin history | head` must end quietly when head closes the pipe, as Unix tools do.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): with its default disposition, an ssh session that
+    // ends before fleetpin writes its request would kill fleetpin silently. A closed stdout
+    // (`fleetpin history | head`) is handled where stdout is written, in render::term.
     // SAFETY: the first thing the process does, before any thread: SOPS_AGE_KEY* are taken out
     // of the environment so that no child process inherits a key.
     unsafe {

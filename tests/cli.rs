@@ -177,3 +177,72 @@ fn no_colour_when_output_is_not_a_terminal() {
         "escape codes in piped output"
     );
 }
+
+/// An ssh session whose input closes before fleetpin writes a request is an error for that host,
+/// never a silent death by SIGPIPE: fleetpin once ran with SIGPIPE's default disposition, and
+/// `plan` over a refused ssh port (ssh exits before fleetpin writes) died with no word now and
+/// then (CI, fleet_ssh). The race is made certain here: the stand-in `ssh` answers the
+/// session's ping, closes its stdin, and only then lets fleetpin write its first API request.
+#[test]
+fn an_ssh_session_whose_input_closes_is_an_error_not_a_silent_death() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir_with(
+        "platform: acme\nservices:\n  billing:\n    image: registry.acme.internal:5000/acme/billing\nenvironments:\n  recette:\n    hosts:\n      rec-1: {endpoint: \"ssh://deploy@rec-1:2223\"}\n    versions: {billing: \"2.4.1\"}\n",
+    );
+    let fake = d.path().join("ssh-closing");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         while IFS= read -r line; do case \"$line\" in \"$(printf '\\r')\"|'') break;; esac; done\n\
+         exec 0<&-\n\
+         printf 'HTTP/1.1 200 OK\\r\\nApi-Version: 1.41\\r\\nContent-Length: 0\\r\\n\\r\\n'\n\
+         echo 'ssh: the connection to rec-1 closed' >&2\n\
+         sleep 1\n\
+         exit 255\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = fleetpin(d.path())
+        .args(["--connect-timeout", "2", "plan", "recette"])
+        .env("FLEETPIN_SSH_COMMAND", format!("exec {}", fake.display()))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("rec-1"),
+        "the host is named: stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+/// `fleetpin man | head`: a reader that went away ends the output quietly with success, as for
+/// ripgrep — no panic about a broken pipe, no death by signal. The read end is closed before
+/// fleetpin starts, so its first write fails every time.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let d = tempfile::tempdir().unwrap();
+    for args in [&["man"][..], &["completions", "bash"][..]] {
+        let out = fleetpin(d.path())
+            .args(args)
+            .stdout(writer.try_clone().unwrap())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {:?}\nstderr:\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+}

@@ -11,12 +11,9 @@ pub fn schema() -> Result<Exit> {
 }
 
 pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "fleetpin",
-        &mut std::io::stdout(),
-    );
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "fleetpin", &mut out);
+    crate::render::term::out(&String::from_utf8_lossy(&out));
     Ok(Exit::Success)
 }
 
@@ -25,6 +22,6 @@ pub fn man() -> Result<Exit> {
     clap_mangen::Man::new(Cli::command())
         .render(&mut out)
         .map_err(|e| Error::msg(format!("rendering the man page: {e}")))?;
-    let _ = std::io::stdout().write_all(&out);
+    crate::render::term::out(&String::from_utf8_lossy(&out));
     Ok(Exit::Success)
 }

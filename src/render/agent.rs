@@ -25,7 +25,10 @@ impl SyncLines {
     fn show(&self, o: &Outcome) {
         let acted = o.report.as_ref().is_some_and(|r| !r.actions.is_empty());
         if self.json {
-            println!("{}", serde_json::to_string(o).expect("a sync serialises"));
+            crate::render::term::out(&format!(
+                "{}\n",
+                serde_json::to_string(o).expect("a sync serialises")
+            ));
             return;
         }
         if !(o.changed || acted || self.verbose > 0) {
@@ -46,7 +49,7 @@ impl SyncLines {
         );
         if o.ok() {
             if !self.quiet {
-                println!("{line}");
+                crate::render::term::out(&format!("{line}\n"));
             }
         } else {
             eprintln!("{}", self.err.yellow(&line));
@@ -55,10 +58,10 @@ impl SyncLines {
             && acted
             && !self.quiet
         {
-            print!(
-                "{}",
-                crate::render::plan::apply_report(std::slice::from_ref(report), self.out)
-            );
+            crate::render::term::out(&crate::render::plan::apply_report(
+                std::slice::from_ref(report),
+                self.out,
+            ));
         }
     }
 }

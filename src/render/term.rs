@@ -1,11 +1,28 @@
 //! The terminal itself: what the command line writes on stdout and stderr, and the one
 //! confirmation prompt. Commands hand their output here; nothing below the faces prints.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 /// Writes `text` on stdout as it is.
 pub fn out(text: &str) {
-    print!("{text}");
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        stdout_failed(&e);
+    }
+}
+
+/// What a failed write on stdout means. A reader that went away (`fleetpin history | head`)
+/// is the end of the output, as for any Unix tool: exit quietly, with success as ripgrep does.
+/// Anything else (a full disk under a redirection) is said on stderr.
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to stdout: {e}");
+    std::process::exit(1);
 }
 
 /// Writes one line on stderr.
@@ -15,10 +32,10 @@ pub fn err(line: &str) {
 
 /// One JSON document on stdout, pretty.
 pub fn json(v: &impl serde::Serialize) {
-    println!(
-        "{}",
+    out(&format!(
+        "{}\n",
         serde_json::to_string_pretty(v).expect("a report serialises")
-    );
+    ));
 }
 
 /// Why nothing was done at the prompt.
