@@ -3,7 +3,6 @@
 use crate::cli::Cli;
 use crate::error::{Error, Exit, Result};
 use clap::CommandFactory;
-use std::io::Write;
 
 pub fn schema() -> Result<Exit> {
     crate::render::show::schema();
