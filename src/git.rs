@@ -566,6 +566,98 @@ pub async fn fetch_reference(
     Ok(repo.refname_to_id(FOLLOWED_REF)?.to_string())
 }
 
+/// Keeps `dir` a clone of `url` at the tip of `branch` (else the remote's default branch): cloned
+/// when missing, else fetched and reset hard to the remote branch — the console's own clone,
+/// where nothing local is kept (its commits are pushed as they are written). Returns the commit.
+/// A clone of another URL in `dir` is refused rather than silently repointed.
+pub async fn sync_clone(url: &str, branch: Option<&str>, dir: &Path) -> Result<String, GitError> {
+    let failed = |what: &str, out: &std::process::Output| GitError::Fetch {
+        branch: branch.unwrap_or("HEAD").to_string(),
+        url: redact_url(url),
+        detail: {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let lines: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+                .collect();
+            if lines.is_empty() {
+                format!("git {what} exited with {}", out.status)
+            } else {
+                lines[lines.len().saturating_sub(3)..].join(" / ")
+            }
+        },
+    };
+    let run = |cmd: &mut tokio::process::Command| {
+        let fut = cmd.output();
+        async move { fut.await.map_err(|e| GitError::NoGit(e.to_string())) }
+    };
+    if Repository::open(dir).is_err() {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| GitError::CacheDir {
+                path: parent.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let mut cmd = network_git(false);
+        cmd.args(["clone", "--quiet", "--no-tags"]);
+        if let Some(b) = branch {
+            cmd.args(["--branch", b]);
+        }
+        cmd.arg("--").arg(url).arg(dir);
+        let out = run(&mut cmd).await?;
+        if !out.status.success() {
+            return Err(failed("clone", &out));
+        }
+    } else {
+        let origin = Repository::open(dir)?
+            .find_remote("origin")
+            .ok()
+            .and_then(|r| r.url().ok().map(str::to_string));
+        if origin.as_deref() != Some(url) {
+            return Err(GitError::Repository(format!(
+                "{} is a clone of {}, not of {}: remove it (it holds nothing of its own) or give its URL",
+                dir.display(),
+                origin
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_else(|| "nothing".into()),
+                redact_url(url)
+            )));
+        }
+        let out = run(network_git(false).arg("-C").arg(dir).args([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "origin",
+        ]))
+        .await?;
+        if !out.status.success() {
+            return Err(failed("fetch", &out));
+        }
+    }
+    let local = Repository::open(dir)?
+        .head()?
+        .shorthand()
+        .unwrap_or("HEAD")
+        .to_string();
+    let tracked = format!("refs/remotes/origin/{}", branch.unwrap_or(&local));
+    let out = run(tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["reset", "--hard", "--quiet", &tracked])
+        .stdin(std::process::Stdio::null()))
+    .await?;
+    if !out.status.success() {
+        return Err(failed("reset", &out));
+    }
+    Ok(Repository::open(dir)?
+        .head()?
+        .peel_to_commit()?
+        .id()
+        .to_string())
+}
+
 /// Where the files of a commit are read: the working tree's repository (the command line), or an
 /// agent's bare cache. `dir` is the manifest's directory inside the repository.
 #[derive(Debug, Clone)]

@@ -406,3 +406,171 @@ fn the_api_runs_the_operations_with_rights_per_environment() {
     }
     let _ = std::fs::read_to_string(&srv.log);
 }
+
+/// `serve` started with `--repo` in a directory with no manifest: it follows a remote it clones
+/// into its state directory, plans from the commit a teammate just pushed, applies it, and its
+/// rollback commit reaches the remote, authored by the token with the trailer.
+#[test]
+fn serve_follows_a_remote_reference_and_pushes_what_it_commits() {
+    let (_, s) = fleet_scenario!("srvrepo");
+    let (port, web_port) = (19504, 19505);
+    let dir = s.dir.path();
+    let manifest = |v: &str| s.manifest(&["h1"], &[("web", web_port, "")], &[("web", v)]);
+    s.write(&manifest("1.0.0"));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    let remote = dir.join("remote.git");
+    support::git::cli_as(
+        "ops",
+        dir,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "-b",
+            "main",
+            remote.to_str().unwrap(),
+        ],
+        &[],
+    );
+    support::git::cli_as(
+        "ops",
+        dir,
+        &[
+            "push",
+            "--quiet",
+            remote.to_str().unwrap(),
+            "HEAD:refs/heads/main",
+        ],
+        &[],
+    );
+
+    // The console's home: serve.yaml alone.
+    let home = dir.join("console");
+    std::fs::create_dir(&home).unwrap();
+    let url = format!("file://{}", remote.display());
+    std::fs::write(home.join("serve.yaml"), "state_dir: state\n").unwrap();
+    let created = support::run::output(support::run::fleetpin_in(&home).args([
+        "serve", "token", "create", "--name", "deployer", "--role", "deploy", "--env", "test",
+    ]));
+    assert_eq!(created.code, 0, "{created:?}");
+    let d = bearer(created.stdout.trim());
+    let log = home.join("serve.log");
+    let child = support::run::wrapped(&[])
+        .current_dir(&home)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--repo",
+            &url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(home.join("serve.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let _srv = Server { child, log };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let err = std::fs::read_to_string(home.join("serve.err")).unwrap_or_default();
+        assert!(Instant::now() < deadline, "serve did not listen: {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A teammate pushes 1.1.0: the console's plan is made from that commit.
+    s.write(&manifest("1.1.0"));
+    let pushed = s.head();
+    support::git::cli_as(
+        "ops",
+        dir,
+        &[
+            "push",
+            "--quiet",
+            remote.to_str().unwrap(),
+            "HEAD:refs/heads/main",
+        ],
+        &[],
+    );
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/environments/test/plan",
+        &[("Authorization", &d)],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let plan: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(plan["commit"], pushed.as_str(), "{plan}");
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/apply",
+        &[("Authorization", &d)],
+        Some(&format!(
+            r#"{{"plan_id": "{}", "commit": "{pushed}"}}"#,
+            plan["plan_id"].as_str().unwrap()
+        )),
+    );
+    assert_eq!(code, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["operation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait(port, &d, &id);
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.1.0"));
+
+    // Rollback: its commit is on the remote, authored by the token, with the trailer.
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/rollback",
+        &[("Authorization", &d)],
+        Some("{}"),
+    );
+    assert_eq!(code, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["operation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait(port, &d, &id);
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+    let on_remote = support::git::cli_as(
+        "ops",
+        dir,
+        &[
+            "--git-dir",
+            remote.to_str().unwrap(),
+            "log",
+            "-1",
+            "--format=%P%n%an%n%B",
+            "main",
+        ],
+        &[],
+    );
+    assert!(
+        on_remote.starts_with(&pushed),
+        "the rollback commit follows 1.1.0's: {on_remote}"
+    );
+    assert!(on_remote.contains("\ntoken:deployer\n"), "{on_remote}");
+    assert!(
+        on_remote.contains("Fleetpin-Actor: token:deployer (tok_"),
+        "{on_remote}"
+    );
+    let pin = support::git::cli_as(
+        "ops",
+        dir,
+        &[
+            "--git-dir",
+            remote.to_str().unwrap(),
+            "show",
+            "main:platform.yaml",
+        ],
+        &[],
+    );
+    assert!(
+        pin.contains("web: \"1.0.0\"") || pin.contains("web: 1.0.0"),
+        "{pin}"
+    );
+}

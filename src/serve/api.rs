@@ -8,6 +8,7 @@ use super::app::{App, Caller};
 use super::cache::View;
 use super::error::json;
 use super::operations::{Operation, Streamed};
+use super::reference::Held;
 use super::rights::Right;
 use crate::ops::context::{Actor, Ctx};
 use crate::ops::error::OpError;
@@ -210,6 +211,11 @@ pub async fn plan(
     Extension(caller): Extension<Caller>,
     Path(env): Path<String>,
 ) -> Result<Response> {
+    // A plan is what an action is confirmed on: made from the reference as it is now. A fetch
+    // that fails leaves the plan to the last commit fetched, which the plan names.
+    if let Err(e) = app.reference.fetch().await {
+        tracing::warn!("fetching the reference before a plan: {e}");
+    }
     let loaded = app.load()?;
     known(&loaded, &env)?;
     require(&caller, Right::View, &env)?;
@@ -301,6 +307,34 @@ fn check_commit(loaded: &crate::manifest::Loaded, body: &ActionBody) -> Result<(
     Ok(())
 }
 
+/// The reference brought up to date and held still for an action's whole life (no fetch moves
+/// its files meanwhile), and the manifest as it is then.
+async fn reference_for_action(app: &App) -> Result<(Held, crate::manifest::Loaded)> {
+    let held = app.reference.for_action().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the reference could not be fetched, so nothing was done: {e}"),
+        )
+    })?;
+    Ok((held, app.load()?))
+}
+
+/// What apply and rollback start with: the reference held, the environment known, the right
+/// to deploy there (and to override its window, when asked), the commit the plan was shown at.
+async fn begin(
+    app: &App,
+    caller: &Caller,
+    env: &str,
+    body: &ActionBody,
+) -> Result<(Held, crate::manifest::Loaded)> {
+    let (held, loaded) = reference_for_action(app).await?;
+    known(&loaded, env)?;
+    require(caller, Right::Deploy, env)?;
+    override_right(caller, env, body)?;
+    check_commit(&loaded, body)?;
+    Ok((held, loaded))
+}
+
 fn override_right(caller: &Caller, env: &str, body: &ActionBody) -> Result<()> {
     if body.override_window.is_some() {
         require(caller, Right::OverrideWindow, env)?;
@@ -355,11 +389,7 @@ pub async fn apply(
     body: Option<Json<ActionBody>>,
 ) -> Result<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
-    let loaded = app.load()?;
-    known(&loaded, &env)?;
-    require(&caller, Right::Deploy, &env)?;
-    override_right(&caller, &env, &body)?;
-    check_commit(&loaded, &body)?;
+    let (held, loaded) = begin(&app, &caller, &env, &body).await?;
     let op = app.operations.start("apply", &env, &caller.principal.id);
     let ctx = context(&app, &caller, op.clone());
     let input = crate::ops::apply::ApplyInput {
@@ -393,6 +423,7 @@ pub async fn apply(
         }
     }
     spawn(&app, op.clone(), move || async move {
+        let _held = held;
         crate::ops::apply::run(&ctx, &loaded, plan)
             .await
             .map(|o| match o {
@@ -411,11 +442,7 @@ pub async fn rollback(
     body: Option<Json<ActionBody>>,
 ) -> Result<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
-    let loaded = app.load()?;
-    known(&loaded, &env)?;
-    require(&caller, Right::Deploy, &env)?;
-    override_right(&caller, &env, &body)?;
-    check_commit(&loaded, &body)?;
+    let (held, loaded) = begin(&app, &caller, &env, &body).await?;
     let op = app.operations.start("rollback", &env, &caller.principal.id);
     let ctx = context(&app, &caller, op.clone());
     let input = crate::ops::rollback::RollbackInput {
@@ -426,6 +453,8 @@ pub async fn rollback(
         },
         to: body.to.clone(),
         override_window: body.override_window.clone(),
+        // The console's own clone keeps nothing: what it commits is pushed at once.
+        push: app.reference.is_clone(),
         ..Default::default()
     };
     let plan = {
@@ -438,6 +467,7 @@ pub async fn rollback(
         .await?
     };
     spawn(&app, op.clone(), move || async move {
+        let _held = held;
         crate::ops::rollback::run(&ctx, &loaded, plan)
             .await
             .map(|o| match o {
@@ -496,7 +526,7 @@ pub async fn promote(
     Extension(caller): Extension<Caller>,
     Json(body): Json<PromoteBody>,
 ) -> Result<Response> {
-    let loaded = app.load()?;
+    let (held, loaded) = reference_for_action(&app).await?;
     known(&loaded, &body.from)?;
     known(&loaded, &body.to)?;
     require(&caller, Right::View, &body.from)?;
@@ -520,9 +550,11 @@ pub async fn promote(
         to: body.to,
         services: body.services,
         override_window: body.override_window,
+        push: app.reference.is_clone(),
         ..Default::default()
     };
     spawn(&app, op.clone(), move || async move {
+        let _held = held;
         crate::ops::promote::promote(&ctx, &loaded, input).await
     });
     Ok(started(&op))

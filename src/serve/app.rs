@@ -6,7 +6,6 @@ use super::rights::Principal;
 use super::session::{Live, Sessions};
 use crate::manifest::Loaded;
 use crate::secrets::Keys;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +14,8 @@ pub type TokenCheck = Arc<dyn Fn(&str) -> Option<Principal> + Send + Sync>;
 
 /// What every request can reach.
 pub struct App {
-    /// The manifest followed (the working tree's file, or the fetched reference).
-    pub manifest: PathBuf,
+    /// The manifest followed: the working tree's file, or the console's clone.
+    pub reference: Arc<super::reference::Reference>,
     pub keys: Arc<Keys>,
     pub connect_timeout: Duration,
     pub tokens: TokenCheck,
@@ -33,7 +32,8 @@ pub struct App {
 impl App {
     /// The manifest as it is now.
     pub fn load(&self) -> Result<Loaded, super::error::ApiError> {
-        crate::ops::deploy::load(&self.manifest, None).map_err(super::error::ApiError::from)
+        crate::ops::deploy::load(&self.reference.manifest, None)
+            .map_err(super::error::ApiError::from)
     }
 }
 

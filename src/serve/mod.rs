@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod operations;
+pub mod reference;
 pub mod rights;
 pub mod server;
 pub mod session;
@@ -54,9 +55,9 @@ fn token_checker(config: &config::ServeConfig) -> app::TokenCheck {
 
 /// Runs the server until interrupted.
 pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
-    if args.tls_cert.is_some() || args.repo.is_some() {
+    if args.tls_cert.is_some() {
         return Err(ServeError::Config(
-            "--tls-cert/--tls-key and --repo are not supported yet: put a TLS proxy in front (docs/console.md) and run serve in a clone of the reference".into(),
+            "--tls-cert/--tls-key are not supported yet: put a TLS proxy in front (docs/console.md)".into(),
         ));
     }
     let settings =
@@ -64,6 +65,20 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
     settings
         .create_state_dir()
         .map_err(|e| ServeError::Config(format!("{}: {e}", settings.state_dir.display())))?;
+    // What it follows: `--repo` (or serve.yaml's `repo:`) in a clone of its own, else the
+    // working tree's manifest as the command line reads it.
+    let reference = match args.repo.clone().or_else(|| settings.repo.clone()) {
+        Some(url) => reference::Reference::cloned(
+            url,
+            settings.branch.clone(),
+            settings.state_dir.join("reference"),
+            &settings.manifest,
+        )
+        .await
+        .map_err(|e| ServeError::Config(format!("following the reference: {e}")))?,
+        None => reference::Reference::working_tree(config.file.clone()),
+    };
+    let reference = std::sync::Arc::new(reference);
     // The identities that open each environment's SOPS files, beside sops's own variables.
     let keys = crate::secrets::process_keys()
         .as_ref()
@@ -104,7 +119,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         None => None,
     };
     let app = std::sync::Arc::new(app::App {
-        manifest: config.file.clone(),
+        reference: reference.clone(),
         keys: std::sync::Arc::new(keys),
         connect_timeout: config.connect_timeout,
         tokens: token_checker(&settings),
@@ -115,6 +130,10 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         counters: Default::default(),
         oidc,
     });
+    {
+        let app = app.clone();
+        reference.keep_fetched(move || app.cache.invalidate());
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| ServeError::Listen {
