@@ -574,3 +574,160 @@ fn serve_follows_a_remote_reference_and_pushes_what_it_commits() {
         "{pin}"
     );
 }
+
+/// An environment whose SOPS files the console has no key for: listed with `secrets_unchecked`
+/// and no right to act, its plan made without comparing secret values (the running container,
+/// deployed with the key, is `unchanged`, not "secret values changed"), every action refused
+/// with 409 naming `age_identities`. With its identity in serve.yaml, the same token may act.
+/// No answer holds a secret value.
+#[test]
+fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action() {
+    let (_, s) = fleet_scenario!("srvsops");
+    let sops = require_sops!();
+    let (port, web_port) = (19506, 19507);
+    let dir = s.dir.path();
+    let key = sops.key(dir, "ops");
+    std::fs::create_dir(dir.join("secrets")).unwrap();
+    const VALUE: &str = "srv-sops-S3cr3t-3307";
+    sops.encrypt(
+        &dir.join("secrets"),
+        "web.env",
+        &format!("WEB_SECRET={VALUE}\n"),
+        &[&key],
+    );
+    let m = s.manifest(
+        &["h1"],
+        &[("web", web_port, "env_file: secrets/web.env")],
+        &[("web", "1.0.0")],
+    );
+    std::fs::write(s.path(), &m).unwrap();
+    support::git::cli_as("ops", dir, &["add", "-A"], &[]);
+    support::git::cli_as(
+        "ops",
+        dir,
+        &["commit", "-q", "-m", "web with a SOPS env_file"],
+        &[],
+    );
+    let with_key = [("SOPS_AGE_KEY_FILE", key.file.to_str().unwrap())];
+    let o = s.run_with(&["apply", "test", "--yes"], &with_key);
+    assert_eq!(o.code, 0, "{o:?}");
+    std::fs::write(dir.join("serve.yaml"), "{}\n").unwrap();
+    let deployer = bearer(&token(&s, "deployer", "deploy", "test"));
+    let mut answers = Vec::new();
+    let get = |path: &str, answers: &mut Vec<String>| {
+        let (code, _, body) = http(port, "GET", path, &[("Authorization", &deployer)], None);
+        assert_eq!(code, 200, "{path}: {body}");
+        answers.push(body.clone());
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+
+    {
+        // The console is started with the key in its environment: serve reads keys from
+        // serve.yaml per environment, never from its own variables.
+        let log = dir.join("serve.log");
+        let child = support::run::wrapped(&[])
+            .current_dir(dir)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--config",
+                "serve.yaml",
+            ])
+            .env("SOPS_AGE_KEY_FILE", &key.file)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join("serve.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let _srv = Server { child, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "serve did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let envs = get("/api/v1/environments", &mut answers);
+        let test = &envs[0];
+        assert_eq!(test["rights"], serde_json::json!(["view"]), "{envs}");
+        assert!(
+            test["secrets_unchecked"]
+                .as_str()
+                .unwrap()
+                .contains("age_identities")
+                && test["secrets_unchecked"]
+                    .as_str()
+                    .unwrap()
+                    .contains("secrets/web.env"),
+            "{envs}"
+        );
+        let plan = get("/api/v1/environments/test/plan", &mut answers);
+        assert!(
+            plan["secrets_unchecked"]
+                .as_str()
+                .unwrap()
+                .contains("secrets not checked"),
+            "{plan}"
+        );
+        assert_eq!(
+            plan["hosts"][0]["changes"][0]["kind"], "unchanged",
+            "{plan}"
+        );
+        for (path, body) in [
+            ("/api/v1/environments/test/apply", "{}".to_string()),
+            ("/api/v1/environments/test/rollback", "{}".to_string()),
+        ] {
+            let (code, _, body) = http(
+                port,
+                "POST",
+                path,
+                &[("Authorization", &deployer)],
+                Some(&body),
+            );
+            assert_eq!(code, 409, "{path}: {body}");
+            assert!(body.contains("age_identities"), "{body}");
+            answers.push(body);
+        }
+    }
+
+    // With the identity in serve.yaml: checked, and the token may act.
+    std::fs::write(
+        dir.join("serve.yaml"),
+        format!("age_identities:\n  test: {}\n", key.file.display()),
+    )
+    .unwrap();
+    let _srv = start(&s, port);
+    let envs = get("/api/v1/environments", &mut answers);
+    assert_eq!(
+        envs[0]["rights"],
+        serde_json::json!(["view", "deploy"]),
+        "{envs}"
+    );
+    assert!(envs[0].get("secrets_unchecked").is_none(), "{envs}");
+    let plan = get("/api/v1/environments/test/plan", &mut answers);
+    assert!(plan.get("secrets_unchecked").is_none(), "{plan}");
+    assert_eq!(
+        plan["hosts"][0]["changes"][0]["kind"], "unchanged",
+        "{plan}"
+    );
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/apply",
+        &[("Authorization", &deployer)],
+        Some(&format!(
+            r#"{{"plan_id": "{}"}}"#,
+            plan["plan_id"].as_str().unwrap()
+        )),
+    );
+    assert_eq!(code, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["operation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait(port, &deployer, &id);
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    answers.push(done.to_string());
+    for a in &answers {
+        assert!(!a.contains(VALUE), "a secret value in an answer: {a}");
+    }
+}

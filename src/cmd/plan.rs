@@ -15,6 +15,7 @@ pub fn run(config: &Config, args: &PlanArgs) -> Result<Exit> {
         env: args.env.clone(),
         select: super::selection(&args.select),
         out: args.out.clone(),
+        secrets_unchecked: None,
     };
     let outcome = rt.block_on(plan::plan(&ctx, &loaded, input))?;
     show::plan(super::look(config), &outcome);

@@ -199,6 +199,29 @@ async fn prepare_with(
     .await
 }
 
+/// `prepare` for a plan whose secrets cannot be opened here (a console without that
+/// environment's key): unreadable secret files read as empty, their services are recorded as
+/// unchecked, and the changes are planned from everything else (the spec hash holds secret
+/// names, not values).
+pub async fn prepare_unchecked(
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    connect_timeout: Duration,
+    keys: &Keys,
+) -> Result<Vec<Prepared>> {
+    prepare_planned(
+        &fleet::Docker,
+        loaded,
+        env,
+        select,
+        connect_timeout,
+        (true, true),
+        keys,
+    )
+    .await
+}
+
 /// `prepare` with the hosts reached through `connect` (`lenient`: as for audit).
 pub async fn prepare_on<C: fleet::Connect>(
     connect: &C,
@@ -209,13 +232,35 @@ pub async fn prepare_on<C: fleet::Connect>(
     lenient: bool,
     keys: &Keys,
 ) -> Result<Vec<Prepared<C::Engine>>> {
+    prepare_planned(
+        connect,
+        loaded,
+        env,
+        select,
+        connect_timeout,
+        (lenient, !lenient),
+        keys,
+    )
+    .await
+}
+
+/// `(lenient, plan)`: secrets read leniently; changes planned.
+async fn prepare_planned<C: fleet::Connect>(
+    connect: &C,
+    loaded: &Loaded,
+    env: &str,
+    select: &Selection,
+    connect_timeout: Duration,
+    (lenient, plan): (bool, bool),
+    keys: &Keys,
+) -> Result<Vec<Prepared<C::Engine>>> {
     let wanted = wanted(loaded, env, select, lenient, keys)?;
     let prefix = view::prefix(&loaded.manifest.platform, env);
     let hosts = wanted.iter().map(|w| w.host.clone()).collect();
     let observed = fleet::observe_all_on(connect, hosts, &prefix, connect_timeout).await;
     let mut out = Vec::with_capacity(wanted.len());
     for (w, o) in wanted.into_iter().zip(observed) {
-        out.push(prepared(loaded, select, w, o.result, !lenient).await);
+        out.push(prepared(loaded, select, w, o.result, plan).await);
     }
     Ok(out)
 }
@@ -260,7 +305,13 @@ pub async fn prepared<E: Engine>(
         Ok((engine, list)) => {
             let fingerprint = plan::fingerprint(&list);
             let mut view = view::classify_owned(&loaded.manifest.platform, &host.environment, list);
-            view.stale_secrets = crate::host::secrets::stale(&*engine, &desired, &view).await;
+            // A service whose secrets could not be read (lenient) has no values to compare.
+            let checked: Vec<_> = desired
+                .iter()
+                .filter(|r| !unchecked.contains(&r.service))
+                .cloned()
+                .collect();
+            view.stale_secrets = crate::host::secrets::stale(&*engine, &checked, &view).await;
             let changes = if plan {
                 filter_orphans(plan::plan_host(&desired, &view), select)
             } else {
@@ -319,5 +370,6 @@ pub fn plan_doc<E>(loaded: &Loaded, env: &str, commit: &str, prepared: &[Prepare
             .collect(),
         summary,
         held: None,
+        secrets_unchecked: None,
     }
 }

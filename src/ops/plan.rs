@@ -14,6 +14,8 @@ pub struct PlanInput {
     pub select: Selection,
     /// Save the plan document here (plain hosts only).
     pub out: Option<PathBuf>,
+    /// Plan without opening the secrets, for this reason (`PlanDoc::secrets_unchecked`).
+    pub secrets_unchecked: Option<String>,
 }
 
 pub enum PlanOutcome {
@@ -57,16 +59,31 @@ pub async fn plan(ctx: &Ctx, loaded: &Loaded, input: PlanInput) -> OpResult<Plan
         return Ok(PlanOutcome::Swarm(plan));
     }
     let commit = deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into());
-    let prepared = deploy::prepare(
-        loaded,
-        &input.env,
-        &input.select,
-        ctx.connect_timeout,
-        &ctx.keys,
-    )
-    .await?;
+    let prepared = match &input.secrets_unchecked {
+        None => {
+            deploy::prepare(
+                loaded,
+                &input.env,
+                &input.select,
+                ctx.connect_timeout,
+                &ctx.keys,
+            )
+            .await?
+        }
+        Some(_) => {
+            deploy::prepare_unchecked(
+                loaded,
+                &input.env,
+                &input.select,
+                ctx.connect_timeout,
+                &ctx.keys,
+            )
+            .await?
+        }
+    };
     crate::ops::moving::check_back_from_swarm(ctx, loaded, &input.env, &prepared).await?;
     let mut doc = deploy::plan_doc(loaded, &input.env, &commit, &prepared);
+    doc.secrets_unchecked = input.secrets_unchecked.clone();
     if doc.pending() > 0 {
         let engines = prepared.iter().filter_map(|p| p.engine.as_deref());
         doc.held = crate::ops::windows::hold(loaded, &input.env, engines)

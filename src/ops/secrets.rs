@@ -245,6 +245,35 @@ pub fn plain_committed(loaded: &Loaded, env: &str) -> Vec<String> {
     out.into_iter().collect()
 }
 
+/// The SOPS files `env`'s services read at the deployed commit (env_files recognised by their
+/// `sops` metadata, and every `{sops: …}` value): what opening `env`'s secrets needs a key for.
+pub fn sops_files(loaded: &Loaded, env: &str) -> Vec<String> {
+    let files = SecretFiles::new(loaded, &NO_KEYS, PlainInGit::Allow);
+    let Some(e) = loaded.manifest.environments.get(env) else {
+        return vec![];
+    };
+    let mut out = BTreeSet::new();
+    for service in e.versions.keys() {
+        let s = &loaded.manifest.services[service];
+        if let Some(f) = &s.env_file {
+            let text = match files.committed(&f.value) {
+                Ok(Some(text)) => Some(text),
+                _ => files.working_tree(&f.value).ok(),
+            };
+            if text.is_some_and(|t| is_sops(&t)) {
+                out.insert(f.value.clone());
+            }
+        }
+        for f in files_of(&loaded.manifest, env, service)
+            .into_iter()
+            .filter(|f| s.env_file.as_ref().is_none_or(|e| e.value != *f))
+        {
+            out.insert(f.to_string());
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// Says which plain env_files of `env` are committed to git (where agents follow, reading them
 /// is refused instead).
 pub fn warn_plain_committed(

@@ -42,6 +42,10 @@ pub struct PlanDoc {
     /// A deploy window holds changes now: by which window, until when (apply would refuse).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+    /// The secrets were not opened for this plan (a console without the environment's key):
+    /// why. Values are not compared, and nothing may be applied from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_unchecked: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

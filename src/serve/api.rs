@@ -26,9 +26,14 @@ pub use super::error::{ApiError, error};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The context of an operation started by `caller`: the person (or token) on the lock, the
+/// The context of an operation started by `caller`, opening secrets with `keys`: the person (or token) on the lock, the
 /// labels and the commit's author, with a `Fleetpin-Actor:` trailer; events to `sink`.
-fn context(app: &App, caller: &Caller, sink: Arc<dyn crate::ops::context::Sink>) -> Ctx {
+fn context(
+    app: &App,
+    caller: &Caller,
+    keys: Arc<crate::secrets::Keys>,
+    sink: Arc<dyn crate::ops::context::Sink>,
+) -> Ctx {
     let p = &caller.principal;
     let email = if p.id.contains('@') {
         p.id.clone()
@@ -49,7 +54,7 @@ fn context(app: &App, caller: &Caller, sink: Arc<dyn crate::ops::context::Sink>)
         sink,
         app.connect_timeout,
     )
-    .with_keys(app.keys.clone())
+    .with_keys(keys)
 }
 
 fn require(caller: &Caller, right: Right, env: &str) -> Result<()> {
@@ -103,7 +108,11 @@ struct EnvironmentDoc {
     kind: &'static str,
     hosts: Vec<String>,
     pins: std::collections::BTreeMap<String, String>,
+    /// What the caller may do there (no action where the secrets are not checked).
     rights: Vec<Right>,
+    /// Why the console cannot open this environment's secrets, if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets_unchecked: Option<String>,
 }
 
 pub async fn environments(
@@ -115,6 +124,7 @@ pub async fn environments(
         .into_iter()
         .map(|name| {
             let e = &loaded.manifest.environments[&name];
+            let unchecked = app.secrets_unchecked(&loaded, &name);
             EnvironmentDoc {
                 kind: if e.is_swarm() { "swarm" } else { "hosts" },
                 hosts: e.hosts.keys().cloned().collect(),
@@ -126,7 +136,9 @@ pub async fn environments(
                 rights: [Right::View, Right::Deploy, Right::OverrideWindow]
                     .into_iter()
                     .filter(|r| caller.principal.allows(*r, &name))
+                    .filter(|r| *r == Right::View || unchecked.is_none())
                     .collect(),
+                secrets_unchecked: unchecked,
                 name,
             }
         })
@@ -138,7 +150,12 @@ pub async fn environments(
 pub async fn fleet_view(app: &App, caller: &Caller) -> Result<View> {
     let loaded = app.load()?;
     let commit = crate::ops::deploy::source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
-    let ctx = context(app, caller, Arc::new(crate::ops::context::Discard));
+    let ctx = context(
+        app,
+        caller,
+        app.keys.clone(),
+        Arc::new(crate::ops::context::Discard),
+    );
     let reading = app
         .cache
         .get(&commit, || {
@@ -219,11 +236,17 @@ pub async fn plan(
     let loaded = app.load()?;
     known(&loaded, &env)?;
     require(&caller, Right::View, &env)?;
-    let ctx = context(&app, &caller, Arc::new(crate::ops::context::Discard));
+    let ctx = context(
+        &app,
+        &caller,
+        app.keys_for(&env),
+        Arc::new(crate::ops::context::Discard),
+    );
     let input = crate::ops::plan::PlanInput {
         env: env.clone(),
         select: Selection::default(),
         out: None,
+        secrets_unchecked: app.secrets_unchecked(&loaded, &env),
     };
     let outcome = blocking(move || async move {
         crate::ops::plan::plan(&ctx, &loaded, input)
@@ -331,8 +354,20 @@ async fn begin(
     known(&loaded, env)?;
     require(caller, Right::Deploy, env)?;
     override_right(caller, env, body)?;
+    secrets_checked(app, &loaded, env)?;
     check_commit(&loaded, body)?;
     Ok((held, loaded))
+}
+
+/// No action where the console cannot open the environment's secrets (409, saying why).
+fn secrets_checked(app: &App, loaded: &crate::manifest::Loaded, env: &str) -> Result<()> {
+    match app.secrets_unchecked(loaded, env) {
+        Some(why) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("no action on {env} from the console: {why}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn override_right(caller: &Caller, env: &str, body: &ActionBody) -> Result<()> {
@@ -391,7 +426,7 @@ pub async fn apply(
     let body = body.map(|b| b.0).unwrap_or_default();
     let (held, loaded) = begin(&app, &caller, &env, &body).await?;
     let op = app.operations.start("apply", &env, &caller.principal.id);
-    let ctx = context(&app, &caller, op.clone());
+    let ctx = context(&app, &caller, app.keys_for(&env), op.clone());
     let input = crate::ops::apply::ApplyInput {
         env: env.clone(),
         select: Selection {
@@ -444,7 +479,7 @@ pub async fn rollback(
     let body = body.map(|b| b.0).unwrap_or_default();
     let (held, loaded) = begin(&app, &caller, &env, &body).await?;
     let op = app.operations.start("rollback", &env, &caller.principal.id);
-    let ctx = context(&app, &caller, op.clone());
+    let ctx = context(&app, &caller, app.keys_for(&env), op.clone());
     let input = crate::ops::rollback::RollbackInput {
         env: env.clone(),
         select: Selection {
@@ -489,7 +524,12 @@ pub async fn unlock(
     let loaded = app.load()?;
     known(&loaded, &env)?;
     require(&caller, Right::Deploy, &env)?;
-    let ctx = context(&app, &caller, Arc::new(crate::ops::context::Discard));
+    let ctx = context(
+        &app,
+        &caller,
+        app.keys_for(&env),
+        Arc::new(crate::ops::context::Discard),
+    );
     let input = crate::ops::unlock::UnlockInput {
         env: env.clone(),
         hosts: body.hosts,
@@ -534,6 +574,7 @@ pub async fn promote(
     if body.override_window.is_some() {
         require(&caller, Right::OverrideWindow, &body.to)?;
     }
+    secrets_checked(&app, &loaded, &body.to)?;
     check_commit(
         &loaded,
         &ActionBody {
@@ -544,7 +585,7 @@ pub async fn promote(
     let op = app
         .operations
         .start("promote", &body.to, &caller.principal.id);
-    let ctx = context(&app, &caller, op.clone());
+    let ctx = context(&app, &caller, app.keys_for(&body.to), op.clone());
     let input = crate::ops::promote::PromoteInput {
         from: body.from,
         to: body.to,
@@ -672,7 +713,12 @@ pub async fn logs(
     let loaded = app.load()?;
     known(&loaded, &env)?;
     require(&caller, Right::View, &env)?;
-    let ctx = context(&app, &caller, Arc::new(crate::ops::context::Discard));
+    let ctx = context(
+        &app,
+        &caller,
+        app.keys.clone(),
+        Arc::new(crate::ops::context::Discard),
+    );
     let select = Selection {
         services: q.service.clone().into_iter().collect(),
         hosts: vec![],

@@ -16,7 +16,11 @@ pub type TokenCheck = Arc<dyn Fn(&str) -> Option<Principal> + Send + Sync>;
 pub struct App {
     /// The manifest followed: the working tree's file, or the console's clone.
     pub reference: Arc<super::reference::Reference>,
+    /// Every environment's identities at once: reading (audit, logs' masking).
     pub keys: Arc<Keys>,
+    /// serve.yaml's `age_identities`: environment → identity file. An action on an environment
+    /// opens its secrets with its own key alone.
+    pub age_identities: indexmap::IndexMap<String, std::path::PathBuf>,
     pub connect_timeout: Duration,
     pub tokens: TokenCheck,
     /// serve.yaml's `break_glass`: an API token may open a browser session.
@@ -30,6 +34,29 @@ pub struct App {
 }
 
 impl App {
+    /// The keys that open `env`'s secrets: its identity file in serve.yaml, nothing else.
+    pub fn keys_for(&self, env: &str) -> Arc<Keys> {
+        Arc::new(match self.age_identities.get(env) {
+            Some(file) => Keys::none().with_file(file.clone()),
+            None => Keys::none(),
+        })
+    }
+
+    /// Why `env`'s secrets are not checked here: it reads SOPS files and serve.yaml holds no age
+    /// identity for it. Its plans say so, and no action is offered there.
+    pub fn secrets_unchecked(&self, loaded: &Loaded, env: &str) -> Option<String> {
+        if self.age_identities.contains_key(env) {
+            return None;
+        }
+        let files = crate::ops::secrets::sops_files(loaded, env);
+        (!files.is_empty()).then(|| {
+            format!(
+                "secrets not checked: serve.yaml holds no age identity for `{env}` (age_identities), so {} cannot be opened here; the console plans {env} without comparing secret values and offers no action there",
+                files.join(", ")
+            )
+        })
+    }
+
     /// The manifest as it is now.
     pub fn load(&self) -> Result<Loaded, super::error::ApiError> {
         crate::ops::deploy::load(&self.reference.manifest, None)

@@ -121,6 +121,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
     let app = std::sync::Arc::new(app::App {
         reference: reference.clone(),
         keys: std::sync::Arc::new(keys),
+        age_identities: settings.age_identities.clone(),
         connect_timeout: config.connect_timeout,
         tokens: token_checker(&settings),
         break_glass: settings.break_glass,
