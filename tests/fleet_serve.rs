@@ -731,3 +731,129 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
         assert!(!a.contains(VALUE), "a secret value in an answer: {a}");
     }
 }
+
+/// The console holds every environment's keys: it runs the manifest's hooks only from a commit
+/// that passes the environment's signature check, and with a scrubbed environment. On an
+/// environment without `trust: {signed: true}` an apply from the console is blocked before
+/// anything changes (the pre hook was not run); once the environment takes signed commits and
+/// HEAD is signed by an allowed signer, the hook runs — and sees none of the console's own
+/// variables.
+#[test]
+fn the_console_runs_hooks_only_from_signed_commits_with_a_scrubbed_environment() {
+    let (_, s) = fleet_scenario!("srvhook");
+    let (port, web_port) = (19508, 19509);
+    let dir = s.dir.path();
+    let keys = tempfile::tempdir().unwrap();
+    let ops = support::git::ssh_key(keys.path(), "ops");
+    let allowed = keys.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!("ops@acme.example {}\n", support::git::public(&ops)),
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        support::git::cli_as("ops", dir, args, &[]);
+    };
+    git(&[
+        "config",
+        "gpg.ssh.allowedSignersFile",
+        allowed.to_str().unwrap(),
+    ]);
+    git(&["config", "gpg.format", "ssh"]);
+    git(&["config", "user.signingkey", ops.to_str().unwrap()]);
+    git(&["config", "user.email", "ops@acme.example"]);
+    let hooks = "hooks:\n  pre_apply: 'env > pre-apply.env'\n";
+    let manifest = |v: &str, signed: bool| {
+        let m = s
+            .manifest(&["h1"], &[("web", web_port, "")], &[("web", v)])
+            .replace("retain: 2\n", &format!("retain: 2\n{hooks}"));
+        if signed {
+            m.replace(
+                "  test:\n",
+                "  test:\n    trust: {signed: true, signers: [ops@acme.example]}\n",
+            )
+        } else {
+            m
+        }
+    };
+    let commit = |m: &str, msg: &str| {
+        std::fs::write(s.path(), m).unwrap();
+        git(&["add", "platform.yaml"]);
+        git(&["commit", "-q", "-S", "-m", msg]);
+    };
+    commit(&manifest("1.0.0", false), "1.0.0");
+    std::fs::remove_file(dir.join("pre-apply.env")).ok();
+    let o = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(dir.join("pre-apply.env").exists(), "the CLI runs the hook");
+    std::fs::remove_file(dir.join("pre-apply.env")).unwrap();
+    commit(&manifest("1.1.0", false), "1.1.0, unsigned environment");
+    std::fs::write(dir.join("serve.yaml"), "{}\n").unwrap();
+    let deployer = bearer(&token(&s, "deployer", "deploy", "test"));
+
+    let apply = |port: u16| {
+        let (code, _, body) = http(
+            port,
+            "POST",
+            "/api/v1/environments/test/apply",
+            &[("Authorization", &deployer)],
+            Some("{}"),
+        );
+        assert_eq!(code, 202, "{body}");
+        let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["operation"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait(port, &deployer, &id)
+    };
+    let log = dir.join("serve.log");
+    let child = support::run::wrapped(&[])
+        .current_dir(dir)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            "serve.yaml",
+        ])
+        .env("CONSOLE_ONLY_SECRET", "console-S3cr3t-0042")
+        .env("FLEETPIN_OIDC_CLIENT_SECRET", "oidc-S3cr3t-0043")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.join("serve.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let _srv = Server { child, log };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Unsigned environment: blocked, the hook not run, nothing changed.
+    let done = apply(port);
+    let error = done["error"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("pre_apply hook was not run") && error.contains("trust: {signed: true}"),
+        "{done}"
+    );
+    assert!(!dir.join("pre-apply.env").exists());
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+
+    // Signed environment, HEAD signed by ops: the hook runs, scrubbed.
+    commit(&manifest("1.1.0", true), "1.1.0, signed environment");
+    let done = apply(port);
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.1.0"));
+    let env = std::fs::read_to_string(dir.join("pre-apply.env")).unwrap();
+    assert!(env.contains("FLEETPIN_ENVIRONMENT=test"), "{env}");
+    assert!(env.contains("PATH="), "{env}");
+    for leaked in [
+        "CONSOLE_ONLY_SECRET",
+        "console-S3cr3t",
+        "oidc-S3cr3t",
+        "HOME=",
+    ] {
+        assert!(!env.contains(leaked), "{leaked} reached the hook:\n{env}");
+    }
+}

@@ -11,26 +11,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::Scenario;
+use support::git::{public, ssh_key};
 use support::webhook::receiver;
-
-/// An SSH key pair made by ssh-keygen: the private key file and its `.pub`.
-fn ssh_key(dir: &Path, name: &str) -> PathBuf {
-    let key = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ssh-keygen: {out:?}");
-    key
-}
-
-fn public(key: &Path) -> String {
-    std::fs::read_to_string(key.with_extension("pub"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 /// Runs git in the scenario's repository with `config` (`-c k=v`), as `ops`.
 fn git(s: &Scenario, config: &[String], args: &[&str]) -> std::process::Output {

@@ -57,6 +57,13 @@ fn run_hook(
     command: &str,
     event: &Event,
 ) -> Result<(), HookError> {
+    let console = op.ctx.hooks == crate::ops::context::Hooks::Console;
+    if console {
+        console_may_run(loaded, &event.environment).map_err(|why| HookError::Refused {
+            hook: name.to_string(),
+            why,
+        })?;
+    }
     let dir = loaded.dir();
     let hook = Hook {
         name,
@@ -64,6 +71,7 @@ fn run_hook(
         dir: &dir,
         timeout: loaded.manifest.hooks.timeout(),
         cancel: op.cancel(),
+        scrubbed: console,
     };
     hooks::run(&hook, event, &|line| {
         op.emit(Progress::Hook {
@@ -71,6 +79,21 @@ fn run_hook(
             line: line.to_string(),
         })
     })
+}
+
+/// The console holds every environment's keys and acts for many people: a hook from its
+/// reference runs only when the commit passes `env`'s signature check, so that write access to
+/// the repository is not a shell on the console's machine. Why not, otherwise.
+fn console_may_run(loaded: &Loaded, env: &str) -> Result<(), String> {
+    if !crate::ops::trust::signed_here(loaded, env) {
+        return Err(format!(
+            "the console runs hooks only from commits signed for `{env}`, which does not require signatures (`trust: {{signed: true}}`); run this from the command line, or require signed commits there (docs/console.md)"
+        ));
+    }
+    let commit = crate::ops::deploy::source_commit(loaded);
+    crate::ops::trust::check_deploy(loaded, env, commit.as_deref(), &Default::default())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Posts the event to the manifest's webhooks; what became of each is an event.

@@ -65,6 +65,21 @@ pub struct Ctx {
     pub vars: Vars,
     /// The age identities that open the reference's SOPS files.
     pub keys: Arc<Keys>,
+    /// Who runs the manifest's hooks, and so how far they are trusted.
+    pub hooks: Hooks,
+}
+
+/// Whose machine the manifest's hooks run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hooks {
+    /// The operator's own (the command line, an agent): a hook sees the process's environment,
+    /// which is how it gets its tokens.
+    #[default]
+    Operator,
+    /// The console's, which holds every environment's keys and serves many people: a hook runs
+    /// only from a commit that passes the environment's signature check, with an environment
+    /// scrubbed of everything but PATH, LANG, TZ and fleetpin's own variables.
+    Console,
 }
 
 impl Ctx {
@@ -82,7 +97,14 @@ impl Ctx {
             connect_timeout,
             vars: Arc::new(|_: &str| None),
             keys: Arc::new(Keys::none()),
+            hooks: Hooks::Operator,
         }
+    }
+
+    /// Hooks run as the console runs them (`Hooks::Console`).
+    pub fn with_console_hooks(mut self) -> Ctx {
+        self.hooks = Hooks::Console;
+        self
     }
 
     pub fn with_keys(mut self, keys: Arc<Keys>) -> Ctx {

@@ -2,7 +2,8 @@
 //! test or a change window before, a cache purge or a ticket after, a page on failure), run on
 //! this machine with `sh -c` in the manifest's directory.
 //!
-//! A hook sees fleetpin's own environment (that is how it gets its tokens) — never the env_file
+//! A hook sees fleetpin's own environment (that is how it gets its tokens; under the console,
+//! PATH, LANG and TZ alone) — never the env_file
 //! values, which fleetpin reads into containers only — plus what the command is about to do or
 //! did: `FLEETPIN_CHANGES` (the event document, `ops::event`) and `FLEETPIN_CHANGES_FILE` (the
 //! same, in a file removed afterwards: one environment variable is limited to 128 KiB).
@@ -32,6 +33,8 @@ pub enum HookError {
     Interrupted { hook: String },
     #[error("the {hook} hook could not be started: {reason}")]
     Start { hook: String, reason: String },
+    #[error("the {hook} hook was not run: {why}")]
+    Refused { hook: String, why: String },
 }
 
 impl HookError {
@@ -50,7 +53,13 @@ pub struct Hook<'a> {
     pub timeout: Duration,
     /// The operation's cancellation: a press during the hook stops it.
     pub cancel: &'a crate::cancel::Cancel,
+    /// Run with an environment of PATH, LANG and TZ alone (and fleetpin's variables), not the
+    /// process's (the console's).
+    pub scrubbed: bool,
 }
+
+/// What a scrubbed hook keeps of the process's environment.
+const KEPT_WHEN_SCRUBBED: [&str; 3] = ["PATH", "LANG", "TZ"];
 
 /// Runs `hook` with `event` in its environment; Ok when it exited 0. `announce` is told what runs.
 pub fn run(hook: &Hook<'_>, event: &Event, announce: &dyn Fn(&str)) -> Result<(), HookError> {
@@ -76,6 +85,14 @@ pub fn run(hook: &Hook<'_>, event: &Event, announce: &dyn Fn(&str)) -> Result<()
         .try_clone_to_owned()
         .map_err(|e| start(e.to_string()))?;
     let mut cmd = Command::new("sh");
+    if hook.scrubbed {
+        cmd.env_clear();
+        for k in KEPT_WHEN_SCRUBBED {
+            if let Some(v) = std::env::var_os(k) {
+                cmd.env(k, v);
+            }
+        }
+    }
     cmd.arg("-c")
         .arg(hook.command)
         .current_dir(hook.dir)
@@ -226,6 +243,31 @@ mod tests {
             dir,
             timeout,
             cancel: NEVER.get_or_init(crate::cancel::Cancel::new),
+            scrubbed: false,
+        }
+    }
+
+    #[test]
+    fn a_scrubbed_hook_keeps_path_and_fleetpins_variables_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env.txt");
+        let command = format!("env > '{}'", out.display());
+        let mut h = hook(&command, dir.path(), Duration::from_secs(10));
+        h.scrubbed = true;
+        // HOME and USER are in any test process's environment; a scrubbed hook has neither.
+        run(&h, &event(), &|_| {}).unwrap();
+        let env = std::fs::read_to_string(&out).unwrap();
+        let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+        assert!(
+            names.contains(&"PATH") && names.contains(&"FLEETPIN_ENVIRONMENT"),
+            "{env}"
+        );
+        for name in &names {
+            assert!(
+                name.starts_with("FLEETPIN_")
+                    || ["PATH", "LANG", "TZ", "PWD", "SHLVL", "OLDPWD", "_"].contains(name),
+                "{name} reached a scrubbed hook:\n{env}"
+            );
         }
     }
 

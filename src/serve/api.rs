@@ -55,6 +55,7 @@ fn context(
         app.connect_timeout,
     )
     .with_keys(keys)
+    .with_console_hooks()
 }
 
 fn require(caller: &Caller, right: Right, env: &str) -> Result<()> {

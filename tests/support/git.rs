@@ -1,7 +1,7 @@
 //! Git helpers shared by the test crates: commits through libgit2 (as fleetpin reads them) and
 //! the git CLI (as a teammate or the operator would run it). Fleet-free.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Commits `files` (already written, relative to `dir`) on HEAD as `name <email>`.
@@ -51,4 +51,24 @@ pub fn cli_as(user: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> S
         .args(args)
         .envs(envs.iter().copied());
     super::run::stdout_ok(&mut cmd, &format!("git {args:?} failed"))
+}
+
+/// An SSH key pair made by ssh-keygen: the private key file and its `.pub`.
+pub fn ssh_key(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+    key
+}
+
+/// The public half of `key`, as allowed_signers lists it.
+pub fn public(key: &Path) -> String {
+    std::fs::read_to_string(key.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
