@@ -1,6 +1,6 @@
 //! `fleetpin serve token create|list|revoke` through the binary, in a temp dir holding a
 //! serve.yaml: the secret shown once and stored nowhere, listings without secrets, revocation,
-//! expiry, and the usage errors. Fleet-free.
+//! expiry, and the usage errors; and `serve` over HTTPS with its own certificate. Fleet-free.
 
 mod support;
 
@@ -322,4 +322,140 @@ fn serve_yaml_is_required_and_checked() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(d.path().join("conf/state/tokens.json").is_file());
+}
+
+/// `serve --tls-cert/--tls-key`: HTTPS with a certificate made by openssl, the session cookie
+/// `Secure`, plain HTTP on that port answered by nothing, a client that never finishes its
+/// handshake holding up nobody; a key that does not load stops the start, naming the file.
+#[test]
+fn serve_speaks_https_with_its_certificate_and_key() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    std::fs::write(dir.join("serve.yaml"), "break_glass: true\n").unwrap();
+    let secret = create(dir, &["--name", "ops", "--role", "deploy"]);
+    let openssl = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=console.test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-days",
+            "2",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .output()
+        .expect("openssl (Debian's openssl) makes the test certificate");
+    assert!(openssl.status.success(), "{openssl:?}");
+
+    // A key that is not a key: refused at start, naming the file.
+    std::fs::write(dir.join("junk.pem"), "not a key\n").unwrap();
+    let bad: Out = fleetpin_in(dir)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:19598",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "junk.pem",
+        ])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("junk.pem"), "{bad:?}");
+
+    let port = 19599;
+    let mut child = fleetpin_in(dir)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _ = child.stdin.take();
+    let _serve = Kill(child);
+    let curl = |args: &[&str]| {
+        let o = std::process::Command::new("curl")
+            .current_dir(dir)
+            .args([
+                "--noproxy",
+                "*",
+                "-sS",
+                "--max-time",
+                "5",
+                "--cacert",
+                "cert.pem",
+            ])
+            .args(args)
+            .output()
+            .expect("curl");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let url = |path: &str| format!("https://127.0.0.1:{port}{path}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !curl(&[&url("/healthz")]).0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not answer over HTTPS"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A client that connects and says nothing: the others are served meanwhile.
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (ok, body, err) = curl(&["-i", &url("/healthz")]);
+    assert!(ok && body.starts_with("HTTP/1.1 200"), "{body}{err}");
+    // Break-glass sign-in: the session cookie is Secure under TLS.
+    let (ok, head, err) = curl(&[
+        "-i",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &format!(r#"{{"token": "{secret}"}}"#),
+        &url("/auth/break-glass"),
+    ]);
+    assert!(ok, "{err}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Plain HTTP on the TLS port: no answer a browser would take.
+    let (ok, body, _) = curl(&[&format!("http://127.0.0.1:{port}/healthz")]);
+    assert!(!ok || !body.contains("ok"), "plain HTTP answered: {body}");
 }

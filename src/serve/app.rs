@@ -29,6 +29,8 @@ pub struct App {
     pub operations: super::operations::Operations,
     pub cache: super::cache::FleetCache,
     pub counters: super::metrics::Operations,
+    /// How browsers reach the console (TLS here, or trusted proxies), for cookies' `Secure`.
+    pub transport: super::oidc::Transport,
     /// OpenID Connect sign-in, when configured.
     pub oidc: Option<Arc<super::oidc::Oidc>>,
 }

@@ -19,6 +19,7 @@ pub mod reference;
 pub mod rights;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod tokens;
 
 use crate::cli::ServeArgs;
@@ -55,11 +56,11 @@ fn token_checker(config: &config::ServeConfig) -> app::TokenCheck {
 
 /// Runs the server until interrupted.
 pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
-    if args.tls_cert.is_some() {
-        return Err(ServeError::Config(
-            "--tls-cert/--tls-key are not supported yet: put a TLS proxy in front (docs/console.md)".into(),
-        ));
-    }
+    // Read before anything else: a certificate that does not load stops the start.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let settings =
         config::ServeConfig::load(&args.config).map_err(|e| ServeError::Config(e.to_string()))?;
     settings
@@ -86,7 +87,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
     // OpenID Connect: serve.yaml's `oidc:`, else FLEETPIN_OIDC_* (for tests and trials).
     let vars = |k: &str| std::env::var(k).ok();
     let transport = oidc::Transport {
-        tls: args.tls_cert.is_some(),
+        tls: tls.is_some(),
         trusted_proxies: settings.trusted_proxies.iter().map(|r| r.addr).collect(),
     };
     let oidc_settings = match &settings.oidc {
@@ -115,7 +116,11 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         None => oidc::OidcSettings::from_env(&vars)?,
     };
     let oidc = match oidc_settings {
-        Some(s) => Some(std::sync::Arc::new(oidc::Oidc::new(s, &vars, transport)?)),
+        Some(s) => Some(std::sync::Arc::new(oidc::Oidc::new(
+            s,
+            &vars,
+            transport.clone(),
+        )?)),
         None => None,
     };
     let app = std::sync::Arc::new(app::App {
@@ -130,6 +135,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         cache: Default::default(),
         counters: Default::default(),
         oidc,
+        transport,
     });
     {
         let app = app.clone();
@@ -143,12 +149,31 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         })?;
     let cancel = crate::interrupt::token();
     // The peer's address: a proxy's forwarded headers are trusted only from its own.
-    let service = server::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
-        .map_err(|e| ServeError::Listen {
-            addr: args.listen.clone(),
-            reason: e.to_string(),
-        })
+    let router = server::router(app);
+    let served = match tls {
+        None => {
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await
+        }
+        Some(config) => {
+            use axum::serve::ListenerExt;
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(|e| ServeError::Listen {
+                    addr: args.listen.clone(),
+                    reason: e.to_string(),
+                })?
+                // `tap_io` gives the peer's address to handlers as for plain TCP.
+                .tap_io(|_| {});
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await
+        }
+    };
+    served.map_err(|e| ServeError::Listen {
+        addr: args.listen.clone(),
+        reason: e.to_string(),
+    })
 }

@@ -163,6 +163,17 @@ pub struct Transport {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
+impl Transport {
+    /// Whether the browser talks HTTPS to us: TLS here, or a trusted proxy that says so.
+    pub fn secure(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
+        if self.tls {
+            return true;
+        }
+        let trusted = peer.is_some_and(|p| self.trusted_proxies.contains(&p.ip()));
+        trusted && forwarded_https(headers)
+    }
+}
+
 /// The ID token's claims beyond the standard ones (the groups claim is named by the settings).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Extra {
@@ -329,11 +340,7 @@ impl Oidc {
     /// Cookies carry `Secure` when the browser talks HTTPS to us: TLS here, a public URL in
     /// https, or a trusted proxy that says so.
     fn secure(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
-        if self.transport.tls || self.public_https {
-            return true;
-        }
-        let trusted = peer.is_some_and(|p| self.transport.trusted_proxies.contains(&p.ip()));
-        trusted && forwarded_https(headers)
+        self.public_https || self.transport.secure(headers, peer)
     }
 
     fn remember(&self, state: &str, p: Pending) -> Result<(), SignInError> {
@@ -630,7 +637,7 @@ fn not_configured() -> Response {
     )
 }
 
-fn peer(connect: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<SocketAddr> {
+pub fn peer(connect: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<SocketAddr> {
     connect.map(|Extension(ConnectInfo(a))| a)
 }
 

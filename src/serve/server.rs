@@ -132,6 +132,8 @@ struct BreakGlass {
 /// session (same rights as the token). Answers the session's CSRF token.
 async fn break_glass(
     State(app): State<Arc<App>>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
     axum::Json(body): axum::Json<BreakGlass>,
 ) -> Response {
     if !app.break_glass {
@@ -146,13 +148,16 @@ async fn break_glass(
     tracing::warn!("break-glass sign-in as {}", principal.id);
     let (cookie, csrf) = app.sessions.create(principal);
     let mut res = json(StatusCode::OK, &serde_json::json!({ "csrf": csrf }));
-    if let Ok(v) = HeaderValue::from_str(&session_cookie(&cookie)) {
+    let secure = app.transport.secure(&headers, super::oidc::peer(connect));
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&cookie, secure)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
 }
 
-/// The session cookie: HttpOnly (no script reads it), SameSite=Lax, the whole site.
-pub fn session_cookie(value: &str) -> String {
-    format!("{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/")
+/// The session cookie: HttpOnly (no script reads it), SameSite=Lax, the whole site; Secure
+/// when the browser talks HTTPS to us.
+pub fn session_cookie(value: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/{secure}")
 }
