@@ -138,6 +138,28 @@ fn start(s: &Scenario, port: u16) -> Server {
     Server { child, log }
 }
 
+/// Reads a server-sent event stream for `secs` seconds, then hangs up: what came.
+fn sse_for(port: u16, path: &str, auth: &str, secs: u64) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&raw).to_string()
+}
+
 /// Waits for operation `id` to end; its snapshot.
 fn wait(port: u16, auth: &str, id: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -595,10 +617,15 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
         &format!("WEB_SECRET={VALUE}\n"),
         &[&key],
     );
+    // `talker` prints its secret every second: its logs must show it masked, or not at all.
+    let talker = "env_file: secrets/web.env\ncommand: [\"sh\", \"-c\", \"httpd -p 8080 -h /www; while true; do echo password=$WEB_SECRET; sleep 1; done\"]";
     let m = s.manifest(
         &["h1"],
-        &[("web", web_port, "env_file: secrets/web.env")],
-        &[("web", "1.0.0")],
+        &[
+            ("web", web_port, "env_file: secrets/web.env"),
+            ("talker", web_port + 100, talker),
+        ],
+        &[("web", "1.0.0"), ("talker", "1.0.0")],
     );
     std::fs::write(s.path(), &m).unwrap();
     support::git::cli_as("ops", dir, &["add", "-A"], &[]);
@@ -668,10 +695,25 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
                 .contains("secrets not checked"),
             "{plan}"
         );
-        assert_eq!(
-            plan["hosts"][0]["changes"][0]["kind"], "unchanged",
+        assert!(
+            plan["hosts"][0]["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["kind"] == "unchanged"),
             "{plan}"
         );
+        // Logs it could not mask: not shown.
+        let (code, _, body) = http(
+            port,
+            "GET",
+            "/api/v1/environments/test/logs?service=talker",
+            &[("Authorization", &deployer)],
+            None,
+        );
+        assert_eq!(code, 409, "{body}");
+        assert!(body.contains("talker") && body.contains("mask"), "{body}");
+        answers.push(body);
         for (path, body) in [
             ("/api/v1/environments/test/apply", "{}".to_string()),
             ("/api/v1/environments/test/rollback", "{}".to_string()),
@@ -705,8 +747,12 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
     assert!(envs[0].get("secrets_unchecked").is_none(), "{envs}");
     let plan = get("/api/v1/environments/test/plan", &mut answers);
     assert!(plan.get("secrets_unchecked").is_none(), "{plan}");
-    assert_eq!(
-        plan["hosts"][0]["changes"][0]["kind"], "unchanged",
+    assert!(
+        plan["hosts"][0]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] == "unchanged"),
         "{plan}"
     );
     let (code, _, body) = http(
@@ -727,6 +773,37 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
     let done = wait(port, &deployer, &id);
     assert!(done["outcome"]["ok"] == true, "{done}");
     answers.push(done.to_string());
+    // With the key: the lines come, the value masked, in the last lines and followed live.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, _, body) = http(
+            port,
+            "GET",
+            "/api/v1/environments/test/logs?service=talker&tail=5",
+            &[("Authorization", &deployer)],
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        answers.push(body.clone());
+        if body.contains("password=***") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no masked line: {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let live = sse_for(
+        port,
+        "/api/v1/environments/test/logs/follow?service=talker&tail=0",
+        &deployer,
+        4,
+    );
+    assert!(
+        live.contains("text/event-stream")
+            && live.contains("event: line")
+            && live.contains("password=***"),
+        "{live}"
+    );
+    answers.push(live);
     for a in &answers {
         assert!(!a.contains(VALUE), "a secret value in an answer: {a}");
     }

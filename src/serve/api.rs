@@ -703,6 +703,85 @@ pub fn mask(line: &str, secrets: &[String]) -> String {
     out
 }
 
+/// The sources of `env`'s logs and the values to mask in them: the one setup of both log
+/// endpoints (the right to view, the environment known).
+async fn log_sources(
+    app: &App,
+    caller: &Caller,
+    env: String,
+    q: &LogsQuery,
+    follow: bool,
+) -> Result<(crate::ops::logs::Found, Vec<String>)> {
+    let loaded = app.load()?;
+    known(&loaded, &env)?;
+    require(caller, Right::View, &env)?;
+    let ctx = context(
+        app,
+        caller,
+        app.keys.clone(),
+        Arc::new(crate::ops::context::Discard),
+    );
+    let select = Selection {
+        services: q.service.clone().into_iter().collect(),
+        hosts: vec![],
+    };
+    // The values to mask: every secret the environment's services get. A service whose secret
+    // files cannot be read here (no key for them, a plain env_file not at hand) may print values
+    // the console cannot mask: its logs are not shown.
+    let wanted = crate::ops::deploy::wanted(&loaded, &env, &Selection::default(), true, &app.keys)
+        .map_err(ApiError::from)?;
+    let unmaskable: std::collections::BTreeSet<&String> = wanted
+        .iter()
+        .flat_map(|w| w.unchecked.iter())
+        .filter(|s| select.services.is_empty() || select.services.contains(s))
+        .collect();
+    if !unmaskable.is_empty() {
+        let names: Vec<&str> = unmaskable.iter().map(|s| s.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the logs of {} are not shown: the console cannot read their secrets to mask them (serve.yaml's age_identities for {env}, or the env_file on this machine)",
+                names.join(", ")
+            ),
+        ));
+    }
+    let secrets: Vec<String> = wanted
+        .iter()
+        .flat_map(|w| w.desired.iter())
+        .flat_map(|r| r.secret_env.values().map(|v| v.expose().to_string()))
+        .collect();
+    let input = crate::ops::logs::LogsInput {
+        env,
+        select,
+        since: None,
+        tail: Some(Some(q.tail.unwrap_or(100).min(10_000))),
+        follow,
+    };
+    let found = blocking(move || async move {
+        crate::ops::logs::logs(&ctx, &loaded, input)
+            .await
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok((found, secrets))
+}
+
+fn line_doc(
+    labels: &[crate::ops::logs::Label],
+    source: usize,
+    line: crate::observed::LogLine,
+    secrets: &[String],
+) -> LogLineDoc {
+    let l = &labels[source];
+    LogLineDoc {
+        host: l.host.clone(),
+        service: l.service.clone(),
+        stream: line.stream,
+        time: line.time,
+        line: mask(&line.line, secrets),
+    }
+}
+
 /// The last lines of the environment's containers (`logs --tail`), secret values masked.
 pub async fn logs(
     State(app): State<Arc<App>>,
@@ -711,67 +790,72 @@ pub async fn logs(
     Query(q): Query<LogsQuery>,
 ) -> Result<Response> {
     use futures::StreamExt;
-    let loaded = app.load()?;
-    known(&loaded, &env)?;
-    require(&caller, Right::View, &env)?;
-    let ctx = context(
-        &app,
-        &caller,
-        app.keys.clone(),
-        Arc::new(crate::ops::context::Discard),
-    );
-    let select = Selection {
-        services: q.service.clone().into_iter().collect(),
-        hosts: vec![],
-    };
-    // The values to mask: every secret the environment's services get (those that can be read
-    // here; an unreadable file masks nothing, and its values reach no container either).
-    let secrets: Vec<String> =
-        crate::ops::deploy::wanted(&loaded, &env, &Selection::default(), true, &app.keys)
-            .map(|ws| {
-                ws.iter()
-                    .flat_map(|w| w.desired.iter())
-                    .flat_map(|r| r.secret_env.values().map(|v| v.expose().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-    let tail = q.tail.unwrap_or(100).min(10_000);
-    let lines = blocking(move || async move {
-        let input = crate::ops::logs::LogsInput {
-            env,
-            select,
-            since: None,
-            tail: Some(Some(tail)),
-            follow: false,
-        };
-        let found = crate::ops::logs::logs(&ctx, &loaded, input)
-            .await
-            .map_err(ApiError::from)?;
-        let mut out = Vec::new();
-        let mut ended = 0;
-        let mut stream = found.stream;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while ended < found.labels.len() {
-            let next = tokio::time::timeout_at(deadline, stream.next()).await;
-            match next {
-                Ok(Some(crate::ops::logs::Event::Line { source, line })) => {
-                    let l = &found.labels[source];
-                    out.push(LogLineDoc {
-                        host: l.host.clone(),
-                        service: l.service.clone(),
-                        stream: line.stream,
-                        time: line.time,
-                        line: mask(&line.line, &secrets),
-                    });
-                }
-                Ok(Some(crate::ops::logs::Event::End { .. })) => ended += 1,
-                Ok(None) | Err(_) => break,
+    let (found, secrets) = log_sources(&app, &caller, env, &q, false).await?;
+    let mut out = Vec::new();
+    let mut ended = 0;
+    let mut stream = found.stream;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ended < found.labels.len() {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(crate::ops::logs::Event::Line { source, line })) => {
+                out.push(line_doc(&found.labels, source, line, &secrets));
             }
+            Ok(Some(crate::ops::logs::Event::End { .. })) => ended += 1,
+            Ok(None) | Err(_) => break,
         }
-        Ok(out)
-    })
-    .await?;
-    Ok(json(StatusCode::OK, &lines))
+    }
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// Why a followed source went quiet, as `logs --follow` says it.
+#[derive(Serialize)]
+struct LogEndDoc {
+    host: String,
+    service: String,
+    why: String,
+}
+
+/// The environment's logs followed live (`logs --follow`), as server-sent events: `line` for
+/// each line (the `GET …/logs` document, secret values masked), `end` when a source goes quiet
+/// and why. The engines' streams close when the client goes away.
+pub async fn follow_logs(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response> {
+    use futures::StreamExt;
+    let (found, secrets) = log_sources(&app, &caller, env, &q, true).await?;
+    let labels = found.labels;
+    let stream = found.stream.map(move |ev| {
+        let ev = match ev {
+            crate::ops::logs::Event::Line { source, line } => Event::default()
+                .event("line")
+                .json_data(line_doc(&labels, source, line, &secrets)),
+            crate::ops::logs::Event::End { source, end } => {
+                use crate::ops::logs::End;
+                let why = match end {
+                    End::Done => "every line was sent".to_string(),
+                    End::Stopped(state) => {
+                        format!("not running ({})", format!("{state:?}").to_lowercase())
+                    }
+                    End::Closed => "the engine closed the log stream".to_string(),
+                    End::Lost(e) => format!("the host was lost ({e})"),
+                    End::Failed(e) => format!("the engine refused ({e})"),
+                };
+                let l = &labels[source];
+                Event::default().event("end").json_data(LogEndDoc {
+                    host: l.host.clone(),
+                    service: l.service.clone(),
+                    why: mask(&why, &secrets),
+                })
+            }
+        };
+        Ok::<_, std::convert::Infallible>(ev.unwrap_or_else(|_| Event::default().comment("?")))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/history", get(api::history))
         .route("/api/v1/environments/{env}/plan", get(api::plan))
         .route("/api/v1/environments/{env}/logs", get(api::logs))
+        .route(
+            "/api/v1/environments/{env}/logs/follow",
+            get(api::follow_logs),
+        )
         .route("/api/v1/environments/{env}/apply", post(api::apply))
         .route("/api/v1/environments/{env}/rollback", post(api::rollback))
         .route("/api/v1/environments/{env}/unlock", post(api::unlock))
