@@ -2,7 +2,8 @@
 //
 // Clients: `fleetpin` (RS256 ID tokens), `fleetpin-es` (ES256) and `other` (a second client whose
 // ID tokens carry another audience), all with the redirect URI in $REDIRECT_URI, secrets in
-// $CLIENT_SECRET, PKCE S256 required. Users: `alice` (groups ["ops"]) and `bob` (no group).
+// $CLIENT_SECRET, PKCE S256 required. Users: `alice` (groups ["ops"]), `bob` (no group) and
+// `carol` (groups ["dev"]).
 // Sign-in is plain HTTP so a test can drive it: GET /interaction/UID shows a form, POST
 // /interaction/UID/login with `login=alice` signs in; consent is implied (first-party clients).
 //
@@ -34,6 +35,7 @@ let substitute = null;
 const accounts = {
   alice: { email: 'alice@acme.example', email_verified: true, name: 'Alice', groups: ['ops'] },
   bob: { email: 'bob@acme.example', email_verified: true, name: 'Bob', groups: [] },
+  carol: { email: 'carol@acme.example', email_verified: true, name: 'Carol', groups: ['dev'] },
 };
 
 const jwk = (type, options) => ({

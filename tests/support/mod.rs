@@ -12,6 +12,7 @@
 pub mod docker;
 pub mod git;
 pub mod mem;
+pub mod oidc;
 pub mod run;
 pub mod sops;
 pub mod webhook;
