@@ -485,7 +485,8 @@
       if (action) return startAction(action);
       const expand = t.closest('button[data-expand]');
       if (expand) {
-        const k = expand.dataset.expand;
+        const [env, svc] = JSON.parse(expand.dataset.expand);
+        const k = env + '\u0000' + svc;
         if (state.expanded.has(k)) state.expanded.delete(k);
         else state.expanded.add(k);
         renderMatrix(true);
@@ -633,7 +634,7 @@
     tools.append(el('button', {
       type: 'button', class: 'small', 'aria-expanded': String(open),
       'aria-label': (open ? 'Hide' : 'Show') + ' the hosts of ' + svc + ' in ' + env,
-      data: { expand: k, fkey: 'expand|' + k },
+      data: { expand: JSON.stringify([env, svc]), fkey: 'expand|' + env + '|' + svc },
     }, (open ? '▾' : '▸') + ' Hosts'));
     if (allowed(env)) tools.append(actionButton('Roll back', { action: 'rollback', env, service: svc }, 'Roll back ' + svc + ' in ' + env));
     td.append(tools);
@@ -652,7 +653,7 @@
     tools.append(el('button', {
       type: 'button', class: 'small', 'aria-expanded': String(open),
       'aria-label': (open ? 'Hide' : 'Show') + ' the nodes of ' + svc + ' in ' + env,
-      data: { expand: k, fkey: 'expand|' + k },
+      data: { expand: JSON.stringify([env, svc]), fkey: 'expand|' + env + '|' + svc },
     }, (open ? '▾' : '▸') + ' Nodes'));
     if (allowed(env)) tools.append(actionButton('Roll back', { action: 'rollback', env, service: svc }, 'Roll back ' + svc + ' in ' + env));
     td.append(tools);
@@ -1208,11 +1209,11 @@
     };
     const finish = (ok, text, commit) => {
       clear(outcome);
-      outcome.append((ok ? '✓ Done' : '✕ Failed') + (text ? ': ' + text : '.'));
+      outcome.append((ok ? '✓ Done' : '✕ Failed') + (text ? ': ' + text.replace(/\.?$/, '.') : '.'));
       if (commit) {
         outcome.append(' Commit ', el('a', { id: 'op-commit', href: '#/history/' + enc(a.historyEnv || a.env), class: 'mono', text: commit }));
       } else if (a.planCommit) {
-        outcome.append(' (the pins of commit ', el('code', { title: a.planCommit, text: short(a.planCommit) }), ')');
+        outcome.append(' The plan was made at commit ', el('code', { title: a.planCommit, text: short(a.planCommit) }), '.');
       }
       outcome.dataset.ok = String(ok);
       state.index = null;
