@@ -1,8 +1,8 @@
 //! `fleetpin serve`: the second face. The same operations as the command line (`crate::ops`),
-//! over HTTP for the people who will not live in a terminal: a JSON API under `/api/v1/`, its
-//! OpenAPI description, Prometheus metrics, and the sign-in and rights around them (who is who:
-//! OpenID Connect or API tokens; who may do what: rights per environment). Handlers only
-//! extract, check the right, call an operation and answer its typed outcome.
+//! over HTTP for the people who will not live in a terminal: pages (`pages`), a JSON API under
+//! `/api/v1/`, its OpenAPI description, Prometheus metrics, and the sign-in and rights around
+//! them (who is who: OpenID Connect or API tokens; who may do what: rights per environment).
+//! Handlers only extract, check the right, call an operation and answer its typed outcome.
 
 pub mod agent_metrics;
 pub mod api;
@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod operations;
+pub mod pages;
 pub mod reference;
 pub mod rights;
 pub mod server;

@@ -1,7 +1,8 @@
 //! The HTTP server: the router, who is calling (an API token in the `Authorization` header, or a
 //! session cookie), CSRF on every state-changing request made with a cookie, and the headers
 //! every answer carries (a Content-Security-Policy without inline script, no framing, no
-//! sniffing). Nothing but `/healthz` answers without a sign-in.
+//! sniffing). Nothing but `/healthz`, the sign-in routes and the pages (which hold no data)
+//! answers without a sign-in.
 
 use super::api;
 use super::app::{App, Caller};
@@ -44,6 +45,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/auth/callback", get(super::oidc::callback))
         .route("/auth/logout", post(super::oidc::logout))
         .route("/auth/break-glass", post(break_glass))
+        // The pages: no data in them, so no sign-in either (the page asks /api/v1/whoami).
+        .merge(super::pages::router())
         .merge(api)
         .layer(middleware::from_fn(headers))
         .with_state(app)
@@ -53,6 +56,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// an error is always the JSON document (axum's own rejections — a bad query, a body that is
 /// not the JSON expected — are plain text until here).
 async fn headers(req: Request, next: Next) -> Response {
+    let page = super::pages::is_page(req.uri().path());
     let mut res = next.run(req).await;
     let status = res.status();
     let plain = res
@@ -78,7 +82,10 @@ async fn headers(req: Request, next: Next) -> Response {
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
     set(h, "referrer-policy", "no-referrer");
-    set(h, "cache-control", "no-store");
+    // The pages are revalidated (their own `no-cache`); nothing else is kept.
+    if !(page && h.contains_key(header::CACHE_CONTROL)) {
+        set(h, "cache-control", "no-store");
+    }
     res
 }
 
