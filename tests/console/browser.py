@@ -211,8 +211,11 @@ def main():
             fail("the outcome names no commit")
         out["commit"] = commits[0].text.strip()
         sign_out(d)
-
-        # A view person: the matrix, and no action anywhere.
+    finally:
+        d.quit()
+    # A view person, in a browser of their own (the provider still knows alice in the first).
+    d = driver()
+    try:
         sign_in(d, "carol")
         actions = d.find_elements(By.CSS_SELECTOR, "button[data-action]")
         if actions:

@@ -818,7 +818,7 @@
         el('div', { class: 'field' }, el('label', { for: 'logs-tail', text: 'Last lines' }), tail),
         start, stop,
         el('span', { id: 'logs-status', class: 'note', role: 'status' })),
-      el('pre', { id: 'logs', tabindex: '0', 'aria-label': 'Logs of ' + svc + ' in ' + env }));
+      el('pre', { id: 'logs', role: 'log', tabindex: '0', 'aria-label': 'Logs of ' + svc + ' in ' + env }));
     actions.addEventListener('click', (ev) => {
       const b = ev.target instanceof Element && ev.target.closest('button[data-action]');
       if (b) startAction(b);
