@@ -114,6 +114,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         cache: Default::default(),
         counters: Default::default(),
         oidc,
+        parsed: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
