@@ -90,6 +90,12 @@ def vm_hwm(pid):
     return None
 
 
+def loadavg():
+    """The machine's 1-minute load average: the other work on the same cores."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def age_of(body):
     """(age_seconds, read_at) from the head of an audit answer, without parsing all of it."""
     m = HEAD_RE.search(body[:200])
@@ -217,6 +223,7 @@ def round_(a):
     rss = lambda step: out["rss_mb"].__setitem__(step, vm_hwm(a.pid))
     say = lambda m: print(f"[serve_bench r{a.round}] {m}", file=sys.stderr, flush=True)
     rss("start")
+    out["loadavg"] = [loadavg()]
     stats(a.control)
 
     # 1. Cold: the first answer after the server started reads the fleet.
@@ -283,6 +290,7 @@ def round_(a):
         say(f"{n} pollers: {p['requests']} answers, {p['readings_seen']} readings, "
             f"{st['total_requests']} engine requests")
         rss(f"pollers_{n}")
+    out["loadavg"].append(loadavg())
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1)
 
@@ -377,6 +385,9 @@ def report(a):
           f"per round. /metrics: {rounds[-1]['cached_metrics']['bytes'] / 1e6:.1f} MB, "
           f"{rounds[-1]['cached_metrics']['parse']['info_series']} fleetpin_service_info series; "
           f"parsed: {parsed}.")
+    print("\nLoad average (1 min) at the start and end of each round: " + "; ".join(
+        f"r{r['round']} {r['loadavg'][0]:.1f}–{r['loadavg'][-1]:.1f}" for r in rounds)
+          + f" (on {os.cpu_count()} cores; the engines, the clients and the server take their share).")
     steps = list(rounds[0]["rss_mb"])
     print("\nVmHWM after each step, MB (per round): " + "; ".join(
         f"{s} {spread([r['rss_mb'].get(s) for r in rounds], '{:.0f}')}" for s in steps) + ".")
