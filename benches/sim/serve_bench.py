@@ -27,6 +27,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -69,13 +70,43 @@ class Server:
             self.conn.close()
 
 
+ENGINES_CPU = [0.0]  # the engines' CPU seconds, summed over every stats() call of the round
+
+
 def stats(control, reset=True):
     """The engines' counters since the last reset (engines.py's /_stats); zeroes them."""
     c = http.client.HTTPConnection("127.0.0.1", control, timeout=30)
     c.request("GET", "/_stats?reset=1" if reset else "/_stats")
     doc = json.loads(c.getresponse().read())
     c.close()
+    if reset:
+        ENGINES_CPU[0] += doc.get("cpu_seconds", 0)
     return doc
+
+
+def cpu_busy():
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
+    return busy / tick
+
+
+def proc_cpu(pid):
+    """A process's user + system CPU seconds so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def own_cpu():
+    """This client's CPU seconds and its children's (the floors)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def vm_hwm(pid):
@@ -225,6 +256,8 @@ def round_(a):
     rss("start")
     out["loadavg"] = [loadavg()]
     stats(a.control)
+    ENGINES_CPU[0] = 0.0
+    t0, busy0, server0, own0 = time.monotonic(), cpu_busy(), proc_cpu(a.pid), own_cpu()
 
     # 1. Cold: the first answer after the server started reads the fleet.
     status, body, dt = s.get("/api/v1/audit")
@@ -291,6 +324,9 @@ def round_(a):
             f"{st['total_requests']} engine requests")
         rss(f"pollers_{n}")
     out["loadavg"].append(loadavg())
+    ours = {"server": proc_cpu(a.pid) - server0, "engines": ENGINES_CPU[0], "clients": own_cpu() - own0}
+    out["cpu"] = {"wall": time.monotonic() - t0, "machine": cpu_busy() - busy0, **ours,
+                  "others": cpu_busy() - busy0 - sum(ours.values())}
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1)
 
@@ -385,9 +421,11 @@ def report(a):
           f"per round. /metrics: {rounds[-1]['cached_metrics']['bytes'] / 1e6:.1f} MB, "
           f"{rounds[-1]['cached_metrics']['parse']['info_series']} fleetpin_service_info series; "
           f"parsed: {parsed}.")
-    print("\nLoad average (1 min) at the start and end of each round: " + "; ".join(
-        f"r{r['round']} {r['loadavg'][0]:.1f}–{r['loadavg'][-1]:.1f}" for r in rounds)
-          + f" (on {os.cpu_count()} cores; the engines, the clients and the server take their share).")
+    print("\nCPU seconds per round (wall s × cores available): " + "; ".join(
+        f"r{r['round']} {r['cpu']['wall']:.0f} s × {os.cpu_count()}: server {r['cpu']['server']:.1f}, "
+        f"engines {r['cpu']['engines']:.1f}, clients and floors {r['cpu']['clients']:.1f}, "
+        f"**other processes {r['cpu']['others']:.1f}** (load average {r['loadavg'][0]:.1f}–{r['loadavg'][-1]:.1f})"
+        for r in rounds) + ".")
     steps = list(rounds[0]["rss_mb"])
     print("\nVmHWM after each step, MB (per round): " + "; ".join(
         f"{s} {spread([r['rss_mb'].get(s) for r in rounds], '{:.0f}')}" for s in steps) + ".")
