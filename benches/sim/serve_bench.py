@@ -389,6 +389,10 @@ def report(a):
           f"(1 conn/host {spread(col(lambda r: r['floor_1'].get('wall_seconds')))}, auto "
           f"{spread(col(lambda r: r['floor_auto'].get('wall_seconds')))}); ≤ 1.5× = {1.5 * floor_best:.2f} "
           f"| {verdict(statistics.median(cold) <= 1.5 * floor_best)} ({statistics.median(cold) / floor_best:.2f}×) |")
+    per_round = col(lambda r: r["cold_audit"]["seconds"] / min(r["floor_1"].get("wall_seconds") or 1e9,
+                                                             r["floor_auto"].get("wall_seconds") or 1e9))
+    print(f"| audit, cold ÷ that round's better floor | {spread(per_round)}× | ≤ 1.5× "
+          f"| {verdict(max(per_round) <= 1.5)} |")
     print(f"| audit, cached, ms: median | {spread(cached_med, ms)} | < 50 | "
           f"{verdict(max(cached_med) < 50)} |")
     print(f"| audit, cached, ms: max | {spread(cached_max, ms)} | < 50 | {verdict(max(cached_max) < 50)} "
