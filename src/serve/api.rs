@@ -5,7 +5,7 @@
 //! whose fault it is.
 
 use super::app::{App, Caller};
-use super::cache::View;
+use super::cache::{Reading, View};
 use super::error::json;
 use super::operations::{Operation, Streamed};
 use super::reference::Held;
@@ -14,6 +14,7 @@ use crate::ops::context::{Actor, Ctx};
 use crate::ops::error::OpError;
 use crate::plan::doc::{PlanDoc, Selection};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -149,7 +150,14 @@ pub async fn environments(
 
 /// The fleet, as the caller may see it (at most `cache::MAX_AGE` old).
 pub async fn fleet_view(app: &App, caller: &Caller) -> Result<View> {
-    let loaded = app.load()?;
+    let (reading, envs) = fleet_reading(app, caller).await?;
+    Ok(reading.view(&envs))
+}
+
+/// The current reading of the fleet (at most `cache::MAX_AGE` old; the fleet is read if not),
+/// and the environments `caller` may view in it.
+async fn fleet_reading(app: &App, caller: &Caller) -> Result<(Arc<Reading>, Vec<String>)> {
+    let loaded = app.load_shared()?;
     let commit = crate::ops::deploy::source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
     let ctx = context(
         app,
@@ -157,10 +165,10 @@ pub async fn fleet_view(app: &App, caller: &Caller) -> Result<View> {
         app.keys.clone(),
         Arc::new(crate::ops::context::Discard),
     );
+    let envs = visible(&loaded, caller);
     let reading = app
         .cache
         .get(&commit, || {
-            let loaded = loaded.clone();
             blocking(move || async move {
                 crate::ops::audit::audit(&ctx, &loaded, None, true)
                     .await
@@ -168,14 +176,19 @@ pub async fn fleet_view(app: &App, caller: &Caller) -> Result<View> {
             })
         })
         .await?;
-    Ok(reading.view(&visible(&loaded, caller)))
+    Ok((reading, envs))
 }
 
+/// The audit answer: `fleet_view` as `json()` writes it, the document written once per
+/// reading and set of environments (`Reading::audit_tail`), only its age written per answer.
 pub async fn audit(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response> {
-    Ok(json(StatusCode::OK, &fleet_view(&app, &caller).await?))
+    let (reading, envs) = fleet_reading(&app, &caller).await?;
+    let tail = reading.audit_tail(&envs).await?;
+    let head = super::cache::audit_head(reading.age_seconds());
+    Ok(shared(StatusCode::OK, "application/json", [head, tail]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -658,20 +671,56 @@ pub async fn events(
         .into_response())
 }
 
-/// `/metrics`: the fleet's series for the environments the caller may view.
+/// `/metrics`: the fleet's series for the environments the caller may view (written once per
+/// reading, `Reading::metrics_fleet`), then the agents', the reading's age and the counters.
 pub async fn metrics(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response> {
-    let view = fleet_view(&app, &caller).await?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        super::metrics::render(&view, &app.counters),
-    )
-        .into_response())
+    let (reading, envs) = fleet_reading(&app, &caller).await?;
+    let fleet = reading.metrics_fleet(&envs).await?;
+    let live =
+        super::metrics::render_live(reading.agents(&envs), reading.age_seconds(), &app.counters);
+    Ok(shared(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        [fleet, Bytes::from(live)],
+    ))
+}
+
+/// An answer made of chunks sent one after the other, with their total length: a large chunk
+/// shared by every answer of a reading goes out as is, never copied into each answer.
+fn shared(status: StatusCode, content_type: &'static str, chunks: [Bytes; 2]) -> Response {
+    let mut res = axum::body::Body::new(Chunks(chunks.into_iter().collect())).into_response();
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    res
+}
+
+/// A body of whole chunks, its exact length known (so it is sent with a Content-Length).
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+    }
 }
 
 #[derive(Debug, Deserialize)]

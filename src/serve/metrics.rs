@@ -11,8 +11,9 @@
 //! - `fleetpin_operations_total{command,outcome}` and `fleetpin_operation_duration_seconds{command}`
 
 use super::cache::View;
+use crate::ops::audit::{AgentRow, Row};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -89,59 +90,47 @@ impl Operations {
 
 /// The text of a scrape: `view` (the environments the caller may see) and the counters.
 pub fn render(view: &View, ops: &Operations) -> String {
+    let agents = view.hosts.iter().flat_map(|a| a.agents.iter());
+    let rows = view.hosts.iter().flat_map(|a| a.rows.iter());
+    render_fleet(rows) + &render_live(agents, view.age_seconds, ops)
+}
+
+/// The fleet's families, one series per row or host (`fleetpin_service_info`,
+/// `fleetpin_service_drift`, `fleetpin_host_reachable`): the bulk of a scrape, the same for
+/// every scrape of a reading, so the console writes them once per reading (`cache::Written`).
+/// No `# EOF`: `render_live` follows.
+pub fn render_fleet<'a>(rows: impl Iterator<Item = &'a Row>) -> String {
     let mut r = Registry::default();
     let info = Family::<ServiceInfo, Gauge>::default();
     let drift = Family::<ServiceLabels, Gauge>::default();
     let reachable = Family::<HostLabels, Gauge>::default();
-    let sync_age = Family::<HostLabels, Gauge<f64, AtomicU64>>::default();
-    let agent_ok = Family::<HostLabels, Gauge>::default();
-    let age = Gauge::<f64, AtomicU64>::default();
-    age.set(view.age_seconds);
-    if let Some(a) = &view.hosts {
-        for row in &a.rows {
-            let unreachable = row.status == crate::ops::audit::Status::Unreachable;
-            reachable
-                .get_or_create(&HostLabels {
-                    environment: row.environment.clone(),
-                    host: row.host.clone(),
-                })
-                .set(i64::from(!unreachable));
-            if unreachable {
-                continue;
-            }
-            info.get_or_create(&ServiceInfo {
+    for row in rows {
+        let unreachable = row.status == crate::ops::audit::Status::Unreachable;
+        reachable
+            .get_or_create(&HostLabels {
+                environment: row.environment.clone(),
+                host: row.host.clone(),
+            })
+            .set(i64::from(!unreachable));
+        if unreachable {
+            continue;
+        }
+        info.get_or_create(&ServiceInfo {
+            environment: row.environment.clone(),
+            host: row.host.clone(),
+            service: row.service.clone(),
+            version: row.running.clone().unwrap_or_default(),
+            pinned: row.pinned.clone().unwrap_or_default(),
+            digest: row.digest.clone().unwrap_or_default(),
+        })
+        .set(1);
+        drift
+            .get_or_create(&ServiceLabels {
                 environment: row.environment.clone(),
                 host: row.host.clone(),
                 service: row.service.clone(),
-                version: row.running.clone().unwrap_or_default(),
-                pinned: row.pinned.clone().unwrap_or_default(),
-                digest: row.digest.clone().unwrap_or_default(),
             })
-            .set(1);
-            drift
-                .get_or_create(&ServiceLabels {
-                    environment: row.environment.clone(),
-                    host: row.host.clone(),
-                    service: row.service.clone(),
-                })
-                .set(i64::from(row.status != crate::ops::audit::Status::Ok));
-        }
-        let now = std::time::SystemTime::now();
-        for ag in &a.agents {
-            let l = HostLabels {
-                environment: ag.environment.clone(),
-                host: ag.host.clone(),
-            };
-            agent_ok.get_or_create(&l).set(i64::from(ag.state == "ok"));
-            if let Some(t) = ag
-                .synced_at
-                .as_deref()
-                .and_then(crate::clock::parse_rfc3339)
-                && let Ok(d) = now.duration_since(t)
-            {
-                sync_age.get_or_create(&l).set(d.as_secs_f64());
-            }
-        }
+            .set(i64::from(row.status != crate::ops::audit::Status::Ok));
     }
     r.register(
         "fleetpin_service_info",
@@ -158,6 +147,39 @@ pub fn render(view: &View, ops: &Operations) -> String {
         "1 when fleetpin reached the host's engine at the last reading",
         reachable,
     );
+    let mut out = String::new();
+    encode_registry(&mut out, &r).expect("writing to a String");
+    out
+}
+
+/// The families that change between scrapes of one reading — the agents' sync age (counted to
+/// now), the reading's age, the console's counters — then `# EOF`.
+pub fn render_live<'a>(
+    agents: impl Iterator<Item = &'a AgentRow>,
+    age_seconds: f64,
+    ops: &Operations,
+) -> String {
+    let mut r = Registry::default();
+    let sync_age = Family::<HostLabels, Gauge<f64, AtomicU64>>::default();
+    let agent_ok = Family::<HostLabels, Gauge>::default();
+    let age = Gauge::<f64, AtomicU64>::default();
+    age.set(age_seconds);
+    let now = std::time::SystemTime::now();
+    for ag in agents {
+        let l = HostLabels {
+            environment: ag.environment.clone(),
+            host: ag.host.clone(),
+        };
+        agent_ok.get_or_create(&l).set(i64::from(ag.state == "ok"));
+        if let Some(t) = ag
+            .synced_at
+            .as_deref()
+            .and_then(crate::clock::parse_rfc3339)
+            && let Ok(d) = now.duration_since(t)
+        {
+            sync_age.get_or_create(&l).set(d.as_secs_f64());
+        }
+    }
     r.register(
         "fleetpin_agent_sync_age_seconds",
         "Seconds since the host's pull agent last synced",

@@ -137,6 +137,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         counters: Default::default(),
         oidc,
         transport,
+        parsed: Default::default(),
     });
     {
         let app = app.clone();
