@@ -81,6 +81,26 @@ impl Rule {
 }
 
 impl SopsFile {
+    /// The variable names the file gives as an env_file, read without a key (sops leaves keys in
+    /// clear): the top-level keys whose values are scalars, in order, as `env_pairs` gives them.
+    /// A console without the environment's key plans with these names (the spec hash holds
+    /// names, not values).
+    pub fn env_names(&self) -> Vec<String> {
+        match &self.data {
+            Node::Map(items) => items
+                .iter()
+                .filter(|(_, v)| {
+                    matches!(
+                        v,
+                        Node::Str(_) | Node::Int(_) | Node::Float(_) | Node::Bool(_)
+                    )
+                })
+                .map(|(k, _)| k.clone())
+                .collect(),
+            _ => vec![],
+        }
+    }
+
     pub fn parse(name: &str, text: &str) -> Result<SopsFile, SopsError> {
         let parsed = document::parse(name, text)?;
         let meta = &parsed.metadata;

@@ -81,9 +81,9 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
         None => reference::Reference::working_tree(config.file.clone()),
     };
     let reference = std::sync::Arc::new(reference);
-    // The identities that open each environment's SOPS files, beside sops's own variables.
-    let keys = crate::secrets::process_keys()
-        .as_ref()
+    // Every environment's identity from serve.yaml, for reading (audit, masking logs); never
+    // the process's SOPS_AGE_KEY* (the console's keys are the ones serve.yaml names).
+    let keys = crate::secrets::Keys::none()
         .with_files(settings.age_identities.values().cloned().collect());
     // OpenID Connect: serve.yaml's `oidc:`, else FLEETPIN_OIDC_* (for tests and trials).
     let vars = |k: &str| std::env::var(k).ok();
