@@ -156,6 +156,11 @@ class Expiry:
                 time.sleep(left)
 
 
+def age_in_metrics(text):
+    m = re.search(r"^fleetpin_fleet_read_age_seconds ([0-9.e+-]+)", text, re.M)
+    return float(m[1]) if m else None
+
+
 def check_audit(body, hosts, services):
     """What the cold answer holds: rows, how many ok, how many with since and digest."""
     doc = json.loads(body)
@@ -299,14 +304,28 @@ def round_(a):
         out[f"floor_{conns}"] = {**f, "engine_requests": st["total_requests"]}
         say(f"floor audit {conns}: {f.get('wall_seconds')} s")
 
-    # 5. A cold scrape: the first after the reading expired.
+    # 5. A cold scrape: the first after the reading expired. It is answered from that reading
+    # at once, and the fleet is read again behind it: wait for that read (a younger age in a
+    # scrape) so that its engine requests stay out of the pollers' counters.
     exp.wait()
     stats(a.control)
     status, body, dt = s.get("/metrics")
+    old_age = age_in_metrics(body.decode())
     exp.saw_metrics(body.decode(), time.monotonic())
+    t_refresh = time.monotonic()
+    refreshed = None
+    while time.monotonic() - t_refresh < 120:
+        time.sleep(0.25)
+        _, b, _ = s.get("/metrics")
+        age = age_in_metrics(b.decode())
+        if age is not None and old_age is not None and age < old_age:
+            refreshed = time.monotonic() - t_refresh
+            exp.saw_metrics(b.decode(), time.monotonic())
+            break
     st = stats(a.control)
-    out["cold_metrics"] = {"status": status, "seconds": dt, "engine_requests": st["total_requests"]}
-    say(f"cold metrics {dt:.2f} s")
+    out["cold_metrics"] = {"status": status, "seconds": dt, "engine_requests": st["total_requests"],
+                           "stale_age": old_age, "refreshed_after": refreshed}
+    say(f"cold metrics {dt:.3f} s (a reading {old_age} s old; a new one {refreshed} s later)")
     rss("cold_metrics")
     s.close()
 
@@ -399,8 +418,12 @@ def report(a):
           f"(all {len(cached_all)}: p90 {sorted(cached_all)[int(0.9 * len(cached_all))] * 1000:.1f}) |")
     print(f"| /metrics, cached, ms: median | {spread(mcached_med, ms)} | < 200 | {verdict(max(mcached_med) < 200)} |")
     print(f"| /metrics, cached, ms: max | {spread(mcached_max, ms)} | < 200 | {verdict(max(mcached_max) < 200)} |")
-    print(f"| /metrics, cold (first after the reading expired), s | {spread(mcold)} | a fleet read "
-          f"(≈ the cold audit) | – |")
+    print(f"| /metrics, first scrape after the reading expired (answered from it; the fleet read again behind), ms "
+          f"| {spread([v * 1000 for v in mcold], '{:.1f}')} | < 200 "
+          f"| {verdict(max(mcold) < 0.2)} |")
+    print(f"| …the reading it answered from, s old / the next reading there after, s | "
+          f"{spread(col(lambda r: r['cold_metrics'].get('stale_age')))} / "
+          f"{spread(col(lambda r: r['cold_metrics'].get('refreshed_after')))} | | |")
     print(f"| engine requests, 1 client polling every {rounds[0].get('poll_interval', 1):g} s "
           f"for {rounds[0]['pollers_one']['seconds']:.0f} s | {spread(one, '{:.0f}')} | | |")
     print(f"| engine requests, {clients} clients polling at once | {spread(many, '{:.0f}')} | = 1 client "

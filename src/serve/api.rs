@@ -158,6 +158,14 @@ pub async fn fleet_view(app: &App, caller: &Caller) -> Result<View> {
 /// and the environments `caller` may view in it.
 async fn fleet_reading(app: &App, caller: &Caller) -> Result<(Arc<Reading>, Vec<String>)> {
     let loaded = app.load_shared()?;
+    fleet_reading_of(app, caller, loaded).await
+}
+
+async fn fleet_reading_of(
+    app: &App,
+    caller: &Caller,
+    loaded: Arc<crate::manifest::Loaded>,
+) -> Result<(Arc<Reading>, Vec<String>)> {
     let commit = crate::ops::deploy::source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
     let ctx = context(
         app,
@@ -677,7 +685,26 @@ pub async fn metrics(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response> {
-    let (reading, envs) = fleet_reading(&app, &caller).await?;
+    // A scrape never waits for a fleet read once there is a reading: an expired one is answered
+    // at once (its age is `fleetpin_fleet_read_age_seconds`) while the fleet is read again in
+    // the background. A Prometheus scraping every 30 s with nobody else polling would otherwise
+    // wait for the whole fleet at every scrape.
+    let loaded = app.load_shared()?;
+    let commit = crate::ops::deploy::source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
+    let (reading, envs) = match app.cache.last(&commit) {
+        Some(r) => {
+            if r.age_seconds() >= super::cache::MAX_AGE.as_secs_f64() && !app.cache.refreshing() {
+                let (app, caller, loaded) = (app.clone(), caller.clone(), loaded.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = fleet_reading_of(&app, &caller, loaded).await {
+                        tracing::warn!("reading the fleet for /metrics: {}", e.message);
+                    }
+                });
+            }
+            (r, visible(&loaded, &caller))
+        }
+        None => fleet_reading_of(&app, &caller, loaded).await?,
+    };
     let fleet = reading.metrics_fleet(&envs).await?;
     let live =
         super::metrics::render_live(reading.agents(&envs), reading.age_seconds(), &app.counters);

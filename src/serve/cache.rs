@@ -83,6 +83,22 @@ pub struct SwarmView {
 
 impl FleetCache {
     /// The last reading if it is fresh for `commit`, else a new one from `read`.
+    /// The last reading of `commit` whatever its age, for an answer that must not wait for a
+    /// fleet read (a Prometheus scrape); `None` when there is none yet.
+    pub fn last(&self, commit: &str) -> Option<Arc<Reading>> {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|r| r.commit == commit)
+            .cloned()
+    }
+
+    /// Whether a reading is being made now.
+    pub fn refreshing(&self) -> bool {
+        self.refresh.try_lock().is_err()
+    }
+
     pub async fn get<F, Fut>(
         &self,
         commit: &str,
@@ -323,6 +339,28 @@ mod tests {
         // Another commit is another reading.
         cache.get("c2", read).await.expect("a reading");
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_last_reading_is_there_for_a_scrape_whatever_its_age_while_one_is_made() {
+        let cache = FleetCache::default();
+        assert!(cache.last("c1").is_none(), "nothing read yet");
+        let first = reading(&cache).await;
+        assert!(Arc::ptr_eq(&cache.last("c1").unwrap(), &first));
+        assert!(cache.last("c2").is_none(), "a reading of another commit");
+        assert!(!cache.refreshing());
+        // While a read runs, a scrape can tell (and does not start another).
+        let seen = std::sync::atomic::AtomicBool::new(false);
+        cache.invalidate();
+        cache
+            .get("c1", || async {
+                seen.store(cache.refreshing(), Ordering::SeqCst);
+                Ok(outcome())
+            })
+            .await
+            .expect("a reading");
+        assert!(seen.load(Ordering::SeqCst));
+        assert!(!cache.refreshing());
     }
 
     #[tokio::test]
