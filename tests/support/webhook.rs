@@ -47,13 +47,15 @@ pub fn receiver_on(addr: &str) -> (u16, mpsc::Receiver<Request>) {
             let len: usize = headers["content-length"].parse().unwrap();
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
-            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .unwrap();
+            // Into the channel before the answer: once the sender has its 200 (and the command
+            // that sent it has exited), a test that drains the channel has seen this request.
             let _ = tx.send(Request {
                 line: line.trim_end().to_string(),
                 headers,
                 body: serde_json::from_slice(&body).unwrap(),
             });
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
         }
     });
     (port, rx)
