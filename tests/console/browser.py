@@ -27,6 +27,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -55,11 +56,16 @@ def driver():
 
 
 def wait(d, secs, cond, what):
+    # The matrix is drawn again on every poll: an element found one instant may be replaced
+    # the next, and reading it then raises StaleElementReferenceException. That is a reason
+    # to look again, not a failure (CI met it once: the cell showed "stopped" as expected).
+    ignored = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(d, secs, poll_frequency=0.2).until(cond)
-    except Exception:
+        return WebDriverWait(d, secs, poll_frequency=0.2, ignored_exceptions=ignored).until(cond)
+    except Exception as e:
         shot(d, "failure-" + what.replace(" ", "-"))
-        fail(f"{what} (within {secs}s); page: {d.current_url}\n{d.find_element(By.TAG_NAME, 'body').text[:2000]}")
+        fail(f"{what} (within {secs}s: {type(e).__name__}); page: {d.current_url}\n"
+             f"{d.find_element(By.TAG_NAME, 'body').text[:2000]}")
 
 
 def shot(d, name, size=None):
@@ -121,9 +127,19 @@ def check_matrix(d, audit):
     cells = expected_cells(audit)
     if not cells:
         fail(f"the audit has no rows: {json.dumps(audit)[:500]}")
+    # One snapshot of every cell, read in the page at once: the matrix may be drawn again
+    # between two WebDriver calls.
+    seen = d.execute_script(
+        "return Array.from(document.querySelectorAll('td.cell')).map(c =>"
+        " [c.dataset.env, c.dataset.service, c.dataset.status, c.dataset.version || ''])")
+    first = {}
+    for e, s, st, v in seen:  # the environment's row comes before any per-host row
+        first.setdefault((e, s), (st, v))
+    seen = first
     for (env, service), want in cells.items():
-        c = cell(d, env, service)
-        status, version = c.get_attribute("data-status"), c.get_attribute("data-version") or ""
+        if (env, service) not in seen:
+            fail(f"{env}/{service}: no cell in the matrix (cells: {sorted(seen)[:20]})")
+        status, version = seen[(env, service)]
         if len(want["status"]) == 1 and status not in want["status"]:
             fail(f"{env}/{service}: the matrix says {status}, the audit {want['status']}")
         if want["status"] != {"ok"} and status == "ok":
