@@ -107,6 +107,7 @@ fn dispatch(command: Command, config: &Config) -> crate::error::Result<Exit> {
         Command::History(args) => cmd::history::run(config, &args),
         Command::Logs(args) => cmd::logs::run(config, &args),
         Command::Unlock(args) => cmd::unlock::run(config, &args),
+        Command::Publish(args) => cmd::publish::run(config, &args),
         Command::Import(args) => cmd::import::run(config, &args),
         Command::Agent(args) => cmd::agent::run(config, &args),
         Command::Serve(args) => cmd::serve::run(config, &args),

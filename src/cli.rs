@@ -99,6 +99,15 @@ pub enum Command {
     History(HistoryArgs),
     /// Remove a lock left on a host by a killed run.
     Unlock(UnlockArgs),
+    /// Push the reference at a commit to the registry, for agents that follow it there.
+    ///
+    /// The manifest's `reference: {repository: REGISTRY/PATH}` names where. The artifact holds
+    /// the commit object with its signature, the trees and blobs on the paths to the manifest and
+    /// its SOPS files (still encrypted) and first-parent commits back to --history; it is tagged
+    /// with the commit id, the branch HEAD is on (`feature/x` -> `feature-x`) and each --tag.
+    /// Credentials as for pulls: the docker config and its credential helpers.
+    #[command(after_help = PUBLISH_EXAMPLES)]
+    Publish(PublishArgs),
     /// Run on a server: follow the manifest in git and converge this one host to it.
     ///
     /// Every --interval (plus a random splay) the agent fetches the branch with the git CLI (your
@@ -196,6 +205,11 @@ Examples:
 const HISTORY_EXAMPLES: &str = "\
 Examples:
   fleetpin history prod -s billing -n 20";
+
+const PUBLISH_EXAMPLES: &str = "\
+Examples:
+  fleetpin publish                         (HEAD, tagged with its id and its branch)
+  fleetpin publish --rev v2.3 --tag v2.3   (a tagged release, not the branch's tag)";
 
 const SCHEMA_HELP: &str = "\
 Use it in an editor with a first line in platform.yaml:
@@ -443,13 +457,38 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The commit to publish (default HEAD; only HEAD tags its branch).
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Another tag for it (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// First-parent commits carried before it, for the agents' ancestry check.
+    #[arg(long, value_name = "N", default_value_t = crate::oci::DEFAULT_HISTORY)]
+    pub history: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The git repository holding the manifest (ssh://, https://, git://, file:// or a path).
-    #[arg(long, value_name = "URL")]
-    pub repo: String,
+    #[arg(long, value_name = "URL", required_unless_present = "reference")]
+    pub repo: Option<String>,
     /// The branch to follow (default: the remote's HEAD).
-    #[arg(long, value_name = "BRANCH")]
+    #[arg(long, value_name = "BRANCH", conflicts_with = "reference")]
     pub branch: Option<String>,
+    /// Follow the reference published to a registry instead of git (`fleetpin publish`):
+    /// oci://REGISTRY/PATH:TAG, e.g. oci://registry.acme.internal:5000/acme/platform:main.
+    #[arg(
+        long = "ref",
+        id = "reference",
+        value_name = "OCI",
+        conflicts_with = "repo"
+    )]
+    pub reference: Option<String>,
+    /// The registry of --ref speaks plain HTTP.
+    #[arg(long, requires = "reference")]
+    pub insecure_registry: bool,
     /// The environment this host belongs to.
     #[arg(long, value_name = "ENV")]
     pub env: String,

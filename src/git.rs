@@ -100,6 +100,28 @@ pub fn manifest_commit(manifest: &Path) -> Option<String> {
     status.is_empty().then(|| head.id().to_string())
 }
 
+/// Where the manifest is in its repository (a path from the repository's root), the commit
+/// `rev` names, and the branch HEAD is on when `rev` is HEAD: what a publish names.
+pub fn locate(manifest: &Path, rev: &str) -> Result<(PathBuf, String, Option<String>), GitError> {
+    let (repo, rel) = open(manifest)?;
+    let commit = repo
+        .revparse_single(rev)
+        .map_err(|e| GitError::NoSuchRevision {
+            rev: rev.to_string(),
+            reason: e.message().to_string(),
+        })?
+        .peel_to_commit()
+        .map_err(|_| GitError::NotACommit(rev.to_string()))?
+        .id()
+        .to_string();
+    let branch = (rev == "HEAD")
+        .then(|| repo.head().ok())
+        .flatten()
+        .filter(|h| h.is_branch())
+        .and_then(|h| h.shorthand().ok().map(str::to_string));
+    Ok((rel, commit, branch))
+}
+
 /// `user.email` from the repository's (or the global) git config.
 pub fn user_email(manifest: &Path) -> Option<String> {
     let config = match open(manifest) {
@@ -743,7 +765,30 @@ pub fn descends(cache: &Path, commit: &str, ancestor: &str) -> Result<bool, GitE
         // A commit the cache does not have (another repository, or history rewritten away).
         return Ok(false);
     }
-    Ok(repo.graph_descendant_of(c, a)?)
+    match repo.graph_descendant_of(c, a) {
+        Ok(d) => Ok(d),
+        // A cache filled from registry artifacts holds commit objects back to a bound, and
+        // a merge's other parents only when they were carried: walk the commits it has.
+        Err(_) => Ok(walk_descends(&repo, c, a)),
+    }
+}
+
+/// Whether `ancestor` is reached from `commit` through the parents present in `repo`.
+fn walk_descends(repo: &Repository, commit: git2::Oid, ancestor: git2::Oid) -> bool {
+    let mut todo = vec![commit];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(id) = todo.pop() {
+        if id == ancestor {
+            return true;
+        }
+        if !seen.insert(id) {
+            continue;
+        }
+        if let Ok(c) = repo.find_commit(id) {
+            todo.extend(c.parent_ids());
+        }
+    }
+    false
 }
 
 /// The file `path` of the repository (`cache`, bare) at `commit`, as UTF-8 text.

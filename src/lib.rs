@@ -32,6 +32,7 @@ pub mod import;
 pub mod interrupt;
 pub mod manifest;
 pub mod observed;
+pub mod oci;
 pub mod ops;
 pub mod plan;
 pub mod render;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::Scenario;
+use support::agent::{Agent, wait_for};
 use support::webhook::{Request, receiver_on};
 
 const INTERVAL_SECS: u64 = 2;
@@ -107,42 +108,6 @@ fn publish(s: &Scenario, manifest: &str) -> String {
     s.head()
 }
 
-/// A running agent, killed on drop; its output goes to files in the scenario's directory.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// Waits up to `limit` for the agent to exit; its code, or None.
-    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The agent's arguments for `host` following `url`.
 fn agent_args(s: &Scenario, url: &str, host: &str) -> Vec<String> {
     [
@@ -172,31 +137,7 @@ fn agent_args(s: &Scenario, url: &str, host: &str) -> Vec<String> {
 /// Starts an agent for `host` in that host's network namespace.
 fn start_agent(s: &Scenario, url: &str, host: &str, envs: &[(&str, &str)]) -> Agent {
     let log = s.dir.path().join(format!("agent-{host}.log"));
-    let file = std::fs::File::create(&log).unwrap();
-    let child = support::run::wrapped(&["ip", "netns", "exec", &s.host(host).netns])
-        .args(agent_args(s, url, host))
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    Agent { child, log }
-}
-
-/// Waits until `cond` holds, up to `limit`; panics with `what` (and the agents' output) if not.
-fn wait_for(limit: Duration, what: &str, agents: &[&Agent], mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() > deadline {
-            let logs: Vec<String> = agents.iter().map(|a| a.output()).collect();
-            panic!("{what}: not within {limit:?}\n{}", logs.join("\n----\n"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Agent::start(&s.host(host).netns, &agent_args(s, url, host), envs, log)
 }
 
 /// Waits (a minute at most) until `agent` is paused at fault point `started`.

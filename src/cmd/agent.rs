@@ -51,8 +51,22 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("fleetpin-agent@{}", crate::identity::hostname()));
+    let oci = match &args.reference {
+        Some(r) => Some(agent::OciSource {
+            reference: crate::oci::OciRef::parse(r)
+                .map_err(|e| Error::msg(format!("--ref {r}: {e}")))?,
+            insecure: args.insecure_registry,
+        }),
+        None => None,
+    };
+    let repo = args
+        .repo
+        .clone()
+        .or_else(|| args.reference.clone())
+        .unwrap_or_default();
     let settings = AgentSettings {
-        repo: args.repo.clone(),
+        repo: repo.clone(),
+        oci,
         branch: args.branch.clone(),
         file: config.file.clone(),
         environment: args.env.clone(),
@@ -64,7 +78,7 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
         cache: args
             .cache_dir
             .clone()
-            .unwrap_or_else(|| default_cache(&args.repo, args.branch.as_deref())),
+            .unwrap_or_else(|| default_cache(&repo, args.branch.as_deref())),
         connect_timeout: config.connect_timeout,
         health_timeout: crate::ops::run::RunOptions {
             health_timeout: args.health_timeout.map(std::time::Duration::from_secs),

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod misc;
 pub mod plan;
 pub mod promote;
+pub mod publish;
 pub mod rollback;
 pub mod serve;
 pub mod unlock;

@@ -93,6 +93,8 @@ pub struct Sync {
     pub repo: String,
     /// The last commit this host converged to (in sync): what a new commit must descend from.
     pub applied: Option<String>,
+    /// Following `oci://`: the artifact (`sha256:…`) the commit came from.
+    pub digest: Option<String>,
 }
 
 /// Labels hold at most this much of a reason.
@@ -135,6 +137,9 @@ impl Sync {
             labels::AGENT_APPLIED.into(),
             self.applied.clone().unwrap_or_default(),
         );
+        if let Some(d) = &self.digest {
+            l.insert(labels::AGENT_DIGEST.into(), d.clone());
+        }
         l
     }
 
@@ -156,6 +161,7 @@ impl Sync {
                 .collect(),
             repo: get(labels::AGENT_REPO),
             applied: some(labels::AGENT_APPLIED),
+            digest: some(labels::AGENT_DIGEST),
         }
     }
 }
@@ -246,6 +252,7 @@ mod tests {
             ]),
             repo: "git://x/r.git".into(),
             applied: Some("abb".into()),
+            digest: Some("sha256:42".into()),
         };
         let l = s.labels("p", "prod");
         assert_eq!(l[labels::PLATFORM], "p");

@@ -10,8 +10,9 @@ use crate::manifest::values::{
 use crate::manifest::yaml::{Key, Node, Span, Value};
 use crate::manifest::{
     DEFAULT_RETAIN, Environment, Git, Healthcheck, Hooks, Host, Located, Logging, MAX_WINDOW,
-    Manifest, ManifestSpans, Notifier, OnFailure, Order, Override, Publish, RestartPolicy, Rollout,
-    Service, Signer, SopsRef, Swarm, Tls, Trust, Update, Window, WindowKind,
+    Manifest, ManifestSpans, Notifier, OnFailure, Order, Override, Publish, PublishedReference,
+    RestartPolicy, Rollout, Service, Signer, SopsRef, Swarm, Tls, Trust, Update, Window,
+    WindowKind,
 };
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -612,6 +613,7 @@ impl Decoder {
                 "hooks",
                 "notify",
                 "git",
+                "reference",
             ],
         )?;
         let mut spans = ManifestSpans::default();
@@ -649,12 +651,28 @@ impl Decoder {
             .get("hooks")
             .and_then(|n| self.hooks(n, o.key_span("hooks")));
         let notify = o.get("notify").and_then(|n| self.notify(n));
+        let reference = o.get("reference").and_then(|n| self.reference(n));
+        let mut environments = environments.unwrap_or_default();
+        for (name, env) in environments.iter_mut() {
+            if env.pull_oci && reference.is_none() && o.get("reference").is_none() {
+                self.problems.push(
+                    Problem::new(
+                        env.span,
+                        format!("environment `{name}` says `pull: oci`, but the manifest has no `reference`"),
+                    )
+                    .with_help("add `reference: {repository: REGISTRY/PATH}`: where `fleetpin publish` puts the reference and the agents follow it"),
+                );
+            }
+            // With a `reference`, agents of every pull environment follow the registry.
+            env.pull_oci |= env.pull && reference.is_some();
+        }
         Some(Manifest {
             platform: platform.unwrap_or_default(),
             retain: retain.unwrap_or(DEFAULT_RETAIN),
             services: services.unwrap_or_default(),
-            environments: environments.unwrap_or_default(),
+            environments,
             git,
+            reference,
             hooks: hooks.unwrap_or_default(),
             notify: notify.unwrap_or_default(),
             spans,
@@ -670,6 +688,42 @@ impl Decoder {
             .and_then(|x| self.boolean(x, "`push` of `git`"))
             .unwrap_or(false);
         Some(Git { push })
+    }
+
+    /// `reference: {repository: REGISTRY/PATH, publish, insecure}`.
+    fn reference(&mut self, n: &Node) -> Option<PublishedReference> {
+        let o = self.obj(n, "`reference`", &["repository", "publish", "insecure"])?;
+        let repository = self
+            .required(&o, "repository", "`reference`")
+            .and_then(|x| {
+                let s = self.text(x, "`repository` of `reference`")?;
+                match crate::oci::check_repository(&s) {
+                    Ok(()) => Some(Located {
+                        value: s,
+                        span: x.span,
+                    }),
+                    Err(why) => {
+                        self.problems.push(
+                            Problem::new(x.span, format!("`repository` of `reference`: {why}"))
+                                .with_help("write REGISTRY/PATH, e.g. registry.acme.internal:5000/acme/platform: a registry host, then a lowercase path, no tag"),
+                        );
+                        None
+                    }
+                }
+            });
+        let publish = o
+            .get("publish")
+            .and_then(|x| self.boolean(x, "`publish` of `reference`"))
+            .unwrap_or(false);
+        let insecure = o
+            .get("insecure")
+            .and_then(|x| self.boolean(x, "`insecure` of `reference`"))
+            .unwrap_or(false);
+        Some(PublishedReference {
+            repository: repository?,
+            publish,
+            insecure,
+        })
     }
 
     /// A hook: a shell command, several lines allowed (a YAML block scalar).
@@ -1241,10 +1295,31 @@ impl Decoder {
         let rollout = o
             .get("rollout")
             .map(|x| self.rollout(x, &format!("`rollout` of {what}"), o.key_span("rollout")));
-        let pull = o
-            .get("pull")
-            .and_then(|x| self.boolean(x, &format!("`pull` of {what}")))
-            .unwrap_or(false);
+        // `pull: true`, `false`, or `oci` (the agents follow the published reference).
+        let (pull, pull_oci) = match o.get("pull") {
+            Some(Node {
+                value: Value::Str(v),
+                ..
+            }) if v == "oci" => (true, true),
+            Some(
+                x @ Node {
+                    value: Value::Str(v),
+                    ..
+                },
+            ) => {
+                self.problem(
+                    x.span,
+                    format!("`pull` of {what} is `{v}`; expected true, false or oci"),
+                );
+                (false, false)
+            }
+            Some(x) => (
+                self.boolean(x, &format!("`pull` of {what}"))
+                    .unwrap_or(false),
+                false,
+            ),
+            None => (false, false),
+        };
         if pull && swarm.is_some() {
             // An agent converges the one host it runs on; a Swarm cluster has no host of its own
             // to converge, and its manager already reconciles the services.
@@ -1266,6 +1341,7 @@ impl Decoder {
             timezone,
             windows: windows.unwrap_or_default(),
             pull,
+            pull_oci,
             max_parallel: max_parallel.flatten(),
             rollout: rollout.flatten().unwrap_or_default(),
             hosts: hosts.unwrap_or_default(),

@@ -49,6 +49,9 @@ pub struct Manifest {
     pub environments: IndexMap<EnvironmentName, Environment>,
     /// What fleetpin does with the commits it makes (rollback, promote).
     pub git: Git,
+    /// Where `fleetpin publish` puts the reference as an OCI artifact, for agents that follow it
+    /// through the registry (`pull: oci`).
+    pub reference: Option<PublishedReference>,
     /// Commands run on the operator's machine around apply, rollback and promote.
     pub hooks: Hooks,
     /// Webhooks that get one JSON POST per outcome of apply, rollback and promote.
@@ -279,6 +282,22 @@ enum KeyStepSchema {
     Index(u32),
 }
 
+/// `pull`: `true`/`false`, or `oci` (agents follow the reference through the registry).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged, rename = "Pull")]
+enum PullSchema {
+    Git(bool),
+    Oci(PullOci),
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum PullOci {
+    #[serde(rename = "oci")]
+    Oci,
+}
+
 /// Tasks of a service in a Swarm environment when `replicas` is written nowhere.
 pub const DEFAULT_REPLICAS: u32 = 1;
 
@@ -331,6 +350,20 @@ pub struct Git {
     /// Push each pin commit to the current branch's upstream, as `--push` does (`--no-push`
     /// skips it for one run). Default false: commits stay local.
     pub push: bool,
+}
+
+/// `reference: {repository: REGISTRY/PATH}`: the registry repository the reference is published
+/// to (`fleetpin publish`), and followed from by agents of `pull: oci` environments.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct PublishedReference {
+    /// `REGISTRY/PATH`, e.g. `registry.acme.internal:5000/acme/platform` (no tag, no digest).
+    #[schemars(with = "String")]
+    pub repository: Located<String>,
+    /// Every command that pushes its pin commit (rollback, promote) publishes it too.
+    pub publish: bool,
+    /// The registry speaks plain HTTP (a test or in-cluster registry): say so explicitly.
+    pub insecure: bool,
 }
 
 /// What an environment's rollout does across its hosts.
@@ -468,8 +501,13 @@ pub struct Environment {
     /// Canary hosts and what a failed host does to the rest of the rollout.
     pub rollout: Rollout,
     /// Followed by pull agents (`fleetpin agent`): a push `apply` refuses, and `rollback` and
-    /// `promote` must push their commit (`--push` or `git: {push: true}`).
+    /// `promote` must push their commit (`--push` or `git: {push: true}`). `oci`: the agents
+    /// follow the reference published to the registry (`reference`), and those commands publish.
+    #[schemars(with = "PullSchema")]
     pub pull: bool,
+    /// Written `pull: oci` (or `pull: true` in a manifest with a `reference`).
+    #[schemars(skip)]
+    pub pull_oci: bool,
     /// The Docker hosts of this environment, by name. Exactly one of `hosts` and `swarm`.
     #[schemars(length(min = 1))]
     pub hosts: IndexMap<String, Host>,
@@ -852,6 +890,16 @@ pub fn parse_str(text: &str) -> Result<Manifest, Vec<Problem>> {
             problems.dedup_by(|a, b| a.span == b.span && a.message == b.message);
             Err(problems)
         }
+    }
+}
+
+impl Manifest {
+    /// Whether agents of `env` follow the reference through the registry (`pull: oci`, or
+    /// `pull: true` in a manifest with a `reference`).
+    pub fn follows_oci(&self, env: &str) -> bool {
+        self.environments
+            .get(env)
+            .is_some_and(|e| e.pull && e.pull_oci)
     }
 }
 

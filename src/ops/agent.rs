@@ -60,6 +60,34 @@ pub struct AgentSettings {
     /// `--accept COMMIT`: a commit that does not descend from the one the host runs, accepted
     /// once (a deliberate rewind).
     pub accept: Option<String>,
+    /// `--ref oci://…`: follow the reference published to a registry instead of `repo` (which
+    /// then names it for the status), plain HTTP when `insecure`.
+    pub oci: Option<OciSource>,
+}
+
+/// A registry the reference is followed from.
+#[derive(Debug, Clone)]
+pub struct OciSource {
+    pub reference: crate::oci::OciRef,
+    pub insecure: bool,
+}
+
+/// What following the registry remembers between syncs: the client, the digest the tag pointed
+/// to and the commit it carried (a tag that did not move is not downloaded again), or why that
+/// digest was refused (a tampered artifact is refused once, not downloaded every interval).
+#[derive(Default)]
+struct OciState {
+    registry: Option<crate::oci::Registry>,
+    digest: Option<String>,
+    commit: Option<String>,
+    refused: Option<(String, String)>,
+}
+
+/// Why a fetch gave no commit: the source is unreachable (back off), or what it serves is
+/// refused (a steady state until it changes).
+enum NoCommit {
+    Error(String),
+    Refused(String),
 }
 
 pub use crate::host::agent::Outcome;
@@ -85,6 +113,7 @@ struct Agent<'a> {
     /// The webhooks and platform of the last manifest that loaded.
     notify: Vec<Notifier>,
     platform: Option<String>,
+    oci: OciState,
 }
 
 /// Why a sync could not start, or `--secrets` is refused: the agent's status says it.
@@ -270,19 +299,78 @@ impl<'a> Agent<'a> {
             applied: None,
             notify: vec![],
             platform: None,
+            oci: OciState::default(),
+        }
+    }
+
+    /// The commit the reference points to now: fetched with git, or read from the registry.
+    async fn fetch(&mut self) -> Result<String, NoCommit> {
+        let s = self.s;
+        let Some(src) = &s.oci else {
+            return crate::git::fetch_reference(&s.repo, s.branch.as_deref(), &s.cache)
+                .await
+                .map_err(|e| NoCommit::Error(e.to_string()));
+        };
+        use crate::oci::{Registry, RegistryError, artifact::ArtifactError};
+        let st = &mut self.oci;
+        if st.registry.is_none() {
+            let r = Registry::connect(&src.reference.repository, src.insecure)
+                .await
+                .map_err(|e| NoCommit::Error(e.to_string()))?;
+            st.registry = Some(r);
+        }
+        let registry = st.registry.as_ref().expect("connected above");
+        let digest = registry
+            .digest(&src.reference.tag)
+            .await
+            .map_err(|e| NoCommit::Error(e.to_string()))?;
+        if st.digest.as_deref() == Some(digest.as_str())
+            && let Some(c) = &st.commit
+        {
+            return Ok(c.clone());
+        }
+        if let Some((d, why)) = &st.refused
+            && *d == digest
+        {
+            return Err(NoCommit::Refused(why.clone()));
+        }
+        let refuse = |st: &mut OciState, why: String| {
+            let why = format!("refused: {} ({digest}): {why}", src.reference);
+            st.refused = Some((digest.clone(), why.clone()));
+            NoCommit::Refused(why)
+        };
+        let (config, layer) = match registry.pull(&digest).await {
+            Ok(parts) => parts,
+            Err(RegistryError::Artifact(e, _)) => return Err(refuse(st, e.to_string())),
+            Err(e) => return Err(NoCommit::Error(e.to_string())),
+        };
+        match crate::oci::artifact::unpack(&config, &layer, &s.cache) {
+            Ok(c) => {
+                st.digest = Some(digest);
+                st.commit = Some(c.commit.clone());
+                st.refused = None;
+                Ok(c.commit)
+            }
+            Err(e @ ArtifactError::Cache { .. }) => Err(NoCommit::Error(e.to_string())),
+            Err(e) => Err(refuse(st, e.to_string())),
         }
     }
 
     /// One sync; `None` when interrupted before it did anything.
     async fn sync(&mut self) -> Option<Outcome> {
-        let s = self.s;
+        let cancel = self.op.ctx.cancel.clone();
         let fetched = tokio::select! {
-            r = crate::git::fetch_reference(&s.repo, s.branch.as_deref(), &s.cache) => r,
-            _ = self.op.ctx.cancel.cancelled() => return None,
+            r = self.fetch() => r,
+            _ = cancel.cancelled() => return None,
         };
         let commit = match fetched {
             Ok(c) => c,
-            Err(e) => return Some(self.finish(None, "error", Some(e.to_string()), None).await),
+            Err(NoCommit::Error(e)) => {
+                return Some(self.finish(None, "error", Some(e), None).await);
+            }
+            Err(NoCommit::Refused(e)) => {
+                return Some(self.finish(None, "refused", Some(e), None).await);
+            }
         };
         let loaded = match self.load(&commit) {
             Ok(l) => l,
@@ -560,6 +648,7 @@ impl<'a> Agent<'a> {
             refused: self.refused.clone(),
             repo: crate::git::redact_url(&s.repo),
             applied,
+            digest: self.oci.digest.clone(),
         };
         self.applied = sync.applied.clone();
         if let Some((engine, platform, id)) = &mut self.status {
@@ -700,6 +789,7 @@ mod tests {
             lock_ttl: None,
             trust: None,
             accept: None,
+            oci: None,
         }
     }
 

@@ -113,6 +113,14 @@ pub fn wants_push(m: &crate::manifest::Manifest, push: bool, no_push: bool) -> b
     push || (m.git.push && !no_push)
 }
 
+/// Whether a pin commit in `env` is pushed: `wants_push`, or the environment's agents follow the
+/// registry and `reference: {publish: true}` makes publishing (after the push) the default.
+pub fn wants_push_in(loaded: &Loaded, env: &str, push: bool, no_push: bool) -> bool {
+    let m = &loaded.manifest;
+    wants_push(m, push, no_push)
+        || (!no_push && m.follows_oci(env) && m.reference.as_ref().is_some_and(|r| r.publish))
+}
+
 /// An environment followed by pull agents (`pull: true`) takes its pins from the pushed branch:
 /// an operation that changes them must end with its commit pushed, or the agents put the old pins
 /// back at their next sync. Checked before anything is done.
@@ -132,34 +140,66 @@ pub fn require_push_for_pull(
     {
         return Ok(());
     }
+    if loaded.manifest.follows_oci(env) {
+        return Err(OpError::Refused(format!(
+            "environment `{env}` is followed through the registry (`pull: oci`): `{command}` must end with its pin commit pushed and published, or the agents would undo it at their next sync; pass --push (it publishes too, to {}) or set `reference: {{publish: true}}`{}",
+            loaded
+                .manifest
+                .reference
+                .as_ref()
+                .map(|r| r.repository.value.as_str())
+                .unwrap_or("the reference's repository"),
+            if commits { "" } else { " and let it commit" }
+        )));
+    }
     Err(OpError::Refused(format!(
         "environment `{env}` is followed by pull agents (`pull: true`): `{command}` must end with its pin commit pushed, or the agents would undo it at their next sync; pass --push (or set `git: {{push: true}}`){}",
         if commits { "" } else { " and let it commit" }
     )))
 }
 
-/// What became of a push: where the commit went, or why not (the local commit stays).
+/// What became of a push: where the commit went, or why not (the local commit stays); and
+/// where it was published, when the environment's agents follow the registry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pushed {
     pub ok: bool,
     pub to: Option<String>,
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<crate::ops::publish::Published>,
 }
 
-/// Pushes a pin commit to its branch's upstream (the git CLI, never forced).
-pub fn push(path: &std::path::Path, commit: &str) -> Pushed {
-    match crate::git::push(path, commit) {
+/// Pushes a pin commit to its branch's upstream (the git CLI, never forced); then, where the
+/// commit must reach agents through the registry (`publish::wanted`), publishes it. A commit
+/// whose push failed is not published: agents would follow a commit the branch does not have.
+pub async fn push(loaded: &Loaded, env: &str, commit: &str) -> Pushed {
+    let mut out = match crate::git::push(&loaded.path, commit) {
         Ok(up) => Pushed {
             ok: true,
             to: Some(up.to_string()),
             error: None,
+            published: None,
         },
         Err(e) => Pushed {
             ok: false,
             to: None,
             error: Some(e.to_string()),
+            published: None,
         },
+    };
+    if out.ok && crate::ops::publish::wanted(loaded, env) {
+        let input = crate::ops::publish::PublishInput::default();
+        match crate::ops::publish::run(&loaded.path, &input).await {
+            Ok(p) => out.published = Some(p),
+            Err(e) => {
+                out.ok = false;
+                out.error = Some(format!(
+                    "pushed, but not published: {e}; publish it with `fleetpin publish` before the agents' next sync"
+                ));
+            }
+        }
     }
+    out
 }
 
 /// The pins a run writes back, committed (the manifest file alone), authored by the operation's

@@ -212,6 +212,12 @@ pub struct AgentRow {
     pub result: Option<String>,
     pub reason: Option<String>,
     pub interval_secs: Option<u64>,
+    /// What the agent follows (`git://…`, `oci://REGISTRY/PATH:TAG`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows: Option<String>,
+    /// Following `oci://`: the artifact (`sha256:…`) its commit came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl AgentRow {
@@ -227,6 +233,17 @@ impl AgentRow {
 pub fn agent_state(sync: &crate::host::agent::Sync, age: i64, reference: Option<&str>) -> String {
     if age > 3 * sync.interval_secs.max(1) as i64 {
         return "stale".into();
+    }
+    // A commit refused by the trust checks (unsigned, a replay, a tampered artifact) is what
+    // to look at, whatever the manifest's commit is: the agent will not follow it.
+    if sync.result == "refused"
+        && (sync.commit.is_none()
+            || sync
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("refused:")))
+    {
+        return "refused".into();
     }
     match sync.result.as_str() {
         "in-sync" | "converged" | "refused" | "interrupted" => {}
@@ -261,6 +278,8 @@ async fn agent_row(
         result: None,
         reason: None,
         interval_secs: None,
+        follows: None,
+        digest: None,
     };
     let Some(engine) = &p.engine else {
         row.state = "unreachable".into();
@@ -291,6 +310,8 @@ async fn agent_row(
     row.result = Some(sync.result);
     row.reason = sync.reason;
     row.interval_secs = Some(sync.interval_secs);
+    row.follows = Some(sync.repo).filter(|r| !r.is_empty());
+    row.digest = sync.digest;
     Some(row)
 }
 
@@ -580,6 +601,7 @@ mod tests {
             refused: Default::default(),
             repo: "git://x/r.git".into(),
             applied: None,
+            digest: None,
         }
     }
 

@@ -37,6 +37,12 @@ pub enum OpError {
     /// An engine (a Swarm manager, a host) could not be reached or answered an error.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// The registry the reference is published to (unreachable, credentials refused).
+    #[error(transparent)]
+    Registry(#[from] crate::oci::RegistryError),
+    /// The reference could not be packed at a commit.
+    #[error(transparent)]
+    Artifact(#[from] crate::oci::artifact::ArtifactError),
     /// A file could not be read or written.
     #[error("cannot {what} {path}: {reason}")]
     File {
@@ -67,8 +73,8 @@ impl OpError {
                 Status::BadRequest
             }
             OpError::Refused(_) | OpError::Blocked(_) | OpError::SwarmLock(_) => Status::Conflict,
-            OpError::Engine(_) => Status::BadGateway,
-            OpError::Git(_) | OpError::File { .. } => Status::Internal,
+            OpError::Engine(_) | OpError::Registry(_) => Status::BadGateway,
+            OpError::Git(_) | OpError::File { .. } | OpError::Artifact(_) => Status::Internal,
         }
     }
 

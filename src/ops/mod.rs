@@ -22,6 +22,7 @@ pub mod pins;
 pub mod plan;
 pub mod prepared;
 pub mod promote;
+pub mod publish;
 pub mod rollback;
 pub mod run;
 pub mod secrets;

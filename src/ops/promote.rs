@@ -418,7 +418,7 @@ mod op {
                 loaded,
                 &input.to,
                 !input.no_commit,
-                around::wants_push(m, input.push, input.no_push),
+                around::wants_push_in(loaded, &input.to, input.push, input.no_push),
                 "promote",
             )?;
         }
@@ -585,9 +585,9 @@ mod op {
             }
         }
         if let Some(id) = &out.commit
-            && around::wants_push(m, input.push, input.no_push)
+            && around::wants_push_in(loaded, &input.to, input.push, input.no_push)
         {
-            out.push = Some(around::push(&loaded.path, id));
+            out.push = Some(around::push(loaded, &input.to, id).await);
         }
         let mut event =
             event

@@ -380,7 +380,6 @@ mod op {
         loaded: &Loaded,
         input: RollbackInput,
     ) -> OpResult<RollbackPlan<C::Engine>> {
-        let m = &loaded.manifest;
         let env = deploy::environment(loaded, &input.env)?;
         deploy::check_pinned(
             &input.env,
@@ -399,7 +398,7 @@ mod op {
             loaded,
             &input.env,
             commit,
-            around::wants_push(m, input.push, input.no_push),
+            around::wants_push_in(loaded, &input.env, input.push, input.no_push),
             "rollback",
         )?;
         if commit {
@@ -648,12 +647,12 @@ mod op {
         };
         let pin_commit_failed = written.is_err();
         let committed = written.ok().flatten();
-        let push = around::wants_push(m, input.push, input.no_push);
+        let push = around::wants_push_in(loaded, &input.env, input.push, input.no_push);
         if push && committed.is_none() && input.push {
             notes.push("--push: nothing was committed, so nothing was pushed".into());
         }
         let pushed = match &committed {
-            Some((id, _)) if push => Some(around::push(&loaded.path, id)),
+            Some((id, _)) if push => Some(around::push(loaded, &input.env, id).await),
             _ => None,
         };
         let push_failed = pushed.as_ref().is_some_and(|p| !p.ok);

@@ -49,6 +49,8 @@ pub const AGENT_INTERVAL: &str = "io.fleetpin.agent.interval";
 pub const AGENT_FAILED: &str = "io.fleetpin.agent.failed";
 pub const AGENT_REPO: &str = "io.fleetpin.agent.repo";
 pub const AGENT_APPLIED: &str = "io.fleetpin.agent.applied";
+/// The artifact an agent following `oci://` read its commit from (`sha256:…`).
+pub const AGENT_DIGEST: &str = "io.fleetpin.agent.digest";
 
 pub const PREV: &str = ".prev-";
 /// A previous container that a rollback stepped away from: retained (it counts in `retain`,

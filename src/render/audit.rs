@@ -203,10 +203,7 @@ fn agents_table(a: &Audit, style: Style) -> String {
             r.environment.clone(),
             r.host.clone(),
             state,
-            r.commit
-                .as_deref()
-                .map(|c| short_commit(c).to_string())
-                .unwrap_or_else(|| "-".into()),
+            agent_commit(r),
             opt(&r.synced_at),
             opt(&r.reason),
         ]);
@@ -214,6 +211,19 @@ fn agents_table(a: &Audit, style: Style) -> String {
     let mut t = b.build();
     t.with(TStyle::sharp());
     format!("\nPull agents:\n{t}\n")
+}
+
+/// The commit an agent synced, and the artifact it came from when it follows a registry.
+fn agent_commit(r: &crate::ops::audit::AgentRow) -> String {
+    let commit = r
+        .commit
+        .as_deref()
+        .map(|c| short_commit(c).to_string())
+        .unwrap_or_else(|| "-".into());
+    match &r.digest {
+        Some(d) => format!("{commit} ({})", &d[..d.len().min(19)]),
+        None => commit,
+    }
 }
 
 fn short_commit(c: &str) -> &str {
@@ -302,7 +312,7 @@ pub fn markdown(a: &Audit) -> String {
                 } else {
                     r.state.clone()
                 },
-                r.commit.as_deref().map(short_commit).unwrap_or("-"),
+                agent_commit(r),
                 opt(&r.synced_at),
                 md_escape(&opt(&r.reason))
             ));
@@ -599,7 +609,7 @@ fn agents_html(a: &Audit) -> String {
             if off { "" } else { " ok" },
             esc(&r.state),
             esc(&opt(&r.commit)),
-            esc(r.commit.as_deref().map(short_commit).unwrap_or("-")),
+            esc(&agent_commit(r)),
             esc(&opt(&r.synced_at)),
             esc(&opt(&r.reason))
         ));
@@ -670,6 +680,8 @@ mod tests {
             result: Some(state.into()),
             reason: reason.map(str::to_string),
             interval_secs: Some(30),
+            follows: None,
+            digest: None,
         };
         let a = Audit {
             platform: "shop".into(),

@@ -58,6 +58,14 @@ fn pushed(look: Look, commit: &str, p: &Pushed) {
                     "pushed {} to {to}\n",
                     crate::git::short_id(commit)
                 ));
+                if let Some(pb) = &p.published {
+                    term::out(&format!(
+                        "published it to {}@{} (tags {})\n",
+                        pb.repository,
+                        pb.digest,
+                        pb.tags.join(", ")
+                    ));
+                }
             }
         }
         (_, e) => error(look, e.as_deref().unwrap_or("the push failed")),
@@ -237,6 +245,28 @@ pub fn promote(look: Look, p: &Promoted) {
     if let Some(e) = &p.error {
         error(look, e);
     }
+}
+
+/// `fleetpin publish`: where the reference went.
+pub fn published(look: Look, p: &crate::ops::publish::Published) {
+    if look.json() {
+        term::json(p);
+        return;
+    }
+    term::out(&format!(
+        "published commit {} to {}@{}\n  tags: {}\n  {} git objects, {} bytes{}\n",
+        crate::git::short_id(&p.commit),
+        p.repository,
+        p.digest,
+        p.tags.join(", "),
+        p.objects,
+        p.bytes,
+        if p.files.is_empty() {
+            String::new()
+        } else {
+            format!("; SOPS files: {}", p.files.join(", "))
+        }
+    ));
 }
 
 pub fn unlock(look: Look, outcome: &UnlockOutcome) {

@@ -295,6 +295,8 @@ mod tests {
             result: Some("ok".into()),
             reason: None,
             interval_secs: Some(30),
+            follows: None,
+            digest: None,
         };
         AuditOutcome {
             hosts: Some(Audit {

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod docker;
 pub mod git;
 pub mod mem;
