@@ -434,3 +434,126 @@ fn fleetpin_killed_at_each_step_of_a_rollback_then_a_rerun_finishes_it() {
         );
     }
 }
+
+/// Starts the stopped container `id` on `host` by hand and SIGKILLs the host's dockerd while
+/// the start is under way, then starts the engine again — until the engine refuses every start
+/// of it because its containerd task (and shim) outlived the crash: `task …: already exists`,
+/// the container `Exited (128)`. That is what a start racing a dockerd crash leaves (the field
+/// report: two operators at once while the engine was killed). The window is a few tens of
+/// milliseconds after the start request, so each round tries another delay. Returns the
+/// engine's refusal.
+fn make_its_task_outlive_the_engine(s: &Scenario, host: &str, id: &str) -> String {
+    use bollard::query_parameters::{StartContainerOptions, StopContainerOptions};
+    let start = |id: &str| {
+        let docker = s.docker(host);
+        let id = id.to_string();
+        move || {
+            support::block_on(async move {
+                docker
+                    .start_container(&id, None::<StartContainerOptions>)
+                    .await
+            })
+        }
+    };
+    let delays_ms = [20, 40, 60, 80, 30, 50, 70, 100, 10, 120, 150, 200];
+    let mut seen = Vec::new();
+    for delay in delays_ms.iter().cycle().take(3 * delays_ms.len()) {
+        let starting = std::thread::spawn(start(id));
+        std::thread::sleep(Duration::from_millis(*delay));
+        let down = fault(&["kill-host", host], &["start-host", host]);
+        let _ = starting.join();
+        down.undo();
+        match start(id)() {
+            Err(e) if e.to_string().contains("already exists") => return e.to_string(),
+            other => {
+                // Not caught in the window: it started (or failed otherwise); stop it, again.
+                seen.push(format!("{delay} ms: {other:?}"));
+                let docker = s.docker(host);
+                let id = id.to_string();
+                support::block_on(async move {
+                    let _ = docker
+                        .stop_container(&id, None::<StopContainerOptions>)
+                        .await;
+                });
+            }
+        }
+    }
+    panic!("the engine never refused to start {id} after a crash mid-start: {seen:#?}");
+}
+
+#[test]
+fn a_retained_container_whose_task_outlived_a_dockerd_crash_is_created_afresh() {
+    let fleet = require_fleet!();
+    let _one = serial();
+    let s = Scenario::new(&fleet, "taskexists");
+    let port = 18491;
+    let stable = format!("{}-test-web", s.platform);
+    s.deploy(&["h1"], port, "2.0.0");
+    s.deploy(&["h1"], port, "1.1.0");
+    let (stale, _, _) = s
+        .containers_with("h1", ".prev-")
+        .into_iter()
+        .find(|(_, _, v)| v == "2.0.0")
+        .expect("2.0.0 is retained");
+    let stale_id = s.inspect("h1", &stale).id.unwrap();
+    // The serving 1.1.0 stops (its port must be free for the retained one's start by hand),
+    // as the crash would have stopped it anyway.
+    let docker = s.docker("h1");
+    let serving = stable.clone();
+    support::block_on(async move {
+        docker
+            .stop_container(
+                &serving,
+                None::<bollard::query_parameters::StopContainerOptions>,
+            )
+            .await
+            .unwrap();
+    });
+    let refusal = make_its_task_outlive_the_engine(&s, "h1", &stale_id);
+    let state = s.inspect("h1", &stale_id).state.unwrap();
+    assert_eq!(state.exit_code, Some(128), "{refusal}: {state:?}");
+
+    // The pin goes back to 2.0.0: apply picks the retained container (same spec hash), which
+    // the engine refuses to start; a fresh one of the same spec takes its place.
+    s.write_web(&["h1"], port, "2.0.0");
+    let out = s.run(&["apply", "test", "--yes"]);
+    println!("{}", out.stdout);
+    assert_eq!(out.code, 0, "{refusal}: {out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("retained container {stale} could not be started"))
+            && out.stdout.contains("already exists")
+            && out.stdout.contains("created afresh"),
+        "the report says what happened: {out:?}"
+    );
+    let now = s.inspect("h1", &stable);
+    let fresh = now.id.clone().unwrap();
+    assert_ne!(fresh, stale_id, "a fresh container serves");
+    assert_eq!(
+        now.config.unwrap().labels.unwrap()["io.fleetpin.version"],
+        "2.0.0"
+    );
+    assert_converged(&s, "h1", "web", "2.0.0", port);
+    // The refused one is gone, or out of the way as `.broken-` (never kept nor chosen).
+    match s.try_inspect("h1", &stale_id) {
+        Err(_) => assert!(out.stdout.contains("the old one removed"), "{out:?}"),
+        Ok(c) => {
+            let name = c.name.unwrap_or_default();
+            assert!(
+                name.starts_with(&format!("/{stable}.broken-")),
+                "{name}: {out:?}"
+            );
+            assert!(out.stdout.contains(".broken-"), "{out:?}");
+        }
+    }
+    let prev = s.containers_with("h1", ".prev-");
+    assert!(prev.len() <= 2, "within retain: {prev:?}");
+    assert!(
+        prev.iter()
+            .all(|(n, _, _)| s.inspect("h1", n).id.unwrap() != stale_id),
+        "{prev:?}"
+    );
+    // The host is at its pin: the next plan has nothing to do.
+    let plan = s.run(&["plan", "test", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+}

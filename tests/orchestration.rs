@@ -316,6 +316,11 @@ fn a_rename_or_start_error_puts_the_kept_container_back_as_retained() {
         let (serving, _) = running(&e);
         // The kept container's own step fails (for rename: giving it the stable name).
         e.fail_next(op, &kept_id);
+        if op == "start" {
+            // A refused start gets a fresh container of the same spec (see below): here that
+            // one cannot be started either.
+            e.fail_next("start", ".new-");
+        }
         let r = rollback(&e, "1.1.0", None).unwrap();
         assert_eq!(r.status, HostStatus::Failed, "{op}: {r:?}");
         assert!(r.failure.as_ref().unwrap().restored, "{op}: {r:?}");
@@ -1117,5 +1122,263 @@ fn an_image_that_left_the_host_before_the_create_is_pulled_again() {
             &format!("pull {REPO}:1.1.0"),
             &format!("pull {REPO}:1.1.0")
         ]
+    );
+}
+
+/// `run_with` for a manifest with `extra` in the service (`, update: {order: stop-first}`, …).
+fn run_extra<W: HostWork<MemoryEngine>>(
+    engine: &Arc<MemoryEngine>,
+    version: &str,
+    extra: &str,
+    work: &W,
+    settings: &Settings,
+) -> HostReport {
+    let m = fleetpin::manifest::parse_str(&manifest(version, extra)).unwrap();
+    let target = Target {
+        name: "h".into(),
+        endpoint: "memory://".into(),
+        engine: Ok(engine.clone()),
+        desired: resolve_host(&m, "prod", "h", &|_: &str| Ok(String::new())).unwrap(),
+        changes: true,
+    };
+    block(runner::one_host(
+        &**engine,
+        &target,
+        settings,
+        work,
+        &|_: &str| {},
+    ))
+}
+
+/// Docker's answer to a start of a container whose containerd task outlived a daemon crash.
+fn task_exists(id: &str) -> String {
+    format!("task {id}: already exists")
+}
+
+/// (name, id) of the containers of web that are kept for rollback (`.prev-`, `.rolled-back-`).
+fn kept(e: &MemoryEngine) -> Vec<(String, String)> {
+    let s = e.state.lock().unwrap();
+    s.containers
+        .iter()
+        .filter(|c| c.name.contains(".prev-") || c.name.contains(".rolled-back-"))
+        .map(|c| (c.name.clone(), c.id.clone()))
+        .collect()
+}
+
+/// Whether `name` is `acme-prod-web.broken-<13-digit millis>-<the id's first 8 characters>`.
+fn is_broken_name(name: &str, id: &str) -> bool {
+    name.strip_prefix("acme-prod-web.broken-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(millis, short)| {
+            millis.len() == 13 && millis.chars().all(|c| c.is_ascii_digit()) && short == &id[..8]
+        })
+}
+
+#[test]
+fn a_kept_container_the_engine_refuses_to_start_is_created_afresh_and_removed() {
+    // Stop-first (the field case: a published port) and start-first alike.
+    for extra in [
+        ", update: {drain: 0s, order: stop-first}",
+        ", update: {drain: 0s}",
+    ] {
+        let e = engine();
+        let work = ApplyWork {
+            saved: None,
+            select: Selection::default(),
+            prune: false,
+        };
+        let settings = retaining(2);
+        for v in ["1.0.0", "2.0.0", "1.1.0"] {
+            assert!(run_extra(&e, v, extra, &work, &settings).ok(), "{extra}");
+            e.advance(5);
+        }
+        let stale = e
+            .snapshot()
+            .into_iter()
+            .find(|(n, _, v)| n.contains(".prev-") && v == "2.0.0")
+            .unwrap()
+            .0;
+        let stale_id = e.id_of(&stale).unwrap();
+        // Its containerd task outlived a daemon crash: every start is refused.
+        e.refuse("start", &stale_id, &task_exists(&stale_id));
+
+        let r = run_extra(&e, "2.0.0", extra, &work, &settings);
+        assert!(r.ok(), "{extra}: {r:?}");
+        let (serving, version) = running(&e);
+        assert_eq!(version, "2.0.0", "{extra}");
+        assert_ne!(serving, stale_id, "{extra}: a fresh container serves");
+        let a = &r.actions[0];
+        assert!(!a.relaunched, "{extra}: {a:?}");
+        let u = a.unstartable.as_ref().expect("the report says so");
+        assert_eq!((u.id.as_str(), u.container.as_str()), (&*stale_id, &*stale));
+        assert!(u.removed && u.same_spec, "{extra}: {u:?}");
+        let said = a.detail.as_deref().unwrap_or_default();
+        assert!(
+            said.contains(&format!("retained container {stale} could not be started"))
+                && said.contains("already exists")
+                && said.contains("created afresh; the old one removed"),
+            "{extra}: {said}"
+        );
+        assert!(
+            e.id_of(&stale).is_none(),
+            "{extra}: the refused one is gone"
+        );
+        let k = kept(&e);
+        assert!(k.len() <= 2, "{extra}: within retain: {k:?}");
+        assert!(k.iter().all(|(_, id)| *id != stale_id), "{extra}: {k:?}");
+        // The host is at its pin: nothing left to do.
+        let again = run_extra(&e, "2.0.0", extra, &work, &settings);
+        assert_eq!(again.status, HostStatus::Unchanged, "{extra}: {again:?}");
+    }
+}
+
+#[test]
+fn a_refused_kept_container_the_engine_will_not_remove_either_is_renamed_broken_and_never_chosen() {
+    let e = engine();
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        prune: false,
+    };
+    let settings = retaining(2);
+    let extra = ", update: {drain: 0s, order: stop-first}";
+    for v in ["1.0.0", "2.0.0", "1.1.0"] {
+        assert!(run_extra(&e, v, extra, &work, &settings).ok());
+        e.advance(5);
+    }
+    let stale = e
+        .snapshot()
+        .into_iter()
+        .find(|(n, _, v)| n.contains(".prev-") && v == "2.0.0")
+        .unwrap()
+        .0;
+    let stale_id = e.id_of(&stale).unwrap();
+    e.refuse("start", &stale_id, &task_exists(&stale_id));
+    e.refuse(
+        "remove",
+        &stale_id,
+        "removal of container is already in progress",
+    );
+
+    let r = run_extra(&e, "2.0.0", extra, &work, &settings);
+    assert!(r.ok(), "{r:?}");
+    let (fresh, _) = running(&e);
+    assert_ne!(fresh, stale_id);
+    let u = r.actions[0].unstartable.clone().unwrap();
+    assert!(!u.removed, "{u:?}");
+    let left = u.left_as.clone().unwrap();
+    assert!(is_broken_name(&left, &stale_id), "{left}");
+    assert!(
+        u.describe()
+            .contains(&format!("the old one kept as {left}")),
+        "{}",
+        u.describe()
+    );
+    let now = e.state.lock().unwrap().containers.clone();
+    let b = now.iter().find(|c| c.id == stale_id).unwrap();
+    assert_eq!(b.name, left);
+    assert_eq!(b.restart_policy, "no", "a daemon restart must not start it");
+    // Outside retain: two kept besides it, none of them the broken one.
+    e.advance(5);
+    let k = kept(&e);
+    assert!(
+        k.len() <= 2 && k.iter().all(|(_, id)| *id != stale_id),
+        "{k:?}"
+    );
+
+    // Rollback walks back to 1.1.0, never to the broken 2.0.0; `--to 2.0.0` names the fresh one.
+    let back = rollback(&e, "2.0.0", None).unwrap();
+    assert!(back.ok(), "{back:?}");
+    assert_eq!(running(&e).1, "1.1.0");
+    e.advance(5);
+    let to = rollback(&e, "1.1.0", Some("2.0.0")).unwrap();
+    assert!(to.ok(), "{to:?}");
+    assert_eq!(running(&e), (fresh.clone(), "2.0.0".into()));
+    assert!(to.actions[0].unstartable.is_none(), "{to:?}");
+    assert_eq!(
+        e.state
+            .lock()
+            .unwrap()
+            .containers
+            .iter()
+            .find(|c| c.id == stale_id)
+            .map(|c| c.name.clone()),
+        Some(left),
+        "never started, never renamed back"
+    );
+    // An apply never relaunches it either, and once the engine allows, a swap removes it.
+    e.allow("remove");
+    e.advance(5);
+    let r = run_extra(&e, "1.0.0", extra, &work, &settings);
+    assert!(r.ok(), "{r:?}");
+    assert!(r.actions[0].unstartable.is_none(), "{r:?}");
+    assert!(
+        !e.state
+            .lock()
+            .unwrap()
+            .containers
+            .iter()
+            .any(|c| c.id == stale_id),
+        "removed once the engine allows it"
+    );
+}
+
+#[test]
+fn a_rollback_to_a_kept_container_the_engine_refuses_to_start_creates_that_version_afresh() {
+    let e = engine();
+    assert!(apply(&e, "1.0.0").ok());
+    e.advance(5);
+    assert!(apply(&e, "1.1.0").ok());
+    e.advance(5);
+    let stale = kept(&e).pop().unwrap();
+    e.refuse("start", &stale.1, &task_exists(&stale.1));
+    let r = rollback(&e, "1.1.0", None).unwrap();
+    assert!(r.ok(), "{r:?}");
+    let (serving, version) = running(&e);
+    assert_eq!(version, "1.0.0");
+    assert_ne!(serving, stale.1);
+    let u = r.actions[0].unstartable.as_ref().unwrap();
+    assert!(u.removed && u.same_spec, "{u:?}");
+    assert!(e.id_of(&stale.0).is_none());
+    // The version rolled back from is kept as such: a second rollback has nowhere to go.
+    let rs = roles(&e);
+    assert!(
+        rs.contains(&(".rolled-back".into(), "1.1.0".into(), RunState::Exited)),
+        "{rs:?}"
+    );
+}
+
+#[test]
+fn a_fresh_container_that_fails_its_gate_leaves_the_refused_one_kept_and_the_old_one_serving() {
+    let e = engine();
+    let work = ApplyWork {
+        saved: None,
+        select: Selection::default(),
+        prune: false,
+    };
+    let extra = ", update: {drain: 0s, order: stop-first}";
+    for v in ["2.0.0", "1.1.0"] {
+        assert!(run_extra(&e, v, extra, &work, &settings()).ok());
+        e.advance(5);
+    }
+    let (serving, _) = running(&e);
+    let stale = kept(&e).pop().unwrap();
+    e.refuse("start", &stale.1, &task_exists(&stale.1));
+    e.set_behaviour(&format!("{REPO}:2.0.0"), Behaviour::Unhealthy);
+    let r = run_extra(&e, "2.0.0", extra, &work, &settings());
+    assert_eq!(r.status, HostStatus::Failed, "{r:?}");
+    let f = r.failure.as_ref().unwrap();
+    assert!(f.restored, "{f:?}");
+    assert!(
+        f.reason.contains("could not be started") && f.reason.contains("created afresh"),
+        "the failure says the kept one was refused first: {f:?}"
+    );
+    assert_eq!(running(&e), (serving, "1.1.0".into()));
+    // The refused one is still kept (never removed before a fresh one passed its gate); the
+    // fresh one is the failed one.
+    assert_eq!(e.id_of(&stale.0), Some(stale.1.clone()));
+    assert_eq!(
+        roles(&e).iter().filter(|(r, _, _)| r == ".failed").count(),
+        1
     );
 }

@@ -97,6 +97,10 @@ pub struct MemState {
     /// (or image reference) contains the text fails once; `vanish` removes the image a create
     /// needs just before it.
     pub fail_next: Vec<(String, String)>,
+    /// Refusals that last: every call of `op` on a container whose id or name contains the
+    /// text fails with the reason given (`start` refused as Docker refuses a container whose
+    /// containerd task outlived a daemon crash), until `allow` lifts them.
+    pub refusals: Vec<(String, String, String)>,
     /// Every mutating call, in order (`start NAME`, `rename OLD NEW`, …), for assertions.
     pub calls: Vec<String>,
     /// Seconds added to the clock.
@@ -173,6 +177,24 @@ impl MemoryEngine {
             .unwrap()
             .fail_next
             .push((op.to_string(), target.to_string()));
+    }
+
+    /// Makes every `op` on a container matching `target` fail with `reason`, until `allow`.
+    pub fn refuse(&self, op: &str, target: &str, reason: &str) {
+        self.state.lock().unwrap().refusals.push((
+            op.to_string(),
+            target.to_string(),
+            reason.to_string(),
+        ));
+    }
+
+    /// Lifts the refusals of `op` (`refuse`).
+    pub fn allow(&self, op: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refusals
+            .retain(|(o, _, _)| o != op);
     }
 
     /// The running containers that answer on `alias` in `network`, as Docker's DNS would list
@@ -293,11 +315,14 @@ impl MemState {
             .find(|c| c.id == id || c.name == id)
             .map(|c| c.name.clone())
             .unwrap_or_default();
-        if let Some(i) = self
-            .fail_next
-            .iter()
-            .position(|(o, t)| o == op && (id.contains(t.as_str()) || name.contains(t.as_str())))
-        {
+        let hit = |o: &str, t: &str| o == op && (id.contains(t) || name.contains(t));
+        if let Some((_, _, reason)) = self.refusals.iter().find(|(o, t, _)| hit(o, t)) {
+            return Err(EngineError::Api {
+                what: format!("{op} {name}"),
+                reason: reason.clone(),
+            });
+        }
+        if let Some(i) = self.fail_next.iter().position(|(o, t)| hit(o, t)) {
             self.fail_next.remove(i);
             return Err(EngineError::Api {
                 what: format!("{op} {name}"),

@@ -329,9 +329,14 @@ async fn remove_orphan<E: Engine>(
 ) -> Result<(), Failure> {
     progress(&format!("removing orphan {service}"));
     for c in on.view.all_of(service) {
-        cleanup::remove_container(engine, on.released, c)
-            .await
-            .map_err(|e| Failure::new(service, e.to_string()))?;
+        match cleanup::remove_container(engine, on.released, c).await {
+            // A `.broken-` one is left for a later run when the engine still refuses: it never
+            // serves, and nothing else depends on it.
+            Err(e) if c.name.contains(labels::BROKEN) => {
+                tracing::warn!("{service}: {} still cannot be removed: {e}", c.name)
+            }
+            r => r.map_err(|e| Failure::new(service, e.to_string()))?,
+        }
     }
     Ok(())
 }
@@ -369,7 +374,9 @@ async fn replace<E: Engine>(
         _ => Aside::Previous,
     };
     action.previous = current.map(|c| c.id.clone());
-    let d = swap::for_service(engine, r, on, incoming, aside, progress).await?;
-    action.health_seconds = d.health_seconds;
+    // A fresh container replacing a kept one the engine refuses to start is a step forward.
+    swap::for_service_as(engine, r, on, incoming, aside, Aside::Previous, progress)
+        .await?
+        .record(action);
     Ok(())
 }

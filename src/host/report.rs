@@ -44,6 +44,62 @@ pub struct Action {
     pub health_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The kept container this action was to start again, which the engine refused to start:
+    /// a fresh container of the same spec was created instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unstartable: Option<Unstartable>,
+}
+
+/// A kept container the engine refused to start (its containerd task outlived a daemon crash,
+/// say), and what became of it: the swap created a fresh container of the same spec instead,
+/// and, once that one passed its gate, removed the refused one — or renamed it `.broken-…`
+/// when the engine refused that too, so it is never kept, relaunched or rolled back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unstartable {
+    /// Its name when it was picked (`….prev-…`), and its id.
+    pub container: String,
+    pub id: String,
+    /// What the engine said when asked to start it.
+    pub reason: String,
+    /// Whether the fresh container was made from the very spec of the refused one (false: a
+    /// rollback to it made it from today's manifest at its version, whose settings differ).
+    pub same_spec: bool,
+    /// Once the fresh one passed its gate: it was removed.
+    pub removed: bool,
+    /// Else the name it is left under (`….broken-…`, or its kept name when the engine refused
+    /// the rename as well), and why it could not be removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_as: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal_error: Option<String>,
+}
+
+impl Unstartable {
+    /// One line for the report, the events and the logs.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "retained container {} could not be started (engine: {}): created afresh{}",
+            self.container,
+            self.reason,
+            if self.same_spec {
+                ""
+            } else {
+                " from the manifest's settings at its version"
+            }
+        );
+        match (&self.left_as, &self.removal_error) {
+            _ if self.removed => s.push_str("; the old one removed"),
+            (Some(name), Some(e)) if name.contains(crate::plan::labels::BROKEN) => {
+                s.push_str(&format!("; the old one kept as {name} (the engine refused to remove it: {e}); a later run removes it when the engine allows"))
+            }
+            (Some(name), e) => s.push_str(&format!(
+                "; the old one is still {name}: the engine refused to remove or rename it{}; remove it by hand (`docker rm -f {name}`)",
+                e.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            )),
+            (None, _) => {}
+        }
+        s
+    }
 }
 
 impl Action {
@@ -64,6 +120,7 @@ impl Action {
             seconds: 0.0,
             health_seconds: 0.0,
             detail: None,
+            unstartable: None,
         }
     }
 }

@@ -181,7 +181,7 @@ pub async fn rollback_host<E: Engine>(
             let done =
                 swap::for_service(engine, r, on, incoming, Aside::RolledBack, progress).await;
             action.seconds = started.elapsed().as_secs_f64();
-            let outcome = done.map(|d| action.health_seconds = d.health_seconds);
+            let outcome = done.map(|d| d.record(&mut action));
             (action, outcome)
         },
     )

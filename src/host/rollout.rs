@@ -199,7 +199,7 @@ impl<E: Engine> HostWork<E> for PutBack {
                             progress,
                         )
                         .await
-                        .map(|d| action.health_seconds = d.health_seconds)
+                        .map(|d| d.record(&mut action))
                     }
                     None => Err(Failure::new(
                         &r.service,

@@ -22,15 +22,26 @@
 //! and starts the current one again; only a release that failed its gate is kept as `.failed-`. Stops are graceful and
 //! wait the container's own stop timeout in full. Fault points let tests kill fleetpin at each
 //! step (`interrupt::fault_point`).
+//!
+//! A kept container the engine refuses to start (its containerd task outlived a daemon crash:
+//! Docker then answers `task …: already exists` to every start) must not block the service
+//! forever: it goes back to its kept name, a fresh container of the same spec is created in its
+//! place (pulled if its image left) and the swap goes on with that one. Once the fresh one passed
+//! its gate the refused one is removed, or renamed `.broken-` if the engine refuses that too:
+//! never kept, relaunched or rolled back to again. The aside name of the stepped-aside container
+//! is changed to the one for a new incoming container first, so repair removes a fresh container
+//! a killed run left rather than keeping it.
 
 use crate::engine::{ContainerSummary, CreateSpec, Engine, EngineError};
 use crate::host::cleanup::{self, Released};
 use crate::host::gate::{self, Gate};
-use crate::host::report::{Failure, Progress, now_millis};
+use crate::host::report::{Action, Failure, Progress, Unstartable, now_millis};
 use crate::host::settings::OnHost;
+use crate::host::spec::create_spec;
 use crate::interrupt::fault_point;
 use crate::manifest::Order;
-use crate::manifest::resolve::ResolvedService;
+use crate::manifest::pin::VersionPin;
+use crate::manifest::resolve::{ResolvedService, spec_hash};
 use crate::plan::labels::{self, Aside};
 use crate::plan::view::HostView;
 use std::time::{Duration, Instant};
@@ -69,6 +80,51 @@ pub struct Swap<'a> {
     pub networks: &'a [String],
     /// Where the images of the containers removed are noted (`host::cleanup`).
     pub released: &'a Released,
+    /// For a relaunch: what is created instead if the engine refuses to start the kept container.
+    pub fresh: Option<Fresh>,
+}
+
+/// A fresh container of a kept one's spec, for when the engine refuses to start the kept one.
+#[derive(Debug, Clone)]
+pub struct Fresh {
+    pub spec: Box<CreateSpec>,
+    /// Whether it is the kept container's very spec (its spec hash matches).
+    pub same_spec: bool,
+    /// The role the current container takes when the fresh one replaces it: apply's going back
+    /// to an older kept container is a step back, but to a fresh one a step forward
+    /// (`.prev-`); a rollback's is `.rolled-back-` either way.
+    pub aside: Aside,
+}
+
+impl Fresh {
+    /// The spec of the kept container `k` of service `r`: the manifest's service at `k`'s version
+    /// (the same spec as `k` whenever only the version moved since, as for a relaunch by apply).
+    /// None when `k`'s version label cannot be read back as a pin.
+    pub fn of(
+        r: &ResolvedService,
+        k: &ContainerSummary,
+        stamp: &labels::DeployStamp,
+        aside: Aside,
+    ) -> Option<Fresh> {
+        let pin = VersionPin::parse(k.labels.get(labels::VERSION)?).ok()?;
+        let kept_hash = k.labels.get(labels::SPEC_HASH);
+        if pin == r.pin {
+            return Some(Fresh {
+                spec: Box::new(create_spec(r, &r.container_name, stamp)),
+                same_spec: kept_hash.is_some_and(|h| r.hash_matches(h)),
+                aside,
+            });
+        }
+        let mut at = r.clone();
+        at.image_ref = pin.image_ref(&r.repository);
+        at.pin = pin;
+        at.spec_hash = spec_hash(&at);
+        Some(Fresh {
+            spec: Box::new(create_spec(&at, &r.container_name, stamp)),
+            same_spec: kept_hash.is_some_and(|h| *h == at.spec_hash),
+            aside,
+        })
+    }
 }
 
 /// A swap that passed its gate.
@@ -77,11 +133,26 @@ pub struct Done {
     /// The container now serving under the stable name.
     pub id: String,
     pub health_seconds: f64,
+    /// The kept container the engine refused to start, replaced by a fresh one.
+    pub unstartable: Option<Unstartable>,
+}
+
+impl Done {
+    /// Writes what the swap did into the action that asked for it.
+    pub fn record(self, action: &mut Action) {
+        action.health_seconds = self.health_seconds;
+        if let Some(u) = self.unstartable {
+            // Not started again after all: a fresh container serves.
+            action.relaunched = false;
+            action.detail = Some(u.describe());
+            action.unstartable = Some(u);
+        }
+    }
 }
 
 /// The one swap for service `r` on a host as `on.view` shows it: from what serves now to
 /// `incoming`, the stepped-aside container taking the role `aside`; the gate and `retain` are the
-/// run's (`on.settings`). What apply, rollback and a rollout's put-back call.
+/// run's (`on.settings`). What rollback and a rollout's put-back call.
 pub async fn for_service<E: Engine>(
     engine: &E,
     r: &ResolvedService,
@@ -90,11 +161,29 @@ pub async fn for_service<E: Engine>(
     aside: Aside,
     progress: Progress<'_>,
 ) -> Result<Done, Failure> {
+    for_service_as(engine, r, on, incoming, aside, aside, progress).await
+}
+
+/// `for_service`, where the stepped-aside container takes the role `afresh` instead when a
+/// kept container the engine refuses to start is replaced by a fresh one (apply's).
+pub async fn for_service_as<E: Engine>(
+    engine: &E,
+    r: &ResolvedService,
+    on: OnHost<'_>,
+    incoming: Incoming,
+    aside: Aside,
+    afresh: Aside,
+    progress: Progress<'_>,
+) -> Result<Done, Failure> {
     let OnHost {
         view,
         released,
         settings,
     } = on;
+    let fresh = match &incoming {
+        Incoming::Relaunch(k) => Fresh::of(r, k, &settings.stamp, afresh),
+        Incoming::Create(_) => None,
+    };
     run(
         engine,
         Swap {
@@ -111,6 +200,7 @@ pub async fn for_service<E: Engine>(
             drain: r.drain,
             networks: &r.networks,
             released,
+            fresh,
         },
         progress,
     )
@@ -141,19 +231,20 @@ async fn stop_first<E: Engine>(
         current,
         incoming,
         policy,
-        aside,
+        mut aside,
         gate,
         retain,
         view,
         networks,
         released,
+        mut fresh,
         ..
     } = swap;
     let fail = |reason: String| Failure::new(service, reason);
     let stamp = now_millis();
 
     // S1: the incoming container, stopped.
-    let (in_id, kept_name) = match &incoming {
+    let (mut in_id, mut kept_name) = match &incoming {
         Incoming::Create(spec) => {
             let mut spec = spec.clone();
             if current.is_some() {
@@ -222,7 +313,46 @@ async fn stop_first<E: Engine>(
     // S5: start and judge.
     progress(&format!("starting {service}"));
     let h = Instant::now();
-    if let Err(e) = engine.start(&in_id).await {
+    let mut refused: Option<Unstartable> = None;
+    while let Err(e) = engine.start(&in_id).await {
+        if let Some((kept, f)) = refusal_way_out(&e, &mut kept_name, &mut fresh) {
+            // The engine refuses to start the kept container: a fresh one of its spec instead.
+            progress(&format!(
+                "the engine refused to start the retained {service} ({e}); creating it afresh"
+            ));
+            let u =
+                step_out_refused(engine, released, service, stable, &in_id, &kept, &f, &e).await;
+            aside = f.aside;
+            if let (Some(cur), Some(name)) = (current, aside_name.as_mut()) {
+                // Repair must treat what takes the name now as new (removed if a run is killed).
+                let renamed = labels::aside_name(stable, aside, false, stamp, &cur.id);
+                match engine.rename(&cur.id, &renamed).await {
+                    Ok(()) => *name = renamed,
+                    Err(e) => tracing::warn!("{service}: could not rename {name}: {e}"),
+                }
+            }
+            let mut spec = (*f.spec).clone();
+            spec.name = stable.to_string();
+            match create_new(engine, service, &spec, " afresh", progress).await {
+                Ok(id) => {
+                    in_id = id;
+                    refused = Some(u);
+                    continue;
+                }
+                Err(c) => {
+                    let restored = match (current, &aside_name) {
+                        (Some(cur), Some(_)) => put_back(engine, &cur.id, stable).await,
+                        _ => false,
+                    };
+                    return Err(fail(format!(
+                        "{}; creating it afresh failed: {}",
+                        u.describe(),
+                        c.reason
+                    ))
+                    .restored(restored));
+                }
+            }
+        }
         // The engine refused to start it (a port taken, a bad mount): it never ran, so it did
         // not fail a gate. It leaves the name; the current container comes back.
         discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
@@ -230,7 +360,11 @@ async fn stop_first<E: Engine>(
             (Some(cur), Some(_)) => put_back(engine, &cur.id, stable).await,
             _ => false,
         };
-        return Err(fail(format!("the engine could not start it: {e}")).restored(restored));
+        return Err(fail(noted(
+            &refused,
+            format!("the engine could not start it: {e}"),
+        ))
+        .restored(restored));
     }
     fault_point("started").await;
     progress(&format!("waiting for {service} to pass its gate"));
@@ -241,8 +375,11 @@ async fn stop_first<E: Engine>(
         Err(gate::Judged::Unjudged(e)) => {
             // The engine went away mid-gate: nothing is decided, and nothing more can be done on
             // it now. The names say where the swap stands; the next run's repair judges it.
-            return Err(fail(format!(
-                "the gate of {service} could not be judged ({e}); the next run repairs this host"
+            return Err(fail(noted(
+                &refused,
+                format!(
+                    "the gate of {service} could not be judged ({e}); the next run repairs this host"
+                ),
             )));
         }
         Err(gate::Judged::Failed(reason)) => Err(reason),
@@ -258,12 +395,16 @@ async fn stop_first<E: Engine>(
                     "{service}: could not confirm the previous container as retained: {e}"
                 );
             }
-            prune_kept(
+            if let Some(u) = refused.as_mut() {
+                drop_refused(engine, released, service, stable, u).await;
+            }
+            let refused_id = refused.as_ref().map(|u| u.id.as_str()).unwrap_or("");
+            prune(
                 engine,
                 released,
                 service,
                 view,
-                &in_id,
+                &[&in_id, refused_id],
                 current.is_some(),
                 retain,
             )
@@ -275,6 +416,7 @@ async fn stop_first<E: Engine>(
             Ok(Done {
                 id: in_id,
                 health_seconds,
+                unstartable: refused,
             })
         }
         Err(reason) => {
@@ -282,6 +424,7 @@ async fn stop_first<E: Engine>(
                 "{service} did not pass its gate: {reason}; restoring the previous version"
             ));
             let mut f = failure_details(engine, &in_id, service, reason).await;
+            f.reason = noted(&refused, f.reason);
             mark_failed(engine, released, &in_id, stable, service, view).await;
             if let (Some(cur), Some(_)) = (current, &aside_name) {
                 f.restored = put_back(engine, &cur.id, stable).await
@@ -323,20 +466,21 @@ async fn start_first<E: Engine>(
         stable,
         incoming,
         policy,
-        aside,
+        mut aside,
         gate,
         retain,
         view,
         drain,
         networks,
         released,
+        mut fresh,
         ..
     } = swap;
     let fail = |reason: String| Failure::new(service, reason);
     let stamp = now_millis();
 
     // S1': the incoming container beside the serving one, reachable by name only.
-    let (in_id, kept_name) = match &incoming {
+    let (mut in_id, mut kept_name) = match &incoming {
         Incoming::Create(spec) => {
             let mut spec = (**spec).clone();
             spec.name = new_name(stable, stamp);
@@ -367,24 +511,62 @@ async fn start_first<E: Engine>(
     // S2': started beside, judged.
     progress(&format!("starting {service} beside the running one"));
     let h = Instant::now();
-    if let Err(e) = engine.start(&in_id).await {
+    let mut refused: Option<Unstartable> = None;
+    while let Err(e) = engine.start(&in_id).await {
+        if let Some((kept, f)) = refusal_way_out(&e, &mut kept_name, &mut fresh) {
+            // The engine refuses to start the kept container: a fresh one of its spec instead,
+            // beside the serving one like any new container.
+            progress(&format!(
+                "the engine refused to start the retained {service} ({e}); creating it afresh"
+            ));
+            let u =
+                step_out_refused(engine, released, service, stable, &in_id, &kept, &f, &e).await;
+            aside = f.aside;
+            let mut spec = (*f.spec).clone();
+            spec.name = new_name(stable, stamp);
+            spec.aliases.clear();
+            let how = " afresh beside the running one";
+            match create_new(engine, service, &spec, how, progress).await {
+                Ok(id) => {
+                    in_id = id;
+                    refused = Some(u);
+                    continue;
+                }
+                Err(c) => {
+                    return Err(fail(format!(
+                        "{}; creating it afresh failed: {}",
+                        u.describe(),
+                        c.reason
+                    ))
+                    .restored(true));
+                }
+            }
+        }
         discard(engine, released, &in_id, kept_name.as_deref(), stable).await;
-        return Err(fail(format!("the engine could not start it: {e}")).restored(true));
+        return Err(fail(noted(
+            &refused,
+            format!("the engine could not start it: {e}"),
+        ))
+        .restored(true));
     }
     fault_point("started").await;
     progress(&format!("waiting for {service} to pass its gate"));
     match gate::watch(engine, &in_id, &gate).await {
         Ok(()) => {}
         Err(gate::Judged::Unjudged(e)) => {
-            return Err(fail(format!(
-                "the gate of {service} could not be judged ({e}); the next run repairs this host"
+            return Err(fail(noted(
+                &refused,
+                format!(
+                    "the gate of {service} could not be judged ({e}); the next run repairs this host"
+                ),
             )));
         }
         Err(gate::Judged::Failed(reason)) => {
             progress(&format!(
                 "{service} did not pass its gate: {reason}; the running version was never interrupted"
             ));
-            let f = failure_details(engine, &in_id, service, reason).await;
+            let mut f = failure_details(engine, &in_id, service, reason).await;
+            f.reason = noted(&refused, f.reason);
             mark_failed(engine, released, &in_id, stable, service, view).await;
             return Err(f.restored(true));
         }
@@ -443,14 +625,106 @@ async fn start_first<E: Engine>(
     if let Err(e) = confirm(engine, &cur.id, &name).await {
         tracing::warn!("{service}: could not confirm the previous container as retained: {e}");
     }
-    prune_kept(engine, released, service, view, &in_id, true, retain).await;
+    if let Some(u) = refused.as_mut() {
+        drop_refused(engine, released, service, stable, u).await;
+    }
+    let refused_id = refused.as_ref().map(|u| u.id.as_str()).unwrap_or("");
+    prune(
+        engine,
+        released,
+        service,
+        view,
+        &[&in_id, refused_id],
+        true,
+        retain,
+    )
+    .await;
     if retain == 0 {
         let _ = cleanup::remove_container(engine, released, cur).await;
     }
     Ok(Done {
         id: in_id,
         health_seconds,
+        unstartable: refused,
     })
+}
+
+/// Whether a start refused with `e` is one a fresh container gets round: the incoming container
+/// was a kept one, a fresh spec is at hand (taken, so it is tried once) and the engine answered
+/// (an engine that went away refuses nothing). Returns the kept name and the fresh spec.
+fn refusal_way_out(
+    e: &EngineError,
+    kept_name: &mut Option<String>,
+    fresh: &mut Option<Fresh>,
+) -> Option<(String, Fresh)> {
+    if e.is_unreachable() || kept_name.is_none() || fresh.is_none() {
+        return None;
+    }
+    Some((kept_name.take()?, fresh.take()?))
+}
+
+/// The kept container `id` the engine refused to start (`e`) leaves the name the swap gave it
+/// and takes its kept name back (restart policy `no`), until the fresh one passed its gate.
+#[allow(clippy::too_many_arguments)]
+async fn step_out_refused<E: Engine>(
+    engine: &E,
+    released: &Released,
+    service: &str,
+    stable: &str,
+    id: &str,
+    kept: &str,
+    fresh: &Fresh,
+    e: &EngineError,
+) -> Unstartable {
+    tracing::warn!("{service}: the engine refused to start the kept container {kept}: {e}");
+    discard(engine, released, id, Some(kept), stable).await;
+    Unstartable {
+        container: kept.to_string(),
+        id: id.to_string(),
+        reason: e.to_string(),
+        same_spec: fresh.same_spec,
+        removed: false,
+        left_as: None,
+        removal_error: None,
+    }
+}
+
+/// The fresh container passed its gate: the refused one is removed, or renamed `.broken-` when
+/// the engine refuses that too (never kept, relaunched or rolled back to; a later swap of the
+/// service removes it when the engine allows).
+async fn drop_refused<E: Engine>(
+    engine: &E,
+    released: &Released,
+    service: &str,
+    stable: &str,
+    u: &mut Unstartable,
+) {
+    match cleanup::remove_by_id(engine, released, &u.id).await {
+        Ok(()) => u.removed = true,
+        Err(e) => {
+            let broken = format!(
+                "{stable}{}{}",
+                labels::BROKEN,
+                labels::suffix(now_millis(), &u.id)
+            );
+            u.removal_error = Some(e.to_string());
+            u.left_as = Some(match engine.rename(&u.id, &broken).await {
+                Ok(()) => broken,
+                Err(r) => {
+                    tracing::warn!("{service}: could not rename {} either: {r}", u.container);
+                    u.container.clone()
+                }
+            });
+        }
+    }
+}
+
+/// A failure's reason, after the kept container was replaced by a fresh one: says so first.
+fn noted(refused: &Option<Unstartable>, reason: String) -> String {
+    match refused {
+        Some(u) => format!("{}; {reason}", u.describe()),
+        None => reason,
+    }
 }
 
 /// The name of an incoming container while the stable name is taken: `NAME.new-T`.
@@ -638,10 +912,39 @@ pub async fn prune_kept<E: Engine>(
     one_more: bool,
     retain: u32,
 ) {
+    prune(
+        engine,
+        released,
+        service,
+        view,
+        &[serving],
+        one_more,
+        retain,
+    )
+    .await
+}
+
+/// `prune_kept`, not counting the containers `gone` (the one serving now, and a kept one the
+/// engine refused to start, dealt with already). `.broken-` containers of the service are
+/// removed too, if the engine allows it by now.
+async fn prune<E: Engine>(
+    engine: &E,
+    released: &Released,
+    service: &str,
+    view: &HostView,
+    gone: &[&str],
+    one_more: bool,
+    retain: u32,
+) {
+    for b in view.broken.get(service).into_iter().flatten() {
+        if let Err(e) = cleanup::remove_container(engine, released, b).await {
+            tracing::debug!("{service}: {} still cannot be removed: {e}", b.name);
+        }
+    }
     let mut kept: Vec<&ContainerSummary> = view
         .kept(service)
         .into_iter()
-        .filter(|c| c.id != serving)
+        .filter(|c| !gone.contains(&c.id.as_str()))
         .collect();
     let room = (retain as usize).saturating_sub(usize::from(one_more));
     if kept.len() <= room {

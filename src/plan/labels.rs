@@ -3,7 +3,7 @@
 //! Labels cannot change after create, so they record the deploy that created a container (the
 //! contract's `io.fleetpin.*` set), and the container's *role* — current, retained, failed — is
 //! carried by its name instead: `{platform}-{env}-{service}` for the running one, a `.prev-`,
-//! `.rolled-back-`, `.old-`, `.failed-` or `.new-` suffix otherwise. `.` cannot appear in a
+//! `.rolled-back-`, `.old-`, `.failed-`, `.new-` or `.broken-` suffix otherwise. `.` cannot appear in a
 //! service name, so a suffixed name never collides with another service's stable name.
 
 use crate::manifest::resolve::{ResolvedService, SPEC_HASH_SCHEME};
@@ -66,6 +66,10 @@ pub const OLD_ROLLBACK: &str = ".old-rb-";
 /// Stepped aside by a rollback for a new container of a version no longer kept.
 pub const OLD_ROLLBACK_NEW: &str = ".old-rbn-";
 pub const FAILED: &str = ".failed-";
+/// A retained container the engine refused to start (its containerd task outlived a daemon
+/// crash, say) and then refused to remove, once a fresh one of the same spec passed its gate:
+/// outside `retain`, never relaunched nor chosen by rollback; removed when the engine allows.
+pub const BROKEN: &str = ".broken-";
 pub const NEW: &str = ".new-";
 /// A retained (`.prev-`) container a start-first swap is starting beside the serving one: if the
 /// run is killed, it goes back to being retained (a `.new-` one is removed).
@@ -138,6 +142,8 @@ pub enum Role {
     /// Retained, stepped away from by a rollback.
     RolledBack,
     Failed,
+    /// Refused by the engine, replaced, and kept only because it could not be removed.
+    Broken,
     /// Created by a run that did not finish swapping names.
     Pending,
     /// Stepped aside by a swap not confirmed yet (the run may have been killed).
@@ -151,6 +157,7 @@ pub fn parse_name<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, Role)> {
         (PREV, Role::Retained),
         (ROLLED_BACK, Role::RolledBack),
         (FAILED, Role::Failed),
+        (BROKEN, Role::Broken),
         (NEW, Role::Pending),
         (OLD, Role::Unconfirmed),
     ] {
@@ -262,6 +269,10 @@ mod tests {
             Some(("x", Role::Unconfirmed))
         );
         assert_eq!(parse_name("acme-prod-", "acme-preprod-x"), None);
+        assert_eq!(
+            parse_name("acme-prod-", "acme-prod-x.broken-1"),
+            Some(("x", Role::Broken))
+        );
         assert_eq!(parse_name("acme-prod-", "acme-prod-x.weird"), None);
     }
 

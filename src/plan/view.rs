@@ -1,6 +1,8 @@
 //! One host's containers sorted by role: the current one of each service, the retained previous
 //! ones (`.prev-`, and `.rolled-back-` for those a rollback stepped away from), the failed one,
-//! what an interrupted run left (`.new-`, `.old-`), and foreign containers on our names.
+//! what an interrupted run left (`.new-`, `.old-`), retained containers the engine refused to
+//! start and then to remove (`.broken-`: outside `retain`, never chosen), and foreign containers
+//! on our names.
 //!
 //! Retained containers are ordered by the engine's `Created` (newest first), never by the
 //! client-clock suffix in their names: "back" means created earlier on that engine, whatever the
@@ -18,6 +20,9 @@ pub struct HostView {
     /// `.rolled-back-` containers (a rollback stepped away from them), newest created first.
     pub rolled_back: BTreeMap<String, Vec<ContainerSummary>>,
     pub failed: BTreeMap<String, Vec<ContainerSummary>>,
+    /// `.broken-` containers: never kept, relaunched or rolled back to; removed when the engine
+    /// allows.
+    pub broken: BTreeMap<String, Vec<ContainerSummary>>,
     /// `.new-` containers: created by a swap that did not finish.
     pub pending: Vec<ContainerSummary>,
     /// `.old-` containers: stepped aside by a swap not confirmed yet (the run may have been killed).
@@ -81,6 +86,7 @@ pub fn classify_owned(
             Role::Retained => v.retained.entry(service).or_default().push(c),
             Role::RolledBack => v.rolled_back.entry(service).or_default().push(c),
             Role::Failed => v.failed.entry(service).or_default().push(c),
+            Role::Broken => v.broken.entry(service).or_default().push(c),
             Role::Pending => {
                 // A kept container a killed start-first swap was starting: repair keeps it
                 // again, so decisions (rollback's choice) count it as kept already.
@@ -158,6 +164,7 @@ impl HostView {
             .into_iter()
             .chain(self.kept(service))
             .chain(self.failed.get(service).into_iter().flatten())
+            .chain(self.broken.get(service).into_iter().flatten())
             .chain(self.unconfirmed.get(service).into_iter().flatten())
             .collect()
     }

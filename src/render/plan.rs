@@ -176,6 +176,11 @@ pub fn apply_report(reports: &[HostReport], style: Style) -> String {
             {
                 out.push_str(&format!("      {d}\n"));
             }
+            if let Some(u) = &a.unstartable
+                && a.status == ActionStatus::Done
+            {
+                out.push_str(&format!("      {}\n", style.yellow(&u.describe())));
+            }
         }
         for n in &r.repaired {
             out.push_str(&format!("  {} {n}\n", style.yellow("repaired:")));
