@@ -10,6 +10,11 @@ memory from /proc and traces one agent with strace to count its engine calls per
 
     tests/fleet/fleet.sh up 12            # or a copy of the fleet for benchmarks
     benches/agent_spread.py               # FLEET_ENV, BIN, INTERVAL, IDLE_SECS to change
+    FOLLOW="git oci" benches/agent_spread.py   # both ways, side by side (default: git)
+
+With FOLLOW=oci the agents follow the reference through the fleet's registry (`fleetpin publish`
+after each commit, `agent --ref oci://…`), and each round is timed from `fleetpin publish`
+returning.
 
 Not part of CI: timings on a shared 2-core machine are figures to compare, not assertions.
 """
@@ -31,6 +36,7 @@ FLEET_ENV = os.environ.get("FLEET_ENV", "/run/fleetpin-fleet/fleet.env")
 BIN = os.environ.get("BIN", os.path.join(ROOT, "target/release/fleetpin"))
 INTERVAL = int(os.environ.get("INTERVAL", "5"))
 IDLE_SECS = int(os.environ.get("IDLE_SECS", "60"))
+FOLLOW = os.environ.get("FOLLOW", "git").split()
 PORT = 19401
 GIT_PORT = 19402
 # 1.1.0 and 1.2.0 are new containers (pull, create, gate); 1.0.0 at the end is a pin moved back:
@@ -62,21 +68,26 @@ def bridge(netns):
     return route[route.index("via") + 1]
 
 
-def manifest(fleet, hosts, version):
+def manifest(fleet, hosts, version, mode="git"):
     m = f"platform: agbench\nretain: 2\nservices:\n  web:\n    image: {fleet['FLEET_IMAGE']}\n"
-    m += f"    ports: [\"{PORT}:8080\"]\nenvironments:\n  prod:\n    pull: true\n    hosts:\n"
+    m += f"    ports: [\"{PORT}:8080\"]\nenvironments:\n  prod:\n    pull: {'oci' if mode == 'oci' else 'true'}\n    hosts:\n"
     for h in hosts:
         m += f"      {h}: {{endpoint: \"{fleet[f'FLEET_{h.upper()}_TCP']}\", insecure: true}}\n"
     m += f"    versions:\n      web: \"{version}\"\n"
+    if mode == "oci":
+        m += f"reference: {{repository: \"{fleet['FLEET_REGISTRY']}/agbench/reference\", insecure: true}}\n"
     return m
 
 
-def publish(work, text, message):
+def publish(work, text, message, mode="git"):
     with open(os.path.join(work, "platform.yaml"), "w") as f:
         f.write(text)
     git(work, "add", "platform.yaml")
     git(work, "commit", "-qm", message)
     git(work, "push", "-q", "-f", "origin", "HEAD:refs/heads/main")
+    if mode == "oci":
+        subprocess.run([BIN, "publish", "--tag", "main"], cwd=work, check=True,
+                       stdout=subprocess.DEVNULL, env={**os.environ, "NO_PROXY": "*", "no_proxy": "*"})
 
 
 def version(addr):
@@ -132,9 +143,15 @@ def clean(fleet, hosts):
 
 
 def main():
+    for mode in FOLLOW:
+        run(mode)
+
+
+def run(mode):
     fleet = env()
     hosts = fleet["FLEET_HOSTS"].split()
     clean(fleet, hosts)
+    print(f"== agents following {mode}")
     work = tempfile.mkdtemp(prefix="fleetpin-agent-bench.")
     served = os.path.join(work, "served")
     bare = os.path.join(served, "platform.git")
@@ -152,15 +169,16 @@ def main():
     agents = []
     try:
         time.sleep(0.5)
-        publish(work, manifest(fleet, hosts, "1.0.0"), "1.0.0")
+        publish(work, manifest(fleet, hosts, "1.0.0", mode), "1.0.0", mode)
         for h in hosts:
             log = open(os.path.join(work, f"agent-{h}.log"), "w")
             agents.append(subprocess.Popen(
                 ["ip", "netns", "exec", fleet[f"FLEET_{h.upper()}_NETNS"], BIN, "agent",
-                 "--repo", f"git://{addr}:{GIT_PORT}/platform.git", "--branch", "main",
+                 *(["--repo", f"git://{addr}:{GIT_PORT}/platform.git", "--branch", "main"] if mode == "git"
+                   else ["--ref", f"oci://{fleet['FLEET_REGISTRY']}/agbench/reference:main", "--insecure-registry"]),
                  "--env", "prod", "--host", h, "--endpoint", fleet[f"FLEET_{h.upper()}_UNIX"],
                  "--interval", f"{INTERVAL}s", "--cache-dir", os.path.join(work, f"cache-{h}")],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"},
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1", "NO_PROXY": "*", "no_proxy": "*"},
             ))
         first = wait_all(fleet, hosts, "1.0.0")
         print(f"{len(hosts)} agents, --interval {INTERVAL}s, binary {BIN}")
@@ -168,10 +186,10 @@ def main():
         rows = []
         for v in ROUNDS:
             time.sleep(INTERVAL + 2)  # settle: every agent idle, on the last version
-            publish(work, manifest(fleet, hosts, v), v)
+            publish(work, manifest(fleet, hosts, v, mode), v, mode)
             arrived = sorted(wait_all(fleet, hosts, v).values())
             rows.append((v, arrived))
-            print(f"push {v}: first host {arrived[0]:.1f} s, median {statistics.median(arrived):.1f} s, "
+            print(f"{'publish' if mode == 'oci' else 'push'} {v}: first host {arrived[0]:.1f} s, median {statistics.median(arrived):.1f} s, "
                   f"last host {arrived[-1]:.1f} s (interval + 10 s = {INTERVAL + 10} s)")
 
         # Idle: every agent in sync. CPU and memory from /proc; one agent traced for its calls.
@@ -194,6 +212,10 @@ def main():
         # One sync = one `git fetch` the agent started (the lookups along PATH that fail do not count).
         fetches = len(re.findall(r'execve\("[^"]*git", \["git", "--git-dir", [^\]]*"fetch".*\) = 0$', text, re.M))
         calls = re.findall(r'(?:write|writev|sendto)\(\d+, .*?"(GET|POST|PUT|DELETE|HEAD) (/[^ ?"\\]*)', text)
+        if mode == "oci":
+            # One sync = one HEAD of the followed tag at the registry (not an engine call).
+            fetches = sum(1 for m, p in calls if m == "HEAD" and "/manifests/" in p)
+            calls = [(m, p) for m, p in calls if "/manifests/" not in p and "/blobs/" not in p]
         kinds = {}
         for method, path in calls:
             path = re.sub(r"^/v[0-9.]+", "", path)
@@ -207,11 +229,11 @@ def main():
         print(f"traced agent: {fetches} syncs, {len(calls)} engine calls "
               f"({len(calls) / max(fetches, 1):.1f} per sync): "
               + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
-        json.dump({"hosts": len(hosts), "interval": INTERVAL,
+        json.dump({"follow": mode, "hosts": len(hosts), "interval": INTERVAL,
                    "rounds": {v: a for v, a in rows}, "idle_own_cpu_s": own,
                    "idle_children_cpu_s": kids, "mem_mb": mem, "syncs": fetches,
-                   "calls": kinds}, open(os.path.join(work, "result.json"), "w"), indent=1)
-        print(f"raw figures in {work}/result.json")
+                   "calls": kinds}, open(os.path.join(work, f"result-{mode}.json"), "w"), indent=1)
+        print(f"raw figures in {work}/result-{mode}.json")
     finally:
         for a in agents:
             a.send_signal(signal.SIGTERM)

@@ -414,7 +414,11 @@ fn agents_follow_the_published_reference_and_refuse_tampering_and_replays() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("published it to"), "{out:?}");
     let rolled = s.head();
-    assert!(serves("1.1.0"));
+    // An agent that synced between the hosts' change and the publish saw the old artifact and
+    // may have put 1.2.0 back for a moment (docs/agent.md): once published, 1.1.0 is kept.
+    wait_for(Duration::from_secs(60), "1.1.0 again on h1 and h2", &agents, || {
+        serves("1.1.0")
+    });
     wait_for(
         Duration::from_secs(30),
         "both agents in sync at the rollback commit",
@@ -468,4 +472,98 @@ fn on_an_oci_environment_rollback_and_promote_must_publish() {
             out.stderr
         );
     }
+}
+
+/// The agent's image (packaging/agent) follows an `oci://` reference with no git remote at all:
+/// the host's network, its engine's socket, the registry's address.
+#[test]
+fn the_agent_image_follows_an_oci_reference_without_git() {
+    let (fleet, s) = fleet_scenario!("oc3");
+    let (host, port) = ("h3", 19631);
+    let binary =
+        std::env::var("FLEETPIN_AGENT_BINARY").unwrap_or_else(|_| support::run::BIN.to_string());
+    let tag = format!("fleetpin-agent:{}", s.platform);
+    let docker = |args: &[&str]| {
+        let mut cmd = Command::new("docker");
+        cmd.args(args).env("DOCKER_HOST", &s.host(host).unix);
+        support::run::stdout_ok(&mut cmd, &format!("docker {args:?}"))
+    };
+    let mut build = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/agent/build.sh"
+    ));
+    build
+        .args(["--binary", &binary, "--tag", &tag])
+        .env("DOCKER_HOST", &s.host(host).unix);
+    support::run::stdout_ok(&mut build, "packaging/agent/build.sh");
+    let repository = format!("{}/{}/reference", fleet.registry, s.platform);
+    let manifest = |v: &str| {
+        s.web(&[host], port, v)
+            .replace("  test:\n", "  test:\n    pull: oci\n")
+            + &format!("reference: {{repository: \"{repository}\", insecure: true}}\n")
+    };
+    s.write(&manifest("1.0.0"));
+    let branch = git(&s, &["symbolic-ref", "--short", "HEAD"], None);
+    publish(&s, &[]);
+    let socket = s.host(host).unix.trim_start_matches("unix://").to_string();
+    let name = format!("{}-agentbox", s.platform);
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &name])
+        .env("DOCKER_HOST", &s.host(host).unix)
+        .output();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "-v",
+        &format!("{socket}:/var/run/docker.sock"),
+        &tag,
+        "--ref",
+        &format!("oci://{repository}:{branch}"),
+        "--insecure-registry",
+        "--env",
+        "test",
+        "--host",
+        host,
+        "--interval",
+        &format!("{INTERVAL_SECS}s"),
+        "--health-timeout",
+        "20",
+    ]);
+    let logs = || {
+        Command::new("docker")
+            .args(["logs", &name])
+            .env("DOCKER_HOST", &s.host(host).unix)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_default()
+    };
+    let until = |limit: Duration, what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + limit;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {limit:?}\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    until(Duration::from_secs(90), "1.0.0 serves", &|| {
+        s.version(host, port).as_deref() == Some("1.0.0")
+    });
+    s.write(&manifest("1.1.0"));
+    publish(&s, &[]);
+    until(Duration::from_secs(60), "1.1.0 serves", &|| {
+        s.version(host, port).as_deref() == Some("1.1.0")
+    });
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &name])
+        .env("DOCKER_HOST", &s.host(host).unix)
+        .output();
 }

@@ -301,3 +301,81 @@ fn upgrades_leave_only_the_running_and_retained_images_and_a_tag_pulled_by_hand(
         }
     });
 }
+
+/// `fleetpin publish` to the basic-auth registry: refused without credentials (saying what to
+/// do), pushed through the credential helper, and readable there under the branch's tag.
+#[test]
+fn publish_reaches_a_registry_behind_auth_through_the_credential_helper() {
+    let fleet = require_fleet!();
+    assert!(
+        !fleet.auth_registry.is_empty(),
+        "the fleet has no auth registry (FLEET_AUTH_REGISTRY)"
+    );
+    let s = Scenario::new(&fleet, "cc-publish");
+    let repository = format!("{}/{}/reference", fleet.auth_registry, s.platform);
+    s.write(
+        &(s.web(&["h3"], 18690, "1.0.0")
+            + &format!("reference: {{repository: \"{repository}\", insecure: true}}\n")),
+    );
+    let helpers = tempfile::tempdir().unwrap();
+    fleettest_helper(
+        helpers.path(),
+        &fleet.auth_registry,
+        &fleet.auth_user,
+        &fleet.auth_password,
+    );
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(
+            r#"{{"credHelpers": {{"{}": "fleettest"}}}}"#,
+            fleet.auth_registry
+        ),
+    )
+    .unwrap();
+    let plain_path = std::env::var("PATH").unwrap();
+    let with_helper = format!("{}:{plain_path}", helpers.path().display());
+
+    // Without the helper: anonymous, refused, and the message says how to log in.
+    let out = run_fleetpin(&s, &["publish"], config.path(), &plain_path);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("docker-credential-fleettest"), "{out:?}");
+
+    let out = run_fleetpin(
+        &s,
+        &["publish", "--format", "json"],
+        config.path(),
+        &with_helper,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc = out.json();
+    assert_eq!(doc["commit"], s.head().as_str(), "{doc}");
+    for o in [&out.stdout, &out.stderr] {
+        assert!(!o.contains(&fleet.auth_password), "the secret is never printed");
+    }
+    // The registry serves it under the branch's tag, with the digest publish named.
+    let branch = doc["tags"][1].as_str().unwrap().to_string();
+    let head = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-I",
+            "-u",
+            &format!("{}:{}", fleet.auth_user, fleet.auth_password),
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &format!(
+                "http://{}/v2/{}/reference/manifests/{branch}",
+                fleet.auth_registry, s.platform
+            ),
+        ])
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    assert!(
+        headers.contains(&format!(
+            "docker-content-digest: {}",
+            doc["digest"].as_str().unwrap()
+        )),
+        "{headers}"
+    );
+}

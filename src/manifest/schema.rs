@@ -26,6 +26,7 @@ const REQUIRED: &[&str] = &[
     "allow",
     "deny",
     "duration",
+    "repository",
 ];
 
 const SERVICE_NAME: &str = "^[a-z][a-z0-9-]{0,30}$";
