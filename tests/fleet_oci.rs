@@ -416,9 +416,12 @@ fn agents_follow_the_published_reference_and_refuse_tampering_and_replays() {
     let rolled = s.head();
     // An agent that synced between the hosts' change and the publish saw the old artifact and
     // may have put 1.2.0 back for a moment (docs/agent.md): once published, 1.1.0 is kept.
-    wait_for(Duration::from_secs(60), "1.1.0 again on h1 and h2", &agents, || {
-        serves("1.1.0")
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "1.1.0 again on h1 and h2",
+        &agents,
+        || serves("1.1.0"),
+    );
     wait_for(
         Duration::from_secs(30),
         "both agents in sync at the rollback commit",

@@ -339,7 +339,10 @@ fn publish_reaches_a_registry_behind_auth_through_the_credential_helper() {
     // Without the helper: anonymous, refused, and the message says how to log in.
     let out = run_fleetpin(&s, &["publish"], config.path(), &plain_path);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("docker-credential-fleettest"), "{out:?}");
+    assert!(
+        out.stderr.contains("docker-credential-fleettest"),
+        "{out:?}"
+    );
 
     let out = run_fleetpin(
         &s,
@@ -351,7 +354,10 @@ fn publish_reaches_a_registry_behind_auth_through_the_credential_helper() {
     let doc = out.json();
     assert_eq!(doc["commit"], s.head().as_str(), "{doc}");
     for o in [&out.stdout, &out.stderr] {
-        assert!(!o.contains(&fleet.auth_password), "the secret is never printed");
+        assert!(
+            !o.contains(&fleet.auth_password),
+            "the secret is never printed"
+        );
     }
     // The registry serves it under the branch's tag, with the digest publish named.
     let branch = doc["tags"][1].as_str().unwrap().to_string();

@@ -2018,15 +2018,22 @@ environments:
         assert_eq!(r.repository.value, "reg.acme.internal:5000/acme/ref");
         assert!(r.publish && !r.insecure);
         // `pull: true` with a reference follows the registry too; without `pull`, nothing does.
-        let m = with_prod("    pull: true\nreference: {repository: \"reg.io/acme/ref\"}\n").unwrap();
+        let m =
+            with_prod("    pull: true\nreference: {repository: \"reg.io/acme/ref\"}\n").unwrap();
         assert!(m.follows_oci("prod"));
         let m = with_prod("reference: {repository: \"reg.io/acme/ref\"}\n").unwrap();
         assert!(!m.follows_oci("prod"));
         // `pull: oci` without a reference, a tag in the repository, another word: located errors.
         let e = with_prod("    pull: oci\n").unwrap_err();
-        assert!(e[0].contains("says `pull: oci`, but the manifest has no `reference`"), "{e:?}");
+        assert!(
+            e[0].contains("says `pull: oci`, but the manifest has no `reference`"),
+            "{e:?}"
+        );
         let e = with_prod("reference: {repository: \"reg.io/acme/ref:main\"}\n").unwrap_err();
-        assert!(e[0].starts_with("7:") && e[0].contains("names a tag or a digest"), "{e:?}");
+        assert!(
+            e[0].starts_with("7:") && e[0].contains("names a tag or a digest"),
+            "{e:?}"
+        );
         let e = with_prod("    pull: git\n").unwrap_err();
         assert!(e[0].contains("expected true, false or oci"), "{e:?}");
     }
