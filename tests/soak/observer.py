@@ -513,7 +513,8 @@ class Checkpoint:
             status, body = http_get(h.addr, self.d.s.port(env, svc), "/version", timeout=3)
             if tag(v) != want or body != want:
                 self.violation("not on its pin", f"{env}/{h.name}/{svc}: pinned {want!r}, the "
-                               f"container says {v!r}, its port answers {body!r}")
+                               f"container says {v!r}, its port answers {body!r}"
+                               + self.why_no_port(docker, h, named[0], conts, body))
             kept = [c["name"] for c in mine if ".prev-" in c["name"] or ".rolled-back-" in c["name"]]
             self.check("retained <= retain")
             if len(kept) > retain:
@@ -524,6 +525,30 @@ class Checkpoint:
             if half:
                 self.violation("half-swapped", f"{env}/{h.name}/{svc}: left after the repair "
                                f"run: {half}")
+
+    def why_no_port(self, docker, h, cont, conts, body):
+        """When the port is dead: the container's address, whether it answers there from inside
+        the host, and which other containers of the host claim that address (a stopped one keeps
+        its old network sandbox after an engine crash)."""
+        if body is not None:
+            return ""
+        try:
+            ins = docker.get(f"/containers/{cont['Id']}/json")
+            ip = ins["NetworkSettings"]["IPAddress"]
+            direct = subprocess.run(["ip", "netns", "exec", h.netns, "curl", "-s", "-m", "2",
+                                     f"http://{ip}:8080/version"], capture_output=True,
+                                    text=True).stdout
+            same = []
+            for c in conts:
+                if c["Id"] == cont["Id"]:
+                    continue
+                o = docker.get(f"/containers/{c['Id']}/json") or {}
+                if (o.get("NetworkSettings") or {}).get("IPAddress") == ip:
+                    same.append(f"{c['name']} ({c['State']})")
+            return (f"; its address {ip} answers {direct!r} from inside the host; other "
+                    f"containers claiming {ip}: {same or 'none'}; started {ins['State']['StartedAt']}")
+        except (OSError, KeyError, TypeError) as e:
+            return f"; (no diagnosis: {e!r})"
 
     def secrets(self):
         d = self.d

@@ -583,6 +583,12 @@ class Driver:
                  "registry-slow", "clock-step"]
         if self.fleet.small_dataroot:
             kinds.append("disk-full")
+        if self.args.faults:
+            wanted = self.args.faults.split(",")
+            unknown = set(wanted) - set(kinds)
+            if unknown:
+                raise SystemExit(f"--faults: unknown or unavailable {sorted(unknown)}; have {kinds}")
+            kinds = [k for k in kinds if k in wanted]
         return kinds
 
     def injector(self):
@@ -867,6 +873,9 @@ def main():
     ap.add_argument("--sops", default=os.environ.get("FLEETPIN_TEST_SOPS") or shutil.which("sops"))
     ap.add_argument("--age-keygen", default=os.environ.get("FLEETPIN_TEST_AGE_KEYGEN")
                     or shutil.which("age-keygen"))
+    ap.add_argument("--faults", help="only these fault kinds, comma-separated (default: all: "
+                    "kill-fleetpin, kill-agent, kill-host, cut, registry-stop, registry-slow, "
+                    "clock-step, disk-full)")
     ap.add_argument("--oci", action="store_true",
                     help="also an agent environment published as oci:// (not available yet)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -883,6 +892,9 @@ def main():
         print(f"soak: the fleet is not reachable: {e}; run it under tests/fleet/fleet.sh run",
               file=sys.stderr)
         return 2
+    if not fleet.small_dataroot:
+        print("soak: WARNING: no host has a small data-root (start the fleet with "
+              "FLEET_SMALL_DATAROOT=h2:1g): the disk-full fault is left out", file=sys.stderr)
     return Driver(args, fleet).main()
 
 
