@@ -260,7 +260,7 @@ class Observer:
         self.last_excused = {}
         self.counter = {}  # (env, host) -> (max, size)
         self.dead_since = {}  # lock id -> monotonic time its owner was first seen dead
-        self.dead_clock = {}
+        self.last = {}  # (env, host, svc) -> (monotonic time, status, body) of the last probe
 
     def loop(self):
         while not self.stop:
@@ -324,9 +324,10 @@ class Observer:
             self.last_excused[key] = t
         if result is None:
             return  # not probed (host faulted)
-        status, _ = result
+        status, body = result
+        self.last[key] = (t, status, body)
         self.figures.add("checks", "serving (each second)")
-        if status == 200:
+        if good_answer(status, body):
             self.served[key] = True
             self.down_since.pop(key, None)
             return
@@ -406,6 +407,38 @@ class Observer:
                                f"{t - first:.0f} s, TTL {ttl} s, last heartbeat "
                                f"{t_engine - last_beat:.0f} s ago by the engine's clock, and no "
                                "run took it over", key=("lock", c["Id"]))
+
+
+    def serving_before(self, env):
+        """What of `env` answered a good release at the last probe (before a run starts)."""
+        e = self.d.s.envs[env]
+        out = {}
+        for h in e["hosts"]:
+            for svc in e["services"]:
+                last = self.last.get((env, h.name, svc))
+                if last and now() - last[0] < 3 and good_answer(last[1], last[2]):
+                    out[(h, svc)] = last[2]
+        return out
+
+    def after_run(self, env, before, what, code, epoch):
+        """A run ended (not killed, no host fault while it ran): what served a good release
+        before it must serve one now — the run either swapped it or put the previous one back."""
+        if self.d.state.fault_epoch != epoch:
+            return
+        for (h, svc), was in before.items():
+            self.figures.add("checks", "serving when a run ends")
+            answers = []
+            for _ in range(4):
+                status, body = http_get(h.addr, self.d.s.port(env, svc), "/version", timeout=1.0)
+                answers.append(body)
+                if good_answer(status, body):
+                    break
+                time.sleep(0.5)
+            else:
+                if self.d.state.fault_epoch == epoch:
+                    self.violation("not serving after a run", f"{env}/{h.name}/{svc} answered "
+                                   f"{was!r} before `{what}` and {answers!r} in the 2 s after it "
+                                   f"ended (exit {code})")
 
 
 class Checkpoint:
@@ -534,7 +567,7 @@ class Checkpoint:
             return ""
         try:
             ins = docker.get(f"/containers/{cont['Id']}/json")
-            ip = ins["NetworkSettings"]["IPAddress"]
+            ip = first_ip(ins)
             direct = subprocess.run(["ip", "netns", "exec", h.netns, "curl", "-s", "-m", "2",
                                      f"http://{ip}:8080/version"], capture_output=True,
                                     text=True).stdout
@@ -543,7 +576,7 @@ class Checkpoint:
                 if c["Id"] == cont["Id"]:
                     continue
                 o = docker.get(f"/containers/{c['Id']}/json") or {}
-                if (o.get("NetworkSettings") or {}).get("IPAddress") == ip:
+                if first_ip(o) == ip:
                     same.append(f"{c['name']} ({c['State']})")
             return (f"; its address {ip} answers {direct!r} from inside the host; other "
                     f"containers claiming {ip}: {same or 'none'}; started {ins['State']['StartedAt']}")
@@ -598,6 +631,21 @@ def parse_pins(text):
             if m:
                 pins.setdefault(env, {})[m.group(1)] = m.group(2)
     return pins
+
+
+def first_ip(inspected):
+    """The container's address on its first network (the default bridge or fleetpin's own)."""
+    ns = inspected.get("NetworkSettings") or {}
+    for n in (ns.get("Networks") or {}).values():
+        if n.get("IPAddress"):
+            return n["IPAddress"]
+    return ns.get("IPAddress") or ""
+
+
+def good_answer(status, body):
+    """A service serves when it answers a release that is not the one that never gets healthy
+    (that one answers /version while its gate judges it, and must never be left serving)."""
+    return status == 200 and body not in (None, "broken")
 
 
 def tag(v):

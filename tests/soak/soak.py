@@ -287,6 +287,8 @@ class Driver:
                                  stdin=subprocess.DEVNULL)
             with self.procs_lock:
                 self.procs[p.pid] = (actor, env_name, p, args[0])
+            before = self.observer.serving_before(env_name) \
+                if args[0] in ("apply", "rollback") and actor in ("alice", "bob") else {}
             started = self.state.op_started(env_name)
             code = None
             try:
@@ -304,6 +306,8 @@ class Driver:
         out = open(path + ".out").read()
         err = open(path + ".err").read()
         was_killed = code == -signal.SIGKILL
+        if before and not was_killed:
+            self.observer.after_run(env_name, before, " ".join(args[:4]), code, started[1])
         self.figures.add("ops", f"{args[0]} exit {code if not was_killed else 'SIGKILL'}")
         if not was_killed and code not in (0, 1):
             self.violation("crash", f"{actor}: fleetpin {' '.join(args)} exited {code}: "
@@ -781,13 +785,13 @@ class Driver:
 
     def main(self):
         t_start = now()
+        self.observer = obs.Observer(self, self.violation, self.figures)
         try:
             self.setup()
         except Exception as e:  # noqa: BLE001
             self.violation("setup", f"{e!r}")
             self.finish(t_start)
             return 1
-        self.observer = obs.Observer(self, self.violation, self.figures)
         ot = threading.Thread(target=self.observer.loop, daemon=True)
         ot.start()
         actors = [threading.Thread(target=self.operator, args=(a,), daemon=True)
