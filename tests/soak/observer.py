@@ -176,10 +176,12 @@ class State:
         self.quiet = False
         self.disk_full = False
         self.fault_epoch = 0
+        self.runs = {}  # env -> runs started
 
     def op_started(self, env):
         with self.lock:
             self.inflight[env] = self.inflight.get(env, 0) + 1
+            self.runs[env] = self.runs.get(env, 0) + 1
             return (now(), self.fault_epoch)
 
     def op_ended(self, env, started, ok, repairs):
@@ -423,7 +425,15 @@ class Observer:
     def after_run(self, env, before, what, code, epoch):
         """A run ended (not killed, no host fault while it ran): what served a good release
         before it must serve one now — the run either swapped it or put the previous one back."""
-        if self.d.state.fault_epoch != epoch:
+        state = self.d.state
+
+        def quiet():
+            # Another run of the environment may be swapping the very service (it waited for the
+            # lock): its own end is judged, not this one's.
+            return state.fault_epoch == epoch and state.inflight.get(env, 0) == 0 \
+                and state.runs.get(env, 0) == runs
+        runs = state.runs.get(env, 0)
+        if not quiet():
             return
         for (h, svc), was in before.items():
             self.figures.add("checks", "serving when a run ends")
@@ -435,7 +445,7 @@ class Observer:
                     break
                 time.sleep(0.5)
             else:
-                if self.d.state.fault_epoch == epoch:
+                if quiet():
                     self.violation("not serving after a run", f"{env}/{h.name}/{svc} answered "
                                    f"{was!r} before `{what}` and {answers!r} in the 2 s after it "
                                    f"ended (exit {code})")
