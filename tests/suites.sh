@@ -6,7 +6,8 @@
 # others use, so they run apart from the fleet suites, one after the other, beside the suites that
 # need no fleet: the fault suite kills hosts, cuts links and stops the registry; the rollout test
 # of fleet_zero rejects h3's traffic to the registry (a push or pull on h3 by another suite would
-# fail with "connection refused").
+# fail with "connection refused"). The soak (tests/soak/ci.sh: five minutes of every operation
+# against every fault, docs/reliability.md) disturbs everything, so it runs in that solo lane too.
 #
 # Usage (from the repository root, the fleet up and its fleet.env exported, as fleet.sh run does):
 #   tests/suites.sh             # LANES=3 by default; SKIP="a b" leaves those binaries out
@@ -74,7 +75,10 @@ while read -r name exe; do is_solo "$name" && echo "$name $exe"; done <"$OUT/bin
 while read -r name exe; do
     is_solo "$name" || [[ $name == fleet_* ]] || echo "$name $exe"
 done <"$OUT/binaries" >"$OUT/local"
-(while read -r name exe; do run_one "$name" "$exe"; done <"$OUT/solo") &
+(
+    while read -r name exe; do run_one "$name" "$exe"; done <"$OUT/solo"
+    run_one soak tests/soak/ci.sh
+) &
 weigh <"$OUT/local" | run_lanes 1
 wait
 

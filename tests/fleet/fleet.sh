@@ -89,6 +89,8 @@ TLS_HOST_K=""       # index K of the TLS host, or empty
 AUTH_REG=""         # 1 when the authenticated registry exists
 LIVE_RESTORE=""     # 1: every dockerd has live-restore (FLEET_LIVE_RESTORE=1)
 SSH_K=""            # index K of the host whose namespace runs the sshd
+SMALL_K=""          # index K of the host whose data-root is a small tmpfs (FLEET_SMALL_DATAROOT)
+SMALL_SIZE=""       # its size (tmpfs size=, e.g. 512m)
 
 SCRIPT_START_MS=$(date +%s%3N)
 
@@ -589,6 +591,11 @@ dockerd_launch() {
     local k=$1 sd=$2 d cgroot tcp extra=()
     d=$(host_run "$k")
     mkdir -p "$d" "${DATA_DIR}/h$k"
+    # FLEET_SMALL_DATAROOT=hK:SIZE: that data-root is a tmpfs of its own, so a test can fill it
+    # (a full disk on one host) without touching the machine's disk. `down` unmounts it.
+    if [ "$k" = "$SMALL_K" ] && ! mountpoint -q "${DATA_DIR}/h$k"; then
+        mount -t tmpfs -o "size=$SMALL_SIZE,mode=0711" fpfleet-small "${DATA_DIR}/h$k"
+    fi
     # Own config file: never read /etc/docker/daemon.json; own engine key
     # (distinct `docker info` ID per host; the option only exists in the file).
     # FLEET_LIVE_RESTORE=1: containers survive a dockerd crash/stop (see README).
@@ -1167,6 +1174,11 @@ write_env_file() {
             echo "FLEET_TLS_DIR=$TLS_DIR"
         fi
         if [ -n "$LIVE_RESTORE" ]; then echo "FLEET_LIVE_RESTORE=1"; fi
+        if [ -n "$SMALL_K" ]; then
+            echo "FLEET_SMALL_DATAROOT=h$SMALL_K"
+            echo "FLEET_SMALL_DATAROOT_DIR=${DATA_DIR}/h$SMALL_K"
+            echo "FLEET_SMALL_DATAROOT_SIZE=$SMALL_SIZE"
+        fi
         echo "FLEET_SSH_HOST=h$SSH_K"
         echo "FLEET_SSH_USER=$SSH_USER"
         echo "FLEET_SSH_ADDR=$(ssh_addr)"
@@ -1230,6 +1242,18 @@ parse_up_options() {
         0 | '' | false | no) LIVE_RESTORE="" ;;
         *) die "FLEET_LIVE_RESTORE must be 1 or 0, got '$FLEET_LIVE_RESTORE'" ;;
     esac
+    SMALL_K=""
+    SMALL_SIZE=""
+    if [ -n "${FLEET_SMALL_DATAROOT:-}" ]; then
+        local sh=${FLEET_SMALL_DATAROOT%%:*} sz=${FLEET_SMALL_DATAROOT#*:}
+        [ "$sz" != "$FLEET_SMALL_DATAROOT" ] || sz=512m
+        sh=${sh#[hH]}
+        case $sh in '' | *[!0-9]* | 0*) die "FLEET_SMALL_DATAROOT must be hK[:SIZE], got '$FLEET_SMALL_DATAROOT'" ;; esac
+        [ "$sh" -le "$n" ] || die "FLEET_SMALL_DATAROOT=$FLEET_SMALL_DATAROOT, but the fleet has only $n host(s)"
+        case $sz in *[!0-9kmgKMG]* | '') die "FLEET_SMALL_DATAROOT size must be like 512m, got '$sz'" ;; esac
+        SMALL_K=$sh
+        SMALL_SIZE=$sz
+    fi
 }
 
 # Certificates for the TLS host $1, in $TLS_DIR: ca.pem (+ca-key.pem),
