@@ -72,7 +72,10 @@ def manifest(fleet, hosts, version, mode="git"):
     m = f"platform: agbench\nretain: 2\nservices:\n  web:\n    image: {fleet['FLEET_IMAGE']}\n"
     m += f"    ports: [\"{PORT}:8080\"]\nenvironments:\n  prod:\n    pull: {'oci' if mode == 'oci' else 'true'}\n    hosts:\n"
     for h in hosts:
-        m += f"      {h}: {{endpoint: \"{fleet[f'FLEET_{h.upper()}_TCP']}\", insecure: true}}\n"
+        # The TLS host has no plain endpoint: its unix socket (the agents use --endpoint anyway).
+        tcp = fleet[f'FLEET_{h.upper()}_TCP']
+        m += (f"      {h}: {{endpoint: \"{tcp}\", insecure: true}}\n" if tcp
+              else f"      {h}: {{endpoint: \"{fleet[f'FLEET_{h.upper()}_UNIX']}\"}}\n")
     m += f"    versions:\n      web: \"{version}\"\n"
     if mode == "oci":
         m += f"reference: {{repository: \"{fleet['FLEET_REGISTRY']}/agbench/reference\", insecure: true}}\n"
