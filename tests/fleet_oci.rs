@@ -68,6 +68,8 @@ struct Relay {
     up: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     listen: String,
+    /// Requests the agents sent, by method (`HEAD`, `GET`), counted from their request lines.
+    seen: Arc<Mutex<std::collections::BTreeMap<String, usize>>>,
 }
 
 impl Relay {
@@ -76,9 +78,11 @@ impl Relay {
             up: Arc::new(AtomicBool::new(true)),
             conns: Arc::default(),
             listen: listen.into(),
+            seen: Arc::default(),
         };
         let listener = TcpListener::bind(listen).unwrap();
         let (up, conns, target) = (r.up.clone(), r.conns.clone(), target.to_string());
+        let seen = r.seen.clone();
         std::thread::spawn(move || {
             for incoming in listener.incoming() {
                 let Ok(client) = incoming else { continue };
@@ -94,15 +98,27 @@ impl Relay {
                 held.push(client.try_clone().unwrap());
                 held.push(server.try_clone().unwrap());
                 drop(held);
-                for (mut from, mut to) in [
+                for (i, (mut from, mut to)) in [
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
-                ] {
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let seen = seen.clone();
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 16384];
                         while let Ok(n) = from.read(&mut buf) {
                             if n == 0 || to.write_all(&buf[..n]).is_err() {
                                 break;
+                            }
+                            // What the agents ask: request lines start a read of the client side.
+                            let text = String::from_utf8_lossy(&buf[..n]);
+                            if i == 0
+                                && let Some((method, rest)) = text.split_once(' ')
+                                && rest.starts_with("/v2/")
+                            {
+                                *seen.lock().unwrap().entry(method.to_string()).or_default() += 1;
                             }
                         }
                         let _ = to.shutdown(Shutdown::Both);
@@ -293,6 +309,14 @@ fn agents_follow_the_published_reference_and_refuse_tampering_and_replays() {
     );
     let ids = || (web_id(&s, "h1"), web_id(&s, "h2"));
     let running = ids();
+
+    // Idle, the tag unmoved: each sync is one HEAD of the tag, nothing downloaded, no probe.
+    relay.seen.lock().unwrap().clear();
+    std::thread::sleep(Duration::from_secs(5 * INTERVAL_SECS));
+    let seen = relay.seen.lock().unwrap().clone();
+    println!("idle requests over {} s: {seen:?}", 5 * INTERVAL_SECS);
+    assert!(seen.get("HEAD").is_some_and(|n| *n >= 2), "{seen:?}");
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["HEAD"], "{seen:?}");
 
     // Changed by hand, old signature kept: the next signed commit (1.2.0) with its manifest
     // edited to 2.0.0, its tree and commit object rewritten around the same `gpgsig`.

@@ -75,6 +75,12 @@ pub struct Registry {
     auth: RegistryAuth,
     repository: String,
     registry: String,
+    insecure: bool,
+    /// Set once a tag was read with no credentials and no challenge: the registry needs none,
+    /// so the next reads are one plain `HEAD` each (the distribution client would probe `/v2/`
+    /// before every request of an anonymous reader, doubling an agent's requests).
+    open: std::sync::atomic::AtomicBool,
+    plain: reqwest::Client,
 }
 
 impl std::fmt::Debug for Registry {
@@ -114,11 +120,23 @@ impl Registry {
             user_agent: concat!("fleetpin/", env!("CARGO_PKG_VERSION")),
             ..Default::default()
         };
+        let plain = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("fleetpin/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RegistryError::Unreachable {
+                registry: registry.clone(),
+                detail: e.to_string(),
+            })?;
         Ok(Registry {
             client: Client::new(config),
             auth,
             repository: repository.into(),
             registry,
+            insecure,
+            open: std::sync::atomic::AtomicBool::new(false),
+            plain,
         })
     }
 
@@ -204,11 +222,54 @@ impl Registry {
 
     /// The digest `tag` points to now: one HEAD request.
     pub async fn digest(&self, tag: &str) -> Result<String, RegistryError> {
+        use std::sync::atomic::Ordering;
+        let at = format!("oci://{}:{tag}", self.repository);
+        if self.open.load(Ordering::Relaxed) {
+            match self.plain_digest(tag).await {
+                Ok(Some(d)) => return Ok(d),
+                // Asked for credentials now, or no digest header: the full client decides.
+                Ok(None) => self.open.store(false, Ordering::Relaxed),
+                Err(e) => {
+                    return Err(RegistryError::Unreachable {
+                        registry: self.registry.clone(),
+                        detail: format!("{at}: {e}"),
+                    });
+                }
+            }
+        }
         let r = self.reference(tag);
-        self.client
+        let d = self
+            .client
             .fetch_manifest_digest(&r, &self.auth)
             .await
-            .map_err(|e| self.error(&format!("oci://{}:{tag}", self.repository), e))
+            .map_err(|e| self.error(&at, e))?;
+        if matches!(self.auth, RegistryAuth::Anonymous) {
+            self.open.store(true, Ordering::Relaxed);
+        }
+        Ok(d)
+    }
+
+    /// `HEAD …/manifests/TAG` without credentials: the digest, or `None` when the registry
+    /// wants credentials (or names no digest).
+    async fn plain_digest(&self, tag: &str) -> Result<Option<String>, reqwest::Error> {
+        let (_, path) = self.repository.split_once('/').unwrap_or_default();
+        let scheme = if self.insecure { "http" } else { "https" };
+        let url = format!("{scheme}://{}/v2/{path}/manifests/{tag}", self.registry);
+        let res = self
+            .plain
+            .head(url)
+            .header(reqwest::header::ACCEPT, MANIFEST_MEDIA_TYPE)
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Ok(None);
+        }
+        Ok(res
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.starts_with("sha256:"))
+            .map(str::to_string))
     }
 
     /// The artifact at `digest`: its manifest, config and layer, each checked against the digest
