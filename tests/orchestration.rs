@@ -1382,3 +1382,66 @@ fn a_fresh_container_that_fails_its_gate_leaves_the_refused_one_kept_and_the_old
         1
     );
 }
+
+/// The serving container of web, as the engine holds it.
+fn current(engine: &MemoryEngine) -> MemContainer {
+    let s = engine.state.lock().unwrap();
+    s.containers
+        .iter()
+        .find(|c| c.name == "acme-prod-web")
+        .cloned()
+        .expect("a container under the stable name")
+}
+
+#[test]
+fn a_service_stopped_under_an_engine_crash_is_created_afresh_never_started_in_place() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    let (before, _) = running(&e);
+    e.advance(5);
+    e.crash();
+    assert_eq!(current(&e).state, RunState::Exited);
+    let r = apply(&e, "1.0.0");
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.actions.len(), 1, "{r:?}");
+    assert_eq!(r.actions[0].kind, fleetpin::plan::ChangeKind::Restart);
+    let (now, version) = running(&e);
+    assert_ne!(
+        now, before,
+        "a fresh container serves, not the crashed one again"
+    );
+    assert_eq!(version, "1.0.0");
+    assert!(!current(&e).crashed);
+    // The crashed one is kept stopped, and never relaunched; the host is converged.
+    let again = apply(&e, "1.0.0");
+    assert!(again.ok() && again.actions.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_service_the_engine_started_again_in_place_without_its_network_is_replaced() {
+    let e = engine();
+    apply(&e, "1.0.0");
+    let (before, _) = running(&e);
+    // `restart: always`: the engine starts it again after the crash by itself, running and
+    // healthy, yet its network does not list it.
+    for c in e.state.lock().unwrap().containers.iter_mut() {
+        if c.name == "acme-prod-web" {
+            c.restart_policy = "always".into();
+        }
+    }
+    e.advance(5);
+    e.crash();
+    assert_eq!(current(&e).state, RunState::Running);
+    let r = apply(&e, "1.0.0");
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(
+        r.actions.len(),
+        1,
+        "the host is not taken as converged: {r:?}"
+    );
+    let (now, _) = running(&e);
+    assert_ne!(now, before, "a fresh container serves");
+    assert!(!current(&e).crashed);
+    let again = apply(&e, "1.0.0");
+    assert!(again.ok() && again.actions.is_empty(), "{again:?}");
+}

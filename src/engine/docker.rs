@@ -355,6 +355,10 @@ impl Engine for DockerEngine {
             })
             .collect();
         let config = c.config.unwrap_or_default();
+        let attached = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
         Ok(ContainerDetails {
             id: c.id.unwrap_or_default(),
             name: c
@@ -382,10 +386,19 @@ impl Engine for DockerEngine {
             image: config.image.unwrap_or_default(),
             image_id: c.image.unwrap_or_default(),
             labels: to_map(config.labels),
-            networks: c
-                .network_settings
-                .and_then(|n| n.networks)
-                .unwrap_or_default()
+            endpoints: attached
+                .iter()
+                .map(|(name, e)| {
+                    let ip = e.ip_address.clone().unwrap_or_default();
+                    let held = if ip.is_empty() {
+                        e.endpoint_id.clone().unwrap_or_default()
+                    } else {
+                        ip
+                    };
+                    (name.clone(), held)
+                })
+                .collect(),
+            networks: attached
                 .into_iter()
                 .map(|(name, e)| (name, e.aliases.unwrap_or_default()))
                 .collect(),

@@ -36,6 +36,9 @@ pub struct MemContainer {
     pub networks: BTreeMap<String, Vec<String>>,
     /// `KEY=VALUE`, as created.
     pub env: Vec<String>,
+    /// Its engine crashed under it (`MemoryEngine::crash`): stopped, its endpoints stay
+    /// recorded; started again in place, its networks do not list it (Docker 20.10).
+    pub crashed: bool,
 }
 
 impl MemContainer {
@@ -59,6 +62,7 @@ impl MemContainer {
             ever_started: state != RunState::Created,
             networks: BTreeMap::new(),
             env: vec![],
+            crashed: false,
         }
     }
 }
@@ -168,6 +172,24 @@ impl MemoryEngine {
             .unwrap()
             .behaviour
             .insert(image.to_string(), b);
+    }
+
+    /// The engine killed and started again (Docker 20.10, no live-restore): what ran is stopped
+    /// under the crash, and those whose policy is `always` are started again in place by the
+    /// engine, running and healthy yet on no network (`MemContainer::crashed`).
+    pub fn crash(&self) {
+        let mut s = self.state.lock().unwrap();
+        for c in s
+            .containers
+            .iter_mut()
+            .filter(|c| c.state == RunState::Running)
+        {
+            c.crashed = true;
+            if c.restart_policy != "always" {
+                c.state = RunState::Exited;
+                c.health = Health::None;
+            }
+        }
     }
 
     /// Makes the next `op` on a container matching `target` fail once.
@@ -432,6 +454,23 @@ impl Engine for MemoryEngine {
                 image_id,
                 labels: c.labels.clone(),
                 networks: c.networks.clone(),
+                // Running: an address on each network; stopped: none, unless it stopped under
+                // a crash (`crash`), which leaves its endpoints recorded.
+                endpoints: c
+                    .networks
+                    .keys()
+                    .map(|n| {
+                        let held = c.state == RunState::Running || c.crashed;
+                        (
+                            n.clone(),
+                            if held {
+                                format!("ep-{}", c.id)
+                            } else {
+                                String::new()
+                            },
+                        )
+                    })
+                    .collect(),
             })
         })
     }
@@ -504,6 +543,7 @@ impl Engine for MemoryEngine {
                     .containers
                     .iter()
                     .filter(|c| c.networks.contains_key(name))
+                    .filter(|c| !(c.crashed && c.state == RunState::Running))
                     .map(|c| c.id.clone())
                     .collect(),
             }))
@@ -556,6 +596,7 @@ impl Engine for MemoryEngine {
                     .iter()
                     .map(|n| (n.clone(), spec.aliases.clone()))
                     .collect(),
+                crashed: false,
                 env: spec.env.clone(),
             });
             s.log(format!("create {}", spec.name));

@@ -82,6 +82,10 @@ pub struct ContainerDetails {
     pub labels: BTreeMap<String, String>,
     /// The networks it is attached to, with the aliases it answers on there.
     pub networks: BTreeMap<String, Vec<String>>,
+    /// Per network, the address (else the endpoint id) the container's own record holds there;
+    /// empty when it holds none. A clean stop clears it: a stopped container that still holds
+    /// one stopped under an engine crash (`host::crashed`).
+    pub endpoints: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

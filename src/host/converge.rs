@@ -10,6 +10,7 @@
 
 use crate::engine::{ContainerSummary, Engine, EngineError, reference};
 use crate::host::cleanup;
+use crate::host::crashed;
 use crate::host::gate;
 use crate::host::report::{
     Action, ActionStatus, Failure, HostReport, HostStatus, Progress, StepResult,
@@ -156,7 +157,7 @@ pub async fn execute<E: Engine>(
         .unwrap_or_default();
     let mut volumes: Vec<&str> = Vec::new();
     let mut networks: Vec<&str> = Vec::new();
-    for c in changes.iter().filter(|c| c.kind.replaces()) {
+    for c in changes.iter().filter(|c| c.kind.replaces() || c.afresh) {
         let Some(r) = find(&c.service) else { continue };
         for m in &r.mounts {
             if let MountSource::Volume { name } = &m.source
@@ -223,7 +224,12 @@ pub async fn execute<E: Engine>(
             let outcome = match c.kind {
                 ChangeKind::RemoveOrphan => remove_orphan(engine, &c.service, on, progress).await,
                 ChangeKind::Restart => match (&c.container, find(&c.service)) {
-                    (Some(id), Some(r)) => restart(engine, id, r, on, progress, &mut action).await,
+                    (Some(_), Some(r)) if c.afresh => {
+                        replace(engine, r, c, on, progress, &mut action).await
+                    }
+                    (Some(id), Some(r)) => {
+                        restart(engine, id, r, c, on, progress, &mut action).await
+                    }
                     _ => Ok(()),
                 },
                 _ => match find(&c.service) {
@@ -292,17 +298,32 @@ async fn ensure_image<E: Engine>(
     Ok(())
 }
 
-/// A service present but stopped or unhealthy: stop, start, and judge it.
+/// A service present but stopped or unhealthy: stop, start, and judge it. One that stopped under
+/// an engine crash is never started again in place (it would answer on no port): a fresh one of
+/// its spec takes its place through the swap, whatever the plan (a saved one may predate the
+/// crash).
 async fn restart<E: Engine>(
     engine: &E,
     id: &str,
     r: &ResolvedService,
+    c: &Change,
     on: OnHost<'_>,
     progress: Progress<'_>,
     action: &mut Action,
 ) -> Result<(), Failure> {
-    progress(&format!("restarting {}", r.service));
     let fail = |reason: String| Failure::new(&r.service, reason);
+    if let Ok(d) = engine.inspect_container(id).await
+        && d.state != crate::engine::RunState::Running
+        && crashed::stopped_under_a_crash(&d.endpoints)
+    {
+        progress(&format!(
+            "{} stopped under an engine crash: creating it afresh",
+            r.service
+        ));
+        action.detail = Some(crashed::STOPPED_UNDER_A_CRASH.into());
+        return replace(engine, r, c, on, progress, action).await;
+    }
+    progress(&format!("restarting {}", r.service));
     engine
         .stop(id, None)
         .await

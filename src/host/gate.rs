@@ -227,6 +227,7 @@ mod tests {
             image_id: "i".into(),
             labels: BTreeMap::new(),
             networks: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
         }
     }
 

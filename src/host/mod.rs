@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cleanup;
 pub mod converge;
+pub mod crashed;
 pub mod fleet;
 pub mod gate;
 pub mod lock;

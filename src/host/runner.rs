@@ -230,6 +230,7 @@ async fn repair_and_work<E: Engine, W: HostWork<E>>(
     }
     let mut view = view::classify(&settings.platform, &settings.environment, &list);
     view.stale_secrets = super::secrets::stale(engine, &t.desired, &view).await;
+    view.untrusted = super::crashed::untrusted(engine, &t.desired, &view).await;
     let repaired =
         match repair::repair(engine, &view, &t.desired, settings, released, progress).await {
             Ok(r) => r,
@@ -253,6 +254,7 @@ async fn repair_and_work<E: Engine, W: HostWork<E>>(
             Ok(l) => {
                 view = view::classify(&settings.platform, &settings.environment, &l);
                 view.stale_secrets = super::secrets::stale(engine, &t.desired, &view).await;
+                view.untrusted = super::crashed::untrusted(engine, &t.desired, &view).await;
             }
             Err(e) => return stopped(HostStatus::Unreachable, e.to_string()),
         }

@@ -137,6 +137,18 @@ pub fn status_of(
     if cur.health == Health::Unhealthy {
         return (Status::Unhealthy, Some("the health check fails".into()));
     }
+    if let Some(why) = view.untrusted.get(&cur.id) {
+        // Its health check may pass: it runs, but an engine crash left it answering nowhere.
+        let status = if cur.state == RunState::Running {
+            Status::Unhealthy
+        } else {
+            Status::Stopped
+        };
+        return (
+            status,
+            Some(format!("not serving: {why}; plan shows restart")),
+        );
+    }
     if !settings_known {
         return (
             Status::Ok,

@@ -312,6 +312,7 @@ pub async fn prepared<E: Engine>(
                 .cloned()
                 .collect();
             view.stale_secrets = crate::host::secrets::stale(&*engine, &checked, &view).await;
+            view.untrusted = crate::host::crashed::untrusted(&*engine, &desired, &view).await;
             let changes = if plan {
                 filter_orphans(plan::plan_host(&desired, &view), select)
             } else {

@@ -102,6 +102,11 @@ pub struct Change {
     /// between the old one's stop and the new one's start.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interruption: bool,
+    /// A `restart` done by a fresh container of the same spec, through the swap, never by
+    /// starting the present one again in place: an engine crash left it unable to serve
+    /// (`HostView::untrusted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub afresh: bool,
 }
 
 /// Why a container whose spec is current is replaced anyway (no value is ever named).
@@ -152,6 +157,7 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
             relaunch: None,
             order: None,
             interruption: false,
+            afresh: false,
         };
         if let Some(f) = view.foreign.get(&r.container_name) {
             out.push(Change {
@@ -195,6 +201,15 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
             kind = ChangeKind::Reconfigure;
             reason = Some(STALE_SECRETS.into());
         }
+        let mut afresh = false;
+        if kind == ChangeKind::Unchanged
+            && let Some(why) = view.untrusted.get(&cur.id)
+        {
+            // Started again in place it would answer on no port: a fresh one of this spec.
+            kind = ChangeKind::Restart;
+            reason = Some(why.clone());
+            afresh = true;
+        }
         if kind == ChangeKind::Unchanged {
             if cur.state != RunState::Running {
                 kind = ChangeKind::Restart;
@@ -210,10 +225,11 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
             container: Some(cur.id.clone()),
             reason,
             relaunch: if kind.replaces() { relaunch() } else { None },
-            order: kind.replaces().then_some(r.order),
-            interruption: kind.replaces()
+            interruption: (kind.replaces() || afresh)
                 && r.order == crate::manifest::Order::StopFirst
                 && !r.ports.is_empty(),
+            afresh,
+            order: (kind.replaces() || afresh).then_some(r.order),
             ..base
         });
     }
@@ -233,6 +249,7 @@ pub fn plan_host(desired: &[Arc<ResolvedService>], view: &HostView) -> Vec<Chang
                 relaunch: None,
                 order: None,
                 interruption: false,
+                afresh: false,
             });
         }
     }
@@ -372,6 +389,49 @@ environments:
                 ("billing", ChangeKind::Conflict),
                 ("old", ChangeKind::RemoveOrphan)
             ]
+        );
+    }
+
+    #[test]
+    fn a_container_an_engine_crash_left_unable_to_serve_is_restarted_afresh_never_relaunched() {
+        let d = desired(M);
+        let db = container("acme-prod-db", "db", "15", &d[0].spec_hash);
+        let billing = container("acme-prod-billing", "billing", "2.4.1", &d[1].spec_hash);
+        let mut kept = container(
+            "acme-prod-billing.prev-0000000000001-abc",
+            "billing",
+            "2.4.0",
+            "h-old",
+        );
+        kept.state = RunState::Exited;
+        let mut view = classify("acme", "prod", &[db.clone(), billing, kept.clone()]);
+        view.untrusted
+            .insert(db.id.clone(), "stopped under an engine crash".into());
+        let p = plan_host(&d, &view);
+        assert_eq!(p[0].kind, ChangeKind::Restart);
+        assert!(p[0].afresh, "{:?}", p[0]);
+        assert_eq!(
+            p[0].reason.as_deref(),
+            Some("stopped under an engine crash")
+        );
+        assert_eq!((p[1].kind, p[1].afresh), (ChangeKind::Unchanged, false));
+        // A plain stopped one is restarted in place, as before.
+        let mut stopped = db.clone();
+        stopped.state = RunState::Exited;
+        let p = plan_host(&d, &classify("acme", "prod", &[stopped]));
+        assert_eq!((p[0].kind, p[0].afresh), (ChangeKind::Restart, false));
+        // A kept container that stopped under a crash is never relaunched.
+        let mut back = kept.clone();
+        back.labels
+            .insert(labels::SPEC_HASH.into(), d[1].spec_hash.clone());
+        let mut view = classify("acme", "prod", &[db.clone(), back.clone()]);
+        assert!(view.relaunchable("billing", &[&d[1].spec_hash]).is_some());
+        view.untrusted.insert(back.id.clone(), "crashed".into());
+        assert!(view.relaunchable("billing", &[&d[1].spec_hash]).is_none());
+        let p = plan_host(&d, &view);
+        assert_eq!(
+            (p[1].kind, p[1].relaunch.clone()),
+            (ChangeKind::Create, None)
         );
     }
 

@@ -32,6 +32,10 @@ pub struct HostView {
     /// Containers whose secret values differ from the ones wanted now (their spec hash, which
     /// holds no value, cannot tell): filled by whoever read their environment.
     pub stale_secrets: std::collections::BTreeSet<String>,
+    /// Containers an engine crash left unable to serve as they are, with why (stopped under the
+    /// crash, or started again in place without their network): replaced, never started again
+    /// in place nor relaunched. Filled by whoever asked the engine (`host::crashed`).
+    pub untrusted: BTreeMap<String, String>,
 }
 
 pub fn prefix(platform: &str, environment: &str) -> String {
@@ -153,6 +157,7 @@ impl HostView {
                     .get(labels::SPEC_HASH)
                     .is_some_and(|h| hashes.contains(&h.as_str()))
                     && !self.stale_secrets.contains(&k.id)
+                    && !self.untrusted.contains_key(&k.id)
             })
             .max_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)))
     }
