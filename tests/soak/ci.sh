@@ -11,6 +11,8 @@ if [ -z "$bin" ]; then
     bin=target/release/fleetpin
     [ -x "$bin" ] || bin=target/debug/fleetpin
 fi
+# fleetpin runs in the operators' clones: an absolute path.
+bin=$(realpath "$bin")
 dir=${SOAK_DIR:-$(mktemp -d /tmp/fleetpin-soak.XXXXXX)}
 mkdir -p "$dir"
 echo "soak: seed ${SOAK_SEED:-7001}, ${SOAK_DURATION:-300} s, $bin; log and figures in $dir" >&2

@@ -68,6 +68,7 @@ class Fleet:
         f = Fleet()
         f.image = v["FLEET_IMAGE"]
         f.registry_netns = v.get("FLEET_REGISTRY_NETNS", "fpfleet-reg")
+        f.registry = v["FLEET_REGISTRY"]
         f.hosts = []
         for h in v["FLEET_HOSTS"].split():
             u = h.upper()
@@ -303,20 +304,21 @@ class Observer:
                     self.judge_serving(env, h.name, svc, results.get((env, h.name, svc)))
 
     def agent_synced(self):
-        """A sync the agent recorded after a kill or an engine restart ends that excuse."""
-        if "edge" not in self.d.state.needs_run:
-            return
-        h = self.d.s.envs["edge"]["hosts"][0]
-        if self.d.state.faulted(h.name):
-            return
-        lab = Docker(h.tcp, timeout=2.0).labels("soak-edge.agent") or {}
-        at = lab.get("io.fleetpin.agent.synced-at")
-        if at and lab.get("io.fleetpin.agent.result") in ("in-sync", "converged"):
-            try:
-                wall = datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                return
-            self.d.state.synced("edge", wall)
+        """A sync an agent recorded after a kill or an engine restart ends that excuse."""
+        for env in self.d.s.pull_envs():
+            if env not in self.d.state.needs_run:
+                continue
+            h = self.d.s.envs[env]["hosts"][0]
+            if self.d.state.faulted(h.name):
+                continue
+            lab = Docker(h.tcp, timeout=2.0).labels(f"soak-{env}.agent") or {}
+            at = lab.get("io.fleetpin.agent.synced-at")
+            if at and lab.get("io.fleetpin.agent.result") in ("in-sync", "converged"):
+                try:
+                    wall = datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    continue
+                self.d.state.synced(env, wall)
 
     def judge_serving(self, env, host, svc, result):
         key = (env, host, svc)
@@ -339,9 +341,16 @@ class Observer:
         budget = self.d_gate() + SERVING_SLACK
         start = max(since, self.last_excused.get(key, 0))
         if not excuse and t - start > budget:
+            if ("serving", key, since) not in self.violation.seen:
+                self.diagnose_host(host)
             self.violation("not serving", f"{env}/{host}/{svc} has not answered on its port for "
                            f"{t - since:.0f} s ({t - start:.0f} s since anything excused it; "
                            f"gate {self.d_gate()} s)", key=("serving", key, since))
+
+    def diagnose_host(self, name):
+        for h in self.d.fleet.hosts:
+            if h.name == name:
+                Checkpoint(self.d, self.violation, self.figures).diagnose(h)
 
     def d_gate(self):
         return 20
@@ -509,17 +518,29 @@ class Checkpoint:
             if code != 0:
                 self.violation("repair apply failed", f"apply {env} from a fresh clone exited "
                                f"{code}: {err.strip()[-700:]}")
+                for h in d.s.envs[env]["hosts"]:
+                    self.diagnose(h)
+        if d.s.reference:
+            # What CI does after the repair's push: publish the head for the oci:// agent.
+            code, out, err, killed, secs, path = d.fleetpin("repair", fresh, ["publish"], "depot")
+            d.log.write({"event": "op", "actor": "repair", "args": ["publish"], "exit": code,
+                         "secs": secs, "output": path, "tail": err.strip()[-400:]})
+            self.check("publish exits 0")
+            if code != 0:
+                self.violation("publish failed", f"publish from a fresh clone exited {code}: "
+                               f"{err.strip()[-700:]}")
         head_commit, seen = self.history()
-        if d.wait_agent_synced(head_commit, 150) is None:
-            self.violation("agent behind", f"the edge agent did not sync {head_commit[:12]} "
-                           "within 150 s")
-        self.check("agent synced the remote's head")
-        # Give the agent's own apply time to end (its lock gone) before judging edge.
-        h3 = d.s.envs["edge"]["hosts"][0]
-        for _ in range(60):
-            if not Docker(h3.tcp).containers("fleetpin-lock-soak-edge"):
-                break
-            time.sleep(1)
+        for env in d.s.pull_envs():
+            if d.wait_agent_synced(env, head_commit, 150) is None:
+                self.violation("agent behind", f"the {env} agent did not sync "
+                               f"{head_commit[:12]} within 150 s")
+            self.check("agent synced the remote's head")
+            # Give the agent's own apply time to end (its lock gone) before judging it.
+            h = d.s.envs[env]["hosts"][0]
+            for _ in range(60):
+                if not Docker(h.tcp).containers(f"fleetpin-lock-soak-{env}"):
+                    break
+                time.sleep(1)
         pins = self.pins_at(head_commit)
         for env, e in d.s.envs.items():
             for h in e["hosts"]:
@@ -555,6 +576,8 @@ class Checkpoint:
             want = tag(pins.get(svc, ""))
             status, body = http_get(h.addr, self.d.s.port(env, svc), "/version", timeout=3)
             if tag(v) != want or body != want:
+                if body is None:
+                    self.diagnose(h)
                 self.violation("not on its pin", f"{env}/{h.name}/{svc}: pinned {want!r}, the "
                                f"container says {v!r}, its port answers {body!r}"
                                + self.why_no_port(docker, h, named[0], conts, body))
@@ -568,6 +591,49 @@ class Checkpoint:
             if half:
                 self.violation("half-swapped", f"{env}/{h.name}/{svc}: left after the repair "
                                f"run: {half}")
+
+    def diagnose(self, h):
+        """What the engine and the host's kernel say, into the log: every container of the
+        platform (state, ports, recorded addresses), the networks' lists, the docker-proxy
+        processes and the NAT rules; what a violation needs to be understood after the fact."""
+        docker = Docker(h.tcp)
+        rows = []
+        try:
+            for c in docker.containers("soak-"):
+                ins = docker.get(f"/containers/{c['Id']}/json") or {}
+                nets = (ins.get("NetworkSettings") or {}).get("Networks") or {}
+                rows.append({"name": c["name"], "state": c["State"],
+                             "sandbox": os.path.basename((ins.get("NetworkSettings") or {}).get("SandboxKey") or ""),
+                             "started": ins.get("State", {}).get("StartedAt"),
+                             "ports": [f"{p.get('PublicPort')}->{p.get('PrivatePort')}"
+                                       for p in c.get("Ports") or [] if p.get("PublicPort")],
+                             "nets": {n: [v.get("IPAddress"), (v.get("EndpointID") or "")[:12]]
+                                      for n, v in nets.items()}})
+            listed = {}
+            for n in docker.get("/networks") or []:
+                full = docker.get(f"/networks/{n['Id']}") or {}
+                listed[n["Name"]] = {k[:12]: [v.get("Name"), v.get("IPv4Address")]
+                                     for k, v in (full.get("Containers") or {}).items()}
+        except OSError as e:
+            rows, listed = [repr(e)], {}
+        def sh(*cmd):
+            return subprocess.run(["ip", "netns", "exec", h.netns, *cmd], capture_output=True,
+                                  text=True).stdout[-3000:]
+        run = os.path.dirname(os.environ.get("FLEETPIN_FLEET_ENV", "/run/fleetpin-fleet/fleet.env"))
+        netns = {}
+        nsdir = os.path.join(run, h.name, "exec", "netns")
+        for f in sorted(os.listdir(nsdir)) if os.path.isdir(nsdir) else []:
+            netns[f] = subprocess.run(["nsenter", f"--net={os.path.join(nsdir, f)}", "ip", "-o",
+                                       "-4", "addr", "show", "scope", "global"],
+                                      capture_output=True, text=True).stdout.strip()[-300:]
+        self.d.log.write({"event": "diagnosis", "host": h.name, "containers": rows, "netns": netns,
+                          "networks": listed,
+                          "proxies": subprocess.run(["pgrep", "-af", "docker-proxy"],
+                                                    capture_output=True, text=True).stdout[-3000:],
+                          "nat": sh("iptables", "-t", "nat", "-S", "DOCKER"),
+                          "links": sh("ip", "-o", "link", "show", "type", "veth"),
+                          "addrs": sh("ip", "-o", "-4", "addr"), "routes": sh("ip", "route"),
+                          "neigh": sh("ip", "neigh"), "bridges": sh("bridge", "link")})
 
     def why_no_port(self, docker, h, cont, conts, body):
         """When the port is dead: the container's address, whether it answers there from inside

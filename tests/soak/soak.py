@@ -4,8 +4,9 @@ proves nothing is lost.
 
 Fault tests each inject one fault alone; production meets them together and over hours. This
 driver runs, for --duration seconds and from --seed, two operators (two clones of one shared
-remote, pushing pins with fetch+rebase+retry), a pull agent following an environment of its own,
-and a fault injector, all at once. The observer (observer.py) never uses fleetpin's code: it
+remote, pushing pins with fetch+rebase+retry), two pull agents each following an environment of
+its own (one over git, one through the registry: `fleetpin publish` + `--ref oci://`), and a fault
+injector, all at once. The observer (observer.py) never uses fleetpin's code: it
 reads the engines' API, the published ports, the volumes and the git remote itself, every second
 and at quiescent checkpoints. Every decision goes to the operation log (--log, JSON lines), so a
 failure is replayable (--replay LOG); the figures go to --out.
@@ -64,7 +65,7 @@ class Stop(Exception):
 class Setting:
     """The soak's platform on the fleet: environments, hosts, ports, the remote and the clones."""
 
-    def __init__(self, fleet, work, fleetpin, sops, keygen, oci=False):
+    def __init__(self, fleet, work, fleetpin, sops, keygen, oci=True):
         self.fleet = fleet
         self.work = work
         self.fleetpin = fleetpin
@@ -73,29 +74,37 @@ class Setting:
         h = fleet.hosts
         if len(h) < 3:
             raise SystemExit("the soak needs 3 fleet hosts")
-        # Push environments on h1 and h2; the pull environment alone on h3 (kept apart).
+        # Push environments on h1 and h2; the pull environments on h3 (kept apart from push ones):
+        # `edge` followed over git, `depot` through the registry (published references).
         self.envs = {
             "recette": {"hosts": [h[0], h[1]], "pull": False, "port": 18810,
                         "services": ["web", "counter", "vault"]},
             "prod": {"hosts": [h[0], h[1]], "pull": False, "port": 18820,
                      "services": ["web", "counter", "vault"]},
-            "edge": {"hosts": [h[2]], "pull": True, "port": 18830,
+            "edge": {"hosts": [h[2]], "pull": "git", "port": 18830,
                      "services": ["web", "counter"]},
         }
+        self.reference = None
         if oci:
-            # The oci:// agent environment (published manifests) is added here once fleetpin
-            # has `oci://` references: same shape as `edge`, its agent given an oci:// --repo.
-            raise SystemExit("--oci: fleetpin has no oci:// references yet on this branch")
+            self.envs["depot"] = {"hosts": [h[2]], "pull": "oci", "port": 18840,
+                                  "services": ["web", "counter"]}
+            self.reference = f"{fleet.registry}/{PLATFORM}/reference"
         self.remote = os.path.join(work, "served", "platform.git")
         self.age_key = os.path.join(work, "ops.agekey")
         self.secret_values = []
+
+    def pull_envs(self):
+        return [env for env, e in self.envs.items() if e["pull"]]
 
     def port(self, env, svc):
         return self.envs[env]["port"] + {"web": 1, "counter": 2, "vault": 3}[svc]
 
     def manifest(self, pins):
         f = self.fleet
-        m = [f"platform: {PLATFORM}", f"retain: {RETAIN}", "git: {push: true}", "services:"]
+        m = [f"platform: {PLATFORM}", f"retain: {RETAIN}", "git: {push: true}"]
+        if self.reference:
+            m.append(f'reference: {{repository: "{self.reference}", insecure: true}}')
+        m.append("services:")
         m += ["  web:", f"    image: {f.image}", '    ports: ["18811:8080"]', "    restart: always"]
         m += ["  counter:", f"    image: {f.image}", '    ports: ["18812:8080"]',
               '    volumes: ["count:/data"]', f"    command: [\"sh\", \"-c\", {json.dumps(COUNTER_SCRIPT)}]"]
@@ -105,7 +114,7 @@ class Setting:
         for env, e in self.envs.items():
             m.append(f"  {env}:")
             if e["pull"]:
-                m.append("    pull: true")
+                m.append("    pull: true" if e["pull"] == "git" else "    pull: oci")
             m.append("    hosts:")
             for h in e["hosts"]:
                 m.append(f'      {h.name}: {{endpoint: "{h.tcp}", insecure: true}}')
@@ -222,7 +231,7 @@ class Driver:
         self.out_seq = 0
         self.replay = self.load_replay(args.replay) if args.replay else None
         self.state = obs.State()
-        self.agent = None
+        self.agents = {}  # pull environment -> its agent's Popen
         self.agent_lock = threading.Lock()
         self.git_daemon = None
         self.unlock_due = {}  # actor -> env whose run was killed (an unlock is due, as documented)
@@ -309,7 +318,10 @@ class Driver:
         if before and not was_killed:
             self.observer.after_run(env_name, before, " ".join(args[:4]), code, started[1])
         self.figures.add("ops", f"{args[0]} exit {code if not was_killed else 'SIGKILL'}")
-        if not was_killed and code not in (0, 1):
+        # 2 is an answer of `audit --exit-code` (drift) and `plan --detailed-exitcode`, judged
+        # by the checkpoint; anything else outside 0/1 is a crash.
+        expected = (0, 1, 2) if args[0] in ("audit", "plan") else (0, 1)
+        if not was_killed and code not in expected:
             self.violation("crash", f"{actor}: fleetpin {' '.join(args)} exited {code}: "
                            f"{err.strip()[-400:]}")
         if "panicked" in err:
@@ -345,6 +357,11 @@ class Driver:
         for h in self.fleet.hosts:
             obs.Docker(h.tcp).remove_prefix([f"{PLATFORM}-", f"fleetpin-lock-{PLATFORM}-"])
         self.start_git_daemon()
+        if s.reference:
+            # What CI does on every push: the reference published to the registry.
+            code, out, err, _, _, path = self.fleetpin("setup", seedrepo, ["publish"], "depot")
+            if code != 0:
+                raise RuntimeError(f"setup: publish exited {code}: {err[-1500:]}")
         # The push environments deployed once, so every service starts out serving.
         for env in ("recette", "prod"):
             code, out, err, _, _, path = self.fleetpin(
@@ -352,8 +369,11 @@ class Driver:
                 ["apply", env, "--yes", "--health-timeout", str(HEALTH_TIMEOUT)], env)
             if code != 0:
                 raise RuntimeError(f"setup: apply {env} exited {code}: {err[-1500:]}")
-        self.start_agent()
-        self.wait_agent_synced(self.remote_head(), 120)
+        for env in s.pull_envs():
+            self.start_agent(env)
+        for env in s.pull_envs():
+            if self.wait_agent_synced(env, self.remote_head(), 120) is None:
+                raise RuntimeError(f"setup: the {env} agent did not sync in 120 s")
 
     def write_secret(self, repo, rng):
         value = "soak-secret-" + "".join(rng.choice("abcdefghijkmnpqrstuvwxyz23456789")
@@ -384,30 +404,35 @@ class Driver:
             time.sleep(0.1)
         raise RuntimeError("git daemon did not listen")
 
-    def start_agent(self):
-        h = self.s.envs["edge"]["hosts"][0]
-        path = self.out_path("agent", "agent")
-        cmd = ["ip", "netns", "exec", h.netns, self.s.fleetpin, "agent",
-               "--repo", f"git://{self.fleet.bridge}:{GIT_PORT}/platform.git", "--branch", "main",
-               "--env", "edge", "--host", h.name, "--endpoint", h.unix,
+    def start_agent(self, env):
+        h = self.s.envs[env]["hosts"][0]
+        path = self.out_path("agent", f"agent-{env}")
+        if self.s.envs[env]["pull"] == "oci":
+            follow = ["--ref", f"oci://{self.s.reference}:main", "--insecure-registry"]
+        else:
+            follow = ["--repo", f"git://{self.fleet.bridge}:{GIT_PORT}/platform.git",
+                      "--branch", "main"]
+        cmd = ["ip", "netns", "exec", h.netns, self.s.fleetpin, "agent", *follow,
+               "--env", env, "--host", h.name, "--endpoint", h.unix,
                "--interval", f"{AGENT_INTERVAL}s", "--health-timeout", str(HEALTH_TIMEOUT),
-               "--cache-dir", os.path.join(self.work, "agent-cache")]
+               "--cache-dir", os.path.join(self.work, f"agent-cache-{env}")]
         with self.agent_lock:
             f = open(path + ".log", "w")
-            self.agent = subprocess.Popen(cmd, env=self.fleetpin_env("agent"), stdout=f,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            a = subprocess.Popen(cmd, env=self.fleetpin_env("agent"), stdout=f,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.agents[env] = a
             f.close()
-        self.log.write({"event": "agent-started", "pid": self.agent.pid, "output": path + ".log"})
+        self.log.write({"event": "agent-started", "env": env, "pid": a.pid, "output": path + ".log"})
 
     def remote_head(self):
         return git(self.work, "--git-dir", self.s.remote, "rev-parse", "main", check=True).stdout.strip()
 
-    def wait_agent_synced(self, commit, limit):
-        h = self.s.envs["edge"]["hosts"][0]
+    def wait_agent_synced(self, env, commit, limit):
+        h = self.s.envs[env]["hosts"][0]
         d = obs.Docker(h.tcp)
         deadline = now() + limit
         while now() < deadline:
-            labels = d.labels(f"{PLATFORM}-edge.agent")
+            labels = d.labels(f"{PLATFORM}-{env}.agent")
             if labels and labels.get("io.fleetpin.agent.commit") == commit:
                 return labels
             time.sleep(1)
@@ -432,8 +457,8 @@ class Driver:
                               [30, 20, 16, 10, 14, 10])[0]
                 d["op"] = k
                 d["env"] = {"pin": "recette", "apply": r.choice(["recette", "prod"]),
-                            "rollback": "recette", "promote": "prod", "edge": "edge",
-                            "secret": "recette"}[k]
+                            "rollback": "recette", "promote": "prod",
+                            "edge": r.choice(self.s.pull_envs()), "secret": "recette"}[k]
                 svcs = ["web", "counter", "vault"] if k != "edge" else ["web", "counter"]
                 d["service"] = r.choice(svcs)
                 d["version"] = "broken" if r.random() < 0.12 and d["service"] != "vault" \
@@ -527,7 +552,7 @@ class Driver:
             self.log.write({"event": "op", "actor": actor, "args": args, "exit": code,
                             "killed": was_killed, "secs": secs, "clock": clock,
                             "output": path, "tail": err.strip()[-240:]})
-            if was_killed:
+            if was_killed and args[0] != "publish":
                 killed = e
                 self.unlock_due[actor] = e
             return code, out, err
@@ -542,6 +567,9 @@ class Driver:
                     break
             if op == "pin":
                 fp(["apply", env, "--yes", "--lock-wait", "60s", *ht])
+            elif self.s.envs[env]["pull"] == "oci":
+                # What CI does after a push: publish the reference (its agent follows the tag).
+                fp(["publish"])
         elif op == "apply":
             fp(["apply", env, "--yes", "--lock-wait", "60s", *ht])
         elif op == "rollback":
@@ -679,19 +707,22 @@ class Driver:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 return
-            self.state.killed_run(env)
+            if cmd != "publish":  # a killed publish leaves no host to repair
+                self.state.killed_run(env)
             self.record_fault(kind, {"pid": pid, "actor": actor, "env": env, "command": cmd})
         elif kind == "kill-agent":
+            envs = self.s.pull_envs()
+            env = envs[int(d["pick"] * len(envs))]
             with self.agent_lock:
-                a = self.agent
+                a = self.agents.get(env)
                 if a is None or a.poll() is not None:
                     return
                 a.kill()
                 a.wait()
-            self.state.killed_run("edge")
-            self.record_fault(kind, {"pid": a.pid})
+            self.state.killed_run(env)
+            self.record_fault(kind, {"pid": a.pid, "env": env})
             self.hold(min(d["hold"], 5))
-            self.start_agent()
+            self.start_agent(env)
         elif kind == "kill-host":
             self.state.host_fault(host, True)
             self.record_fault(kind, {"host": host})
@@ -789,7 +820,7 @@ class Driver:
         try:
             self.setup()
         except Exception as e:  # noqa: BLE001
-            self.violation("setup", f"{e!r}")
+            self.violation("setup", f"{e!r}: {traceback.format_exc()[-1200:]}")
             self.finish(t_start)
             return 1
         ot = threading.Thread(target=self.observer.loop, daemon=True)
@@ -818,12 +849,14 @@ class Driver:
     def finish(self, t_start):
         self.stopping.set()
         with self.agent_lock:
-            if self.agent and self.agent.poll() is None:
-                self.agent.terminate()
+            for a in self.agents.values():
+                if a.poll() is None:
+                    a.terminate()
+            for a in self.agents.values():
                 try:
-                    self.agent.wait(timeout=30)
+                    a.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    self.agent.kill()
+                    a.kill()
         if self.git_daemon:
             self.git_daemon.kill()
             self.git_daemon.wait()
@@ -880,8 +913,8 @@ def main():
     ap.add_argument("--faults", help="only these fault kinds, comma-separated (default: all: "
                     "kill-fleetpin, kill-agent, kill-host, cut, registry-stop, registry-slow, "
                     "clock-step, disk-full)")
-    ap.add_argument("--oci", action="store_true",
-                    help="also an agent environment published as oci:// (not available yet)")
+    ap.add_argument("--no-oci", dest="oci", action="store_false",
+                    help="leave out the agent environment that follows the registry (oci://)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     missing = [n for n, p in (("fleetpin", args.fleetpin), ("sops", args.sops),
