@@ -1945,6 +1945,12 @@ do_kill_host() {
     ctl_lock "h$k/ctl"
     t0=$(now_ms)
     pids=$(host_daemon_pids "$k")
+    # FLEET_KILL_DOCKERD_ONLY=1: dockerd alone dies, as under systemd where containerd is a
+    # service of its own (Debian's docker.service runs dockerd --containerd=…); by default the
+    # whole engine (dockerd, its containerd, its docker-proxy children) dies at once.
+    if [ "${FLEET_KILL_DOCKERD_ONLY:-0}" = 1 ] && [ -n "$pids" ]; then
+        pids=$(for p in $pids; do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = dockerd ] && echo "$p"; done)
+    fi
     if [ -z "$pids" ]; then
         log "h$k: dockerd is not running; nothing to kill"
     else
