@@ -30,6 +30,37 @@ fi
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A docker config directory holding `config_json`, the helper of `fleettest_helper` for the
+/// fleet's auth registry, and the two PATHs: without the helper and with it first.
+struct Credentials {
+    helpers: tempfile::TempDir,
+    config: tempfile::TempDir,
+    plain_path: String,
+    with_helper: String,
+}
+
+impl Credentials {
+    fn new(fleet: &support::Fleet, config_json: &str) -> Credentials {
+        let helpers = tempfile::tempdir().unwrap();
+        fleettest_helper(
+            helpers.path(),
+            &fleet.auth_registry,
+            &fleet.auth_user,
+            &fleet.auth_password,
+        );
+        let config = tempfile::tempdir().unwrap();
+        std::fs::write(config.path().join("config.json"), config_json).unwrap();
+        let plain_path = std::env::var("PATH").unwrap();
+        let with_helper = format!("{}:{plain_path}", helpers.path().display());
+        Credentials {
+            helpers,
+            config,
+            plain_path,
+            with_helper,
+        }
+    }
+}
+
 fn run_fleetpin(
     s: &Scenario,
     args: &[&str],
@@ -63,25 +94,19 @@ fn a_pull_from_a_registry_behind_auth_works_only_through_the_credential_helper()
     for v in ["1.0.0", "1.1.0"] {
         s.remove_image("h3", &format!("{image}:{v}"));
     }
-    let helpers = tempfile::tempdir().unwrap();
-    fleettest_helper(
-        helpers.path(),
-        &fleet.auth_registry,
-        &fleet.auth_user,
-        &fleet.auth_password,
-    );
     // The seed's config: a store, and an `auths` entry without credentials.
-    let config = tempfile::tempdir().unwrap();
-    std::fs::write(
-        config.path().join("config.json"),
-        format!(
+    let Credentials {
+        helpers,
+        config,
+        plain_path,
+        with_helper,
+    } = Credentials::new(
+        &fleet,
+        &format!(
             r#"{{"auths": {{"{}": {{"auth": ""}}}}, "credsStore": "fleettest"}}"#,
             fleet.auth_registry
         ),
-    )
-    .unwrap();
-    let plain_path = std::env::var("PATH").unwrap();
-    let with_helper = format!("{}:{plain_path}", helpers.path().display());
+    );
 
     // The helper is not on PATH: the pull goes anonymous, fails, and says which helper and why.
     let out = run_fleetpin(&s, &["apply", "test", "--yes"], config.path(), &plain_path);
@@ -317,24 +342,18 @@ fn publish_reaches_a_registry_behind_auth_through_the_credential_helper() {
         &(s.web(&["h3"], 18690, "1.0.0")
             + &format!("reference: {{repository: \"{repository}\", insecure: true}}\n")),
     );
-    let helpers = tempfile::tempdir().unwrap();
-    fleettest_helper(
-        helpers.path(),
-        &fleet.auth_registry,
-        &fleet.auth_user,
-        &fleet.auth_password,
-    );
-    let config = tempfile::tempdir().unwrap();
-    std::fs::write(
-        config.path().join("config.json"),
-        format!(
+    let Credentials {
+        helpers: _helpers,
+        config,
+        plain_path,
+        with_helper,
+    } = Credentials::new(
+        &fleet,
+        &format!(
             r#"{{"credHelpers": {{"{}": "fleettest"}}}}"#,
             fleet.auth_registry
         ),
-    )
-    .unwrap();
-    let plain_path = std::env::var("PATH").unwrap();
-    let with_helper = format!("{}:{plain_path}", helpers.path().display());
+    );
 
     // Without the helper: anonymous, refused, and the message says how to log in.
     let out = run_fleetpin(&s, &["publish"], config.path(), &plain_path);
