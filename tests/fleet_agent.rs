@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::Scenario;
-use support::agent::{Agent, wait_for};
+use support::agent::{Agent, AgentBox, bridge_address, wait_for};
 use support::webhook::{Request, receiver_on};
 
 const INTERVAL_SECS: u64 = 2;
@@ -22,22 +22,6 @@ const INTERVAL_SECS: u64 = 2;
 /// Runs the git CLI in `dir` as the operator; panics on failure.
 fn git(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     support::git::cli_as("ops", dir, args, envs)
-}
-
-/// The fleet bridge's address, as a host's namespace routes to it (its default gateway).
-fn bridge_address(netns: &str) -> String {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", netns, "ip", "-4", "route", "show", "default",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "via")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no default route in {netns}: {text}"))
-        .to_string()
 }
 
 /// `git daemon` serving `base` on `addr:port`, stopped on drop.
@@ -572,48 +556,15 @@ fn docker(s: &Scenario, host: &str, args: &[&str]) -> String {
     support::run::stdout_ok(&mut cmd, &format!("docker {args:?} on {host}"))
 }
 
-/// The agent container, removed on drop.
-struct AgentBox<'a> {
-    s: &'a Scenario,
-    host: &'a str,
-    name: String,
-}
-
-impl Drop for AgentBox<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .env("DOCKER_HOST", &self.s.host(self.host).unix)
-            .output();
-    }
-}
-
 #[test]
 fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted() {
     let (fleet, ssh) = require_ssh!();
     let s = Scenario::new(&fleet, "ag5");
     let (host, port) = ("h3", 19131);
     // The image of packaging/agent: the release binary when CI built one, else this test's.
-    let binary =
-        std::env::var("FLEETPIN_AGENT_BINARY").unwrap_or_else(|_| support::run::BIN.to_string());
     let tag = format!("fleetpin-agent:{}", s.platform);
-    let built = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/packaging/agent/build.sh"
-    ))
-    .args(["--binary", &binary, "--tag", &tag])
-    .env("DOCKER_HOST", &s.host(host).unix)
-    .output()
-    .unwrap();
-    assert!(
-        built.status.success(),
-        "build.sh: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    println!(
-        "agent image from {binary}: {}",
-        String::from_utf8_lossy(&built.stdout).trim()
-    );
+    let (binary, built) = AgentBox::build_image(&s.host(host).unix, &tag);
+    println!("agent image from {binary}: {}", built.trim());
     let layers = docker(
         &s,
         host,
@@ -646,30 +597,18 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
     let v1 = publish(&s, &manifest("1.0.0"));
 
     // As docs/agent.md runs it: the host's network, its engine's socket at the default path.
-    let socket = s.host(host).unix.trim_start_matches("unix://").to_string();
-    let agent = AgentBox {
-        s: &s,
-        host,
-        name: format!("{}-agentbox", s.platform),
-    };
     let interval = format!("{INTERVAL_SECS}s");
-    docker(
-        &s,
-        host,
+    let agent = AgentBox::run(
+        &s.host(host).unix,
+        &format!("{}-agentbox", s.platform),
         &[
-            "run",
-            "-d",
-            "--name",
-            &agent.name,
-            "--network",
-            "host",
             "--stop-timeout",
             "60",
             "-v",
-            &format!("{socket}:/var/run/docker.sock"),
-            "-v",
             &format!("{}:/root/.ssh:ro", dot_ssh.display()),
-            &tag,
+        ],
+        &tag,
+        &[
             "--repo",
             &url,
             "--branch",
@@ -684,41 +623,20 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
             "20",
         ],
     );
-    let logs = || {
-        Command::new("docker")
-            .args(["logs", &agent.name])
-            .env("DOCKER_HOST", &s.host(host).unix)
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
-            })
-            .unwrap_or_default()
-    };
-    let until = |limit: Duration, what: &str, cond: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + limit;
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {limit:?}\n{}",
-                logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    until(Duration::from_secs(90), "1.0.0 serves", &|| {
+    agent.until(Duration::from_secs(90), "1.0.0 serves", || {
         s.version(host, port).as_deref() == Some("1.0.0")
     });
-    until(Duration::from_secs(30), "the sync is recorded", &|| {
+    agent.until(Duration::from_secs(30), "the sync is recorded", || {
         status(&s, host).is_some_and(|l| l["io.fleetpin.agent.commit"] == v1)
     });
     let v2 = publish(&s, &manifest("1.1.0"));
-    until(Duration::from_secs(60), "1.1.0 serves", &|| {
+    agent.until(Duration::from_secs(60), "1.1.0 serves", || {
         s.version(host, port).as_deref() == Some("1.1.0")
     });
-    until(
+    agent.until(
         Duration::from_secs(30),
         "the second sync is recorded",
-        &|| {
+        || {
             status(&s, host).is_some_and(|l| {
                 l["io.fleetpin.agent.commit"] == v2 && l["io.fleetpin.agent.result"] == "converged"
             })
@@ -736,7 +654,7 @@ fn the_agent_image_follows_the_reference_as_a_container_with_the_socket_mounted(
         host,
         &["inspect", "-f", "{{.State.ExitCode}}", &agent.name],
     );
-    assert_eq!(code, "0", "{}", logs());
+    assert_eq!(code, "0", "{}", agent.logs());
     println!("docker stop took {:.1} s", took.as_secs_f64());
     assert!(
         took < Duration::from_secs(10),

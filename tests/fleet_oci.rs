@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::Scenario;
-use support::agent::{Agent, wait_for};
+use support::agent::{Agent, AgentBox, bridge_address, wait_for};
 use support::git::{public, ssh_key};
 
 const INTERVAL_SECS: u64 = 2;
@@ -139,22 +139,6 @@ impl Relay {
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
-}
-
-/// The fleet bridge's address, as a host's namespace routes to it (its default gateway).
-fn bridge_address(netns: &str) -> String {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", netns, "ip", "-4", "route", "show", "default",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "via")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no default route in {netns}: {text}"))
-        .to_string()
 }
 
 /// The labels of the agent's status container on `host`.
@@ -507,22 +491,8 @@ fn on_an_oci_environment_rollback_and_promote_must_publish() {
 fn the_agent_image_follows_an_oci_reference_without_git() {
     let (fleet, s) = fleet_scenario!("oc3");
     let (host, port) = ("h3", 19631);
-    let binary =
-        std::env::var("FLEETPIN_AGENT_BINARY").unwrap_or_else(|_| support::run::BIN.to_string());
     let tag = format!("fleetpin-agent:{}", s.platform);
-    let docker = |args: &[&str]| {
-        let mut cmd = Command::new("docker");
-        cmd.args(args).env("DOCKER_HOST", &s.host(host).unix);
-        support::run::stdout_ok(&mut cmd, &format!("docker {args:?}"))
-    };
-    let mut build = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/packaging/agent/build.sh"
-    ));
-    build
-        .args(["--binary", &binary, "--tag", &tag])
-        .env("DOCKER_HOST", &s.host(host).unix);
-    support::run::stdout_ok(&mut build, "packaging/agent/build.sh");
+    AgentBox::build_image(&s.host(host).unix, &tag);
     let repository = format!("{}/{}/reference", fleet.registry, s.platform);
     let manifest = |v: &str| {
         s.web(&[host], port, v)
@@ -532,65 +502,31 @@ fn the_agent_image_follows_an_oci_reference_without_git() {
     s.write(&manifest("1.0.0"));
     let branch = git(&s, &["symbolic-ref", "--short", "HEAD"], None);
     publish(&s, &[]);
-    let socket = s.host(host).unix.trim_start_matches("unix://").to_string();
-    let name = format!("{}-agentbox", s.platform);
-    let _ = Command::new("docker")
-        .args(["rm", "-f", &name])
-        .env("DOCKER_HOST", &s.host(host).unix)
-        .output();
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "-v",
-        &format!("{socket}:/var/run/docker.sock"),
+    let agent = AgentBox::run(
+        &s.host(host).unix,
+        &format!("{}-agentbox", s.platform),
+        &[],
         &tag,
-        "--ref",
-        &format!("oci://{repository}:{branch}"),
-        "--insecure-registry",
-        "--env",
-        "test",
-        "--host",
-        host,
-        "--interval",
-        &format!("{INTERVAL_SECS}s"),
-        "--health-timeout",
-        "20",
-    ]);
-    let logs = || {
-        Command::new("docker")
-            .args(["logs", &name])
-            .env("DOCKER_HOST", &s.host(host).unix)
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
-            })
-            .unwrap_or_default()
-    };
-    let until = |limit: Duration, what: &str, cond: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + limit;
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {limit:?}\n{}",
-                logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    until(Duration::from_secs(90), "1.0.0 serves", &|| {
+        &[
+            "--ref",
+            &format!("oci://{repository}:{branch}"),
+            "--insecure-registry",
+            "--env",
+            "test",
+            "--host",
+            host,
+            "--interval",
+            &format!("{INTERVAL_SECS}s"),
+            "--health-timeout",
+            "20",
+        ],
+    );
+    agent.until(Duration::from_secs(90), "1.0.0 serves", || {
         s.version(host, port).as_deref() == Some("1.0.0")
     });
     s.write(&manifest("1.1.0"));
     publish(&s, &[]);
-    until(Duration::from_secs(60), "1.1.0 serves", &|| {
+    agent.until(Duration::from_secs(60), "1.1.0 serves", || {
         s.version(host, port).as_deref() == Some("1.1.0")
     });
-    let _ = Command::new("docker")
-        .args(["rm", "-f", &name])
-        .env("DOCKER_HOST", &s.host(host).unix)
-        .output();
 }
