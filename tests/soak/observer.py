@@ -18,6 +18,9 @@ import time
 import urllib.parse
 
 SERVING_SLACK = 15  # seconds on top of the gate's time: stop, create, start on a loaded machine
+# Seconds a service may be down while no run holds its environment's lock on the host: the lock
+# is read and the port probed in the same tick, not at the same instant.
+UNLOCKED_GRACE = 3
 LOCK_SLACK = 60  # seconds on top of the TTL for the run that takes a dead holder's lock over
 
 
@@ -264,6 +267,8 @@ class Observer:
         self.counter = {}  # (env, host) -> (max, size)
         self.dead_since = {}  # lock id -> monotonic time its owner was first seen dead
         self.last = {}  # (env, host, svc) -> (monotonic time, status, body) of the last probe
+        self.locked = {}  # host -> environments whose lock container is on it (this tick)
+        self.unlocked_down = {}  # (env, host, svc) -> first tick down with no lock held
 
     def loop(self):
         while not self.stop:
@@ -338,6 +343,19 @@ class Observer:
         if not self.served.get(key):
             return
         since = self.down_since.setdefault(key, t)
+        # A swap interrupts a service only while its run holds the environment's lock on that
+        # host: down with no lock held is a run that left it down (a restore that did not
+        # happen), whoever repairs it later.
+        locked = self.locked.get(host)
+        if excuse or locked is None or env in locked:
+            self.unlocked_down.pop(key, None)
+        else:
+            first = self.unlocked_down.setdefault(key, t)
+            if t - first > UNLOCKED_GRACE:
+                self.violation("down with no run holding the lock",
+                               f"{env}/{host}/{svc} has not answered for {t - since:.0f} s, the "
+                               f"last {t - first:.0f} s with no lock of {env} on {host} and "
+                               "nothing excusing it", key=("unlocked", key, first))
         budget = self.d_gate() + SERVING_SLACK
         start = max(since, self.last_excused.get(key, 0))
         if not excuse and t - start > budget:
@@ -361,7 +379,11 @@ class Observer:
             info = d.info()
             locks = d.containers("fleetpin-lock-soak-")
         except OSError:
+            self.locked.pop(h.name, None)
             return
+        self.locked[h.name] = {env for env in self.d.s.envs
+                               if any(c["name"].split(".")[0] == f"fleetpin-lock-soak-{env}"
+                                      for c in locks)}
         self.check_locks(h, info, locks)
         root = info.get("DockerRootDir")
         for env, e in self.d.s.envs.items():
