@@ -473,17 +473,24 @@ fn an_agent_holds_pushed_pins_while_a_window_lasts_then_applies_the_newest_once(
         }
         m
     };
-    commit(&s, &manifest("1.0.0", None), None, "1.0.0");
+    let v1 = commit(&s, &manifest("1.0.0", None), None, "1.0.0");
     push(&s, &bare, "HEAD");
     assert_eq!(agent(&s, &bare, &[]).code, 0);
     let served = web_id(&s, "h1");
-    // A deny window from the current minute for one minute: it ends within a minute.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    // A deny window from the current minute for 100 s, begun at most 40 s ago: it holds for a
+    // minute at least and ends within 100 s.
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    if unix() % 60 > 40 {
+        std::thread::sleep(std::time::Duration::from_secs(61 - unix() % 60));
+    }
+    let now = unix();
     let window = format!(
-        "      - {{deny: \"{} {} * * *\", duration: 1m}}\n",
+        "      - {{deny: \"{} {} * * *\", duration: 100s}}\n",
         (now / 60) % 60,
         (now / 3600) % 24
     );
@@ -494,12 +501,45 @@ fn an_agent_holds_pushed_pins_while_a_window_lasts_then_applies_the_newest_once(
     assert_eq!(status(&s)["io.fleetpin.agent.result"], "held");
     let audit = s.run(&["audit", "test", "--format", "json"]).json();
     assert_eq!(audit["agents"][0]["state"], "held", "{audit}");
-    commit(&s, &manifest("1.2.0", Some(&window)), None, "1.2.0");
+    let v3 = commit(&s, &manifest("1.2.0", Some(&window)), None, "1.2.0");
     push(&s, &bare, "HEAD");
     assert_eq!(agent(&s, &bare, &[]).code, 1);
     assert_eq!(web_id(&s, "h1"), served, "held: nothing changed");
+    // Held, the agent still repairs what the commit it runs pins: web stopped by hand serves
+    // 1.0.0 again (the same container, started), and the status still says held.
+    let docker = s.docker("h1");
+    let name = format!("{}-test-web", s.platform);
+    support::block_on(async move {
+        docker
+            .stop_container(
+                &name,
+                None::<bollard::query_parameters::StopContainerOptions>,
+            )
+            .await
+            .unwrap();
+    });
+    assert_eq!(s.version("h1", port), None, "stopped by hand");
+    let o = agent(&s, &bare, &[]);
+    assert_eq!(o.code, 1, "still held: {o:?}");
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.0.0"), "{o:?}");
+    let l = status(&s);
+    assert_eq!(l["io.fleetpin.agent.result"], "held", "{l:?}");
+    assert!(
+        l["io.fleetpin.agent.reason"].contains("held by window deny"),
+        "{l:?}"
+    );
+    assert_eq!(
+        l["io.fleetpin.agent.commit"], v3,
+        "the status names the held commit"
+    );
+    assert_eq!(
+        l["io.fleetpin.agent.applied"], v1,
+        "the host runs the commit it ran"
+    );
+    let versions: Vec<String> = s.containers("h1").into_iter().map(|(_, _, v)| v).collect();
+    assert!(!versions.contains(&"1.2.0".to_string()), "{versions:?}");
     // The window ends: the newest pin, once.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
     loop {
         let o = agent(&s, &bare, &[]);
         if o.code == 0 {

@@ -110,6 +110,9 @@ struct Agent<'a> {
     last_result: Option<String>,
     /// The last commit this host converged to: a new one must descend from it.
     applied: Option<String>,
+    /// A new commit held or refused while the running one is repaired: (commit, result, why),
+    /// what the status says once the repair is done.
+    standing: Option<(String, &'static str, String)>,
     /// The webhooks and platform of the last manifest that loaded.
     notify: Vec<Notifier>,
     platform: Option<String>,
@@ -297,6 +300,7 @@ impl<'a> Agent<'a> {
             last: None,
             last_result: None,
             applied: None,
+            standing: None,
             notify: vec![],
             platform: None,
             oci: OciState::default(),
@@ -475,7 +479,7 @@ impl<'a> Agent<'a> {
             return self.finish(Some(commit), "error", Some(why), None).await;
         }
         if let Some(why) = self.trust_refusal(loaded, &commit) {
-            return self.finish(Some(commit), "refused", Some(why), None).await;
+            return self.stand(commit, "refused", why).await;
         }
         // A deploy window holds a new commit (by the engine's clock); when it opens, the newest
         // commit is applied, not each one held in turn. The commit the host runs is still kept.
@@ -483,9 +487,7 @@ impl<'a> Agent<'a> {
             && let Some(engine) = &p.engine
             && let Some(h) = crate::ops::windows::hold(loaded, &s.environment, [&**engine]).await
         {
-            return self
-                .finish(Some(commit), "held", Some(h.message), None)
-                .await;
+            return self.stand(commit, "held", h.message).await;
         }
         // A refused release is forgotten once its pin or spec changed (or it left this host).
         self.refused.retain(|service, hash| {
@@ -553,6 +555,22 @@ impl<'a> Agent<'a> {
         };
         self.finish(Some(commit), result, reason, Some(report))
             .await
+    }
+
+    /// `commit` is held or refused: the host keeps the commit it runs, and what that commit pins
+    /// is still repaired (a container stopped or removed by hand, a swap a crash interrupted),
+    /// under the host's lock as any sync. The status then names the new commit and why it waits.
+    async fn stand(&mut self, commit: String, result: &'static str, why: String) -> Outcome {
+        let running = self
+            .applied
+            .clone()
+            .filter(|a| *a != commit && self.standing.is_none())
+            .and_then(|a| self.load(&a).ok().map(|l| (a, l)));
+        let Some((applied, loaded)) = running else {
+            return self.finish(Some(commit), result, Some(why), None).await;
+        };
+        self.standing = Some((commit, result, why));
+        Box::pin(self.converge(&loaded, applied)).await
     }
 
     /// Why `commit` may not be applied here, if it may not: it does not descend from the commit
@@ -637,6 +655,22 @@ impl<'a> Agent<'a> {
             commit.clone()
         } else {
             self.applied.clone()
+        };
+        // Repairing the running commit while a new one waits: the status names the new one.
+        let (commit, result, reason) = match self.standing.take() {
+            None => (commit, result, reason),
+            Some((new, held, why)) if matches!(result, "in-sync" | "converged") => {
+                (Some(new), held, Some(why))
+            }
+            Some((new, _, why)) => {
+                let failed = reason.unwrap_or_else(|| result.to_string());
+                let running = applied.as_deref().map(crate::git::short_id);
+                let why = format!(
+                    "{why}; repairing {} failed: {failed}",
+                    running.unwrap_or_default()
+                );
+                (Some(new), result, Some(why))
+            }
         };
         let sync = Sync {
             host: s.host.clone(),
