@@ -312,8 +312,19 @@ fn an_agent_with_allowed_signers_refuses_unsigned_commits_and_replays() {
     let port = 19421;
     let keys = tempfile::tempdir().unwrap();
     let ops = ssh_key(keys.path(), "ops");
+    let dev = ssh_key(keys.path(), "dev");
+    let stranger = ssh_key(keys.path(), "stranger");
+    // dev is an allowed signer, but not one of `test`'s signers (ops only).
     let allowed = keys.path().join("allowed_signers");
-    std::fs::write(&allowed, format!("ops@acme.example {}\n", public(&ops))).unwrap();
+    std::fs::write(
+        &allowed,
+        format!(
+            "ops@acme.example {}\ndev@acme.example {}\n",
+            public(&ops),
+            public(&dev)
+        ),
+    )
+    .unwrap();
     let bare = s.dir.path().join("served.git");
     assert!(
         Command::new("git")
@@ -354,6 +365,56 @@ fn an_agent_with_allowed_signers_refuses_unsigned_commits_and_replays() {
     assert_eq!(web_id(&s, "h1"), v2_id);
     let audit = s.run(&["audit", "test", "--format", "json"]).json();
     assert_eq!(audit["agents"][0]["state"], "refused", "{audit}");
+
+    // Each refusal: exit 1, the status names the commit and why, audit shows it, the same
+    // container serves 1.1.0.
+    let refused = |what: &str, key: Option<&Path>, manifest: String, args: &[&str], why: &str| {
+        let c = commit(&s, &manifest, key, what);
+        push(&s, &bare, "HEAD");
+        let o = agent(&s, &bare, args);
+        assert_eq!(o.code, 1, "{what}: {o:?}");
+        let l = status(&s);
+        assert_eq!(l["io.fleetpin.agent.result"], "refused", "{what}: {l:?}");
+        let reason = &l["io.fleetpin.agent.reason"];
+        assert!(reason.contains(why), "{what}: {l:?}");
+        assert!(reason.contains(&c[..12]), "{what} names the commit: {l:?}");
+        let audit = s.run(&["audit", "test", "--format", "json"]).json();
+        assert_eq!(audit["agents"][0]["state"], "refused", "{what}: {audit}");
+        assert_eq!(web_id(&s, "h1"), v2_id, "{what}: nothing redeployed");
+        assert_eq!(s.version("h1", port).as_deref(), Some("1.1.0"), "{what}");
+    };
+    refused(
+        "signed by a key not allowed",
+        Some(&stranger),
+        pull("1.2.0"),
+        &trust,
+        "does not allow",
+    );
+    refused(
+        "signed by an allowed key outside the environment's signers",
+        Some(&dev),
+        pull("1.2.0"),
+        &trust,
+        "who may not sign for `test`",
+    );
+    let unsigned_manifest = s
+        .manifest(&["h1"], &[("web", port, "")], &[("web", "1.2.0")])
+        .replace("  test:\n", "  test:\n    pull: true\n");
+    refused(
+        "unsigned, removing signed: true",
+        None,
+        unsigned_manifest.clone(),
+        &trust,
+        "refused: unsigned",
+    );
+    // Without --allowed-signers the commit the host runs still says signed: refused too.
+    refused(
+        "unsigned, removing signed: true, to an agent without a trust root",
+        None,
+        unsigned_manifest,
+        &[],
+        "must be signed for `test`",
+    );
 
     // A force-push of the branch back to the older, validly signed v1: a replay, refused.
     push(&s, &bare, &v1);
