@@ -425,6 +425,29 @@ fn a_wrong_identity_stops_before_any_host_naming_the_file_and_its_recipients() {
 }
 
 #[test]
+fn a_sops_env_file_the_deployed_commit_does_not_hold_is_refused() {
+    let sops = require_sops!();
+    let keys = tempfile::tempdir().unwrap();
+    let alice = sops.key(keys.path(), "alice");
+    // The manifest and secrets.yaml are committed; app.env, encrypted, only in the working tree.
+    let repo = Repo::new();
+    repo.write("platform.yaml", MANIFEST);
+    sops.encrypt(repo.root(), "app.env", APP_ENV, &[&alice]);
+    sops.encrypt(repo.root(), "secrets.yaml", SECRETS_YAML, &[&alice]);
+    repo.commit(&["platform.yaml", "secrets.yaml"], "web 1.0.0");
+    let (ctx, _) = mem::ctx(mem::keys(Some(&alice.file)));
+    let err = refused_before_any_host(&ctx, &repo);
+    assert!(
+        err.contains("app.env") && err.contains("not committed") && err.contains("commit it"),
+        "{err}"
+    );
+    // Committed, it deploys.
+    repo.commit(&["app.env"], "app.env");
+    let hosts = Hosts::one("h1");
+    assert!(mem::prepare(&ctx, &hosts, &repo.load(), "prod").is_ok());
+}
+
+#[test]
 fn a_tampered_file_is_a_mac_error_and_nothing_is_created() {
     let sops = require_sops!();
     let keys = tempfile::tempdir().unwrap();

@@ -153,6 +153,14 @@ impl<'a> SecretFiles<'a> {
         }
         let text = self.working_tree(path)?;
         if is_sops(&text) {
+            // A SOPS file travels with the reference: one the commit does not hold is not what
+            // is deployed (an agent following that commit would never see it).
+            if self.commit.is_some() {
+                return Err(SecretError::Invalid(format!(
+                    "{} is a SOPS file that is not committed: SOPS files are read at the commit being deployed; commit it",
+                    self.shown(path)
+                )));
+            }
             return self.open(path, &text)?.env_pairs().map_err(invalid);
         }
         Ok(resolve::parse_env_file(&text)
