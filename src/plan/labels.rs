@@ -119,11 +119,18 @@ pub fn for_service(r: &ResolvedService, stamp: &DeployStamp) -> BTreeMap<String,
     l.insert(DEPLOYED_AT.into(), stamp.deployed_at.clone());
     l.insert(DEPLOYED_BY.into(), stamp.deployed_by.clone());
     l.insert(RESTART.into(), r.restart.as_str().into());
-    l.insert(
-        "io.fleetpin.spec-hash-scheme".into(),
-        SPEC_HASH_SCHEME.to_string(),
-    );
+    l.insert(SPEC_HASH_SCHEME_LABEL.into(), SPEC_HASH_SCHEME.to_string());
     l
+}
+
+/// The scheme of the spec hash a container or service carries (absent: scheme 1).
+pub const SPEC_HASH_SCHEME_LABEL: &str = "io.fleetpin.spec-hash-scheme";
+
+/// Whether `labels` carry a hash of the current scheme: an older one mixes in digests of
+/// secret values and is never copied anywhere new.
+pub fn current_scheme(labels: &BTreeMap<String, String>) -> bool {
+    labels.get(SPEC_HASH_SCHEME_LABEL).map(String::as_str)
+        == Some(SPEC_HASH_SCHEME.to_string().as_str())
 }
 
 /// Labels for volumes and networks fleetpin creates (so an operator can tell whose they are).

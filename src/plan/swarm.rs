@@ -141,6 +141,12 @@ pub fn history_of(s: &ServiceState) -> Vec<Past> {
 pub fn next_history(c: &SwarmChange, retain: u32) -> Vec<Past> {
     let r = &c.resolved;
     let mut history = c.current.as_ref().map(history_of).unwrap_or_default();
+    // A service an older fleetpin deployed carries scheme-1 hashes (they mix in digests of
+    // secret values): none of them is written into the new label.
+    let old_scheme = c
+        .current
+        .as_ref()
+        .is_some_and(|s| !labels::current_scheme(&s.labels));
     if let Some(h) = &c.history {
         history = h.clone();
     } else if let Some(cur) = &c.current
@@ -148,7 +154,7 @@ pub fn next_history(c: &SwarmChange, retain: u32) -> Vec<Past> {
             cur.labels.get(labels::VERSION),
             cur.labels.get(labels::SPEC_HASH),
         )
-        && *h != r.spec_hash
+        && !r.hash_matches(h)
     {
         history.insert(
             0,
@@ -158,6 +164,9 @@ pub fn next_history(c: &SwarmChange, retain: u32) -> Vec<Past> {
                 image: cur.image.clone(),
             },
         );
+    }
+    if old_scheme {
+        history.iter_mut().for_each(|p| p.spec_hash.clear());
     }
     history.retain(|p| p.spec_hash != r.spec_hash || p.version != r.pin.to_string());
     history.truncate(retain.max(1) as usize);
@@ -299,6 +308,10 @@ mod tests {
             labels: BTreeMap::from([
                 (labels::VERSION.into(), version.into()),
                 (labels::SPEC_HASH.into(), hash.into()),
+                (
+                    labels::SPEC_HASH_SCHEME_LABEL.into(),
+                    resolve::SPEC_HASH_SCHEME.to_string(),
+                ),
                 (HISTORY.into(), serde_json::to_string(history).unwrap()),
             ]),
             image: format!("r/api:{version}@sha256:{version}"),
@@ -400,6 +413,23 @@ mod tests {
             next_history(&p.changes[0], 0).len(),
             1,
             "at least one is kept"
+        );
+    }
+
+    #[test]
+    fn a_service_an_older_fleetpin_deployed_passes_no_scheme_1_hash_into_the_new_history() {
+        let mut old = service("1.1.0", "scheme-1-current", 1, &[past("1.0.0")]);
+        old.labels.remove(labels::SPEC_HASH_SCHEME_LABEL);
+        let p = plan_with(Some(old));
+        let h = next_history(&p.changes[0], 5);
+        assert_eq!(
+            h.iter().map(|p| p.version.as_str()).collect::<Vec<_>>(),
+            ["1.1.0", "1.0.0"]
+        );
+        let text = serde_json::to_string(&h).unwrap();
+        assert!(
+            !text.contains("scheme-1-current") && !text.contains("h1.0.0"),
+            "{text}"
         );
     }
 
