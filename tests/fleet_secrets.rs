@@ -183,6 +183,23 @@ fn sops_values_reach_the_container_and_nothing_else_and_a_new_value_redeploys() 
     let change = &plan["hosts"][0]["changes"][0];
     assert_eq!(change["kind"], "reconfigure", "{plan}");
     assert_eq!(change["reason"], fleetpin::plan::STALE_SECRETS, "{plan}");
+    // Audit sees it too (it compares the decrypted values with the containers' environments).
+    let audit = run(&["audit", "test", "--format", "json"], &with_key).json();
+    assert!(
+        audit.to_string().contains(fleetpin::plan::STALE_SECRETS),
+        "audit shows the stale secret as drift: {audit}"
+    );
+    // Every reading command at trace, every crate, with the key at hand.
+    let trace = [("SOPS_AGE_KEY_FILE", key_file), ("FLEETPIN_LOG", "trace")];
+    for args in [
+        &["plan", "test", "-vv"][..],
+        &["audit", "-vv"],
+        &["audit", "--format", "json"],
+        &["history", "-vv"],
+        &["validate"],
+    ] {
+        run(args, &trace);
+    }
     // At trace, every crate: the engine client logs request bodies there.
     let o = run(
         &["apply", "test", "--yes", "-vv"],
