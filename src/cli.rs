@@ -516,6 +516,10 @@ pub struct AgentArgs {
     /// of them (and by the environment's `trust.signers`, if any).
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
+    /// SSH keys revoked (git's `gpg.ssh.revocationFile`: a public key per line, or an OpenSSH
+    /// KRL): a commit signed by one of them is refused.
+    #[arg(long, value_name = "FILE", requires = "allowed_signers")]
+    pub revocation_file: Option<PathBuf>,
     /// A dedicated GnuPG home whose keys may sign the commits followed (never a personal one).
     #[arg(long, value_name = "DIR")]
     pub gpg_home: Option<PathBuf>,

@@ -184,6 +184,28 @@ fn a_signed_environment_deploys_only_what_an_allowed_signer_of_it_signed() {
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("cannot sign"), "{o:?}");
     assert_eq!(web_id(&s, "h1"), before);
+
+    // ops' key revoked in the operator's git configuration (gpg.ssh.revocationFile): a commit
+    // it signed is refused by apply.
+    let revoked = keys.path().join("revoked");
+    std::fs::write(&revoked, format!("{}\n", public(&ops))).unwrap();
+    set("gpg.ssh.revocationFile", revoked.to_str().unwrap());
+    let c = commit(
+        &s,
+        &signed_manifest(&s, port, "1.2.0"),
+        Some(&ops),
+        "revoked",
+    );
+    let o = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains(&format!(
+            "refused: {} has a bad or revoked signature",
+            &c[..12]
+        )),
+        "{o:?}"
+    );
+    assert_eq!(web_id(&s, "h1"), before);
 }
 
 #[test]
@@ -434,6 +456,31 @@ fn an_agent_with_allowed_signers_refuses_unsigned_commits_and_replays() {
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(s.version("h1", port).as_deref(), Some("1.0.0"));
     let _ = v2;
+
+    // ops' key revoked (--revocation-file): its next commit is refused, nothing redeployed.
+    let v1_id = web_id(&s, "h1");
+    let revoked = keys.path().join("revoked");
+    std::fs::write(&revoked, format!("{}\n", public(&ops))).unwrap();
+    let c = commit(&s, &pull("1.1.0"), Some(&ops), "signed by a revoked key");
+    push(&s, &bare, "HEAD");
+    let mut with_revocations = trust.to_vec();
+    with_revocations.extend(["--revocation-file", revoked.to_str().unwrap()]);
+    let o = agent(&s, &bare, &with_revocations);
+    assert_eq!(o.code, 1, "{o:?}");
+    let l = status(&s);
+    assert_eq!(l["io.fleetpin.agent.result"], "refused", "{l:?}");
+    assert!(
+        l["io.fleetpin.agent.reason"].contains(&format!(
+            "refused: {} has a bad or revoked signature",
+            &c[..12]
+        )),
+        "{l:?}"
+    );
+    assert_eq!(web_id(&s, "h1"), v1_id, "nothing redeployed");
+    // Without the revocation the same commit deploys.
+    let o = agent(&s, &bare, &trust);
+    assert_eq!(o.code, 0, "{o:?} {:?}", status(&s));
+    assert_eq!(s.version("h1", port).as_deref(), Some("1.1.0"));
 }
 
 /// A 5-field cron schedule that started a minute ago (UTC), for windows around the real time.

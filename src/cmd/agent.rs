@@ -90,6 +90,7 @@ pub fn run(config: &Config, args: &AgentArgs) -> Result<Exit> {
         trust: (args.allowed_signers.is_some() || args.gpg_home.is_some()).then(|| {
             crate::trust::TrustRoot {
                 allowed_signers: args.allowed_signers.clone(),
+                revocations: args.revocation_file.clone(),
                 gpg_home: args.gpg_home.clone(),
                 source: "the agent's --allowed-signers / --gpg-home".into(),
                 ..Default::default()
