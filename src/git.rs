@@ -222,6 +222,28 @@ pub fn commit_manifest(
     Ok(id.to_string())
 }
 
+/// A commit object signed with `sign` on HEAD's tree, referenced by no branch: what a commit
+/// fleetpin writes would carry, so that its signature can be judged before any host changes.
+/// Returns its id; the object stays unreferenced (git's gc removes it).
+pub fn signed_probe(manifest: &Path, sign: &crate::trust::Signing) -> Result<String, GitError> {
+    let (repo, _) = open(manifest)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let tree = match &parent {
+        Some(c) => c.tree()?,
+        None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+    };
+    let sig = signature(&repo, None, "fleetpin")?;
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let message = "fleetpin: which key signs the commits it writes (a probe no branch names)\n";
+    let buffer = repo.commit_create_buffer(&sig, &sig, message, &tree, &parents)?;
+    let text = std::str::from_utf8(&buffer)
+        .map_err(|_| GitError::Git("the commit is not UTF-8 text".into()))?;
+    let signature = sign
+        .sign(&buffer)
+        .map_err(|e| GitError::Repository(e.to_string()))?;
+    Ok(repo.commit_signed(text, &signature, None)?.to_string())
+}
+
 fn signature(
     repo: &Repository,
     author: Option<&Author>,

@@ -184,6 +184,23 @@ fn a_signed_environment_deploys_only_what_an_allowed_signer_of_it_signed() {
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("cannot sign"), "{o:?}");
     assert_eq!(web_id(&s, "h1"), before);
+    // Nor may an operator whose key is allowed but not one of `test`'s signers roll back there:
+    // the commit it would write could not be deployed.
+    set("user.signingkey", dev.to_str().unwrap());
+    let o = s.run(&["rollback", "test", "--to", "1.1.0", "--yes"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("refused: the commit fleetpin would write is signed by dev@acme.example")
+            && o.stderr.contains("who may not sign for `test`"),
+        "{o:?}"
+    );
+    assert_eq!(web_id(&s, "h1"), before);
+    let h = s.run(&["history", "--format", "json"]).json();
+    assert_eq!(
+        h[0]["signed_by"], "ops@acme.example",
+        "no commit written: {h}"
+    );
 
     // ops' key revoked in the operator's git configuration (gpg.ssh.revocationFile): a commit
     // it signed is refused by apply.

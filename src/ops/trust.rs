@@ -160,15 +160,30 @@ pub fn check_deploy(
 
 /// How the commit fleetpin writes for `env` is signed: with the operator's signing
 /// configuration when the environment requires signatures or git config asks for them
-/// (`commit.gpgsign`), else not at all. Checked by signing a probe, so that an operator without
-/// a usable key hears it before any host changes.
+/// (`commit.gpgsign`), else not at all. Checked before any host changes: where `env` takes
+/// signed commits only, a probe commit signed so must pass the check an apply or an agent makes
+/// (an allowed signer, within the environment's `signers`); elsewhere the key must sign at all.
 pub fn signing(loaded: &Loaded, env: &str) -> OpResult<Option<Signing>> {
     let dir = repo_dir(loaded);
     if !signed_here(loaded, env) && !Signing::wanted_by_config(&dir) {
         return Ok(None);
     }
     let s = Signing::from_git_config(&dir);
-    s.sign(b"fleetpin: can this key sign?\n")
-        .map_err(|e| OpError::Refused(e.to_string()))?;
+    if !signed_here(loaded, env) {
+        s.sign(b"fleetpin: can this key sign?\n")
+            .map_err(|e| OpError::Refused(e.to_string()))?;
+        return Ok(Some(s));
+    }
+    let probe =
+        crate::git::signed_probe(&loaded.path, &s).map_err(|e| OpError::Refused(e.to_string()))?;
+    let root = TrustRoot::from_git_config(&dir);
+    verify_all(&dir, &probe, &root, env, &[signers(loaded, env)]).map_err(|e| {
+        let short = crate::git::short_id(&probe);
+        OpError::Refused(format!(
+            "{}; set user.signingkey to a key that may sign for `{env}` (docs/trust.md)",
+            e.to_string()
+                .replace(&short, "the commit fleetpin would write")
+        ))
+    })?;
     Ok(Some(s))
 }
