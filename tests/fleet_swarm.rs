@@ -911,3 +911,43 @@ fn a_network_of_the_overlays_name_that_fleetpin_did_not_create_stops_the_move() 
     let left = block_on(async move { docker.inspect_service("swforeign-prod-web", None).await });
     assert!(left.is_err(), "nothing was created: {left:?}");
 }
+
+#[test]
+fn a_deny_window_holds_a_swarm_apply_by_the_managers_clock() {
+    let Some((fleet, sw, s, _services)) = swarm_scenario("swwindow") else {
+        return;
+    };
+    s.write(&swarm_manifest(&s, &fleet.image, &sw, 19213));
+    s.apply_ok("prod");
+    // A deny window from a minute ago (UTC) for 2 h.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    let window = format!(
+        "    windows:\n      - {{deny: \"{} {} * * *\", duration: 2h}}\n",
+        (now / 60) % 60,
+        (now / 3600) % 24
+    );
+    let text = std::fs::read_to_string(s.path()).unwrap();
+    s.write(&text.replace("    versions:\n", &format!("{window}    versions:\n")));
+    set_pin(&s, "1.0.0", "1.1.0");
+    let o = s.run(&["apply", "prod", "--yes"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("held by window deny"), "{o:?}");
+    // This machine's clock 3 h on says the window ended; the manager's does not.
+    let o = s.run_prefixed(&["faketime", "-f", "+3h"], &["apply", "prod", "--yes"], &[]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("held by window deny"), "{o:?}");
+    assert_eq!(versions(&sw, 19213), both("1.0.0"), "nothing changed");
+    let o = s.run(&[
+        "apply",
+        "prod",
+        "--yes",
+        "--override-window",
+        "hotfix INC-7",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(versions(&sw, 19213), both("1.1.0"));
+}

@@ -545,6 +545,12 @@ fn a_deny_window_holds_apply_unless_overridden_never_a_rollback() {
     assert!(o.stderr.contains("held by window deny"), "{o:?}");
     assert!(o.stderr.contains("--override-window"), "{o:?}");
     assert_eq!(web_id(&s, "h1"), before, "nothing changed");
+    // Judged by the engine's clock: an operator whose clock says the window ended (3 h on,
+    // past its 2 h) is held all the same.
+    let o = s.run_prefixed(&["faketime", "-f", "+3h"], &["apply", "test", "--yes"], &[]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("held by window deny"), "{o:?}");
+    assert_eq!(web_id(&s, "h1"), before, "nothing changed");
 
     let o = s.run(&[
         "apply",

@@ -287,9 +287,14 @@ async fn prepare_swarm<E>(ctx: &Ctx, loaded: &Loaded, input: ApplyInput) -> OpRe
         deploy::source_commit(loaded).as_deref(),
         &running,
     )?;
-    // Swarm's manager answers no clock here: this machine's is used (docs/trust.md).
+    // By the manager's clock, as the Swarm lock is judged (this machine's if it cannot say).
     if plan.pending() > 0 {
-        let hold = crate::ops::windows::hold_at(loaded, &input.env, std::time::SystemTime::now());
+        use crate::engine::swarm::SwarmEngine;
+        let now = engine
+            .clock()
+            .await
+            .unwrap_or_else(|_| std::time::SystemTime::now());
+        let hold = crate::ops::windows::hold_at(loaded, &input.env, now);
         if let Some(w) = crate::ops::windows::gate(
             "apply",
             &input.env,
