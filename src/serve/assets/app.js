@@ -925,9 +925,10 @@
       el('p', { id: 'data-age', class: 'age note' }),
       actions,
       el('h2', { text: 'Containers' }),
-      el('div', { class: 'scroller', id: 'containers-box' }),
+      // Tables wider than a phone scroll in their box: reachable with the keyboard to scroll.
+      el('div', { class: 'scroller', id: 'containers-box', tabindex: '0', role: 'region', 'aria-label': 'Containers of ' + svc + ' in ' + env }),
       el('h2', { text: 'Retained releases' }),
-      el('div', { class: 'scroller', id: 'retained-box' }, el('p', { class: 'note', text: 'Reading the hosts…' })),
+      el('div', { class: 'scroller', id: 'retained-box', tabindex: '0', role: 'region', 'aria-label': 'Retained releases of ' + svc + ' in ' + env }, el('p', { class: 'note', text: 'Reading the hosts…' })),
       el('h2', { text: 'Logs' }),
       el('div', { class: 'toolbar' },
         el('div', { class: 'field' }, el('label', { for: 'logs-tail', text: 'Last lines' }), tail),
