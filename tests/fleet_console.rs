@@ -1,10 +1,14 @@
 //! The console's pages in a real headless Chromium (tests/console/browser.py, selenium and
 //! Debian's chromium-driver) against `fleetpin serve` on the private fleet, signing in through
-//! the real OpenID provider (tests/oidc): the matrix agrees with `fleetpin audit --format json`,
-//! a container stopped by hand shows within the refresh interval, a rollback from the page serves
-//! the previous version and writes a commit authored by the person who clicked, a `view` person
-//! sees no action, and axe-core finds no serious or critical violation. Platform `t-console`,
-//! ports 1952x. Under CI a missing browser, driver or selenium fails the test.
+//! the real OpenID provider (tests/oidc): the matrix agrees cell by cell and host by host with
+//! `fleetpin audit --format json`, a container replaced by hand with another version shows as the
+//! audit's drift (and its kind) within the refresh interval, the service page lists the retained
+//! release and the last gate, a rollback from the page serves the previous version and writes a
+//! commit authored by the person who clicked, its outcome links to that commit's history row, a
+//! history row shows its diff, a `view` person sees no action, and axe-core finds no serious or
+//! critical violation (matrix, service page, confirmation, history; laptop and phone sizes).
+//! Platform `t-console`, ports 1952x. Under CI a missing browser, driver or selenium fails the
+//! test.
 
 mod support;
 
@@ -92,11 +96,41 @@ fn the_pages_show_the_fleet_and_roll_back_as_the_signed_in_person() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // Stopping api on h2 by hand is the change the matrix must show.
+    // The change the matrix must show: someone replaces api on h2 by hand with another version
+    // (1.1.0, pinned 1.0.0), the labels copied and the version label saying what runs, the
+    // way `docker run` from a copied command line would. The audit calls that a drift.
     let host = h2.trim_start_matches("tcp://");
-    let drift = format!(
-        "docker -H tcp://{host} stop -t 1 {}-test-api >/dev/null",
-        s.platform
+    let name = format!("{}-test-api", s.platform);
+    let inspect = s.inspect("h2", &name);
+    let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
+    assert_eq!(
+        labels.get("io.fleetpin.version").map(String::as_str),
+        Some("1.0.0")
+    );
+    let q = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
+    let mut run = format!(
+        "docker -H tcp://{host} rm -f {name} >/dev/null\ndocker -H tcp://{host} run -d --name {name} -p 19521:8080"
+    );
+    if let Some(net) = inspect.host_config.and_then(|h| h.network_mode) {
+        run += &format!(" --network {}", q(&net));
+    }
+    for (k, v) in &labels {
+        let v = if k == "io.fleetpin.version" {
+            "1.1.0"
+        } else {
+            v
+        };
+        run += &format!(" --label {}", q(&format!("{k}={v}")));
+    }
+    run += &format!(" {}:1.1.0 >/dev/null\n", s.fleet.image);
+    let drift_file = dir.join("drift.sh");
+    std::fs::write(&drift_file, format!("set -e\n{run}")).unwrap();
+    let drift = format!("sh {}", drift_file.display());
+    // The audit after the change, as the CLI says it (the page must say the same).
+    let audit_cmd = format!(
+        "cd {} && env -u FLEETPIN_FILE NO_COLOR=1 {} audit --format json",
+        q(&dir.display().to_string()),
+        q(support::run::BIN)
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/browser.py");
     let mut cmd = Command::new("python3");
@@ -104,6 +138,7 @@ fn the_pages_show_the_fleet_and_roll_back_as_the_signed_in_person() {
         .env("CONSOLE_URL", &url)
         .env("AUDIT_JSON", &audit_file)
         .env("DRIFT_CMD", &drift)
+        .env("AUDIT_CMD", &audit_cmd)
         .env("DRIFT_CELL", "test/api")
         .env("ROLLBACK_CELL", "test/web")
         .env(

@@ -10,6 +10,7 @@ pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod details;
 pub mod error;
 pub mod metrics;
 pub mod oidc;

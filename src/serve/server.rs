@@ -35,6 +35,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/operations/{id}", get(api::operation))
         .route("/api/v1/operations/{id}/events", get(api::events))
         .route("/api/v1/whoami", get(api::whoami))
+        // What the pages show beyond the CLI's documents (a service's releases, a commit's diff).
+        .route(
+            "/api/v1/environments/{env}/services/{service}/releases",
+            get(super::details::service_releases),
+        )
+        .route(
+            "/api/v1/environments/{env}/commits/{commit}/diff",
+            get(super::details::commit_diff),
+        )
         .route("/metrics", get(api::metrics))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()

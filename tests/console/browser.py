@@ -7,16 +7,21 @@ and passes what to expect in the environment:
   CONSOLE_URL     the server (http://127.0.0.1:PORT)
   AUDIT_JSON      a file holding `fleetpin audit --format json` taken just before
   DRIFT_CMD       a shell command that changes a container by hand (the matrix must show it)
-  DRIFT_CELL      env/service of the cell that must leave `ok` after DRIFT_CMD
+  AUDIT_CMD       a shell command printing `fleetpin audit --format json` now
+  DRIFT_CELL      env/service of the cell DRIFT_CMD makes drift (the audit's status and kind)
   ROLLBACK_CELL   env/service the signed-in deployer rolls back from the page
   AXE_JS          axe-core's axe.min.js (npm), run in the page
   SHOTS_DIR       optional: where to write screenshots (laptop and phone sizes)
+  CONSOLE_TEST_ALL  optional: 1 to go on after a failed step and list every failure at the end
 
-Steps: alice (deploy) signs in through the provider's form; the matrix agrees with the audit;
-axe-core finds no serious or critical violation; a container changed by hand shows as drift
-within the refresh interval; a rollback from the page ends with its outcome and commit; alice
-signs out; carol (view) signs in and sees no action. Prints one JSON line with what happened
-(the commit id, timings) for the Rust side to check. Exit status 0 when every step held.
+Steps: alice (deploy) signs in through the provider's form; the matrix agrees with the audit,
+cell by cell and host by host; axe-core finds no serious or critical violation (laptop and
+phone); a container changed by hand shows as the audit's drift, and its kind, within the
+refresh interval; the service page shows the gate and the retained release; a rollback from the
+page ends with its outcome and commit, whose link opens the history on that commit's row; the
+row's diff shows the pin line it changed; alice signs out; carol (view) signs in and sees no
+action. Prints one JSON line with what happened (the commit id, timings) for the Rust side to
+check. Exit status 0 when every step held.
 """
 
 import json
@@ -36,11 +41,35 @@ URL = os.environ["CONSOLE_URL"].rstrip("/")
 SHOTS = os.environ.get("SHOTS_DIR")
 LAPTOP = (1366, 768)
 PHONE = (390, 844)
+ALL = os.environ.get("CONSOLE_TEST_ALL") == "1"
+FAILURES = []
+# The audit's statuses, best to worst (`Status` in src/ops/audit.rs): a cell says the worst.
+SEVERITY = ["ok", "drift", "missing", "stopped", "unhealthy", "rolled-back", "orphan", "conflict",
+            "unreachable"]
+
+
+class StepFailed(Exception):
+    pass
 
 
 def fail(msg):
     print(f"FAIL: {msg}", file=sys.stderr)
+    if ALL:
+        raise StepFailed(msg)
     sys.exit(1)
+
+
+def step(name, fn, *args):
+    """Runs one step; with CONSOLE_TEST_ALL a failure is noted and the next step runs."""
+    if not ALL:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except StepFailed as e:
+        FAILURES.append(f"{name}: {e}")
+    except Exception as e:  # a step that could not even run counts as failed
+        FAILURES.append(f"{name}: {type(e).__name__}: {e}")
+    return None
 
 
 def driver():
@@ -68,13 +97,30 @@ def wait(d, secs, cond, what):
              f"{d.find_element(By.TAG_NAME, 'body').text[:2000]}")
 
 
+def phone(d):
+    """The viewport of a 390 x 844 phone (the window's frame left out), as a phone reports it."""
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                      {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True})
+    time.sleep(0.5)
+    width = d.execute_script("return window.innerWidth")
+    if width != PHONE[0]:
+        fail(f"the phone viewport is {width} px wide")
+
+
+def laptop(d):
+    d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    d.set_window_size(*LAPTOP)
+    time.sleep(0.3)
+
+
 def shot(d, name, size=None):
     if not SHOTS:
         return
     os.makedirs(SHOTS, exist_ok=True)
-    if size:
-        d.set_window_size(*size)
-        time.sleep(0.5)
+    if size == PHONE:
+        phone(d)
+    elif size:
+        laptop(d)
     d.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
 
 
@@ -109,45 +155,87 @@ def cell(d, env, service):
     return d.find_element(By.CSS_SELECTOR, f'td.cell[data-env="{env}"][data-service="{service}"]')
 
 
+def worst(statuses):
+    return max(statuses, key=lambda st: SEVERITY.index(st) if st in SEVERITY else 1)
+
+
 def expected_cells(audit):
-    """env/service -> (worst status, versions) from the audit document."""
+    """env/service -> its audit rows, as the matrix draws them (every row, orphans too)."""
     cells = {}
     for r in audit.get("rows", []):
-        if r["status"] == "orphan":  # not pinned there: no cell of the matrix
-            continue
-        key = (r["environment"], r["service"])
-        cells.setdefault(key, {"status": set(), "versions": set()})
-        cells[key]["status"].add(r["status"])
-        if r.get("running"):
-            cells[key]["versions"].add(r["running"])
+        cells.setdefault((r["environment"], r["service"]), []).append(r)
     return cells
 
 
-def check_matrix(d, audit):
+def drift_kind(row):
+    """The kind of a drift, from the audit's words (the audit has no typed field for it)."""
+    if row["status"] != "drift" or not row.get("detail"):
+        return ""
+    if row["detail"].startswith("runs digest"):
+        return "digest"
+    if row["detail"].startswith("runs "):
+        return "version"
+    return "settings"
+
+
+def page_cells(d):
+    # One snapshot of every cell of the environments' rows, read in the page at once: the
+    # matrix may be drawn again between two WebDriver calls.
+    seen = d.execute_script(
+        "return Array.from(document.querySelectorAll('#matrix tr[data-env] > td.cell')).map(c =>"
+        " [c.dataset.env, c.dataset.service, c.dataset.status, c.dataset.version || '',"
+        "  (c.querySelector('.line .st') || {}).textContent || ''])")
+    return {(e, s): (st, v, text) for e, s, st, v, text in seen}
+
+
+def host_rows(d, env, service):
+    """Expands the cell and reads its hosts' rows; collapses it again."""
+    sel = f'td.cell[data-env="{env}"][data-service="{service}"] button[data-expand]'
+    d.execute_script("document.querySelector(arguments[0]).click()", sel)
+    want = f"{service} in {env}"
+    read = ("return Array.from(document.querySelectorAll('tr.detail .detail-box'))"
+            ".filter(b => b.querySelector('h2').textContent === arguments[0])"
+            ".map(b => Array.from(b.querySelectorAll('tbody tr[data-host]')).map(r =>"
+            " [r.dataset.host, r.dataset.status, r.children[2].textContent, r.children[3].textContent,"
+            "  r.children[4].title, r.children[6].textContent, r.children[7].textContent]))")
+    rows = wait(d, 15, lambda d: (d.execute_script(read, want) or [None])[0], f"the hosts of {want}")
+    d.execute_script("document.querySelector(arguments[0]).click()", sel)
+    return rows
+
+
+def matrix_problems(d, audit):
+    """Where the matrix differs from the audit: its set of cells, each cell's worst status and
+    versions, and each cell's hosts once expanded."""
     cells = expected_cells(audit)
     if not cells:
-        fail(f"the audit has no rows: {json.dumps(audit)[:500]}")
-    # One snapshot of every cell, read in the page at once: the matrix may be drawn again
-    # between two WebDriver calls.
-    seen = d.execute_script(
-        "return Array.from(document.querySelectorAll('td.cell')).map(c =>"
-        " [c.dataset.env, c.dataset.service, c.dataset.status, c.dataset.version || ''])")
-    first = {}
-    for e, s, st, v in seen:  # the environment's row comes before any per-host row
-        first.setdefault((e, s), (st, v))
-    seen = first
-    for (env, service), want in cells.items():
-        if (env, service) not in seen:
-            fail(f"{env}/{service}: no cell in the matrix (cells: {sorted(seen)[:20]})")
-        status, version = seen[(env, service)]
-        if len(want["status"]) == 1 and status not in want["status"]:
-            fail(f"{env}/{service}: the matrix says {status}, the audit {want['status']}")
-        if want["status"] != {"ok"} and status == "ok":
-            fail(f"{env}/{service}: the matrix says ok, the audit {want['status']}")
+        return [f"the audit has no rows: {json.dumps(audit)[:500]}"]
+    seen = page_cells(d)
+    if set(seen) != set(cells):
+        return [f"the matrix's cells {sorted(seen)} are not the audit's {sorted(cells)}"]
+    problems = []
+    for (env, service), rows in cells.items():
+        status, version, _ = seen[(env, service)]
+        want = worst([r["status"] for r in rows])
+        if status != want:
+            problems.append(f"{env}/{service}: the matrix says {status}, the audit {want} ({[r['status'] for r in rows]})")
         shown = set(v for v in version.split(",") if v)
-        if shown != want["versions"]:
-            fail(f"{env}/{service}: the matrix shows versions {shown}, the audit {want['versions']}")
-    return len(cells)
+        versions = set(r["running"] for r in rows if r.get("running"))
+        if shown != versions:
+            problems.append(f"{env}/{service}: the matrix shows versions {shown}, the audit {versions}")
+        got = {r[0]: r[1:] for r in host_rows(d, env, service)}
+        expected = {r["host"]: [r["status"], r.get("running") or "—", r.get("pinned") or "—",
+                                r.get("digest") or "", r.get("state") or "—", r.get("health") or "—"]
+                    for r in rows}
+        if got != expected:
+            problems.append(f"{env}/{service}: the hosts shown {got}, the audit's {expected}")
+    return problems
+
+
+def check_matrix(d, audit):
+    problems = matrix_problems(d, audit)
+    if problems:
+        fail("; ".join(problems))
+    return len(expected_cells(audit))
 
 
 def axe(d, where):
@@ -163,6 +251,134 @@ def axe(d, where):
             f"{v['id']} ({v['impact']}): {v['help']} at {[n.get('target') for n in v.get('nodes', [])][:3]}"
             for v in bad))
     return len(res)
+
+
+def axe_both(d, where, out, key):
+    """axe-core at laptop size, then at phone size (the layout changes under 600 px)."""
+    out[key + "_minor"] = axe(d, where)
+    phone(d)
+    out[key + "_phone_minor"] = axe(d, where + " at phone size")
+    laptop(d)
+
+
+def run_audit():
+    done = subprocess.run(os.environ["AUDIT_CMD"], shell=True, capture_output=True, text=True)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        fail(f"the audit printed no JSON (exit {done.returncode}): {done.stdout[:500]} {done.stderr[:1000]}")
+
+
+def drift_step(d, out, drift_env, drift_service):
+    # A container changed by hand: the audit's drift, of its kind, within the refresh interval
+    # (the fleet is read at most every 15 s, the page polls every few seconds).
+    subprocess.run(os.environ["DRIFT_CMD"], shell=True, check=True)
+    changed = time.monotonic()
+    audit = run_audit()
+    rows = expected_cells(audit).get((drift_env, drift_service), [])
+    if not rows:
+        fail(f"the audit after the change has no row for {drift_env}/{drift_service}")
+    want = worst([r["status"] for r in rows])
+    if want != "drift":
+        fail(f"the change by hand is not a drift for the audit: {rows}")
+    kinds = sorted(set(drift_kind(r) for r in rows) - {""})
+    want_text = f"{want} ({', '.join(kinds)})" if kinds else want
+    out["drift_expected"] = want_text
+
+    def shown(d):
+        st, _, text = page_cells(d).get((drift_env, drift_service), ("", "", ""))
+        return st == want and text.endswith(" " + want_text)
+    wait(d, 45, shown, f"{drift_env}/{drift_service} showing the audit's {want_text}")
+    out["drift_shown_s"] = round(time.monotonic() - changed, 1)
+    # The whole matrix agrees with the audit after the change too, once the new container's
+    # health check has settled (`starting` at first; the page may have read it later).
+    deadline = time.monotonic() + 60
+    while any(r.get("health") == "starting" for r in audit.get("rows", [])) and time.monotonic() < deadline:
+        time.sleep(2)
+        audit = run_audit()
+    last = []
+
+    def agrees(d):
+        last[:] = matrix_problems(d, audit)
+        return not last
+    try:
+        WebDriverWait(d, 45, poll_frequency=1,
+                      ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(agrees)
+    except Exception:
+        fail("after the change, the matrix and the audit differ: " + "; ".join(last))
+
+
+def service_step(d, out, env, service):
+    d.get(f"{URL}/#/service/{env}/{service}")
+    wait(d, 30, EC.presence_of_element_located((By.CSS_SELECTOR, "table#containers tr[data-host]")),
+         "the service page's containers")
+    hosts = [r.get_attribute("data-host") for r in
+             d.find_elements(By.CSS_SELECTOR, "table#containers tbody tr[data-host]")]
+    out["service_hosts"] = len(hosts)
+
+    def retained():
+        # 1.0.0 was retained by the 1.0.0 -> 1.1.0 apply (retain: 2), on every host of the service.
+        for h in hosts:
+            wait(d, 30, EC.presence_of_element_located(
+                (By.CSS_SELECTOR, f'table#retained tr[data-host="{h}"][data-version="1.0.0"][data-role="retained"]')),
+                f"1.0.0 retained on {h}")
+
+    def gate():
+        # The last gate: the current container passed its (fleetpin makes it current only then).
+        for h in hosts:
+            wait(d, 30, lambda d: d.find_element(
+                By.CSS_SELECTOR, f'table#containers tr[data-host="{h}"] td[data-gate]').get_attribute("data-gate") == "passed",
+                f"the gate of {service} on {h} shown as passed")
+    step("the retained releases", retained)
+    step("the last gate", gate)
+    axe_both(d, "the service page", out, "axe_service")
+    shot(d, "service-laptop", LAPTOP)
+    shot(d, "service-phone", PHONE)
+    laptop(d)
+
+
+def commit_link_step(d, out, env):
+    # The outcome's commit link opens the history on that commit's row, marked and focused.
+    commit = out["commit"]
+    d.find_element(By.ID, "op-commit").click()
+    wait(d, 10, lambda d: d.current_url.endswith(f"#/history/{env}/{commit}"),
+         f"the history of {env} at commit {commit} (url {d.current_url})")
+    row = wait(d, 30, EC.presence_of_element_located((By.CSS_SELECTOR, "#history tr.selected")),
+               "the commit's row marked")
+    marked = row.get_attribute("data-commit")
+    if not (marked.startswith(commit) or commit.startswith(marked)):
+        fail(f"the marked row is commit {marked}, the outcome named {commit}")
+    if len(d.find_elements(By.CSS_SELECTOR, "#history tr.selected")) != 1:
+        fail("more than one history row marked")
+    if row.get_attribute("aria-current") != "true":
+        fail("the marked row does not say aria-current")
+    focused = d.execute_script(
+        "const a = document.activeElement; return a && a.closest('tr') ? a.closest('tr').dataset.commit : null")
+    if focused != marked:
+        fail(f"the focus is on {focused!r}, not on the commit's row {marked}")
+
+
+def diff_step(d, out, env):
+    # A history row expands to its diff: the pin's line removed and written again.
+    if not d.current_url.split("#")[-1].startswith(f"/history/{env}"):
+        d.get(f"{URL}/#/history/{env}")
+    wait(d, 30, EC.presence_of_element_located((By.CSS_SELECTOR, "#history tbody tr[data-commit]")),
+         "the history's rows")
+    row = d.find_elements(By.CSS_SELECTOR, "#history tbody tr[data-commit]")[0]
+    commit = row.get_attribute("data-commit")
+    pin = row.find_element(By.CSS_SELECTOR, "ul.pins li")
+    service, old, new = (pin.get_attribute("data-service"), pin.get_attribute("data-from"),
+                         pin.get_attribute("data-to"))
+    row.find_element(By.CSS_SELECTOR, "button[data-diff]").click()
+    lines = f'tr.diff-row[data-commit="{commit}"] pre.diff'
+    wait(d, 30, lambda d: d.find_element(By.CSS_SELECTOR, lines + " .d-add"), f"the diff of {commit}")
+    added = [e.text for e in d.find_elements(By.CSS_SELECTOR, lines + " .d-add")]
+    removed = [e.text for e in d.find_elements(By.CSS_SELECTOR, lines + " .d-del")]
+    if not any(service in t and new in t and t.startswith("+") for t in added):
+        fail(f"the diff of {commit} writes no line with {service} {new}: {added}")
+    if old and not any(service in t and old in t and t.startswith("-") for t in removed):
+        fail(f"the diff of {commit} removes no line with {service} {old}: {removed}")
+    out["diff_lines"] = len(added) + len(removed)
 
 
 def main():
@@ -181,28 +397,14 @@ def main():
         started = time.monotonic()
         sign_in(d, "alice")
         out["signed_in_s"] = round(time.monotonic() - started, 2)
-        out["cells"] = check_matrix(d, audit)
-        out["axe_matrix_minor"] = axe(d, "the matrix")
+        out["cells"] = step("the matrix", check_matrix, d, audit)
+        step("axe on the matrix", axe_both, d, "the matrix", out, "axe_matrix")
         shot(d, "matrix-laptop", LAPTOP)
         shot(d, "matrix-phone", PHONE)
-        d.set_window_size(*LAPTOP)
+        laptop(d)
 
-        # A container changed by hand: drift within the refresh interval (the fleet is read at
-        # most every 15 s, the page polls every few seconds).
-        subprocess.run(os.environ["DRIFT_CMD"], shell=True, check=True)
-        changed = time.monotonic()
-        wait(d, 45, lambda d: cell(d, drift_env, drift_service).get_attribute("data-status") != "ok",
-             f"{drift_env}/{drift_service} showing the hand-made change")
-        out["drift_shown_s"] = round(time.monotonic() - changed, 1)
-
-        # The service page.
-        d.get(f"{URL}/#/service/{rb_env}/{rb_service}")
-        wait(d, 30, EC.presence_of_element_located((By.CSS_SELECTOR, "table#containers tr[data-host]")),
-             "the service page's containers")
-        out["axe_service_minor"] = axe(d, "the service page")
-        shot(d, "service-laptop", LAPTOP)
-        shot(d, "service-phone", PHONE)
-        d.set_window_size(*LAPTOP)
+        step("drift", drift_step, d, out, drift_env, drift_service)
+        step("the service page", service_step, d, out, rb_env, rb_service)
 
         # Rollback from the matrix: plan shown, confirmed, followed to its outcome.
         d.get(URL + "/")
@@ -216,7 +418,7 @@ def main():
         out["axe_confirm_minor"] = axe(d, "the confirmation dialog")
         shot(d, "confirm-laptop", LAPTOP)
         shot(d, "confirm-phone", PHONE)
-        d.set_window_size(*LAPTOP)
+        laptop(d)
         d.find_element(By.ID, "confirm-go").click()
         outcome = wait(d, 180, EC.presence_of_element_located((By.CSS_SELECTOR, "#op-outcome[data-ok]")),
                        "the rollback's outcome")
@@ -226,6 +428,9 @@ def main():
         if not commits:
             fail("the outcome names no commit")
         out["commit"] = commits[0].text.strip()
+        step("the outcome's commit link", commit_link_step, d, out, rb_env)
+        step("a commit's diff", diff_step, d, out, rb_env)
+        step("axe on the history", axe_both, d, "the history page", out, "axe_history")
         sign_out(d)
     finally:
         d.quit()
@@ -243,6 +448,9 @@ def main():
             fail("a view person sees an action on the service page")
     finally:
         d.quit()
+    if FAILURES:
+        print("FAILED STEPS:\n" + "\n".join(FAILURES), file=sys.stderr)
+        sys.exit(1)
     print(json.dumps(out))
 
 

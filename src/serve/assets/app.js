@@ -1,8 +1,9 @@
 // The console's pages: one page, routed by its hash (#/ the fleet matrix, #/history/ENV,
-// #/service/ENV/SERVICE), reading the JSON API with the session cookie. Plain script, no build
-// step: the server's Content-Security-Policy allows no inline script or style, so every
-// element is made here with the DOM (names and log lines are set as text, never parsed as
-// markup) and every look is a class of app.css.
+// #/history/ENV/COMMIT with that commit's row marked and focused, #/service/ENV/SERVICE),
+// reading the JSON API with the session cookie. Plain script, no build step: the server's
+// Content-Security-Policy allows no inline script or style, so every element is made here with
+// the DOM (names and log lines are set as text, never parsed as markup) and every look is a
+// class of app.css.
 'use strict';
 
 (function () {
@@ -112,6 +113,7 @@
     firstPaint: false,
     logs: null,
     rendered: '',
+    releases: null, // {key, at, doc}: the service page's releases per host
   };
 
   // ---- The API -------------------------------------------------------------------------------
@@ -257,7 +259,7 @@
       }
     });
     if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) return { page: 'matrix' };
-    if (parts[0] === 'history') return { page: 'history', env: parts[1] || '' };
+    if (parts[0] === 'history') return { page: 'history', env: parts[1] || '', commit: parts[2] || '' };
     if (parts[0] === 'service' && parts.length >= 3) return { page: 'service', env: parts[1], service: parts.slice(2).join('/') };
     return { page: 'missing' };
   }
@@ -273,7 +275,7 @@
     const r = state.route;
     $('#nav-history').setAttribute('href', '#/history/' + (r.env ? enc(r.env) : ''));
     if (r.page === 'matrix') matrixPage(view);
-    else if (r.page === 'history') historyPage(view, r.env);
+    else if (r.page === 'history') historyPage(view, r.env, r.commit);
     else if (r.page === 'service') servicePage(view, r.env, r.service);
     else {
       view.append(el('h1', { tabindex: '-1', text: 'Not found' }), el('p', {}, el('a', { href: '#/', text: 'Back to the fleet' })));
@@ -677,8 +679,11 @@
   }
 
   // A table of one service's rows, one per host.
-  function hostsTable(rows, ix, env, withId) {
-    const cols = ['Host', 'Status', 'Version', 'Pinned', 'Digest', 'Since', 'State', 'Health', 'Agent', 'Deployed by', 'Detail'];
+  // `gates` (the service page): host -> its releases document, for the Gate column.
+  function hostsTable(rows, ix, env, withId, gates) {
+    const cols = ['Host', 'Status', 'Version', 'Pinned', 'Digest', 'Since', 'State', 'Health'];
+    if (gates) cols.push('Gate');
+    cols.push('Agent', 'Deployed by', 'Detail');
     const t = el('table', { class: 'grid hosts-of', id: withId ? 'containers' : null });
     const hr = el('tr');
     cols.forEach((c) => hr.append(el('th', { scope: 'col', text: c })));
@@ -696,6 +701,7 @@
         el('td', {}, r.since ? timeEl(r.since) : '—'),
         el('td', { text: r.state || '—' }),
         el('td', { text: r.health || '—' }),
+        gates ? gateCell(gates, r.host) : null,
         el('td', {}, agent ? statusEl(agent.state) : '—', agent && agent.reason ? ' ' + agent.reason : ''),
         el('td', { text: r.deployed_by || '—' }),
         el('td', { text: r.detail || '' })));
@@ -705,9 +711,49 @@
     return t;
   }
 
+  // The last gate judged on a host: fleetpin makes a container current only once its gate passed;
+  // a release refused since is kept as failed.
+  function gateCell(gates, host) {
+    if (!gates.doc) return el('td', { class: 'note', data: { gate: '' }, text: gates.error || '…' });
+    const h = gates.doc.hosts.find((x) => x.host === host);
+    if (!h) return el('td', { data: { gate: '' }, text: '—' });
+    if (h.error) return el('td', { data: { gate: 'unreachable' } }, statusEl('unreachable'));
+    if (!h.gate) return el('td', { data: { gate: '' }, text: '—' });
+    const word = { passed: 'ok', failed: 'failed', pending: 'stale' }[h.gate] || 'unknown';
+    const td = el('td', { data: { gate: h.gate } }, el('span', { class: stClass(word) }, (SYMBOL[word] || '•') + ' ' + h.gate));
+    if (h.gate_version) td.append(' ', el('span', { class: 'mono', text: h.gate_version }));
+    return td;
+  }
+
+  // The retained releases (rollback's targets) and those refused by their gate, per host.
+  function releasesTable(doc) {
+    const t = el('table', { id: 'retained', class: 'grid hosts-of' });
+    const hr = el('tr');
+    ['Host', 'Version', 'Kept as', 'Deployed', 'Deployed by', 'Commit', 'State'].forEach((h) => hr.append(el('th', { scope: 'col', text: h })));
+    t.append(el('thead', {}, hr));
+    const tb = el('tbody');
+    let n = 0;
+    for (const h of doc.hosts) {
+      for (const r of h.retained.concat(h.failed)) {
+        n++;
+        const role = r.role === 'failed' ? 'failed its gate' : r.role === 'rolled-back' ? 'rolled back from' : 'retained';
+        tb.append(el('tr', { data: { host: h.host, version: r.version || '', role: r.role } },
+          el('th', { scope: 'row', text: h.host }),
+          el('td', { class: 'mono', text: r.version || '—' }),
+          el('td', {}, r.role === 'failed' ? statusEl('failed', 'gate') : role),
+          el('td', {}, r.deployed_at ? timeEl(r.deployed_at) : timeEl(r.created)),
+          el('td', { text: r.deployed_by || '—' }),
+          el('td', { class: 'mono', title: r.commit || '', text: short(r.commit) || '—' }),
+          el('td', { text: r.state })));
+      }
+    }
+    t.append(tb);
+    return { table: t, count: n };
+  }
+
   // ---- History ---------------------------------------------------------------------------------
 
-  function historyPage(view, env) {
+  function historyPage(view, env, focusCommit) {
     document.title = (env ? 'History of ' + env : 'History') + ' · fleetpin';
     const select = el('select', { id: 'history-env' }, el('option', { value: '', text: 'All environments' }));
     for (const e of state.envs) select.append(el('option', { value: e.name, text: e.name }));
@@ -725,13 +771,30 @@
     select.addEventListener('change', () => {
       location.hash = '#/history/' + enc(select.value);
     });
+    // Expanding a commit's diff: one listener for the table.
+    box.addEventListener('click', (ev) => {
+      const b = ev.target instanceof Element && ev.target.closest('button[data-diff]');
+      if (b) toggleDiff(b);
+    });
     let rows = [];
+    let focused = false;
     const draw = () => {
       const f = svc.value.trim().toLowerCase();
       const kept = f ? rows.filter((r) => r.service.toLowerCase().includes(f)) : rows;
       clear(box);
-      box.append(historyTable(kept, !env));
-      status.textContent = kept.length ? kept.length + ' pin changes' : 'No pin change' + (f ? ' for this service' : '') + '.';
+      box.append(historyTable(kept, !env, focusCommit));
+      let text = kept.length ? kept.length + ' pin changes' : 'No pin change' + (f ? ' for this service' : '') + '.';
+      // The commit the route names (an action's outcome links to it): marked, and focused once.
+      if (focusCommit) {
+        const row = box.querySelector('tr.selected');
+        if (!row) text += ' Commit ' + short(focusCommit) + ' is not among them.';
+        else if (!focused) {
+          focused = true;
+          row.focus();
+          row.scrollIntoView({ block: 'center' });
+        }
+      }
+      status.textContent = text;
     };
     let pending = 0;
     svc.addEventListener('input', () => {
@@ -741,14 +804,18 @@
     const q = '/api/v1/history?limit=500' + (env ? '&env=' + enc(env) : '');
     api(q).then((r) => {
       rows = Array.isArray(r) ? r : [];
-      if (state.route && state.route.page === 'history' && state.route.env === env) draw();
+      const now = state.route;
+      if (now && now.page === 'history' && now.env === env && now.commit === focusCommit) draw();
     }, (e) => {
       status.textContent = 'The history could not be read: ' + e.message;
       status.className = 'error';
     });
   }
 
-  function historyTable(rows, withEnv) {
+  // The same commit, whichever of a short or a full id each side holds.
+  const sameCommit = (a, b) => !!a && !!b && (a.startsWith(b) || b.startsWith(a));
+
+  function historyTable(rows, withEnv, focusCommit) {
     // One row per commit, with the pins it changed (from → to).
     const commits = [];
     const byCommit = new Map();
@@ -761,16 +828,17 @@
       }
       c.pins.push(r);
     }
+    const cols = ['Date', 'Commit', 'Author', 'Signed by', 'Pins changed', 'Subject', 'Diff'];
     const t = el('table', { id: 'history', class: 'grid' });
     const hr = el('tr');
-    ['Date', 'Commit', 'Author', 'Signed by', 'Pins changed', 'Subject'].forEach((h) => hr.append(el('th', { scope: 'col', text: h })));
+    cols.forEach((h) => hr.append(el('th', { scope: 'col', text: h })));
     t.append(el('thead', {}, hr));
     const tb = el('tbody');
     for (const c of commits) {
       const r = c.first;
       const pins = el('ul', { class: 'pins' });
       for (const p of c.pins) {
-        pins.append(el('li', { data: { service: p.service, env: p.environment } },
+        pins.append(el('li', { data: { service: p.service, env: p.environment, from: p.from || '', to: p.to || '' } },
           (withEnv ? p.environment + ' / ' : '') + p.service + ': ',
           el('span', { class: 'mono', text: p.from || '(none)' }), ' → ',
           el('span', { class: 'mono', text: p.to || '(removed)' })));
@@ -778,16 +846,61 @@
       const signed = r.signed_by
         ? el('span', { class: /bad|unverified/.test(r.signed_by) ? 'st st-drift' : 'st st-ok' }, (/bad|unverified/.test(r.signed_by) ? '! ' : '✓ ') + r.signed_by)
         : el('span', { class: 'note', text: '— unsigned' });
-      tb.append(el('tr', { data: { commit: r.commit } },
+      const chosen = sameCommit(r.commit, focusCommit);
+      const diffButton = el('button', {
+        type: 'button', class: 'small', 'aria-expanded': 'false',
+        'aria-label': 'Show the diff of commit ' + short(r.commit),
+        data: { diff: r.commit, env: r.environment },
+      }, '▸ Diff');
+      tb.append(el('tr', { class: chosen ? 'selected' : null, tabindex: chosen ? '-1' : null, 'aria-current': chosen ? 'true' : null, data: { commit: r.commit } },
         el('td', {}, timeEl(r.date)),
         el('td', { class: 'mono', title: r.commit, text: short(r.commit) }),
         el('td', { text: r.author }),
         el('td', {}, signed),
         el('td', {}, pins),
-        el('td', { text: r.subject })));
+        el('td', { text: r.subject }),
+        el('td', {}, diffButton)));
     }
     t.append(tb);
     return t;
+  }
+
+  // Shows (or hides) the diff of a history row's commit in a row below it.
+  async function toggleDiff(button) {
+    const row = button.closest('tr');
+    const next = row.nextElementSibling;
+    const open = button.getAttribute('aria-expanded') === 'true';
+    if (open) {
+      if (next && next.classList.contains('diff-row')) next.remove();
+      button.setAttribute('aria-expanded', 'false');
+      button.textContent = '▸ Diff';
+      button.setAttribute('aria-label', 'Show the diff of commit ' + short(button.dataset.diff));
+      return;
+    }
+    button.setAttribute('aria-expanded', 'true');
+    button.textContent = '▾ Diff';
+    button.setAttribute('aria-label', 'Hide the diff of commit ' + short(button.dataset.diff));
+    const pre = el('pre', { class: 'diff', tabindex: '0', 'aria-label': 'Diff of commit ' + short(button.dataset.diff), text: 'Reading the diff…' });
+    const tr = el('tr', { class: 'diff-row', data: { commit: button.dataset.diff } }, el('td', { colspan: String(row.children.length) }, pre));
+    row.after(tr);
+    try {
+      const d = await api('/api/v1/environments/' + enc(button.dataset.env) + '/commits/' + enc(button.dataset.diff) + '/diff');
+      clear(pre);
+      if (!d.diff) {
+        pre.textContent = 'The manifest did not change in this commit.';
+        return;
+      }
+      for (const line of d.diff.replace(/\n$/, '').split('\n')) {
+        let cls = 'ctx';
+        if (line.startsWith('+++') || line.startsWith('---') || line.startsWith('diff ')) cls = 'file';
+        else if (line.startsWith('@@')) cls = 'hunk';
+        else if (line.startsWith('+')) cls = 'add';
+        else if (line.startsWith('-')) cls = 'del';
+        pre.append(el('span', { class: 'd-' + cls, text: line || ' ' }));
+      }
+    } catch (e) {
+      pre.textContent = 'The diff could not be read: ' + e.message;
+    }
   }
 
   // ---- A service ----------------------------------------------------------------------------------
@@ -812,7 +925,10 @@
       el('p', { id: 'data-age', class: 'age note' }),
       actions,
       el('h2', { text: 'Containers' }),
-      el('div', { class: 'scroller', id: 'containers-box' }),
+      // Tables wider than a phone scroll in their box: reachable with the keyboard to scroll.
+      el('div', { class: 'scroller', id: 'containers-box', tabindex: '0', role: 'region', 'aria-label': 'Containers of ' + svc + ' in ' + env }),
+      el('h2', { text: 'Retained releases' }),
+      el('div', { class: 'scroller', id: 'retained-box', tabindex: '0', role: 'region', 'aria-label': 'Retained releases of ' + svc + ' in ' + env }, el('p', { class: 'note', text: 'Reading the hosts…' })),
       el('h2', { text: 'Logs' }),
       el('div', { class: 'toolbar' },
         el('div', { class: 'field' }, el('label', { for: 'logs-tail', text: 'Last lines' }), tail),
@@ -825,6 +941,26 @@
     });
     start.addEventListener('click', () => followLogs(env, svc, tail.value));
     stop.addEventListener('click', () => stopLogs('Stopped.'));
+    // The releases on each host are read from the hosts (not in the audit): once when the page
+    // opens, then whenever the fleet's reading changes.
+    const relKey = env + '\u0000' + svc;
+    if (!state.releases || state.releases.key !== relKey) state.releases = { key: relKey, at: '', doc: null, error: '', reading: false };
+    const gates = state.releases;
+    const loadReleases = (readAt) => {
+      if (gates.reading || gates.at === readAt) return;
+      gates.reading = true;
+      api('/api/v1/environments/' + enc(env) + '/services/' + enc(svc) + '/releases').then((d) => {
+        gates.doc = d;
+        gates.error = '';
+      }, (e) => {
+        gates.error = 'Not read: ' + e.message;
+      }).finally(() => {
+        gates.reading = false;
+        gates.at = readAt;
+        state.rendered = '';
+        if (state.route && state.route.page === 'service' && state.releases === gates) draw();
+      });
+    };
     const draw = () => {
       const ix = indexAudit();
       const pin = pinOf(env, svc);
@@ -832,10 +968,25 @@
       if (p) p.textContent = pin ? 'Pinned: ' + pin : 'Not pinned in ' + env + '.';
       const box = $('#containers-box');
       if (!box) return;
-      const key = (state.audit && state.audit.read_at) + '|' + state.envsAt;
+      const readAt = (state.audit && state.audit.read_at) || '';
+      if (readAt) loadReleases(readAt);
+      const key = readAt + '|' + state.envsAt + '|' + gates.at + '|' + gates.error;
       if (key === state.rendered && $('#containers', box)) return;
       state.rendered = key;
       clear(box);
+      const rbox = $('#retained-box');
+      if (rbox && (gates.doc || gates.error)) {
+        clear(rbox);
+        if (gates.error) rbox.append(el('p', { class: 'error', text: gates.error }));
+        else if (gates.doc.swarm) rbox.append(el('p', { class: 'note', text: 'A swarm keeps no retained containers per host: rollback goes back to the service\'s previous spec.' }));
+        else {
+          const r = releasesTable(gates.doc);
+          if (r.count) rbox.append(r.table);
+          else rbox.append(el('p', { class: 'note', text: 'No retained release: nothing to roll back to on these hosts.' }));
+          const down = gates.doc.hosts.filter((h) => h.error);
+          for (const h of down) rbox.append(el('p', { class: 'error', text: h.host + ' could not be read: ' + h.error }));
+        }
+      }
       const sw = ix.swarm.get(env + '\u0000' + svc);
       if (sw) {
         const t = el('table', { id: 'containers', class: 'grid hosts-of' });
@@ -853,7 +1004,7 @@
         box.append(t);
       } else {
         const rows = ix.cells.get(env + '\u0000' + svc) || [];
-        box.append(hostsTable(rows, ix, env, true));
+        box.append(hostsTable(rows, ix, env, true, gates));
         if (state.audit && !rows.length) box.append(el('p', { class: 'note', text: 'No container of ' + svc + ' in ' + env + '.' }));
       }
     };
@@ -1211,7 +1362,7 @@
       clear(outcome);
       outcome.append((ok ? '✓ Done' : '✕ Failed') + (text ? ': ' + text.replace(/\.?$/, '.') : '.'));
       if (commit) {
-        outcome.append(' Commit ', el('a', { id: 'op-commit', href: '#/history/' + enc(a.historyEnv || a.env), class: 'mono', text: commit }));
+        outcome.append(' Commit ', el('a', { id: 'op-commit', href: '#/history/' + enc(a.historyEnv || a.env) + '/' + enc(commit), class: 'mono', text: commit }));
       } else if (a.planCommit) {
         outcome.append(' The plan was made at commit ', el('code', { title: a.planCommit, text: short(a.planCommit) }), '.');
       }
