@@ -114,8 +114,8 @@ pub enum Command {
     /// ssh config, agent, known_hosts and credential helpers apply), reads the manifest (--file,
     /// a path inside the repository) at that commit, and converges HOST of ENV through the same
     /// lock, repair, swap, gate and retention as `apply`. A release that failed its gate here is
-    /// not tried again until its pin or spec changes. SOPS files come with the commit (opened with
-    /// --age-identity); plain env_files are read from --secrets, never from git. No hooks, no
+    /// not tried again until its pin, spec or SOPS files change. SOPS files come with the commit
+    /// (opened with --age-identity); plain env_files are read from --secrets, never from git. No hooks, no
     /// commit, no push, no prune. SIGTERM: an idle agent exits at once; mid
     /// swap it finishes the swap and exits 0. Each sync is recorded on the host for `audit`.
     #[command(after_help = AGENT_EXAMPLES)]

@@ -399,6 +399,42 @@ fn an_agent_decrypts_with_its_own_identity_and_without_one_refuses_and_says_why(
     assert_eq!(o.code, 0, "{o:?}");
     assert!(container_env(&s).contains(&format!("DB_URL={NEW_DB_URL}")));
 
+    // A wrong secret fails the gate: the release is refused and not tried again; the secret
+    // corrected (the spec hash, which holds no value, is the same) is tried again and serves.
+    let gated = manifest.replace(
+        "    env:\n",
+        "    healthcheck: {test: [\"CMD-SHELL\", \"test \\\"$DB_URL\\\" != broken\"], interval: 1s, timeout: 1s, retries: 1}\n    env:\n",
+    );
+    assert_ne!(gated, manifest);
+    commit_all(&s, &gated, "a gate on the database URL");
+    push();
+    let o = agent(Some(&prod.file));
+    assert_eq!(o.code, 0, "{o:?}");
+    let good = id(&s);
+    encrypt(&sops, &s, "prod.yaml", &prod_yaml("broken"), &[&prod]);
+    commit_all(&s, &gated, "a broken database URL");
+    push();
+    for attempt in ["first", "second"] {
+        let o = agent(Some(&prod.file));
+        assert_eq!(o.code, 1, "{attempt}: {o:?}");
+        let status = s
+            .config("h1", &format!("{}-test.agent", s.platform))
+            .labels
+            .unwrap();
+        assert_eq!(
+            status["io.fleetpin.agent.result"], "refused",
+            "{attempt}: {status:?}"
+        );
+        assert_eq!(id(&s), good, "{attempt}: the good container serves on");
+    }
+    encrypt(&sops, &s, "prod.yaml", &prod_yaml(DB_URL), &[&prod]);
+    commit_all(&s, &gated, "the database URL corrected");
+    push();
+    let o = agent(Some(&prod.file));
+    assert_eq!(o.code, 0, "the corrected secret is tried again: {o:?}");
+    assert!(container_env(&s).contains(&format!("DB_URL={DB_URL}")));
+    assert_ne!(id(&s), good);
+
     // A plain env_file committed to git is refused where agents follow.
     std::fs::write(dir.join("secrets/app.env"), "APP_SECRET=plain\n").unwrap();
     commit_all(&s, &manifest, "a plain env_file in git");

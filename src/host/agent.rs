@@ -26,37 +26,56 @@ pub fn status_name(platform: &str, environment: &str) -> String {
     format!("{platform}-{environment}.agent")
 }
 
-/// Releases refused on a host: service → the spec hash that failed its gate.
+/// Releases refused on a host: service → the release key (`release_keys`) that failed its gate.
 pub type Refused = BTreeMap<String, String>;
 
-/// The changes of `changes` the agent makes: not a release refused here (same service, same spec
-/// hash), and never an orphan's removal (agents do not prune).
+/// What names a release in the agent's memory of refusals, per service: its spec hash, and when
+/// it reads SOPS files, `+` and a digest of those files as committed (`tags`: ciphertext, never
+/// a value) — secret values are not in the spec hash, and a corrected secret must be tried again.
+pub fn release_keys(
+    desired: &[Arc<ResolvedService>],
+    tags: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    desired
+        .iter()
+        .map(|r| {
+            let key = match tags.get(&r.service) {
+                Some(t) => format!("{}+{t}", r.spec_hash),
+                None => r.spec_hash.clone(),
+            };
+            (r.service.clone(), key)
+        })
+        .collect()
+}
+
+/// The changes of `changes` the agent makes: not a release refused here (same service, same
+/// release key), and never an orphan's removal (agents do not prune).
 pub fn without_refused(
     changes: Vec<Change>,
-    desired: &[Arc<ResolvedService>],
+    keys: &BTreeMap<String, String>,
     refused: &Refused,
 ) -> Vec<Change> {
     changes
         .into_iter()
         .filter(|c| c.kind != plan::ChangeKind::RemoveOrphan)
-        .filter(|c| !is_refused(c, desired, refused))
+        .filter(|c| !is_refused(c, keys, refused))
         .collect()
 }
 
 /// Whether `c` would try again a release refused on this host.
-pub fn is_refused(c: &Change, desired: &[Arc<ResolvedService>], refused: &Refused) -> bool {
+pub fn is_refused(c: &Change, keys: &BTreeMap<String, String>, refused: &Refused) -> bool {
     c.kind.is_pending()
-        && refused.get(&c.service).is_some_and(|h| {
-            desired
-                .iter()
-                .any(|r| r.service == c.service && &r.spec_hash == h)
-        })
+        && refused
+            .get(&c.service)
+            .is_some_and(|h| keys.get(&c.service) == Some(h))
 }
 
 /// The agent's work on its host, for the runner: apply's, planned under the lock, minus the
 /// releases refused here.
 pub struct Follow {
     pub refused: Refused,
+    /// The release key of each desired service (`release_keys`).
+    pub keys: BTreeMap<String, String>,
 }
 
 impl<E: Engine> HostWork<E> for Follow {
@@ -69,7 +88,7 @@ impl<E: Engine> HostWork<E> for Follow {
     ) -> HostReport {
         let changes = without_refused(
             plan::plan_host(&target.desired, on.view),
-            &target.desired,
+            &self.keys,
             &self.refused,
         );
         execute(engine, target, &changes, on, false, progress).await

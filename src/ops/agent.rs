@@ -7,8 +7,8 @@
 //! read the manifest at that commit, resolve this host (env_files from `--secrets`, never from
 //! git), list the host, plan; when something is to do, the runner does it under the host's lock.
 //! A release whose gate failed here is remembered (in memory and on the status container) and not
-//! tried again until its pin or spec changes. Errors (remote or engine unreachable, a manifest
-//! that does not load, the lock held) back off exponentially. Between syncs the agent waits its
+//! tried again until its pin, spec or SOPS files change. Errors (remote or engine unreachable, a
+//! manifest that does not load, the lock held) back off exponentially. Between syncs the agent waits its
 //! interval plus a random splay, so agents restarted together do not stay in step.
 //!
 //! An agent runs no hooks (they would run on every server, with its secrets) but posts to the
@@ -31,6 +31,7 @@ use crate::ops::event::{Event, HostEntry, Outcome as Ended};
 use crate::ops::notify::{self, Sent};
 use crate::plan::labels::DeployStamp;
 use crate::plan::view;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -489,14 +490,13 @@ impl<'a> Agent<'a> {
         {
             return self.stand(commit, "held", h.message).await;
         }
-        // A refused release is forgotten once its pin or spec changed (or it left this host).
-        self.refused.retain(|service, hash| {
-            p.desired
-                .iter()
-                .any(|r| &r.service == service && &r.spec_hash == hash)
-        });
-        let todo = agent::without_refused(p.changes.clone(), &p.desired, &self.refused);
-        let held = held_note(&self.refused, &p.desired);
+        // A refused release is forgotten once its pin, spec or SOPS files changed (or it left
+        // this host).
+        let keys = agent::release_keys(&p.desired, &sops_tags(loaded, &s.environment, &p.desired));
+        self.refused
+            .retain(|service, key| keys.get(service) == Some(&*key));
+        let todo = agent::without_refused(p.changes.clone(), &keys, &self.refused);
+        let held = held_note(&self.refused, &p.desired, &keys);
         if !p.view.needs_repair() && !todo.iter().any(|c| c.kind.is_pending()) {
             let result = if held.is_some() { "refused" } else { "in-sync" };
             return self.finish(Some(commit), result, held, None).await;
@@ -523,6 +523,7 @@ impl<'a> Agent<'a> {
         };
         let work = Follow {
             refused: self.refused.clone(),
+            keys: keys.clone(),
         };
         let progress = |m: &str| tracing::info!("{m}");
         let progress_for =
@@ -538,12 +539,12 @@ impl<'a> Agent<'a> {
                 } else {
                     "converged"
                 };
-                (r, held_note(&self.refused, &p.desired))
+                (r, held_note(&self.refused, &p.desired, &keys))
             }
             HostStatus::Failed => match report.failure.as_ref().filter(|f| f.judged) {
                 Some(f) => {
-                    if let Some(r) = p.desired.iter().find(|r| r.service == f.service) {
-                        self.refused.insert(r.service.clone(), r.spec_hash.clone());
+                    if let Some(key) = keys.get(&f.service) {
+                        self.refused.insert(f.service.clone(), key.clone());
                     }
                     ("refused", report.error.clone())
                 }
@@ -766,18 +767,59 @@ fn agent_event(platform: &str, environment: &str, who: &str, o: &Outcome) -> Eve
 fn held_note(
     refused: &Refused,
     desired: &[Arc<crate::manifest::resolve::ResolvedService>],
+    keys: &BTreeMap<String, String>,
 ) -> Option<String> {
     let held: Vec<String> = desired
         .iter()
-        .filter(|r| refused.get(&r.service) == Some(&r.spec_hash))
+        .filter(|r| {
+            refused
+                .get(&r.service)
+                .is_some_and(|k| keys.get(&r.service) == Some(k))
+        })
         .map(|r| format!("{} {}", r.service, r.pin))
         .collect();
     (!held.is_empty()).then(|| {
         format!(
-            "{} failed its gate on this host: not tried again until its pin or spec changes",
+            "{} failed its gate on this host: not tried again until its pin, spec or secrets change",
             held.join(", ")
         )
     })
+}
+
+/// Per service of `desired` that reads SOPS files: a digest of those files as the fetched commit
+/// holds them — their encrypted text, which git already publishes, never a decrypted value —
+/// so that a release refused for a wrong secret is tried again once the secret is corrected.
+fn sops_tags(
+    loaded: &Loaded,
+    env: &str,
+    desired: &[Arc<crate::manifest::resolve::ResolvedService>],
+) -> BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    let Some(files) = &loaded.cache else {
+        return BTreeMap::new();
+    };
+    desired
+        .iter()
+        .filter_map(|r| {
+            let mut h = Sha256::new();
+            let mut any = false;
+            let mut paths = crate::ops::secrets::files_of(&loaded.manifest, env, &r.service);
+            paths.sort_unstable();
+            paths.dedup();
+            for path in paths {
+                if let Ok(Some(text)) = files.read(path)
+                    && crate::secrets::is_sops(&text)
+                {
+                    h.update(path.as_bytes());
+                    h.update([0]);
+                    h.update(text.as_bytes());
+                    h.update([0]);
+                    any = true;
+                }
+            }
+            any.then(|| (r.service.clone(), hex::encode(&h.finalize()[..8])))
+        })
+        .collect()
 }
 
 #[cfg(test)]
