@@ -181,6 +181,51 @@ fn wait(port: u16, auth: &str, id: &str) -> serde_json::Value {
     }
 }
 
+/// `text` parsed by the Python `prometheus_client`'s OpenMetrics parser: each sample's name,
+/// labels and value. None where python3 or the module is missing — which fails under CI, where
+/// both must be there (the check must not pass by not running).
+fn prometheus(text: &str) -> Option<Vec<(String, serde_json::Value, f64)>> {
+    let script = "import sys, json\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nprint(json.dumps([[s.name, s.labels, s.value] for f in p(sys.stdin.read()) for s in f.samples]))";
+    let ci = std::env::var_os("CI").is_some();
+    let out = match Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        }) {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(!ci, "python3 could not be started, and CI needs it: {e}");
+            return None;
+        }
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("No module named") {
+        assert!(!ci, "prometheus_client is needed in CI: {err}");
+        return None;
+    }
+    assert!(out.status.success(), "prometheus_client parses it: {err}");
+    let samples: Vec<(String, serde_json::Value, f64)> =
+        serde_json::from_slice(&out.stdout).expect("the samples as JSON");
+    Some(samples)
+}
+
+/// The value of the sample `name` whose labels include `labels`, if there is one.
+fn sample(
+    samples: &[(String, serde_json::Value, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+        .map(|(_, _, v)| *v)
+}
+
 #[test]
 fn the_api_runs_the_operations_with_rights_per_environment() {
     let (_, s) = fleet_scenario!("srv");
@@ -269,6 +314,20 @@ fn the_api_runs_the_operations_with_rights_per_environment() {
         Some(r#"{"plan_id": "0000000000000000"}"#),
     );
     assert_eq!(code, 409, "a plan that changed since is refused: {body}");
+    // No plan named, nothing applied: an apply is always of the plan the person confirmed.
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/environments/test/apply",
+        &[("Authorization", &d)],
+        Some("{}"),
+    );
+    assert_eq!(code, 400, "an apply without its plan_id: {body}");
+    let error = serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("plan_id"), "{body}");
     assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
     let (code, _, body) = http(
         port,
@@ -373,30 +432,7 @@ fn the_api_runs_the_operations_with_rights_per_environment() {
             && !metrics.contains("environment=\"other\""),
         "{metrics}"
     );
-    if let Ok(out) = Command::new("python3")
-        .args([
-            "-c",
-            "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nprint(len(list(p(sys.stdin.read()))))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(metrics.as_bytes())?;
-            c.wait_with_output()
-        })
-    {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No module named") {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "prometheus_client is needed in CI"
-            );
-        } else {
-            assert!(out.status.success(), "prometheus_client parses it: {err}");
-        }
-    }
+    let _ = prometheus(&metrics);
     answers.push(metrics);
 
     // Logs of the environment, secret values masked (none in the answer).
@@ -423,10 +459,22 @@ fn the_api_runs_the_operations_with_rights_per_environment() {
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(doc["paths"]["/api/v1/environments/{env}/apply"].is_object());
 
+    // History, as an answer like the others.
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/history?env=test",
+        &[("Authorization", &v)],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    answers.push(body);
+    // The server's own output (stdout and stderr) is searched like its answers.
+    answers.push(std::fs::read_to_string(&srv.log).unwrap_or_default());
+    answers.push(std::fs::read_to_string(dir.join("serve.err")).unwrap_or_default());
     for a in &answers {
         assert!(!a.contains(SECRET), "a secret value in an answer:\n{a}");
     }
-    let _ = std::fs::read_to_string(&srv.log);
 }
 
 /// `serve` started with `--repo` in a directory with no manifest: it follows a remote it clones
@@ -608,6 +656,18 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
     let sops = require_sops!();
     let (port, web_port) = (19506, 19507);
     let dir = s.dir.path();
+    // The answers beyond the ones asserted on, and the server's own output so far: searched for
+    // the secret value like every other answer.
+    let reads = |auth: &str, answers: &mut Vec<String>| {
+        for path in ["/api/v1/audit", "/api/v1/history?env=test", "/metrics"] {
+            let (code, _, body) = http(port, "GET", path, &[("Authorization", auth)], None);
+            assert_eq!(code, 200, "{path}: {body}");
+            answers.push(body);
+        }
+        for log in ["serve.log", "serve.err"] {
+            answers.push(std::fs::read_to_string(dir.join(log)).unwrap_or_default());
+        }
+    };
     let key = sops.key(dir, "ops");
     std::fs::create_dir(dir.join("secrets")).unwrap();
     const VALUE: &str = "srv-sops-S3cr3t-3307";
@@ -715,8 +775,12 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
         assert!(body.contains("talker") && body.contains("mask"), "{body}");
         answers.push(body);
         for (path, body) in [
-            ("/api/v1/environments/test/apply", "{}".to_string()),
+            (
+                "/api/v1/environments/test/apply",
+                format!(r#"{{"plan_id": "{}"}}"#, plan["plan_id"].as_str().unwrap()),
+            ),
             ("/api/v1/environments/test/rollback", "{}".to_string()),
+            ("/api/v1/environments/test/unlock", "{}".to_string()),
         ] {
             let (code, _, body) = http(
                 port,
@@ -729,6 +793,7 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
             assert!(body.contains("age_identities"), "{body}");
             answers.push(body);
         }
+        reads(&deployer, &mut answers);
     }
 
     // With the identity in serve.yaml: checked, and the token may act.
@@ -804,6 +869,7 @@ fn without_the_environments_key_the_console_plans_unchecked_and_offers_no_action
         "{live}"
     );
     answers.push(live);
+    reads(&deployer, &mut answers);
     for a in &answers {
         assert!(!a.contains(VALUE), "a secret value in an answer: {a}");
     }
@@ -871,10 +937,22 @@ fn the_console_runs_hooks_only_from_signed_commits_with_a_scrubbed_environment()
     let apply = |port: u16| {
         let (code, _, body) = http(
             port,
+            "GET",
+            "/api/v1/environments/test/plan",
+            &[("Authorization", &deployer)],
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        let plan: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let (code, _, body) = http(
+            port,
             "POST",
             "/api/v1/environments/test/apply",
             &[("Authorization", &deployer)],
-            Some("{}"),
+            Some(&format!(
+                r#"{{"plan_id": "{}"}}"#,
+                plan["plan_id"].as_str().unwrap()
+            )),
         );
         assert_eq!(code, 202, "{body}");
         let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["operation"]
@@ -932,5 +1010,617 @@ fn the_console_runs_hooks_only_from_signed_commits_with_a_scrubbed_environment()
         "HOME=",
     ] {
         assert!(!env.contains(leaked), "{leaked} reached the hook:\n{env}");
+    }
+}
+
+/// A token valid on every environment (no `--env`).
+fn token_everywhere(s: &Scenario, name: &str, role: &str) -> String {
+    let o = s.run(&[
+        "serve",
+        "token",
+        "create",
+        "--name",
+        name,
+        "--role",
+        role,
+        "--config",
+        "serve.yaml",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    o.stdout.trim().to_string()
+}
+
+/// POSTs `body` to `path` with `auth`; the status and the answer as JSON (`Null` if not JSON).
+fn post(port: u16, auth: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (code, _, text) = http(port, "POST", path, &[("Authorization", auth)], Some(body));
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// GETs the plan of `env` with `auth`: the plan document, its `plan_id` and `commit`.
+fn plan_of(port: u16, auth: &str, env: &str) -> serde_json::Value {
+    let (code, _, body) = http(
+        port,
+        "GET",
+        &format!("/api/v1/environments/{env}/plan"),
+        &[("Authorization", auth)],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// An action answered 202: waits for its operation to end and returns its snapshot.
+fn finished(port: u16, auth: &str, (code, answer): (u16, serde_json::Value)) -> serde_json::Value {
+    assert_eq!(code, 202, "{answer}");
+    wait(port, auth, answer["operation"].as_str().unwrap())
+}
+
+/// An action applies exactly the plan it was confirmed on: a plan shown before the reference
+/// moved is refused (409) and nothing changes on the host; a rollback or a promote naming the
+/// commit before is refused the same way. An environment the caller may not see is not named
+/// to it, not even in the list of those there are.
+#[test]
+fn an_action_on_a_plan_or_commit_that_changed_since_is_refused() {
+    let (_, s) = fleet_scenario!("srvstale");
+    let (port, web_port) = (19510, 19511);
+    let dir = s.dir.path();
+    let manifest = |v: &str| {
+        s.manifest(&["h1"], &[("web", web_port, "")], &[("web", v)])
+            + &format!(
+                "  other:\n    hosts:\n      h2: {{endpoint: \"{}\", insecure: true}}\n    versions:\n      web: \"1.0.0\"\n",
+                s.host("h2").tcp
+            )
+    };
+    s.write(&manifest("1.0.0"));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&manifest("1.1.0"));
+    std::fs::write(dir.join("serve.yaml"), "{}\n").unwrap();
+    let viewer = bearer(&token(&s, "viewer", "view", "test"));
+    let admin = bearer(&token_everywhere(&s, "admin", "admin"));
+    let _srv = start(&s, port);
+    let stable = format!("{}-test-web", s.platform);
+    let id_before = s.inspect("h1", &stable).id.unwrap();
+
+    // The plan shown, then a teammate commits another pin: the reference moved.
+    let shown = plan_of(port, &admin, "test");
+    let (shown_id, shown_commit) = (
+        shown["plan_id"].as_str().unwrap().to_string(),
+        shown["commit"].as_str().unwrap().to_string(),
+    );
+    s.write(&manifest("2.0.0"));
+    for body in [
+        format!(r#"{{"plan_id": "{shown_id}"}}"#),
+        format!(r#"{{"plan_id": "{shown_id}", "commit": "{shown_commit}"}}"#),
+    ] {
+        let (code, answer) = post(port, &admin, "/api/v1/environments/test/apply", &body);
+        assert_eq!(code, 409, "{body}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("plan again")
+                || answer["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("changed"),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        s.inspect("h1", &stable).id.unwrap(),
+        id_before,
+        "nothing changed on the host"
+    );
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+    // Rollback and promote naming the commit before: refused the same way.
+    for (path, body) in [
+        (
+            "/api/v1/environments/test/rollback",
+            format!(r#"{{"commit": "{shown_commit}"}}"#),
+        ),
+        (
+            "/api/v1/environments/test/rollback",
+            format!(r#"{{"commit": "{}"}}"#, &shown_commit[..7]),
+        ),
+        (
+            "/api/v1/promote",
+            format!(r#"{{"from": "test", "to": "other", "commit": "{shown_commit}"}}"#),
+        ),
+    ] {
+        let (code, answer) = post(port, &admin, path, &body);
+        assert_eq!(code, 409, "{path} {body}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("moved"),
+            "{answer}"
+        );
+    }
+    // An abbreviation too short to name one commit is not taken as the commit shown.
+    let now = s.head();
+    let (code, answer) = post(
+        port,
+        &admin,
+        "/api/v1/environments/test/rollback",
+        &format!(r#"{{"commit": "{}"}}"#, &now[..2]),
+    );
+    assert_eq!(code, 409, "{answer}");
+    assert_eq!(s.inspect("h1", &stable).id.unwrap(), id_before);
+
+    // The plan made now, confirmed with its id and commit: applied.
+    let fresh = plan_of(port, &admin, "test");
+    assert_eq!(fresh["commit"], now.as_str(), "{fresh}");
+    assert_ne!(fresh["plan_id"], shown["plan_id"]);
+    let done = finished(
+        port,
+        &admin,
+        post(
+            port,
+            &admin,
+            "/api/v1/environments/test/apply",
+            &format!(
+                r#"{{"plan_id": "{}", "commit": "{now}"}}"#,
+                fresh["plan_id"].as_str().unwrap()
+            ),
+        ),
+    );
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("2.0.0"));
+
+    // An environment that does not exist, asked by a `view` token on `test`: the answer does
+    // not name `other`, which the token may not see.
+    for path in [
+        "/api/v1/environments/nope/plan",
+        "/api/v1/environments/nope/logs",
+        "/api/v1/history?env=nope",
+    ] {
+        let (code, _, body) = http(port, "GET", path, &[("Authorization", &viewer)], None);
+        assert!(code == 403 || code == 404, "{path}: {code} {body}");
+        assert!(!body.contains("other"), "{path}: {body}");
+    }
+    for (path, body) in [
+        ("/api/v1/environments/nope/apply", r#"{"plan_id": "x"}"#),
+        ("/api/v1/environments/nope/unlock", "{}"),
+        ("/api/v1/promote", r#"{"from": "test", "to": "nope"}"#),
+    ] {
+        let (code, answer) = post(port, &viewer, path, body);
+        assert_eq!(code, 403, "{path}: {answer}");
+        assert!(!answer.to_string().contains("other"), "{path}: {answer}");
+    }
+    // Who may see every environment is told which there are.
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/environments/nope/plan",
+        &[("Authorization", &admin)],
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("test, other"), "{body}");
+}
+
+/// The table of docs/console.md ("Who may do what"), route by route through HTTP, with a
+/// `view`, a `deploy` and an `admin` token on `test` and none on `other`.
+#[test]
+fn every_route_answers_as_the_rights_table_says() {
+    let (_, s) = fleet_scenario!("srvrights");
+    let (port, web_port) = (19512, 19513);
+    let dir = s.dir.path();
+    let manifest = |v: &str| {
+        s.manifest(&["h1"], &[("web", web_port, "")], &[("web", v)])
+            + &format!(
+                "  other:\n    hosts:\n      h2: {{endpoint: \"{}\", insecure: true}}\n    versions:\n      web: \"1.0.0\"\n",
+                s.host("h2").tcp
+            )
+    };
+    s.write(&manifest("1.0.0"));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&manifest("1.1.0"));
+    std::fs::write(dir.join("serve.yaml"), "{}\n").unwrap();
+    let tokens = [
+        ("view", bearer(&token(&s, "viewer", "view", "test"))),
+        ("deploy", bearer(&token(&s, "deployer", "deploy", "test"))),
+        ("admin", bearer(&token(&s, "admin", "admin", "test"))),
+    ];
+    let _srv = start(&s, port);
+    let get = |auth: &str, path: &str| {
+        let (code, _, body) = http(port, "GET", path, &[("Authorization", auth)], None);
+        (code, body)
+    };
+
+    // Reads: every role reads `test`, none reads `other` (403), and lists leave it out.
+    for (role, auth) in &tokens {
+        for path in [
+            "/api/v1/whoami",
+            "/api/v1/environments",
+            "/api/v1/audit",
+            "/api/v1/history",
+            "/api/v1/history?env=test",
+            "/api/v1/environments/test/plan",
+            "/api/v1/environments/test/logs?tail=5",
+            "/metrics",
+        ] {
+            let (code, body) = get(auth, path);
+            assert_eq!(code, 200, "{role} {path}: {body}");
+            assert!(
+                !body.contains("\"other\"") && !body.contains("environment=\"other\""),
+                "{role} {path} shows other: {body}"
+            );
+        }
+        for path in [
+            "/api/v1/history?env=other",
+            "/api/v1/environments/other/plan",
+            "/api/v1/environments/other/logs?tail=5",
+            "/api/v1/environments/other/logs/follow?tail=0",
+        ] {
+            let (code, body) = get(auth, path);
+            assert_eq!(code, 403, "{role} {path}: {body}");
+        }
+        let (_, body) = get(auth, "/api/v1/environments");
+        let envs: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let want: &[&str] = match *role {
+            "view" => &["view"],
+            "deploy" => &["view", "deploy"],
+            _ => &["view", "deploy", "override-window"],
+        };
+        assert_eq!(envs[0]["rights"], serde_json::json!(want), "{role}: {envs}");
+        assert_eq!(envs.as_array().unwrap().len(), 1, "{role}: {envs}");
+    }
+    let [(_, view), (_, deploy), (_, admin)] = &tokens;
+    let plan_id = |auth: &str| {
+        plan_of(port, auth, "test")["plan_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // view: 403 on every action, promote included, whichever way.
+    let id = plan_id(view);
+    for (path, body) in [
+        (
+            "/api/v1/environments/test/apply",
+            format!(r#"{{"plan_id": "{id}"}}"#),
+        ),
+        ("/api/v1/environments/test/rollback", "{}".into()),
+        ("/api/v1/environments/test/unlock", "{}".into()),
+        (
+            "/api/v1/environments/other/apply",
+            format!(r#"{{"plan_id": "{id}"}}"#),
+        ),
+        ("/api/v1/environments/other/unlock", "{}".into()),
+        (
+            "/api/v1/promote",
+            r#"{"from": "test", "to": "other"}"#.into(),
+        ),
+        (
+            "/api/v1/promote",
+            r#"{"from": "other", "to": "test"}"#.into(),
+        ),
+        (
+            "/api/v1/promote",
+            r#"{"from": "test", "to": "test"}"#.into(),
+        ),
+    ] {
+        let (code, answer) = post(port, view, path, &body);
+        assert_eq!(code, 403, "view {path} {body}: {answer}");
+    }
+
+    // deploy: no override of a window (403 as soon as it asks), nothing on `other`, promote
+    // needs view on FROM and deploy on TO.
+    let id = plan_id(deploy);
+    for (path, body) in [
+        (
+            "/api/v1/environments/test/apply",
+            format!(r#"{{"plan_id": "{id}", "override_window": "hotfix"}}"#),
+        ),
+        (
+            "/api/v1/environments/test/rollback",
+            r#"{"override_window": "hotfix"}"#.into(),
+        ),
+        (
+            "/api/v1/environments/test/unlock",
+            r#"{"override_window": "hotfix"}"#.into(),
+        ),
+        (
+            "/api/v1/promote",
+            r#"{"from": "test", "to": "test", "override_window": "hotfix"}"#.into(),
+        ),
+        (
+            "/api/v1/environments/other/apply",
+            format!(r#"{{"plan_id": "{id}"}}"#),
+        ),
+        ("/api/v1/environments/other/rollback", "{}".into()),
+        ("/api/v1/environments/other/unlock", "{}".into()),
+        (
+            "/api/v1/promote",
+            r#"{"from": "test", "to": "other"}"#.into(),
+        ),
+        (
+            "/api/v1/promote",
+            r#"{"from": "other", "to": "test"}"#.into(),
+        ),
+    ] {
+        let (code, answer) = post(port, deploy, path, &body);
+        assert_eq!(code, 403, "deploy {path} {body}: {answer}");
+    }
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+    // … and acts on `test`: apply, rollback, unlock; promote passes the rights (test to test
+    // is then refused by the operation itself).
+    let done = finished(
+        port,
+        deploy,
+        post(
+            port,
+            deploy,
+            "/api/v1/environments/test/apply",
+            &format!(r#"{{"plan_id": "{id}"}}"#),
+        ),
+    );
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.1.0"));
+    // A `view` token follows the operations of its environment.
+    let (code, body) = get(
+        view,
+        &format!("/api/v1/operations/{}", done["id"].as_str().unwrap()),
+    );
+    assert_eq!(code, 200, "{body}");
+    let done = finished(
+        port,
+        deploy,
+        post(port, deploy, "/api/v1/environments/test/rollback", "{}"),
+    );
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+    let (code, answer) = post(port, deploy, "/api/v1/environments/test/unlock", "{}");
+    assert_eq!(code, 200, "{answer}");
+    let same = |done: serde_json::Value| {
+        let error = done["error"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(error.contains("same environment"), "{done}");
+    };
+    same(finished(
+        port,
+        deploy,
+        post(
+            port,
+            deploy,
+            "/api/v1/promote",
+            r#"{"from": "test", "to": "test"}"#,
+        ),
+    ));
+
+    // admin: everything on `test`, overriding a window included; still nothing on `other`.
+    s.write(&manifest("1.1.0"));
+    let id = plan_id(admin);
+    let done = finished(
+        port,
+        admin,
+        post(
+            port,
+            admin,
+            "/api/v1/environments/test/apply",
+            &format!(r#"{{"plan_id": "{id}", "override_window": "hotfix"}}"#),
+        ),
+    );
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.1.0"));
+    let done = finished(
+        port,
+        admin,
+        post(
+            port,
+            admin,
+            "/api/v1/environments/test/rollback",
+            r#"{"override_window": "hotfix"}"#,
+        ),
+    );
+    assert!(done["outcome"]["ok"] == true, "{done}");
+    let (code, answer) = post(
+        port,
+        admin,
+        "/api/v1/environments/test/unlock",
+        r#"{"override_window": "hotfix"}"#,
+    );
+    assert_eq!(code, 200, "{answer}");
+    same(finished(
+        port,
+        admin,
+        post(
+            port,
+            admin,
+            "/api/v1/promote",
+            r#"{"from": "test", "to": "test", "override_window": "hotfix"}"#,
+        ),
+    ));
+    for (path, body) in [
+        (
+            "/api/v1/environments/other/apply",
+            format!(r#"{{"plan_id": "{id}"}}"#),
+        ),
+        ("/api/v1/environments/other/unlock", "{}".into()),
+        (
+            "/api/v1/promote",
+            r#"{"from": "test", "to": "other"}"#.into(),
+        ),
+        (
+            "/api/v1/promote",
+            r#"{"from": "other", "to": "test"}"#.into(),
+        ),
+    ] {
+        let (code, answer) = post(port, admin, path, &body);
+        assert_eq!(code, 403, "admin {path} {body}: {answer}");
+    }
+}
+
+/// An apply through the API whose release fails its gate (it never gets healthy) is counted
+/// as failed in /metrics, not as done.
+#[test]
+fn a_failed_apply_is_counted_as_failed_in_metrics() {
+    let (_, s) = fleet_scenario!("srvfail");
+    let (port, web_port) = (19514, 19515);
+    let dir = s.dir.path();
+    s.write(&s.manifest(&["h1"], &[("web", web_port, "")], &[("web", "1.0.0")]));
+    assert_eq!(s.run(&["apply", "test", "--yes"]).code, 0);
+    s.write(&s.manifest(&["h1"], &[("web", web_port, "")], &[("web", "broken")]));
+    std::fs::write(dir.join("serve.yaml"), "{}\n").unwrap();
+    let deploy = bearer(&token(&s, "deployer", "deploy", "test"));
+    let _srv = start(&s, port);
+    let id = plan_of(port, &deploy, "test")["plan_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = finished(
+        port,
+        &deploy,
+        post(
+            port,
+            &deploy,
+            "/api/v1/environments/test/apply",
+            &format!(r#"{{"plan_id": "{id}"}}"#),
+        ),
+    );
+    assert!(done["outcome"]["ok"] == false, "the gate failed: {done}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+    let (code, _, text) = http(port, "GET", "/metrics", &[("Authorization", &deploy)], None);
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        text.contains(r#"fleetpin_operations_total{command="apply",outcome="failed"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains(r#"outcome="done""#), "{text}");
+    if let Some(samples) = prometheus(&text) {
+        assert_eq!(
+            sample(
+                &samples,
+                "fleetpin_operations_total",
+                &[("command", "apply"), ("outcome", "failed")]
+            ),
+            Some(1.0),
+            "{samples:?}"
+        );
+    }
+}
+
+/// `fleetpin agent --metrics-listen`: after its syncs, the scrape says the last one's result
+/// and when it was, and how long the sync itself took — not the time since the sync before,
+/// which is the interval.
+#[test]
+fn the_agents_metrics_measure_the_sync_itself() {
+    use support::agent::{Agent, bridge_address, wait_for};
+    let (_, s) = fleet_scenario!("srvagent");
+    let (web_port, metrics_port) = (19516, 19517);
+    let interval = 6.0;
+    let dir = s.dir.path();
+    let bare = dir.join("served").join("platform.git");
+    support::git::cli_as(
+        "ops",
+        std::path::Path::new("/"),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+        &[],
+    );
+    s.write(
+        &s.manifest(&["h1"], &[("web", web_port, "")], &[("web", "1.0.0")])
+            .replace("  test:\n", "  test:\n    pull: true\n"),
+    );
+    support::git::cli_as(
+        "ops",
+        dir,
+        &["push", "-q", bare.to_str().unwrap(), "HEAD:refs/heads/main"],
+        &[],
+    );
+    let _ = bridge_address;
+    let args: Vec<String> = [
+        "agent",
+        "--repo",
+        &format!("file://{}", bare.display()),
+        "--branch",
+        "main",
+        "--env",
+        "test",
+        "--host",
+        "h1",
+        "--endpoint",
+        &s.host("h1").unix,
+        "--interval",
+        &format!("{interval}s"),
+        "--health-timeout",
+        "20",
+        "--cache-dir",
+        dir.join("cache-h1").to_str().unwrap(),
+        "--metrics-listen",
+        &format!("0.0.0.0:{metrics_port}"),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let agent = Agent::start(&s.host("h1").netns, &args, &[], dir.join("agent-h1.log"));
+    // The agent listens in h1's namespace: reached at h1's address.
+    let addr = s.host("h1").addr.clone();
+    let scrape = || -> Option<String> {
+        let mut c = TcpStream::connect((addr.as_str(), metrics_port)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).ok()?;
+        let (_, body) = raw.split_once("\r\n\r\n")?;
+        Some(body.to_string())
+    };
+    // Two in-sync syncs after the first one converged: the last one was quick.
+    let mut text = String::new();
+    wait_for(
+        Duration::from_secs(120),
+        "two in-sync syncs",
+        &[&agent],
+        || {
+            text = scrape().unwrap_or_default();
+            text.lines().any(|l| {
+                l.starts_with(r#"fleetpin_agent_syncs_total{result="in-sync"}"#)
+                    && l.split_whitespace()
+                        .last()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        >= Some(2.0)
+            })
+        },
+    );
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.0.0"));
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let took = value("fleetpin_agent_sync_duration_seconds");
+    assert!(
+        took < interval / 2.0,
+        "an in-sync sync took {took} s, with syncs every {interval} s:\n{text}"
+    );
+    assert_eq!(value("fleetpin_agent_in_sync"), 1.0, "{text}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let last = value("fleetpin_agent_last_sync_timestamp_seconds");
+    assert!(now - last < 3.0 * interval, "last sync {last}, now {now}");
+    if let Some(samples) = prometheus(&text) {
+        assert!(
+            sample(
+                &samples,
+                "fleetpin_agent_syncs_total",
+                &[("result", "in-sync")]
+            ) >= Some(2.0),
+            "{samples:?}"
+        );
+        assert_eq!(
+            sample(&samples, "fleetpin_agent_sync_duration_seconds", &[]),
+            Some(took)
+        );
     }
 }

@@ -459,3 +459,116 @@ fn serve_speaks_https_with_its_certificate_and_key() {
     let (ok, body, _) = curl(&[&format!("http://127.0.0.1:{port}/healthz")]);
     assert!(!ok || !body.contains("ok"), "plain HTTP answered: {body}");
 }
+
+/// The session cookie of a break-glass sign-in over plain HTTP: `Secure` when a proxy in a
+/// trusted CIDR block says the browser spoke https (the whole block is trusted, not only its
+/// first address), not when nobody says so, and always when `public_url` is https.
+#[test]
+fn break_glass_cookies_are_secure_behind_a_trusted_block_or_an_https_public_url() {
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // The Set-Cookie line of a break-glass sign-in on `port`, with `headers`.
+    let cookie = |dir: &Path, port: u16, secret: &str, headers: &[&str]| -> String {
+        let mut args: Vec<String> = [
+            "--noproxy",
+            "*",
+            "-sS",
+            "-i",
+            "--max-time",
+            "5",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        for h in headers {
+            args.extend(["-H".to_string(), h.to_string()]);
+        }
+        args.push("--data".into());
+        args.push(format!(r#"{{"token": "{secret}"}}"#));
+        args.push(format!("http://127.0.0.1:{port}/auth/break-glass"));
+        let o = std::process::Command::new("curl")
+            .current_dir(dir)
+            .args(&args)
+            .output()
+            .expect("curl");
+        let head = String::from_utf8_lossy(&o.stdout).to_string();
+        head.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .unwrap_or_else(|| panic!("no cookie: {head}"))
+            .to_string()
+    };
+    let serve = |dir: &Path, port: u16| {
+        let child = fleetpin_in(dir)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "serve did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Kill(child)
+    };
+
+    // Behind a proxy in 127.0.0.0/8 (this test's 127.0.0.1 is in the block, not its address).
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("serve.yaml"),
+        "break_glass: true\ntrusted_proxies: [127.0.0.0/8]\n",
+    )
+    .unwrap();
+    let secret = create(d.path(), &["--name", "ops", "--role", "deploy"]);
+    let port = 19596;
+    let _serve = serve(d.path(), port);
+    let https = cookie(d.path(), port, &secret, &["X-Forwarded-Proto: https"]);
+    assert!(https.contains("; Secure"), "{https}");
+    let forwarded = cookie(
+        d.path(),
+        port,
+        &secret,
+        &["Forwarded: for=1.2.3.4;proto=https"],
+    );
+    assert!(forwarded.contains("; Secure"), "{forwarded}");
+    let plain = cookie(d.path(), port, &secret, &[]);
+    assert!(!plain.contains("Secure"), "{plain}");
+    drop(_serve);
+
+    // A proxy's word from outside the trusted blocks is not believed.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("serve.yaml"),
+        "break_glass: true\ntrusted_proxies: [10.0.0.0/8]\n",
+    )
+    .unwrap();
+    let secret = create(d.path(), &["--name", "ops", "--role", "deploy"]);
+    let port = 19595;
+    let _serve = serve(d.path(), port);
+    let untrusted = cookie(d.path(), port, &secret, &["X-Forwarded-Proto: https"]);
+    assert!(!untrusted.contains("Secure"), "{untrusted}");
+    drop(_serve);
+
+    // public_url in https: browsers reach the console over TLS, whoever ends it.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("serve.yaml"),
+        "break_glass: true\npublic_url: https://fleet.acme.example\n",
+    )
+    .unwrap();
+    let secret = create(d.path(), &["--name", "ops", "--role", "deploy"]);
+    let port = 19594;
+    let _serve = serve(d.path(), port);
+    let public = cookie(d.path(), port, &secret, &[]);
+    assert!(public.contains("; Secure"), "{public}");
+}

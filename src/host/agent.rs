@@ -244,6 +244,9 @@ pub struct Outcome {
     /// from the sync before.
     #[serde(skip)]
     pub news: bool,
+    /// How long the sync itself took (fetch, checks, the run on the host), for its metric.
+    #[serde(skip)]
+    pub took: std::time::Duration,
 }
 
 impl Outcome {

@@ -261,9 +261,11 @@ pub async fn run(ctx: &Ctx, s: &AgentSettings) -> bool {
     let op = ctx.op("agent", &s.environment);
     let mut a = Agent::new(s, &op);
     loop {
-        let Some(outcome) = a.sync().await else {
+        let started = std::time::Instant::now();
+        let Some(mut outcome) = a.sync().await else {
             return true; // stopped before anything was done
         };
+        outcome.took = started.elapsed();
         op.emit(Progress::Sync(Box::new(outcome.clone())));
         if outcome.news {
             a.notify(&outcome).await;
@@ -715,6 +717,7 @@ impl<'a> Agent<'a> {
             report,
             changed,
             news,
+            took: std::time::Duration::ZERO,
         }
     }
 

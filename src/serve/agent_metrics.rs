@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -27,7 +27,6 @@ pub struct AgentMetrics {
     refused: Gauge,
     ok: Gauge,
     syncs: Family<ResultLabels, Counter>,
-    since: Mutex<Instant>,
 }
 
 impl AgentMetrics {
@@ -39,7 +38,6 @@ impl AgentMetrics {
             refused: Gauge::default(),
             ok: Gauge::default(),
             syncs: Family::default(),
-            since: Mutex::new(Instant::now()),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -89,9 +87,9 @@ impl Sink for AgentMetrics {
         let Progress::Sync(o) = &event.progress else {
             return;
         };
-        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
-        self.duration.set(since.elapsed().as_secs_f64());
-        *since = Instant::now();
+        // The sync's own duration, measured around it: not the time since the sync before
+        // (which is the interval, and says nothing of a slow sync).
+        self.duration.set(o.took.as_secs_f64());
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

@@ -67,11 +67,20 @@ fn require(caller: &Caller, right: Right, env: &str) -> Result<()> {
     }
 }
 
-/// The environment exists: else 404, the CLI's words (which name those there are).
-fn known(loaded: &crate::manifest::Loaded, env: &str) -> Result<()> {
-    crate::ops::deploy::environment(loaded, env)
-        .map(|_| ())
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, ApiError::from(e).message))
+/// `caller` holds `right` on `env`, and the environment exists: else 403, or 404 in the CLI's
+/// words naming only the environments the caller may view. The right is checked first, so an
+/// environment's existence (and the names of the others) is told only to whom may see it.
+fn known(loaded: &crate::manifest::Loaded, caller: &Caller, right: Right, env: &str) -> Result<()> {
+    require(caller, right, env)?;
+    if loaded.manifest.environments.contains_key(env) {
+        return Ok(());
+    }
+    let e = crate::manifest::resolve::UnknownEnvironment {
+        name: env.to_string(),
+        known: visible(loaded, caller),
+        file: None,
+    };
+    Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
 }
 
 /// The environments `caller` may view, in manifest order.
@@ -213,8 +222,7 @@ pub async fn history(
 ) -> Result<Response> {
     let loaded = app.load()?;
     if let Some(e) = &q.env {
-        known(&loaded, e)?;
-        require(&caller, Right::View, e)?;
+        known(&loaded, &caller, Right::View, e)?;
     }
     let envs = visible(&loaded, &caller);
     let mut rows =
@@ -223,6 +231,18 @@ pub async fn history(
     rows.retain(|r| envs.contains(&r.environment));
     rows.truncate(q.limit.unwrap_or(200).min(5000));
     Ok(json(StatusCode::OK, &rows))
+}
+
+/// What identifies a Swarm plan: the commit it was made from and its changes.
+fn swarm_plan_id(loaded: &crate::manifest::Loaded, plan: &crate::plan::swarm::SwarmPlan) -> String {
+    let mut h = Sha256::new();
+    h.update(
+        crate::ops::deploy::source_commit(loaded)
+            .unwrap_or_else(|| "uncommitted".into())
+            .as_bytes(),
+    );
+    h.update(serde_json::to_vec(plan).unwrap_or_default());
+    hex::encode(h.finalize())[..16].to_string()
 }
 
 /// What identifies a plan: its commit, and per host the state it was made from and the changes.
@@ -250,14 +270,14 @@ pub async fn plan(
     Extension(caller): Extension<Caller>,
     Path(env): Path<String>,
 ) -> Result<Response> {
+    require(&caller, Right::View, &env)?;
     // A plan is what an action is confirmed on: made from the reference as it is now. A fetch
     // that fails leaves the plan to the last commit fetched, which the plan names.
     if let Err(e) = app.reference.fetch().await {
         tracing::warn!("fetching the reference before a plan: {e}");
     }
     let loaded = app.load()?;
-    known(&loaded, &env)?;
-    require(&caller, Right::View, &env)?;
+    known(&loaded, &caller, Right::View, &env)?;
     let ctx = context(
         &app,
         &caller,
@@ -270,6 +290,7 @@ pub async fn plan(
         out: None,
         secrets_unchecked: app.secrets_unchecked(&loaded, &env),
     };
+    let swarm_loaded = loaded.clone();
     let outcome = blocking(move || async move {
         crate::ops::plan::plan(&ctx, &loaded, input)
             .await
@@ -287,7 +308,7 @@ pub async fn plan(
         crate::ops::plan::PlanOutcome::Swarm(p) => json(
             StatusCode::OK,
             &PlanAnswer {
-                plan_id: None,
+                plan_id: Some(swarm_plan_id(&swarm_loaded, p)),
                 plan: p,
             },
         ),
@@ -298,7 +319,8 @@ pub async fn plan(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
-    /// The plan the person confirmed (`plan_id` of `GET …/plan`): refused if it changed since.
+    /// The plan the person confirmed (`plan_id` of `GET …/plan`): apply requires it, and is
+    /// refused if the plan made now differs.
     #[serde(default)]
     pub plan_id: Option<String>,
     /// The commit the plan was made from: refused if the reference moved since.
@@ -336,10 +358,12 @@ fn started(op: &Operation) -> Response {
     )
 }
 
+/// The commit the person was shown is the reference's now: a full id, or an abbreviation of at
+/// least 7 characters (a shorter one would match commits it does not name).
 fn check_commit(loaded: &crate::manifest::Loaded, body: &ActionBody) -> Result<()> {
     if let Some(want) = &body.commit {
         let now = crate::ops::deploy::source_commit(loaded).unwrap_or_else(|| "uncommitted".into());
-        if !now.starts_with(want.as_str()) || want.is_empty() {
+        if *want != now && (want.len() < 7 || !now.starts_with(want.as_str())) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
@@ -372,10 +396,11 @@ async fn begin(
     env: &str,
     body: &ActionBody,
 ) -> Result<(Held, crate::manifest::Loaded)> {
-    let (held, loaded) = reference_for_action(app).await?;
-    known(&loaded, env)?;
+    // Rights first: a caller who may not act learns nothing, and fetches nothing.
     require(caller, Right::Deploy, env)?;
     override_right(caller, env, body)?;
+    let (held, loaded) = reference_for_action(app).await?;
+    known(&loaded, caller, Right::Deploy, env)?;
     secrets_checked(app, &loaded, env)?;
     check_commit(&loaded, body)?;
     Ok((held, loaded))
@@ -390,6 +415,12 @@ fn secrets_checked(app: &App, loaded: &crate::manifest::Loaded, env: &str) -> Re
         )),
         None => Ok(()),
     }
+}
+
+/// An action refused before it started (its plan changed, a gate, a lock): the operation
+/// already opened ends with the error, so it is not left running, and the request answers it.
+fn refused<T>(op: &Operation, result: Result<T>) -> Result<T> {
+    result.inspect_err(|e| op.finish(Err(serde_json::json!({ "error": e.message }))))
 }
 
 fn override_right(caller: &Caller, env: &str, body: &ActionBody) -> Result<()> {
@@ -413,13 +444,42 @@ where
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
+/// How an action ended, for `fleetpin_operations_total{outcome}`: from its outcome, not from
+/// whether the call returned (an apply whose gate failed returns its report, and failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Ok,
+    Interrupted,
+    Failed,
+}
+
+impl Ended {
+    fn of(failed: bool, interrupted: bool) -> Ended {
+        if interrupted {
+            Ended::Interrupted
+        } else if failed {
+            Ended::Failed
+        } else {
+            Ended::Ok
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Ended::Ok => "ok",
+            Ended::Interrupted => "interrupted",
+            Ended::Failed => "failed",
+        }
+    }
+}
+
 /// Runs `work` in the background as operation `op`, on a thread of its own (an operation's
 /// future holds borrowed closures that are not `Send`); its outcome (or error) ends the stream.
-fn spawn<W, F, T>(app: &Arc<App>, op: Arc<Operation>, work: W)
+/// `work` answers its outcome document and how it ended.
+fn spawn<W, F>(app: &Arc<App>, op: Arc<Operation>, work: W)
 where
     W: FnOnce() -> F + Send + 'static,
-    F: std::future::Future<Output = std::result::Result<T, OpError>>,
-    T: Serialize,
+    F: std::future::Future<Output = std::result::Result<(serde_json::Value, Ended), OpError>>,
 {
     let app = app.clone();
     let handle = tokio::runtime::Handle::current();
@@ -427,13 +487,14 @@ where
         let started = std::time::Instant::now();
         let result = handle.block_on(work());
         app.cache.invalidate();
-        app.counters.record(
-            &op.command,
-            if result.is_ok() { "done" } else { "error" },
-            started.elapsed().as_secs_f64(),
-        );
+        let ended = match &result {
+            Ok((_, ended)) => *ended,
+            Err(e) => Ended::of(true, e.interrupted()),
+        };
+        app.counters
+            .record(&op.command, ended.word(), started.elapsed().as_secs_f64());
         op.finish(match result {
-            Ok(v) => Ok(serde_json::to_value(&v).unwrap_or_default()),
+            Ok((v, _)) => Ok(v),
             Err(e) => Err(serde_json::json!({ "error": ApiError::from(e).message })),
         });
     });
@@ -447,6 +508,15 @@ pub async fn apply(
 ) -> Result<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let (held, loaded) = begin(&app, &caller, &env, &body).await?;
+    // An apply applies exactly the plan the person confirmed: it names it.
+    let Some(want) = body.plan_id.clone() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "plan_id is missing: apply the plan you confirmed, with its plan_id (GET /api/v1/environments/{env}/plan)"
+            ),
+        ));
+    };
     let op = app.operations.start("apply", &env, &caller.principal.id);
     let ctx = context(&app, &caller, app.keys_for(&env), op.clone());
     let input = crate::ops::apply::ApplyInput {
@@ -466,28 +536,35 @@ pub async fn apply(
                 .await
                 .map_err(ApiError::from)
         })
-        .await?
+        .await
     };
-    if let (Some(want), crate::ops::apply::ApplyPlan::Hosts(h)) = (&body.plan_id, &plan) {
-        let now = plan_id(&h.doc);
-        if &now != want {
-            return Err(ApiError::new(
+    let plan = plan.and_then(|plan| {
+        let now = match &plan {
+            crate::ops::apply::ApplyPlan::Hosts(h) => plan_id(&h.doc),
+            crate::ops::apply::ApplyPlan::Swarm(s) => swarm_plan_id(&loaded, &s.plan),
+        };
+        if now == want {
+            Ok(plan)
+        } else {
+            Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
                     "the plan changed since it was shown ({want}, now {now}): look at it again before applying"
                 ),
-            ));
+            ))
         }
-    }
+    });
+    let plan = refused(&op, plan)?;
     spawn(&app, op.clone(), move || async move {
         let _held = held;
-        crate::ops::apply::run(&ctx, &loaded, plan)
-            .await
-            .map(|o| match o {
+        crate::ops::apply::run(&ctx, &loaded, plan).await.map(|o| {
+            let ended = Ended::of(o.failed(), o.interrupted());
+            let v = match o {
                 crate::ops::apply::ApplyOutcome::Hosts(h) => serde_json::to_value(h),
                 crate::ops::apply::ApplyOutcome::Swarm(s) => serde_json::to_value(s),
-            })
-            .map(|v| v.unwrap_or_default())
+            };
+            (v.unwrap_or_default(), ended)
+        })
     });
     Ok(started(&op))
 }
@@ -521,17 +598,21 @@ pub async fn rollback(
                 .await
                 .map_err(ApiError::from)
         })
-        .await?
+        .await
     };
+    let plan = refused(&op, plan)?;
     spawn(&app, op.clone(), move || async move {
         let _held = held;
         crate::ops::rollback::run(&ctx, &loaded, plan)
             .await
-            .map(|o| match o {
-                crate::ops::rollback::RollbackOutcome::Hosts(h) => serde_json::to_value(h),
-                crate::ops::rollback::RollbackOutcome::Swarm(s) => serde_json::to_value(s),
+            .map(|o| {
+                let ended = Ended::of(o.failed(), o.interrupted());
+                let v = match o {
+                    crate::ops::rollback::RollbackOutcome::Hosts(h) => serde_json::to_value(h),
+                    crate::ops::rollback::RollbackOutcome::Swarm(s) => serde_json::to_value(s),
+                };
+                (v.unwrap_or_default(), ended)
             })
-            .map(|v| v.unwrap_or_default())
     });
     Ok(started(&op))
 }
@@ -543,9 +624,12 @@ pub async fn unlock(
     body: Option<Json<ActionBody>>,
 ) -> Result<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
-    let loaded = app.load()?;
-    known(&loaded, &env)?;
     require(&caller, Right::Deploy, &env)?;
+    override_right(&caller, &env, &body)?;
+    let loaded = app.load()?;
+    known(&loaded, &caller, Right::Deploy, &env)?;
+    // Like every action: none where the console cannot open the environment's secrets.
+    secrets_checked(&app, &loaded, &env)?;
     let ctx = context(
         &app,
         &caller,
@@ -588,14 +672,15 @@ pub async fn promote(
     Extension(caller): Extension<Caller>,
     Json(body): Json<PromoteBody>,
 ) -> Result<Response> {
-    let (held, loaded) = reference_for_action(&app).await?;
-    known(&loaded, &body.from)?;
-    known(&loaded, &body.to)?;
+    // Rights first: a caller who may not act learns nothing, and fetches nothing.
     require(&caller, Right::View, &body.from)?;
     require(&caller, Right::Deploy, &body.to)?;
     if body.override_window.is_some() {
         require(&caller, Right::OverrideWindow, &body.to)?;
     }
+    let (held, loaded) = reference_for_action(&app).await?;
+    known(&loaded, &caller, Right::View, &body.from)?;
+    known(&loaded, &caller, Right::Deploy, &body.to)?;
     secrets_checked(&app, &loaded, &body.to)?;
     check_commit(
         &loaded,
@@ -618,7 +703,12 @@ pub async fn promote(
     };
     spawn(&app, op.clone(), move || async move {
         let _held = held;
-        crate::ops::promote::promote(&ctx, &loaded, input).await
+        crate::ops::promote::promote(&ctx, &loaded, input)
+            .await
+            .map(|o| {
+                let ended = Ended::of(o.failed(), false);
+                (serde_json::to_value(&o).unwrap_or_default(), ended)
+            })
     });
     Ok(started(&op))
 }
@@ -788,9 +878,9 @@ async fn log_sources(
     q: &LogsQuery,
     follow: bool,
 ) -> Result<(crate::ops::logs::Found, Vec<String>)> {
-    let loaded = app.load()?;
-    known(&loaded, &env)?;
     require(caller, Right::View, &env)?;
+    let loaded = app.load()?;
+    known(&loaded, caller, Right::View, &env)?;
     let ctx = context(
         app,
         caller,

@@ -90,7 +90,12 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
     let vars = |k: &str| std::env::var(k).ok();
     let transport = oidc::Transport {
         tls: tls.is_some(),
-        trusted_proxies: settings.trusted_proxies.iter().map(|r| r.addr).collect(),
+        // Whole blocks, as `ServeConfig::trusts` reads them (not only their first address).
+        trusted_proxies: settings.trusted_proxies.clone(),
+        public_https: settings
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")),
     };
     let oidc_settings = match &settings.oidc {
         Some(c) => Some(oidc::OidcSettings {

@@ -155,21 +155,30 @@ impl OidcSettings {
     }
 }
 
-/// How browsers reach the server, for the cookies' `Secure`: TLS here, or a proxy in front
-/// (trusted by address) that says `https`.
+/// How browsers reach the server, for the cookies' `Secure`: TLS here, a public URL in https,
+/// or a proxy in front (trusted by address or CIDR block) that says `https`.
 #[derive(Debug, Clone, Default)]
 pub struct Transport {
     pub tls: bool,
-    pub trusted_proxies: Vec<IpAddr>,
+    /// serve.yaml's `trusted_proxies`: addresses and blocks (`10.0.0.0/8`).
+    pub trusted_proxies: Vec<super::config::IpRange>,
+    /// serve.yaml's `public_url` is https: browsers reach the console over TLS, wherever it ends.
+    pub public_https: bool,
 }
 
 impl Transport {
-    /// Whether the browser talks HTTPS to us: TLS here, or a trusted proxy that says so.
+    /// Whether `peer`'s forwarded headers are believed: it is in one of the trusted blocks.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|r| r.contains(peer))
+    }
+
+    /// Whether the browser talks HTTPS to us: TLS here, a public URL in https, or a trusted
+    /// proxy that says so.
     pub fn secure(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
-        if self.tls {
+        if self.tls || self.public_https {
             return true;
         }
-        let trusted = peer.is_some_and(|p| self.trusted_proxies.contains(&p.ip()));
+        let trusted = peer.is_some_and(|p| self.trusts(p.ip()));
         trusted && forwarded_https(headers)
     }
 }
@@ -1050,7 +1059,8 @@ mod tests {
         let other: SocketAddr = "10.0.0.6:40000".parse().unwrap();
         let transport = Transport {
             tls: false,
-            trusted_proxies: vec![proxy.ip()],
+            trusted_proxies: vec!["10.0.0.5".parse().unwrap()],
+            ..Default::default()
         };
         let oidc = Oidc::new(settings(), &vars, transport.clone()).unwrap();
         let mut https = HeaderMap::new();
@@ -1067,12 +1077,25 @@ mod tests {
             HeaderValue::from_static("for=1.2.3.4;proto=https"),
         );
         assert!(oidc.secure(&forwarded, Some(proxy)));
+        // A block trusts every address in it, not only its first.
+        let block = Transport {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(block.secure(&https, Some("10.200.3.4:1".parse().unwrap())));
+        assert!(!block.secure(&https, Some("11.0.0.1:1".parse().unwrap())));
+        assert!(!block.secure(&HeaderMap::new(), Some(proxy)));
+        let public = Transport {
+            public_https: true,
+            ..Default::default()
+        };
+        assert!(public.secure(&HeaderMap::new(), None));
         let tls = Oidc::new(
             settings(),
             &vars,
             Transport {
                 tls: true,
-                trusted_proxies: vec![],
+                ..Default::default()
             },
         )
         .unwrap();
