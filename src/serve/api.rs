@@ -70,7 +70,12 @@ fn require(caller: &Caller, right: Right, env: &str) -> Result<()> {
 /// `caller` holds `right` on `env`, and the environment exists: else 403, or 404 in the CLI's
 /// words naming only the environments the caller may view. The right is checked first, so an
 /// environment's existence (and the names of the others) is told only to whom may see it.
-fn known(loaded: &crate::manifest::Loaded, caller: &Caller, right: Right, env: &str) -> Result<()> {
+pub(super) fn known(
+    loaded: &crate::manifest::Loaded,
+    caller: &Caller,
+    right: Right,
+    env: &str,
+) -> Result<()> {
     require(caller, right, env)?;
     if loaded.manifest.environments.contains_key(env) {
         return Ok(());

@@ -4,6 +4,7 @@
 //! need the right to view; neither holds a secret value (labels carry none, and the diff is of
 //! the manifest alone, which names secret files but never holds their values).
 
+use super::api::known;
 use super::app::{App, Caller};
 use super::error::{ApiError, json};
 use super::rights::Right;
@@ -17,20 +18,6 @@ use serde::Serialize;
 use std::sync::Arc;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-fn require(caller: &Caller, right: Right, env: &str) -> Result<()> {
-    if caller.principal.allows(right, env) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(right, env))
-    }
-}
-
-fn known(loaded: &crate::manifest::Loaded, env: &str) -> Result<()> {
-    crate::ops::deploy::environment(loaded, env)
-        .map(|_| ())
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, ApiError::from(e).message))
-}
 
 /// One container of a service on a host, from its labels and the engine's listing.
 #[derive(Debug, Serialize)]
@@ -156,8 +143,8 @@ pub async fn service_releases(
     Path((env, service)): Path<(String, String)>,
 ) -> Result<Response> {
     let loaded = app.load()?;
-    known(&loaded, &env)?;
-    require(&caller, Right::View, &env)?;
+    // The right first: whether `env` exists is told only to whom may view it.
+    known(&loaded, &caller, Right::View, &env)?;
     if !loaded.manifest.services.contains_key(&service) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -309,8 +296,8 @@ pub async fn commit_diff(
     Path((env, commit)): Path<(String, String)>,
 ) -> Result<Response> {
     let loaded = app.load()?;
-    known(&loaded, &env)?;
-    require(&caller, Right::View, &env)?;
+    // The right first: whether `env` exists is told only to whom may view it.
+    known(&loaded, &caller, Right::View, &env)?;
     if !(7..=40).contains(&commit.len()) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
