@@ -1177,6 +1177,8 @@ fn an_action_on_a_plan_or_commit_that_changed_since_is_refused() {
         "/api/v1/environments/nope/plan",
         "/api/v1/environments/nope/logs",
         "/api/v1/history?env=nope",
+        "/api/v1/environments/nope/services/web/releases",
+        "/api/v1/environments/nope/commits/0123456789ab/diff",
     ] {
         let (code, _, body) = http(port, "GET", path, &[("Authorization", &viewer)], None);
         assert!(code == 403 || code == 404, "{path}: {code} {body}");
