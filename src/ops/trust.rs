@@ -182,7 +182,7 @@ pub fn signing(loaded: &Loaded, env: &str) -> OpResult<Option<Signing>> {
         OpError::Refused(format!(
             "{}; set user.signingkey to a key that may sign for `{env}` (docs/trust.md)",
             e.to_string()
-                .replace(&short, "the commit fleetpin would write")
+                .replace(short, "the commit fleetpin would write")
         ))
     })?;
     Ok(Some(s))
