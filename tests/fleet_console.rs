@@ -7,6 +7,8 @@
 //! commit authored by the person who clicked, its outcome links to that commit's history row, a
 //! history row shows its diff, a `view` person sees no action, and axe-core finds no serious or
 //! critical violation (matrix, service page, confirmation, history; laptop and phone sizes).
+//! The matrix and a service page are then checked again in headless Firefox ESR
+//! (tests/console/firefox.py, over Firefox's own Marionette protocol).
 //! Platform `t-console`, ports 1952x. Under CI a missing browser, driver or selenium fails the
 //! test.
 
@@ -177,4 +179,55 @@ fn the_pages_show_the_fleet_and_roll_back_as_the_signed_in_person() {
             && message.contains("Fleetpin-Actor: alice@acme.example (alice)"),
         "{message}"
     );
+
+    // The same pages in Firefox ESR (tests/console/firefox.py, over Marionette): the matrix agrees
+    // with the audit of now (after the drift and the rollback above), and a service page with its
+    // cell's rows. FLEETPIN_CONSOLE_SHOTS also takes the matrix's screenshot in Firefox.
+    if !firefox_ready() {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/firefox.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args(["--service", "test/web"])
+        .env("CONSOLE_URL", &url)
+        .env("AUDIT_CMD", &audit_cmd)
+        .env("FIREFOX", FIREFOX)
+        .env("no_proxy", "*")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy");
+    if let Some(shots) = std::env::var_os("FLEETPIN_CONSOLE_SHOTS") {
+        cmd.arg("--screenshot")
+            .arg(Path::new(&shots).join("firefox-esr-matrix-laptop.png"));
+    }
+    let started = Instant::now();
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Firefox test failed:\n{stdout}\n{}\nserve said:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    eprintln!(
+        "firefox ({:.1} s): {}",
+        started.elapsed().as_secs_f64(),
+        stdout.lines().last().unwrap_or("")
+    );
+}
+
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// Firefox ESR (driven over its own Marionette protocol, no driver needed); `false` (loudly)
+/// outside CI without it.
+fn firefox_ready() -> bool {
+    let ok = Path::new(FIREFOX).exists();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the console's Firefox test needs firefox-esr (.ci/run installs it)"
+        );
+        eprintln!("\n*** SKIPPED: no firefox-esr ***\n");
+    }
+    ok
 }

@@ -37,15 +37,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
+# The comparison with the audit, shared with the Firefox test (firefox.py).
+import matrix
+from matrix import drift_kind, expected_cells, worst
+
 URL = os.environ["CONSOLE_URL"].rstrip("/")
 SHOTS = os.environ.get("SHOTS_DIR")
 LAPTOP = (1366, 768)
 PHONE = (390, 844)
 ALL = os.environ.get("CONSOLE_TEST_ALL") == "1"
 FAILURES = []
-# The audit's statuses, best to worst (`Status` in src/ops/audit.rs): a cell says the worst.
-SEVERITY = ["ok", "drift", "missing", "stopped", "unhealthy", "rolled-back", "orphan", "conflict",
-            "unreachable"]
 
 
 class StepFailed(Exception):
@@ -155,80 +156,21 @@ def cell(d, env, service):
     return d.find_element(By.CSS_SELECTOR, f'td.cell[data-env="{env}"][data-service="{service}"]')
 
 
-def worst(statuses):
-    return max(statuses, key=lambda st: SEVERITY.index(st) if st in SEVERITY else 1)
-
-
-def expected_cells(audit):
-    """env/service -> its audit rows, as the matrix draws them (every row, orphans too)."""
-    cells = {}
-    for r in audit.get("rows", []):
-        cells.setdefault((r["environment"], r["service"]), []).append(r)
-    return cells
-
-
-def drift_kind(row):
-    """The kind of a drift, from the audit's words (the audit has no typed field for it)."""
-    if row["status"] != "drift" or not row.get("detail"):
-        return ""
-    if row["detail"].startswith("runs digest"):
-        return "digest"
-    if row["detail"].startswith("runs "):
-        return "version"
-    return "settings"
+def wait_for(d):
+    """matrix.py's waiting, through selenium's."""
+    return lambda secs, cond, what: wait(d, secs, lambda d: cond(), what)
 
 
 def page_cells(d):
-    # One snapshot of every cell of the environments' rows, read in the page at once: the
-    # matrix may be drawn again between two WebDriver calls.
-    seen = d.execute_script(
-        "return Array.from(document.querySelectorAll('#matrix tr[data-env] > td.cell')).map(c =>"
-        " [c.dataset.env, c.dataset.service, c.dataset.status, c.dataset.version || '',"
-        "  (c.querySelector('.line .st') || {}).textContent || ''])")
-    return {(e, s): (st, v, text) for e, s, st, v, text in seen}
+    return matrix.page_cells(d.execute_script)
 
 
 def host_rows(d, env, service):
-    """Expands the cell and reads its hosts' rows; collapses it again."""
-    sel = f'td.cell[data-env="{env}"][data-service="{service}"] button[data-expand]'
-    d.execute_script("document.querySelector(arguments[0]).click()", sel)
-    want = f"{service} in {env}"
-    read = ("return Array.from(document.querySelectorAll('tr.detail .detail-box'))"
-            ".filter(b => b.querySelector('h2').textContent === arguments[0])"
-            ".map(b => Array.from(b.querySelectorAll('tbody tr[data-host]')).map(r =>"
-            " [r.dataset.host, r.dataset.status, r.children[2].textContent, r.children[3].textContent,"
-            "  r.children[4].title, r.children[6].textContent, r.children[7].textContent]))")
-    rows = wait(d, 15, lambda d: (d.execute_script(read, want) or [None])[0], f"the hosts of {want}")
-    d.execute_script("document.querySelector(arguments[0]).click()", sel)
-    return rows
+    return matrix.host_rows(d.execute_script, wait_for(d), env, service)
 
 
 def matrix_problems(d, audit):
-    """Where the matrix differs from the audit: its set of cells, each cell's worst status and
-    versions, and each cell's hosts once expanded."""
-    cells = expected_cells(audit)
-    if not cells:
-        return [f"the audit has no rows: {json.dumps(audit)[:500]}"]
-    seen = page_cells(d)
-    if set(seen) != set(cells):
-        return [f"the matrix's cells {sorted(seen)} are not the audit's {sorted(cells)}"]
-    problems = []
-    for (env, service), rows in cells.items():
-        status, version, _ = seen[(env, service)]
-        want = worst([r["status"] for r in rows])
-        if status != want:
-            problems.append(f"{env}/{service}: the matrix says {status}, the audit {want} ({[r['status'] for r in rows]})")
-        shown = set(v for v in version.split(",") if v)
-        versions = set(r["running"] for r in rows if r.get("running"))
-        if shown != versions:
-            problems.append(f"{env}/{service}: the matrix shows versions {shown}, the audit {versions}")
-        got = {r[0]: r[1:] for r in host_rows(d, env, service)}
-        expected = {r["host"]: [r["status"], r.get("running") or "—", r.get("pinned") or "—",
-                                r.get("digest") or "", r.get("state") or "—", r.get("health") or "—"]
-                    for r in rows}
-        if got != expected:
-            problems.append(f"{env}/{service}: the hosts shown {got}, the audit's {expected}")
-    return problems
+    return matrix.matrix_problems(d.execute_script, wait_for(d), audit)
 
 
 def check_matrix(d, audit):
