@@ -279,6 +279,53 @@ fn an_openpgp_signed_commit_from_a_dedicated_keyring_deploys() {
     let o = s.run(&["apply", "test", "--yes"]);
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(s.version("h1", port).as_deref(), Some("1.0.0"));
+    let served = web_id(&s, "h1");
+    // Signed by a real GnuPG key the dedicated keyring does not hold: refused.
+    let stranger = tempfile::tempdir().unwrap();
+    let out = Command::new("gpg")
+        .arg("--homedir")
+        .arg(stranger.path())
+        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args([
+            "--quick-gen-key",
+            "Mallory <mallory@acme.example>",
+            "ed25519",
+            "sign",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(s.path(), manifest.replace("1.0.0", "1.1.0")).unwrap();
+    assert!(git(&s, &[], &["add", "platform.yaml"]).status.success());
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(s.dir.path())
+        .args([
+            "-c",
+            "user.name=Mallory",
+            "-c",
+            "user.email=mallory@acme.example",
+        ])
+        .args([
+            "-c",
+            "gpg.format=openpgp",
+            "-c",
+            "user.signingkey=mallory@acme.example",
+        ])
+        .args(["commit", "-q", "-S", "-m", "signed by a key not allowed"])
+        .env("GNUPGHOME", stranger.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let c = s.head();
+    let o = s.run(&["apply", "test", "--yes"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains(&format!("refused: {}", &c[..12])),
+        "{o:?}"
+    );
+    assert_eq!(web_id(&s, "h1"), served, "nothing was touched");
     // Unsigned on top: refused.
     commit(
         &s,
@@ -289,6 +336,7 @@ fn an_openpgp_signed_commit_from_a_dedicated_keyring_deploys() {
     let o = s.run(&["apply", "test", "--yes"]);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("refused: unsigned"), "{o:?}");
+    assert_eq!(web_id(&s, "h1"), served, "nothing was touched");
 }
 
 /// The agent's arguments for h1 following the bare repository `bare`.
