@@ -199,13 +199,7 @@ pub fn commit_manifest(
         None => repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?,
         Some(signing) => {
             // As `git commit -S`: the commit object signed, then the branch moved to it.
-            let buffer = repo.commit_create_buffer(&sig, &sig, message, &tree, &parents)?;
-            let text = std::str::from_utf8(&buffer)
-                .map_err(|_| GitError::Git("the commit is not UTF-8 text".into()))?;
-            let signature = signing
-                .sign(&buffer)
-                .map_err(|e| GitError::Repository(e.to_string()))?;
-            let id = repo.commit_signed(text, &signature, None)?;
+            let id = signed_object(&repo, &sig, message, &tree, &parents, signing)?;
             let head = repo.find_reference("HEAD")?;
             let branch = head
                 .symbolic_target()?
@@ -235,13 +229,25 @@ pub fn signed_probe(manifest: &Path, sign: &crate::trust::Signing) -> Result<Str
     let sig = signature(&repo, None, "fleetpin")?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     let message = "fleetpin: which key signs the commits it writes (a probe no branch names)\n";
-    let buffer = repo.commit_create_buffer(&sig, &sig, message, &tree, &parents)?;
+    Ok(signed_object(&repo, &sig, message, &tree, &parents, sign)?.to_string())
+}
+
+/// A commit object signed with `signing`, written to the object database; no reference moved.
+fn signed_object(
+    repo: &Repository,
+    sig: &Signature<'_>,
+    message: &str,
+    tree: &git2::Tree<'_>,
+    parents: &[&git2::Commit<'_>],
+    signing: &crate::trust::Signing,
+) -> Result<git2::Oid, GitError> {
+    let buffer = repo.commit_create_buffer(sig, sig, message, tree, parents)?;
     let text = std::str::from_utf8(&buffer)
         .map_err(|_| GitError::Git("the commit is not UTF-8 text".into()))?;
-    let signature = sign
+    let signature = signing
         .sign(&buffer)
         .map_err(|e| GitError::Repository(e.to_string()))?;
-    Ok(repo.commit_signed(text, &signature, None)?.to_string())
+    Ok(repo.commit_signed(text, &signature, None)?)
 }
 
 fn signature(
