@@ -132,7 +132,10 @@ fn the_api_answers_as_its_openapi_document_says() {
     assert!(plan["plan_id"].is_string(), "{plan}");
     assert!(plan.to_string().contains("1.2.0"), "a change: {plan}");
     let history = json("/api/v1/history?env=test");
-    assert!(history.as_array().is_some_and(|h| h.len() >= 2), "{history}");
+    assert!(
+        history.as_array().is_some_and(|h| h.len() >= 2),
+        "{history}"
+    );
     let releases = json("/api/v1/environments/test/services/web/releases");
     assert!(
         releases["hosts"][0]["retained"]
@@ -142,6 +145,17 @@ fn the_api_answers_as_its_openapi_document_says() {
     );
     let logs = json("/api/v1/environments/test/logs?tail=5");
     assert!(logs.is_array(), "{logs}");
+    // A service the manifest does not have is not found, as for its releases (it was a 400,
+    // which schemathesis reports as a schema-valid request rejected).
+    for path in [
+        "/api/v1/environments/test/logs?service=nope",
+        "/api/v1/environments/test/logs/follow?service=nope",
+        "/api/v1/environments/test/services/nope/releases",
+    ] {
+        let (code, body) = get(port, &auth, path);
+        assert_eq!(code, 404, "{path}: {body}");
+        assert!(body.contains("\"error\""), "{path}: {body}");
+    }
 
     let out = Command::new(st)
         .arg("run")
