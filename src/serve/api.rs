@@ -896,6 +896,9 @@ async fn log_sources(
         services: q.service.clone().into_iter().collect(),
         hosts: vec![],
     };
+    // A service the manifest does not have is not found (404), as in `…/services/{service}/…`.
+    crate::ops::deploy::check_services(&loaded, &select)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     // The values to mask: every secret the environment's services get. A service whose secret
     // files cannot be read here (no key for them, a plain env_file not at hand) may print values
     // the console cannot mask: its logs are not shown.
