@@ -143,6 +143,7 @@ fn the_pages_show_the_fleet_and_roll_back_as_the_signed_in_person() {
         .env("AUDIT_CMD", &audit_cmd)
         .env("DRIFT_CELL", "test/api")
         .env("ROLLBACK_CELL", "test/web")
+        .env("ROLLBACK_PLAN", "h1: 1.1.0 → 1.0.0")
         .env(
             "AXE_JS",
             oidc_dir().join("node_modules/axe-core/axe.min.js"),

@@ -590,6 +590,48 @@ fn serve_follows_a_remote_reference_and_pushes_what_it_commits() {
     assert!(done["outcome"]["ok"] == true, "{done}");
     assert_eq!(s.version("h1", web_port).as_deref(), Some("1.1.0"));
 
+    // The rollback's plan before it: where h1 goes back to, from which kept container, on
+    // which commit; a service the environment does not pin is refused in the CLI's words.
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/environments/test/rollback?service=web",
+        &[("Authorization", &d)],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let rb: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rb["commit"].as_str(), Some(pushed.as_str()), "{body}");
+    assert_eq!(rb["commits"], true, "{body}");
+    let steps = rb["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{body}");
+    assert_eq!(
+        (
+            steps[0]["host"].as_str(),
+            steps[0]["from"].as_str(),
+            steps[0]["to"].as_str(),
+            steps[0]["how"].as_str()
+        ),
+        (Some("h1"), Some("1.1.0"), Some("1.0.0"), Some("relaunch")),
+        "{body}"
+    );
+    assert!(
+        steps[0]["container"]
+            .as_str()
+            .is_some_and(|c| c.contains("web")),
+        "{body}"
+    );
+    let (code, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/environments/test/rollback?service=nope",
+        &[("Authorization", &d)],
+        None,
+    );
+    assert!(code == 400 || code == 409, "{code} {body}");
+    assert!(body.contains("nope"), "{body}");
+    assert_eq!(s.version("h1", web_port).as_deref(), Some("1.1.0"));
+
     // Rollback: its commit is on the remote, authored by the token, with the trailer.
     let (code, _, body) = http(
         port,

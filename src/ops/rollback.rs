@@ -289,6 +289,146 @@ mod op {
         }
     }
 
+    /// What a prepared rollback will do, as the operator confirms it (the console's rollback
+    /// plan): read off the plan `prepare` made, never planned again.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct RollbackPreview {
+        pub environment: String,
+        /// `hosts` or `swarm`.
+        pub kind: &'static str,
+        pub steps: Vec<RollbackStep>,
+        /// Whether the pins will be moved and committed (not on a subset of the hosts, nor with
+        /// `--no-commit`).
+        pub commits: bool,
+        /// What the operator should know first: stale secrets, a deploy window, hosts out of
+        /// reach, a subset that leaves the pin alone.
+        pub notes: Vec<String>,
+    }
+
+    /// One service on one host (or one Swarm service): the version it runs and the one it goes to.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct RollbackStep {
+        /// The host; none for a Swarm service.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub host: Option<String>,
+        pub service: String,
+        pub from: Option<String>,
+        pub to: String,
+        /// `downgrade`, `upgrade`, `change` or `unchanged` (already there).
+        pub change: String,
+        /// How: `relaunch` (a kept container started again), `create` (from the image),
+        /// `finish` (an interrupted rollback), `none` (already there), `swarm`.
+        pub how: &'static str,
+        /// The kept container started again: its name and short id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub container: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub container_id: Option<String>,
+    }
+
+    impl<E> RollbackPlan<E> {
+        pub fn preview(&self) -> RollbackPreview {
+            match self {
+                RollbackPlan::Hosts(h) => h.preview(),
+                RollbackPlan::Swarm(s) => RollbackPreview {
+                    environment: s.input.env.clone(),
+                    kind: "swarm",
+                    steps: s
+                        .plan
+                        .changes
+                        .iter()
+                        .map(|c| RollbackStep {
+                            host: None,
+                            service: c.service.clone(),
+                            from: c.from.clone(),
+                            to: c.to.clone(),
+                            change: c.kind.as_str().into(),
+                            how: "swarm",
+                            container: None,
+                            container_id: None,
+                        })
+                        .collect(),
+                    commits: !s.input.no_commit,
+                    notes: Vec::new(),
+                },
+            }
+        }
+    }
+
+    impl<E> HostsRollback<E> {
+        fn preview(&self) -> RollbackPreview {
+            use crate::plan::rollback::{Choice, choose, version_of};
+            let mut steps = Vec::new();
+            let mut notes = Vec::new();
+            for p in &self.prepared {
+                if p.engine.is_none() {
+                    notes.push(format!(
+                        "{} cannot be reached: {}",
+                        p.host.name,
+                        p.error.as_deref().unwrap_or("unreachable")
+                    ));
+                    continue;
+                }
+                for r in &p.desired {
+                    let Some(to) = self.targets.get(&r.service) else {
+                        continue;
+                    };
+                    let from = p
+                        .view
+                        .current
+                        .get(&r.service)
+                        .map(|c| version_of(c).to_string());
+                    let (how, kept) = if from.as_deref() == Some(to.as_str()) {
+                        ("none", None)
+                    } else {
+                        // The same choice the host runner makes under the lock.
+                        match choose(&p.view, &r.service, self.input.to.as_deref()) {
+                            Ok(Choice::Retained(c)) => ("relaunch", Some(c)),
+                            Ok(Choice::Finish(c)) => ("finish", Some(c)),
+                            Ok(Choice::Recreate(_)) | Err(_) => ("create", None),
+                        }
+                    };
+                    let change = if how == "none" {
+                        crate::plan::ChangeKind::Unchanged
+                    } else {
+                        crate::host::rollback::kind(from.as_deref(), to)
+                    };
+                    steps.push(RollbackStep {
+                        host: Some(p.host.name.clone()),
+                        service: r.service.clone(),
+                        from,
+                        to: to.clone(),
+                        change: change.as_str().into(),
+                        how,
+                        container_id: kept.as_ref().map(|c| c.id.chars().take(12).collect()),
+                        container: kept.map(|c| c.name),
+                    });
+                }
+            }
+            for (service, hosts) in &self.stale_secrets {
+                notes.push(format!(
+                    "{service} on {} would run again with secret values that differ from the reference's current ones: `fleetpin apply {}` gives it the current values",
+                    hosts.join(", "),
+                    self.input.env
+                ));
+            }
+            notes.extend(self.window.clone());
+            if self.subset {
+                notes.push(format!(
+                    "only some of {}'s hosts go back: the pin is the environment's, so nothing is committed",
+                    self.input.env
+                ));
+            }
+            RollbackPreview {
+                environment: self.input.env.clone(),
+                kind: "hosts",
+                steps,
+                commits: self.commit,
+                notes,
+            }
+        }
+    }
+
     /// How a rollback of plain hosts ended: the JSON `rollback --format json` prints.
     #[derive(Debug, Clone, Serialize)]
     pub struct HostsRolledBack {

@@ -622,6 +622,66 @@ pub async fn rollback(
     Ok(started(&op))
 }
 
+#[derive(Debug, Deserialize)]
+pub struct RollbackQuery {
+    service: Option<String>,
+    to: Option<String>,
+}
+
+/// What `rollback_plan` answers: the plan `ops::rollback::prepare` made, and the commit it was
+/// made from (the rollback sends it back, and is refused if the reference moved since).
+#[derive(Serialize)]
+struct RollbackPlanAnswer {
+    commit: String,
+    #[serde(flatten)]
+    plan: crate::ops::rollback::RollbackPreview,
+}
+
+/// `GET …/rollback?service=S[&to=V]`: what a rollback would do, before it is confirmed — the
+/// same `prepare` the rollback runs (hosts observed, nothing changed), or its refusal in the
+/// CLI's words.
+pub async fn rollback_plan(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    Query(q): Query<RollbackQuery>,
+) -> Result<Response> {
+    require(&caller, Right::View, &env)?;
+    // Like a plan: made from the reference as it is now.
+    if let Err(e) = app.reference.fetch().await {
+        tracing::warn!("fetching the reference before a rollback plan: {e}");
+    }
+    let loaded = app.load()?;
+    known(&loaded, &caller, Right::View, &env)?;
+    // The rollback itself would be refused: say so now.
+    secrets_checked(&app, &loaded, &env)?;
+    let ctx = context(
+        &app,
+        &caller,
+        app.keys_for(&env),
+        Arc::new(crate::ops::context::Discard),
+    );
+    let input = crate::ops::rollback::RollbackInput {
+        env: env.clone(),
+        select: Selection {
+            services: q.service.into_iter().collect(),
+            hosts: Vec::new(),
+        },
+        to: q.to.filter(|t| !t.trim().is_empty()),
+        push: app.reference.is_clone(),
+        ..Default::default()
+    };
+    let commit = crate::ops::deploy::source_commit(&loaded).unwrap_or_else(|| "uncommitted".into());
+    let plan = blocking(move || async move {
+        crate::ops::rollback::prepare(&ctx, &loaded, input)
+            .await
+            .map(|p| p.preview())
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &RollbackPlanAnswer { commit, plan }))
+}
+
 pub async fn unlock(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,

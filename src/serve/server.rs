@@ -29,7 +29,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(api::follow_logs),
         )
         .route("/api/v1/environments/{env}/apply", post(api::apply))
-        .route("/api/v1/environments/{env}/rollback", post(api::rollback))
+        .route(
+            "/api/v1/environments/{env}/rollback",
+            get(api::rollback_plan).post(api::rollback),
+        )
         .route("/api/v1/environments/{env}/unlock", post(api::unlock))
         .route("/api/v1/promote", post(api::promote))
         .route("/api/v1/operations/{id}", get(api::operation))

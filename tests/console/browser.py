@@ -10,6 +10,7 @@ and passes what to expect in the environment:
   AUDIT_CMD       a shell command printing `fleetpin audit --format json` now
   DRIFT_CELL      env/service of the cell DRIFT_CMD makes drift (the audit's status and kind)
   ROLLBACK_CELL   env/service the signed-in deployer rolls back from the page
+  ROLLBACK_PLAN   what its confirmation must say a host goes to before Go (`h1: 1.1.0 → 1.0.0`)
   AXE_JS          axe-core's axe.min.js (npm), run in the page
   SHOTS_DIR       optional: where to write screenshots (laptop and phone sizes)
   CONSOLE_TEST_ALL  optional: 1 to go on after a failed step and list every failure at the end
@@ -357,6 +358,12 @@ def main():
         button.click()
         wait(d, 30, EC.visibility_of_element_located((By.ID, "confirm")), "the confirmation dialog")
         wait(d, 30, lambda d: d.find_element(By.ID, "confirm-plan").text.strip() != "", "what the rollback will do")
+        # The confirmation says where each host goes back to (the server's plan), not only
+        # what runs now; Go is offered once that plan is shown.
+        rb_plan = os.environ["ROLLBACK_PLAN"]
+        wait(d, 30, lambda d: rb_plan in d.find_element(By.ID, "confirm-plan").text,
+             f"the rollback's plan naming {rb_plan}")
+        wait(d, 30, lambda d: d.find_element(By.ID, "confirm-go").is_enabled(), "the Go button enabled")
         out["axe_confirm_minor"] = axe(d, "the confirmation dialog")
         shot(d, "confirm-laptop", LAPTOP)
         shot(d, "confirm-phone", PHONE)

@@ -1237,18 +1237,64 @@
         if (rows.length > 50) list.append(el('li', { text: '… and ' + (rows.length - 50) + ' more hosts' }));
         plan.append(list);
       }
+      // Where each host goes: the server's rollback plan (the same preparation the rollback
+      // runs), asked again whenever the version named below changes.
+      const where = el('div', { id: 'rollback-plan', 'aria-live': 'polite' });
+      plan.append(where);
       const to = el('input', { id: 'confirm-to', type: 'text', autocomplete: 'off', placeholder: 'the previous version' });
       $('#confirm-extra').append(el('label', { for: 'confirm-to', text: 'Roll back to (optional)' }), to);
       const override = overrideField(env, ix.held[env]);
+      let shown = null;
+      let asked = 0;
+      let timer = null;
+      const ask = async () => {
+        const n = ++asked;
+        const want = to.value.trim();
+        shown = null;
+        go.disabled = true;
+        clear(where);
+        where.append(el('p', { class: 'note', text: 'Reading where each host goes back to…' }));
+        let url = '/api/v1/environments/' + enc(env) + '/rollback?service=' + enc(svc);
+        if (want) url += '&to=' + enc(want);
+        try {
+          const p = await api(url);
+          if (pendingAction !== a || n !== asked) return;
+          clear(where);
+          where.append(el('p', {}, 'The rollback of ' + env + ' at commit ', el('code', { title: p.commit, text: short(p.commit) }), (p.commits ? ', then ' + env + ' pins what runs:' : ' (nothing is committed):')));
+          const list = el('ul');
+          for (const st of p.steps || []) {
+            const how = st.how === 'relaunch' ? 'starts ' + st.container + (st.container_id ? ' (' + st.container_id + ')' : '') + ' again'
+              : st.how === 'create' ? 'creates a container from the ' + st.to + ' image'
+              : st.how === 'finish' ? 'finishes an interrupted rollback'
+              : st.how === 'none' ? 'already runs it' : '';
+            list.append(el('li', {}, (st.host || '(swarm)') + ': ', el('code', { text: (st.from || '∅') + ' → ' + st.to }), ' ', statusEl(st.change), how ? ' ' + how : ''));
+          }
+          where.append(list);
+          for (const note of p.notes || []) where.append(el('p', { class: 'warning-note', text: '⚠ ' + note }));
+          shown = { commit: p.commit, to: want };
+          go.disabled = false;
+        } catch (e) {
+          if (pendingAction !== a || n !== asked) return;
+          clear(where);
+          where.append(el('p', { class: 'error', text: 'Nothing would be rolled back: ' + e.message }));
+        }
+      };
+      to.addEventListener('input', () => {
+        go.disabled = true;
+        clearTimeout(timer);
+        timer = setTimeout(ask, 400);
+      });
       a.body = () => {
         const b = { services: [svc] };
-        if (to.value.trim()) b.to = to.value.trim();
-        if (auditCommit) b.commit = auditCommit;
+        if (shown && shown.to) b.to = shown.to;
+        // The commit the plan shown was made on: refused if the reference moved since.
+        const commit = shown && shown.commit !== 'uncommitted' ? shown.commit : auditCommit;
+        if (commit) b.commit = commit;
         if (override && override.value.trim()) b.override_window = override.value.trim();
         return b;
       };
       go.textContent = 'Roll back ' + svc;
-      go.disabled = false;
+      ask();
       return;
     }
     if (kind === 'promote') {
