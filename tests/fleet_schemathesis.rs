@@ -5,7 +5,9 @@
 //! history, the logs and a service's releases answer real documents, not those of a fleet that
 //! cannot be reached; the actions answer 403 to a `view` token, which is checked against its
 //! error schema too. In CI a missing `st` or fleet fails the test (`.ci/run` installs `st`);
-//! elsewhere it is skipped with a note. Platform `t-srvst`, ports 1964x.
+//! elsewhere it is skipped with a note. Platform `t-srvst`, ports 1964x. Named `fleet_*` because
+//! it needs the fleet: tests/suites.sh runs such suites on the fleet, never beside the suites that
+//! kill its hosts.
 
 mod support;
 
