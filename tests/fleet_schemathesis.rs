@@ -153,6 +153,7 @@ fn the_api_answers_as_its_openapi_document_says() {
         "/api/v1/environments/test/logs?service=nope",
         "/api/v1/environments/test/logs/follow?service=nope",
         "/api/v1/environments/test/services/nope/releases",
+        "/api/v1/environments/test/rollback?service=nope",
     ] {
         let (code, body) = get(port, &auth, path);
         assert_eq!(code, 404, "{path}: {body}");

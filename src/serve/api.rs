@@ -661,12 +661,16 @@ pub async fn rollback_plan(
         app.keys_for(&env),
         Arc::new(crate::ops::context::Discard),
     );
+    let select = Selection {
+        services: q.service.into_iter().collect(),
+        hosts: Vec::new(),
+    };
+    // A service the manifest does not have is not found (404), as for its logs and releases.
+    crate::ops::deploy::check_services(&loaded, &select)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     let input = crate::ops::rollback::RollbackInput {
         env: env.clone(),
-        select: Selection {
-            services: q.service.into_iter().collect(),
-            hosts: Vec::new(),
-        },
+        select,
         to: q.to.filter(|t| !t.trim().is_empty()),
         push: app.reference.is_clone(),
         ..Default::default()
