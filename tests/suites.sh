@@ -67,7 +67,7 @@ declare -A WEIGHT=(
     [fleet_safety]=100 [fleet_zero]=52 [fleet_apply]=45 [fleet_podman]=60 [fleet_push]=28
     [fleet_ssh]=24 [fleet_audit]=23 [fleet_registry]=22 [fleet_promote]=17 [fleet_hooks]=17
     [fleet_security]=16 [fleet_waves]=15 [fleet_logs]=15 [fleet_import]=8 [fleet_swarm]=100
-    [fleet_agent]=120
+    [fleet_agent]=120 [fleet_schemathesis]=150
 )
 is_solo() { local s; for s in "${SOLO[@]}"; do [ "$1" = "$s" ] && return 0; done; return 1; }
 weigh() { while read -r name exe; do echo "${WEIGHT[$name]:-30} $name $exe"; done; }
