@@ -138,8 +138,10 @@ fn id_of(s: &Scenario, host: &str, name: &str) -> String {
 
 /// The labels of the agent's status container on `host`, if there is one.
 fn status(s: &Scenario, host: &str) -> Option<std::collections::HashMap<String, String>> {
+    // While an agent replaces it, the status steps aside as `….agent.old`.
     let name = format!("{}-test.agent", s.platform);
     s.try_inspect(host, &name)
+        .or_else(|_| s.try_inspect(host, &format!("{name}.old")))
         .ok()
         .and_then(|c| c.config)
         .and_then(|c| c.labels)
@@ -262,7 +264,7 @@ fn agents_follow_pushed_pins_refuse_a_broken_release_once_and_relaunch_when_move
     let services_of = |h: &str| {
         s.containers(h)
             .into_iter()
-            .filter(|(n, _, _)| !n.ends_with(".agent"))
+            .filter(|(n, _, _)| !n.contains(".agent"))
             .collect::<Vec<_>>()
     };
     let failed_of = |h: &str| {

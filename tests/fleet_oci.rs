@@ -143,8 +143,10 @@ impl Relay {
 
 /// The labels of the agent's status container on `host`.
 fn status(s: &Scenario, host: &str) -> std::collections::HashMap<String, String> {
+    // While an agent replaces it, the status steps aside as `….agent.old`.
     let name = format!("{}-test.agent", s.platform);
     s.try_inspect(host, &name)
+        .or_else(|_| s.try_inspect(host, &format!("{name}.old")))
         .ok()
         .and_then(|c| c.config)
         .and_then(|c| c.labels)

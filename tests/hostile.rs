@@ -692,13 +692,12 @@ fn every_corpus_file_loads_through_the_library_in_bounded_time() {
         let cpu = thread_cpu_time() - cpu;
         let elapsed = started.elapsed();
         timings.push((elapsed, cpu, name.clone()));
-        // Bounds on the CPU time this thread spent, which other processes on a busy machine
-        // cannot inflate (the wall clock can, several times over).
+        // A guard against a hang (a budget that no longer stops a bomb), not a measure of speed:
+        // the CPU time this thread spent, which other processes cannot inflate as they inflate
+        // the wall clock. That each alias bomb is stopped by the alias budget is asserted by
+        // tests/corpus.rs (its `# expect:` message); what it costs is in docs/benchmarks.md.
         if cpu > Duration::from_secs(5) {
             failures.push(format!("{name}: took {cpu:?} of CPU (bound 5s)"));
-        }
-        if name.contains("alias-bomb") && cpu > Duration::from_secs(2) {
-            failures.push(format!("{name}: took {cpu:?} of CPU (bound 2s)"));
         }
         if let Err(e) = loaded
             && let Err(msg) = assert_located(&e.text, &e.problems)

@@ -798,6 +798,7 @@ impl Engine for MemoryEngine {
         labels: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
         self.with(|s| {
+            s.injected("create_lock", name)?;
             if s.containers.iter().any(|c| c.name == name) {
                 return Err(EngineError::Conflict {
                     what: format!("container name {name}"),

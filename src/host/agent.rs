@@ -5,7 +5,8 @@
 //! The status container is, like the lock, a never-started container (the lock's image, no
 //! network) named `{platform}-{environment}.agent`; its labels say the last sync: commit, time,
 //! result, reason, interval, and the releases refused on this host, so a restarted agent does not
-//! try them again either. Labels cannot change, so each sync replaces it. Its name is outside the
+//! try them again either. Labels cannot change, so each sync replaces it (the one replaced steps
+//! aside as `….agent.old` until its successor exists, so a reader always finds one). Its name is outside the
 //! environment's `{platform}-{environment}-` prefix: the planner never sees it, so it is never an
 //! orphan, and the engine's `Created` of the newest one is when the agent last synced, by the
 //! engine's clock (what `audit` judges `stale` with).
@@ -185,48 +186,77 @@ impl Sync {
     }
 }
 
-/// The status container of `platform`/`environment` on a host, if there is one.
+/// The name a status container takes while its successor is created: a reader that comes in
+/// between finds the sync before, never nothing.
+fn outgoing_name(platform: &str, environment: &str) -> String {
+    format!("{}.old", status_name(platform, environment))
+}
+
+/// The status container of `platform`/`environment` on a host, if there is one: the current
+/// one, or during a replacement the one being replaced.
 pub async fn read_status<E: Engine>(
     engine: &E,
     platform: &str,
     environment: &str,
 ) -> Result<Option<ContainerSummary>, EngineError> {
     let name = status_name(platform, environment);
-    Ok(engine
-        .list_containers(&name)
-        .await?
-        .into_iter()
-        .find(|c| c.name == name))
+    let outgoing = outgoing_name(platform, environment);
+    let mut found = engine.list_containers(&name).await?;
+    let current = found.iter().position(|c| c.name == name);
+    let previous = found.iter().position(|c| c.name == outgoing);
+    Ok(current.or(previous).map(|i| found.swap_remove(i)))
 }
 
-/// Replaces the status container by one recording `sync`; `previous` is its id when known
-/// (else it is looked up). Returns the new id.
+/// Replaces the status container by one recording `sync`; returns the new one's id.
+///
+/// The current one steps aside under a second name before its successor takes the name, and
+/// is removed only then, so `audit` reading meanwhile sees a sync, not "no agent". A second
+/// name left by a sync killed halfway is removed first.
 pub async fn write_status<E: Engine>(
     engine: &E,
     platform: &str,
     environment: &str,
-    previous: Option<&str>,
     sync: &Sync,
 ) -> Result<String, EngineError> {
     let name = status_name(platform, environment);
+    let outgoing = outgoing_name(platform, environment);
     let labels = sync.labels(platform, environment);
-    if let Some(id) = previous {
-        match engine.remove_lock(id).await {
-            Ok(()) | Err(EngineError::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    match engine.create_lock(&name, &labels).await {
-        Ok(id) => Ok(id),
-        Err(EngineError::Conflict { .. }) => {
-            // Left by an earlier run of the agent: replace it.
-            if let Some(old) = read_status(engine, platform, environment).await? {
-                engine.remove_lock(&old.id).await?;
-            }
-            engine.create_lock(&name, &labels).await
-        }
+    let found = engine.list_containers(&name).await?;
+    let gone = |r: Result<(), EngineError>| match r {
+        Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
+    };
+    let mut current = None;
+    for c in found {
+        if c.name == outgoing {
+            gone(engine.remove_lock(&c.id).await)?;
+        } else if c.name == name {
+            current = Some(c.id);
+        }
     }
+    if let Some(id) = &current {
+        gone(engine.rename(id, &outgoing).await)?;
+    }
+    let id = match engine.create_lock(&name, &labels).await {
+        Ok(id) => id,
+        Err(EngineError::Conflict { .. }) => {
+            // Created meanwhile by another run of the agent on this host: the newest wins.
+            if let Some(other) = engine
+                .list_containers(&name)
+                .await?
+                .into_iter()
+                .find(|c| c.name == name)
+            {
+                gone(engine.remove_lock(&other.id).await)?;
+            }
+            engine.create_lock(&name, &labels).await?
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(old) = &current {
+        gone(engine.remove_lock(old).await)?;
+    }
+    Ok(id)
 }
 
 /// What one sync of a pull agent did: the sync recorded on the host, and its run there.
@@ -286,5 +316,45 @@ mod tests {
     fn the_status_name_is_outside_the_environment_prefix() {
         let name = status_name("shop", "prod");
         assert!(!name.starts_with(&crate::plan::view::prefix("shop", "prod")));
+    }
+
+    #[test]
+    fn a_reader_finds_the_last_sync_even_when_its_successor_fails_halfway() {
+        use crate::engine::memory::MemoryEngine;
+        use futures::executor::block_on;
+        let e = MemoryEngine::new(vec![]);
+        let sync = |commit: &str| Sync {
+            host: "h1".into(),
+            commit: Some(commit.into()),
+            synced_at: "2026-01-01T00:00:00Z".into(),
+            result: "in-sync".into(),
+            reason: None,
+            interval_secs: 30,
+            refused: Refused::new(),
+            repo: "git://x/r.git".into(),
+            applied: Some(commit.into()),
+            digest: None,
+        };
+        let read = || {
+            block_on(read_status(&e, "shop", "prod"))
+                .unwrap()
+                .map(|c| Sync::from_labels(&c.labels).commit.unwrap_or_default())
+        };
+        block_on(write_status(&e, "shop", "prod", &sync("a"))).unwrap();
+        assert_eq!(read().as_deref(), Some("a"));
+        // The engine fails the successor's creation: the sync before stays readable, where
+        // removing it first left the host with no status at all.
+        e.fail_next("create_lock", "shop-prod.agent");
+        assert!(block_on(write_status(&e, "shop", "prod", &sync("b"))).is_err());
+        assert_eq!(read().as_deref(), Some("a"));
+        // The next sync replaces it and leaves exactly one status container, its own.
+        let id = block_on(write_status(&e, "shop", "prod", &sync("c"))).unwrap();
+        assert_eq!(read().as_deref(), Some("c"));
+        let all = block_on(e.list_containers("shop-prod.agent")).unwrap();
+        let all: Vec<_> = all
+            .iter()
+            .map(|c| (c.name.as_str(), c.id.as_str()))
+            .collect();
+        assert_eq!(all, vec![("shop-prod.agent", id.as_str())]);
     }
 }

@@ -103,8 +103,8 @@ struct Agent<'a> {
     refused: Refused,
     /// Whether the refused releases recorded on the host were read back (once).
     recalled: bool,
-    /// Where the last status was written: the engine, platform and the container's id.
-    status: Option<(Arc<DockerEngine>, String, Option<String>)>,
+    /// Where the status is written: the engine and the platform.
+    status: Option<(Arc<DockerEngine>, String)>,
     errors: u32,
     last: Option<(String, Option<String>)>,
     /// The result of the sync before (read back from the host after a restart).
@@ -458,8 +458,7 @@ impl<'a> Agent<'a> {
         let prefix = view::prefix(&m.platform, &s.environment);
         let observed = fleet::observe(host.clone(), &prefix, s.connect_timeout).await;
         if let Ok((engine, _)) = &observed.result {
-            let status_id = self.status.as_ref().and_then(|(_, _, id)| id.clone());
-            self.status = Some((engine.clone(), m.platform.clone(), status_id));
+            self.status = Some((engine.clone(), m.platform.clone()));
             self.recall(engine, &m.platform).await;
         }
         let mut wanted =
@@ -638,9 +637,6 @@ impl<'a> Agent<'a> {
                         self.applied = before.applied;
                     }
                 }
-                if let Some((_, _, id)) = &mut self.status {
-                    *id = Some(c.id);
-                }
             }
         }
     }
@@ -688,16 +684,10 @@ impl<'a> Agent<'a> {
             digest: self.oci.digest.clone(),
         };
         self.applied = sync.applied.clone();
-        if let Some((engine, platform, id)) = &mut self.status {
-            match agent::write_status(&**engine, platform, &s.environment, id.as_deref(), &sync)
-                .await
-            {
-                Ok(new) => *id = Some(new),
-                Err(e) => {
-                    *id = None;
-                    tracing::warn!("could not record the sync on {}: {e}", engine.endpoint());
-                }
-            }
+        if let Some((engine, platform)) = &self.status
+            && let Err(e) = agent::write_status(&**engine, platform, &s.environment, &sync).await
+        {
+            tracing::warn!("could not record the sync on {}: {e}", engine.endpoint());
         }
         let key = (
             format!("{}{}", sync.result, sync.commit.clone().unwrap_or_default()),
