@@ -4,7 +4,8 @@
 # while a health gate waits, so independent suites overlap well on 2 cores. Each fleet suite uses
 # its own platform names and host ports, so they can share the hosts. Two suites disturb what
 # others use, so they run apart from the fleet suites, one after the other, beside the suites that
-# need no fleet: the fault suite kills hosts, cuts links and stops the registry; the rollout test
+# need no fleet: the fault suite kills hosts, cuts links and stops the registry (fleetpin itself
+# killed, which disturbs no one, is fleet_kills, in the lanes); the rollout test
 # of fleet_zero rejects h3's traffic to the registry (a push or pull on h3 by another suite would
 # fail with "connection refused"). The soak (tests/soak/ci.sh: five minutes of every operation
 # against every fault at a fixed seed, docs/reliability.md) disturbs everything and judges
@@ -67,7 +68,7 @@ declare -A WEIGHT=(
     [fleet_safety]=100 [fleet_zero]=52 [fleet_apply]=45 [fleet_podman]=60 [fleet_push]=28
     [fleet_ssh]=24 [fleet_audit]=23 [fleet_registry]=22 [fleet_promote]=17 [fleet_hooks]=17
     [fleet_security]=16 [fleet_waves]=15 [fleet_logs]=15 [fleet_import]=8 [fleet_swarm]=100
-    [fleet_agent]=120 [fleet_schemathesis]=150
+    [fleet_agent]=120 [fleet_schemathesis]=150 [fleet_kills]=90
 )
 is_solo() { local s; for s in "${SOLO[@]}"; do [ "$1" = "$s" ] && return 0; done; return 1; }
 weigh() { while read -r name exe; do echo "${WEIGHT[$name]:-30} $name $exe"; done; }

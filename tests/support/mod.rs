@@ -780,3 +780,38 @@ pub fn spawn_paused_times(
 pub fn names(s: &Scenario, host: &str) -> Vec<String> {
     s.containers(host).into_iter().map(|(n, _, _)| n).collect()
 }
+
+/// Exactly one running container under the stable name, no half-created one, at most two
+/// retained, and the port answering `version` (the fault suites' "nothing lost, converged").
+pub fn assert_converged(s: &Scenario, host: &str, service: &str, version: &str, port: u16) {
+    let stable = format!("{}-test-{service}", s.platform);
+    let list = s.containers(host);
+    let running: Vec<_> = list.iter().filter(|(_, st, _)| st == "running").collect();
+    assert_eq!(running.len(), 1, "{host}: {list:?}");
+    assert_eq!(running[0].0, stable, "{host}: {list:?}");
+    assert_eq!(running[0].2, version, "{host}: {list:?}");
+    assert!(
+        !list.iter().any(|(n, _, _)| n.contains(".new-")),
+        "{host}: {list:?}"
+    );
+    assert!(
+        list.iter().filter(|(n, _, _)| n.contains(".prev-")).count() <= 2,
+        "{host}: {list:?}"
+    );
+    assert_eq!(
+        s.version(host, port).as_deref(),
+        Some(version),
+        "{host} answers"
+    );
+}
+
+/// The file the fault suites write in `volume` on `host`, to find it intact after a fault.
+pub fn volume_file(s: &Scenario, host: &str, volume: &str) -> std::path::PathBuf {
+    let docker = s.docker(host);
+    let name = format!("{}-test-{volume}", s.platform);
+    let mount = block_on(async move { docker.inspect_volume(&name).await.unwrap().mountpoint });
+    std::path::Path::new(&mount).join("precious.txt")
+}
+
+/// A service's named volume, whose file `volume_file` finds on the host.
+pub const VOL: &str = "volumes: [\"data:/data\"]";
