@@ -263,6 +263,31 @@ pub fn plan_id(doc: &PlanDoc) -> String {
     hex::encode(h.finalize())[..16].to_string()
 }
 
+/// The opening of a preview an action is confirmed on (a plan, a rollback plan): the view right
+/// first, then the reference as it is now — a fetch that fails leaves the preview to the last
+/// commit fetched, which it names — the environment known to the caller, and a context whose
+/// events go nowhere.
+async fn preview(
+    app: &App,
+    caller: &Caller,
+    env: &str,
+    what: &str,
+) -> Result<(crate::manifest::Loaded, Ctx)> {
+    require(caller, Right::View, env)?;
+    if let Err(e) = app.reference.fetch().await {
+        tracing::warn!("fetching the reference before {what}: {e}");
+    }
+    let loaded = app.load()?;
+    known(&loaded, caller, Right::View, env)?;
+    let ctx = context(
+        app,
+        caller,
+        app.keys_for(env),
+        Arc::new(crate::ops::context::Discard),
+    );
+    Ok((loaded, ctx))
+}
+
 #[derive(Serialize)]
 struct PlanAnswer<'a, T: Serialize> {
     plan_id: Option<String>,
@@ -275,20 +300,7 @@ pub async fn plan(
     Extension(caller): Extension<Caller>,
     Path(env): Path<String>,
 ) -> Result<Response> {
-    require(&caller, Right::View, &env)?;
-    // A plan is what an action is confirmed on: made from the reference as it is now. A fetch
-    // that fails leaves the plan to the last commit fetched, which the plan names.
-    if let Err(e) = app.reference.fetch().await {
-        tracing::warn!("fetching the reference before a plan: {e}");
-    }
-    let loaded = app.load()?;
-    known(&loaded, &caller, Right::View, &env)?;
-    let ctx = context(
-        &app,
-        &caller,
-        app.keys_for(&env),
-        Arc::new(crate::ops::context::Discard),
-    );
+    let (loaded, ctx) = preview(&app, &caller, &env, "a plan").await?;
     let input = crate::ops::plan::PlanInput {
         env: env.clone(),
         select: Selection::default(),
@@ -646,21 +658,9 @@ pub async fn rollback_plan(
     Path(env): Path<String>,
     Query(q): Query<RollbackQuery>,
 ) -> Result<Response> {
-    require(&caller, Right::View, &env)?;
-    // Like a plan: made from the reference as it is now.
-    if let Err(e) = app.reference.fetch().await {
-        tracing::warn!("fetching the reference before a rollback plan: {e}");
-    }
-    let loaded = app.load()?;
-    known(&loaded, &caller, Right::View, &env)?;
+    let (loaded, ctx) = preview(&app, &caller, &env, "a rollback plan").await?;
     // The rollback itself would be refused: say so now.
     secrets_checked(&app, &loaded, &env)?;
-    let ctx = context(
-        &app,
-        &caller,
-        app.keys_for(&env),
-        Arc::new(crate::ops::context::Discard),
-    );
     let select = Selection {
         services: q.service.into_iter().collect(),
         hosts: Vec::new(),
