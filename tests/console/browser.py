@@ -99,6 +99,18 @@ def wait(d, secs, cond, what):
              f"{d.find_element(By.TAG_NAME, 'body').text[:2000]}")
 
 
+def click(d, secs, css, what):
+    """Clicks the element `css` names, found again if the page drew it anew in between (the
+    matrix is drawn again whenever the fleet's reading changes)."""
+    def clicked(d):
+        e = d.find_element(By.CSS_SELECTOR, css)
+        if not (e.is_displayed() and e.is_enabled()):
+            return False
+        e.click()
+        return True
+    wait(d, secs, clicked, what)
+
+
 def phone(d):
     """The viewport of a 390 x 844 phone (the window's frame left out), as a phone reports it."""
     d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -251,12 +263,21 @@ def drift_step(d, out, drift_env, drift_service):
         fail("after the change, the matrix and the audit differ: " + "; ".join(last))
 
 
-def service_step(d, out, env, service):
+def service_step(d, out, audit, env, service):
     d.get(f"{URL}/#/service/{env}/{service}")
+    # The containers are drawn from the audit at once, then drawn again when the releases
+    # (read from the hosts) arrive: a row found before that is gone after it (CI met it as a
+    # StaleElementReferenceException). So wait for the releases, then read the hosts in one
+    # script, which the page cannot redraw in the middle of.
     wait(d, 30, EC.presence_of_element_located((By.CSS_SELECTOR, "table#containers tr[data-host]")),
          "the service page's containers")
-    hosts = [r.get_attribute("data-host") for r in
-             d.find_elements(By.CSS_SELECTOR, "table#containers tbody tr[data-host]")]
+    wait(d, 30, lambda d: "Reading the hosts" not in d.find_element(By.ID, "retained-box").text,
+         "the service page's releases read")
+    hosts = d.execute_script(
+        "return [...document.querySelectorAll('table#containers tbody tr[data-host]')].map((r) => r.dataset.host)")
+    want = sorted(set(r["host"] for r in expected_cells(audit).get((env, service), [])))
+    if not want or sorted(hosts) != want:
+        fail(f"the service page of {env}/{service} lists hosts {sorted(hosts)}, the audit {want}")
     out["service_hosts"] = len(hosts)
 
     def retained():
@@ -347,15 +368,13 @@ def main():
         laptop(d)
 
         step("drift", drift_step, d, out, drift_env, drift_service)
-        step("the service page", service_step, d, out, rb_env, rb_service)
+        step("the service page", service_step, d, out, audit, rb_env, rb_service)
 
         # Rollback from the matrix: plan shown, confirmed, followed to its outcome.
         d.get(URL + "/")
         wait(d, 30, lambda d: ready(d), "the matrix again")
-        button = wait(d, 30, EC.element_to_be_clickable(
-            (By.CSS_SELECTOR, f'button[data-action="rollback"][data-env="{rb_env}"][data-service="{rb_service}"]')),
-            "the rollback button")
-        button.click()
+        click(d, 30, f'button[data-action="rollback"][data-env="{rb_env}"][data-service="{rb_service}"]',
+              "the rollback button")
         wait(d, 30, EC.visibility_of_element_located((By.ID, "confirm")), "the confirmation dialog")
         wait(d, 30, lambda d: d.find_element(By.ID, "confirm-plan").text.strip() != "", "what the rollback will do")
         # The confirmation says where each host goes back to (the server's plan), not only
