@@ -21,6 +21,7 @@ pub mod reference;
 pub mod rights;
 pub mod server;
 pub mod session;
+pub mod signin;
 pub mod tls;
 pub mod tokens;
 

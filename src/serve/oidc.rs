@@ -5,20 +5,20 @@
 //! someone else cannot sign a victim into the attacker's account); the ID token's signature
 //! (RS256 or ES256, against the provider's JWKS), `iss`, `aud`, `exp` and `nonce` checked by the
 //! `openidconnect` crate; the provider's groups mapped to rights through the configured role
-//! mappings. What comes out is a server-side session (`super::session`), nothing else: tokens
-//! from the provider are not kept, and no message shows a token or a secret.
+//! mappings. What comes out is who signed in, with which rights (`SignedIn`), nothing else:
+//! tokens from the provider are not kept, and no message shows a token or a secret. The routes
+//! that make a session of it are `super::signin`; this module knows nothing of the console.
 //!
 //! Its HTTP goes through the hyper client the rest of fleetpin uses (system roots, no
 //! redirects followed, bounded answers and time), not a second HTTP stack.
 
-use super::app::App;
 use super::error as api;
 use super::rights::{Grant, Principal};
-use super::session::{COOKIE, cookie, same};
+use super::session::same;
 use super::{ServeError, random_id};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Extension, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Extension};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
@@ -45,10 +45,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The cookie that binds a sign-in under way to the browser that started it.
-pub const SIGNIN_COOKIE: &str = "fleetpin_signin";
 /// How long a sign-in may take at the provider.
-const PENDING_TTL: Duration = Duration::from_secs(600);
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// At most this many sign-ins under way: `/auth/login` answers anyone, so memory is bounded.
 const PENDING_MAX: usize = 10_000;
 /// Clock difference tolerated between the provider and this machine (`exp`, `iat`).
@@ -348,7 +346,7 @@ impl Oidc {
 
     /// Cookies carry `Secure` when the browser talks HTTPS to us: TLS here, a public URL in
     /// https, or a trusted proxy that says so.
-    fn secure(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
+    pub fn secure(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
         self.public_https || self.transport.secure(headers, peer)
     }
 
@@ -599,259 +597,121 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
     })
 }
 
-/// `next` as given, if it is a path on this server (never another site: `//host`, `/\host`).
-fn local_path(next: Option<&str>) -> Option<String> {
-    let next = next.unwrap_or("/");
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.contains('\\')
-        && next.len() <= 2048
-        && next.chars().all(|c| c.is_ascii_graphic());
-    ok.then(|| next.to_string())
-}
-
-fn set_cookie(
-    name: &str,
-    value: &str,
-    path: &str,
-    max_age: Option<u64>,
-    secure: bool,
-) -> HeaderValue {
-    let mut c = format!("{name}={value}; HttpOnly; SameSite=Lax; Path={path}");
-    if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
-    }
-    if secure {
-        c.push_str("; Secure");
-    }
-    HeaderValue::from_str(&c).expect("cookie values are URL-safe base64")
-}
-
-fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
-    let mut res = StatusCode::FOUND.into_response();
-    let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(to) {
-        h.insert(header::LOCATION, v);
-    }
-    for c in cookies {
-        h.append(header::SET_COOKIE, c);
-    }
-    res
-}
-
-fn not_configured() -> Response {
-    api::error(
-        StatusCode::NOT_FOUND,
-        "OpenID Connect sign-in is not configured (serve.yaml's oidc section)",
-    )
-}
-
+/// The peer's address, when the listener recorded it (trusted proxies are judged by it).
 pub fn peer(connect: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<SocketAddr> {
     connect.map(|Extension(ConnectInfo(a))| a)
 }
 
+/// The provider's answer at the redirect URL (`/auth/callback?code=…&state=…`).
 #[derive(serde::Deserialize)]
-pub struct LoginQuery {
-    next: Option<String>,
-}
-
-/// `GET /auth/login?next=/path`: off to the provider.
-pub async fn login(
-    State(app): State<Arc<App>>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
-) -> Response {
-    let Some(oidc) = app.oidc.as_deref() else {
-        return not_configured();
-    };
-    let Some(next) = local_path(q.next.as_deref()) else {
-        return api::error(
-            StatusCode::BAD_REQUEST,
-            "next must be a path on this server (/…)",
-        );
-    };
-    let client = match oidc.client(false).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = client.authorize_url(
-        CoreAuthenticationFlow::AuthorizationCode,
-        CsrfToken::new_random,
-        Nonce::new_random,
-    );
-    for s in oidc.settings.scopes.iter().filter(|s| *s != "openid") {
-        request = request.add_scope(Scope::new(s.clone()));
-    }
-    let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
-    let browser = random_id();
-    let pending = Pending {
-        verifier,
-        nonce,
-        next,
-        browser: sha(&browser),
-        started: Instant::now(),
-    };
-    if let Err(e) = oidc.remember(state.secret(), pending) {
-        return e.into_response();
-    }
-    let secure = oidc.secure(&headers, peer(connect));
-    redirect(
-        url.as_str(),
-        vec![set_cookie(
-            SIGNIN_COOKIE,
-            &browser,
-            "/auth",
-            Some(PENDING_TTL.as_secs()),
-            secure,
-        )],
-    )
-}
-
-#[derive(serde::Deserialize)]
-pub struct CallbackQuery {
+pub struct Answer {
     code: Option<String>,
     state: Option<String>,
     iss: Option<String>,
     error: Option<String>,
 }
 
-/// `GET /auth/callback?code=…&state=…`: the provider's answer; a session if all holds.
-pub async fn callback(
-    State(app): State<Arc<App>>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    Query(q): Query<CallbackQuery>,
-) -> Response {
-    let Some(oidc) = app.oidc.as_deref() else {
-        return not_configured();
-    };
-    let secure = oidc.secure(&headers, peer(connect));
-    let clear_signin = set_cookie(SIGNIN_COOKIE, "", "/auth", Some(0), secure);
-    let refuse = |e: SignInError| {
-        let mut res = e.into_response();
-        res.headers_mut()
-            .append(header::SET_COOKIE, clear_signin.clone());
-        res
-    };
-    let unknown = || {
-        SignInError::new(
-            StatusCode::BAD_REQUEST,
-            "unknown, used or expired sign-in (state): sign in again",
-        )
-    };
-    let Some(pending) = q.state.as_deref().and_then(|s| oidc.take(s)) else {
-        return refuse(unknown());
-    };
-    let browser = cookie(&headers, SIGNIN_COOKIE).unwrap_or_default();
-    if !same(&sha(&browser), &pending.browser) {
-        return refuse(SignInError::new(
-            StatusCode::BAD_REQUEST,
-            "this sign-in was started in another browser, or at another address than the redirect URL: sign in again",
-        ));
-    }
-    // RFC 9207: an answer naming another issuer is a mix-up.
-    if q.iss
-        .as_deref()
-        .is_some_and(|iss| iss != oidc.settings.issuer && iss != oidc.issuer.as_str())
-    {
-        return refuse(SignInError::refused(
-            "the answer comes from another issuer (iss)",
-        ));
-    }
-    if let Some(error) = &q.error {
-        return refuse(SignInError::new(
-            StatusCode::FORBIDDEN,
-            format!("the provider did not sign you in: {}", plain(error)),
-        ));
-    }
-    let Some(code) = q.code else {
-        return refuse(SignInError::new(
-            StatusCode::BAD_REQUEST,
-            "the provider's answer has no code",
-        ));
-    };
-    let who = match oidc.finish(code, &pending).await {
-        Ok(who) => who,
-        Err(e) => return refuse(e),
-    };
-    let grants = oidc.settings.grants(&who.groups);
-    if grants.is_empty() {
-        return refuse(SignInError::new(
-            StatusCode::FORBIDDEN,
-            "no role for you here",
-        ));
-    }
-    tracing::info!("signed in: {} ({})", who.id, who.subject);
-    // A session this browser had before ends here: one browser, one session.
-    if let Some(old) = cookie(&headers, COOKIE) {
-        app.sessions.revoke(&old);
-    }
-    let (session, _csrf) = app.sessions.create(Principal {
-        id: who.id,
-        subject: who.subject,
-        grants,
-    });
-    redirect(
-        &pending.next,
-        vec![
-            set_cookie(COOKIE, &session, "/", None, secure),
-            clear_signin,
-        ],
-    )
+/// A sign-in started: where the browser goes, and the value of the cookie that binds the
+/// sign-in to it.
+pub struct Started {
+    pub url: String,
+    pub browser: String,
 }
 
-/// `POST /auth/logout` with the session's CSRF token (`X-CSRF-Token`, or a form's `csrf`): the
-/// session revoked, the cookie cleared. A form is sent back to `/`; a script gets 204.
-pub async fn logout(
-    State(app): State<Arc<App>>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let secure = app
-        .oidc
-        .as_deref()
-        .map(|o| o.secure(&headers, peer(connect)))
-        .unwrap_or(false);
-    let clear = set_cookie(COOKIE, "", "/", Some(0), secure);
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let cookie_value = cookie(&headers, COOKIE);
-    let live = cookie_value.as_deref().and_then(|c| app.sessions.get(c));
-    if let (Some(c), Some(live)) = (cookie_value.as_deref(), live) {
-        let header_token = headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let form_token = if form {
-            openidconnect::url::form_urlencoded::parse(&body)
-                .find(|(k, _)| k == "csrf")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        if !same(header_token, &live.csrf) && !same(&form_token, &live.csrf) {
-            return api::error(
-                StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token (X-CSRF-Token, or the form's csrf)",
-            );
+/// A sign-in that held: who, with which rights, and the path they asked for.
+pub struct SignedIn {
+    pub principal: Principal,
+    pub next: String,
+}
+
+impl Oidc {
+    /// A sign-in begins: the provider's authorization URL (PKCE, state and nonce), remembered
+    /// here for the callback and bound to the browser by `Started::browser`. `next` is a local
+    /// path, already checked.
+    pub async fn begin(&self, next: String) -> Result<Started, SignInError> {
+        let client = self.client(false).await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for s in self.settings.scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(s.clone()));
         }
-        app.sessions.revoke(c);
-        tracing::info!("signed out: {}", live.principal.id);
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let browser = random_id();
+        self.remember(
+            state.secret(),
+            Pending {
+                verifier,
+                nonce,
+                next,
+                browser: sha(&browser),
+                started: Instant::now(),
+            },
+        )?;
+        Ok(Started {
+            url: url.to_string(),
+            browser,
+        })
     }
-    // No live session: nothing to revoke, the cookie is cleared all the same.
-    let mut res = if form {
-        redirect("/", vec![])
-    } else {
-        StatusCode::NO_CONTENT.into_response()
-    };
-    res.headers_mut().append(header::SET_COOKIE, clear);
-    res
+
+    /// The provider's answer, from the browser whose sign-in cookie is `browser`: the state
+    /// known and unused, the same browser, the same issuer, a code exchanged and its ID token
+    /// checked, and at least one right from the role mappings.
+    pub async fn complete(&self, answer: Answer, browser: &str) -> Result<SignedIn, SignInError> {
+        let Some(pending) = answer.state.as_deref().and_then(|s| self.take(s)) else {
+            return Err(SignInError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown, used or expired sign-in (state): sign in again",
+            ));
+        };
+        if !same(&sha(browser), &pending.browser) {
+            return Err(SignInError::new(
+                StatusCode::BAD_REQUEST,
+                "this sign-in was started in another browser, or at another address than the redirect URL: sign in again",
+            ));
+        }
+        // RFC 9207: an answer naming another issuer is a mix-up.
+        if answer
+            .iss
+            .as_deref()
+            .is_some_and(|iss| iss != self.settings.issuer && iss != self.issuer.as_str())
+        {
+            return Err(SignInError::refused(
+                "the answer comes from another issuer (iss)",
+            ));
+        }
+        if let Some(error) = &answer.error {
+            return Err(SignInError::new(
+                StatusCode::FORBIDDEN,
+                format!("the provider did not sign you in: {}", plain(error)),
+            ));
+        }
+        let Some(code) = answer.code else {
+            return Err(SignInError::new(
+                StatusCode::BAD_REQUEST,
+                "the provider's answer has no code",
+            ));
+        };
+        let who = self.finish(code, &pending).await?;
+        let grants = self.settings.grants(&who.groups);
+        if grants.is_empty() {
+            return Err(SignInError::new(
+                StatusCode::FORBIDDEN,
+                "no role for you here",
+            ));
+        }
+        Ok(SignedIn {
+            principal: Principal {
+                id: who.id,
+                subject: who.subject,
+                grants,
+            },
+            next: pending.next,
+        })
+    }
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -935,6 +795,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
 mod tests {
     use super::*;
     use crate::serve::rights::Role;
+    use axum::http::HeaderValue;
 
     fn settings() -> OidcSettings {
         OidcSettings {
@@ -1034,25 +895,6 @@ mod tests {
     }
 
     #[test]
-    fn next_is_only_a_local_path() {
-        assert_eq!(local_path(None).as_deref(), Some("/"));
-        assert_eq!(
-            local_path(Some("/env/prod?x=1")).as_deref(),
-            Some("/env/prod?x=1")
-        );
-        for bad in [
-            "https://evil.example/",
-            "//evil.example",
-            "/\\evil.example",
-            "evil",
-            "/a b",
-            "/\u{e9}",
-        ] {
-            assert_eq!(local_path(Some(bad)), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn cookies_are_secure_over_https_only() {
         let vars = |k: &str| (k == "SECRET").then(|| "s3cret".to_string());
         let proxy: SocketAddr = "10.0.0.5:40000".parse().unwrap();
@@ -1106,11 +948,6 @@ mod tests {
             Oidc::new(public, &vars, Transport::default())
                 .unwrap()
                 .secure(&HeaderMap::new(), None)
-        );
-        let c = set_cookie(COOKIE, "abc", "/", None, true);
-        assert_eq!(
-            c,
-            "fleetpin_session=abc; HttpOnly; SameSite=Lax; Path=/; Secure"
         );
     }
 

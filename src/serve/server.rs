@@ -53,9 +53,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         // Sign-in and sign-out: before a session exists, so outside `authenticate` (sign-out
         // checks the session's CSRF token itself).
-        .route("/auth/login", get(super::oidc::login))
-        .route("/auth/callback", get(super::oidc::callback))
-        .route("/auth/logout", post(super::oidc::logout))
+        .route("/auth/login", get(super::signin::login))
+        .route("/auth/callback", get(super::signin::callback))
+        .route("/auth/logout", post(super::signin::logout))
         .route("/auth/break-glass", post(break_glass))
         // The pages: no data in them, so no sign-in either (the page asks /api/v1/whoami).
         .merge(super::pages::router())
