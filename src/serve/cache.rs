@@ -415,7 +415,12 @@ mod tests {
         let live = super::super::metrics::render_live(r.agents(&envs), 2.5, &ops);
         let mut view = r.view(&envs);
         view.age_seconds = 2.5;
-        let whole = super::super::metrics::render(&view, &ops);
+        // A whole scrape written at once from the caller's view: what the parts written once
+        // must add up to.
+        let agents = view.hosts.iter().flat_map(|a| a.agents.iter());
+        let rows = view.hosts.iter().flat_map(|a| a.rows.iter());
+        let whole = super::super::metrics::render_fleet(rows)
+            + &super::super::metrics::render_live(agents, view.age_seconds, &ops);
         let got = String::from_utf8([fleet.to_vec(), live.into_bytes()].concat()).unwrap();
         // The same lines (a family's series come in hash order), the families in the same order.
         // (The agents' sync age is counted to now: its value differs.)

@@ -10,7 +10,6 @@
 //! - `fleetpin_fleet_read_age_seconds`: how old the reading is
 //! - `fleetpin_operations_total{command,outcome}` and `fleetpin_operation_duration_seconds{command}`
 
-use super::cache::View;
 use crate::ops::audit::{AgentRow, Row};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode, encode_registry};
@@ -86,13 +85,6 @@ impl Operations {
             })
             .observe(seconds);
     }
-}
-
-/// The text of a scrape: `view` (the environments the caller may see) and the counters.
-pub fn render(view: &View, ops: &Operations) -> String {
-    let agents = view.hosts.iter().flat_map(|a| a.agents.iter());
-    let rows = view.hosts.iter().flat_map(|a| a.rows.iter());
-    render_fleet(rows) + &render_live(agents, view.age_seconds, ops)
 }
 
 /// The fleet's families, one series per row or host (`fleetpin_service_info`,
