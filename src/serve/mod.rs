@@ -91,7 +91,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> Result<(), ServeError> {
     let vars = |k: &str| std::env::var(k).ok();
     let transport = oidc::Transport {
         tls: tls.is_some(),
-        // Whole blocks, as `ServeConfig::trusts` reads them (not only their first address).
+        // Whole blocks (`IpRange::contains`), not only their first address.
         trusted_proxies: settings.trusted_proxies.clone(),
         public_https: settings
             .public_url
